@@ -1,0 +1,79 @@
+/* backend — where immutable fragment images live: one small interface
+ * (put / sync / get-many / delete / list of fragments by 64-bit id) with a
+ * local-directory backend and an in-memory backend behind it. A distributed
+ * backend implements the same ops; nothing above cache/ knows which one it
+ * talks to.
+ *
+ * Contract for every backend:
+ *  (1) A fragment id is written at most once; put() of an id that exists
+ *      replaces nothing and returns -EEXIST.
+ *  (2) After put() returns 0 and a later sync() returns 0, the image is
+ *      durable (survives a crash) — for the memory backend, until the
+ *      process exits.
+ *  (3) get_many() is the batched read: it fetches all N images in as few
+ *      I/O submissions as the backend can (one io_uring submission for the
+ *      local backend when available). Each request has its own result.
+ *  (4) All ops are thread-safe.
+ */
+#ifndef PFS_BACKEND_H
+#define PFS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct frag_backend;
+
+/* One request of a batched read. */
+struct frag_get {
+	uint64_t id;     /* [in]  fragment id */
+	void    *buf;    /* [in]  destination, CAP bytes */
+	size_t   cap;    /* [in]  expected image size (header + stored bytes) */
+	size_t   len;    /* [out] bytes read */
+	int      err;    /* [out] 0, -ENOENT (no such fragment), -EIO, ... */
+};
+
+struct frag_backend_ops {
+	const char *name;
+	/* Store image DATA/LEN under ID. @return 0, -EEXIST, -ENOSPC, -EIO,
+	 * -EDQUOT, -ENOMEM (never flattened: ENOSPC stays ENOSPC). */
+	int (*put)(struct frag_backend *b, uint64_t id, const void *data, size_t len);
+	/* Make every image put() so far durable. @return 0 or -errno. */
+	int (*sync)(struct frag_backend *b);
+	/* Fetch N images. @return 0 when the batch was submitted (look at each
+	 * req->err), or -errno when nothing could be done. */
+	int (*get_many)(struct frag_backend *b, struct frag_get *reqs, size_t n);
+	/* Remove ID. @return 0, or -ENOENT when absent, or -errno. */
+	int (*del)(struct frag_backend *b, uint64_t id);
+	/* Call CB(ARG, id) for every stored id, in no particular order; stops
+	 * and returns CB's value when it is non-zero. @return 0 or -errno. */
+	int (*list)(struct frag_backend *b, int (*cb)(void *arg, uint64_t id), void *arg);
+	/* Free the backend; NULL-safe through frag_backend_destroy(). */
+	void (*destroy)(struct frag_backend *b);
+};
+
+struct frag_backend {
+	const struct frag_backend_ops *ops;
+};
+
+/* Open the local-directory backend rooted at DIR (STORE/fragments): images
+ * are DIR/XX/ID.frag, XX the low byte of the id in hex, ID 16 hex digits.
+ * Creates DIR and the 256 fan-out folders (mode 0700) when missing; removes
+ * leftover temporary files of interrupted puts.
+ * @param[out] out the backend, NULL on failure
+ * @return 0 or -errno. */
+int backend_local_open(const char *dir, struct frag_backend **out);
+
+/* Open an in-memory backend (images kept in RAM until destroy). */
+int backend_mem_open(struct frag_backend **out);
+
+static inline int frag_put(struct frag_backend *b, uint64_t id, const void *d, size_t l)
+{ return b->ops->put(b, id, d, l); }
+static inline int frag_sync(struct frag_backend *b) { return b->ops->sync(b); }
+static inline int frag_get_many(struct frag_backend *b, struct frag_get *r, size_t n)
+{ return b->ops->get_many(b, r, n); }
+static inline int frag_del(struct frag_backend *b, uint64_t id) { return b->ops->del(b, id); }
+static inline int frag_list(struct frag_backend *b, int (*cb)(void *, uint64_t), void *arg)
+{ return b->ops->list(b, cb, arg); }
+static inline void frag_backend_destroy(struct frag_backend *b) { if (b) b->ops->destroy(b); }
+
+#endif

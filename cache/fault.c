@@ -1,0 +1,119 @@
+/* fault — see fault.h. */
+#include "cache/fault.h"
+
+#ifdef PFS_FAULT_INJECTION
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAULT_MAX 16
+
+struct fault_point {
+	char name[32];
+	unsigned left;  /* calls until it fires; 0 = disarmed */
+	int err;
+};
+
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fault_point faults[FAULT_MAX];  /* protected by fault_lock */
+static int fault_any;                          /* protected by fault_lock */
+
+int fault_hit(const char *name)
+{
+	int rc = 0;
+
+	if (!__atomic_load_n(&fault_any, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&fault_lock);
+	for (int i = 0; i < FAULT_MAX; i++) {
+		struct fault_point *f = &faults[i];
+		if (f->left && strcmp(f->name, name) == 0) {
+			if (--f->left == 0)
+				rc = -f->err;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fault_lock);
+	return rc;
+}
+
+int fault_arm(const char *name, unsigned nth, int err)
+{
+	int rc = -ENOSPC;
+
+	if (!name || !*name || strlen(name) >= sizeof(faults[0].name) || nth == 0 || err <= 0)
+		return -EINVAL;
+	pthread_mutex_lock(&fault_lock);
+	for (int i = 0; i < FAULT_MAX; i++) {
+		struct fault_point *f = &faults[i];
+		if (!f->left || strcmp(f->name, name) == 0) {
+			strcpy(f->name, name);
+			f->left = nth;
+			f->err = err;
+			__atomic_store_n(&fault_any, 1, __ATOMIC_RELAXED);
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fault_lock);
+	return rc;
+}
+
+void fault_reset(void)
+{
+	pthread_mutex_lock(&fault_lock);
+	memset(faults, 0, sizeof(faults));
+	__atomic_store_n(&fault_any, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&fault_lock);
+}
+
+static int errno_by_name(const char *s)
+{
+	static const struct { const char *n; int e; } tab[] = {
+		{ "ENOSPC", ENOSPC }, { "EIO", EIO }, { "ENOMEM", ENOMEM },
+		{ "EDQUOT", EDQUOT }, { "EROFS", EROFS }, { "EINVAL", EINVAL },
+		{ "EAGAIN", EAGAIN }, { "EFBIG", EFBIG },
+	};
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*s && !*end)
+		return v > 0 && v < 4096 ? (int)v : -1;
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (strcmp(tab[i].n, s) == 0)
+			return tab[i].e;
+	return -1;
+}
+
+int fault_arm_spec(const char *spec)
+{
+	char *copy, *save = NULL, *item;
+	int rc = 0;
+
+	if (!spec || !*spec)
+		return 0;
+	copy = strdup(spec);
+	if (!copy)
+		return -ENOMEM;
+	for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *c1 = strchr(item, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		char *end;
+		unsigned long nth;
+		int err;
+
+		if (!c1 || !c2) { rc = -EINVAL; break; }
+		*c1 = *c2 = '\0';
+		nth = strtoul(c1 + 1, &end, 10);
+		err = errno_by_name(c2 + 1);
+		if (*end || nth == 0 || err < 0 || (rc = fault_arm(item, (unsigned)nth, err)) < 0) {
+			rc = rc ? rc : -EINVAL;
+			break;
+		}
+	}
+	free(copy);
+	return rc;
+}
+#else
+typedef int fault_unused_translation_unit;
+#endif
