@@ -1,0 +1,151 @@
+/* idx — the LMDB metadata schema and record codecs. The only module that
+ * includes lmdb.h; MDB_* codes become -errno here (logged with
+ * mdb_strerror). Everything above works with these txn-scoped calls.
+ *
+ * Databases (keys big-endian so they sort; values little-endian, fixed
+ * layouts in docs/format.md):
+ *   meta     "format" -> u32, "next_ino" -> u64, "next_frag" -> u64
+ *   inodes   ino u64 -> struct idx_inode record
+ *   dirents  parent u64 + name -> child ino u64 + type u32
+ *   frags    ino u64 + byte offset u64 -> struct frag_desc record
+ *   refs     fragment id u64 -> u32 reference count
+ *   inline   ino u64 -> bytes (tiny object data or symlink target)
+ *   xattrs   ino u64 + name -> value
+ *   orphans  ino u64 -> (empty): unlinked inodes still open
+ *
+ * A txn belongs to one thread at a time. A read txn sees one consistent
+ * snapshot. Pointers returned into a txn are valid only until the txn ends.
+ */
+#ifndef PFS_IDX_H
+#define PFS_IDX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define IDX_FORMAT_VERSION 1
+#define IDX_ROOT_INO  1
+#define IDX_FIRST_INO 16          /* 2..15 reserved for synthetic entries */
+#define IDX_NAME_MAX  255
+
+struct idx;
+struct idx_txn;
+
+enum pfmt_kind { PFMT_LINES = 0, PFMT_FIXED = 1 };
+
+/* Inode flags. */
+#define INODE_F_FMT_SET     0x1   /* format set explicitly (inherited by children) */
+#define INODE_F_HDR_SET     0x2   /* header set explicitly */
+#define INODE_F_MEMORY      0x4   /* storage=memory */
+#define INODE_F_STORAGE_SET 0x8   /* storage set explicitly */
+#define INODE_F_INLINE      0x10  /* data lives in the inline db */
+
+struct idx_inode {
+	uint64_t ino;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t rdev;
+	uint64_t size;
+	uint64_t rows;          /* all rows, header rows included */
+	int64_t  atime_ns, mtime_ns, ctime_ns;
+	uint64_t version;       /* bumped by every data commit */
+	uint32_t fmt_kind;      /* enum pfmt_kind */
+	uint32_t fmt_recsize;   /* fixed:N */
+	uint32_t header;        /* header rows (lines only) */
+	uint32_t flags;         /* INODE_F_* */
+	uint32_t nfrags;
+	uint32_t reserved;
+	uint64_t parent;        /* directories: the parent directory */
+};
+
+/* A fragment as an object's version lists it. */
+#define FRAG_F_MEMORY 0x1     /* image lives in the memory backend */
+struct frag_desc {
+	uint64_t off;           /* byte offset in the object */
+	uint64_t first_row;     /* row number of its first row */
+	uint64_t id;
+	uint32_t len;           /* raw bytes */
+	uint32_t rows;          /* rows starting in it */
+	uint32_t stored_len;    /* image bytes after the header */
+	uint16_t codec;
+	uint16_t flags;         /* FRAG_F_* */
+	uint64_t checksum;
+};
+
+/* Open (creating when CREATE) the environment in DIR. @return 0, -ENOENT
+ * (absent and !CREATE), -EPROTO (store of an unknown format version:
+ * logged), -errno. */
+int idx_open(const char *dir, int create, int rdonly, struct idx **out);
+void idx_close(struct idx *x);
+
+/* Begin a txn. @return 0, -EAGAIN (reader table full), -ENOMEM, -EROFS. */
+int idx_begin(struct idx *x, int rdonly, struct idx_txn **out);
+/* Commit (and free) T. @return 0 or -ENOSPC (map full / disk full),
+ * -EIO, injected fault "lmdb_commit". T is freed either way. */
+int idx_commit(struct idx_txn *t);
+/* Abort and free T. NULL-safe. */
+void idx_abort(struct idx_txn *t);
+
+/* meta counters */
+int idx_meta_get_u64(struct idx_txn *t, const char *key, uint64_t *val);   /* -ENOENT */
+int idx_meta_put_u64(struct idx_txn *t, const char *key, uint64_t val);
+
+/* inodes */
+int idx_inode_get(struct idx_txn *t, uint64_t ino, struct idx_inode *out);  /* -ENOENT */
+int idx_inode_put(struct idx_txn *t, const struct idx_inode *in);
+int idx_inode_del(struct idx_txn *t, uint64_t ino);
+/* Next free inode number (persists the counter). */
+int idx_alloc_ino(struct idx_txn *t, uint64_t *ino);
+
+/* dirents */
+int idx_dirent_get(struct idx_txn *t, uint64_t parent, const char *name, uint64_t *child, uint32_t *type);
+int idx_dirent_put(struct idx_txn *t, uint64_t parent, const char *name, uint64_t child, uint32_t type);
+int idx_dirent_del(struct idx_txn *t, uint64_t parent, const char *name);  /* -ENOENT */
+/* Iterate PARENT's entries in name order, starting after AFTER (NULL = from
+ * the first). CB returns non-zero to stop (that value is returned). */
+int idx_dirent_iter(struct idx_txn *t, uint64_t parent, const char *after,
+		    int (*cb)(void *arg, const char *name, uint64_t child, uint32_t type), void *arg);
+/* 1 when PARENT has at least one entry, 0 when none, -errno. */
+int idx_dirent_any(struct idx_txn *t, uint64_t parent);
+
+/* fragment lists */
+/* Load all of INO's fragments in offset order into a malloc'd array. */
+int idx_frags_load(struct idx_txn *t, uint64_t ino, struct frag_desc **out, uint32_t *n);
+/* The fragment containing byte OFF (the last with off <= OFF): O(log F). */
+int idx_frag_at(struct idx_txn *t, uint64_t ino, uint64_t off, struct frag_desc *out);
+int idx_frag_put(struct idx_txn *t, uint64_t ino, const struct frag_desc *d);
+int idx_frag_del(struct idx_txn *t, uint64_t ino, uint64_t off);
+/* Iterate every fragment record of every inode (fsck). */
+int idx_frags_iter_all(struct idx_txn *t,
+		       int (*cb)(void *arg, uint64_t ino, const struct frag_desc *d), void *arg);
+
+/* reference counts; DELTA may be negative. @param[out] now new count.
+ * A count reaching 0 deletes the record. Underflow is -EUCLEAN (corrupt). */
+int idx_ref_add(struct idx_txn *t, uint64_t frag_id, int delta, uint32_t *now);
+int idx_ref_get(struct idx_txn *t, uint64_t frag_id, uint32_t *count);    /* 0 when absent */
+int idx_refs_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t id, uint32_t count), void *arg);
+
+/* inline bytes; *data valid until the txn ends */
+int idx_inline_get(struct idx_txn *t, uint64_t ino, const void **data, size_t *len);
+int idx_inline_put(struct idx_txn *t, uint64_t ino, const void *data, size_t len);
+int idx_inline_del(struct idx_txn *t, uint64_t ino);  /* 0 also when absent */
+
+/* xattrs; *val valid until the txn ends */
+int idx_xattr_get(struct idx_txn *t, uint64_t ino, const char *name, const void **val, size_t *len);
+int idx_xattr_put(struct idx_txn *t, uint64_t ino, const char *name, const void *val, size_t len);
+int idx_xattr_del(struct idx_txn *t, uint64_t ino, const char *name);   /* -ENODATA */
+int idx_xattr_iter(struct idx_txn *t, uint64_t ino,
+		   int (*cb)(void *arg, const char *name), void *arg);
+int idx_xattr_del_all(struct idx_txn *t, uint64_t ino);
+
+/* orphans */
+int idx_orphan_put(struct idx_txn *t, uint64_t ino);
+int idx_orphan_del(struct idx_txn *t, uint64_t ino);
+int idx_orphans_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t ino), void *arg);
+
+/* Iterate all inodes (fsck, sweeps). */
+int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_inode *in), void *arg);
+
+/* Copy the environment to DIR (compacting), for payloadctl snapshot. */
+int idx_copy(struct idx *x, const char *dir);
+
+#endif

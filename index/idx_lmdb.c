@@ -1,0 +1,960 @@
+/* idx_lmdb — LMDB implementation of idx.h: environment, txns, records.
+ *
+ * Invariants:
+ *  (1) Keys are big-endian so a cursor walks one inode's dirents, frags and
+ *      xattrs contiguously and in order; values are little-endian with a
+ *      fixed layout (docs/format.md).
+ *  (2) The "format" meta key is written once at creation; a store whose
+ *      format differs from IDX_FORMAT_VERSION is refused at open.
+ *  (3) A refs record exists iff its count is > 0.
+ */
+#include "index/idx.h"
+#include "cache/fault.h"
+#include "cache/log.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum { DB_META, DB_INODES, DB_DIRENTS, DB_FRAGS, DB_REFS, DB_INLINE, DB_XATTRS, DB_ORPHANS, DB_COUNT };
+static const char *const db_names[DB_COUNT] = {
+	"meta", "inodes", "dirents", "frags", "refs", "inline", "xattrs", "orphans",
+};
+
+struct idx {
+	MDB_env *env;
+	MDB_dbi dbi[DB_COUNT];
+	int rdonly;
+};
+
+struct idx_txn {
+	struct idx *x;
+	MDB_txn *txn;
+};
+
+#define INODE_REC_VER 1
+#define INODE_REC_LEN 112
+#define FRAG_REC_LEN  48
+
+/* ---- byte order helpers ---- */
+
+static void be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static uint64_t rd_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static void le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static void le16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static uint64_t rd_le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t rd_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t rd_le16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* ---- errors ---- */
+
+static int mdb_err(int rc, const char *what)
+{
+	switch (rc) {
+	case 0: return 0;
+	case MDB_NOTFOUND: return -ENOENT;
+	case MDB_MAP_FULL: case MDB_TXN_FULL:
+		log_err("index: %s: %s", what, mdb_strerror(rc));
+		return -ENOSPC;
+	case MDB_READERS_FULL: log_err("index: %s: %s", what, mdb_strerror(rc)); return -EAGAIN;
+	case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_BAD_TXN:
+	case MDB_INVALID: case MDB_VERSION_MISMATCH:
+		log_err("index: %s: %s", what, mdb_strerror(rc));
+		return -EIO;
+	default:
+		if (rc > 0 && rc < 4096) {
+			if (rc != ENOENT)
+				log_err("index: %s: %s", what, mdb_strerror(rc));
+			return -rc;
+		}
+		log_err("index: %s: %s", what, mdb_strerror(rc));
+		return -EIO;
+	}
+}
+
+/* ---- environment ---- */
+
+static int open_dbs(struct idx *x, int create)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(x->env, NULL, x->rdonly ? MDB_RDONLY : 0, &txn);
+
+	if (rc)
+		return mdb_err(rc, "begin");
+	for (int i = 0; i < DB_COUNT; i++) {
+		rc = mdb_dbi_open(txn, db_names[i], create ? MDB_CREATE : 0, &x->dbi[i]);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return rc == MDB_NOTFOUND ? -EPROTO : mdb_err(rc, "open database");
+		}
+	}
+	return mdb_err(mdb_txn_commit(txn), "commit");
+}
+
+static int check_format(struct idx *x, int create)
+{
+	struct idx_txn *t;
+	MDB_val k = { 6, (void *)"format" }, v;
+	unsigned char buf[4];
+	int rc = idx_begin(x, x->rdonly, &t);
+
+	if (rc)
+		return rc;
+	rc = mdb_get(t->txn, x->dbi[DB_META], &k, &v);
+	if (rc == MDB_NOTFOUND && create && !x->rdonly) {
+		le32(buf, IDX_FORMAT_VERSION);
+		v.mv_size = 4;
+		v.mv_data = buf;
+		rc = mdb_err(mdb_put(t->txn, x->dbi[DB_META], &k, &v, 0), "put format");
+		if (!rc)
+			rc = idx_meta_put_u64(t, "next_ino", IDX_FIRST_INO);
+		if (!rc)
+			rc = idx_meta_put_u64(t, "next_frag", 1);
+		if (rc) {
+			idx_abort(t);
+			return rc;
+		}
+		return idx_commit(t);
+	}
+	if (rc == MDB_NOTFOUND) {
+		idx_abort(t);
+		log_err("index: no format record: not a payloadfs store");
+		return -EPROTO;
+	}
+	if (rc) {
+		idx_abort(t);
+		return mdb_err(rc, "get format");
+	}
+	if (v.mv_size != 4 || rd_le32(v.mv_data) != IDX_FORMAT_VERSION) {
+		log_err("index: store format version %u, this build reads version %u",
+			v.mv_size == 4 ? rd_le32(v.mv_data) : 0, IDX_FORMAT_VERSION);
+		idx_abort(t);
+		return -EPROTO;
+	}
+	idx_abort(t);
+	return 0;
+}
+
+int idx_open(const char *dir, int create, int rdonly, struct idx **out)
+{
+	struct idx *x = calloc(1, sizeof(*x));
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if (!x)
+		return -ENOMEM;
+	x->rdonly = rdonly;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		free(x);
+		return -ENOENT;
+	}
+	if (!create) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/data.mdb", dir);
+		if (stat(path, &st) < 0) {
+			free(x);
+			return -ENOENT;
+		}
+	}
+	rc = mdb_env_create(&x->env);
+	if (!rc)
+		rc = mdb_env_set_maxdbs(x->env, DB_COUNT + 2);
+	if (!rc)
+		rc = mdb_env_set_mapsize(x->env, (size_t)64 << 30);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(x->env, 1024);
+	if (!rc)
+		rc = mdb_env_open(x->env, dir, MDB_NOTLS | (rdonly ? MDB_RDONLY : 0), 0600);
+	if (rc) {
+		rc = mdb_err(rc, "open environment");
+		goto fail;
+	}
+	rc = open_dbs(x, create && !rdonly);
+	if (!rc)
+		rc = check_format(x, create);
+	if (rc)
+		goto fail;
+	*out = x;
+	return 0;
+fail:
+	if (x->env)
+		mdb_env_close(x->env);
+	free(x);
+	return rc;
+}
+
+void idx_close(struct idx *x)
+{
+	if (!x)
+		return;
+	mdb_env_close(x->env);
+	free(x);
+}
+
+int idx_copy(struct idx *x, const char *dir)
+{
+	return mdb_err(mdb_env_copy2(x->env, dir, MDB_CP_COMPACT), "copy");
+}
+
+/* ---- txns ---- */
+
+int idx_begin(struct idx *x, int rdonly, struct idx_txn **out)
+{
+	struct idx_txn *t = malloc(sizeof(*t));
+	int rc;
+
+	*out = NULL;
+	if (!t)
+		return -ENOMEM;
+	if (!rdonly && x->rdonly) {
+		free(t);
+		return -EROFS;
+	}
+	t->x = x;
+	rc = mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn);
+	if (rc) {
+		free(t);
+		return mdb_err(rc, "begin");
+	}
+	*out = t;
+	return 0;
+}
+
+int idx_commit(struct idx_txn *t)
+{
+	int rc = FAULT("lmdb_commit");
+
+	if (rc) {
+		mdb_txn_abort(t->txn);
+		free(t);
+		return rc;
+	}
+	rc = mdb_err(mdb_txn_commit(t->txn), "commit");
+	free(t);
+	return rc;
+}
+
+void idx_abort(struct idx_txn *t)
+{
+	if (!t)
+		return;
+	mdb_txn_abort(t->txn);
+	free(t);
+}
+
+static int get(struct idx_txn *t, int db, MDB_val *k, MDB_val *v)
+{
+	return mdb_err(mdb_get(t->txn, t->x->dbi[db], k, v), "get");
+}
+
+static int put(struct idx_txn *t, int db, MDB_val *k, MDB_val *v)
+{
+	return mdb_err(mdb_put(t->txn, t->x->dbi[db], k, v, 0), "put");
+}
+
+static int del(struct idx_txn *t, int db, MDB_val *k)
+{
+	return mdb_err(mdb_del(t->txn, t->x->dbi[db], k, NULL), "del");
+}
+
+/* ---- meta ---- */
+
+int idx_meta_get_u64(struct idx_txn *t, const char *key, uint64_t *val)
+{
+	MDB_val k = { strlen(key), (void *)key }, v;
+	int rc = get(t, DB_META, &k, &v);
+
+	if (rc)
+		return rc;
+	if (v.mv_size != 8)
+		return -EUCLEAN;
+	*val = rd_le64(v.mv_data);
+	return 0;
+}
+
+int idx_meta_put_u64(struct idx_txn *t, const char *key, uint64_t val)
+{
+	unsigned char buf[8];
+	MDB_val k = { strlen(key), (void *)key }, v = { 8, buf };
+
+	le64(buf, val);
+	return put(t, DB_META, &k, &v);
+}
+
+/* ---- inodes ---- */
+
+static void inode_encode(unsigned char *p, const struct idx_inode *in)
+{
+	memset(p, 0, INODE_REC_LEN);
+	p[0] = INODE_REC_VER;
+	le32(p + 4, in->mode);
+	le32(p + 8, in->uid);
+	le32(p + 12, in->gid);
+	le32(p + 16, in->nlink);
+	le64(p + 20, in->rdev);
+	le64(p + 28, in->size);
+	le64(p + 36, in->rows);
+	le64(p + 44, (uint64_t)in->atime_ns);
+	le64(p + 52, (uint64_t)in->mtime_ns);
+	le64(p + 60, (uint64_t)in->ctime_ns);
+	le64(p + 68, in->version);
+	le32(p + 76, in->fmt_kind);
+	le32(p + 80, in->fmt_recsize);
+	le32(p + 84, in->header);
+	le32(p + 88, in->flags);
+	le32(p + 92, in->nfrags);
+	le64(p + 100, in->parent);
+}
+
+static int inode_decode(const MDB_val *v, uint64_t ino, struct idx_inode *in)
+{
+	const unsigned char *p = v->mv_data;
+
+	if (v->mv_size != INODE_REC_LEN || p[0] != INODE_REC_VER) {
+		log_err("index: inode %llu: damaged record", (unsigned long long)ino);
+		return -EUCLEAN;
+	}
+	in->ino = ino;
+	in->mode = rd_le32(p + 4);
+	in->uid = rd_le32(p + 8);
+	in->gid = rd_le32(p + 12);
+	in->nlink = rd_le32(p + 16);
+	in->rdev = rd_le64(p + 20);
+	in->size = rd_le64(p + 28);
+	in->rows = rd_le64(p + 36);
+	in->atime_ns = (int64_t)rd_le64(p + 44);
+	in->mtime_ns = (int64_t)rd_le64(p + 52);
+	in->ctime_ns = (int64_t)rd_le64(p + 60);
+	in->version = rd_le64(p + 68);
+	in->fmt_kind = rd_le32(p + 76);
+	in->fmt_recsize = rd_le32(p + 80);
+	in->header = rd_le32(p + 84);
+	in->flags = rd_le32(p + 88);
+	in->nfrags = rd_le32(p + 92);
+	in->reserved = 0;
+	in->parent = rd_le64(p + 100);
+	return 0;
+}
+
+int idx_inode_get(struct idx_txn *t, uint64_t ino, struct idx_inode *out)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	be64(kb, ino);
+	rc = get(t, DB_INODES, &k, &v);
+	return rc ? rc : inode_decode(&v, ino, out);
+}
+
+int idx_inode_put(struct idx_txn *t, const struct idx_inode *in)
+{
+	unsigned char kb[8], vb[INODE_REC_LEN];
+	MDB_val k = { 8, kb }, v = { INODE_REC_LEN, vb };
+
+	be64(kb, in->ino);
+	inode_encode(vb, in);
+	return put(t, DB_INODES, &k, &v);
+}
+
+int idx_inode_del(struct idx_txn *t, uint64_t ino)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb };
+
+	be64(kb, ino);
+	return del(t, DB_INODES, &k);
+}
+
+int idx_alloc_ino(struct idx_txn *t, uint64_t *ino)
+{
+	uint64_t next;
+	int rc = idx_meta_get_u64(t, "next_ino", &next);
+
+	if (rc)
+		return rc;
+	*ino = next;
+	return idx_meta_put_u64(t, "next_ino", next + 1);
+}
+
+int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_inode *in), void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_INODES], &c), op = MDB_FIRST;
+
+	if (rc)
+		return mdb_err(rc, "cursor");
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		struct idx_inode in;
+		op = MDB_NEXT;
+		if (k.mv_size != 8) { rc = -EUCLEAN; break; }
+		rc = inode_decode(&v, rd_be64(k.mv_data), &in);
+		if (!rc)
+			rc = cb(arg, &in);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : (rc > 0 ? mdb_err(rc, "iterate inodes") : rc);
+}
+
+/* ---- keys of (ino, name) ---- */
+
+static int name_key(unsigned char *kb, uint64_t id, const char *name, MDB_val *k)
+{
+	size_t n = strlen(name);
+
+	if (n > IDX_NAME_MAX)
+		return -ENAMETOOLONG;
+	be64(kb, id);
+	memcpy(kb + 8, name, n);
+	k->mv_size = 8 + n;
+	k->mv_data = kb;
+	return 0;
+}
+
+/* ---- dirents ---- */
+
+int idx_dirent_get(struct idx_txn *t, uint64_t parent, const char *name, uint64_t *child, uint32_t *type)
+{
+	unsigned char kb[8 + IDX_NAME_MAX];
+	MDB_val k, v;
+	int rc = name_key(kb, parent, name, &k);
+
+	if (!rc)
+		rc = get(t, DB_DIRENTS, &k, &v);
+	if (rc)
+		return rc;
+	if (v.mv_size != 12)
+		return -EUCLEAN;
+	*child = rd_le64(v.mv_data);
+	if (type)
+		*type = rd_le32((unsigned char *)v.mv_data + 8);
+	return 0;
+}
+
+int idx_dirent_put(struct idx_txn *t, uint64_t parent, const char *name, uint64_t child, uint32_t type)
+{
+	unsigned char kb[8 + IDX_NAME_MAX], vb[12];
+	MDB_val k, v = { 12, vb };
+	int rc = name_key(kb, parent, name, &k);
+
+	if (rc)
+		return rc;
+	le64(vb, child);
+	le32(vb + 8, type);
+	return put(t, DB_DIRENTS, &k, &v);
+}
+
+int idx_dirent_del(struct idx_txn *t, uint64_t parent, const char *name)
+{
+	unsigned char kb[8 + IDX_NAME_MAX];
+	MDB_val k;
+	int rc = name_key(kb, parent, name, &k);
+
+	return rc ? rc : del(t, DB_DIRENTS, &k);
+}
+
+/* Walk the records of DB whose key starts with big-endian ID, from the
+ * first key >= START (START_LEN bytes). CB gets key suffix and value. */
+static int prefix_walk(struct idx_txn *t, int db, uint64_t id, const void *start, size_t start_len,
+		       int skip_equal,
+		       int (*cb)(void *arg, const unsigned char *sfx, size_t sfx_len, MDB_val *v), void *arg)
+{
+	unsigned char kb[8 + IDX_NAME_MAX + 8];
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, op = MDB_SET_RANGE;
+
+	if (start_len > IDX_NAME_MAX + 8)
+		return -ENAMETOOLONG;
+	be64(kb, id);
+	if (start_len)
+		memcpy(kb + 8, start, start_len);
+	k.mv_size = 8 + start_len;
+	k.mv_data = kb;
+	rc = mdb_cursor_open(t->txn, t->x->dbi[db], &c);
+	if (rc)
+		return mdb_err(rc, "cursor");
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		if (k.mv_size < 8 || rd_be64(k.mv_data) != id) {
+			rc = MDB_NOTFOUND;
+			break;
+		}
+		if (skip_equal && k.mv_size == 8 + start_len &&
+		    memcmp((unsigned char *)k.mv_data + 8, start, start_len) == 0)
+			continue;
+		rc = cb(arg, (unsigned char *)k.mv_data + 8, k.mv_size - 8, &v);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc > 0 ? mdb_err(rc, "walk") : rc;
+}
+
+struct dirent_walk {
+	int (*cb)(void *arg, const char *name, uint64_t child, uint32_t type);
+	void *arg;
+};
+
+static int dirent_step(void *arg, const unsigned char *sfx, size_t len, MDB_val *v)
+{
+	struct dirent_walk *w = arg;
+	char name[IDX_NAME_MAX + 1];
+
+	if (len > IDX_NAME_MAX || v->mv_size != 12)
+		return -EUCLEAN;
+	memcpy(name, sfx, len);
+	name[len] = '\0';
+	return w->cb(w->arg, name, rd_le64(v->mv_data), rd_le32((unsigned char *)v->mv_data + 8));
+}
+
+int idx_dirent_iter(struct idx_txn *t, uint64_t parent, const char *after,
+		    int (*cb)(void *arg, const char *name, uint64_t child, uint32_t type), void *arg)
+{
+	struct dirent_walk w = { cb, arg };
+
+	return prefix_walk(t, DB_DIRENTS, parent, after, after ? strlen(after) : 0, after != NULL,
+			   dirent_step, &w);
+}
+
+static int stop_first(void *arg, const char *name, uint64_t child, uint32_t type)
+{
+	(void)arg; (void)name; (void)child; (void)type;
+	return 1;
+}
+
+int idx_dirent_any(struct idx_txn *t, uint64_t parent)
+{
+	return idx_dirent_iter(t, parent, NULL, stop_first, NULL);
+}
+
+/* ---- fragments ---- */
+
+static void frag_encode_rec(unsigned char *p, const struct frag_desc *d)
+{
+	le64(p, d->id);
+	le64(p + 8, d->first_row);
+	le32(p + 16, d->len);
+	le32(p + 20, d->rows);
+	le32(p + 24, d->stored_len);
+	le16(p + 28, d->codec);
+	le16(p + 30, d->flags);
+	le64(p + 32, d->checksum);
+	memset(p + 40, 0, 8);
+}
+
+static int frag_decode_rec(const MDB_val *v, uint64_t off, struct frag_desc *d)
+{
+	const unsigned char *p = v->mv_data;
+
+	if (v->mv_size != FRAG_REC_LEN)
+		return -EUCLEAN;
+	d->off = off;
+	d->id = rd_le64(p);
+	d->first_row = rd_le64(p + 8);
+	d->len = rd_le32(p + 16);
+	d->rows = rd_le32(p + 20);
+	d->stored_len = rd_le32(p + 24);
+	d->codec = rd_le16(p + 28);
+	d->flags = rd_le16(p + 30);
+	d->checksum = rd_le64(p + 32);
+	return 0;
+}
+
+struct frags_acc {
+	struct frag_desc *v;
+	uint32_t n, cap;
+};
+
+static int frags_step(void *arg, const unsigned char *sfx, size_t len, MDB_val *v)
+{
+	struct frags_acc *a = arg;
+
+	if (len != 8)
+		return -EUCLEAN;
+	if (a->n == a->cap) {
+		uint32_t cap = a->cap ? a->cap * 2 : 16;
+		struct frag_desc *nv = realloc(a->v, cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		a->v = nv;
+		a->cap = cap;
+	}
+	return frag_decode_rec(v, rd_be64(sfx), &a->v[a->n++]);
+}
+
+int idx_frags_load(struct idx_txn *t, uint64_t ino, struct frag_desc **out, uint32_t *n)
+{
+	struct frags_acc a = { 0 };
+	int rc = prefix_walk(t, DB_FRAGS, ino, NULL, 0, 0, frags_step, &a);
+
+	*out = NULL;
+	*n = 0;
+	if (rc) {
+		free(a.v);
+		return rc;
+	}
+	*out = a.v;
+	*n = a.n;
+	return 0;
+}
+
+int idx_frag_at(struct idx_txn *t, uint64_t ino, uint64_t off, struct frag_desc *out)
+{
+	unsigned char kb[16];
+	MDB_cursor *c;
+	MDB_val k = { 16, kb }, v;
+	int rc;
+
+	be64(kb, ino);
+	be64(kb + 8, off);
+	rc = mdb_cursor_open(t->txn, t->x->dbi[DB_FRAGS], &c);
+	if (rc)
+		return mdb_err(rc, "cursor");
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && !(k.mv_size == 16 && rd_be64(k.mv_data) == ino &&
+			 rd_be64((unsigned char *)k.mv_data + 8) == off))
+		rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+	else if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0 && (k.mv_size != 16 || rd_be64(k.mv_data) != ino))
+		rc = MDB_NOTFOUND;
+	if (rc == 0)
+		rc = frag_decode_rec(&v, rd_be64((unsigned char *)k.mv_data + 8), out);
+	mdb_cursor_close(c);
+	return rc > 0 ? mdb_err(rc, "frag at") : rc;
+}
+
+int idx_frag_put(struct idx_txn *t, uint64_t ino, const struct frag_desc *d)
+{
+	unsigned char kb[16], vb[FRAG_REC_LEN];
+	MDB_val k = { 16, kb }, v = { FRAG_REC_LEN, vb };
+
+	be64(kb, ino);
+	be64(kb + 8, d->off);
+	frag_encode_rec(vb, d);
+	return put(t, DB_FRAGS, &k, &v);
+}
+
+int idx_frag_del(struct idx_txn *t, uint64_t ino, uint64_t off)
+{
+	unsigned char kb[16];
+	MDB_val k = { 16, kb };
+
+	be64(kb, ino);
+	be64(kb + 8, off);
+	return del(t, DB_FRAGS, &k);
+}
+
+int idx_frags_iter_all(struct idx_txn *t,
+		       int (*cb)(void *arg, uint64_t ino, const struct frag_desc *d), void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_FRAGS], &c), op = MDB_FIRST;
+
+	if (rc)
+		return mdb_err(rc, "cursor");
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		struct frag_desc d;
+		op = MDB_NEXT;
+		if (k.mv_size != 16) { rc = -EUCLEAN; break; }
+		rc = frag_decode_rec(&v, rd_be64((unsigned char *)k.mv_data + 8), &d);
+		if (!rc)
+			rc = cb(arg, rd_be64(k.mv_data), &d);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : (rc > 0 ? mdb_err(rc, "iterate frags") : rc);
+}
+
+/* ---- refs ---- */
+
+int idx_ref_get(struct idx_txn *t, uint64_t frag_id, uint32_t *count)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	be64(kb, frag_id);
+	rc = get(t, DB_REFS, &k, &v);
+	if (rc == -ENOENT) {
+		*count = 0;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (v.mv_size != 4)
+		return -EUCLEAN;
+	*count = rd_le32(v.mv_data);
+	return 0;
+}
+
+int idx_ref_add(struct idx_txn *t, uint64_t frag_id, int delta, uint32_t *now)
+{
+	unsigned char kb[8], vb[4];
+	MDB_val k = { 8, kb }, v = { 4, vb };
+	uint32_t count;
+	int64_t n;
+	int rc = idx_ref_get(t, frag_id, &count);
+
+	if (rc)
+		return rc;
+	n = (int64_t)count + delta;
+	if (n < 0) {
+		log_err("index: fragment %016llx: reference count underflow (%u%+d)",
+			(unsigned long long)frag_id, count, delta);
+		return -EUCLEAN;
+	}
+	if (now)
+		*now = (uint32_t)n;
+	be64(kb, frag_id);
+	if (n == 0)
+		return count ? del(t, DB_REFS, &k) : 0;
+	le32(vb, (uint32_t)n);
+	return put(t, DB_REFS, &k, &v);
+}
+
+int idx_refs_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t id, uint32_t count), void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_REFS], &c), op = MDB_FIRST;
+
+	if (rc)
+		return mdb_err(rc, "cursor");
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		if (k.mv_size != 8 || v.mv_size != 4) { rc = -EUCLEAN; break; }
+		rc = cb(arg, rd_be64(k.mv_data), rd_le32(v.mv_data));
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : (rc > 0 ? mdb_err(rc, "iterate refs") : rc);
+}
+
+/* ---- inline ---- */
+
+int idx_inline_get(struct idx_txn *t, uint64_t ino, const void **data, size_t *len)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	be64(kb, ino);
+	rc = get(t, DB_INLINE, &k, &v);
+	if (rc)
+		return rc;
+	*data = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+int idx_inline_put(struct idx_txn *t, uint64_t ino, const void *data, size_t len)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v = { len, (void *)data };
+
+	be64(kb, ino);
+	return put(t, DB_INLINE, &k, &v);
+}
+
+int idx_inline_del(struct idx_txn *t, uint64_t ino)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb };
+	int rc;
+
+	be64(kb, ino);
+	rc = del(t, DB_INLINE, &k);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* ---- xattrs ---- */
+
+int idx_xattr_get(struct idx_txn *t, uint64_t ino, const char *name, const void **val, size_t *len)
+{
+	unsigned char kb[8 + IDX_NAME_MAX];
+	MDB_val k, v;
+	int rc = name_key(kb, ino, name, &k);
+
+	if (!rc)
+		rc = get(t, DB_XATTRS, &k, &v);
+	if (rc)
+		return rc == -ENOENT || rc == -ENAMETOOLONG ? -ENODATA : rc;
+	*val = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+int idx_xattr_put(struct idx_txn *t, uint64_t ino, const char *name, const void *val, size_t len)
+{
+	unsigned char kb[8 + IDX_NAME_MAX];
+	MDB_val k, v = { len, (void *)val };
+	int rc = name_key(kb, ino, name, &k);
+
+	return rc ? (rc == -ENAMETOOLONG ? -ERANGE : rc) : put(t, DB_XATTRS, &k, &v);
+}
+
+int idx_xattr_del(struct idx_txn *t, uint64_t ino, const char *name)
+{
+	unsigned char kb[8 + IDX_NAME_MAX];
+	MDB_val k;
+	int rc = name_key(kb, ino, name, &k);
+
+	if (!rc)
+		rc = del(t, DB_XATTRS, &k);
+	return rc == -ENOENT || rc == -ENAMETOOLONG ? -ENODATA : rc;
+}
+
+struct xattr_walk {
+	int (*cb)(void *arg, const char *name);
+	void *arg;
+};
+
+static int xattr_step(void *arg, const unsigned char *sfx, size_t len, MDB_val *v)
+{
+	struct xattr_walk *w = arg;
+	char name[IDX_NAME_MAX + 1];
+
+	(void)v;
+	if (len > IDX_NAME_MAX)
+		return -EUCLEAN;
+	memcpy(name, sfx, len);
+	name[len] = '\0';
+	return w->cb(w->arg, name);
+}
+
+int idx_xattr_iter(struct idx_txn *t, uint64_t ino, int (*cb)(void *arg, const char *name), void *arg)
+{
+	struct xattr_walk w = { cb, arg };
+
+	return prefix_walk(t, DB_XATTRS, ino, NULL, 0, 0, xattr_step, &w);
+}
+
+struct xattr_names {
+	char **v;
+	size_t n;
+};
+
+static int xattr_collect(void *arg, const char *name)
+{
+	struct xattr_names *a = arg;
+	char **nv = realloc(a->v, (a->n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	a->v = nv;
+	if (!(a->v[a->n] = strdup(name)))
+		return -ENOMEM;
+	a->n++;
+	return 0;
+}
+
+int idx_xattr_del_all(struct idx_txn *t, uint64_t ino)
+{
+	struct xattr_names a = { 0 };
+	int rc = idx_xattr_iter(t, ino, xattr_collect, &a);
+
+	for (size_t i = 0; i < a.n; i++) {
+		if (!rc)
+			rc = idx_xattr_del(t, ino, a.v[i]);
+		free(a.v[i]);
+	}
+	free(a.v);
+	return rc;
+}
+
+/* ---- orphans ---- */
+
+int idx_orphan_put(struct idx_txn *t, uint64_t ino)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v = { 0, kb };
+
+	be64(kb, ino);
+	return put(t, DB_ORPHANS, &k, &v);
+}
+
+int idx_orphan_del(struct idx_txn *t, uint64_t ino)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb };
+	int rc;
+
+	be64(kb, ino);
+	rc = del(t, DB_ORPHANS, &k);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int idx_orphans_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t ino), void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_ORPHANS], &c), op = MDB_FIRST;
+
+	if (rc)
+		return mdb_err(rc, "cursor");
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		if (k.mv_size != 8) { rc = -EUCLEAN; break; }
+		rc = cb(arg, rd_be64(k.mv_data));
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : (rc > 0 ? mdb_err(rc, "iterate orphans") : rc);
+}

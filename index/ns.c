@@ -1,0 +1,594 @@
+/* ns — the namespace: lookups, creation, links, unlink, rename, setattr,
+ * readdir. Every change is one LMDB write txn (store_wbegin/store_wend).
+ *
+ * Invariants:
+ *  (1) nlink of a directory is 2 + its number of child directories; of a
+ *      non-directory, its number of dirents.
+ *  (2) A non-directory whose nlink reaches 0 is recorded in the orphans db
+ *      in the same txn; its data is freed by store_forget() or the next
+ *      sweep, never while the fs may still read it.
+ *  (3) A directory's parent field names the directory holding its one
+ *      dirent; rename keeps it so, and refuses to move a directory under
+ *      itself (EINVAL).
+ *  (4) No dirent name is empty, ".", "..", longer than IDX_NAME_MAX, holds
+ *      '/', or is reserved for views.
+ */
+#include "index/store_int.h"
+
+#include <errno.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+static int check_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || strchr(name, '/'))
+		return -EINVAL;
+	if (n > IDX_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -EEXIST;
+	if (view_name_reserved(name))
+		return -EINVAL;
+	return 0;
+}
+
+static int get_dir(struct idx_txn *t, uint64_t ino, struct idx_inode *dir)
+{
+	int rc = idx_inode_get(t, ino, dir);
+
+	if (rc)
+		return rc;
+	return S_ISDIR(dir->mode) ? 0 : -ENOTDIR;
+}
+
+static void touch_dir(struct idx_inode *dir, int64_t now)
+{
+	dir->mtime_ns = dir->ctime_ns = now;
+}
+
+int store_getattr(struct store *st, uint64_t ino, struct idx_inode *out)
+{
+	struct idx_txn *t;
+	int rc = idx_begin(st->idx, 1, &t);
+
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, out);
+	idx_abort(t);
+	return rc;
+}
+
+int store_lookup(struct store *st, uint64_t parent, const char *name, struct idx_inode *out)
+{
+	struct idx_txn *t;
+	struct idx_inode dir;
+	uint64_t child;
+	int rc;
+
+	if (strlen(name) > IDX_NAME_MAX)
+		return -ENAMETOOLONG;
+	rc = idx_begin(st->idx, 1, &t);
+	if (rc)
+		return rc;
+	rc = get_dir(t, parent, &dir);
+	if (!rc)
+		rc = idx_dirent_get(t, parent, name, &child, NULL);
+	if (!rc)
+		rc = idx_inode_get(t, child, out);
+	idx_abort(t);
+	return rc;
+}
+
+static int has_suffix(const char *name, const char *sfx)
+{
+	size_t n = strlen(name), s = strlen(sfx);
+	return n > s && strcasecmp(name + n - s, sfx) == 0;
+}
+
+/* Fill a new inode: payload settings inherited from DIR. */
+static void new_inode(struct idx_inode *in, const struct idx_inode *dir, const char *name,
+		      uint32_t mode, uint32_t uid, uint32_t gid, int64_t now)
+{
+	memset(in, 0, sizeof(*in));
+	in->mode = mode;
+	in->uid = uid;
+	in->gid = gid;
+	in->nlink = 1;
+	in->atime_ns = in->mtime_ns = in->ctime_ns = now;
+	in->fmt_kind = PFMT_LINES;
+	if (dir->flags & INODE_F_FMT_SET) {
+		in->fmt_kind = dir->fmt_kind;
+		in->fmt_recsize = dir->fmt_recsize;
+	}
+	if (dir->flags & INODE_F_HDR_SET)
+		in->header = dir->header;
+	else if (S_ISREG(mode))
+		in->header = has_suffix(name, ".csv") || has_suffix(name, ".tsv") ? 1 : 0;
+	if (dir->flags & INODE_F_STORAGE_SET)
+		in->flags |= dir->flags & INODE_F_MEMORY;
+	/* directories pass their explicit settings on */
+	if (S_ISDIR(mode))
+		in->flags |= dir->flags & (INODE_F_FMT_SET | INODE_F_HDR_SET | INODE_F_STORAGE_SET);
+}
+
+/* Create NAME in PARENT; FILL completes the inode inside the txn. */
+static int create_entry(struct store *st, uint64_t parent, const char *name, uint32_t mode,
+			uint32_t uid, uint32_t gid, uint64_t rdev, const char *target,
+			struct idx_inode *out)
+{
+	struct idx_txn *t;
+	struct idx_inode dir, in;
+	uint64_t existing;
+	int64_t now = store_now_ns();
+	int rc = check_name(name);
+
+	if (rc)
+		return rc;
+	rc = store_wbegin(st, &t);
+	if (rc)
+		return rc;
+	rc = get_dir(t, parent, &dir);
+	if (!rc) {
+		rc = idx_dirent_get(t, parent, name, &existing, NULL);
+		rc = rc == 0 ? -EEXIST : (rc == -ENOENT ? 0 : rc);
+	}
+	if (!rc) {
+		new_inode(&in, &dir, name, mode, uid, gid, now);
+		in.rdev = rdev;
+		rc = idx_alloc_ino(t, &in.ino);
+	}
+	if (!rc && S_ISDIR(mode)) {
+		in.nlink = 2;
+		in.parent = parent;
+		dir.nlink++;
+	}
+	if (!rc && target) {
+		in.size = strlen(target);
+		rc = idx_inline_put(t, in.ino, target, in.size);
+	}
+	if (!rc)
+		rc = idx_inode_put(t, &in);
+	if (!rc)
+		rc = idx_dirent_put(t, parent, name, in.ino, mode & S_IFMT);
+	if (!rc) {
+		touch_dir(&dir, now);
+		rc = idx_inode_put(t, &dir);
+	}
+	rc = store_wend(st, t, rc);
+	if (!rc && out)
+		*out = in;
+	return rc;
+}
+
+int store_mknod(struct store *st, uint64_t parent, const char *name, uint32_t mode,
+		uint64_t rdev, uint32_t uid, uint32_t gid, struct idx_inode *out)
+{
+	if (S_ISDIR(mode) || S_ISLNK(mode))
+		return -EINVAL;
+	if (!(mode & S_IFMT))
+		mode |= S_IFREG;
+	return create_entry(st, parent, name, mode, uid, gid, rdev, NULL, out);
+}
+
+int store_mkdir(struct store *st, uint64_t parent, const char *name, uint32_t mode,
+		uint32_t uid, uint32_t gid, struct idx_inode *out)
+{
+	return create_entry(st, parent, name, S_IFDIR | (mode & 07777), uid, gid, 0, NULL, out);
+}
+
+int store_symlink(struct store *st, uint64_t parent, const char *name, const char *target,
+		  uint32_t uid, uint32_t gid, struct idx_inode *out)
+{
+	size_t n = strlen(target);
+
+	if (n == 0)
+		return -ENOENT;
+	if (n >= 4096)
+		return -ENAMETOOLONG;
+	return create_entry(st, parent, name, S_IFLNK | 0777, uid, gid, 0, target, out);
+}
+
+ssize_t store_readlink(struct store *st, uint64_t ino, char *buf, size_t cap)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	const void *d;
+	size_t len = 0;
+	int rc = idx_begin(st->idx, 1, &t);
+
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (!rc && !S_ISLNK(in.mode))
+		rc = -EINVAL;
+	if (!rc)
+		rc = idx_inline_get(t, ino, &d, &len);
+	if (!rc && len >= cap)
+		rc = -ENAMETOOLONG;
+	if (!rc) {
+		memcpy(buf, d, len);
+		buf[len] = '\0';
+	}
+	idx_abort(t);
+	return rc ? rc : (ssize_t)len;
+}
+
+int store_link(struct store *st, uint64_t ino, uint64_t newparent, const char *newname,
+	       struct idx_inode *out)
+{
+	struct idx_txn *t;
+	struct idx_inode dir, in;
+	uint64_t existing;
+	int64_t now = store_now_ns();
+	int rc = check_name(newname);
+
+	if (rc)
+		return rc;
+	rc = store_wbegin(st, &t);
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (!rc && S_ISDIR(in.mode))
+		rc = -EPERM;
+	if (!rc && in.nlink >= 65000)
+		rc = -EMLINK;
+	if (!rc && in.nlink == 0)
+		rc = -ENOENT;
+	if (!rc)
+		rc = get_dir(t, newparent, &dir);
+	if (!rc) {
+		rc = idx_dirent_get(t, newparent, newname, &existing, NULL);
+		rc = rc == 0 ? -EEXIST : (rc == -ENOENT ? 0 : rc);
+	}
+	if (!rc) {
+		in.nlink++;
+		in.ctime_ns = now;
+		rc = idx_inode_put(t, &in);
+	}
+	if (!rc)
+		rc = idx_dirent_put(t, newparent, newname, ino, in.mode & S_IFMT);
+	if (!rc) {
+		touch_dir(&dir, now);
+		rc = idx_inode_put(t, &dir);
+	}
+	rc = store_wend(st, t, rc);
+	if (!rc && out)
+		*out = in;
+	return rc;
+}
+
+/* Drop one link of non-directory IN (already read) inside T. */
+static int drop_link(struct idx_txn *t, struct idx_inode *in, int64_t now)
+{
+	int rc;
+
+	in->nlink--;
+	in->ctime_ns = now;
+	rc = idx_inode_put(t, in);
+	if (!rc && in->nlink == 0)
+		rc = idx_orphan_put(t, in->ino);
+	return rc;
+}
+
+/* Remove empty directory IN from DIR inside T (the dirent is gone already). */
+static int drop_dir(struct idx_txn *t, struct idx_inode *dir, struct idx_inode *in)
+{
+	struct frag_desc *freed = NULL;
+	uint32_t nfreed = 0;
+	int rc = idx_dirent_any(t, in->ino);
+
+	if (rc > 0)
+		return -ENOTEMPTY;
+	if (rc < 0)
+		return rc;
+	dir->nlink--;
+	rc = store_destroy_inode(t, in->ino, &freed, &nfreed);
+	free(freed);    /* directories hold no fragments */
+	return rc;
+}
+
+static int remove_entry(struct store *st, uint64_t parent, const char *name, int want_dir)
+{
+	struct idx_txn *t;
+	struct idx_inode dir, in;
+	uint64_t child;
+	int64_t now = store_now_ns();
+	int rc;
+
+	if (strlen(name) > IDX_NAME_MAX)
+		return -ENAMETOOLONG;
+	rc = store_wbegin(st, &t);
+	if (rc)
+		return rc;
+	rc = get_dir(t, parent, &dir);
+	if (!rc)
+		rc = idx_dirent_get(t, parent, name, &child, NULL);
+	if (!rc)
+		rc = idx_inode_get(t, child, &in);
+	if (!rc && want_dir && !S_ISDIR(in.mode))
+		rc = -ENOTDIR;
+	if (!rc && !want_dir && S_ISDIR(in.mode))
+		rc = -EISDIR;
+	if (!rc)
+		rc = want_dir ? drop_dir(t, &dir, &in) : drop_link(t, &in, now);
+	if (!rc)
+		rc = idx_dirent_del(t, parent, name);
+	if (!rc) {
+		touch_dir(&dir, now);
+		rc = idx_inode_put(t, &dir);
+	}
+	rc = store_wend(st, t, rc);
+	if (!rc && !want_dir && in.nlink == 0)
+		store_pvcur_drop(st, in.ino);
+	return rc;
+}
+
+int store_unlink(struct store *st, uint64_t parent, const char *name)
+{
+	return remove_entry(st, parent, name, 0);
+}
+
+int store_rmdir(struct store *st, uint64_t parent, const char *name)
+{
+	if (strcmp(name, ".") == 0)
+		return -EINVAL;
+	if (strcmp(name, "..") == 0)
+		return -ENOTEMPTY;
+	return remove_entry(st, parent, name, 1);
+}
+
+/* 1 when directory ANC is DIR or one of its ancestors. */
+static int is_ancestor(struct idx_txn *t, uint64_t anc, uint64_t dir)
+{
+	for (int depth = 0; depth < 4096; depth++) {
+		struct idx_inode in;
+		int rc;
+		if (dir == anc)
+			return 1;
+		if (dir == IDX_ROOT_INO)
+			return 0;
+		rc = idx_inode_get(t, dir, &in);
+		if (rc)
+			return rc;
+		dir = in.parent;
+	}
+	return -ELOOP;
+}
+
+struct rn {
+	uint64_t parent, newparent;
+	const char *name, *newname;
+	struct idx_inode pd, npd, src, dst;
+	int have_dst;
+	unsigned flags;
+	int64_t now;
+};
+
+static int rename_check(struct idx_txn *t, struct rn *r)
+{
+	uint64_t ino;
+	int rc;
+
+	if ((rc = get_dir(t, r->parent, &r->pd)) || (rc = get_dir(t, r->newparent, &r->npd)))
+		return rc;
+	if ((rc = idx_dirent_get(t, r->parent, r->name, &ino, NULL)) ||
+	    (rc = idx_inode_get(t, ino, &r->src)))
+		return rc;
+	rc = idx_dirent_get(t, r->newparent, r->newname, &ino, NULL);
+	if (rc && rc != -ENOENT)
+		return rc;
+	r->have_dst = rc == 0;
+	if (r->have_dst && (rc = idx_inode_get(t, ino, &r->dst)))
+		return rc;
+	if ((r->flags & RENAME_EXCHANGE) && !r->have_dst)
+		return -ENOENT;
+	if ((r->flags & RENAME_NOREPLACE) && r->have_dst)
+		return -EEXIST;
+	if (S_ISDIR(r->src.mode) && r->parent != r->newparent) {
+		rc = is_ancestor(t, r->src.ino, r->newparent);
+		if (rc)
+			return rc > 0 ? -EINVAL : rc;
+	}
+	if ((r->flags & RENAME_EXCHANGE) && S_ISDIR(r->dst.mode) && r->parent != r->newparent) {
+		rc = is_ancestor(t, r->dst.ino, r->parent);
+		if (rc)
+			return rc > 0 ? -EINVAL : rc;
+	}
+	if (!r->have_dst || (r->flags & RENAME_EXCHANGE))
+		return 0;
+	if (S_ISDIR(r->src.mode) && !S_ISDIR(r->dst.mode))
+		return -ENOTDIR;
+	if (!S_ISDIR(r->src.mode) && S_ISDIR(r->dst.mode))
+		return -EISDIR;
+	return 0;
+}
+
+/* Move directory D from one parent to another: fix nlinks and parent. */
+static void move_dir(struct idx_inode *d, struct idx_inode *from, struct idx_inode *to)
+{
+	if (!S_ISDIR(d->mode) || from->ino == to->ino)
+		return;
+	from->nlink--;
+	to->nlink++;
+	d->parent = to->ino;
+}
+
+/* Write PD and NPD (the same inode when equal: NPD wins). */
+static int put_parents(struct idx_txn *t, struct rn *r)
+{
+	int rc = 0;
+
+	touch_dir(&r->pd, r->now);
+	touch_dir(&r->npd, r->now);
+	if (r->parent != r->newparent)
+		rc = idx_inode_put(t, &r->pd);
+	return rc ? rc : idx_inode_put(t, &r->npd);
+}
+
+static int rename_exchange(struct idx_txn *t, struct rn *r)
+{
+	int rc;
+
+	if (r->parent != r->newparent) {
+		move_dir(&r->src, &r->pd, &r->npd);
+		move_dir(&r->dst, &r->npd, &r->pd);
+	}
+	r->src.ctime_ns = r->dst.ctime_ns = r->now;
+	rc = idx_dirent_put(t, r->parent, r->name, r->dst.ino, r->dst.mode & S_IFMT);
+	if (!rc)
+		rc = idx_dirent_put(t, r->newparent, r->newname, r->src.ino, r->src.mode & S_IFMT);
+	if (!rc)
+		rc = idx_inode_put(t, &r->src);
+	if (!rc)
+		rc = idx_inode_put(t, &r->dst);
+	return rc ? rc : put_parents(t, r);
+}
+
+static int rename_move(struct idx_txn *t, struct rn *r)
+{
+	int rc = 0;
+
+	if (r->have_dst) {
+		if (S_ISDIR(r->dst.mode)) {
+			/* the replaced directory leaves NPD; drop_dir decrements
+			 * the nlink of the dir passed */
+			rc = drop_dir(t, &r->npd, &r->dst);
+		} else {
+			rc = drop_link(t, &r->dst, r->now);
+		}
+		if (rc)
+			return rc;
+		if (r->parent == r->newparent)
+			r->pd.nlink = r->npd.nlink;
+	}
+	rc = idx_dirent_del(t, r->parent, r->name);
+	if (!rc)
+		rc = idx_dirent_put(t, r->newparent, r->newname, r->src.ino, r->src.mode & S_IFMT);
+	if (rc)
+		return rc;
+	if (r->parent != r->newparent)
+		move_dir(&r->src, &r->pd, &r->npd);
+	r->src.ctime_ns = r->now;
+	rc = idx_inode_put(t, &r->src);
+	return rc ? rc : put_parents(t, r);
+}
+
+int store_rename(struct store *st, uint64_t parent, const char *name,
+		 uint64_t newparent, const char *newname, unsigned flags)
+{
+	struct rn r = { .parent = parent, .newparent = newparent, .name = name,
+			.newname = newname, .flags = flags, .now = store_now_ns() };
+	struct idx_txn *t;
+	int rc;
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+		return -EINVAL;
+	if (strlen(name) > IDX_NAME_MAX)
+		return -ENAMETOOLONG;
+	if ((rc = check_name(newname)))
+		return rc == -EEXIST ? -EBUSY : rc;
+	rc = store_wbegin(st, &t);
+	if (rc)
+		return rc;
+	rc = rename_check(t, &r);
+	if (!rc && r.have_dst && r.dst.ino == r.src.ino) {
+		/* same inode (hard links or same name): nothing to do */
+		return store_wend(st, t, -EALREADY) == -EALREADY ? 0 : -EIO;
+	}
+	if (!rc)
+		rc = (flags & RENAME_EXCHANGE) ? rename_exchange(t, &r) : rename_move(t, &r);
+	rc = store_wend(st, t, rc);
+	if (!rc && r.have_dst && !(flags & RENAME_EXCHANGE) && !S_ISDIR(r.dst.mode) && r.dst.nlink == 0)
+		store_pvcur_drop(st, r.dst.ino);
+	return rc;
+}
+
+int store_forget(struct store *st, uint64_t ino)
+{
+	struct frag_desc *freed = NULL;
+	uint32_t nfreed = 0;
+	struct idx_inode in;
+	struct idx_txn *t;
+	int rc;
+
+	if (st->rdonly)
+		return 0;
+	rc = store_wbegin(st, &t);
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc == -ENOENT || (!rc && in.nlink > 0) || (!rc && S_ISDIR(in.mode)))
+		return store_wend(st, t, -EALREADY) == -EALREADY ? 0 : -EIO;
+	if (!rc)
+		rc = store_destroy_inode(t, ino, &freed, &nfreed);
+	rc = store_wend(st, t, rc);
+	if (!rc) {
+		store_pvcur_drop(st, ino);
+		store_release_list(st, freed, nfreed);
+	} else {
+		free(freed);
+	}
+	return rc;
+}
+
+int store_setattr(struct store *st, uint64_t ino, const struct idx_inode *a, unsigned mask,
+		  struct idx_inode *out)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	int rc = store_wbegin(st, &t);
+
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (!rc) {
+		if (mask & STORE_SET_MODE)
+			in.mode = (in.mode & S_IFMT) | (a->mode & 07777);
+		if (mask & STORE_SET_UID)
+			in.uid = a->uid;
+		if (mask & STORE_SET_GID)
+			in.gid = a->gid;
+		if (mask & STORE_SET_ATIME)
+			in.atime_ns = a->atime_ns;
+		if (mask & STORE_SET_MTIME)
+			in.mtime_ns = a->mtime_ns;
+		in.ctime_ns = (mask & STORE_SET_CTIME) ? a->ctime_ns : store_now_ns();
+		rc = idx_inode_put(t, &in);
+	}
+	rc = store_wend(st, t, rc);
+	if (!rc) {
+		store_pvcur_drop(st, ino);
+		if (out)
+			*out = in;
+	}
+	return rc;
+}
+
+int store_readdir(struct store *st, uint64_t ino, const char *after,
+		  int (*cb)(void *arg, const char *name, uint64_t child, uint32_t type), void *arg)
+{
+	struct idx_txn *t;
+	struct idx_inode dir;
+	int rc = idx_begin(st->idx, 1, &t);
+
+	if (rc)
+		return rc;
+	rc = get_dir(t, ino, &dir);
+	if (!rc)
+		rc = idx_dirent_iter(t, ino, after, cb, arg);
+	idx_abort(t);
+	return rc;
+}

@@ -1,0 +1,364 @@
+/* pver — pinned, immutable versions of an object's data, and reads.
+ *
+ * Invariants:
+ *  (1) A pver never changes after it is published; its fragments are
+ *      pinned (store_pin_frags) from creation until the last pver_put, so
+ *      their images outlive any commit or delete that drops them.
+ *  (2) st->pvcur holds at most one pver per inode: the current version.
+ *      A commit or delete drops the slot (store_pvcur_drop) after its txn
+ *      committed; pvers handed out earlier stay valid.
+ *  (3) Fragments are sorted by offset with no gaps: frags[i].off +
+ *      frags[i].len == frags[i+1].off, the last ends at in.size; first_row
+ *      likewise accumulates rows. Lookups are binary searches: O(log F).
+ */
+#include "index/store_int.h"
+#include "cache/log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+uint64_t rows_in(const struct idx_inode *in, const char *buf, size_t len)
+{
+	uint64_t n = 0;
+	const char *p = buf, *end = buf + len;
+
+	if (inode_is_fixed(in))
+		return in->fmt_recsize ? len / in->fmt_recsize : 0;
+	while (p < end && (p = memchr(p, '\n', (size_t)(end - p)))) {
+		n++;
+		p++;
+	}
+	if (len && buf[len - 1] != '\n')
+		n++;
+	return n;
+}
+
+#ifndef NDEBUG
+static int pver_check(const struct pver *pv)
+{
+	uint64_t off = 0, row = 0;
+
+	for (uint32_t i = 0; i < pv->nfrags; i++) {
+		if (pv->frags[i].off != off || pv->frags[i].first_row != row || !pv->frags[i].len)
+			return 0;
+		off += pv->frags[i].len;
+		row += pv->frags[i].rows;
+	}
+	return pv->inl || (off == pv->in.size && row == pv->in.rows);
+}
+#endif
+
+/* The slot table is a small direct-mapped cache: a collision replaces. */
+#define PVCUR_SLOTS 1024
+
+void store_pvcur_set(struct store *st, struct pver *pv)
+{
+	struct pvslot *s;
+	struct pver *old = NULL;
+
+	pthread_mutex_lock(&st->lock);
+	if (!st->pvcur) {
+		st->pvcur = calloc(PVCUR_SLOTS, sizeof(*st->pvcur));
+		st->pvcur_cap = st->pvcur ? PVCUR_SLOTS : 0;
+	}
+	if (st->pvcur_cap) {
+		s = &st->pvcur[pv->in.ino % st->pvcur_cap];
+		old = s->pv;
+		s->ino = pv->in.ino;
+		s->pv = pver_ref(pv);
+	}
+	pthread_mutex_unlock(&st->lock);
+	pver_put(old);
+}
+
+void store_pvcur_drop(struct store *st, uint64_t ino)
+{
+	struct pver *old = NULL;
+
+	pthread_mutex_lock(&st->lock);
+	if (st->pvcur_cap) {
+		struct pvslot *s = &st->pvcur[ino % st->pvcur_cap];
+		if (s->ino == ino) {
+			old = s->pv;
+			s->pv = NULL;
+			s->ino = 0;
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	pver_put(old);
+}
+
+static struct pver *pvcur_get(struct store *st, uint64_t ino)
+{
+	struct pver *pv = NULL;
+
+	pthread_mutex_lock(&st->lock);
+	if (st->pvcur_cap) {
+		struct pvslot *s = &st->pvcur[ino % st->pvcur_cap];
+		if (s->ino == ino && s->pv)
+			pv = pver_ref(s->pv);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return pv;
+}
+
+/* Load INO's current version from the index. */
+static int pver_load(struct store *st, uint64_t ino, struct pver **out)
+{
+	struct idx_txn *t;
+	struct pver *pv = calloc(1, sizeof(*pv));
+	int rc;
+
+	*out = NULL;
+	if (!pv)
+		return -ENOMEM;
+	pv->st = st;
+	pv->refs = 1;
+	/* read + pin under commit_lock: store.c invariant (2) */
+	pthread_mutex_lock(&st->commit_lock);
+	rc = idx_begin(st->idx, 1, &t);
+	if (rc)
+		goto fail;
+	rc = idx_inode_get(t, ino, &pv->in);
+	if (!rc && S_ISDIR(pv->in.mode))
+		rc = -EISDIR;
+	if (!rc && (pv->in.flags & INODE_F_INLINE)) {
+		const void *d;
+		size_t len;
+		rc = idx_inline_get(t, ino, &d, &len);
+		if (rc == -ENOENT && pv->in.size == 0)
+			rc = 0, len = 0, d = "";
+		if (!rc && len != pv->in.size)
+			rc = -EUCLEAN;
+		if (!rc && !(pv->inl = malloc(len ? len : 1)))
+			rc = -ENOMEM;
+		if (!rc)
+			memcpy(pv->inl, d, len);
+	} else if (!rc) {
+		rc = idx_frags_load(t, ino, &pv->frags, &pv->nfrags);
+	}
+	idx_abort(t);
+	if (!rc && !pv->inl && pv->nfrags == 0 && pv->in.size == 0)
+		pv->inl = calloc(1, 1);     /* empty object */
+	if (rc)
+		goto fail;
+	if (!pv->inl && !(pver_check(pv))) {
+		log_err("object %llu: fragment list does not cover its size", (unsigned long long)ino);
+		rc = -EUCLEAN;
+		goto fail;
+	}
+	rc = store_pin_frags(st, pv->frags, pv->nfrags);
+	if (rc)
+		goto fail;
+	store_pvcur_set(st, pv);   /* still under commit_lock: no commit in between */
+	pthread_mutex_unlock(&st->commit_lock);
+	*out = pv;
+	return 0;
+fail:
+	pthread_mutex_unlock(&st->commit_lock);
+	free(pv->frags);
+	free(pv->inl);
+	free(pv);
+	return rc == -EUCLEAN ? -EIO : rc;
+}
+
+int store_pver_get(struct store *st, uint64_t ino, struct pver **out)
+{
+	*out = pvcur_get(st, ino);
+	if (*out)
+		return 0;
+	return pver_load(st, ino, out);
+}
+
+struct pver *pver_ref(struct pver *pv)
+{
+	__atomic_add_fetch(&pv->refs, 1, __ATOMIC_RELAXED);
+	return pv;
+}
+
+void pver_put(struct pver *pv)
+{
+	int n;
+
+	if (!pv)
+		return;
+	n = __atomic_sub_fetch(&pv->refs, 1, __ATOMIC_ACQ_REL);
+	if (n < 0)
+		abort();
+	if (n)
+		return;
+	store_unpin_frags(pv->st, pv->frags, pv->nfrags);
+	free(pv->frags);
+	free(pv->inl);
+	free(pv);
+}
+
+const struct idx_inode *pver_inode(const struct pver *pv)
+{
+	return &pv->in;
+}
+
+uint32_t pver_nfrags(const struct pver *pv)
+{
+	return pv->nfrags;
+}
+
+const struct frag_desc *pver_frag(const struct pver *pv, uint32_t i)
+{
+	return &pv->frags[i];
+}
+
+/* Index of the fragment holding byte OFF (OFF < size). */
+static uint32_t frag_by_off(const struct pver *pv, uint64_t off)
+{
+	uint32_t lo = 0, hi = pv->nfrags;
+
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (pv->frags[mid].off <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Index of the fragment holding row ROW (ROW < rows). */
+static uint32_t frag_by_row(const struct pver *pv, uint64_t row)
+{
+	uint32_t lo = 0, hi = pv->nfrags;
+
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (pv->frags[mid].first_row <= row)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	/* fragments with 0 rows cannot exist (each holds >= 1 byte) */
+	return lo;
+}
+
+static void to_ref(struct store *st, const struct frag_desc *d, struct frag_ref *r)
+{
+	r->id = d->id;
+	r->raw_len = d->len;
+	r->stored_len = d->stored_len;
+	r->checksum = d->checksum;
+	r->backend = store_backend_of(st, d);
+}
+
+/* Fetch fragments [i, j) pinned into OUT; log which object on damage. */
+static int fetch_range(struct pver *pv, uint32_t i, uint32_t j, struct fbuf **out)
+{
+	struct frag_ref stack[16] = { { 0 } }, *refs = stack;
+	uint32_t n = j - i;
+	int rc;
+
+	if (n > 16 && !(refs = malloc(n * sizeof(*refs))))
+		return -ENOMEM;
+	for (uint32_t k = 0; k < n; k++)
+		to_ref(pv->st, &pv->frags[i + k], &refs[k]);
+	rc = fcache_fetch(pv->st->cache, refs, n, out);
+	if (rc == -EIO || rc == -ENOENT) {
+		for (uint32_t k = 0; k < n; k++)
+			log_err("object %llu: version %llu: fragment %016llx (bytes %llu..%llu) could not be read: %s",
+				(unsigned long long)pv->in.ino, (unsigned long long)pv->in.version,
+				(unsigned long long)refs[k].id,
+				(unsigned long long)pv->frags[i + k].off,
+				(unsigned long long)(pv->frags[i + k].off + pv->frags[i + k].len),
+				rc == -EIO ? "damaged" : "missing");
+		rc = -EIO;
+	}
+	if (refs != stack)
+		free(refs);
+	return rc;
+}
+
+ssize_t pver_read(struct pver *pv, void *buf, size_t len, uint64_t off)
+{
+	struct fbuf *stack[16], **bufs = stack;
+	uint32_t i, j;
+	size_t done = 0;
+	int rc;
+
+	if (off >= pv->in.size || !len)
+		return 0;
+	if (len > pv->in.size - off)
+		len = (size_t)(pv->in.size - off);
+	if (pv->inl) {
+		memcpy(buf, pv->inl + off, len);
+		return (ssize_t)len;
+	}
+	i = frag_by_off(pv, off);
+	j = frag_by_off(pv, off + len - 1) + 1;
+	if (j - i > 16 && !(bufs = malloc((j - i) * sizeof(*bufs))))
+		return -ENOMEM;
+	rc = fetch_range(pv, i, j, bufs);
+	if (rc) {
+		if (bufs != stack)
+			free(bufs);
+		return rc;
+	}
+	for (uint32_t k = i; k < j; k++) {
+		const struct frag_desc *d = &pv->frags[k];
+		uint64_t s = off + done - d->off;
+		size_t n = (size_t)(d->len - s);
+		if (n > len - done)
+			n = len - done;
+		memcpy((char *)buf + done, bufs[k - i]->data + s, n);
+		done += n;
+		fbuf_put(bufs[k - i]);
+	}
+	if (bufs != stack)
+		free(bufs);
+	return (ssize_t)done;
+}
+
+/* Offset of the start of the Nth row in BUF (N < rows in BUF). */
+static size_t nth_row(const char *buf, size_t len, uint64_t n)
+{
+	const char *p = buf, *end = buf + len;
+
+	while (n--) {
+		p = memchr(p, '\n', (size_t)(end - p));
+		if (!p)
+			return len;
+		p++;
+	}
+	return (size_t)(p - buf);
+}
+
+int pver_row_offset(struct pver *pv, uint64_t row, uint64_t *off)
+{
+	struct fbuf *fb;
+	uint32_t i;
+	int rc;
+
+	if (row >= pv->in.rows) {
+		*off = pv->in.size;
+		return 0;
+	}
+	if (inode_is_fixed(&pv->in)) {
+		*off = row * pv->in.fmt_recsize;
+		return 0;
+	}
+	if (pv->inl) {
+		*off = nth_row(pv->inl, pv->in.size, row);
+		return 0;
+	}
+	i = frag_by_row(pv, row);
+	if (row == pv->frags[i].first_row) {
+		*off = pv->frags[i].off;
+		return 0;
+	}
+	rc = fetch_range(pv, i, i + 1, &fb);
+	if (rc)
+		return rc;
+	*off = pv->frags[i].off + nth_row(fb->data, fb->len, row - pv->frags[i].first_row);
+	fbuf_put(fb);
+	return 0;
+}

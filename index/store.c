@@ -1,0 +1,638 @@
+/* store — opening a store directory, sweeps at mount, fragment pins and
+ * deferred deletion, write-txn helpers.
+ *
+ * Invariants:
+ *  (1) A fragment image is deleted only when its index reference count is
+ *      0 (committed) and no pver pins it. A count reaching 0 while pinned
+ *      marks it a zombie; the last unpin re-checks the count in a fresh
+ *      read txn before deleting (a commit may have reused it meanwhile).
+ *  (2) Loading a version (read txn + pin) and a commit's txn + release are
+ *      serialized by commit_lock, so no image can be deleted between a
+ *      version being read from the index and its fragments being pinned.
+ *  (3) Fragment ids are allocated from st->next_frag, which starts above
+ *      every id in the index and on disk, and each commit records the
+ *      high-water mark in meta "next_frag": ids are never reused.
+ *  (4) Sweep (daemon mount only): staging files, orphan inodes, data of
+ *      storage=memory objects, and images no index record references.
+ */
+#include "index/store_int.h"
+#include "cache/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t store_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+const char *store_strerror(int err)
+{
+	switch (err) {
+	case -ENOENT: return "no such store (missing directory, or not a payloadfs store)";
+	case -ENOTEMPTY: return "directory is not empty and is not a payloadfs store";
+	case -EPROTO: return "store has an unknown format version (or a damaged index)";
+	case -ENOTDIR: return "not a directory";
+	case -EACCES: return "permission denied";
+	case -EROFS: return "read-only file system";
+	case -EAGAIN: return "store is busy";
+	default: return strerror(-err);
+	}
+}
+
+/* ---- pins ---- */
+
+static size_t pm_slot(const struct pinmap *m, uint64_t key)
+{
+	uint64_t h = key * 0x9e3779b97f4a7c15ull;
+	return (size_t)(h >> 20) & (m->cap - 1);
+}
+
+static long pm_find(const struct pinmap *m, uint64_t key)
+{
+	if (!m->cap)
+		return -1;
+	for (size_t i = pm_slot(m, key);; i = (i + 1) & (m->cap - 1)) {
+		if (m->keys[i] == key)
+			return (long)i;
+		if (!m->keys[i])
+			return -1;
+	}
+}
+
+static int pm_grow(struct pinmap *m)
+{
+	struct pinmap n = { 0 };
+
+	n.cap = m->cap ? m->cap * 2 : 1024;
+	n.keys = calloc(n.cap, sizeof(*n.keys));
+	n.vals = calloc(n.cap, sizeof(*n.vals));
+	n.zombie = calloc(n.cap, 1);
+	if (!n.keys || !n.vals || !n.zombie) {
+		free(n.keys); free(n.vals); free(n.zombie);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->cap; i++) {
+		size_t j;
+		if (!m->keys[i])
+			continue;
+		for (j = pm_slot(&n, m->keys[i]); n.keys[j]; j = (j + 1) & (n.cap - 1))
+			;
+		n.keys[j] = m->keys[i];
+		n.vals[j] = m->vals[i];
+		n.zombie[j] = m->zombie[i];
+	}
+	n.used = m->used;
+	free(m->keys); free(m->vals); free(m->zombie);
+	*m = n;
+	return 0;
+}
+
+static int pm_inc(struct pinmap *m, uint64_t key)
+{
+	long i = pm_find(m, key);
+	size_t j;
+
+	if (i >= 0) {
+		m->vals[i]++;
+		return 0;
+	}
+	if ((m->used + 1) * 2 > m->cap && pm_grow(m) < 0)
+		return -ENOMEM;
+	for (j = pm_slot(m, key); m->keys[j]; j = (j + 1) & (m->cap - 1))
+		;
+	m->keys[j] = key;
+	m->vals[j] = 1;
+	m->zombie[j] = 0;
+	m->used++;
+	return 0;
+}
+
+/* Remove slot I with backward-shift deletion (keeps probe chains whole). */
+static void pm_remove(struct pinmap *m, size_t i)
+{
+	size_t j = i;
+
+	m->keys[i] = 0;
+	m->used--;
+	for (;;) {
+		size_t k;
+		j = (j + 1) & (m->cap - 1);
+		if (!m->keys[j])
+			return;
+		k = pm_slot(m, m->keys[j]);
+		/* move j back to i when k is not cyclically in (i, j] */
+		if ((i <= j) ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		m->keys[i] = m->keys[j];
+		m->vals[i] = m->vals[j];
+		m->zombie[i] = m->zombie[j];
+		m->keys[j] = 0;
+		i = j;
+	}
+}
+
+/* Unpin KEY; @return 1 when that was the last pin of a zombie. */
+static int pm_dec(struct pinmap *m, uint64_t key)
+{
+	long i = pm_find(m, key);
+	int z;
+
+	if (i < 0 || m->vals[i] == 0) {
+		log_err("fragment %016llx: pin count underflow", (unsigned long long)key);
+		abort();
+	}
+	if (--m->vals[i])
+		return 0;
+	z = m->zombie[i];
+	pm_remove(m, (size_t)i);
+	return z;
+}
+
+int store_pin_frags(struct store *st, const struct frag_desc *d, uint32_t n)
+{
+	int rc = 0;
+	uint32_t i;
+
+	pthread_mutex_lock(&st->lock);
+	for (i = 0; i < n && !rc; i++)
+		rc = pm_inc(&st->pins, d[i].id);
+	if (rc)
+		for (uint32_t k = 0; k + 1 < i; k++)
+			pm_dec(&st->pins, d[k].id);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+static void delete_image(struct store *st, const struct frag_desc *d)
+{
+	int rc = frag_del(store_backend_of(st, d), d->id);
+
+	fcache_drop(st->cache, d->id);
+	if (rc && rc != -ENOENT)
+		log_warn("fragment %016llx: delete failed: %s (swept at next mount)",
+			 (unsigned long long)d->id, strerror(-rc));
+	else
+		__atomic_add_fetch(&st->stats.frags_deleted, 1, __ATOMIC_RELAXED);
+}
+
+void store_unpin_frags(struct store *st, const struct frag_desc *d, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		int last_zombie;
+		pthread_mutex_lock(&st->lock);
+		last_zombie = pm_dec(&st->pins, d[i].id);
+		pthread_mutex_unlock(&st->lock);
+		if (last_zombie) {
+			struct idx_txn *t;
+			uint32_t count = 1;
+			if (idx_begin(st->idx, 1, &t) == 0) {
+				idx_ref_get(t, d[i].id, &count);
+				idx_abort(t);
+			}
+			if (count == 0)
+				delete_image(st, &d[i]);
+		}
+	}
+}
+
+void store_release_frag(struct store *st, const struct frag_desc *d)
+{
+	long i;
+
+	pthread_mutex_lock(&st->lock);
+	i = pm_find(&st->pins, d->id);
+	if (i >= 0)
+		st->pins.zombie[i] = 1;
+	pthread_mutex_unlock(&st->lock);
+	if (i < 0)
+		delete_image(st, d);
+}
+
+void store_unzombie(struct store *st, uint64_t id)
+{
+	long i;
+
+	pthread_mutex_lock(&st->lock);
+	i = pm_find(&st->pins, id);
+	if (i >= 0)
+		st->pins.zombie[i] = 0;
+	pthread_mutex_unlock(&st->lock);
+}
+
+void store_release_list(struct store *st, struct frag_desc *freed, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		store_release_frag(st, &freed[i]);
+	free(freed);
+}
+
+uint64_t store_alloc_frag_id(struct store *st)
+{
+	return __atomic_fetch_add(&st->next_frag, 1, __ATOMIC_RELAXED);
+}
+
+struct frag_backend *store_backend_of(struct store *st, const struct frag_desc *d)
+{
+	return d->flags & FRAG_F_MEMORY ? st->mem : st->disk;
+}
+
+/* ---- txn helpers ---- */
+
+int store_wbegin(struct store *st, struct idx_txn **t)
+{
+	int rc;
+
+	*t = NULL;
+	if (st->rdonly)
+		return -EROFS;
+	pthread_mutex_lock(&st->commit_lock);
+	rc = idx_begin(st->idx, 0, t);
+	if (rc)
+		pthread_mutex_unlock(&st->commit_lock);
+	return rc;
+}
+
+int store_wend(struct store *st, struct idx_txn *t, int rc)
+{
+	if (rc == 0)
+		rc = idx_commit(t);
+	else
+		idx_abort(t);
+	pthread_mutex_unlock(&st->commit_lock);
+	return rc;
+}
+
+static int collect_freed(struct frag_desc **freed, uint32_t *n, const struct frag_desc *d)
+{
+	struct frag_desc *v = realloc(*freed, (*n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	v[(*n)++] = *d;
+	*freed = v;
+	return 0;
+}
+
+int store_drop_data(struct idx_txn *t, uint64_t ino, struct frag_desc **freed, uint32_t *nfreed)
+{
+	struct frag_desc *v;
+	uint32_t n, now;
+	int rc = idx_frags_load(t, ino, &v, &n);
+
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		rc = idx_frag_del(t, ino, v[i].off);
+		if (!rc)
+			rc = idx_ref_add(t, v[i].id, -1, &now);
+		if (!rc && now == 0)
+			rc = collect_freed(freed, nfreed, &v[i]);
+	}
+	free(v);
+	return rc ? rc : idx_inline_del(t, ino);
+}
+
+int store_destroy_inode(struct idx_txn *t, uint64_t ino, struct frag_desc **freed, uint32_t *nfreed)
+{
+	int rc = store_drop_data(t, ino, freed, nfreed);
+
+	if (!rc)
+		rc = idx_xattr_del_all(t, ino);
+	if (!rc)
+		rc = idx_inode_del(t, ino);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (!rc)
+		rc = idx_orphan_del(t, ino);
+	return rc;
+}
+
+/* ---- opening ---- */
+
+static int mkdir_p(const char *path)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+static int init_root(struct store *st)
+{
+	struct idx_txn *t;
+	struct idx_inode root;
+	int rc = store_wbegin(st, &t);
+
+	if (rc)
+		return rc;
+	if (idx_inode_get(t, IDX_ROOT_INO, &root) == 0)
+		return store_wend(st, t, -EEXIST) == -EEXIST ? 0 : -EIO;
+	memset(&root, 0, sizeof(root));
+	root.ino = IDX_ROOT_INO;
+	root.mode = S_IFDIR | 0755;
+	root.uid = getuid();
+	root.gid = getgid();
+	root.nlink = 2;
+	root.parent = IDX_ROOT_INO;
+	root.atime_ns = root.mtime_ns = root.ctime_ns = store_now_ns();
+	return store_wend(st, t, idx_inode_put(t, &root));
+}
+
+static void sweep_staging(struct store *st)
+{
+	char path[4096];
+	DIR *d;
+	struct dirent *e;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/staging", st->dir);
+	if (!(d = opendir(path)))
+		return;
+	fd = dirfd(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && unlinkat(fd, e->d_name, 0) == 0)
+			log_info("sweep: removed staging file %s", e->d_name);
+	closedir(d);
+}
+
+struct id_set {
+	uint64_t *v;
+	size_t n, cap;
+	uint64_t max;
+};
+
+static int id_add(void *arg, uint64_t id, uint32_t count)
+{
+	struct id_set *s = arg;
+
+	(void)count;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		uint64_t *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = id;
+	if (id > s->max)
+		s->max = id;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct sweep_ctx {
+	struct store *st;
+	struct id_set refs;
+	uint64_t max_seen, removed;
+};
+
+static int sweep_one(void *arg, uint64_t id)
+{
+	struct sweep_ctx *c = arg;
+
+	if (id > c->max_seen)
+		c->max_seen = id;
+	if (bsearch(&id, c->refs.v, c->refs.n, sizeof(uint64_t), cmp_u64))
+		return 0;
+	if (frag_del(c->st->disk, id) == 0)
+		c->removed++;
+	return 0;
+}
+
+static int orphan_collect(void *arg, uint64_t ino)
+{
+	return id_add(arg, ino, 0);
+}
+
+static int memobj_collect(void *arg, const struct idx_inode *in)
+{
+	if ((in->flags & INODE_F_MEMORY) && in->size)
+		return id_add(arg, in->ino, 0);
+	return 0;
+}
+
+/* Destroy orphan inodes and empty storage=memory objects (their data died
+ * with the previous daemon). */
+static int sweep_inodes(struct store *st)
+{
+	struct id_set orph = { 0 }, mem = { 0 };
+	struct frag_desc *freed = NULL;
+	uint32_t nfreed = 0;
+	struct idx_txn *t;
+	int rc = store_wbegin(st, &t);
+
+	if (rc)
+		return rc;
+	rc = idx_orphans_iter(t, orphan_collect, &orph);
+	if (!rc)
+		rc = idx_inodes_iter(t, memobj_collect, &mem);
+	for (size_t i = 0; i < orph.n && !rc; i++)
+		rc = store_destroy_inode(t, orph.v[i], &freed, &nfreed);
+	for (size_t i = 0; i < mem.n && !rc; i++) {
+		struct idx_inode in;
+		rc = idx_inode_get(t, mem.v[i], &in);
+		if (!rc)
+			rc = store_drop_data(t, mem.v[i], &freed, &nfreed);
+		if (!rc) {
+			in.size = in.rows = 0;
+			in.nfrags = 0;
+			in.flags &= ~INODE_F_INLINE;
+			in.version++;
+			in.mtime_ns = in.ctime_ns = store_now_ns();
+			rc = idx_inode_put(t, &in);
+		}
+	}
+	rc = store_wend(st, t, rc);
+	if (!rc && (orph.n || mem.n))
+		log_info("sweep: %zu unlinked inode(s) freed, %zu memory object(s) emptied", orph.n, mem.n);
+	/* images of memory objects are gone anyway; disk ones are swept next */
+	free(freed);
+	free(orph.v);
+	free(mem.v);
+	return rc;
+}
+
+static int sweep(struct store *st)
+{
+	struct sweep_ctx c = { .st = st };
+	struct idx_txn *t;
+	int rc;
+
+	sweep_staging(st);
+	rc = sweep_inodes(st);
+	if (rc)
+		return rc;
+	rc = idx_begin(st->idx, 1, &t);
+	if (rc)
+		return rc;
+	rc = idx_refs_iter(t, id_add, &c.refs);
+	idx_abort(t);
+	if (rc)
+		goto out;
+	qsort(c.refs.v, c.refs.n, sizeof(uint64_t), cmp_u64);
+	rc = frag_list(st->disk, sweep_one, &c);
+	if (c.removed)
+		log_info("sweep: removed %llu unreferenced fragment(s)", (unsigned long long)c.removed);
+	if (c.max_seen >= st->next_frag)
+		st->next_frag = c.max_seen + 1;
+	if (c.refs.max >= st->next_frag)
+		st->next_frag = c.refs.max + 1;
+out:
+	free(c.refs.v);
+	return rc;
+}
+
+static int open_layout(const char *dir, const struct store_opts *o)
+{
+	char path[4096];
+	struct stat sb;
+	int rc;
+
+	if (stat(dir, &sb) < 0)
+		return -errno;
+	if (!S_ISDIR(sb.st_mode))
+		return -ENOTDIR;
+	snprintf(path, sizeof(path), "%s/index/data.mdb", dir);
+	if (stat(path, &sb) == 0)
+		return 0;
+	if (!o->create || o->rdonly)
+		return -ENOENT;
+	rc = dir_is_empty(dir);
+	if (rc < 0)
+		return rc;
+	if (!rc)
+		return -ENOTEMPTY;
+	const char *subs[] = { "index", "fragments", "staging" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
+		if ((rc = mkdir_p(path)) < 0)
+			return rc;
+	}
+	return 1;   /* created */
+}
+
+int store_open(const char *dir, const struct store_opts *o, struct store **out)
+{
+	struct store *st;
+	char path[4096];
+	struct idx_txn *t;
+	int rc, created;
+
+	*out = NULL;
+	created = open_layout(dir, o);
+	if (created < 0)
+		return created;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->commit_lock, NULL);
+	st->dir = strdup(dir);
+	st->rdonly = o->rdonly;
+	st->frag_size = o->fragment_size ? o->fragment_size : (1u << 20);
+	st->spill_size = o->spill_size ? o->spill_size : (8u << 20);
+	snprintf(path, sizeof(path), "%s/index", dir);
+	rc = st->dir ? idx_open(path, created > 0, o->rdonly, &st->idx) : -ENOMEM;
+	if (!rc) {
+		snprintf(path, sizeof(path), "%s/fragments", dir);
+		rc = backend_local_open(path, &st->disk);
+	}
+	if (!rc)
+		rc = backend_mem_open(&st->mem);
+	if (!rc && !(st->cache = fcache_new(o->cache_size)))
+		rc = -ENOMEM;
+	if (!rc && created > 0)
+		rc = init_root(st);
+	if (!rc && (rc = idx_begin(st->idx, 1, &t)) == 0) {
+		rc = idx_meta_get_u64(t, "next_frag", &st->next_frag);
+		idx_abort(t);
+	}
+	if (!rc && o->sweep && !o->rdonly)
+		rc = sweep(st);
+	if (rc) {
+		store_close(st);
+		return rc == -ENOENT && created == 0 ? -EPROTO : rc;
+	}
+	*out = st;
+	return 0;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->pvcur) {
+		for (size_t i = 0; i < st->pvcur_cap; i++)
+			pver_put(st->pvcur[i].pv);
+		free(st->pvcur);
+	}
+	fcache_free(st->cache);
+	frag_backend_destroy(st->disk);
+	frag_backend_destroy(st->mem);
+	idx_close(st->idx);
+	free(st->pins.keys);
+	free(st->pins.vals);
+	free(st->pins.zombie);
+	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->commit_lock);
+	free(st->dir);
+	free(st);
+}
+
+int store_statfs(struct store *st, struct statvfs *out)
+{
+	if (statvfs(st->dir, out) < 0)
+		return -errno;
+	out->f_namemax = IDX_NAME_MAX;
+	if (st->rdonly)
+		out->f_flag |= ST_RDONLY;
+	return 0;
+}
+
+void store_get_stats(struct store *st, struct store_stats *out)
+{
+	struct fcache_stats cs;
+
+	out->frags_written = __atomic_load_n(&st->stats.frags_written, __ATOMIC_RELAXED);
+	out->frags_deleted = __atomic_load_n(&st->stats.frags_deleted, __ATOMIC_RELAXED);
+	out->commits = __atomic_load_n(&st->stats.commits, __ATOMIC_RELAXED);
+	fcache_get_stats(st->cache, &cs);
+	out->cache_hits = cs.hits;
+	out->cache_misses = cs.misses;
+	out->cache_bytes = cs.bytes;
+}
+
+struct idx *store_idx(struct store *st) { return st->idx; }
+struct frag_backend *store_backend(struct store *st, int memory) { return memory ? st->mem : st->disk; }
+struct fcache *store_cache(struct store *st) { return st->cache; }

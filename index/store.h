@@ -1,0 +1,187 @@
+/* store — the payload store: the one core API that the FUSE daemon (fs/)
+ * and the tools (tools/) use. A store is a directory (STORE/index: LMDB,
+ * STORE/fragments: immutable fragment images, STORE/staging: in-flight
+ * writes). This API knows nothing of FUSE.
+ *
+ * Identifier spaces (see also fs/inode.h):
+ *  - inode number (u64): an object's or directory's id, from the index;
+ *    1 is the root; 2..15 are reserved for synthetic entries of fs/.
+ *  - fragment id (u64): names one immutable image; never reused.
+ *  - version (u64): an object's data version; bumped by every commit.
+ *
+ * Threads: every function may be called from any thread concurrently,
+ * except store_open/store_close. All return 0 or -errno.
+ */
+#ifndef PFS_STORE_H
+#define PFS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/statvfs.h>
+
+#include "index/idx.h"
+#include "index/view.h"
+
+struct store;
+struct pver;
+struct wsess;
+
+struct store_opts {
+	size_t fragment_size;   /* target raw bytes per fragment; 0 = 1 MiB */
+	size_t cache_size;      /* fragment cache budget; 0 = 256 MiB */
+	size_t spill_size;      /* staged bytes kept in memory per handle; 0 = 8 MiB */
+	int create;             /* initialise an empty directory */
+	int rdonly;             /* read-only: no txn writes, no sweeps */
+	int sweep;              /* at open: sweep orphans, staging, memory objects */
+};
+
+#define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
+
+/* Open the store in DIR. With CREATE, an empty or missing-index directory
+ * is initialised (index/, fragments/, staging/ created 0700).
+ * @return 0; -ENOENT DIR missing, or not a store and !create; -ENOTEMPTY
+ *   DIR is not empty and not a store; -EPROTO unknown format version (a
+ *   clear message is logged); -errno. */
+int store_open(const char *dir, const struct store_opts *o, struct store **out);
+void store_close(struct store *st);
+
+/* One-line description of an open error from store_open (static string). */
+const char *store_strerror(int err);
+
+/* ---- namespace: attributes are struct idx_inode ---- */
+
+int store_getattr(struct store *st, uint64_t ino, struct idx_inode *out);
+/* @return -ENOENT, -ENOTDIR (parent not a directory), -ENAMETOOLONG. */
+int store_lookup(struct store *st, uint64_t parent, const char *name, struct idx_inode *out);
+/* Create a non-directory (regular file, fifo, socket, device) named NAME.
+ * Payload settings are inherited from PARENT; header defaults to 1 for
+ * *.csv / *.tsv. @return -EEXIST, -EINVAL (name reserved for views),
+ * -ENAMETOOLONG, -ENOTDIR, -ENOENT. */
+int store_mknod(struct store *st, uint64_t parent, const char *name, uint32_t mode,
+		uint64_t rdev, uint32_t uid, uint32_t gid, struct idx_inode *out);
+int store_mkdir(struct store *st, uint64_t parent, const char *name, uint32_t mode,
+		uint32_t uid, uint32_t gid, struct idx_inode *out);
+int store_symlink(struct store *st, uint64_t parent, const char *name, const char *target,
+		  uint32_t uid, uint32_t gid, struct idx_inode *out);
+/* Copy the link target into BUF (CAP bytes, NUL-terminated).
+ * @return the target length, -EINVAL not a symlink, -ENAMETOOLONG. */
+ssize_t store_readlink(struct store *st, uint64_t ino, char *buf, size_t cap);
+/* @return -EPERM for a directory, -EEXIST, -EMLINK. */
+int store_link(struct store *st, uint64_t ino, uint64_t newparent, const char *newname,
+	       struct idx_inode *out);
+/* Remove NAME. An inode whose link count reaches 0 becomes an orphan: its
+ * data stays until store_forget() (the fs dropped its last reference) or
+ * the next open with sweep. @return -EISDIR, -ENOENT. */
+int store_unlink(struct store *st, uint64_t parent, const char *name);
+/* @return -ENOTDIR, -ENOTEMPTY, -ENOENT. */
+int store_rmdir(struct store *st, uint64_t parent, const char *name);
+/* rename(2) semantics incl. atomic replace; FLAGS: RENAME_NOREPLACE,
+ * RENAME_EXCHANGE. @return -EINVAL (into own subtree or a view name),
+ * -ENOTEMPTY, -EISDIR, -ENOTDIR, -EEXIST. */
+int store_rename(struct store *st, uint64_t parent, const char *name,
+		 uint64_t newparent, const char *newname, unsigned flags);
+/* Free an orphan's data if its link count is 0 (called by fs when the
+ * kernel forgets the inode). A linked inode is left alone. */
+int store_forget(struct store *st, uint64_t ino);
+
+#define STORE_SET_MODE  0x1
+#define STORE_SET_UID   0x2
+#define STORE_SET_GID   0x4
+#define STORE_SET_ATIME 0x8
+#define STORE_SET_MTIME 0x10
+#define STORE_SET_CTIME 0x20
+/* Change metadata (not size: sizes go through a write session).
+ * ctime is set to now unless STORE_SET_CTIME. */
+int store_setattr(struct store *st, uint64_t ino, const struct idx_inode *attr, unsigned mask,
+		  struct idx_inode *out);
+
+/* Call CB for each entry of directory INO after name AFTER (NULL = from the
+ * start), in name order, until CB returns non-zero. */
+int store_readdir(struct store *st, uint64_t ino, const char *after,
+		  int (*cb)(void *arg, const char *name, uint64_t child, uint32_t type), void *arg);
+
+int store_statfs(struct store *st, struct statvfs *out);
+
+/* ---- extended attributes (index/xattr.c) ----
+ * user.payload.format / .header / .storage are settings; .rows .version
+ * .fragments .id are read-only figures (EPERM on set); other user.* are
+ * stored. Values are bounded (STORE_XATTR_MAX). */
+#define STORE_XATTR_MAX 65536
+/* @return the value length (copied when CAP >= it), -ENODATA, -ERANGE. */
+ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *buf, size_t cap);
+/* FLAGS: XATTR_CREATE, XATTR_REPLACE. @return -EINVAL (bad payload value),
+ * -EPERM (read-only figure), -ENOTSUP (namespace other than user.),
+ * -EEXIST, -ENODATA, -E2BIG. Changing format or header of an object
+ * re-cuts its data in one commit. */
+int store_setxattr(struct store *st, uint64_t ino, const char *name, const void *val,
+		   size_t len, int flags);
+/* NUL-separated names; @return total length, -ERANGE. */
+ssize_t store_listxattr(struct store *st, uint64_t ino, char *buf, size_t cap);
+int store_removexattr(struct store *st, uint64_t ino, const char *name);
+
+/* ---- versions: immutable, pinned views of an object's data ---- */
+
+/* Pin the current version of object INO. @return -ENOENT, -EISDIR. */
+int store_pver_get(struct store *st, uint64_t ino, struct pver **out);
+/* Take another reference. */
+struct pver *pver_ref(struct pver *pv);
+/* Drop a reference; the last one unpins the fragments. NULL-safe. */
+void pver_put(struct pver *pv);
+/* Attributes of the object at this version (valid while pinned). */
+const struct idx_inode *pver_inode(const struct pver *pv);
+/* Read up to LEN bytes at OFF; all missing fragments in one batch.
+ * @return bytes read (short at end of data), -EIO (damaged fragment:
+ * logged with object and fragment), -ENOMEM. */
+ssize_t pver_read(struct pver *pv, void *buf, size_t len, uint64_t off);
+/* Byte offset where row ROW (0-based over all rows, header included)
+ * starts; rows >= the row count map to the size. */
+int pver_row_offset(struct pver *pv, uint64_t row, uint64_t *off);
+uint32_t pver_nfrags(const struct pver *pv);
+/* The I-th fragment descriptor (I < pver_nfrags). */
+const struct frag_desc *pver_frag(const struct pver *pv, uint32_t i);
+
+/* ---- write sessions: per-handle staging, commit on close ---- */
+
+/* Begin staging on top of BASE (the session takes its own reference).
+ * With VIEW (VIEW_ROWS only; NULL for the whole object) the session's
+ * content is the view's bytes and its commit replaces the view's rows and
+ * the header (DESIGN §1). TRUNCATE starts from empty content. */
+int store_wsess_begin(struct store *st, struct pver *base, const struct view_spec *view,
+		      int truncate, struct wsess **out);
+int wsess_write(struct wsess *ws, const void *buf, size_t len, uint64_t off);
+int wsess_truncate(struct wsess *ws, uint64_t size);
+/* Read the session's current content. @return bytes read or -errno. */
+ssize_t wsess_read(struct wsess *ws, void *buf, size_t len, uint64_t off);
+uint64_t wsess_size(const struct wsess *ws);
+int wsess_dirty(const struct wsess *ws);
+/* Commit (no-op when clean): fragments written and made durable first,
+ * then one index transaction; the session is rebased on the new version
+ * and clean again. On failure the object keeps its previous version and
+ * the session keeps its staged content.
+ * @return 0, -ENOSPC, -EIO, -EINVAL (fixed:N size not a multiple of N,
+ * view content without its header rows), -ENOENT (object deleted). */
+int wsess_commit(struct wsess *ws);
+/* The version the session is based on (borrowed reference). */
+struct pver *wsess_base(const struct wsess *ws);
+/* Discard staged content and free. NULL-safe. */
+void wsess_free(struct wsess *ws);
+
+/* Resize object INO to SIZE in one commit (truncate(2) without a handle). */
+int store_truncate(struct store *st, uint64_t ino, uint64_t size);
+
+/* ---- counters for tests and payloadctl ---- */
+struct store_stats {
+	uint64_t frags_written;    /* fragment images written since open */
+	uint64_t frags_deleted;
+	uint64_t commits;
+	uint64_t cache_hits, cache_misses, cache_bytes;
+};
+void store_get_stats(struct store *st, struct store_stats *out);
+
+/* Internal access for tools living on the same core (fsck). */
+struct idx *store_idx(struct store *st);
+struct frag_backend *store_backend(struct store *st, int memory);
+struct fcache *store_cache(struct store *st);
+
+#endif

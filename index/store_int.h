@@ -1,0 +1,115 @@
+/* store_int — internals shared by the store's implementation files
+ * (store.c, ns.c, xattr.c, pver.c, stage.c, commit.c). Not for fs/ or
+ * tools/.
+ *
+ * Lock order: st->commit_lock, then an LMDB write txn, then st->lock.
+ * st->lock is never held across I/O or while waiting for a txn.
+ */
+#ifndef PFS_STORE_INT_H
+#define PFS_STORE_INT_H
+
+#include "index/store.h"
+#include "cache/backend.h"
+#include "cache/fcache.h"
+
+#include <pthread.h>
+
+/* u64 -> u32 counter map (open addressing), for fragment pins. */
+struct pinmap {
+	uint64_t *keys;     /* 0 = empty slot (fragment ids start at 1) */
+	uint32_t *vals;
+	uint8_t  *zombie;   /* refcount reached 0 while pinned: delete at unpin */
+	size_t cap, used;
+};
+
+struct store {
+	char *dir;
+	struct idx *idx;
+	struct frag_backend *disk, *mem;
+	struct fcache *cache;
+	size_t frag_size, spill_size;
+	int rdonly;
+	uint64_t next_frag;          /* atomic */
+	pthread_mutex_t commit_lock; /* serializes commits and namespace writes */
+	pthread_mutex_t lock;        /* protects pins and pvcur */
+	struct pinmap pins;          /* protected by lock */
+	struct pvslot *pvcur;        /* protected by lock: ino -> current pver */
+	size_t pvcur_cap;
+	struct store_stats stats;    /* atomic fields */
+};
+
+struct pver {
+	struct store *st;
+	struct idx_inode in;
+	struct frag_desc *frags;     /* sorted by off; empty when inline */
+	uint32_t nfrags;
+	char *inl;                   /* inline bytes (size in in.size) */
+	int refs;                    /* atomic */
+};
+
+struct pvslot {
+	uint64_t ino;
+	struct pver *pv;             /* holds one reference */
+};
+
+int64_t store_now_ns(void);
+
+/* Pins (store.c). Pin every fragment of a list; unpin deletes zombies
+ * whose index count is still 0. */
+int store_pin_frags(struct store *st, const struct frag_desc *d, uint32_t n);
+void store_unpin_frags(struct store *st, const struct frag_desc *d, uint32_t n);
+/* After a commit whose txn took fragment ID's count to 0: delete its image
+ * now, or when the last pin goes. */
+void store_release_frag(struct store *st, const struct frag_desc *d);
+/* A commit resurrected ID (count 0 -> 1) while pinned: not a zombie. */
+void store_unzombie(struct store *st, uint64_t id);
+uint64_t store_alloc_frag_id(struct store *st);
+struct frag_backend *store_backend_of(struct store *st, const struct frag_desc *d);
+/* Forget the cached current version of INO (after a commit or delete). */
+void store_pvcur_drop(struct store *st, uint64_t ino);
+/* Make PV the cached current version of its inode (takes a reference). */
+void store_pvcur_set(struct store *st, struct pver *pv);
+
+/* Drop all data of INO inside T (fragment records, refs, inline); collect
+ * fragments whose count reached 0 into *FREED (malloc'd, *NFREED). */
+int store_drop_data(struct idx_txn *t, uint64_t ino, struct frag_desc **freed, uint32_t *nfreed);
+/* Delete a fully-unlinked inode (nlink 0) inside T: data, xattrs, record,
+ * orphan mark. */
+int store_destroy_inode(struct idx_txn *t, uint64_t ino, struct frag_desc **freed, uint32_t *nfreed);
+/* Release images collected by the above after the txn committed. */
+void store_release_list(struct store *st, struct frag_desc *freed, uint32_t n);
+
+/* Begin a write txn under commit_lock (released by store_wend). */
+int store_wbegin(struct store *st, struct idx_txn **t);
+/* Commit (rc == 0) or abort T and release commit_lock; returns the result. */
+int store_wend(struct store *st, struct idx_txn *t, int rc);
+
+/* Payload format of an inode: rows are lines or fixed records. */
+static inline int inode_is_fixed(const struct idx_inode *in) { return in->fmt_kind == PFMT_FIXED; }
+
+/* Count rows of BUF/LEN as a fragment holds them (lines: '\n' count plus
+ * one for a last row without '\n'; fixed: len / N). */
+uint64_t rows_in(const struct idx_inode *in, const char *buf, size_t len);
+
+/* Commit a new content described by a segment list over BASE (commit.c). */
+enum seg_kind { SEG_BASE = 0, SEG_STAGE = 1, SEG_ZERO = 2 };
+struct seg {
+	uint64_t off;        /* offset in the content */
+	uint64_t len;
+	uint64_t src;        /* base offset (SEG_BASE) or stage offset (SEG_STAGE) */
+	uint8_t kind;
+};
+struct stage;            /* append-only staged bytes (stage.c) */
+int stage_read(struct stage *sg, void *buf, size_t len, uint64_t off);
+/* Read content [off, off+len) of segment list S/N (base bytes from BASE,
+ * staged bytes from SG). @return bytes read (short at the end) or -errno. */
+ssize_t segs_read(struct pver *base, struct stage *sg, const struct seg *s, size_t n,
+		  void *buf, size_t len, uint64_t off);
+
+/* Commit content SEGS (N segments) over BASE for object INO, with
+ * attributes NEWIN (format/header as the new version should have). On
+ * success *NEWPV is the new pinned version (may be NULL to skip). */
+int commit_segments(struct store *st, struct pver *base, const struct seg *segs, size_t n,
+		    struct stage *sg, const struct idx_inode *newin, struct pver **newpv);
+
+#endif

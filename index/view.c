@@ -1,0 +1,277 @@
+/* view — see view.h.
+ *
+ * Grammar of a view suffix (after the LAST '@' of a name):
+ *   rows=[INT]:[INT]    INT = [-]DIGITS, fits in int64
+ *   part=UINT/UINT      0 <= K < N, N >= 1
+ *   meta
+ * Any suffix starting with "rows=" or "part=", or equal to "meta", is
+ * reserved: such a name is a view or nothing (ENOENT), never a real entry.
+ */
+#include "index/view.h"
+#include "index/store_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_int(const char *s, const char *end, int64_t *out)
+{
+	int neg = 0;
+	uint64_t v = 0;
+
+	if (s < end && *s == '-') {
+		neg = 1;
+		s++;
+	}
+	if (s == end)
+		return -1;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > (uint64_t)INT64_MAX)
+			return -1;
+	}
+	*out = neg ? -(int64_t)v : (int64_t)v;
+	return 0;
+}
+
+static int parse_rows(const char *s, struct view_spec *sp)
+{
+	const char *colon = strchr(s, ':'), *end = s + strlen(s);
+
+	if (!colon || strchr(colon + 1, ':'))
+		return -ENOENT;
+	sp->kind = VIEW_ROWS;
+	sp->has_start = colon > s;
+	sp->has_stop = end > colon + 1;
+	if (sp->has_start && parse_int(s, colon, &sp->start) < 0)
+		return -ENOENT;
+	if (sp->has_stop && parse_int(colon + 1, end, &sp->stop) < 0)
+		return -ENOENT;
+	return 1;
+}
+
+static int parse_part(const char *s, struct view_spec *sp)
+{
+	const char *slash = strchr(s, '/'), *end = s + strlen(s);
+	int64_t k, n;
+
+	if (!slash || *s == '-' || slash[1] == '-')
+		return -ENOENT;
+	if (parse_int(s, slash, &k) < 0 || parse_int(slash + 1, end, &n) < 0)
+		return -ENOENT;
+	if (n < 1 || k < 0 || k >= n)
+		return -ENOENT;
+	sp->kind = VIEW_PART;
+	sp->k = (uint64_t)k;
+	sp->n = (uint64_t)n;
+	return 1;
+}
+
+static const char *suffix_of(const char *name)
+{
+	const char *at = strrchr(name, '@');
+
+	if (!at)
+		return NULL;
+	at++;
+	if (strncmp(at, "rows=", 5) == 0 || strncmp(at, "part=", 5) == 0 || strcmp(at, "meta") == 0)
+		return at;
+	return NULL;
+}
+
+int view_name_reserved(const char *name)
+{
+	return suffix_of(name) != NULL;
+}
+
+int view_parse(const char *name, size_t *base_len, struct view_spec *spec)
+{
+	const char *sfx = suffix_of(name);
+
+	memset(spec, 0, sizeof(*spec));
+	*base_len = strlen(name);
+	if (!sfx)
+		return 0;
+	*base_len = (size_t)(sfx - 1 - name);
+	if (*base_len == 0)
+		return -ENOENT;
+	if (strncmp(sfx, "rows=", 5) == 0)
+		return parse_rows(sfx + 5, spec);
+	if (strncmp(sfx, "part=", 5) == 0)
+		return parse_part(sfx + 5, spec);
+	spec->kind = VIEW_META;
+	return 1;
+}
+
+static uint64_t clip(int64_t v, uint64_t r)
+{
+	if (v < 0) {
+		uint64_t m = (uint64_t)(-(v + 1)) + 1;
+		return m >= r ? 0 : r - m;
+	}
+	return (uint64_t)v > r ? r : (uint64_t)v;
+}
+
+void view_row_range(const struct view_spec *sp, uint64_t r, uint64_t *a, uint64_t *b)
+{
+	if (sp->kind == VIEW_PART) {
+		*a = (uint64_t)((unsigned __int128)sp->k * r / sp->n);
+		*b = (uint64_t)((unsigned __int128)(sp->k + 1) * r / sp->n);
+		return;
+	}
+	*a = sp->has_start ? clip(sp->start, r) : 0;
+	*b = sp->has_stop ? clip(sp->stop, r) : r;
+	if (*b < *a)
+		*b = *a;
+}
+
+int view_resolve(struct pver *pv, const struct view_spec *sp, struct view_map *m)
+{
+	const struct idx_inode *in = pver_inode(pv);
+	uint64_t hdr = inode_is_fixed(in) ? 0 : in->header;
+	uint64_t data_rows, a_off, b_off;
+	int rc;
+
+	if (sp->kind != VIEW_ROWS && sp->kind != VIEW_PART)
+		return -EINVAL;
+	if (hdr > in->rows)
+		hdr = in->rows;
+	data_rows = in->rows - hdr;
+	memset(m, 0, sizeof(*m));
+	view_row_range(sp, data_rows, &m->row_a, &m->row_b);
+	rc = pver_row_offset(pv, hdr, &m->hdr_len);
+	if (!rc)
+		rc = pver_row_offset(pv, hdr + m->row_a, &a_off);
+	if (!rc)
+		rc = pver_row_offset(pv, hdr + m->row_b, &b_off);
+	if (rc)
+		return rc;
+	m->rows_off = a_off;
+	m->rows_len = b_off - a_off;
+	return 0;
+}
+
+ssize_t view_read(struct pver *pv, const struct view_map *m, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	uint64_t size = view_size(m);
+
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	while (done < len) {
+		uint64_t o = off + done, src;
+		size_t want;
+		ssize_t n;
+
+		if (o < m->hdr_len) {
+			src = o;
+			want = (size_t)(m->hdr_len - o);
+		} else {
+			src = m->rows_off + (o - m->hdr_len);
+			want = (size_t)(size - o);
+		}
+		if (want > len - done)
+			want = len - done;
+		n = pver_read(pv, (char *)buf + done, want, src);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+static void json_str(FILE *f, const char *s, size_t len)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c == '\r')
+			fputs("\\r", f);
+		else if (c == '\t')
+			fputs("\\t", f);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void json_time(FILE *f, const char *key, int64_t ns)
+{
+	fprintf(f, "  \"%s\": %" PRId64 ".%09" PRId64 ",\n", key, ns / 1000000000, ns % 1000000000);
+}
+
+#define META_HDR_MAX 65536
+
+int view_meta_json(struct pver *pv, char **out, size_t *len)
+{
+	const struct idx_inode *in = pver_inode(pv);
+	uint64_t hdr = inode_is_fixed(in) ? 0 : (in->header < in->rows ? in->header : in->rows);
+	uint64_t hdr_len = 0;
+	char *hbuf = NULL;
+	ssize_t n = 0;
+	FILE *f;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	rc = pver_row_offset(pv, hdr, &hdr_len);
+	if (rc)
+		return rc;
+	if (hdr_len > META_HDR_MAX)
+		hdr_len = META_HDR_MAX;
+	if (hdr_len) {
+		if (!(hbuf = malloc(hdr_len)))
+			return -ENOMEM;
+		n = pver_read(pv, hbuf, hdr_len, 0);
+		if (n < 0) {
+			free(hbuf);
+			return (int)n;
+		}
+	}
+	f = open_memstream(out, len);
+	if (!f) {
+		free(hbuf);
+		return -ENOMEM;
+	}
+	fprintf(f, "{\n  \"id\": %" PRIu64 ",\n  \"version\": %" PRIu64 ",\n  \"size\": %" PRIu64
+		",\n  \"rows\": %" PRIu64 ",\n",
+		in->ino, in->version, in->size, in->rows - hdr);
+	fprintf(f, "  \"header_rows\": %" PRIu64 ",\n  \"header\": ", hdr);
+	if (n > 0 && hbuf[n - 1] == '\n')
+		n--;
+	json_str(f, hbuf ? hbuf : "", (size_t)n);
+	if (inode_is_fixed(in))
+		fprintf(f, ",\n  \"format\": \"fixed:%u\",\n", in->fmt_recsize);
+	else
+		fputs(",\n  \"format\": \"lines\",\n", f);
+	fprintf(f, "  \"storage\": \"%s\",\n  \"fragments\": %u,\n  \"inline\": %s,\n",
+		in->flags & INODE_F_MEMORY ? "memory" : "disk", pver_nfrags(pv),
+		in->flags & INODE_F_INLINE ? "true" : "false");
+	json_time(f, "atime", in->atime_ns);
+	json_time(f, "ctime", in->ctime_ns);
+	fprintf(f, "  \"mtime\": %" PRId64 ".%09" PRId64 "\n}\n",
+		in->mtime_ns / 1000000000, in->mtime_ns % 1000000000);
+	free(hbuf);
+	if (fclose(f) != 0) {
+		free(*out);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}

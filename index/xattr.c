@@ -1,0 +1,337 @@
+/* xattr — extended attributes: payload settings (user.payload.format,
+ * .header, .storage), read-only figures (.rows .version .fragments .id)
+ * and any other user.* attribute, stored in the xattrs db.
+ *
+ * Invariants:
+ *  (1) Settings live in the inode record, never in the xattrs db; figures
+ *      are computed; only other user.* names are stored.
+ *  (2) Changing the format or storage of a non-empty object re-cuts its
+ *      data in one commit (commit.c); a fixed:N format that does not
+ *      divide the size is refused (EINVAL) and nothing changes.
+ */
+#include "index/store_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#define XP "user.payload."
+
+enum xkind { X_OTHER, X_FORMAT, X_HEADER, X_STORAGE, X_ROWS, X_VERSION, X_FRAGS, X_ID, X_BADNS };
+
+static enum xkind xkind_of(const char *name)
+{
+	static const struct { const char *n; enum xkind k; } tab[] = {
+		{ XP "format", X_FORMAT }, { XP "header", X_HEADER }, { XP "storage", X_STORAGE },
+		{ XP "rows", X_ROWS }, { XP "version", X_VERSION }, { XP "fragments", X_FRAGS },
+		{ XP "id", X_ID },
+	};
+	if (strncmp(name, "user.", 5) != 0)
+		return X_BADNS;
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (strcmp(name, tab[i].n) == 0)
+			return tab[i].k;
+	return X_OTHER;
+}
+
+static int is_figure(enum xkind k)
+{
+	return k == X_ROWS || k == X_VERSION || k == X_FRAGS || k == X_ID;
+}
+
+/* Does inode IN have a value for setting/figure K? */
+static int has_value(const struct idx_inode *in, enum xkind k)
+{
+	if (S_ISREG(in->mode))
+		return 1;
+	if (!S_ISDIR(in->mode))
+		return 0;
+	switch (k) {
+	case X_FORMAT: return !!(in->flags & INODE_F_FMT_SET);
+	case X_HEADER: return !!(in->flags & INODE_F_HDR_SET);
+	case X_STORAGE: return !!(in->flags & INODE_F_STORAGE_SET);
+	default: return 0;
+	}
+}
+
+static int render(const struct idx_inode *in, enum xkind k, char *buf, size_t cap)
+{
+	switch (k) {
+	case X_FORMAT:
+		return in->fmt_kind == PFMT_FIXED ? snprintf(buf, cap, "fixed:%u", in->fmt_recsize)
+						  : snprintf(buf, cap, "lines");
+	case X_HEADER: return snprintf(buf, cap, "%u", in->fmt_kind == PFMT_FIXED ? 0 : in->header);
+	case X_STORAGE: return snprintf(buf, cap, "%s", in->flags & INODE_F_MEMORY ? "memory" : "disk");
+	case X_ROWS: {
+		uint64_t h = in->fmt_kind == PFMT_FIXED ? 0 : in->header;
+		return snprintf(buf, cap, "%" PRIu64, in->rows > h ? in->rows - h : 0);
+	}
+	case X_VERSION: return snprintf(buf, cap, "%" PRIu64, in->version);
+	case X_FRAGS: return snprintf(buf, cap, "%u", in->nfrags);
+	case X_ID: return snprintf(buf, cap, "%" PRIu64, in->ino);
+	default: return -ENODATA;
+	}
+}
+
+ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *buf, size_t cap)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	enum xkind k = xkind_of(name);
+	char tmp[64];
+	const void *v;
+	size_t len = 0;
+	int rc;
+
+	if (k == X_BADNS)
+		return -ENODATA;
+	rc = idx_begin(st->idx, 1, &t);
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (!rc && k == X_OTHER) {
+		rc = idx_xattr_get(t, ino, name, &v, &len);
+	} else if (!rc) {
+		if (!has_value(&in, k))
+			rc = -ENODATA;
+		else
+			len = (size_t)render(&in, k, tmp, sizeof(tmp));
+		v = tmp;
+	}
+	if (!rc && cap && len > cap)
+		rc = -ERANGE;
+	if (!rc && cap)
+		memcpy(buf, v, len);
+	idx_abort(t);
+	return rc ? rc : (ssize_t)len;
+}
+
+/* Parse a setting value into the inode. @return 0 or -EINVAL. */
+static int parse_setting(enum xkind k, const char *val, size_t len, struct idx_inode *in)
+{
+	char s[64], *end;
+	unsigned long v;
+
+	if (len == 0 || len >= sizeof(s))
+		return -EINVAL;
+	memcpy(s, val, len);
+	s[len] = '\0';
+	if (s[len - 1] == '\n')     /* tolerate `echo` style values */
+		s[--len] = '\0';
+	switch (k) {
+	case X_FORMAT:
+		if (strcmp(s, "lines") == 0) {
+			in->fmt_kind = PFMT_LINES;
+			in->fmt_recsize = 0;
+		} else if (strncmp(s, "fixed:", 6) == 0 && s[6] >= '1' && s[6] <= '9') {
+			v = strtoul(s + 6, &end, 10);
+			if (*end || v == 0 || v > (1ul << 24))
+				return -EINVAL;
+			in->fmt_kind = PFMT_FIXED;
+			in->fmt_recsize = (uint32_t)v;
+			in->header = 0;
+		} else {
+			return -EINVAL;
+		}
+		in->flags |= INODE_F_FMT_SET;
+		return 0;
+	case X_HEADER:
+		if (s[0] < '0' || s[0] > '9')
+			return -EINVAL;
+		v = strtoul(s, &end, 10);
+		if (*end || v > 1000000)
+			return -EINVAL;
+		if (in->fmt_kind == PFMT_FIXED && v)
+			return -EINVAL;
+		in->header = (uint32_t)v;
+		in->flags |= INODE_F_HDR_SET;
+		return 0;
+	case X_STORAGE:
+		if (strcmp(s, "disk") == 0)
+			in->flags &= ~INODE_F_MEMORY;
+		else if (strcmp(s, "memory") == 0)
+			in->flags |= INODE_F_MEMORY;
+		else
+			return -EINVAL;
+		in->flags |= INODE_F_STORAGE_SET;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* A setting on an object whose data must be re-cut (format or storage
+ * changed and it holds data): one commit over its whole content. */
+static int recut(struct store *st, uint64_t ino, const struct idx_inode *newin)
+{
+	struct pver *pv;
+	struct seg s;
+	int rc = store_pver_get(st, ino, &pv);
+
+	if (rc)
+		return rc;
+	s.off = 0;
+	s.len = pver_inode(pv)->size;
+	s.src = 0;
+	s.kind = SEG_BASE;
+	rc = commit_segments(st, pv, &s, s.len ? 1 : 0, NULL, newin, NULL);
+	pver_put(pv);
+	return rc;
+}
+
+static int set_setting(struct store *st, uint64_t ino, enum xkind k, const void *val, size_t len,
+		       int flags)
+{
+	struct idx_txn *t;
+	struct idx_inode in, nin;
+	int rc = store_wbegin(st, &t);
+
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (!rc && !S_ISREG(in.mode) && !S_ISDIR(in.mode))
+		rc = -EPERM;
+	if (!rc && (flags & XATTR_CREATE) && has_value(&in, k))
+		rc = -EEXIST;
+	if (!rc && (flags & XATTR_REPLACE) && !has_value(&in, k))
+		rc = -ENODATA;
+	nin = in;
+	if (!rc)
+		rc = parse_setting(k, val, len, &nin);
+	if (!rc && S_ISREG(in.mode) && in.size &&
+	    (nin.fmt_kind != in.fmt_kind || nin.fmt_recsize != in.fmt_recsize ||
+	     (nin.flags & INODE_F_MEMORY) != (in.flags & INODE_F_MEMORY))) {
+		/* data must be re-cut: leave this txn, commit separately */
+		store_wend(st, t, -EAGAIN);
+		return recut(st, ino, &nin);
+	}
+	if (!rc) {
+		nin.ctime_ns = store_now_ns();
+		rc = idx_inode_put(t, &nin);
+	}
+	rc = store_wend(st, t, rc);
+	if (!rc)
+		store_pvcur_drop(st, ino);
+	return rc;
+}
+
+int store_setxattr(struct store *st, uint64_t ino, const char *name, const void *val,
+		   size_t len, int flags)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	enum xkind k = xkind_of(name);
+	const void *old;
+	size_t oldlen;
+	int rc;
+
+	if (k == X_BADNS)
+		return -ENOTSUP;
+	if (is_figure(k))
+		return -EPERM;
+	if (strlen(name) > IDX_NAME_MAX)
+		return -ERANGE;
+	if (len > STORE_XATTR_MAX)
+		return -E2BIG;
+	if (k != X_OTHER)
+		return set_setting(st, ino, k, val, len, flags);
+	rc = store_wbegin(st, &t);
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (!rc && (flags & (XATTR_CREATE | XATTR_REPLACE))) {
+		int have = idx_xattr_get(t, ino, name, &old, &oldlen) == 0;
+		if ((flags & XATTR_CREATE) && have)
+			rc = -EEXIST;
+		if ((flags & XATTR_REPLACE) && !have)
+			rc = -ENODATA;
+	}
+	if (!rc)
+		rc = idx_xattr_put(t, ino, name, val, len);
+	if (!rc) {
+		in.ctime_ns = store_now_ns();
+		rc = idx_inode_put(t, &in);
+	}
+	return store_wend(st, t, rc);
+}
+
+struct xlist {
+	char *buf;
+	size_t cap, len;
+};
+
+static int xlist_add(void *arg, const char *name)
+{
+	struct xlist *l = arg;
+	size_t n = strlen(name) + 1;
+
+	if (l->cap && l->len + n <= l->cap)
+		memcpy(l->buf + l->len, name, n);
+	l->len += n;
+	return 0;
+}
+
+ssize_t store_listxattr(struct store *st, uint64_t ino, char *buf, size_t cap)
+{
+	static const enum xkind order[] = { X_FORMAT, X_HEADER, X_STORAGE, X_ROWS, X_VERSION, X_FRAGS, X_ID };
+	static const char *const names[] = { XP "format", XP "header", XP "storage", XP "rows",
+					     XP "version", XP "fragments", XP "id" };
+	struct xlist l = { buf, cap, 0 };
+	struct idx_txn *t;
+	struct idx_inode in;
+	int rc = idx_begin(st->idx, 1, &t);
+
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	for (size_t i = 0; !rc && i < sizeof(order) / sizeof(order[0]); i++)
+		if (has_value(&in, order[i]))
+			xlist_add(&l, names[i]);
+	if (!rc)
+		rc = idx_xattr_iter(t, ino, xlist_add, &l);
+	idx_abort(t);
+	if (rc)
+		return rc;
+	if (cap && l.len > cap)
+		return -ERANGE;
+	return (ssize_t)l.len;
+}
+
+int store_removexattr(struct store *st, uint64_t ino, const char *name)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	enum xkind k = xkind_of(name);
+	int rc;
+
+	if (k == X_BADNS)
+		return -ENODATA;
+	if (is_figure(k))
+		return -EPERM;
+	rc = store_wbegin(st, &t);
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (!rc && k != X_OTHER) {
+		/* an object always has its settings; a directory forgets its
+		 * explicit one */
+		if (!S_ISDIR(in.mode))
+			rc = S_ISREG(in.mode) ? -EPERM : -ENODATA;
+		else if (!has_value(&in, k))
+			rc = -ENODATA;
+		else
+			in.flags &= ~(k == X_FORMAT ? INODE_F_FMT_SET :
+				      k == X_HEADER ? INODE_F_HDR_SET : INODE_F_STORAGE_SET);
+	} else if (!rc) {
+		rc = idx_xattr_del(t, ino, name);
+	}
+	if (!rc) {
+		in.ctime_ns = store_now_ns();
+		rc = idx_inode_put(t, &in);
+	}
+	return store_wend(st, t, rc);
+}
