@@ -1,0 +1,39 @@
+#!/bin/sh
+# install-deps.sh — install what payloadfs needs to build and test on
+# Debian 12, and only what is missing. Idempotent; safe to run again.
+# Runs as root, or through sudo when that is available.
+set -eu
+
+PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils
+liblz4-dev liburing-dev libxxhash-dev bats attr python3 e2fsprogs
+util-linux coreutils"
+
+missing=""
+for p in $PKGS; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$st" in
+	"install ok installed") ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+
+if [ -z "$missing" ]; then
+	echo "install-deps: all dependencies present"
+	exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "install-deps: missing:$missing; run as root (sudo is not available)" >&2
+	exit 1
+fi
+
+echo "install-deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+# shellcheck disable=SC2086 # word splitting of the package list is wanted
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+echo "install-deps: installed:$missing"

@@ -1,0 +1,226 @@
+# helpers.bash — shared set-up for the payloadfs end-to-end tests.
+#
+# Each test gets its own temporary directory $TMP holding the store
+# ($STORE), the mount point ($MNT), an ext4 twin directory ($TWIN) that
+# serves as the oracle, and the daemon's log and pidfile. Readiness needs no
+# sleeps: the daemon daemonizes only once the mount is live. teardown always
+# unmounts, waits for the daemon to exit, prints its log when the test failed
+# and removes $TMP. Only PIDs this file started are ever signalled.
+
+bats_require_minimum_version 1.5.0
+
+PAYLOADFS_BUILD=${PAYLOADFS_BUILD:-$BATS_TEST_DIRNAME/../../build}
+PFS=$PAYLOADFS_BUILD/payloadfs
+PCTL=$PAYLOADFS_BUILD/payloadctl
+E2E=$BATS_TEST_DIRNAME
+
+# ---- set-up and tear-down -------------------------------------------------
+
+# Make $TMP, $STORE (empty), $MNT and $TWIN. Called from each file's setup.
+pfs_init() {
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/pfs-e2e.XXXXXX")
+	STORE=$TMP/store
+	MNT=$TMP/mnt
+	TWIN=$TMP/twin
+	LOG=$TMP/daemon.log
+	PIDFILE=$TMP/daemon.pid
+	mkdir "$STORE" "$MNT" "$TWIN"
+	BG_PIDS=()
+}
+
+# 0 when $1 is a mount point in /proc/mounts (also when the daemon died and
+# the mount only answers ENOTCONN, where mountpoint(1) fails).
+is_mounted() {
+	awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts
+}
+
+# mount_pfs [EXTRA_OPTS] — mount $STORE on $MNT; fails the test when the
+# daemon fails or the mount is not live when it returns.
+mount_pfs() {
+	local opts="logfile=$LOG,pidfile=$PIDFILE${1:+,$1}"
+	rm -f "$PIDFILE"
+	with_san_log "$PFS" "$STORE" "$MNT" -o "$opts" 3>&- || {
+		echo "# payloadfs $STORE $MNT -o $opts: exit status $?" >&2
+		return 1
+	}
+	mountpoint -q "$MNT" || {
+		echo "# payloadfs returned but $MNT is not a live mount point" >&2
+		return 1
+	}
+}
+
+# Wait up to ~10 s for the daemon named in $PIDFILE to exit. Returns 1 if it
+# is still running (and then stops it: it is our own child's PID).
+wait_daemon_exit() {
+	local pid i
+	[ -s "$PIDFILE" ] || return 0
+	pid=$(cat "$PIDFILE")
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; return 0; }
+		sleep 0.05
+	done
+	echo "# daemon $pid still running 10 s after unmount; stopping it" >&2
+	kill -TERM "$pid" 2>/dev/null
+	sleep 1
+	kill -KILL "$pid" 2>/dev/null
+	rm -f "$PIDFILE"
+	return 1
+}
+
+# unmount_pfs — unmount $MNT and wait for the daemon to exit. Retries while
+# the mount is busy; lazy-detaches as a last resort (and then fails).
+unmount_pfs() {
+	local i
+	for ((i = 0; i < 5; i++)); do
+		is_mounted "$MNT" || break
+		fusermount3 -u "$MNT" 2>/dev/null && break
+		sleep 0.2
+	done
+	if is_mounted "$MNT"; then
+		echo "# $MNT stayed busy; lazy unmount" >&2
+		fusermount3 -uz "$MNT" 2>/dev/null
+		wait_daemon_exit
+		return 1
+	fi
+	wait_daemon_exit
+}
+
+# with_san_log CMD... — run CMD with sanitizer reports going to
+# $TMP/sanitizer.PID (a daemon's stderr is gone once it daemonizes).
+with_san_log() {
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$TMP/sanitizer" \
+	UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$TMP/sanitizer" \
+	TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$TMP/sanitizer" "$@"
+}
+
+# Fail when a sanitizer reported something for the daemon (its report
+# files, or its log).
+check_log_clean() {
+	local f rc=0
+	for f in "$TMP"/sanitizer.*; do
+		[ -s "$f" ] || continue
+		echo "# sanitizer report from the daemon ($f):" >&2
+		head -n 60 "$f" | sed 's/^/#   /' >&2
+		rc=1
+	done
+	if [ -f "$LOG" ] && grep -qE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:' "$LOG"; then
+		echo "# sanitizer report in the daemon log" >&2
+		rc=1
+	fi
+	return $rc
+}
+
+pfs_teardown() {
+	local rc=0
+	[ -n "${TMP:-}" ] || return 0
+	# Background helpers (python holders) a test started and left running.
+	for p in "${BG_PIDS[@]:-}"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	unmount_pfs || rc=1
+	check_log_clean || rc=1
+	if [ -z "${BATS_TEST_COMPLETED:-}" ] || [ $rc -ne 0 ]; then
+		if [ -s "$LOG" ]; then
+			{
+				echo "# --- daemon log ($LOG) ---"
+				tail -n 200 "$LOG" | sed 's/^/#   /'
+			} >&3
+		fi
+	fi
+	rm -rf "$TMP"
+	return $rc
+}
+
+# ---- data and comparison -------------------------------------------------
+
+# gen_csv PATH ROWS [SEED] — header + ROWS deterministic rows.
+gen_csv() { python3 "$E2E/gendata.py" csv "$@"; }
+# gen_lines PATH ROWS [SEED] — the same rows, no header.
+gen_lines() { python3 "$E2E/gendata.py" lines "$@"; }
+# gen_bin PATH BYTES [SEED] — incompressible bytes.
+gen_bin() { python3 "$E2E/gendata.py" bin "$@"; }
+
+# fsop OP ARGS... — one operation, prints OK or the errno name (fsop.py).
+fsop() { python3 "$E2E/fsop.py" "$@"; }
+
+# expect_errno WANT OP ARGS... — run fsop and require output WANT.
+expect_errno() {
+	local want=$1 got
+	shift
+	got=$(fsop "$@")
+	if [ "$got" != "$want" ]; then
+		echo "# fsop $*: got '$got', want '$want'" >&2
+		return 1
+	fi
+}
+
+# in_both SCRIPT — run the bash SCRIPT with the working directory $MNT, then
+# with $TWIN; the exit status and output (stdout+stderr) must be identical.
+in_both() {
+	local out_m out_t rc_m rc_t
+	out_m=$(cd "$MNT" && bash -c "$1" 2>&1) && rc_m=0 || rc_m=$?
+	out_t=$(cd "$TWIN" && bash -c "$1" 2>&1) && rc_t=0 || rc_t=$?
+	if [ "$rc_m" != "$rc_t" ] || [ "$out_m" != "$out_t" ]; then
+		echo "# in_both: $1" >&2
+		echo "# payloadfs: status $rc_m, output: $out_m" >&2
+		echo "# ext4:      status $rc_t, output: $out_t" >&2
+		return 1
+	fi
+}
+
+# same_tree [--times] — $MNT and $TWIN have the same manifest.
+same_tree() {
+	local m t
+	m=$(python3 "$E2E/manifest.py" "$MNT" "$@") || return 1
+	t=$(python3 "$E2E/manifest.py" "$TWIN" "$@") || return 1
+	if [ "$m" != "$t" ]; then
+		echo "# trees differ (< payloadfs, > ext4):" >&2
+		diff <(echo "$m") <(echo "$t") | sed 's/^/#   /' >&2
+		return 1
+	fi
+}
+
+# same_file A B — cmp, with a readable failure.
+same_file() {
+	cmp "$1" "$2" >&2 || {
+		echo "# $1 ($(stat -c %s "$1" 2>&1) bytes) differs from $2 ($(stat -c %s "$2") bytes)" >&2
+		return 1
+	}
+}
+
+# slice_lines FILE A B [HEADER] — what a view @rows=A:B of FILE must return:
+# its HEADER (default 1) header lines, then data rows A:B with Python slice
+# semantics (A or B may be empty or negative), as `sed -n` prints them.
+slice_lines() {
+	local file=$1 a=$2 b=$3 h=${4:-1} n range lo hi
+	n=$(($(wc -l <"$file") - h))
+	range=$(python3 -c 'import sys
+a, b, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lo, hi, _ = slice(int(a) if a else None, int(b) if b else None).indices(n)
+print(lo, max(lo, hi))' "$a" "$b" "$n")
+	read -r lo hi <<<"$range"
+	{
+		[ "$h" -gt 0 ] && sed -n "1,${h}p" "$file"
+		[ "$hi" -gt "$lo" ] && sed -n "$((lo + h + 1)),$((hi + h))p" "$file"
+	} || true
+}
+
+# xget PATH NAME — print the value of xattr NAME (nothing when absent).
+xget() { getfattr --only-values --absolute-names -n "$2" "$1" 2>/dev/null; }
+
+# daemon_alive — the mount still answers.
+daemon_alive() {
+	stat "$MNT" >/dev/null && ls "$MNT" >/dev/null
+}
+
+# not_mounted DIR — DIR is not a mount point (a plain `! cmd` would not fail
+# a bats test).
+not_mounted() {
+	! is_mounted "$1" && ! mountpoint -q "$1" 2>/dev/null
+}
+
+# pfs ARGS... — run payloadfs with fd 3 closed (a daemon holding bats' fd 3
+# would hang bats); use as `run pfs ...` (never `run ... 3>&-`, which closes
+# bats' own fd 3 for the run).
+pfs() { "$PFS" "$@" 3>&-; }

@@ -1,0 +1,237 @@
+#!/usr/bin/env bats
+# mount.bats — mounting and unmounting: options, --help/--version, store
+# validation errors, read-only mounts, and data surviving a remount.
+
+load helpers
+
+setup() { pfs_init; }
+teardown() { pfs_teardown; }
+
+# The format version record of the unmounted $STORE (docs/format.md: key
+# "format" of the LMDB database "meta", u32 little-endian), read and
+# rewritten with lmdb-utils.
+get_store_format() {
+	mdb_dump -s meta "$STORE/index" | sed -n '/^ 666f726d6174$/{n;p;q}' |
+		python3 -c 'import sys; print(int.from_bytes(bytes.fromhex(sys.stdin.read().strip()), "little"))'
+}
+set_store_format() {
+	local hex
+	hex=$(python3 -c 'import struct,sys; print(struct.pack("<I", int(sys.argv[1])).hex())' "$1")
+	mdb_dump -s meta "$STORE/index" >"$TMP/meta.dump"
+	grep -qx ' 666f726d6174' "$TMP/meta.dump"   # the key "format" is there
+	sed "/^ 666f726d6174\$/{n;s/.*/ $hex/}" "$TMP/meta.dump" | mdb_load -s meta "$STORE/index"
+	[ "$(get_store_format)" = "$1" ]
+}
+
+@test "an empty store directory is initialised, mounted and unmounted" {
+	mount_pfs
+	is_mounted "$MNT"
+	[ -d "$STORE/index" ]
+	[ -d "$STORE/fragments" ]
+	[ -d "$STORE/staging" ]
+	# the new file system is empty: views and .by-id are not listed
+	run ls -A "$MNT"
+	[ "$status" -eq 0 ]
+	[[ ! $output =~ @ ]]
+	run ls "$MNT"
+	[ -z "$output" ]
+	stat -f -c %T "$MNT" | grep -q fuse
+	unmount_pfs
+	not_mounted "$MNT"
+}
+
+@test "--help prints usage with the payloadfs options and exits 0" {
+	run pfs --help
+	[ "$status" -eq 0 ]
+	[[ ${output,,} == *usage* ]]
+	[[ $output == *STORE* ]]
+	[[ $output == *fragment_size* ]]
+	[[ $output == *cache_size* ]]
+	not_mounted "$MNT"
+}
+
+@test "--version prints a version and exits 0" {
+	run pfs --version
+	[ "$status" -eq 0 ]
+	[[ $output =~ payloadfs ]]
+	[[ $output =~ [0-9]+\.[0-9]+ ]]
+}
+
+@test "no arguments: usage error, exit status not 0" {
+	run pfs
+	[ "$status" -ne 0 ]
+	[ -n "$output" ]
+}
+
+@test "a missing store directory is a clear one-line error" {
+	run pfs "$TMP/nope" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE"
+	[ "$status" -ne 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ $output == *"$TMP/nope"* ]]
+	[ ! -e "$TMP/nope" ]
+	not_mounted "$MNT"
+}
+
+@test "a missing mount point is an error" {
+	run pfs "$STORE" "$TMP/nomnt" -o "logfile=$LOG,pidfile=$PIDFILE"
+	[ "$status" -ne 0 ]
+	[ -n "$output" ]
+	not_mounted "$TMP/nomnt"
+}
+
+@test "a foreign non-empty directory is refused and left untouched" {
+	echo "my thesis" >"$STORE/thesis.txt"
+	mkdir "$STORE/photos"
+	run pfs "$STORE" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE"
+	[ "$status" -ne 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ $output == *"$STORE"* ]]
+	not_mounted "$MNT"
+	[ "$(ls -A "$STORE")" = "$(printf 'photos\nthesis.txt')" ]
+	[ "$(cat "$STORE/thesis.txt")" = "my thesis" ]
+}
+
+@test "a store file that is not a directory is refused" {
+	echo x >"$TMP/file"
+	run pfs "$TMP/file" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE"
+	[ "$status" -ne 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	not_mounted "$MNT"
+}
+
+@test "a store of an unknown format version is refused with a clear message" {
+	mount_pfs
+	echo hello >"$MNT/a.txt"
+	unmount_pfs
+	orig=$(get_store_format)
+	[ "$orig" -ge 1 ]
+	set_store_format $((orig + 1000))
+	run pfs "$STORE" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE"
+	[ "$status" -ne 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ ${output,,} == *version* ]]
+	not_mounted "$MNT"
+	# put the version back: the refusal did not damage the store
+	set_store_format "$orig"
+	mount_pfs
+	[ "$(cat "$MNT/a.txt")" = hello ]
+}
+
+@test "a store already mounted is refused by a second daemon" {
+	mount_pfs
+	mkdir "$TMP/mnt2"
+	run pfs "$STORE" "$TMP/mnt2" -o "logfile=$TMP/second.log,pidfile=$TMP/second.pid"
+	if is_mounted "$TMP/mnt2"; then
+		fusermount3 -u "$TMP/mnt2"
+		echo "# a second daemon mounted the same store" >&2
+		false
+	fi
+	[ "$status" -ne 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	# the first mount is unharmed
+	echo ok >"$MNT/still"
+	[ "$(cat "$MNT/still")" = ok ]
+}
+
+@test "-o ro: reads work, every kind of write is EROFS" {
+	mount_pfs
+	gen_csv "$MNT/d.csv" 100
+	mkdir "$MNT/dir"
+	cp "$MNT/d.csv" "$TWIN/d.csv"
+	unmount_pfs
+	mount_pfs ro
+	same_file "$MNT/d.csv" "$TWIN/d.csv"
+	[ "$(cat "$MNT/d.csv@rows=0:2")" = "$(slice_lines "$TWIN/d.csv" 0 2)" ]
+	expect_errno EROFS open-w "$MNT/d.csv"
+	expect_errno EROFS write "$MNT/new.csv" "a,b"
+	expect_errno EROFS append "$MNT/d.csv" "1,2"
+	expect_errno EROFS truncate "$MNT/d.csv" 10
+	expect_errno EROFS mkdir "$MNT/dir2"
+	expect_errno EROFS rmdir "$MNT/dir"
+	expect_errno EROFS unlink "$MNT/d.csv"
+	expect_errno EROFS rename "$MNT/d.csv" "$MNT/e.csv"
+	expect_errno EROFS link "$MNT/d.csv" "$MNT/e.csv"
+	expect_errno EROFS symlink d.csv "$MNT/s"
+	expect_errno EROFS setxattr "$MNT/d.csv" user.color blue
+	expect_errno EROFS open-w "$MNT/d.csv@rows=1:2"
+	run chmod 600 "$MNT/d.csv"
+	[ "$status" -ne 0 ]
+	same_file "$MNT/d.csv" "$TWIN/d.csv"
+}
+
+@test "remount keeps files, directories, links, modes and xattrs" {
+	mount_pfs
+	for d in "$MNT" "$TWIN"; do
+		mkdir -p "$d/a/b"
+		gen_csv "$d/a/events.csv" 5000
+		gen_bin "$d/a/b/blob.bin" 300000 7
+		echo small >"$d/small.txt"
+		: >"$d/empty"
+		ln -s a/events.csv "$d/link"
+		ln "$d/small.txt" "$d/a/hard.txt"
+		chmod 640 "$d/small.txt"
+		chmod 750 "$d/a/b"
+		touch -d '2001-02-03 04:05:06' "$d/a/events.csv"
+	done
+	setfattr -n user.color -v blue "$MNT/a/events.csv"
+	setfattr -n user.payload.header -v 2 "$MNT/a/events.csv"
+	ino=$(stat -c %i "$MNT/a/events.csv")
+	same_tree --times
+	unmount_pfs
+	mount_pfs
+	same_tree --times
+	[ "$(xget "$MNT/a/events.csv" user.color)" = blue ]
+	[ "$(xget "$MNT/a/events.csv" user.payload.header)" = 2 ]
+	[ "$(stat -c %i "$MNT/a/events.csv")" = "$ino" ]
+	same_file "$MNT/.by-id/$ino" "$TWIN/a/events.csv"
+}
+
+@test "-o fragment_size and cache_size accept K and M suffixes" {
+	mount_pfs fragment_size=64K,cache_size=8M
+	gen_csv "$MNT/d.csv" 20000
+	gen_csv "$TWIN/d.csv" 20000
+	same_file "$MNT/d.csv" "$TWIN/d.csv"
+	# ~1 MB in 64 KiB fragments
+	[ "$(xget "$MNT/d.csv" user.payload.fragments)" -ge 10 ]
+}
+
+@test "a bad option value is an error and nothing is mounted" {
+	run pfs "$STORE" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE,fragment_size=lots"
+	[ "$status" -ne 0 ]
+	[ -n "$output" ]
+	not_mounted "$MNT"
+	run pfs "$STORE" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE,cache_size=-5"
+	[ "$status" -ne 0 ]
+	not_mounted "$MNT"
+}
+
+@test "-f runs in the foreground and exits 0 at unmount" {
+	with_san_log "$PFS" "$STORE" "$MNT" -f -o "logfile=$LOG" 3>&- &
+	pid=$!
+	BG_PIDS+=("$pid")
+	# -f gives no readiness signal: poll (bounded) for the live mount
+	for ((i = 0; i < 200; i++)); do
+		mountpoint -q "$MNT" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	mountpoint -q "$MNT"
+	kill -0 "$pid"            # still running: it did not daemonize
+	echo hi >"$MNT/f"
+	[ "$(cat "$MNT/f")" = hi ]
+	fusermount3 -u "$MNT"
+	rc=0
+	wait "$pid" || rc=$?
+	BG_PIDS=()
+	[ "$rc" -eq 0 ]
+	not_mounted "$MNT"
+}
+
+@test "allow_other and default_permissions are accepted" {
+	mount_pfs allow_other,default_permissions
+	echo x >"$MNT/f"
+	chmod 600 "$MNT/f"
+	[ "$(cat "$MNT/f")" = x ]
+	grep " $MNT " /proc/mounts | grep -q allow_other
+	grep " $MNT " /proc/mounts | grep -q default_permissions
+}

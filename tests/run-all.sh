@@ -1,0 +1,102 @@
+#!/bin/bash
+# run-all.sh BUILD — run every unit test binary BUILD/tests/test_* and then
+# the bats end-to-end suite tests/e2e/ against BUILD's payloadfs and
+# payloadctl. Called by `make check` after building.
+#
+# Counting: each TAP "ok" line is a pass, "not ok" a failure, an "ok ... #
+# skip" a skip. A binary (or bats file) that exits non-zero without any "not
+# ok" line — a crash, a sanitizer abort, a timeout — counts as one failure;
+# a unit binary exiting 77 without output counts as one skip.
+#
+# Output: the TAP of every file as it runs, a per-file summary, and as the
+# last line "N passed, N failed" (", N skipped" when some were). The counts
+# also go to BUILD/test-counts as "passed failed skipped". Exit 1 when
+# anything failed.
+set -u
+
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "run-all: no build directory ${1:-build}" >&2; exit 2; }
+UNIT_TIMEOUT=${UNIT_TIMEOUT:-600}
+E2E_TIMEOUT=${E2E_TIMEOUT:-1200}
+
+total_pass=0 total_fail=0 total_skip=0
+summary=()
+# Everything the tests make lives under $RUN_TMP, so whatever a killed test
+# left mounted can be found and unmounted at exit.
+RUN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/payloadfs-check.XXXXXX")
+out=$RUN_TMP/tap
+cleanup() {
+	local m
+	awk -v p="$RUN_TMP/" 'index($2, p) == 1 && $3 ~ /^fuse/ { print $2 }' /proc/mounts |
+		sort -r | while read -r m; do
+			echo "# run-all: unmounting leftover $m" >&2
+			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"
+		done
+	rm -rf --one-file-system "$RUN_TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+export TMPDIR=$RUN_TMP
+
+# tally NAME STATUS — count the TAP lines in $out for one file.
+tally() {
+	local name=$1 status=$2 pass fail skip note=""
+	skip=$(grep -Eci '^ok [0-9]+.*# skip' "$out")
+	pass=$(($(grep -Ec '^ok [0-9]+' "$out") - skip))
+	fail=$(grep -Ec '^not ok [0-9]+' "$out")
+	if [ "$status" -eq 77 ] && [ $((pass + fail + skip)) -eq 0 ]; then
+		skip=1 note=" (skipped: exit 77)"
+	elif [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then
+		fail=1
+		if [ "$status" -eq 124 ]; then
+			note=" (timed out)"
+		elif [ "$status" -gt 128 ]; then
+			note=" (killed by signal $((status - 128)))"
+		else
+			note=" (exit status $status without a failed test)"
+		fi
+	fi
+	total_pass=$((total_pass + pass))
+	total_fail=$((total_fail + fail))
+	total_skip=$((total_skip + skip))
+	summary+=("$(printf '  %-28s %4d passed, %d failed%s%s' "$name" "$pass" "$fail" \
+		"$([ "$skip" -gt 0 ] && echo ", $skip skipped")" "$note")")
+}
+
+# ---- unit tests ----
+shopt -s nullglob
+units=("$BUILD"/tests/test_*)
+shopt -u nullglob
+for t in "${units[@]}"; do
+	if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
+	name=unit/$(basename "$t")
+	echo "# $name"
+	(cd "$ROOT" && timeout -k 10 "$UNIT_TIMEOUT" "$t") 2>&1 </dev/null | tee "$out"
+	tally "$name" "${PIPESTATUS[0]}"
+done
+
+# ---- end-to-end tests ----
+export PAYLOADFS_BUILD=$BUILD
+if ! command -v bats >/dev/null; then
+	echo "# bats not installed (run packaging/install-deps.sh)"
+	: >"$out"
+	tally e2e 1
+else
+	for f in "$ROOT"/tests/e2e/*.bats; do
+		name=e2e/$(basename "$f")
+		echo "# $name"
+		(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" bats --tap "$f") 2>&1 </dev/null | tee "$out"
+		tally "$name" "${PIPESTATUS[0]}"
+	done
+fi
+
+{
+	echo "# summary"
+	printf '%s\n' "${summary[@]}"
+} | sed 's/^  /#   /'
+echo "$total_pass $total_fail $total_skip" >"$BUILD/test-counts"
+line="$total_pass passed, $total_fail failed"
+[ "$total_skip" -gt 0 ] && line="$line, $total_skip skipped"
+echo "$line"
+[ "$total_fail" -eq 0 ]
