@@ -427,22 +427,22 @@ int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_ino
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_INODES], &c), op = MDB_FIRST;
+	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_INODES], &c), op = MDB_FIRST, cbrc = 0;
 
 	if (rc)
 		return mdb_err(rc, "cursor");
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
 		struct idx_inode in;
 		op = MDB_NEXT;
-		if (k.mv_size != 8) { rc = -EUCLEAN; break; }
-		rc = inode_decode(&v, rd_be64(k.mv_data), &in);
-		if (!rc)
-			rc = cb(arg, &in);
-		if (rc)
+		if (k.mv_size != 8) { cbrc = -EUCLEAN; break; }
+		cbrc = inode_decode(&v, rd_be64(k.mv_data), &in);
+		if (!cbrc)
+			cbrc = cb(arg, &in);
+		if (cbrc)
 			break;
 	}
 	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : (rc > 0 ? mdb_err(rc, "iterate inodes") : rc);
+	return cbrc ? cbrc : (rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "iterate inodes"));
 }
 
 /* ---- keys of (ino, name) ---- */
@@ -511,7 +511,7 @@ static int prefix_walk(struct idx_txn *t, int db, uint64_t id, const void *start
 	unsigned char kb[8 + IDX_NAME_MAX + 8];
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc, op = MDB_SET_RANGE;
+	int rc, op = MDB_SET_RANGE, cbrc = 0;
 
 	if (start_len > IDX_NAME_MAX + 8)
 		return -ENAMETOOLONG;
@@ -532,14 +532,14 @@ static int prefix_walk(struct idx_txn *t, int db, uint64_t id, const void *start
 		if (skip_equal && k.mv_size == 8 + start_len &&
 		    memcmp((unsigned char *)k.mv_data + 8, start, start_len) == 0)
 			continue;
-		rc = cb(arg, (unsigned char *)k.mv_data + 8, k.mv_size - 8, &v);
-		if (rc)
+		cbrc = cb(arg, (unsigned char *)k.mv_data + 8, k.mv_size - 8, &v);
+		if (cbrc)
 			break;
 	}
 	mdb_cursor_close(c);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	return rc > 0 ? mdb_err(rc, "walk") : rc;
+	if (cbrc)
+		return cbrc;
+	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "walk");
 }
 
 struct dirent_walk {
@@ -702,22 +702,22 @@ int idx_frags_iter_all(struct idx_txn *t,
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_FRAGS], &c), op = MDB_FIRST;
+	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_FRAGS], &c), op = MDB_FIRST, cbrc = 0;
 
 	if (rc)
 		return mdb_err(rc, "cursor");
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
 		struct frag_desc d;
 		op = MDB_NEXT;
-		if (k.mv_size != 16) { rc = -EUCLEAN; break; }
-		rc = frag_decode_rec(&v, rd_be64((unsigned char *)k.mv_data + 8), &d);
-		if (!rc)
-			rc = cb(arg, rd_be64(k.mv_data), &d);
-		if (rc)
+		if (k.mv_size != 16) { cbrc = -EUCLEAN; break; }
+		cbrc = frag_decode_rec(&v, rd_be64((unsigned char *)k.mv_data + 8), &d);
+		if (!cbrc)
+			cbrc = cb(arg, rd_be64(k.mv_data), &d);
+		if (cbrc)
 			break;
 	}
 	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : (rc > 0 ? mdb_err(rc, "iterate frags") : rc);
+	return cbrc ? cbrc : (rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "iterate frags"));
 }
 
 /* ---- refs ---- */
@@ -771,19 +771,19 @@ int idx_refs_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t id, uint32_t 
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_REFS], &c), op = MDB_FIRST;
+	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_REFS], &c), op = MDB_FIRST, cbrc = 0;
 
 	if (rc)
 		return mdb_err(rc, "cursor");
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
 		op = MDB_NEXT;
-		if (k.mv_size != 8 || v.mv_size != 4) { rc = -EUCLEAN; break; }
-		rc = cb(arg, rd_be64(k.mv_data), rd_le32(v.mv_data));
-		if (rc)
+		if (k.mv_size != 8 || v.mv_size != 4) { cbrc = -EUCLEAN; break; }
+		cbrc = cb(arg, rd_be64(k.mv_data), rd_le32(v.mv_data));
+		if (cbrc)
 			break;
 	}
 	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : (rc > 0 ? mdb_err(rc, "iterate refs") : rc);
+	return cbrc ? cbrc : (rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "iterate refs"));
 }
 
 /* ---- inline ---- */
@@ -944,17 +944,17 @@ int idx_orphans_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t ino), void
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_ORPHANS], &c), op = MDB_FIRST;
+	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_ORPHANS], &c), op = MDB_FIRST, cbrc = 0;
 
 	if (rc)
 		return mdb_err(rc, "cursor");
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
 		op = MDB_NEXT;
-		if (k.mv_size != 8) { rc = -EUCLEAN; break; }
-		rc = cb(arg, rd_be64(k.mv_data));
-		if (rc)
+		if (k.mv_size != 8) { cbrc = -EUCLEAN; break; }
+		cbrc = cb(arg, rd_be64(k.mv_data));
+		if (cbrc)
 			break;
 	}
 	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : (rc > 0 ? mdb_err(rc, "iterate orphans") : rc);
+	return cbrc ? cbrc : (rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "iterate orphans"));
 }

@@ -46,6 +46,9 @@ struct store_opts {
 int store_open(const char *dir, const struct store_opts *o, struct store **out);
 void store_close(struct store *st);
 
+/* Wall-clock time in nanoseconds since the epoch. */
+int64_t store_now_ns(void);
+
 /* One-line description of an open error from store_open (static string). */
 const char *store_strerror(int err);
 

@@ -52,8 +52,6 @@ struct pvslot {
 	struct pver *pv;             /* holds one reference */
 };
 
-int64_t store_now_ns(void);
-
 /* Pins (store.c). Pin every fragment of a list; unpin deletes zombies
  * whose index count is still 0. */
 int store_pin_frags(struct store *st, const struct frag_desc *d, uint32_t n);

@@ -61,7 +61,14 @@ static int parse_part(const char *s, struct view_spec *sp)
 	const char *slash = strchr(s, '/'), *end = s + strlen(s);
 	int64_t k, n;
 
-	if (!slash || *s == '-' || slash[1] == '-')
+	if (!slash) {
+		if (*s == '-' || parse_int(s, end, &k) < 0)
+			return -ENOENT;
+		sp->kind = VIEW_PARTDIR;
+		sp->k = (uint64_t)k;
+		return 1;
+	}
+	if (*s == '-' || slash[1] == '-')
 		return -ENOENT;
 	if (parse_int(s, slash, &k) < 0 || parse_int(slash + 1, end, &n) < 0)
 		return -ENOENT;
@@ -71,6 +78,20 @@ static int parse_part(const char *s, struct view_spec *sp)
 	sp->k = (uint64_t)k;
 	sp->n = (uint64_t)n;
 	return 1;
+}
+
+int view_part_child(const struct view_spec *dir, const char *name, struct view_spec *out)
+{
+	int64_t n;
+
+	if (dir->kind != VIEW_PARTDIR || *name == '-' || parse_int(name, name + strlen(name), &n) < 0 ||
+	    n < 1 || (uint64_t)n <= dir->k)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	out->kind = VIEW_PART;
+	out->k = dir->k;
+	out->n = (uint64_t)n;
+	return 0;
 }
 
 static const char *suffix_of(const char *name)

@@ -10,7 +10,10 @@
 
 struct pver;
 
-enum view_kind { VIEW_NONE = 0, VIEW_ROWS, VIEW_PART, VIEW_META };
+/* VIEW_PARTDIR is `NAME@part=K`: the path `NAME@part=K/N` crosses a '/', so
+ * the kernel looks up `NAME@part=K` first (a hidden directory) and then
+ * `N` inside it (VIEW_PART). */
+enum view_kind { VIEW_NONE = 0, VIEW_ROWS, VIEW_PART, VIEW_META, VIEW_PARTDIR };
 
 struct view_spec {
 	enum view_kind kind;
@@ -24,8 +27,13 @@ struct view_spec {
  * @return 0 NAME has no view suffix (spec->kind = VIEW_NONE);
  *         1 well-formed view;
  *         -ENOENT the suffix is reserved (rows=, part=, meta) but malformed,
- *         or the base is empty. */
+ *         or the base is empty.
+ * `part=K` alone parses as VIEW_PARTDIR (k set, n = 0). */
 int view_parse(const char *name, size_t *base_len, struct view_spec *spec);
+
+/* Complete a VIEW_PARTDIR spec with the entry name N (decimal, K < N).
+ * @return 0 or -ENOENT. */
+int view_part_child(const struct view_spec *dir, const char *name, struct view_spec *out);
 
 /* 1 when NAME is reserved for views (creating it is EINVAL), else 0. */
 int view_name_reserved(const char *name);

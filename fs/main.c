@@ -1,0 +1,327 @@
+/* main — the payloadfs daemon: parse options, open (or initialise) the
+ * store, mount, daemonize, serve until unmounted.
+ *
+ * Start-up contract: when `payloadfs STORE MNT` returns 0 (daemon mode),
+ * the store is open and MNT is mounted; on any failure it prints one line
+ * `payloadfs: what: why` on stderr and returns non-zero, leaving nothing
+ * mounted. The forked child reports success or the error text through a
+ * pipe.
+ */
+#include "fs/ops.h"
+#include "fs/fnode.h"
+#include "index/store.h"
+#include "cache/fault.h"
+#include "cache/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PFS_VERSION "0.1.0"
+
+struct opts {
+	char *store;
+	char *fragment_size, *cache_size, *logfile, *pidfile;
+	int ro, help, version;
+};
+
+enum { KEY_HELP, KEY_VERSION };
+
+static const struct fuse_opt opt_spec[] = {
+	{ "fragment_size=%s", offsetof(struct opts, fragment_size), 0 },
+	{ "cache_size=%s", offsetof(struct opts, cache_size), 0 },
+	{ "logfile=%s", offsetof(struct opts, logfile), 0 },
+	{ "pidfile=%s", offsetof(struct opts, pidfile), 0 },
+	{ "ro", offsetof(struct opts, ro), 1 },
+	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
+{
+	struct opts *o = data;
+
+	(void)out;
+	switch (key) {
+	case KEY_HELP: o->help = 1; return 0;
+	case KEY_VERSION: o->version = 1; return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->store) {
+			o->store = strdup(arg);
+			return 0;
+		}
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s STORE MOUNTPOINT [options]\n\n"
+	       "Mount the payload store STORE (created when the directory is empty) on\n"
+	       "MOUNTPOINT. Unmount with: fusermount3 -u MOUNTPOINT\n\n"
+	       "payloadfs options:\n"
+	       "    -o fragment_size=BYTES  target fragment size (K/M/G suffixes; default 1M)\n"
+	       "    -o cache_size=BYTES     fragment cache budget (default 256M)\n"
+	       "    -o logfile=PATH         log to PATH instead of syslog when daemonized\n"
+	       "    -o pidfile=PATH         write the daemon's pid to PATH\n"
+	       "    -o ro                   mount read-only\n"
+	       "    -o allow_other          let other users in (permissions are enforced)\n"
+	       "    -f                      stay in the foreground, log to stderr\n"
+	       "    -d                      debug: foreground, log every request\n"
+	       "    -h, --help              this help\n"
+	       "    -V, --version           print the version\n\n", prog);
+	printf("FUSE options:\n");
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+/* Parse BYTES with an optional K/M/G suffix. @return 0 or -EINVAL. */
+static int parse_size(const char *s, size_t min, size_t max, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' || *end == 'B' || *end == 'b')
+		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	if (*end || v < min || v > max)
+		return -EINVAL;
+	*out = (size_t)v;
+	return 0;
+}
+
+/* Report a start-up failure: through the pipe in daemon mode. */
+static int report_fd = -1;
+
+static int fail(const char *what, const char *why)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "payloadfs: %s: %s\n", what, why);
+
+	if (report_fd >= 0) {
+		if (write(report_fd, line, (size_t)n) < 0)
+			return 1;
+	} else {
+		fputs(line, stderr);
+	}
+	return 1;
+}
+
+/* Daemon mode: the parent waits for the child's word and exits with it. */
+static int become_daemon(void)
+{
+	int pfd[2];
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		char buf[1024];
+		ssize_t n, total = 0;
+		close(pfd[1]);
+		while ((n = read(pfd[0], buf + total, sizeof(buf) - 1 - (size_t)total)) > 0)
+			total += n;
+		buf[total] = '\0';
+		if (total == 1 && buf[0] == '\0')
+			_exit(0);
+		if (total > 0)
+			fputs(buf, stderr);
+		else
+			fputs("payloadfs: daemon exited during start-up\n", stderr);
+		_exit(1);
+	}
+	close(pfd[0]);
+	setsid();
+	report_fd = pfd[1];
+	return 0;
+}
+
+static void daemon_ready(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (chdir("/") < 0)
+		log_warn("chdir /: %s", strerror(errno));
+	if (report_fd >= 0) {
+		char ok = '\0';
+		if (write(report_fd, &ok, 1) < 0)
+			log_warn("start-up report lost");
+		close(report_fd);
+		report_fd = -1;
+	}
+}
+
+static int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f) ? -errno : 0;
+}
+
+static void setup_log(const struct opts *o, int foreground, int debug)
+{
+	int level = debug ? LOG_DEBUG : LOG_INFO;
+
+	if (o->logfile) {
+		int fd = open(o->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			close(fd);
+		}
+		log_init("payloadfs", LOG_TO_STDERR, level);
+	} else {
+		log_init("payloadfs", foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG, level);
+	}
+}
+
+static int serve(struct fuse_session *se, struct fuse_cmdline_opts *co)
+{
+	struct fuse_loop_config *cfg;
+	int rc;
+
+	if (co->singlethread)
+		return fuse_session_loop(se);
+	cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, co->clone_fd);
+	fuse_loop_cfg_set_idle_threads(cfg, co->max_idle_threads);
+	fuse_loop_cfg_set_max_threads(cfg, co->max_threads ? co->max_threads : 16);
+	rc = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return rc;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts co = { 0 };
+	struct store_opts so = { .create = 1, .sweep = 1 };
+	struct opts o = { 0 };
+	struct pfs pfs = { 0 };
+	struct fuse_session *se = NULL;
+	char store_abs[PATH_MAX], fsname[PATH_MAX + 96];
+	int rc = 1, mounted = 0;
+
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0)
+		return fail("options", "cannot parse the command line");
+	if (o.help) {
+		usage(argv[0]);
+		return 0;
+	}
+	if (o.version) {
+		printf("payloadfs %s (FUSE library %s)\n", PFS_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (fuse_parse_cmdline(&args, &co) != 0)
+		return 1;
+	if (!o.store || !co.mountpoint)
+		return fail("usage", "payloadfs STORE MOUNTPOINT [-f] [-d] [-o OPTIONS] (see --help)");
+	if (parse_size(o.fragment_size, 4096, (size_t)256 << 20, &so.fragment_size))
+		return fail("fragment_size", "must be a size between 4K and 256M");
+	if (parse_size(o.cache_size, 1 << 20, (size_t)1 << 40, &so.cache_size))
+		return fail("cache_size", "must be a size of at least 1M");
+	if (!realpath(o.store, store_abs))
+		return fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));
+	if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
+		return fail("PAYLOADFS_FAULT", "bad fault specification");
+	so.rdonly = o.ro;
+	so.sweep = !o.ro;
+	if (!co.foreground && become_daemon() < 0)
+		return fail("daemon", strerror(errno));
+	setup_log(&o, co.foreground, co.debug);
+
+	rc = store_open(store_abs, &so, &pfs.st);
+	if (rc) {
+		fail(o.store, store_strerror(rc));
+		rc = 1;
+		goto out;
+	}
+	pfs.rdonly = o.ro;
+	snprintf(fsname, sizeof(fsname), "-ofsname=payloadfs:%s,subtype=payloadfs,default_permissions",
+		 store_abs);
+	if (fuse_opt_add_arg(&args, fsname) || fn_init()) {
+		fail("start-up", "out of memory");
+		rc = 1;
+		goto out;
+	}
+	se = fuse_session_new(&args, &pfs_ops, sizeof(pfs_ops), &pfs);
+	if (!se) {
+		fail("options", "invalid FUSE options (see --help)");
+		rc = 1;
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, co.mountpoint) != 0) {
+		fail(co.mountpoint, "cannot mount (is it an existing, empty directory you may mount on?)");
+		rc = 1;
+		goto out;
+	}
+	mounted = 1;
+	if (o.pidfile && (rc = write_pidfile(o.pidfile)) < 0) {
+		fail(o.pidfile, strerror(-rc));
+		rc = 1;
+		goto out;
+	}
+	log_info("serving %s on %s", store_abs, co.mountpoint);
+	if (!co.foreground)
+		daemon_ready();
+	rc = serve(se, &co) ? 1 : 0;
+	log_info("unmounted %s", co.mountpoint);
+out:
+	if (se) {
+		if (mounted)
+			fuse_session_unmount(se);
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+	}
+	fn_fini();
+	store_close(pfs.st);
+	if (o.pidfile && mounted)
+		unlink(o.pidfile);
+	free(co.mountpoint);
+	fuse_opt_free_args(&args);
+	free(o.store);
+	free(o.fragment_size);
+	free(o.cache_size);
+	free(o.logfile);
+	free(o.pidfile);
+	return rc;
+}

@@ -1,0 +1,18 @@
+/* ops — the low-level FUSE operations of payloadfs. */
+#ifndef PFS_OPS_H
+#define PFS_OPS_H
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
+struct store;
+
+/* The daemon's state, passed as the session's userdata. */
+struct pfs {
+	struct store *st;
+	int rdonly;
+};
+
+extern const struct fuse_lowlevel_ops pfs_ops;
+
+#endif
