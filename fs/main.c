@@ -164,14 +164,15 @@ static int become_daemon(void)
 	return 0;
 }
 
-static void daemon_ready(void)
+static void daemon_ready(int keep_stderr)
 {
 	int fd = open("/dev/null", O_RDWR);
 
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
-		dup2(fd, 2);
+		if (!keep_stderr)
+			dup2(fd, 2);   /* with -o logfile, stderr is the log */
 		if (fd > 2)
 			close(fd);
 	}
@@ -224,7 +225,7 @@ static int serve(struct fuse_session *se, struct fuse_cmdline_opts *co)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(cfg, co->clone_fd);
 	fuse_loop_cfg_set_idle_threads(cfg, co->max_idle_threads);
-	fuse_loop_cfg_set_max_threads(cfg, co->max_threads ? co->max_threads : 16);
+	fuse_loop_cfg_set_max_threads(cfg, co->max_threads && co->max_threads <= 1024 ? co->max_threads : 16);
 	rc = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	return rc;
@@ -302,7 +303,7 @@ int main(int argc, char *argv[])
 	}
 	log_info("serving %s on %s", store_abs, co.mountpoint);
 	if (!co.foreground)
-		daemon_ready();
+		daemon_ready(o.logfile != NULL);
 	rc = serve(se, &co) ? 1 : 0;
 	log_info("unmounted %s", co.mountpoint);
 out:

@@ -423,7 +423,7 @@ static int sweep_one(void *arg, uint64_t id)
 
 	if (id > c->max_seen)
 		c->max_seen = id;
-	if (bsearch(&id, c->refs.v, c->refs.n, sizeof(uint64_t), cmp_u64))
+	if (c->refs.n && bsearch(&id, c->refs.v, c->refs.n, sizeof(uint64_t), cmp_u64))
 		return 0;
 	if (frag_del(c->st->disk, id) == 0)
 		c->removed++;
@@ -500,7 +500,8 @@ static int sweep(struct store *st)
 	idx_abort(t);
 	if (rc)
 		goto out;
-	qsort(c.refs.v, c.refs.n, sizeof(uint64_t), cmp_u64);
+	if (c.refs.n)
+		qsort(c.refs.v, c.refs.n, sizeof(uint64_t), cmp_u64);
 	rc = frag_list(st->disk, sweep_one, &c);
 	if (c.removed)
 		log_info("sweep: removed %llu unreferenced fragment(s)", (unsigned long long)c.removed);
