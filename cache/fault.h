@@ -7,7 +7,8 @@
  * by name such as ENOSPC), or by fault_arm() in unit tests.
  *
  * Names in use: "alloc", "frag_write", "frag_fsync", "frag_rename",
- * "frag_read", "lz4", "lmdb_commit", "staging_write". */
+ * "frag_read", "lz4", "lmdb_commit", "staging_write", "uring_init" (the
+ * local backend then reads with pread). */
 #ifndef PFS_FAULT_H
 #define PFS_FAULT_H
 

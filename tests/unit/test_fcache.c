@@ -1,0 +1,478 @@
+/* test_fcache — the fragment cache: hit/miss counters, the byte budget and
+ * LRU order, pinned entries under eviction pressure, drop, repeated ids in
+ * one fetch, several backends in one fetch, damaged or missing fragments
+ * (-EIO / -ENOENT with nothing pinned, nothing cached), an allocation
+ * fault, and a 4-thread fetch/put stress. Random choices come from a
+ * logged seed (env TEST_SEED). */
+#define _XOPEN_SOURCE 700
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/backend.h"
+#include "cache/codec.h"
+#include "cache/fault.h"
+#include "cache/fcache.h"
+#include "cache/log.h"
+#include "tests/unit/tap.h"
+
+static uint64_t seed;
+
+static uint64_t mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rnd_r(uint64_t *st)
+{
+	return mix(*st += 0x9e3779b97f4a7c15ull);
+}
+
+static void seed_init(void)
+{
+	const char *s = getenv("TEST_SEED");
+
+	seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
+	printf("# seed %llu\n", (unsigned long long)seed);
+}
+
+/* Raw bytes of fragment ID: text-like (so lz4 is used) with an id stamp. */
+static void raw_fill(uint64_t id, char *p, size_t n)
+{
+	uint64_t s = id;
+
+	for (size_t i = 0; i < n; i++)
+		p[i] = i % 16 == 15 ? '\n' : (char)('a' + rnd_r(&s) % 4);
+	if (n >= 8)
+		memcpy(p, &id, 8);
+}
+
+/* Encode fragment ID of RAW_LEN bytes, store it in B, describe it in REF.
+ * FLIP >= 0 damages that byte of the stored image. @return 0 or -errno. */
+static int make_frag(struct frag_backend *b, uint64_t id, size_t raw_len, long flip,
+		     struct frag_ref *ref)
+{
+	char *raw = malloc(raw_len + 1);
+	size_t cap = frag_encode_bound(raw_len), len;
+	unsigned char *img = malloc(cap);
+	struct frag_info fi;
+	int rc;
+
+	raw_fill(id, raw, raw_len);
+	rc = frag_encode(id, raw, raw_len, 1, img, cap, &len, &fi);
+	if (!rc && flip >= 0)
+		img[(size_t)flip % len] ^= 0x10;
+	if (!rc)
+		rc = frag_put(b, id, img, len);
+	*ref = (struct frag_ref){ id, fi.raw_len, fi.stored_len, fi.checksum, b };
+	free(raw);
+	free(img);
+	return rc;
+}
+
+/* @return 1 when B holds exactly the raw bytes of REF. */
+static int buf_ok(const struct fbuf *b, const struct frag_ref *ref)
+{
+	char *want;
+	int ok;
+
+	if (!b || b->id != ref->id || b->len != ref->raw_len)
+		return 0;
+	want = malloc(b->len + 1);
+	raw_fill(ref->id, want, b->len);
+	ok = memcmp(want, b->data, b->len) == 0;
+	free(want);
+	return ok;
+}
+
+static struct fcache_stats stats(struct fcache *c)
+{
+	struct fcache_stats st;
+
+	fcache_get_stats(c, &st);
+	return st;
+}
+
+/* Fetch REF alone, check its bytes, put it back. @return 1 when fine. */
+static int touch(struct fcache *c, const struct frag_ref *ref)
+{
+	struct fbuf *b = NULL;
+	int ok = fcache_fetch(c, ref, 1, &b) == 0 && buf_ok(b, ref);
+
+	fbuf_put(b);
+	return ok;
+}
+
+/* Drop every id of REFS; nothing pinned means the cache is then empty. */
+static int empty_after_drop(struct fcache *c, const struct frag_ref *refs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fcache_drop(c, refs[i].id);
+	return stats(c).entries == 0 && stats(c).bytes == 0;
+}
+
+static void test_hits(struct frag_backend *mem)
+{
+	struct fcache *c = fcache_new(100000);
+	struct frag_ref refs[10];
+	struct fbuf *out[10], *b;
+	int ok = 1;
+
+	for (int i = 0; i < 10; i++)
+		make_frag(mem, 0x100 + (uint64_t)i, 1000, -1, &refs[i]);
+	CHECK_EQ(fcache_fetch(c, refs, 10, out), 0, "fetch 10 misses");
+	for (int i = 0; i < 10; i++)
+		ok &= buf_ok(out[i], &refs[i]);
+	CHECK(ok, "the 10 buffers hold the right bytes");
+	CHECK(stats(c).misses == 10 && stats(c).hits == 0, "10 misses, 0 hits");
+	CHECK(stats(c).entries == 10 && stats(c).bytes == 10000, "10 entries, 10000 bytes");
+	CHECK_EQ(stats(c).budget, 100000, "budget reported");
+	for (int i = 0; i < 10; i++)
+		fbuf_put(out[i]);
+	CHECK_EQ(fcache_fetch(c, refs, 10, out), 0, "fetch the 10 again");
+	CHECK(stats(c).hits == 10 && stats(c).misses == 10, "10 hits now");
+	for (int i = 0; i < 10; i++)
+		fbuf_put(out[i]);
+	b = fcache_lookup(c, 0x105);
+	CHECK(buf_ok(b, &refs[5]), "lookup of a cached id pins it");
+	fbuf_put(b);
+	b = fcache_lookup(c, 0x999);
+	CHECK(b == NULL, "lookup of an absent id misses");
+	CHECK_EQ(stats(c).hits, 11, "lookup counts hits");
+	CHECK_EQ(stats(c).misses, 11, "lookup counts misses");
+	CHECK_EQ(fcache_fetch(c, refs, 0, out), 0, "fetch of nothing");
+	fbuf_put(NULL);
+	fcache_free(c);
+	fcache_free(NULL);
+	c = fcache_new(0);
+	CHECK_EQ(stats(c).budget, 256u << 20, "budget 0 means 256 MiB");
+	fcache_free(c);
+}
+
+static void test_budget(struct frag_backend *mem)
+{
+	struct fcache *c = fcache_new(5000);
+	struct frag_ref refs[20];
+	int ok = 1, within = 1;
+	struct fbuf *b;
+
+	for (int i = 0; i < 20; i++) {
+		make_frag(mem, 0x200 + (uint64_t)i, 1000, -1, &refs[i]);
+		ok &= touch(c, &refs[i]);
+		within &= stats(c).bytes <= 5000;
+	}
+	CHECK(ok && within, "20 fragments through a 5-fragment budget, always within it");
+	CHECK(stats(c).entries == 5 && stats(c).evictions == 15, "5 entries kept, 15 evicted");
+	ok = 1;
+	for (int i = 15; i < 20; i++) {
+		b = fcache_lookup(c, refs[i].id);
+		ok &= b != NULL;
+		fbuf_put(b);
+	}
+	CHECK(ok, "the 5 most recent are the ones kept");
+	touch(c, &refs[15]);          /* now 16 is the least recently used */
+	touch(c, &refs[0]);           /* a miss: evicts one */
+	b = fcache_lookup(c, refs[16].id);
+	CHECK(b == NULL, "the least recently used went");
+	b = fcache_lookup(c, refs[15].id);
+	CHECK(b != NULL, "the recently touched stayed");
+	fbuf_put(b);
+	fcache_free(c);
+}
+
+static void test_pinned(struct frag_backend *mem)
+{
+	struct fcache *c = fcache_new(3000);
+	struct frag_ref pinned[5], other[10];
+	struct fbuf *held[5];
+	int ok = 1;
+
+	for (int i = 0; i < 5; i++)
+		make_frag(mem, 0x300 + (uint64_t)i, 1000, -1, &pinned[i]);
+	for (int i = 0; i < 10; i++)
+		make_frag(mem, 0x400 + (uint64_t)i, 1000, -1, &other[i]);
+	CHECK_EQ(fcache_fetch(c, pinned, 5, held), 0, "pin 5 fragments over a 3-fragment budget");
+	CHECK_EQ(stats(c).bytes, 5000, "pinned bytes count (beyond the budget)");
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < 10; i++)
+			ok &= touch(c, &other[i]);
+	CHECK(ok, "30 other fetches under pressure");
+	ok = 1;
+	for (int i = 0; i < 5; i++)
+		ok &= buf_ok(held[i], &pinned[i]);
+	CHECK(ok, "pinned buffers intact");
+	for (int i = 0; i < 5; i++) {
+		struct fbuf *b = fcache_lookup(c, pinned[i].id);
+		ok &= b == held[i];
+		fbuf_put(b);
+	}
+	CHECK(ok, "pinned entries still cached");
+	CHECK_EQ(stats(c).bytes, 5000, "only pinned bytes left over budget");
+	for (int i = 0; i < 5; i++)
+		fbuf_put(held[i]);
+	CHECK(stats(c).bytes <= 3000, "within budget once unpinned (%llu)",
+	      (unsigned long long)stats(c).bytes);
+	fcache_free(c);
+}
+
+static void test_drop(struct frag_backend *mem)
+{
+	struct fcache *c = fcache_new(0);
+	struct frag_ref refs[3];
+	struct fbuf *out[3];
+
+	for (int i = 0; i < 2; i++)
+		make_frag(mem, 0x500 + (uint64_t)i, 1000, -1, &refs[i]);
+	refs[2] = refs[0];   /* the same id twice in one call */
+	CHECK_EQ(fcache_fetch(c, refs, 3, out), 0, "fetch with a repeated id");
+	CHECK(out[0] == out[2] && buf_ok(out[2], &refs[0]), "repeated id: one shared buffer");
+	CHECK_EQ(stats(c).entries, 2, "repeated id: one entry");
+	fcache_drop(c, refs[0].id);
+	struct fbuf *gone = fcache_lookup(c, refs[0].id);
+	CHECK(gone == NULL, "dropped id is no longer found");
+	CHECK(buf_ok(out[0], &refs[0]), "dropped pinned buffer still readable");
+	CHECK_EQ(stats(c).entries, 2, "dropped pinned entry lives on");
+	fbuf_put(out[0]);
+	CHECK(buf_ok(out[2], &refs[0]), "... while its second pin is held");
+	fbuf_put(out[2]);
+	CHECK(stats(c).entries == 1 && stats(c).bytes == 1000, "freed at its last put");
+	fbuf_put(out[1]);
+	fcache_drop(c, refs[1].id);
+	CHECK(stats(c).entries == 0 && stats(c).bytes == 0, "unpinned entry freed at drop");
+	fcache_drop(c, 0xabcdef);
+	int ok = touch(c, &refs[0]);
+	CHECK(ok, "a dropped id can be fetched again");
+	fcache_free(c);
+}
+
+/* Fetch REFS, expect RC, and check nothing stays pinned or cached of BAD. */
+static void check_failed_fetch(struct fcache *c, const struct frag_ref *refs, size_t n,
+			       uint64_t bad, int want, const char *what)
+{
+	struct fbuf *out[4] = { (void *)1, (void *)1, (void *)1, (void *)1 };
+	int nulls = 1;
+
+	CHECK_EQ(fcache_fetch(c, refs, n, out), want, "%s: fetch fails", what);
+	for (size_t i = 0; i < n; i++)
+		nulls &= out[i] == NULL;
+	CHECK(nulls, "%s: every out[i] is NULL", what);
+	struct fbuf *b = fcache_lookup(c, bad);
+	CHECK(b == NULL, "%s: nothing cached for it", what);
+	int empty = empty_after_drop(c, refs, n);
+	CHECK(empty, "%s: nothing left pinned", what);
+}
+
+static void test_damage(struct frag_backend *mem, struct frag_backend *local)
+{
+	struct fcache *c = fcache_new(0);
+	struct frag_ref refs[3], r;
+
+	log_init("test_fcache", LOG_TO_STDERR, LOG_ERR);
+	make_frag(mem, 0x600, 5000, -1, &refs[0]);
+	make_frag(mem, 0x601, 5000, 100, &refs[1]);   /* payload byte damaged */
+	make_frag(mem, 0x602, 5000, -1, &refs[2]);
+	check_failed_fetch(c, refs, 3, 0x601, -EIO, "damaged payload");
+	make_frag(local, 0x603, 5000, 20, &refs[1]);  /* header damaged, on disk */
+	check_failed_fetch(c, refs, 3, 0x603, -EIO, "damaged header (local)");
+	make_frag(mem, 0x604, 5000, -1, &refs[1]);
+	r = refs[1];
+	refs[1].checksum ^= 1;
+	check_failed_fetch(c, refs, 3, 0x604, -EIO, "index checksum differs");
+	refs[1] = r;
+	refs[1].raw_len -= 1;
+	check_failed_fetch(c, refs, 3, 0x604, -EIO, "index raw length differs");
+	refs[1] = r;
+	refs[1].id = 0x605;                          /* image of 0x604 stored as 0x605 */
+	{
+		struct frag_get g = { .id = 0x604, .cap = FRAG_HDR_SIZE + r.stored_len };
+		g.buf = malloc(g.cap);
+		frag_get_many(mem, &g, 1);
+		frag_put(mem, 0x605, g.buf, g.cap);
+		free(g.buf);
+	}
+	check_failed_fetch(c, refs, 3, 0x605, -EIO, "image of another id");
+	refs[1] = r;
+	refs[1].id = 0x6ff;
+	check_failed_fetch(c, refs, 3, 0x6ff, -ENOENT, "missing fragment");
+	refs[1] = r;
+	int ok = touch(c, &refs[1]);
+	CHECK(ok, "a good fragment caches");
+	refs[1].checksum ^= 1;
+	check_failed_fetch(c, refs, 3, 0x999, -EIO, "cached entry contradicts the index");
+#ifdef PFS_FAULT_INJECTION
+	refs[1] = r;
+	fault_arm("alloc", 2, ENOMEM);
+	check_failed_fetch(c, refs, 3, 0x999, -ENOMEM, "allocation fault");
+	fault_reset();
+#endif
+	log_init("test_fcache", LOG_TO_STDERR, LOG_INFO);
+	fcache_free(c);
+}
+
+static void test_backends(struct frag_backend *mem, struct frag_backend *mem2,
+			  struct frag_backend *local)
+{
+	struct fcache *c = fcache_new(0);
+	struct frag_ref refs[6];
+	struct fbuf *out[6];
+	int ok = 1;
+
+	make_frag(mem, 0x700, 3000, -1, &refs[0]);
+	make_frag(local, 0x701, 200000, -1, &refs[1]);
+	make_frag(mem2, 0x702, 0, -1, &refs[2]);
+	make_frag(local, 0x703, 1, -1, &refs[3]);
+	make_frag(mem2, 0x704, 7000, -1, &refs[4]);
+	refs[5] = refs[1];
+	CHECK_EQ(fcache_fetch(c, refs, 6, out), 0, "fetch across 3 backends");
+	for (int i = 0; i < 6; i++)
+		ok &= buf_ok(out[i], &refs[i]);
+	CHECK(ok, "all 6 buffers right (empty fragment included)");
+	for (int i = 0; i < 6; i++)
+		fbuf_put(out[i]);
+	fcache_free(c);
+}
+
+/* ---- stress ---- */
+
+#define NFRAG   200
+#define NTHREAD 4
+#define ITERS   3000
+
+struct stress {
+	struct fcache *c;
+	struct frag_backend *b;
+	struct frag_ref *refs;   /* NFRAG shared fragments */
+	int tid;
+	long bad;
+	struct frag_ref own[64];  /* this thread's own fragments */
+	int nown;
+};
+
+/* Fetch a random batch, check it, keep it pinned for a while. */
+static void stress_step(struct stress *s, uint64_t *st, struct fbuf **held)
+{
+	struct frag_ref *own = s->own;
+	int *nown = &s->nown;
+	struct frag_ref batch[8];
+	size_t n = 1 + rnd_r(st) % 8;
+	uint64_t op = rnd_r(st) % 100;
+
+	for (size_t i = 0; i < n; i++)
+		batch[i] = s->refs[rnd_r(st) % NFRAG];
+	if (op < 5 && *nown < 64) {   /* a new fragment of this thread */
+		uint64_t id = ((uint64_t)(s->tid + 1) << 32) | (uint64_t)*nown;
+		s->bad += make_frag(s->b, id, 1 + rnd_r(st) % 20000, -1, &own[*nown]) != 0;
+		(*nown)++;
+	}
+	if (*nown && op < 30)
+		batch[0] = own[rnd_r(st) % (uint64_t)*nown];
+	if (op >= 95)
+		fcache_drop(s->c, batch[0].id);
+	if (fcache_fetch(s->c, batch, n, held) != 0) {
+		s->bad++;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		s->bad += !buf_ok(held[i], &batch[i]);
+}
+
+static void *stress_main(void *arg)
+{
+	struct stress *s = arg;
+	uint64_t st = seed + (uint64_t)s->tid * 7919;
+	struct fbuf *held[3][8] = { { 0 } };
+
+	for (int it = 0; it < ITERS; it++) {
+		struct fbuf **slot = held[it % 3];
+		for (int i = 0; i < 8; i++) {
+			fbuf_put(slot[i]);
+			slot[i] = NULL;
+		}
+		stress_step(s, &st, slot);
+	}
+	for (int k = 0; k < 3; k++)
+		for (int i = 0; i < 8; i++)
+			fbuf_put(held[k][i]);
+	return NULL;
+}
+
+static void test_stress(void)
+{
+	struct frag_backend *b = NULL;
+	struct frag_ref *refs = calloc(NFRAG, sizeof(*refs));
+	static struct stress s[NTHREAD];
+	int empty = 1;
+	pthread_t th[NTHREAD];
+	uint64_t st = seed, total = 0;
+	struct fcache *c;
+	long bad = 0;
+
+	backend_mem_open(&b);
+	for (int i = 0; i < NFRAG; i++) {
+		make_frag(b, 0x10000 + (uint64_t)i, 100 + rnd_r(&st) % 20000, -1, &refs[i]);
+		total += refs[i].raw_len;
+	}
+	c = fcache_new(total / 4);
+	for (int i = 0; i < NTHREAD; i++) {
+		s[i] = (struct stress){ .c = c, .b = b, .refs = refs, .tid = i };
+		pthread_create(&th[i], NULL, stress_main, &s[i]);
+	}
+	for (int i = 0; i < NTHREAD; i++) {
+		pthread_join(th[i], NULL);
+		bad += s[i].bad;
+	}
+	struct fcache_stats fs = stats(c);
+	CHECK_EQ(bad, 0, "stress: %d threads x %d fetches, every buffer right", NTHREAD, ITERS);
+	CHECK(fs.bytes <= fs.budget, "stress: within budget at rest (%llu of %llu)",
+	      (unsigned long long)fs.bytes, (unsigned long long)fs.budget);
+	CHECK(fs.hits > 0 && fs.misses > 0 && fs.evictions > 0,
+	      "stress: hits %llu, misses %llu, evictions %llu", (unsigned long long)fs.hits,
+	      (unsigned long long)fs.misses, (unsigned long long)fs.evictions);
+	for (int i = 0; i < NTHREAD; i++)
+		(void)empty_after_drop(c, s[i].own, (size_t)s[i].nown);
+	empty &= empty_after_drop(c, refs, NFRAG);
+	CHECK(empty, "stress: nothing left pinned (all %llu entries droppable)",
+	      (unsigned long long)fs.entries);
+	fcache_free(c);
+	frag_backend_destroy(b);
+	free(refs);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb, (void)flag, (void)f;
+	return remove(p);
+}
+
+int main(void)
+{
+	struct frag_backend *mem = NULL, *mem2 = NULL, *local = NULL;
+	char dir[] = "/tmp/test_fcache.XXXXXX";
+
+	seed_init();
+	if (!mkdtemp(dir) || backend_mem_open(&mem) || backend_mem_open(&mem2) ||
+	    backend_local_open(dir, &local)) {
+		printf("Bail out! setup failed\n");
+		return 1;
+	}
+	test_hits(mem);
+	test_budget(mem);
+	test_pinned(mem);
+	test_drop(mem);
+	test_damage(mem, local);
+	test_backends(mem, mem2, local);
+	test_stress();
+	frag_backend_destroy(mem);
+	frag_backend_destroy(mem2);
+	frag_backend_destroy(local);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tap_done();
+}
