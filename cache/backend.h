@@ -63,6 +63,11 @@ struct frag_backend {
  * @return 0 or -errno. */
 int backend_local_open(const char *dir, struct frag_backend **out);
 
+/* Open the local backend of a store that another process may be writing:
+ * creates nothing and removes nothing (no temporary-file sweep). put() and
+ * del() still work if called; a read-only store never calls them. */
+int backend_local_open_ro(const char *dir, struct frag_backend **out);
+
 /* Open an in-memory backend (images kept in RAM until destroy). */
 int backend_mem_open(struct frag_backend **out);
 

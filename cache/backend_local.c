@@ -572,7 +572,7 @@ static void sweep_tmp(int rootfd, unsigned d)
 
 /* Create (0700) and sweep the 256 fan-out folders; fsync ROOTFD when any
  * folder was made. @return 0 or -errno of mkdir/fsync. */
-static int make_fanout(int rootfd)
+static int make_fanout(int rootfd, int sweep)
 {
 	char name[4];
 	int made = 0;
@@ -583,7 +583,8 @@ static int make_fanout(int rootfd)
 			made = 1;
 		else if (errno != EEXIST)
 			return -errno;
-		sweep_tmp(rootfd, d);
+		if (sweep)
+			sweep_tmp(rootfd, d);
 	}
 	if (made && fsync(rootfd) < 0)
 		return -errno;
@@ -664,7 +665,7 @@ static const struct frag_backend_ops local_ops = {
 
 /* Also fault point "uring_init": when it fires (or io_uring_queue_init
  * fails) the backend reads with pread. */
-int backend_local_open(const char *dir, struct frag_backend **out)
+static int local_open(const char *dir, int rdonly, struct frag_backend **out)
 {
 	struct local_backend *b;
 	int rc;
@@ -676,12 +677,12 @@ int backend_local_open(const char *dir, struct frag_backend **out)
 	b->base.ops = &local_ops;
 	pthread_mutex_init(&b->dirty_lock, NULL);
 	pthread_mutex_init(&b->ring_lock, NULL);
-	b->rootfd = open_root(dir);
+	b->rootfd = rdonly ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : open_root(dir);
 	if (b->rootfd < 0) {
-		rc = b->rootfd;
+		rc = rdonly ? -errno : b->rootfd;
 		goto fail;
 	}
-	rc = make_fanout(b->rootfd);
+	rc = rdonly ? 0 : make_fanout(b->rootfd, 1);
 	if (rc)
 		goto fail;
 	ring_init(b);
@@ -691,4 +692,14 @@ fail:
 	log_err("%s: cannot open fragment store: %s", dir, strerror(-rc));
 	local_destroy(&b->base);
 	return rc;
+}
+
+int backend_local_open(const char *dir, struct frag_backend **out)
+{
+	return local_open(dir, 0, out);
+}
+
+int backend_local_open_ro(const char *dir, struct frag_backend **out)
+{
+	return local_open(dir, 1, out);
 }

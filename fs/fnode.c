@@ -14,6 +14,8 @@ struct fnode {
 	uint64_t nlookup;
 	uint64_t cache_version;     /* real: version in the kernel page cache (+1; 0 = none) */
 	struct fnode_view view;     /* views */
+	struct { uint64_t version; uint32_t count; } opens[4];  /* real: open read handles */
+	uint32_t opens_overflow;    /* handles on versions beyond the 4 slots */
 	char *key;                  /* views: "BASE@suffix" */
 	struct fnode *next;         /* chain by ino */
 	struct fnode *knext;        /* views: chain by key */
@@ -203,4 +205,53 @@ int fn_cache_keep(uint64_t ino, uint64_t version)
 	}
 	pthread_mutex_unlock(&fn_lock);
 	return keep;
+}
+
+int fn_open_read(uint64_t ino, uint64_t version)
+{
+	struct fnode *f;
+	int other = 0, slot = -1;
+
+	pthread_mutex_lock(&fn_lock);
+	f = find(ino);
+	if (f) {
+		for (int i = 0; i < 4; i++) {
+			if (f->opens[i].count && f->opens[i].version != version)
+				other = 1;
+			if (f->opens[i].count && f->opens[i].version == version)
+				slot = i;
+		}
+		for (int i = 0; slot < 0 && i < 4; i++)
+			if (!f->opens[i].count)
+				slot = i;
+		if (f->opens_overflow)
+			other = 1;
+		if (slot < 0) {
+			f->opens_overflow++;
+		} else {
+			f->opens[slot].version = version;
+			f->opens[slot].count++;
+		}
+	}
+	pthread_mutex_unlock(&fn_lock);
+	return other;
+}
+
+void fn_close_read(uint64_t ino, uint64_t version)
+{
+	struct fnode *f;
+
+	pthread_mutex_lock(&fn_lock);
+	f = find(ino);
+	if (f) {
+		int i;
+		for (i = 0; i < 4; i++)
+			if (f->opens[i].count && f->opens[i].version == version) {
+				f->opens[i].count--;
+				break;
+			}
+		if (i == 4 && f->opens_overflow)
+			f->opens_overflow--;
+	}
+	pthread_mutex_unlock(&fn_lock);
 }

@@ -54,4 +54,12 @@ int fn_forget(uint64_t ino, uint64_t n);
  * and returns 0 (the kernel must drop its cache). */
 int fn_cache_keep(uint64_t ino, uint64_t version);
 
+/* A read-only handle of real inode INO opened on VERSION. @return 1 when
+ * handles pinned to OTHER versions are open (the new handle must then
+ * bypass the page cache so it does not fill it with a version those
+ * readers must not see), else 0. */
+int fn_open_read(uint64_t ino, uint64_t version);
+/* That handle closed. */
+void fn_close_read(uint64_t ino, uint64_t version);
+
 #endif

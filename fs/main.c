@@ -30,7 +30,7 @@
 struct opts {
 	char *store;
 	char *fragment_size, *cache_size, *logfile, *pidfile;
-	int ro, help, version;
+	int ro, isolate, help, version;
 };
 
 enum { KEY_HELP, KEY_VERSION };
@@ -41,6 +41,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "logfile=%s", offsetof(struct opts, logfile), 0 },
 	{ "pidfile=%s", offsetof(struct opts, pidfile), 0 },
 	{ "ro", offsetof(struct opts, ro), 1 },
+	{ "isolate", offsetof(struct opts, isolate), 1 },
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -79,6 +80,8 @@ static void usage(const char *prog)
 	       "    -o logfile=PATH         log to PATH instead of syslog when daemonized\n"
 	       "    -o pidfile=PATH         write the daemon's pid to PATH\n"
 	       "    -o ro                   mount read-only\n"
+	       "    -o isolate              every open file sees exactly the version it opened,\n"
+	       "                            sizes included (reads bypass the page cache)\n"
 	       "    -o allow_other          let other users in (permissions are enforced)\n"
 	       "    -f                      stay in the foreground, log to stderr\n"
 	       "    -d                      debug: foreground, log every request\n"
@@ -277,6 +280,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	pfs.rdonly = o.ro;
+	pfs.isolate = o.isolate;
 	snprintf(fsname, sizeof(fsname), "-ofsname=payloadfs:%s,subtype=payloadfs,default_permissions",
 		 store_abs);
 	if (fuse_opt_add_arg(&args, fsname) || fn_init()) {

@@ -11,6 +11,14 @@
  *      version is the one the cache was filled from (fn_cache_keep);
  *      attributes are not cached (attr timeout 0) so a commit is seen by
  *      the next stat, and auto_inval_data drops stale pages.
+ *  (3a) The page cache and i_size are per inode, not per handle: a handle
+ *      opened while handles of another version are open bypasses the page
+ *      cache (fn_open_read), so the cache only ever holds one version's
+ *      bytes. What remains shared is i_size: a commit that shrinks the
+ *      object (or an O_TRUNC open, which the kernel applies at once) makes
+ *      page-cache readers of the old version stop at the new size. With
+ *      -o isolate every read handle uses direct I/O and sees exactly its
+ *      version, sizes included (MAP_SHARED mmap is then unavailable).
  *  (4) Views are resolved on lookup (never listed) and re-resolved against
  *      the current version at every open and getattr.
  */
@@ -40,6 +48,8 @@ struct fh {
 	char *meta;               /* FH_META: the JSON */
 	size_t meta_len;
 	int append;
+	uint64_t ino;             /* FH_OBJ read handles: counted in fn_open_read */
+	int counted;
 };
 
 struct dh {
@@ -342,8 +352,9 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (h && h->ws) {
-		s.st_size = (off_t)wsess_size(h->ws);
+	if (h && (h->ws || h->kind == FH_OBJ)) {
+		/* fstat: the handle's own content (staged, or its version) */
+		s.st_size = (off_t)(h->ws ? wsess_size(h->ws) : pver_inode(h->pv)->size);
 		s.st_blocks = (blkcnt_t)((s.st_size + 511) / 512);
 	}
 	fuse_reply_attr(req, &s, 0);
@@ -529,6 +540,8 @@ static void fh_free(struct fh *h)
 {
 	if (!h)
 		return;
+	if (h->counted)
+		fn_close_read(h->ino, pver_inode(h->pv)->version);
 	wsess_free(h->ws);
 	pver_put(h->pv);
 	free(h->meta);
@@ -536,7 +549,7 @@ static void fh_free(struct fh *h)
 }
 
 /* Open object or view INO with FLAGS into a new handle. */
-static int fh_open(struct pfs *p, fuse_ino_t ino, int flags, struct fh **out, int *keep)
+static int fh_open(struct pfs *p, fuse_ino_t ino, int flags, struct fh **out, int *keep, int *direct)
 {
 	struct fh *h = calloc(1, sizeof(*h));
 	int wr = (flags & O_ACCMODE) != O_RDONLY, trunc = wr && (flags & O_TRUNC);
@@ -546,6 +559,7 @@ static int fh_open(struct pfs *p, fuse_ino_t ino, int flags, struct fh **out, in
 
 	*out = NULL;
 	*keep = 0;
+	*direct = 0;
 	if (!h)
 		return -ENOMEM;
 	h->append = !!(flags & O_APPEND);
@@ -561,8 +575,16 @@ static int fh_open(struct pfs *p, fuse_ino_t ino, int flags, struct fh **out, in
 		rc = store_wsess_begin(p->st, h->pv, h->kind == FH_VIEW ? &v.spec : NULL, trunc, &h->ws);
 	else if (!rc && h->kind != FH_OBJ)
 		rc = view_attr(h->pv, &v.spec, &size, &h->vm, &h->meta, &h->meta_len);
-	else if (!rc)
-		*keep = fn_cache_keep(ino, pver_inode(h->pv)->version);
+	else if (!rc) {
+		uint64_t ver = pver_inode(h->pv)->version;
+		h->ino = ino;
+		h->counted = 1;
+		*direct = fn_open_read(ino, ver) || p->isolate;
+		if (!*direct)
+			*keep = fn_cache_keep(ino, ver);
+	}
+	if (!rc && (h->ws || h->kind == FH_META))
+		*direct = 1;
 	if (rc == -EISDIR && fn_is_view(ino))
 		rc = -ENOENT;
 	if (rc) {
@@ -576,19 +598,19 @@ static int fh_open(struct pfs *p, fuse_ino_t ino, int flags, struct fh **out, in
 static void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *h;
-	int keep, rc;
+	int keep, direct, rc;
 
 	if (ino == FN_BYID_INO) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	rc = fh_open(pfs_of(req), ino, fi->flags, &h, &keep);
+	rc = fh_open(pfs_of(req), ino, fi->flags, &h, &keep, &direct);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = h->ws != NULL || h->kind == FH_META;
+	fi->direct_io = direct;
 	fi->keep_cache = keep;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		fh_free(h);
@@ -602,7 +624,7 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	struct fuse_entry_param e;
 	struct idx_inode in;
 	struct fh *h;
-	int keep, rc;
+	int keep, direct, rc;
 
 	if (parent == FN_BYID_INO || fn_is_view(parent)) {
 		fuse_reply_err(req, EPERM);
@@ -610,7 +632,7 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	}
 	rc = store_mknod(p->st, parent, name, S_IFREG | (mode & 07777), 0, c->uid, c->gid, &in);
 	if (!rc && (rc = fn_ref_real(in.ino)) == 0) {
-		rc = fh_open(p, in.ino, fi->flags, &h, &keep);
+		rc = fh_open(p, in.ino, fi->flags, &h, &keep, &direct);
 		if (rc)
 			fn_forget(in.ino, 1);
 	}
@@ -624,7 +646,7 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	e.entry_timeout = ENTRY_TIMEOUT;
 	fill_stat(&in, &e.attr);
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = h->ws != NULL;
+	fi->direct_io = direct;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		fh_free(h);
 		fn_forget(in.ino, 1);

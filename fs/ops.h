@@ -11,6 +11,7 @@ struct store;
 struct pfs {
 	struct store *st;
 	int rdonly;
+	int isolate;     /* -o isolate: read handles bypass the page cache */
 };
 
 extern const struct fuse_lowlevel_ops pfs_ops;

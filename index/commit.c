@@ -395,7 +395,7 @@ static int swap_lists(struct store *st, struct idx_txn *t, uint64_t ino,
 }
 
 static void settle_inode(struct idx_inode *cur, const struct pver *base, const struct idx_inode *newin,
-			 uint64_t size, uint64_t rows, uint32_t nfrags, int inl)
+			 uint64_t size, uint64_t rows, uint32_t nfrags, int inl, int64_t mtime_ns)
 {
 	const uint32_t keep = INODE_F_FMT_SET | INODE_F_HDR_SET | INODE_F_STORAGE_SET | INODE_F_MEMORY;
 	int recut = newin != &base->in;
@@ -415,7 +415,9 @@ static void settle_inode(struct idx_inode *cur, const struct pver *base, const s
 	cur->nfrags = nfrags;
 	cur->flags = inl ? cur->flags | INODE_F_INLINE : cur->flags & ~INODE_F_INLINE;
 	cur->version++;
-	cur->mtime_ns = cur->ctime_ns = store_now_ns();
+	cur->ctime_ns = store_now_ns();
+	if (cur->mset_ns <= mtime_ns)
+		cur->mtime_ns = mtime_ns;
 }
 
 /* Pin LIST and make it the new current version. */
@@ -453,7 +455,7 @@ nomem:
 
 static int run_txn(struct store *st, struct pver *base, const struct idx_inode *newin,
 		   const struct frag_desc *list, uint32_t n, const char *inl, uint64_t size,
-		   uint64_t rows, struct pver **newpv, struct txn_out *o)
+		   uint64_t rows, int64_t mtime_ns, struct pver **newpv, struct txn_out *o)
 {
 	struct frag_desc *old = NULL;
 	uint32_t nold = 0;
@@ -477,7 +479,7 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	if (!rc)
 		rc = inl && size ? idx_inline_put(t, base->in.ino, inl, size) : idx_inline_del(t, base->in.ino);
 	if (!rc) {
-		settle_inode(&cur, base, newin, size, rows, n, inl && size);
+		settle_inode(&cur, base, newin, size, rows, n, inl && size, mtime_ns);
 		rc = idx_inode_put(t, &cur);
 	}
 	if (!rc)
@@ -511,7 +513,8 @@ static void discard_new(struct cut *c)
 }
 
 int commit_segments(struct store *st, struct pver *base, const struct seg *segs, size_t n,
-		    struct stage *sg, const struct idx_inode *newin, struct pver **newpv)
+		    struct stage *sg, const struct idx_inode *newin, int64_t mtime_ns,
+		    struct pver **newpv)
 {
 	struct cut c = { .st = st, .base = base, .sg = sg, .segs = segs, .nsegs = n, .in = newin };
 	uint64_t size = content_size(segs, n), rows = 0;
@@ -553,7 +556,7 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 			rows = list[nlist - 1].first_row + list[nlist - 1].rows;
 	}
 	if (!rc)
-		rc = run_txn(st, base, newin, list, nlist, inl ? c.buf : NULL, size, rows, newpv, &o);
+		rc = run_txn(st, base, newin, list, nlist, inl ? c.buf : NULL, size, rows, mtime_ns, newpv, &o);
 	if (rc) {
 		discard_new(&c);
 		if (rc != -EINVAL)

@@ -55,6 +55,7 @@ struct idx_inode {
 	uint32_t nfrags;
 	uint32_t reserved;
 	uint64_t parent;        /* directories: the parent directory */
+	int64_t  mset_ns;       /* when mtime was last set explicitly (utimens) */
 };
 
 /* A fragment as an object's version lists it. */

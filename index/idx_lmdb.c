@@ -36,7 +36,7 @@ struct idx_txn {
 };
 
 #define INODE_REC_VER 1
-#define INODE_REC_LEN 112
+#define INODE_REC_LEN 120
 #define FRAG_REC_LEN  48
 
 /* ---- byte order helpers ---- */
@@ -350,6 +350,7 @@ static void inode_encode(unsigned char *p, const struct idx_inode *in)
 	le32(p + 88, in->flags);
 	le32(p + 92, in->nfrags);
 	le64(p + 100, in->parent);
+	le64(p + 112, (uint64_t)in->mset_ns);
 }
 
 static int inode_decode(const MDB_val *v, uint64_t ino, struct idx_inode *in)
@@ -379,6 +380,7 @@ static int inode_decode(const MDB_val *v, uint64_t ino, struct idx_inode *in)
 	in->nfrags = rd_le32(p + 92);
 	in->reserved = 0;
 	in->parent = rd_le64(p + 100);
+	in->mset_ns = (int64_t)rd_le64(p + 112);
 	return 0;
 }
 
@@ -670,10 +672,12 @@ int idx_frag_at(struct idx_txn *t, uint64_t ino, uint64_t off, struct frag_desc 
 		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	if (rc == 0 && (k.mv_size != 16 || rd_be64(k.mv_data) != ino))
 		rc = MDB_NOTFOUND;
+	/* MDB_* codes are negative: map them before decoding can add -errno */
+	rc = mdb_err(rc, "frag at");
 	if (rc == 0)
 		rc = frag_decode_rec(&v, rd_be64((unsigned char *)k.mv_data + 8), out);
 	mdb_cursor_close(c);
-	return rc > 0 ? mdb_err(rc, "frag at") : rc;
+	return rc;
 }
 
 int idx_frag_put(struct idx_txn *t, uint64_t ino, const struct frag_desc *d)

@@ -563,8 +563,10 @@ int store_setattr(struct store *st, uint64_t ino, const struct idx_inode *a, uns
 			in.gid = a->gid;
 		if (mask & STORE_SET_ATIME)
 			in.atime_ns = a->atime_ns;
-		if (mask & STORE_SET_MTIME)
+		if (mask & STORE_SET_MTIME) {
 			in.mtime_ns = a->mtime_ns;
+			in.mset_ns = store_now_ns();
+		}
 		in.ctime_ns = (mask & STORE_SET_CTIME) ? a->ctime_ns : store_now_ns();
 		rc = idx_inode_put(t, &in);
 	}

@@ -40,6 +40,7 @@ struct wsess {
 	size_t n, cap;
 	uint64_t size;
 	int dirty;
+	int64_t changed_ns;         /* time of the last write or truncate */
 	int is_view;
 	struct view_map vm;         /* view sessions: the view's bytes in base */
 	pthread_mutex_t lock;
@@ -342,6 +343,7 @@ int store_wsess_begin(struct store *st, struct pver *base, const struct view_spe
 	if (!rc)
 		rc = wsess_reset(ws, truncate);
 	ws->dirty = truncate && (ws->is_view ? view_size(&ws->vm) : pver_inode(base)->size) > 0;
+	ws->changed_ns = store_now_ns();
 	if (rc) {
 		wsess_free(ws);
 		return rc;
@@ -374,8 +376,10 @@ int wsess_write(struct wsess *ws, const void *buf, size_t len, uint64_t off)
 	rc = stage_append(&ws->sg, ws->st->dir, buf, len, &at);
 	if (!rc)
 		rc = seg_overlay(ws, off, len, SEG_STAGE, at);
-	if (!rc)
+	if (!rc) {
 		ws->dirty = 1;
+		ws->changed_ns = store_now_ns();
+	}
 	pthread_mutex_unlock(&ws->lock);
 	return rc;
 }
@@ -394,8 +398,10 @@ int wsess_truncate(struct wsess *ws, uint64_t size)
 	} else if (size > ws->size) {
 		rc = seg_push(ws, SEG_ZERO, 0, size - ws->size);
 	}
-	if (!rc)
+	if (!rc) {
 		ws->dirty = 1;
+		ws->changed_ns = store_now_ns();
+	}
 	pthread_mutex_unlock(&ws->lock);
 	return rc;
 }
@@ -544,7 +550,7 @@ int wsess_commit(struct wsess *ws)
 		rc = view_to_object(ws, &obj, &hdr_new, &rows_new);
 		if (!rc)
 			rc = commit_segments(ws->st, ws->base, obj.segs, obj.n, &ws->sg,
-					     pver_inode(ws->base), &newpv);
+					     pver_inode(ws->base), ws->changed_ns, &newpv);
 		free(obj.segs);
 		if (!rc) {
 			ws->vm.hdr_len = hdr_new;
@@ -553,7 +559,7 @@ int wsess_commit(struct wsess *ws)
 		}
 	} else {
 		rc = commit_segments(ws->st, ws->base, ws->segs, ws->n, &ws->sg,
-				     pver_inode(ws->base), &newpv);
+				     pver_inode(ws->base), ws->changed_ns, &newpv);
 	}
 	if (rc)
 		goto out;

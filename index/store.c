@@ -14,6 +14,10 @@
  *      high-water mark in meta "next_frag": ids are never reused.
  *  (4) Sweep (daemon mount only): staging files, orphan inodes, data of
  *      storage=memory objects, and images no index record references.
+ *  (5) At most one process opens a store for writing: it holds an
+ *      exclusive flock() on the STORE directory for as long as it is open.
+ *      Read-only opens take no lock (LMDB readers are safe beside a
+ *      writer) and never sweep.
  */
 #include "index/store_int.h"
 #include "cache/log.h"
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +51,7 @@ const char *store_strerror(int err)
 	case -EACCES: return "permission denied";
 	case -EROFS: return "read-only file system";
 	case -EAGAIN: return "store is busy";
+	case -EBUSY: return "store is in use by another payloadfs daemon or payloadctl";
 	default: return strerror(-err);
 	}
 }
@@ -561,13 +567,22 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	pthread_mutex_init(&st->commit_lock, NULL);
 	st->dir = strdup(dir);
 	st->rdonly = o->rdonly;
+	st->lockfd = -1;
+	if (!o->rdonly) {
+		st->lockfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (st->lockfd < 0 || flock(st->lockfd, LOCK_EX | LOCK_NB) < 0) {
+			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			store_close(st);
+			return rc;
+		}
+	}
 	st->frag_size = o->fragment_size ? o->fragment_size : (1u << 20);
 	st->spill_size = o->spill_size ? o->spill_size : (8u << 20);
 	snprintf(path, sizeof(path), "%s/index", dir);
 	rc = st->dir ? idx_open(path, created > 0, o->rdonly, &st->idx) : -ENOMEM;
 	if (!rc) {
 		snprintf(path, sizeof(path), "%s/fragments", dir);
-		rc = backend_local_open(path, &st->disk);
+		rc = o->rdonly ? backend_local_open_ro(path, &st->disk) : backend_local_open(path, &st->disk);
 	}
 	if (!rc)
 		rc = backend_mem_open(&st->mem);
@@ -607,6 +622,8 @@ void store_close(struct store *st)
 	free(st->pins.zombie);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->commit_lock);
+	if (st->lockfd >= 0)
+		close(st->lockfd);
 	free(st->dir);
 	free(st);
 }

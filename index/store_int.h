@@ -29,6 +29,7 @@ struct store {
 	struct fcache *cache;
 	size_t frag_size, spill_size;
 	int rdonly;
+	int lockfd;                  /* STORE itself, flock()ed exclusively unless rdonly */
 	uint64_t next_frag;          /* atomic */
 	pthread_mutex_t commit_lock; /* serializes commits and namespace writes */
 	pthread_mutex_t lock;        /* protects pins and pvcur */
@@ -107,7 +108,11 @@ ssize_t segs_read(struct pver *base, struct stage *sg, const struct seg *s, size
 /* Commit content SEGS (N segments) over BASE for object INO, with
  * attributes NEWIN (format/header as the new version should have). On
  * success *NEWPV is the new pinned version (may be NULL to skip). */
+/* MTIME_NS is when the content last changed (the session's last write);
+ * the new version's mtime is that, unless mtime was set explicitly after
+ * it (cp -p sets times before close). */
 int commit_segments(struct store *st, struct pver *base, const struct seg *segs, size_t n,
-		    struct stage *sg, const struct idx_inode *newin, struct pver **newpv);
+		    struct stage *sg, const struct idx_inode *newin, int64_t mtime_ns,
+		    struct pver **newpv);
 
 #endif

@@ -33,10 +33,10 @@ static int parse_int(const char *s, const char *end, int64_t *out)
 		if (v > (UINT64_MAX - 9) / 10)
 			return -1;
 		v = v * 10 + (uint64_t)(*s - '0');
-		if (v > (uint64_t)INT64_MAX)
+		if (v > (uint64_t)INT64_MAX + (uint64_t)neg)   /* -2^63 fits */
 			return -1;
 	}
-	*out = neg ? -(int64_t)v : (int64_t)v;
+	*out = !neg ? (int64_t)v : v > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)v;
 	return 0;
 }
 
@@ -273,7 +273,7 @@ int view_meta_json(struct pver *pv, char **out, size_t *len)
 	fprintf(f, "{\n  \"id\": %" PRIu64 ",\n  \"version\": %" PRIu64 ",\n  \"size\": %" PRIu64
 		",\n  \"rows\": %" PRIu64 ",\n",
 		in->ino, in->version, in->size, in->rows - hdr);
-	fprintf(f, "  \"header_rows\": %" PRIu64 ",\n  \"header\": ", hdr);
+	fprintf(f, "  \"header\": %" PRIu64 ",\n  \"header_text\": ", hdr);
 	if (n > 0 && hbuf[n - 1] == '\n')
 		n--;
 	json_str(f, hbuf ? hbuf : "", (size_t)n);
