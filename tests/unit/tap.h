@@ -9,12 +9,14 @@
 
 static int tap_n, tap_fail;
 
+/* COND is evaluated exactly once. */
 #define CHECK(cond, ...) do { \
+	int tap_ok = !!(cond); \
 	tap_n++; \
-	if (cond) { printf("ok %d - ", tap_n); } \
+	if (tap_ok) { printf("ok %d - ", tap_n); } \
 	else { tap_fail++; printf("not ok %d - ", tap_n); } \
 	printf(__VA_ARGS__); printf("\n"); \
-	if (!(cond)) printf("#   failed: %s at %s:%d\n", #cond, __FILE__, __LINE__); \
+	if (!tap_ok) printf("#   failed: %s at %s:%d\n", #cond, __FILE__, __LINE__); \
 	fflush(stdout); \
 } while (0)
 
