@@ -294,6 +294,7 @@ int main(int argc, char *argv[])
 		rc = 1;
 		goto out;
 	}
+	pfs.se = se;
 	if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, co.mountpoint) != 0) {
 		fail(co.mountpoint, "cannot mount (is it an existing, empty directory you may mount on?)");
 		rc = 1;

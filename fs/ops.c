@@ -8,9 +8,13 @@
  *      flush (close), fsync or release. Writable handles use direct I/O so
  *      staged bytes never enter the shared page cache.
  *  (3) Read-only handles of objects keep the kernel page cache while the
- *      version is the one the cache was filled from (fn_cache_keep);
- *      attributes are not cached (attr timeout 0) so a commit is seen by
- *      the next stat, and auto_inval_data drops stale pages.
+ *      version is the one the cache was filled from (fn_cache_keep).
+ *      This daemon is the only writer of its store (store.c (5)), so it
+ *      knows every change: attributes of real inodes are cached for
+ *      ATTR_TIMEOUT and every data commit invalidates the inode's
+ *      attributes and pages (notify_inval_inode) before close/fsync
+ *      returns. Views are never attribute-cached (their size follows the
+ *      object's).
  *  (3a) The page cache and i_size are per inode, not per handle: a handle
  *      opened while handles of another version are open bypasses the page
  *      cache (fn_open_read), so the cache only ever holds one version's
@@ -37,6 +41,8 @@
 #include <sys/xattr.h>
 
 #define ENTRY_TIMEOUT 1.0
+#define ATTR_TIMEOUT  1.0
+#define IO_BLKSIZE    (128 * 1024)   /* st_blksize: what tools use as their read size */
 
 enum fh_kind { FH_OBJ, FH_VIEW, FH_META };
 
@@ -85,7 +91,7 @@ static void fill_stat(const struct idx_inode *in, struct stat *s)
 	s->st_gid = in->gid;
 	s->st_rdev = in->rdev;
 	s->st_size = (off_t)in->size;
-	s->st_blksize = 4096;
+	s->st_blksize = IO_BLKSIZE;
 	s->st_blocks = (blkcnt_t)((in->size + 511) / 512);
 	if (S_ISDIR(in->mode))
 		s->st_size = 4096, s->st_blocks = 8;
@@ -198,7 +204,7 @@ static void reply_entry_real(fuse_req_t req, const struct idx_inode *in)
 	e.ino = in->ino;
 	e.generation = 1;
 	e.entry_timeout = ENTRY_TIMEOUT;
-	e.attr_timeout = 0;
+	e.attr_timeout = ATTR_TIMEOUT;
 	fill_stat(in, &e.attr);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		fn_forget(in->ino, 1);   /* the request was interrupted */
@@ -357,7 +363,7 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		s.st_size = (off_t)(h->ws ? wsess_size(h->ws) : pver_inode(h->pv)->size);
 		s.st_blocks = (blkcnt_t)((s.st_size + 511) / 512);
 	}
-	fuse_reply_attr(req, &s, 0);
+	fuse_reply_attr(req, &s, fn_is_view(ino) || (h && h->ws) ? 0 : ATTR_TIMEOUT);
 }
 
 /* ---- setattr ---- */
@@ -407,8 +413,14 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (to_set & FUSE_SET_ATTR_SIZE)
+	if (to_set & FUSE_SET_ATTR_SIZE) {
 		rc = set_size(p, ino, h, (uint64_t)attr->st_size);
+		if (!rc && !(h && h->ws) && fn_is_view(ino)) {
+			struct fnode_view v;
+			if (fn_view(ino, &v) == 0 && p->se)
+				fuse_lowlevel_notify_inval_inode(p->se, v.base, 0, 0);
+		}
+	}
 	memset(&a, 0, sizeof(a));
 	if (to_set & FUSE_SET_ATTR_MODE)
 		mask |= STORE_SET_MODE, a.mode = attr->st_mode;
@@ -644,6 +656,7 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	e.ino = in.ino;
 	e.generation = 1;
 	e.entry_timeout = ENTRY_TIMEOUT;
+	e.attr_timeout = ATTR_TIMEOUT;
 	fill_stat(&in, &e.attr);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = direct;
@@ -702,30 +715,41 @@ static void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 		fuse_reply_write(req, size);
 }
 
-static int commit_handle(struct fh *h)
+/* Commit a dirty handle, then drop the kernel's attributes and pages of
+ * the object (its size, mtime and bytes changed). */
+static int commit_handle(struct pfs *p, struct fh *h)
 {
+	int rc;
+
 	if (!h->ws || !wsess_dirty(h->ws))
 		return 0;
-	return wsess_commit(h->ws);
+	rc = wsess_commit(h->ws);
+	if (!rc && p->se) {
+		uint64_t ino = pver_inode(wsess_base(h->ws))->ino;
+		int n = fuse_lowlevel_notify_inval_inode(p->se, ino, 0, 0);
+		if (n && n != -ENOENT)
+			log_debug("object %llu: invalidation notice: %s", (unsigned long long)ino, strerror(-n));
+	}
+	return rc;
 }
 
 static void pfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	fuse_reply_err(req, -commit_handle(fh_of(fi)));
+	fuse_reply_err(req, -commit_handle(pfs_of(req), fh_of(fi)));
 }
 
 static void pfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)datasync;
-	fuse_reply_err(req, -commit_handle(fh_of(fi)));
+	fuse_reply_err(req, -commit_handle(pfs_of(req), fh_of(fi)));
 }
 
 static void pfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
-	int rc = commit_handle(h);
+	int rc = commit_handle(pfs_of(req), h);
 
 	if (rc)
 		log_err("object %llu: commit at release failed: %s", (unsigned long long)ino, strerror(-rc));

@@ -12,6 +12,7 @@ struct pfs {
 	struct store *st;
 	int rdonly;
 	int isolate;     /* -o isolate: read handles bypass the page cache */
+	struct fuse_session *se;   /* for invalidation notices */
 };
 
 extern const struct fuse_lowlevel_ops pfs_ops;
