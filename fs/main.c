@@ -227,7 +227,8 @@ static int serve(struct fuse_session *se, struct fuse_cmdline_opts *co)
 	if (!cfg)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(cfg, co->clone_fd);
-	fuse_loop_cfg_set_idle_threads(cfg, co->max_idle_threads);
+	if (co->max_idle_threads <= 1024)
+		fuse_loop_cfg_set_idle_threads(cfg, co->max_idle_threads);
 	fuse_loop_cfg_set_max_threads(cfg, co->max_threads && co->max_threads <= 1024 ? co->max_threads : 16);
 	rc = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
@@ -269,6 +270,7 @@ int main(int argc, char *argv[])
 		return fail("PAYLOADFS_FAULT", "bad fault specification");
 	so.rdonly = o.ro;
 	so.sweep = !o.ro;
+	so.lock_shared = o.ro;
 	if (!co.foreground && become_daemon() < 0)
 		return fail("daemon", strerror(errno));
 	setup_log(&o, co.foreground, co.debug);

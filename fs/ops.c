@@ -56,6 +56,7 @@ struct fh {
 	int append;
 	uint64_t ino;             /* FH_OBJ read handles: counted in fn_open_read */
 	int counted;
+	int failed;               /* a commit failed: close(2) returned its error */
 };
 
 struct dh {
@@ -358,9 +359,12 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (h && (h->ws || h->kind == FH_OBJ)) {
-		/* fstat: the handle's own content (staged, or its version) */
-		s.st_size = (off_t)(h->ws ? wsess_size(h->ws) : pver_inode(h->pv)->size);
+	if (h) {
+		/* the kernel passes the handle on reads (size checks): answer
+		 * with the handle's own content (staged, or its version) */
+		s.st_size = (off_t)(h->ws ? wsess_size(h->ws) :
+				    h->kind == FH_VIEW ? view_size(&h->vm) :
+				    h->kind == FH_META ? h->meta_len : pver_inode(h->pv)->size);
 		s.st_blocks = (blkcnt_t)((s.st_size + 511) / 512);
 	}
 	fuse_reply_attr(req, &s, fn_is_view(ino) || (h && h->ws) ? 0 : ATTR_TIMEOUT);
@@ -595,8 +599,8 @@ static int fh_open(struct pfs *p, fuse_ino_t ino, int flags, struct fh **out, in
 		if (!*direct)
 			*keep = fn_cache_keep(ino, ver);
 	}
-	if (!rc && (h->ws || h->kind == FH_META))
-		*direct = 1;
+	if (!rc && (h->ws || h->kind != FH_OBJ))
+		*direct = 1;   /* staged bytes and views never enter the page cache */
 	if (rc == -EISDIR && fn_is_view(ino))
 		rc = -ENOENT;
 	if (rc) {
@@ -724,6 +728,7 @@ static int commit_handle(struct pfs *p, struct fh *h)
 	if (!h->ws || !wsess_dirty(h->ws))
 		return 0;
 	rc = wsess_commit(h->ws);
+	h->failed = rc != 0;
 	if (!rc && p->se) {
 		uint64_t ino = pver_inode(wsess_base(h->ws))->ino;
 		int n = fuse_lowlevel_notify_inval_inode(p->se, ino, 0, 0);
@@ -746,11 +751,18 @@ static void pfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_
 	fuse_reply_err(req, -commit_handle(pfs_of(req), fh_of(fi)));
 }
 
+/* Every close(2) flushes (and commits) before release; what is still dirty
+ * here after a failed commit was refused to the application and is
+ * discarded — never committed behind its back. */
 static void pfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
-	int rc = commit_handle(pfs_of(req), h);
+	int rc = 0;
 
+	if (h->ws && wsess_dirty(h->ws) && h->failed)
+		log_warn("object %llu: discarding writes whose commit failed at close", (unsigned long long)ino);
+	else
+		rc = commit_handle(pfs_of(req), h);
 	if (rc)
 		log_err("object %llu: commit at release failed: %s", (unsigned long long)ino, strerror(-rc));
 	fh_free(h);

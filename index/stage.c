@@ -525,7 +525,8 @@ static int view_to_object(struct wsess *ws, struct wsess *obj, uint64_t *hdr_new
 		rc = seg_push(obj, SEG_BASE, ws->vm.hdr_len, ws->vm.rows_off - ws->vm.hdr_len);
 	if (!rc)
 		rc = copy_range(ws, obj, h, ws->size);
-	if (!rc && ws->size > h && tail < in->size && (nl = ends_with_newline(ws, ws->size)) <= 0) {
+	if (!rc && !inode_is_fixed(in) && ws->size > h && tail < in->size &&
+	    (nl = ends_with_newline(ws, ws->size)) <= 0) {   /* fixed records have no '\n' */
 		rc = nl < 0 ? nl : stage_append(&ws->sg, ws->st->dir, &lf, 1, &at);
 		if (!rc)
 			rc = seg_push(obj, SEG_STAGE, at, 1);
@@ -539,7 +540,7 @@ static int view_to_object(struct wsess *ws, struct wsess *obj, uint64_t *hdr_new
 int wsess_commit(struct wsess *ws)
 {
 	struct pver *newpv = NULL;
-	int rc = 0;
+	int rc = 0, empty = 0;
 
 	pthread_mutex_lock(&ws->lock);
 	if (!ws->dirty)
@@ -553,9 +554,15 @@ int wsess_commit(struct wsess *ws)
 					     pver_inode(ws->base), ws->changed_ns, &newpv);
 		free(obj.segs);
 		if (!rc) {
-			ws->vm.hdr_len = hdr_new;
+			/* the base bytes between header and rows did not move */
 			ws->vm.rows_off = hdr_new + (ws->vm.rows_off - ws->vm.hdr_len);
+			ws->vm.hdr_len = hdr_new;
 			ws->vm.rows_len = rows_new;
+			/* the session's content stays what it wrote: empty content
+			 * (rows deleted, header kept) rebases as empty, so writes that
+			 * follow on the same handle (`cmd > f@rows=…` closes a dup
+			 * before cmd writes) start from nothing */
+			empty = ws->size == 0;
 		}
 	} else {
 		rc = commit_segments(ws->st, ws->base, ws->segs, ws->n, &ws->sg,
@@ -565,7 +572,7 @@ int wsess_commit(struct wsess *ws)
 		goto out;
 	pver_put(ws->base);
 	ws->base = newpv;
-	rc = wsess_reset(ws, 0);
+	rc = wsess_reset(ws, empty);
 	ws->dirty = 0;
 out:
 	pthread_mutex_unlock(&ws->lock);

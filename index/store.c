@@ -16,8 +16,11 @@
  *      storage=memory objects, and images no index record references.
  *  (5) At most one process opens a store for writing: it holds an
  *      exclusive flock() on the STORE directory for as long as it is open.
- *      Read-only opens take no lock (LMDB readers are safe beside a
- *      writer) and never sweep.
+ *      A read-only daemon holds a shared lock (it caches versions, so no
+ *      writer may run beside it). Tools reading a store take no lock
+ *      (LMDB readers are safe beside a writer) and never sweep.
+ *  (6) storage=memory objects are emptied when the daemon closes the store
+ *      (and by the sweep after a crash): their images lived in its RAM.
  */
 #include "index/store_int.h"
 #include "cache/log.h"
@@ -568,9 +571,11 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	st->dir = strdup(dir);
 	st->rdonly = o->rdonly;
 	st->lockfd = -1;
-	if (!o->rdonly) {
+	st->sweep = o->sweep && !o->rdonly;
+	if (!o->rdonly || o->lock_shared) {
 		st->lockfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (st->lockfd < 0 || flock(st->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		if (st->lockfd < 0 ||
+		    flock(st->lockfd, (o->rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
 			store_close(st);
 			return rc;
@@ -608,6 +613,8 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	if (st->sweep && st->idx && sweep_inodes(st))
+		log_warn("storage=memory objects could not be emptied at close; the next mount does it");
 	if (st->pvcur) {
 		for (size_t i = 0; i < st->pvcur_cap; i++)
 			pver_put(st->pvcur[i].pv);

@@ -3,7 +3,7 @@
  * STORE/fragments: immutable fragment images, STORE/staging: in-flight
  * writes). This API knows nothing of FUSE.
  *
- * Identifier spaces (see also fs/inode.h):
+ * Identifier spaces (see also fs/fnode.h):
  *  - inode number (u64): an object's or directory's id, from the index;
  *    1 is the root; 2..15 are reserved for synthetic entries of fs/.
  *  - fragment id (u64): names one immutable image; never reused.
@@ -33,7 +33,10 @@ struct store_opts {
 	size_t spill_size;      /* staged bytes kept in memory per handle; 0 = 8 MiB */
 	int create;             /* initialise an empty directory */
 	int rdonly;             /* read-only: no txn writes, no sweeps */
-	int sweep;              /* at open: sweep orphans, staging, memory objects */
+	int sweep;              /* at open: sweep orphans, staging, memory objects;
+				 * at close: empty storage=memory objects */
+	int lock_shared;        /* rdonly daemon: a shared lock, so no writer
+				 * runs beside it (tools take none) */
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
@@ -115,8 +118,9 @@ int store_statfs(struct store *st, struct statvfs *out);
 ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *buf, size_t cap);
 /* FLAGS: XATTR_CREATE, XATTR_REPLACE. @return -EINVAL (bad payload value),
  * -EPERM (read-only figure), -ENOTSUP (namespace other than user.),
- * -EEXIST, -ENODATA, -E2BIG. Changing format or header of an object
- * re-cuts its data in one commit. */
+ * -EEXIST, -ENODATA, -E2BIG. Changing the format or storage of an object
+ * that holds data re-cuts it in one commit (a new version); the header
+ * only changes what views prepend. */
 int store_setxattr(struct store *st, uint64_t ino, const char *name, const void *val,
 		   size_t len, int flags);
 /* NUL-separated names; @return total length, -ERANGE. */

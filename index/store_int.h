@@ -29,6 +29,7 @@ struct store {
 	struct fcache *cache;
 	size_t frag_size, spill_size;
 	int rdonly;
+	int sweep;                   /* daemon: sweeps at open, empties memory objects at close */
 	int lockfd;                  /* STORE itself, flock()ed exclusively unless rdonly */
 	uint64_t next_frag;          /* atomic */
 	pthread_mutex_t commit_lock; /* serializes commits and namespace writes */
