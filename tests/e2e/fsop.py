@@ -23,6 +23,9 @@ way, 2 on a usage error. Ops:
                             ERRNO:N where N is how many bytes came first;
                             with --compare FILE, bytes that came before the
                             error must equal FILE's prefix (else prints WRONG)
+  each WANT OP PATH...      OP on each PATH (one process for many checks):
+                            prints OK when every result is WANT, else one
+                            "PATH: RESULT" line per mismatch
 """
 import errno
 import os
@@ -125,10 +128,22 @@ def run(op, a):
     return "OK"
 
 
+def result(op, a):
+    try:
+        return run(op, a)
+    except Failed as f:
+        return f.args[0]
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
+    if sys.argv[1] == "each":
+        want, op = sys.argv[2], sys.argv[3]
+        bad = ["%s: %s" % (p, r) for p in sys.argv[4:] for r in [result(op, [p])] if r != want]
+        print("\n".join(bad) if bad else "OK")
+        return
     try:
         print(run(sys.argv[1], sys.argv[2:]))
     except Failed as f:

@@ -14,6 +14,12 @@ PFS=$PAYLOADFS_BUILD/payloadfs
 PCTL=$PAYLOADFS_BUILD/payloadctl
 E2E=$BATS_TEST_DIRNAME
 
+# Debian's python3 (install-deps.sh installs it) starts fastest; a shim
+# earlier in PATH (pyenv) can cost most of a second per call.
+if [ -x /usr/bin/python3 ]; then
+	python3() { /usr/bin/python3 "$@"; }
+fi
+
 # ---- set-up and tear-down -------------------------------------------------
 
 # Make $TMP, $STORE (empty), $MNT and $TWIN. Called from each file's setup.
@@ -26,6 +32,7 @@ pfs_init() {
 	PIDFILE=$TMP/daemon.pid
 	mkdir "$STORE" "$MNT" "$TWIN"
 	BG_PIDS=()
+	DAEMON_PID=
 }
 
 # 0 when $1 is a mount point in /proc/mounts (also when the daemon died and
@@ -35,12 +42,20 @@ is_mounted() {
 }
 
 # mount_pfs [EXTRA_OPTS] — mount $STORE on $MNT; fails the test when the
-# daemon fails or the mount is not live when it returns.
+# daemon fails or the mount is not live when it returns. Sets DAEMON_PID
+# from the pidfile (the daemon removes that file when it exits).
 mount_pfs() {
 	local opts="logfile=$LOG,pidfile=$PIDFILE${1:+,$1}"
 	rm -f "$PIDFILE"
+	DAEMON_PID=
 	with_san_log "$PFS" "$STORE" "$MNT" -o "$opts" 3>&- || {
 		echo "# payloadfs $STORE $MNT -o $opts: exit status $?" >&2
+		return 1
+	}
+	DAEMON_PID=$(cat "$PIDFILE" 2>/dev/null) || DAEMON_PID=
+	[[ $DAEMON_PID =~ ^[0-9]+$ ]] || {
+		echo "# payloadfs returned but wrote no pid to $PIDFILE" >&2
+		DAEMON_PID=
 		return 1
 	}
 	mountpoint -q "$MNT" || {
@@ -49,22 +64,20 @@ mount_pfs() {
 	}
 }
 
-# Wait up to ~10 s for the daemon named in $PIDFILE to exit. Returns 1 if it
-# is still running (and then stops it: it is our own child's PID).
+# Wait up to ~10 s for the daemon $DAEMON_PID to exit. Returns 1 if it is
+# still running (and then stops it: it is a PID this test started).
 wait_daemon_exit() {
-	local pid i
-	[ -s "$PIDFILE" ] || return 0
-	pid=$(cat "$PIDFILE")
-	[[ $pid =~ ^[0-9]+$ ]] || return 0
-	for ((i = 0; i < 200; i++)); do
-		kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; return 0; }
-		sleep 0.05
+	local pid=${DAEMON_PID:-} i
+	DAEMON_PID=
+	[ -n "$pid" ] || return 0
+	for ((i = 0; i < 1000; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.01
 	done
 	echo "# daemon $pid still running 10 s after unmount; stopping it" >&2
 	kill -TERM "$pid" 2>/dev/null
 	sleep 1
 	kill -KILL "$pid" 2>/dev/null
-	rm -f "$PIDFILE"
 	return 1
 }
 
@@ -224,3 +237,15 @@ not_mounted() {
 # would hang bats); use as `run pfs ...` (never `run ... 3>&-`, which closes
 # bats' own fd 3 for the run).
 pfs() { "$PFS" "$@" 3>&-; }
+
+# expect_errno_each WANT OP PATH... — expect_errno for many paths at once.
+expect_errno_each() {
+	local want=$1 op=$2 got
+	shift 2
+	got=$(fsop each "$want" "$op" "$@")
+	if [ "$got" != OK ]; then
+		echo "# fsop $op: want $want, got:" >&2
+		echo "$got" | sed 's/^/#   /' >&2
+		return 1
+	fi
+}

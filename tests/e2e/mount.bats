@@ -176,10 +176,13 @@ set_store_format() {
 	setfattr -n user.color -v blue "$MNT/a/events.csv"
 	setfattr -n user.payload.header -v 2 "$MNT/a/events.csv"
 	ino=$(stat -c %i "$MNT/a/events.csv")
-	same_tree --times
+	same_tree
+	python3 "$E2E/manifest.py" "$MNT" --times >"$TMP/before"
 	unmount_pfs
 	mount_pfs
-	same_tree --times
+	same_tree
+	python3 "$E2E/manifest.py" "$MNT" --times | diff "$TMP/before" -
+	[ "$(stat -c %Y "$MNT/a/events.csv")" = "$(stat -c %Y "$TWIN/a/events.csv")" ]
 	[ "$(xget "$MNT/a/events.csv" user.color)" = blue ]
 	[ "$(xget "$MNT/a/events.csv" user.payload.header)" = 2 ]
 	[ "$(stat -c %i "$MNT/a/events.csv")" = "$ino" ]
