@@ -478,8 +478,10 @@ static int copy_range(struct wsess *ws, struct wsess *out, uint64_t a, uint64_t 
 
 /* Build the object's new segment list for a view session: new header,
  * base bytes between header and the view rows, new rows, base tail.
- * Sets *hdr_new and *rows_new to the lengths of the new parts. */
-static int view_to_object(struct wsess *ws, struct wsess *obj, uint64_t *hdr_new, uint64_t *rows_new)
+ * Sets *hdr_new and *rows_new to the lengths of the new parts and
+ * *rows_off_new to where the new rows start. */
+static int view_to_object(struct wsess *ws, struct wsess *obj, uint64_t *hdr_new, uint64_t *rows_off_new,
+			  uint64_t *rows_new)
 {
 	const struct idx_inode *in = pver_inode(ws->base);
 	uint64_t hrows = inode_is_fixed(in) ? 0 : in->header;
@@ -496,6 +498,7 @@ static int view_to_object(struct wsess *ws, struct wsess *obj, uint64_t *hdr_new
 	if (ws->size == 0) {
 		/* nothing written: the view's rows go, the header stays */
 		*hdr_new = ws->vm.hdr_len;
+		*rows_off_new = ws->vm.rows_off;
 		*rows_new = 0;
 		rc = seg_push(obj, SEG_BASE, 0, ws->vm.rows_off);
 		return rc ? rc : seg_push(obj, SEG_BASE, tail, in->size - tail);
@@ -523,6 +526,17 @@ static int view_to_object(struct wsess *ws, struct wsess *obj, uint64_t *hdr_new
 	*hdr_new = obj->size;
 	if (!rc)
 		rc = seg_push(obj, SEG_BASE, ws->vm.hdr_len, ws->vm.rows_off - ws->vm.hdr_len);
+	/* rows written after a last base row without '\n' (an empty view at
+	 * the end): end that row so that it and the new rows stay apart */
+	if (!rc && !inode_is_fixed(in) && ws->size > h && ws->vm.rows_off == in->size &&
+	    ws->vm.rows_off > ws->vm.hdr_len) {
+		char last;
+		ssize_t r = pver_read(ws->base, &last, 1, in->size - 1);
+		rc = r < 0 ? (int)r : (r != 1 ? -EIO : 0);
+		if (!rc && last != '\n' && !(rc = stage_append(&ws->sg, ws->st->dir, &lf, 1, &at)))
+			rc = seg_push(obj, SEG_STAGE, at, 1);
+	}
+	*rows_off_new = obj->size;
 	if (!rc)
 		rc = copy_range(ws, obj, h, ws->size);
 	if (!rc && !inode_is_fixed(in) && ws->size > h && tail < in->size &&
@@ -531,7 +545,7 @@ static int view_to_object(struct wsess *ws, struct wsess *obj, uint64_t *hdr_new
 		if (!rc)
 			rc = seg_push(obj, SEG_STAGE, at, 1);
 	}
-	*rows_new = obj->size - *hdr_new - (ws->vm.rows_off - ws->vm.hdr_len);
+	*rows_new = obj->size - *rows_off_new;
 	if (!rc)
 		rc = seg_push(obj, SEG_BASE, tail, in->size - tail);
 	return rc;
@@ -547,16 +561,15 @@ int wsess_commit(struct wsess *ws)
 		goto out;
 	if (ws->is_view) {
 		struct wsess obj = { .st = ws->st, .base = ws->base };
-		uint64_t hdr_new = 0, rows_new = 0;
-		rc = view_to_object(ws, &obj, &hdr_new, &rows_new);
+		uint64_t hdr_new = 0, rows_off_new = 0, rows_new = 0;
+		rc = view_to_object(ws, &obj, &hdr_new, &rows_off_new, &rows_new);
 		if (!rc)
 			rc = commit_segments(ws->st, ws->base, obj.segs, obj.n, &ws->sg,
 					     pver_inode(ws->base), ws->changed_ns, &newpv);
 		free(obj.segs);
 		if (!rc) {
-			/* the base bytes between header and rows did not move */
-			ws->vm.rows_off = hdr_new + (ws->vm.rows_off - ws->vm.hdr_len);
 			ws->vm.hdr_len = hdr_new;
+			ws->vm.rows_off = rows_off_new;
 			ws->vm.rows_len = rows_new;
 			/* the session's content stays what it wrote: empty content
 			 * (rows deleted, header kept) rebases as empty, so writes that
