@@ -1,9 +1,141 @@
-/* payloadctl — offline tools over a store (placeholder main; commands are
- * added in tools/). */
-#include "index/store.h"
+/* payloadctl — offline tools over a payload store: dispatch, usage, error
+ * messages and option parsing. The subcommands live in ctl_*.c. */
+#include "tools/ctl.h"
+#include "cache/log.h"
+
+#include <stdarg.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+	"usage: payloadctl [--debug] COMMAND [ARGS]\n"
+	"\n"
+	"Offline tools over a payloadfs store (reading is safe while it is mounted).\n"
+	"\n"
+	"commands:\n"
+	"  init STORE                 make an empty directory a store\n"
+	"  ls [-d] STORE [PATH]       list a directory (-d: or the entry itself)\n"
+	"  stat [-v] STORE PATH       all attributes of one entry (-v: its fragments)\n"
+	"  cat STORE PATH[@VIEW]      write an object or a view to stdout;\n"
+	"                             VIEW is rows=A:B, part=K/N or meta\n"
+	"  fsck STORE                 check fragments, reference counts and dirents\n"
+	"\n"
+	"PATH is relative to the store root (\"/\" or \"\" is the root); .by-id/ID\n"
+	"names an object by its id.\n"
+	"\n"
+	"options:\n"
+	"  --debug      also print the store library's log messages\n"
+	"  -h, --help   this help (COMMAND --help: the command's)\n"
+	"  -V, --version\n"
+	"\n"
+	"exit status: 0 success; 1 failure (fsck: damage found); 2 usage error\n"
+	"(fsck: the check could not run).\n";
+
+void ctl_err(const char *what, const char *fmt, ...)
 {
-	fputs("payloadctl: not built yet\n", stderr);
-	return 1;
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "payloadctl: %s: ", what);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int ctl_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "payloadctl: %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'payloadctl %s --help'.\n", cmd);
+	return CTL_USAGE;
+}
+
+int ctl_getopt(const char *cmd, int argc, char **argv, const char *shortopts, int *flags,
+	       const char *help, int *nargs)
+{
+	int n = 1, opts_done = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (opts_done || a[0] != '-' || a[1] == '\0') {
+			argv[n++] = argv[i];
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			opts_done = 1;
+			continue;
+		}
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			fputs(help, stdout);
+			return CTL_OK;
+		}
+		if (a[1] == '-')
+			return ctl_usage(cmd, "unknown option '%s'", a);
+		for (const char *c = a + 1; *c; c++) {
+			const char *p = strchr(shortopts, *c);
+			if (!p)
+				return ctl_usage(cmd, "unknown option '-%c'", *c);
+			flags[p - shortopts] = 1;
+		}
+	}
+	*nargs = n;
+	return -1;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "init", ctl_init },
+	{ "ls", ctl_ls },
+	{ "stat", ctl_stat },
+	{ "cat", ctl_cat },
+	{ "fsck", ctl_fsck },
+};
+
+int main(int argc, char **argv)
+{
+	int i = 1, debug = 0;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(usage_text, stdout);
+			return CTL_OK;
+		}
+		if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+			printf("payloadctl %s (store format %d)\n", PCTL_VERSION, IDX_FORMAT_VERSION);
+			return CTL_OK;
+		}
+		if (strcmp(argv[i], "--debug") == 0) {
+			debug = 1;
+			continue;
+		}
+		fprintf(stderr, "payloadctl: unknown option '%s'\nTry 'payloadctl --help'.\n", argv[i]);
+		return CTL_USAGE;
+	}
+	/* The library logs what it sees (a damaged fragment, a refused
+	 * store); the tool reports every failure itself, one line each, so
+	 * those messages are shown only with --debug. */
+	log_init("payloadctl", LOG_TO_STDERR, debug ? LOG_DEBUG : -1);
+	if (i == argc) {
+		fputs("payloadctl: missing command\n", stderr);
+		fputs(usage_text, stderr);
+		return CTL_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		fputs(usage_text, stdout);
+		return CTL_OK;
+	}
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (strcmp(argv[i], commands[k].name) == 0)
+			return commands[k].run(argc - i, argv + i);
+	fprintf(stderr, "payloadctl: %s: unknown command\nTry 'payloadctl --help'.\n", argv[i]);
+	return CTL_USAGE;
 }
