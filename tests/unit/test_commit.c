@@ -365,6 +365,14 @@ static int ic_frag(void *arg, uint64_t ino, const struct frag_desc *d)
 	return 0;
 }
 
+static int ic_frag_disk(void *arg, uint64_t ino, const struct frag_desc *d)
+{
+	(void)ino;
+	if (!(d->flags & FRAG_F_MEMORY))
+		ic_add(arg, d->id, 1);
+	return 0;
+}
+
 static int ic_ref(void *arg, uint64_t id, uint32_t count)
 {
 	ic_add(arg, id, count);
@@ -376,7 +384,7 @@ static int ic_ref(void *arg, uint64_t id, uint32_t count)
  * no other file lies in fragments/. */
 static int refs_ok(struct tstore *t, int files_too, char *why, size_t cap)
 {
-	struct idcount recs = { 0 }, refs = { 0 };
+	struct idcount recs = { 0 }, refs = { 0 }, disk = { 0 };
 	struct idx_txn *tx;
 	long files;
 	int ok = 1, rc = idx_begin(store_idx(t->st), 1, &tx);
@@ -386,6 +394,8 @@ static int refs_ok(struct tstore *t, int files_too, char *why, size_t cap)
 		return 0;
 	}
 	rc = idx_frags_iter_all(tx, ic_frag, &recs);
+	if (!rc)
+		rc = idx_frags_iter_all(tx, ic_frag_disk, &disk);
 	if (!rc)
 		rc = idx_refs_iter(tx, ic_ref, &refs);
 	idx_abort(tx);
@@ -408,11 +418,11 @@ static int refs_ok(struct tstore *t, int files_too, char *why, size_t cap)
 		}
 	}
 	files = tut_count_files(t->frags, NULL);
-	if (ok && files_too && files != (long)recs.len) {
-		snprintf(why, cap, "%ld files in fragments/, %zu referenced images", files, recs.len);
+	if (ok && files_too && files != (long)disk.len) {
+		snprintf(why, cap, "%ld files in fragments/, %zu referenced disk images", files, disk.len);
 		ok = 0;
 	}
-	free(recs.id); free(recs.n); free(refs.id); free(refs.n);
+	free(recs.id); free(recs.n); free(refs.id); free(refs.n); free(disk.id); free(disk.n);
 	return ok;
 }
 
@@ -1393,7 +1403,7 @@ static void test_faults(void)
 }
 #endif
 
-/* ---- (j) randomized sequence ---- */
+/* ---- (j) randomized sequences ---- */
 
 static void rand_text(char *p, size_t n, int newline_every)
 {
@@ -1401,174 +1411,239 @@ static void rand_text(char *p, size_t n, int newline_every)
 		p[i] = newline_every && rnd_below((uint64_t)newline_every) == 0 ? '\n' : (char)('a' + rnd_below(26));
 }
 
-static void test_random(void)
-{
-	enum { OPS = 400, SNAPS = 4 };
-	uint64_t ino = mkobj(&S, "rand.csv");
-	struct model m = { 0 }, sm[SNAPS] = { { 0 } };
-	struct pver *snap[SNAPS] = { 0 };
+struct rstate {
+	const char *name;
+	uint64_t ino;
+	uint32_t h, fixed;      /* header rows (lines); record size (fixed) */
+	struct model m;         /* the session's content */
+	struct model cm;        /* the last committed content */
 	struct wsess *ws;
-	char *buf = malloc(8192), why[300] = "";
-	int fails = 0, commits = 0, views = 0, rc;
-	uint32_t h = 1;
+	char *buf;              /* 8 KiB scratch */
+	int fails, commits, refused, views;
+	size_t maxlen;
+};
 
-	if (rnd_below(2)) {
-		h = (uint32_t)rnd_below(3);
-		snprintf(why, sizeof(why), "%u", h);
-		store_setxattr(S.st, ino, "user.payload.header", why, strlen(why), 0);
+#define RFAIL(r, ...) do { printf("#   " __VA_ARGS__); printf("\n"); (r)->fails++; } while (0)
+
+/* Commit the main session and check the object. A fixed:N size that is
+ * not a multiple must be refused, with the old version intact, and is then
+ * padded up. */
+static void r_commit(struct rstate *r, int op)
+{
+	char why[300] = "";
+	int rc = wsess_commit(r->ws);
+
+	if (r->fixed && r->m.len % r->fixed) {
+		if (rc != -EINVAL)
+			RFAIL(r, "op %d: commit of %zu bytes (fixed:%u) gave %d, want -EINVAL", op, r->m.len, r->fixed, rc);
+		else if (!verify_q(&S, r->ino, &r->cm, why, sizeof(why)))
+			RFAIL(r, "op %d: after a refused commit: %s", op, why);
+		r->refused++;
+		rc = wsess_truncate(r->ws, (r->m.len / r->fixed + 1) * r->fixed);
+		m_truncate(&r->m, (r->m.len / r->fixed + 1) * r->fixed);
+		if (!rc)
+			rc = wsess_commit(r->ws);
 	}
-	printf("# random: header %u, %d operations\n", h, OPS);
-	m_set(&m, "c1,c2,c3\n", 9);
-	gen_rows(&m, 0, 30000);
-	rc = write_all(&S, ino, &m);
-	ws = begin(&S, ino, NULL, 0);
-	for (int op = 0; op < OPS && !fails; op++) {
-		uint64_t r = rnd_below(100);
-		if (r < 35) {                              /* write */
+	r->commits++;
+	if (rc)
+		RFAIL(r, "op %d: commit: %d", op, rc);
+	else if (!verify_q(&S, r->ino, &r->m, why, sizeof(why)))
+		RFAIL(r, "op %d (commit %d): %s", op, r->commits, why);
+	m_copy(&r->cm, &r->m);
+}
+
+/* A view write: commit the main session, write through a random @rows
+ * view (O_TRUNC with new header and rows, or read-modify-write), commit,
+ * check, and start a fresh main session. */
+static void r_view(struct rstate *r, int op)
+{
+	struct model cur = { 0 };
+	char name[96], why[300] = "";
+	struct view_spec sp;
+	struct wsess *vs;
+	uint64_t rows;
+	size_t wl = 0;
+	int trunc = (int)rnd_below(2), rc;
+
+	r_commit(r, op);
+	wsess_free(r->ws);
+	rows = m_rows(&r->m, r->fixed);
+	{
+		int64_t a = (int64_t)rnd_below(rows + 5) - (int64_t)(rnd_below(3) ? 0 : rows / 2 + 2);
+		int64_t b = a + (int64_t)rnd_below(30) - 3;
+		if (rnd_below(12) == 0)
+			snprintf(name, sizeof(name), "%s@rows=%" PRId64 ":", r->name, a);
+		else if (rnd_below(6) == 0)
+			snprintf(name, sizeof(name), "%s@rows=:%" PRId64, r->name, b);
+		else
+			snprintf(name, sizeof(name), "%s@rows=%" PRId64 ":%" PRId64, r->name, a, b);
+	}
+	sp = spec_of(name);
+	vs = begin(&S, r->ino, &sp, trunc);
+	view_model(&r->m, r->h, r->fixed, &sp, &cur);
+	rc = 0;
+	if (!trunc && cur.len < 8192) {              /* read-modify-write */
+		ssize_t n = wsess_read(vs, r->buf, 8192, 0);
+		wl = n > 0 ? (size_t)n : 0;
+		if (n != (ssize_t)cur.len || memcmp(r->buf, cur.b, cur.len))
+			RFAIL(r, "op %d: %s session starts with %zd bytes, the view has %zu", op, name, n, cur.len);
+		for (size_t i = 0; i < wl; i++)
+			if (r->buf[i] != '\n' && rnd_below(4) == 0)
+				r->buf[i] = 'Q';
+		if (wl)
+			rc = wsess_write(vs, r->buf, wl, 0);
+	} else if (!trunc) {                         /* too big: empty it instead */
+		rc = wsess_truncate(vs, 0);
+		trunc = 1;
+	} else if (r->fixed) {                       /* whole records */
+		wl = (size_t)rnd_below(6) * r->fixed;
+		rand_text(r->buf, wl, 0);
+		rc = wsess_write(vs, r->buf, wl, 0);
+	} else {                                     /* header rows, then new rows */
+		uint64_t hr = r->h < rows ? r->h : rows;
+		for (uint64_t k = 0; k < hr; k++)
+			wl += (size_t)snprintf(r->buf + wl, 64, "hdr%" PRIu64 ",%d\n", k, op);
+		for (uint64_t k = rnd_below(6); k > 0; k--)
+			wl += (size_t)snprintf(r->buf + wl, 64, "v%d,%" PRIu64 "\n", op, k);
+		if (wl && rnd_below(4) == 0)
+			wl--;                            /* no final '\n' */
+		rc = wsess_write(vs, r->buf, wl, 0);
+	}
+	if (!rc)
+		rc = wsess_commit(vs);
+	if (!rc && (trunc || wl))
+		view_write_model(&r->m, r->h, r->fixed, &sp, r->buf, wl);
+	if (!rc && (trunc || wl)) {                  /* the rebased session shows what was written */
+		ssize_t n = wsess_read(vs, r->buf + 4096, 4096, 0);
+		if (wl <= 4096 && (n < (ssize_t)wl || memcmp(r->buf + 4096, r->buf, wl)))
+			RFAIL(r, "op %d: after the commit %s reads %zd bytes, not the %zu written", op, name, n, wl);
+	}
+	wsess_free(vs);
+	r->views++;
+	if (rc)
+		RFAIL(r, "op %d: view write %s: %d", op, name, rc);
+	else if (!verify_q(&S, r->ino, &r->m, why, sizeof(why)))
+		RFAIL(r, "op %d (view write %s, %zu bytes%s): %s", op, name, wl, trunc ? ", O_TRUNC" : "", why);
+	m_copy(&r->cm, &r->m);
+	m_free(&cur);
+	r->ws = begin(&S, r->ino, NULL, 0);
+}
+
+/* OPS random operations on a new object NAME; FIXED > 0 makes it fixed:N,
+ * MEMORY storage=memory. */
+static void test_random(const char *name, uint32_t fixed, int memory, int ops)
+{
+	enum { SNAPS = 4 };
+	struct rstate R = { .name = name, .h = 0, .fixed = fixed };
+	struct rstate *r = &R;
+	struct model sm[SNAPS] = { { 0 } };
+	struct pver *snap[SNAPS] = { 0 };
+	char val[32], why[300] = "";
+	int rc;
+
+	r->ino = mkobj(&S, name);
+	r->buf = malloc(8192);
+	if (fixed) {
+		snprintf(val, sizeof(val), "fixed:%u", fixed);
+		store_setxattr(S.st, r->ino, "user.payload.format", val, strlen(val), 0);
+	} else {
+		r->h = strstr(name, ".csv") ? 1 : 0;
+		if (rnd_below(2)) {
+			r->h = (uint32_t)rnd_below(3);
+			snprintf(val, sizeof(val), "%u", r->h);
+			store_setxattr(S.st, r->ino, "user.payload.header", val, strlen(val), 0);
+		}
+	}
+	if (memory)
+		store_setxattr(S.st, r->ino, "user.payload.storage", "memory", 6, 0);
+	m_set(&r->m, fixed ? "" : "c1,c2,c3\n", fixed ? 0 : 9);
+	gen_rows(&r->m, 0, 100000);
+	if (fixed)
+		m_truncate(&r->m, r->m.len / fixed * fixed);
+	rc = write_all(&S, r->ino, &r->m);
+	if (rc)
+		RFAIL(r, "initial write: %d", rc);
+	m_copy(&r->cm, &r->m);
+	r->ws = begin(&S, r->ino, NULL, 0);
+	for (int op = 0; op < ops && !r->fails; op++) {
+		uint64_t x = rnd_below(100);
+		rc = 0;
+		if (x < 30) {                                /* write */
 			size_t n = 1 + (size_t)rnd_below(rnd_below(4) ? 600 : 6000);
-			size_t off = (size_t)rnd_below(m.len + 200);
-			rand_text(buf, n, rnd_below(5) ? 30 : 0);
-			rc = wsess_write(ws, buf, n, off);
-			m_write(&m, buf, n, off);
-		} else if (r < 45) {                       /* append a row */
-			size_t n = 1 + (size_t)rnd_below(80);
-			rand_text(buf, n, 0);
-			buf[n - 1] = '\n';
-			rc = wsess_write(ws, buf, n, m.len);
-			m_write(&m, buf, n, m.len);
-		} else if (r < 53) {                       /* truncate */
-			size_t size = rnd_below(4) ? m.len - (size_t)rnd_below(m.len / 4 + 1)
-						   : rnd_below(3) ? (size_t)rnd_below(5000) : m.len + (size_t)rnd_below(3000);
-			rc = wsess_truncate(ws, size);
-			m_truncate(&m, size);
-		} else if (r < 75) {                       /* commit and verify */
-			rc = wsess_commit(ws);
-			commits++;
-			if (!rc && !verify_q(&S, ino, &m, why, sizeof(why))) {
-				printf("#   op %d (commit %d): %s\n", op, commits, why);
-				fails++;
+			size_t off = (size_t)rnd_below(r->m.len + 200);
+			if (fixed && rnd_below(2)) {             /* mostly whole records */
+				n = (n / fixed + 1) * fixed;
+				off = off / fixed * fixed;
 			}
-			if (rnd_below(3) == 0) {            /* a fresh session, maybe O_TRUNC */
-				wsess_free(ws);
-				ws = begin(&S, ino, NULL, 0);
-				if (rnd_below(10) == 0) {
-					wsess_free(ws);
-					ws = begin(&S, ino, NULL, 1);
-					m_truncate(&m, 0);
+			rand_text(r->buf, n, rnd_below(5) ? 30 : 0);
+			rc = wsess_write(r->ws, r->buf, n, off);
+			m_write(&r->m, r->buf, n, off);
+		} else if (x < 38) {                         /* append a row */
+			size_t n = fixed ? fixed * (1 + (size_t)rnd_below(3)) : 1 + (size_t)rnd_below(80);
+			rand_text(r->buf, n, 0);
+			r->buf[n - 1] = '\n';
+			rc = wsess_write(r->ws, r->buf, n, r->m.len);
+			m_write(&r->m, r->buf, n, r->m.len);
+		} else if (x < 43) {                         /* append a block of rows */
+			size_t n = 1000 + (size_t)rnd_below(7000);
+			rand_text(r->buf, n, 40);
+			rc = wsess_write(r->ws, r->buf, n, r->m.len);
+			m_write(&r->m, r->buf, n, r->m.len);
+		} else if (x < 50) {                         /* truncate */
+			size_t size = rnd_below(6) ? r->m.len - (size_t)rnd_below(r->m.len / 8 + 1)
+				      : rnd_below(4) ? r->m.len + (size_t)rnd_below(3000) : (size_t)rnd_below(5000);
+			rc = wsess_truncate(r->ws, size);
+			m_truncate(&r->m, size);
+		} else if (x < 72) {                         /* commit and check */
+			r_commit(r, op);
+			if (rnd_below(3) == 0) {             /* a fresh session, maybe O_TRUNC */
+				wsess_free(r->ws);
+				r->ws = begin(&S, r->ino, NULL, 0);
+				if (rnd_below(20) == 0) {
+					wsess_free(r->ws);
+					r->ws = begin(&S, r->ino, NULL, 1);
+					m_truncate(&r->m, 0);
 				}
 			}
-		} else if (r < 88) {                       /* a view write */
-			char name[80];
-			struct view_spec sp;
-			struct wsess *vs;
-			uint64_t rows;
-			size_t wl = 0;
-			int trunc = (int)rnd_below(2);
-			rc = wsess_commit(ws);
-			wsess_free(ws);
-			if (rc)
-				break;
-			rows = m_rows(&m, 0);
-			{
-				int64_t a = (int64_t)rnd_below(rows + 5) - (int64_t)(rnd_below(3) ? 0 : rows / 2 + 2);
-				int64_t b = a + (int64_t)rnd_below(30) - 3;
-				if (rnd_below(6) == 0)
-					snprintf(name, sizeof(name), "rand.csv@rows=%" PRId64 ":", a);
-				else if (rnd_below(6) == 0)
-					snprintf(name, sizeof(name), "rand.csv@rows=:%" PRId64, b);
-				else
-					snprintf(name, sizeof(name), "rand.csv@rows=%" PRId64 ":%" PRId64, a, b);
-			}
-			sp = spec_of(name);
-			vs = begin(&S, ino, &sp, trunc);
-			if (trunc) {                           /* header rows, then new rows */
-				uint64_t hr = h < rows ? h : rows;
-				for (uint64_t k = 0; k < hr; k++)
-					wl += (size_t)snprintf(buf + wl, 64, "hdr%" PRIu64 ",%d\n", k, op);
-				for (uint64_t k = rnd_below(6); k > 0; k--)
-					wl += (size_t)snprintf(buf + wl, 64, "v%d,%" PRIu64 "\n", op, k);
-				if (wl && rnd_below(4) == 0)
-					wl--;                          /* no final '\n' */
-				rc = wsess_write(vs, buf, wl, 0);
-			} else {                               /* read-modify-write */
-				struct model cur = { 0 };
-				view_model(&m, h, 0, &sp, &cur);
-				if (cur.len < 8192) {
-					ssize_t n = wsess_read(vs, buf, 8192, 0);
-					wl = n > 0 ? (size_t)n : 0;
-					if (n != (ssize_t)cur.len || memcmp(buf, cur.b, cur.len)) {
-						printf("#   op %d: %s session starts with %zd bytes, view has %zu\n", op, name, n, cur.len);
-						fails++;
-					}
-					for (size_t i = 0; i < wl; i++)
-						if (buf[i] != '\n' && rnd_below(4) == 0)
-							buf[i] = 'Q';
-					rc = wl ? wsess_write(vs, buf, wl, 0) : 0;
-				} else {
-					wl = 0;
-					rc = wsess_truncate(vs, 0);
-					trunc = 1;
-				}
-				m_free(&cur);
-			}
-			if (!rc)
-				rc = wsess_commit(vs);
-			if (!rc && (trunc || wl))
-				view_write_model(&m, h, 0, &sp, buf, wl);
-			wsess_free(vs);
-			views++;
-			if (!rc && !verify_q(&S, ino, &m, why, sizeof(why))) {
-				printf("#   op %d (view write %s, %zu bytes%s): %s\n", op, name, wl, trunc ? ", O_TRUNC" : "", why);
-				fails++;
-			}
-			ws = begin(&S, ino, NULL, 0);
-		} else if (r < 95) {                       /* snapshot: pin, check later */
+		} else if (x < 85) {                         /* a view write */
+			r_view(r, op);
+		} else if (x < 93) {                         /* snapshot: pin now, check later */
 			int k = (int)rnd_below(SNAPS);
-			rc = wsess_commit(ws);
-			if (snap[k] && !pv_equals_model(snap[k], &sm[k], why, sizeof(why))) {
-				printf("#   op %d: snapshot %d changed: %s\n", op, k, why);
-				fails++;
-			}
+			r_commit(r, op);
+			if (snap[k] && !pv_equals_model(snap[k], &sm[k], why, sizeof(why)))
+				RFAIL(r, "op %d: snapshot %d changed: %s", op, k, why);
 			pver_put(snap[k]);
 			snap[k] = NULL;
-			if (!rc) {
-				store_pver_get(S.st, ino, &snap[k]);
-				m_copy(&sm[k], &m);
-			}
-		} else {                                   /* read back through the session */
-			size_t off = (size_t)rnd_below(m.len + 10), want;
-			ssize_t n = wsess_read(ws, buf, 4096, off);
-			want = off >= m.len ? 0 : (m.len - off < 4096 ? m.len - off : 4096);
-			rc = 0;
-			if (n != (ssize_t)want || memcmp(buf, m.b + off, want)) {
-				printf("#   op %d: wsess_read at %zu gave %zd bytes, want %zu\n", op, off, n, want);
-				fails++;
-			}
+			store_pver_get(S.st, r->ino, &snap[k]);
+			m_copy(&sm[k], &r->cm);
+		} else {                                     /* read back through the session */
+			size_t off = (size_t)rnd_below(r->m.len + 10), want;
+			ssize_t n = wsess_read(r->ws, r->buf, 4096, off);
+			want = off >= r->m.len ? 0 : (r->m.len - off < 4096 ? r->m.len - off : 4096);
+			if (n != (ssize_t)want || memcmp(r->buf, r->m.b + off, want))
+				RFAIL(r, "op %d: wsess_read at %zu gave %zd bytes, want %zu", op, off, n, want);
 		}
-		if (rc) {
-			printf("#   op %d: operation failed: %d\n", op, rc);
-			fails++;
-		}
+		if (rc)
+			RFAIL(r, "op %d: operation failed: %d", op, rc);
+		if (r->m.len > r->maxlen)
+			r->maxlen = r->m.len;
 	}
-	rc = wsess_commit(ws);
-	wsess_free(ws);
-	if (!rc && !fails && !verify_q(&S, ino, &m, why, sizeof(why))) {
-		printf("#   final: %s\n", why);
-		fails++;
-	}
+	if (!r->fails)
+		r_commit(r, ops);
+	wsess_free(r->ws);
 	for (int k = 0; k < SNAPS; k++) {
-		if (snap[k] && !pv_equals_model(snap[k], &sm[k], why, sizeof(why))) {
-			printf("#   snapshot %d changed: %s\n", k, why);
-			fails++;
-		}
+		if (snap[k] && !pv_equals_model(snap[k], &sm[k], why, sizeof(why)))
+			RFAIL(r, "snapshot %d changed: %s", k, why);
 		pver_put(snap[k]);
 		m_free(&sm[k]);
 	}
-	CHECK(rc == 0 && fails == 0, "random sequence of %d operations (%d commits, %d view writes, final %zu bytes) "
-	      "matches the model", OPS, commits, views, m.len);
-	check_refs(&S, 1, "after the random sequence");
-	free(buf);
-	m_free(&m);
+	CHECK(r->fails == 0, "%s (%s%s, header %u): %d random operations (%d commits, %d refused, %d view writes, "
+	      "largest %zu bytes, final %zu) match the model", name, fixed ? "fixed" : "lines", memory ? ", memory" : "",
+	      r->h, ops, r->commits, r->refused, r->views, r->maxlen, r->m.len);
+	check_refs(&S, 1, name);
+	free(r->buf);
+	m_free(&r->m);
+	m_free(&r->cm);
 }
 
 int main(void)
@@ -1594,7 +1669,10 @@ int main(void)
 #else
 	printf("ok %d - # skip fault injection not compiled in (FAULT=0)\n", ++tap_n);
 #endif
-	test_random();
+	test_random("rand.csv", 0, 0, 400);
+	test_random("rand.txt", 0, 0, 200);
+	test_random("rand.bin", 16, 0, 200);
+	test_random("mem.csv", 0, 1, 200);
 	store_close(S.st);
 	m_free(&big);
 	tut_rmrf(tmp);

@@ -72,6 +72,7 @@ static struct idx_inode sample_inode(uint64_t ino)
 		.header = 1000000, .flags = INODE_F_FMT_SET | INODE_F_HDR_SET | INODE_F_MEMORY |
 					   INODE_F_STORAGE_SET | INODE_F_INLINE,
 		.nfrags = 0xabcdef01u, .reserved = 0, .parent = 0x1122334455667788ull,
+		.mset_ns = -987654321987654321LL,
 	};
 	return in;
 }
@@ -80,7 +81,7 @@ static int inode_eq(const struct idx_inode *a, const struct idx_inode *b, char *
 {
 #define F(f) if (a->f != b->f) { snprintf(why, cap, "field " #f " differs"); return 0; }
 	F(ino) F(mode) F(uid) F(gid) F(nlink) F(rdev) F(size) F(rows) F(atime_ns) F(mtime_ns)
-	F(ctime_ns) F(version) F(fmt_kind) F(fmt_recsize) F(header) F(flags) F(nfrags) F(parent)
+	F(ctime_ns) F(version) F(fmt_kind) F(fmt_recsize) F(header) F(flags) F(nfrags) F(parent) F(mset_ns)
 #undef F
 	return 1;
 }

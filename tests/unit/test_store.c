@@ -32,6 +32,7 @@
 
 #define ROOT IDX_ROOT_INO
 #define FRAG 4096
+#define STRAY_ID 0xa00abull    /* low byte 0xab: lives in fragments/ab/ */
 
 static char tmp[4096], sdir[4200], fragdir[4300];
 static struct store *st;
@@ -430,6 +431,7 @@ static void test_links(void)
 	CHECK_EQ(store_unlink(st, (uint64_t)d, "f3"), 0, "unlink the last name");
 	in = attr((uint64_t)f);
 	CHECK(in.ino == (uint64_t)f && in.nlink == 0, "an unlinked inode stays (nlink 0) until forgotten");
+	CHECK_EQ(store_link(st, (uint64_t)f, (uint64_t)d, "back", NULL), -ENOENT, "link of an unlinked inode: -ENOENT");
 	CHECK_EQ(store_forget(st, (uint64_t)f), 0, "store_forget");
 	CHECK_EQ(attr((uint64_t)f).ino, 0, "forgotten: the inode is gone");
 	CHECK_EQ(store_rmdir(st, ROOT, "lnk"), 0, "rmdir lnk");
@@ -879,9 +881,43 @@ static void test_pinned(void)
 	st = open_store(0, 0);
 	CHECK_EQ(attr((uint64_t)f).nlink, 0, "reopened without sweep: the orphan is still there");
 	store_close(st);
+	/* what a crash leaves: an image no record names, a staging file */
+	{
+		char path[4500];
+		FILE *fp;
+		snprintf(path, sizeof(path), "%s/ab/%016" PRIx64 ".frag", fragdir, (uint64_t)STRAY_ID);
+		fp = fopen(path, "w");
+		if (fp) {
+			fputs("junk", fp);
+			fclose(fp);
+		}
+		snprintf(path, sizeof(path), "%s/staging/123.1.stage", sdir);
+		fp = fopen(path, "w");
+		if (fp) {
+			fputs("junk", fp);
+			fclose(fp);
+		}
+	}
+	CHECK_EQ(nfragfiles(), files0 + 1 + (files1 - files0), "a stray image planted");
 	st = open_store(0, 1);
 	CHECK_EQ(attr((uint64_t)f).ino, 0, "reopened with sweep: the orphan is gone");
-	CHECK_EQ(nfragfiles(), files0, "and its images");
+	CHECK_EQ(nfragfiles(), files0, "and its images, and the stray image");
+	{
+		char path[4500];
+		snprintf(path, sizeof(path), "%s/staging", sdir);
+		CHECK_EQ(tut_count_files(path, NULL), 0, "the sweep emptied staging/");
+	}
+	/* fragment ids are never reused: new ones start above the stray id */
+	f = mk(ROOT, "after-sweep.txt");
+	CHECK_EQ(put_data((uint64_t)f, data, len), 0, "write after the sweep");
+	{
+		struct pver *p3 = NULL;
+		int above = store_pver_get(st, (uint64_t)f, &p3) == 0 && pver_nfrags(p3) > 0;
+		for (uint32_t i = 0; above && i < pver_nfrags(p3); i++)
+			above = pver_frag(p3, i)->id > STRAY_ID;
+		pver_put(p3);
+		CHECK(above, "new fragment ids are above every id seen on disk (store.c invariant 3)");
+	}
 	free(data);
 }
 
