@@ -178,6 +178,8 @@ int fk_check_refs(struct fsck *f)
 			j++;
 			continue;
 		}
+		if (!fr)
+			break;   /* unreachable: a ref would have been taken above */
 		if (!rf || fr->d.id < rf->id)
 			fk_problem(f, fr->ino, "fragment %016llx: named by %zu fragment record(s), "
 				   "but it has no reference count", (unsigned long long)fr->d.id, e - i);

@@ -257,6 +257,16 @@ expect_no_store() {
 	[[ ${lines[0]} == *" 4000 "* ]]
 }
 
+@test "ls of a directory larger than one read batch lists every entry once, in order" {
+	mount_pfs
+	mkdir "$MNT/many"
+	(cd "$MNT/many" && seq -f 'f%05g' 1 2100 | xargs touch)
+	run --separate-stderr ctl ls "$STORE" many
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 2100 ]
+	[ "$(awk '{ print $7 }' <<<"$output")" = "$(seq -f 'f%05g' 1 2100)" ]
+}
+
 @test "ls, stat and cat report a missing path as 'payloadctl: PATH: why'" {
 	populate
 	for cmd in ls stat cat; do
@@ -455,6 +465,32 @@ EOF
 	same_file "$MNT/d.csv" "$TWIN/d.csv"
 	echo more >>"$MNT/small.txt"
 	[ "$(ctl cat "$STORE" small.txt)" = "$(printf 'small\nmore')" ]
+}
+
+@test "cat reports a write error on stdout; storage=memory objects are refused, fsck notes them" {
+	populate
+	local rc=0
+	"$PCTL" cat "$STORE" d.csv >/dev/full 2>"$TMP/err" 3>&- || rc=$?
+	[ "$rc" -eq 1 ]
+	[ "$(cat "$TMP/err")" = "payloadctl: stdout: No space left on device" ]
+	mkdir "$MNT/mem"
+	setfattr -n user.payload.storage -v memory "$MNT/mem"
+	gen_csv "$MNT/mem/m.csv" 3000
+	run --separate-stderr ctl cat "$STORE" mem/m.csv
+	[ "$status" -eq 1 ]
+	[[ ${stderr_lines[0]} == "payloadctl: mem/m.csv: storage=memory object"* ]]
+	run --separate-stderr ctl stat -v "$STORE" mem/m.csv
+	[[ $output == *"storage:     memory"* ]]
+	[[ $output == *"lz4 (memory)"* ]]
+	run --separate-stderr ctl fsck "$STORE"
+	[ "$status" -eq 0 ]
+	[[ ${lines[0]} =~ ^note:\ [0-9]+\ fragment\(s\)\ of\ storage=memory ]]
+	[[ ${lines[-1]} == *": clean" ]]
+	unmount_pfs
+	# emptied at unmount; the store stays clean
+	run --separate-stderr ctl fsck "$STORE"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 1 ]
 }
 
 # ---- fsck ------------------------------------------------------------------
