@@ -39,9 +39,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 export TMPDIR=$RUN_TMP
 
-# tally NAME STATUS — count the TAP lines in $out for one file.
+# tally NAME STATUS — count the TAP lines in $out for one file (which
+# started at $t0).
 tally() {
-	local name=$1 status=$2 pass fail skip note=""
+	local name=$1 status=$2 pass fail skip note="" secs=$((SECONDS - t0))
 	skip=$(grep -Eci '^ok [0-9]+.*# skip' "$out")
 	pass=$(($(grep -Ec '^ok [0-9]+' "$out") - skip))
 	fail=$(grep -Ec '^not ok [0-9]+' "$out")
@@ -60,8 +61,8 @@ tally() {
 	total_pass=$((total_pass + pass))
 	total_fail=$((total_fail + fail))
 	total_skip=$((total_skip + skip))
-	summary+=("$(printf '  %-28s %4d passed, %d failed%s%s' "$name" "$pass" "$fail" \
-		"$([ "$skip" -gt 0 ] && echo ", $skip skipped")" "$note")")
+	summary+=("$(printf '  %-28s %4d passed, %d failed%s%s  [%ds]' "$name" "$pass" "$fail" \
+		"$([ "$skip" -gt 0 ] && echo ", $skip skipped")" "$note" "$secs")")
 }
 
 # ---- unit tests ----
@@ -72,6 +73,7 @@ for t in "${units[@]}"; do
 	if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
 	name=unit/$(basename "$t")
 	echo "# $name"
+	t0=$SECONDS
 	(cd "$ROOT" && timeout -k 10 "$UNIT_TIMEOUT" "$t") 2>&1 </dev/null | tee "$out"
 	tally "$name" "${PIPESTATUS[0]}"
 done
@@ -81,18 +83,20 @@ export PAYLOADFS_BUILD=$BUILD
 if ! command -v bats >/dev/null; then
 	echo "# bats not installed (run packaging/install-deps.sh)"
 	: >"$out"
+	t0=$SECONDS
 	tally e2e 1
 else
 	for f in "$ROOT"/tests/e2e/*.bats; do
 		name=e2e/$(basename "$f")
 		echo "# $name"
+		t0=$SECONDS
 		(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" bats --tap "$f") 2>&1 </dev/null | tee "$out"
 		tally "$name" "${PIPESTATUS[0]}"
 	done
 fi
 
 {
-	echo "# summary"
+	echo "# summary ($((SECONDS / 60)) min $((SECONDS % 60)) s)"
 	printf '%s\n' "${summary[@]}"
 } | sed 's/^  /#   /'
 echo "$total_pass $total_fail $total_skip" >"$BUILD/test-counts"

@@ -262,3 +262,84 @@ EOF
 	[ "$(xget "$MNT/d.csv" user.payload.version)" -gt "$v" ]
 	head -c 1000 "$TMP/d.csv" | cmp - "$MNT/d.csv"
 }
+
+@test "a daemon killed with uncommitted writes: the old version survives, staging is swept" {
+	mount_pfs
+	gen_csv "$TWIN/d.csv" 20000
+	cp "$TWIN/d.csv" "$MNT/d.csv"
+	mkfifo "$TMP/ready"
+	# a writer stages 24 MiB (past any in-memory threshold) and stays open
+	"$PY" - "$MNT/d.csv" "$TMP/ready" <<'PY' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY)
+for i in range(24):
+    os.write(fd, bytes([65 + i]) * (1 << 20))
+with open(sys.argv[2], "w") as f:
+    f.write("staged\n")
+time.sleep(600)
+PY
+	BG_PIDS+=($!)
+	timeout 120 bash -c 'read -r _ <"$1"' _ "$TMP/ready"
+	kill -KILL "$DAEMON_PID"           # the daemon this test started
+	kill "${BG_PIDS[0]}" && wait "${BG_PIDS[0]}" || true
+	BG_PIDS=()
+	fusermount3 -u "$MNT" || fusermount3 -uz "$MNT"
+	wait_daemon_exit
+	not_mounted "$MNT"
+	mount_pfs
+	same_file "$MNT/d.csv" "$TWIN/d.csv"
+	[ -z "$(ls -A "$STORE/staging")" ]
+	unmount_pfs
+	run "$PCTL" fsck "$STORE"
+	echo "$output" | sed 's/^/# /' >&3
+	[ "$status" -eq 0 ]
+}
+
+@test "ENOSPC from a commit reaches close(2) or write(2), never EIO; the old version stays" {
+	mkdir "$TMP/small"
+	mount -t tmpfs -o size=12m tmpfs "$TMP/small"
+	EXTRA_MOUNTS+=("$TMP/small")
+	rmdir "$STORE"
+	STORE=$TMP/small/store
+	mkdir "$STORE"
+	mount_pfs
+	gen_bin "$TMP/keep" 500000 1
+	gen_bin "$TMP/big" 30000000 2
+	cp "$TMP/keep" "$MNT/keep"
+	echo old >"$MNT/obj"
+	v=$(xget "$MNT/obj" user.payload.version)
+	run python3 - "$MNT/obj" "$TMP/big" <<'PY'
+import errno, os, sys
+data = open(sys.argv[2], "rb").read()
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+try:
+    for i in range(0, len(data), 1 << 20):
+        os.write(fd, data[i:i + (1 << 20)])
+except OSError as e:
+    print("write:" + errno.errorcode[e.errno])
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    sys.exit(0)
+try:
+    os.close(fd)
+    print("OK")
+except OSError as e:
+    print("close:" + errno.errorcode[e.errno])
+PY
+	echo "# $output" >&3
+	[[ $output == write:ENOSPC || $output == close:ENOSPC ]]
+	# the old version stays, the daemon keeps serving
+	[ "$(cat "$MNT/obj")" = old ]
+	[ "$(xget "$MNT/obj" user.payload.version)" = "$v" ]
+	same_file "$MNT/keep" "$TMP/keep"
+	# the space of the failed commit came back: a small write fits
+	gen_bin "$TMP/mid" 2000000 3
+	cp "$TMP/mid" "$MNT/mid"
+	same_file "$MNT/mid" "$TMP/mid"
+	unmount_pfs
+	mount_pfs
+	[ "$(cat "$MNT/obj")" = old ]
+	same_file "$MNT/mid" "$TMP/mid"
+}

@@ -16,8 +16,12 @@ E2E=$BATS_TEST_DIRNAME
 
 # Debian's python3 (install-deps.sh installs it) starts fastest; a shim
 # earlier in PATH (pyenv) can cost most of a second per call.
+# $PY is for background jobs (`"$PY" ... &`), where $! must be python's PID.
 if [ -x /usr/bin/python3 ]; then
+	PY=/usr/bin/python3
 	python3() { /usr/bin/python3 "$@"; }
+else
+	PY=python3
 fi
 
 # ---- set-up and tear-down -------------------------------------------------
@@ -32,6 +36,11 @@ pfs_init() {
 	PIDFILE=$TMP/daemon.pid
 	mkdir "$STORE" "$MNT" "$TWIN"
 	BG_PIDS=()
+	EXTRA_MOUNTS=()
+	SAN_ENV=(env
+		"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$TMP/sanitizer"
+		"UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$TMP/sanitizer"
+		"TSAN_OPTIONS=${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$TMP/sanitizer")
 	DAEMON_PID=
 }
 
@@ -72,6 +81,8 @@ wait_daemon_exit() {
 	[ -n "$pid" ] || return 0
 	for ((i = 0; i < 1000; i++)); do
 		kill -0 "$pid" 2>/dev/null || return 0
+		# a zombie nobody reaps yet has exited too
+		[ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" = Z ] && return 0
 		sleep 0.01
 	done
 	echo "# daemon $pid still running 10 s after unmount; stopping it" >&2
@@ -100,12 +111,9 @@ unmount_pfs() {
 }
 
 # with_san_log CMD... — run CMD with sanitizer reports going to
-# $TMP/sanitizer.PID (a daemon's stderr is gone once it daemonizes).
-with_san_log() {
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$TMP/sanitizer" \
-	UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$TMP/sanitizer" \
-	TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$TMP/sanitizer" "$@"
-}
+# $TMP/sanitizer.PID (a daemon's stderr is gone once it daemonizes). For a
+# background job use `"${SAN_ENV[@]}" CMD... &` so that $! is CMD's PID.
+with_san_log() { "${SAN_ENV[@]}" "$@"; }
 
 # Fail when a sanitizer reported something for the daemon (its report
 # files, or its log).
@@ -132,6 +140,10 @@ pfs_teardown() {
 		[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
 	unmount_pfs || rc=1
+	# file systems a test mounted under $TMP (a small tmpfs for ENOSPC)
+	for m in "${EXTRA_MOUNTS[@]:-}"; do
+		[ -n "$m" ] && is_mounted "$m" && { umount "$m" || umount -l "$m" || rc=1; }
+	done
 	check_log_clean || rc=1
 	if [ -z "${BATS_TEST_COMPLETED:-}" ] || [ $rc -ne 0 ]; then
 		if [ -s "$LOG" ]; then
@@ -141,7 +153,7 @@ pfs_teardown() {
 			} >&3
 		fi
 	fi
-	rm -rf "$TMP"
+	rm -rf --one-file-system "$TMP"
 	return $rc
 }
 

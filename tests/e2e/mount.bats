@@ -209,7 +209,7 @@ set_store_format() {
 }
 
 @test "-f runs in the foreground and exits 0 at unmount" {
-	with_san_log "$PFS" "$STORE" "$MNT" -f -o "logfile=$LOG" 3>&- &
+	"${SAN_ENV[@]}" "$PFS" "$STORE" "$MNT" -f -o "logfile=$LOG" 3>&- &
 	pid=$!
 	BG_PIDS+=("$pid")
 	# -f gives no readiness signal: poll (bounded) for the live mount
@@ -230,11 +230,23 @@ set_store_format() {
 	not_mounted "$MNT"
 }
 
-@test "allow_other and default_permissions are accepted" {
+# as_nobody — the permission checks other users get, on the mount and on
+# the ext4 twin alike (setpriv from util-linux).
+perm_checks() {
+	chmod 755 "$TMP"
+	in_both 'echo data > pub && chmod 644 pub && echo s > priv && chmod 600 priv && mkdir ro && chmod 555 ro && mkdir open && chmod 777 open && echo w > open/w && chmod 666 open/w'
+	in_both 'setpriv --reuid=65534 --regid=65534 --clear-groups bash -c "cat pub; cat priv; echo x >> pub; touch ro/new; ls ro; echo x > new; echo y >> open/w; cat open/w; echo z > open/mine; chmod 600 pub; ls -l open/mine | cut -c1-10" 2>&1; echo $?'
+	same_tree
+}
+
+@test "allow_other with default_permissions: other users get ext4's permission checks" {
 	mount_pfs allow_other,default_permissions
-	echo x >"$MNT/f"
-	chmod 600 "$MNT/f"
-	[ "$(cat "$MNT/f")" = x ]
 	grep " $MNT " /proc/mounts | grep -q allow_other
 	grep " $MNT " /proc/mounts | grep -q default_permissions
+	perm_checks
+}
+
+@test "allow_other alone: the daemon enforces permissions like ext4" {
+	mount_pfs allow_other
+	perm_checks
 }

@@ -306,3 +306,28 @@ os.close(fd)' "$d/rw.txt"
 	done
 	same_tree
 }
+
+@test "a directory with 3000 entries lists completely, also after removals" {
+	in_both 'mkdir big && cd big && touch $(seq -f "file%05g" 1 3000) && ls | wc -l && ls | md5sum'
+	in_both 'cd big && rm file0*5 && ls -f | sort | md5sum && find . -type f | wc -l'
+	same_tree
+}
+
+@test "cp within the mount: an independent, equal copy" {
+	gen_csv "$TMP/src.csv" 30000
+	in_both "mkdir sub && cp '$TMP/src.csv' sub/a.csv && cp sub/a.csv b.csv && cp -r sub sub2"
+	in_both 'echo tail >> b.csv && printf X | dd of=sub2/a.csv bs=1 seek=100 conv=notrunc status=none'
+	same_file "$MNT/sub/a.csv" "$TMP/src.csv"
+	same_tree
+}
+
+@test "mtime follows writes; reading a directory is EISDIR; O_EXCL is EEXIST" {
+	in_both "echo x > f && touch -d '2001-02-03 04:05:06' f && echo y >> f && [ \$(stat -c %Y f) -gt 1000000000 ] && echo newer"
+	in_both "touch -d '2001-02-03 04:05:06' f && truncate -s 1 f && [ \$(stat -c %Y f) -gt 1000000000 ] && echo newer"
+	in_both "mkdir d && touch -d '2001-02-03 04:05:06' d && touch d/n && [ \$(stat -c %Y d) -gt 1000000000 ] && echo newer"
+	in_both 'cat d; echo $?'
+	expect_errno read:EISDIR read "$MNT/d"
+	expect_errno EISDIR open-w "$MNT/d"
+	expect_errno EEXIST create "$MNT/f"
+	expect_errno ENOTDIR stat "$MNT/f/x"
+}

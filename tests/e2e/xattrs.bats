@@ -187,3 +187,22 @@ teardown() { pfs_teardown; }
 	cmp "$MNT/recs.bin@rows=-1:" <(tail -c 16 "$TMP/recs")
 	cmp "$MNT/recs.bin@part=1/4" <(dd if="$TMP/recs" bs=16 skip=25 count=25 status=none)
 }
+
+@test "storage=memory objects are served from RAM and gone after a remount" {
+	mkdir "$MNT/scratch"
+	setfattr -n user.payload.storage -v memory "$MNT/scratch"
+	gen_csv "$TWIN/m.csv" 20000
+	cp "$TWIN/m.csv" "$MNT/scratch/m.csv"
+	[ "$(xget "$MNT/scratch/m.csv" user.payload.storage)" = memory ]
+	same_file "$MNT/scratch/m.csv" "$TWIN/m.csv"
+	cmp "$MNT/scratch/m.csv@rows=100:200" <(slice_lines "$TWIN/m.csv" 100 200)
+	echo 'more,row' >>"$MNT/scratch/m.csv"
+	echo 'more,row' >>"$TWIN/m.csv"
+	same_file "$MNT/scratch/m.csv" "$TWIN/m.csv"
+	# nothing of it reached the store's fragment files
+	[ "$(find "$STORE/fragments" -type f -name '*.frag' | wc -l)" = 0 ]
+	unmount_pfs
+	mount_pfs
+	size=$(stat -c %s "$MNT/scratch/m.csv" 2>/dev/null || echo 0)
+	[ "$size" = 0 ]
+}
