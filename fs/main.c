@@ -9,6 +9,7 @@
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
+#include "fs/notify.h"
 #include "index/store.h"
 #include "cache/fault.h"
 #include "cache/log.h"
@@ -309,11 +310,17 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	log_info("serving %s on %s", store_abs, co.mountpoint);
+	if (notify_start(se) < 0) {
+		fail("start-up", "cannot start the notifier thread");
+		rc = 1;
+		goto out;
+	}
 	if (!co.foreground)
 		daemon_ready(o.logfile != NULL);
 	rc = serve(se, &co) ? 1 : 0;
 	log_info("unmounted %s", co.mountpoint);
 out:
+	notify_stop();
 	if (se) {
 		if (mounted)
 			fuse_session_unmount(se);

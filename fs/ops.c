@@ -12,8 +12,9 @@
  *      This daemon is the only writer of its store (store.c (5)), so it
  *      knows every change: attributes of real inodes are cached for
  *      ATTR_TIMEOUT and every data commit invalidates the inode's
- *      attributes and pages (notify_inval_inode) before close/fsync
- *      returns. Views are never attribute-cached (their size follows the
+ *      attributes and pages (notify.h: sent by a dedicated thread; the
+ *      committing close/fsync waits for it at most NOTIFY_WAIT_MS, so a
+ *      notice never deadlocks against a READ holding a page lock). Views are never attribute-cached (their size follows the
  *      object's).
  *  (3a) The page cache and i_size are per inode, not per handle: a handle
  *      opened while handles of another version are open bypasses the page
@@ -28,6 +29,7 @@
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
+#include "fs/notify.h"
 #include "index/store.h"
 #include "cache/log.h"
 
@@ -421,8 +423,8 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		rc = set_size(p, ino, h, (uint64_t)attr->st_size);
 		if (!rc && !(h && h->ws) && fn_is_view(ino)) {
 			struct fnode_view v;
-			if (fn_view(ino, &v) == 0 && p->se)
-				fuse_lowlevel_notify_inval_inode(p->se, v.base, 0, 0);
+			if (fn_view(ino, &v) == 0)
+				notify_inval(v.base);
 		}
 	}
 	memset(&a, 0, sizeof(a));
@@ -729,12 +731,9 @@ static int commit_handle(struct pfs *p, struct fh *h)
 		return 0;
 	rc = wsess_commit(h->ws);
 	h->failed = rc != 0;
-	if (!rc && p->se) {
-		uint64_t ino = pver_inode(wsess_base(h->ws))->ino;
-		int n = fuse_lowlevel_notify_inval_inode(p->se, ino, 0, 0);
-		if (n && n != -ENOENT)
-			log_debug("object %llu: invalidation notice: %s", (unsigned long long)ino, strerror(-n));
-	}
+	if (!rc)
+		notify_inval(pver_inode(wsess_base(h->ws))->ino);
+	(void)p;
 	return rc;
 }
 

@@ -96,6 +96,15 @@ static int has_suffix(const char *name, const char *sfx)
 	return n > s && strcasecmp(name + n - s, sfx) == 0;
 }
 
+/* The header of a regular file whose header was never set explicitly
+ * follows its name: DIR's explicit setting, else 1 for *.csv / *.tsv. */
+static uint32_t default_header(const struct idx_inode *dir, const char *name)
+{
+	if (dir->flags & INODE_F_HDR_SET)
+		return dir->header;
+	return has_suffix(name, ".csv") || has_suffix(name, ".tsv") ? 1 : 0;
+}
+
 /* Fill a new inode: payload settings inherited from DIR. */
 static void new_inode(struct idx_inode *in, const struct idx_inode *dir, const char *name,
 		      uint32_t mode, uint32_t uid, uint32_t gid, int64_t now)
@@ -111,10 +120,8 @@ static void new_inode(struct idx_inode *in, const struct idx_inode *dir, const c
 		in->fmt_kind = dir->fmt_kind;
 		in->fmt_recsize = dir->fmt_recsize;
 	}
-	if (dir->flags & INODE_F_HDR_SET)
-		in->header = dir->header;
-	else if (S_ISREG(mode))
-		in->header = has_suffix(name, ".csv") || has_suffix(name, ".tsv") ? 1 : 0;
+	if (S_ISREG(mode) || (dir->flags & INODE_F_HDR_SET))
+		in->header = default_header(dir, name);
 	if (dir->flags & INODE_F_STORAGE_SET)
 		in->flags |= dir->flags & INODE_F_MEMORY;
 	/* directories pass their explicit settings on */
@@ -479,6 +486,9 @@ static int rename_move(struct idx_txn *t, struct rn *r)
 		return rc;
 	if (r->parent != r->newparent)
 		move_dir(&r->src, &r->pd, &r->npd);
+	/* `write x.csv.tmp; mv x.csv.tmp x.csv` gets the header x.csv would */
+	if (S_ISREG(r->src.mode) && !(r->src.flags & INODE_F_HDR_SET) && r->src.fmt_kind == PFMT_LINES)
+		r->src.header = default_header(&r->npd, r->newname);
 	r->src.ctime_ns = r->now;
 	rc = idx_inode_put(t, &r->src);
 	return rc ? rc : put_parents(t, r);
@@ -513,6 +523,8 @@ int store_rename(struct store *st, uint64_t parent, const char *name,
 	rc = store_wend(st, t, rc);
 	if (!rc && r.have_dst && !(flags & RENAME_EXCHANGE) && !S_ISDIR(r.dst.mode) && r.dst.nlink == 0)
 		store_pvcur_drop(st, r.dst.ino);
+	if (!rc && S_ISREG(r.src.mode))
+		store_pvcur_drop(st, r.src.ino);   /* its header may follow the new name */
 	return rc;
 }
 

@@ -36,7 +36,7 @@ uint64_t rows_in(const struct idx_inode *in, const char *buf, size_t len)
 	return n;
 }
 
-#ifndef NDEBUG
+/* Invariant (3); also run on every load: a damaged list is EIO. */
 static int pver_check(const struct pver *pv)
 {
 	uint64_t off = 0, row = 0;
@@ -49,7 +49,6 @@ static int pver_check(const struct pver *pv)
 	}
 	return pv->inl || (off == pv->in.size && row == pv->in.rows);
 }
-#endif
 
 /* The slot table is a small direct-mapped cache: a collision replaces. */
 #define PVCUR_SLOTS 1024

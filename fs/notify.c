@@ -1,0 +1,100 @@
+/* notify — see notify.h.
+ *
+ * Invariants:
+ *  (1) Notices are sent in queue order by the one notifier thread; a
+ *      notice's ticket is "done" once done_seq >= its ticket.
+ *  (2) notify_stop() drains the queue before the thread exits.
+ */
+#include "fs/notify.h"
+#include "cache/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define QUEUE_MAX 4096
+
+static pthread_mutex_t nq_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t nq_work = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t nq_done = PTHREAD_COND_INITIALIZER;
+static uint64_t nq_ino[QUEUE_MAX];     /* protected by nq_lock: ring */
+static uint64_t nq_head, nq_tail;      /* protected by nq_lock: seq numbers */
+static uint64_t done_seq;              /* protected by nq_lock */
+static int nq_stop, nq_running;        /* protected by nq_lock */
+static struct fuse_session *nq_se;
+static pthread_t nq_thread;
+
+static void *notifier(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&nq_lock);
+	for (;;) {
+		while (nq_head == nq_tail && !nq_stop)
+			pthread_cond_wait(&nq_work, &nq_lock);
+		if (nq_head == nq_tail)
+			break;
+		uint64_t ino = nq_ino[nq_head % QUEUE_MAX];
+		pthread_mutex_unlock(&nq_lock);
+		int rc = fuse_lowlevel_notify_inval_inode(nq_se, ino, 0, 0);
+		if (rc && rc != -ENOENT)
+			log_debug("inode %llu: invalidation notice: %s", (unsigned long long)ino, strerror(-rc));
+		pthread_mutex_lock(&nq_lock);
+		done_seq = ++nq_head;
+		pthread_cond_broadcast(&nq_done);
+	}
+	pthread_mutex_unlock(&nq_lock);
+	return NULL;
+}
+
+int notify_start(struct fuse_session *se)
+{
+	int rc;
+
+	nq_se = se;
+	rc = pthread_create(&nq_thread, NULL, notifier, NULL);
+	if (rc)
+		return -rc;
+	nq_running = 1;
+	return 0;
+}
+
+void notify_stop(void)
+{
+	if (!nq_running)
+		return;
+	pthread_mutex_lock(&nq_lock);
+	nq_stop = 1;
+	pthread_cond_signal(&nq_work);
+	pthread_mutex_unlock(&nq_lock);
+	pthread_join(nq_thread, NULL);
+	nq_running = 0;
+}
+
+void notify_inval(uint64_t ino)
+{
+	struct timespec until;
+	uint64_t ticket;
+
+	if (!nq_running)
+		return;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)NOTIFY_WAIT_MS * 1000000;
+	until.tv_sec += until.tv_nsec / 1000000000;
+	until.tv_nsec %= 1000000000;
+	pthread_mutex_lock(&nq_lock);
+	if (nq_tail - nq_head >= QUEUE_MAX) {
+		/* full: the kernel drops the attributes within ATTR_TIMEOUT */
+		pthread_mutex_unlock(&nq_lock);
+		log_debug("inode %llu: invalidation queue full", (unsigned long long)ino);
+		return;
+	}
+	nq_ino[nq_tail % QUEUE_MAX] = ino;
+	ticket = ++nq_tail;
+	pthread_cond_signal(&nq_work);
+	while (done_seq < ticket)
+		if (pthread_cond_timedwait(&nq_done, &nq_lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&nq_lock);
+}
