@@ -24,6 +24,9 @@
  *      page-cache readers of the old version stop at the new size. With
  *      -o isolate every read handle uses direct I/O and sees exactly its
  *      version, sizes included (MAP_SHARED mmap is then unavailable).
+ *  (3b) While an object is open for writing, stat reports the size of the
+ *      writer's content (the last one changed), as a local disk would;
+ *      its bytes stay invisible to other handles until the commit.
  *  (4) Views are resolved on lookup (never listed) and re-resolved against
  *      the current version at every open and getattr.
  */
@@ -59,6 +62,7 @@ struct fh {
 	uint64_t ino;             /* FH_OBJ read handles: counted in fn_open_read */
 	int counted;
 	int failed;               /* a commit failed: close(2) returned its error */
+	int writer;               /* FH_OBJ write handle: counted in fn_writer_open */
 };
 
 struct dh {
@@ -361,6 +365,13 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	if (!h && !fn_is_view(ino) && S_ISREG(s.st_mode)) {
+		uint64_t live;
+		if (fn_live(ino, &live)) {
+			s.st_size = (off_t)live;
+			s.st_blocks = (blkcnt_t)((live + 511) / 512);
+		}
+	}
 	if (h) {
 		/* the kernel passes the handle on reads (size checks): answer
 		 * with the handle's own content (staged, or its version) */
@@ -369,7 +380,7 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 				    h->kind == FH_META ? h->meta_len : pver_inode(h->pv)->size);
 		s.st_blocks = (blkcnt_t)((s.st_size + 511) / 512);
 	}
-	fuse_reply_attr(req, &s, fn_is_view(ino) || (h && h->ws) ? 0 : ATTR_TIMEOUT);
+	fuse_reply_attr(req, &s, fn_is_view(ino) || (h && h->ws) || fn_live(ino, &(uint64_t){ 0 }) ? 0 : ATTR_TIMEOUT);
 }
 
 /* ---- setattr ---- */
@@ -381,8 +392,12 @@ static int set_size(struct pfs *p, fuse_ino_t ino, struct fh *h, uint64_t size)
 	struct wsess *ws;
 	int rc;
 
-	if (h && h->ws)
-		return wsess_truncate(h->ws, size);
+	if (h && h->ws) {
+		int rc = wsess_truncate(h->ws, size);
+		if (!rc && h->writer)
+			fn_set_live(h->ino, size);
+		return rc;
+	}
 	if (!fn_is_view(ino))
 		return store_truncate(p->st, ino, size);
 	if ((rc = fn_view(ino, &v)))
@@ -560,6 +575,8 @@ static void fh_free(struct fh *h)
 		return;
 	if (h->counted)
 		fn_close_read(h->ino, pver_inode(h->pv)->version);
+	if (h->writer)
+		fn_writer_close(h->ino);
 	wsess_free(h->ws);
 	pver_put(h->pv);
 	free(h->meta);
@@ -591,6 +608,11 @@ static int fh_open(struct pfs *p, fuse_ino_t ino, int flags, struct fh **out, in
 		rc = store_pver_get(p->st, v.base, &h->pv);
 	if (!rc && wr)
 		rc = store_wsess_begin(p->st, h->pv, h->kind == FH_VIEW ? &v.spec : NULL, trunc, &h->ws);
+	if (!rc && wr && h->kind == FH_OBJ) {
+		h->ino = ino;
+		h->writer = 1;
+		fn_writer_open(ino, wsess_size(h->ws));
+	}
 	else if (!rc && h->kind != FH_OBJ)
 		rc = view_attr(h->pv, &v.spec, &size, &h->vm, &h->meta, &h->meta_len);
 	else if (!rc) {
@@ -715,6 +737,8 @@ static void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	if (h->append)
 		off = (off_t)wsess_size(h->ws);
 	rc = wsess_write(h->ws, buf, size, (uint64_t)off);
+	if (!rc && h->writer)
+		fn_set_live(h->ino, wsess_size(h->ws));
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
