@@ -247,33 +247,42 @@ int main(int argc, char *argv[])
 	char store_abs[PATH_MAX], fsname[PATH_MAX + 96];
 	int rc = 1, mounted = 0;
 
-	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0)
-		return fail("options", "cannot parse the command line");
-	if (o.help) {
-		usage(argv[0]);
-		return 0;
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0) {
+		rc = fail("options", "cannot parse the command line");
+		goto out;
 	}
-	if (o.version) {
-		printf("payloadfs %s (FUSE library %s)\n", PFS_VERSION, fuse_pkgversion());
-		return 0;
+	if (o.help || o.version) {
+		if (o.help)
+			usage(argv[0]);
+		else
+			printf("payloadfs %s (FUSE library %s)\n", PFS_VERSION, fuse_pkgversion());
+		rc = 0;
+		goto out;
 	}
 	if (fuse_parse_cmdline(&args, &co) != 0)
-		return 1;
+		goto out;
 	if (!o.store || !co.mountpoint)
-		return fail("usage", "payloadfs STORE MOUNTPOINT [-f] [-d] [-o OPTIONS] (see --help)");
-	if (parse_size(o.fragment_size, 4096, (size_t)256 << 20, &so.fragment_size))
-		return fail("fragment_size", "must be a size between 4K and 256M");
-	if (parse_size(o.cache_size, 1 << 20, (size_t)1 << 40, &so.cache_size))
-		return fail("cache_size", "must be a size of at least 1M");
-	if (!realpath(o.store, store_abs))
-		return fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));
-	if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
-		return fail("PAYLOADFS_FAULT", "bad fault specification");
+		rc = fail("usage", "payloadfs STORE MOUNTPOINT [-f] [-d] [-o OPTIONS] (see --help)");
+	else if (parse_size(o.fragment_size, 4096, (size_t)256 << 20, &so.fragment_size))
+		rc = fail("fragment_size", "must be a size between 4K and 256M");
+	else if (parse_size(o.cache_size, 1 << 20, (size_t)1 << 40, &so.cache_size))
+		rc = fail("cache_size", "must be a size of at least 1M");
+	else if (!realpath(o.store, store_abs))
+		rc = fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));
+	else if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
+		rc = fail("PAYLOADFS_FAULT", "bad fault specification");
+	else
+		rc = 0;
+	if (rc)
+		goto out;
+	rc = 1;
 	so.rdonly = o.ro;
 	so.sweep = !o.ro;
 	so.lock_shared = o.ro;
-	if (!co.foreground && become_daemon() < 0)
-		return fail("daemon", strerror(errno));
+	if (!co.foreground && become_daemon() < 0) {
+		fail("daemon", strerror(errno));
+		goto out;
+	}
 	setup_log(&o, co.foreground, co.debug);
 
 	rc = store_open(store_abs, &so, &pfs.st);
