@@ -58,26 +58,27 @@ payloadfs demo mounted: store $STORE, mount point $MNT
 $(ls -l "$MNT")
 
 Try:
-  head $MNT/events.csv@rows=1000:1005       # rows 1000..1004, header first
-  cat  $MNT/events.csv@rows=-3:             # the last three rows
-  wc -l $MNT/events.csv@part=3/8            # the 4th of 8 partitions
-  cat  $MNT/events.csv@meta | python3 -m json.tool
-  getfattr -d -m user.payload $MNT/events.csv
-  ls -li $MNT                               # the inode number is the object ID
-  head -3 $MNT/.by-id/$ID                    # the same object, by ID
-  ls $MNT                                   # views are never listed
+  cd $MNT
+  head events.csv@rows=1000:1005             # header, then rows 1000..1004
+  cat events.csv@rows=-3:                    # the last three rows
+  wc -l events.csv@part=3/8                  # the 4th of 8 partitions
+  python3 -m json.tool events.csv@meta       # id, version, size, rows, ...
+  getfattr -d -m user.payload events.csv     # settings and figures
+  ls -li                                     # the inode number is the object ID;
+  head -3 .by-id/$ID                          # the same object by ID
+  ls -a                                      # views are never listed
 
 Write through a view (rows 10..19 replaced in one transaction on close):
-  cat $MNT/events.csv@rows=10:20 > /tmp/v.csv
+  cat events.csv@rows=10:20 > /tmp/v.csv
   sed -i 's/,buy,/,refund,/' /tmp/v.csv
-  cat /tmp/v.csv > $MNT/events.csv@rows=10:20
-  head -21 $MNT/events.csv
+  cat /tmp/v.csv > events.csv@rows=10:20
+  head -21 events.csv | tail -10
 
 Offline tool (reading is safe while mounted):
   $BUILD/payloadctl ls $STORE
   $BUILD/payloadctl cat $STORE events.csv@rows=0:3
 
 Unmount:
-  fusermount3 -u $MNT
+  cd / && fusermount3 -u $MNT
 Daemon log: $DEMO/daemon.log
 MSG

@@ -261,3 +261,11 @@ expect_errno_each() {
 		return 1
 	fi
 }
+
+# show_output — after `run`, echo what the command printed (bats shows it
+# only when the test fails).
+show_output() {
+	printf '# | %s\n' "${lines[@]}"
+	[ -z "${stderr:-}" ] || printf '# 2| %s\n' "${stderr_lines[@]}"
+	echo "# status $status"
+}

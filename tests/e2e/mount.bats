@@ -42,6 +42,7 @@ set_store_format() {
 
 @test "--help prints usage with the payloadfs options and exits 0" {
 	run pfs --help
+	show_output
 	[ "$status" -eq 0 ]
 	[[ ${output,,} == *usage* ]]
 	[[ $output == *STORE* ]]
@@ -52,6 +53,7 @@ set_store_format() {
 
 @test "--version prints a version and exits 0" {
 	run pfs --version
+	show_output
 	[ "$status" -eq 0 ]
 	[[ $output =~ payloadfs ]]
 	[[ $output =~ [0-9]+\.[0-9]+ ]]
@@ -59,12 +61,14 @@ set_store_format() {
 
 @test "no arguments: usage error, exit status not 0" {
 	run pfs
+	show_output
 	[ "$status" -ne 0 ]
 	[ -n "$output" ]
 }
 
 @test "a missing store directory is a clear one-line error" {
 	run pfs "$TMP/nope" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE"
+	show_output
 	[ "$status" -ne 0 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[[ $output == *"$TMP/nope"* ]]
@@ -74,6 +78,7 @@ set_store_format() {
 
 @test "a missing mount point is an error" {
 	run pfs "$STORE" "$TMP/nomnt" -o "logfile=$LOG,pidfile=$PIDFILE"
+	show_output
 	[ "$status" -ne 0 ]
 	[ -n "$output" ]
 	not_mounted "$TMP/nomnt"
@@ -83,6 +88,7 @@ set_store_format() {
 	echo "my thesis" >"$STORE/thesis.txt"
 	mkdir "$STORE/photos"
 	run pfs "$STORE" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE"
+	show_output
 	[ "$status" -ne 0 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[[ $output == *"$STORE"* ]]
@@ -94,6 +100,7 @@ set_store_format() {
 @test "a store file that is not a directory is refused" {
 	echo x >"$TMP/file"
 	run pfs "$TMP/file" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE"
+	show_output
 	[ "$status" -ne 0 ]
 	[ "${#lines[@]}" -eq 1 ]
 	not_mounted "$MNT"
@@ -107,6 +114,7 @@ set_store_format() {
 	[ "$orig" -ge 1 ]
 	set_store_format $((orig + 1000))
 	run pfs "$STORE" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE"
+	show_output
 	[ "$status" -ne 0 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[[ ${output,,} == *version* ]]
@@ -121,6 +129,7 @@ set_store_format() {
 	mount_pfs
 	mkdir "$TMP/mnt2"
 	run pfs "$STORE" "$TMP/mnt2" -o "logfile=$TMP/second.log,pidfile=$TMP/second.pid"
+	show_output
 	if is_mounted "$TMP/mnt2"; then
 		fusermount3 -u "$TMP/mnt2"
 		echo "# a second daemon mounted the same store" >&2
@@ -200,10 +209,12 @@ set_store_format() {
 
 @test "a bad option value is an error and nothing is mounted" {
 	run pfs "$STORE" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE,fragment_size=lots"
+	show_output
 	[ "$status" -ne 0 ]
 	[ -n "$output" ]
 	not_mounted "$MNT"
 	run pfs "$STORE" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE,cache_size=-5"
+	show_output
 	[ "$status" -ne 0 ]
 	not_mounted "$MNT"
 }

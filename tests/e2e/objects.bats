@@ -307,9 +307,10 @@ os.close(fd)' "$d/rw.txt"
 	same_tree
 }
 
-@test "a directory with 3000 entries lists completely, also after removals" {
-	in_both 'mkdir big && cd big && touch $(seq -f "file%05g" 1 3000) && ls | wc -l && ls | md5sum'
-	in_both 'cd big && rm file0*5 && ls -f | sort | md5sum && find . -type f | wc -l'
+@test "a directory with 800 entries lists completely, also after removals" {
+	# ~60-byte entries: a dozen readdir calls of 4 KiB
+	in_both 'mkdir big && cd big && touch $(seq -f "a-rather-long-file-name-for-readdir-%05g" 1 800) && ls | wc -l && ls | md5sum'
+	in_both 'cd big && rm *5 && ls -f | sort | md5sum && find . -type f | wc -l'
 	same_tree
 }
 

@@ -59,6 +59,7 @@ names_fragment() {
 
 @test "payloadctl init makes a store that payloadfs mounts" {
 	run "$PCTL" init "$STORE"
+	show_output
 	[ "$status" -eq 0 ]
 	[ -d "$STORE/index" ]
 	[ -d "$STORE/fragments" ]
@@ -70,6 +71,7 @@ names_fragment() {
 @test "payloadctl init refuses a foreign non-empty directory" {
 	echo mine >"$STORE/notes.txt"
 	run --separate-stderr "$PCTL" init "$STORE"
+	show_output
 	[ "$status" -ne 0 ]
 	[[ ${stderr_lines[0]} =~ $ERR_RE ]]
 	[ "$(ls -A "$STORE")" = notes.txt ]
@@ -78,16 +80,19 @@ names_fragment() {
 @test "payloadctl ls lists a directory of the store" {
 	populate
 	run --separate-stderr "$PCTL" ls "$STORE"
+	show_output
 	[ "$status" -eq 0 ]
 	[[ $output == *d.csv* ]]
 	[[ $output == *sub* ]]
 	[[ $output == *small.txt* ]]
 	[[ $output != *@* ]]
 	run --separate-stderr "$PCTL" ls "$STORE" sub
+	show_output
 	[ "$status" -eq 0 ]
 	[[ $output == *n.txt* ]]
 	[[ $output != *d.csv* ]]
 	run --separate-stderr "$PCTL" ls "$STORE" /sub
+	show_output
 	[ "$status" -eq 0 ]
 	[[ $output == *n.txt* ]]
 }
@@ -95,6 +100,7 @@ names_fragment() {
 @test "payloadctl stat shows an object's id, size and rows" {
 	populate
 	run --separate-stderr "$PCTL" stat "$STORE" d.csv
+	show_output
 	[ "$status" -eq 0 ]
 	[[ $output =~ (^|[^0-9])$INO([^0-9]|$) ]]
 	[[ $output =~ (^|[^0-9])$SIZE([^0-9]|$) ]]
@@ -126,6 +132,7 @@ names_fragment() {
 	"$PCTL" cat "$STORE" d.csv >"$TMP/got"
 	same_file "$TMP/got" "$TWIN/d.csv"
 	run "$PCTL" ls "$STORE"
+	show_output
 	[ "$status" -eq 0 ]
 	[[ $output == *d.csv* ]]
 	# the mount is unharmed
@@ -135,6 +142,7 @@ names_fragment() {
 @test "payloadctl fsck is clean on a healthy store" {
 	populate
 	run "$PCTL" fsck "$STORE"
+	show_output
 	[ "$status" -eq 0 ]
 	# and after more work: overwrite, view write, rm, rename, hard link
 	mount_pfs fragment_size=65536
@@ -145,6 +153,7 @@ names_fragment() {
 	rm "$MNT/small.txt"
 	unmount_pfs
 	run "$PCTL" fsck "$STORE"
+	show_output
 	echo "$output" | sed 's/^/# /' >&3
 	[ "$status" -eq 0 ]
 }
@@ -173,6 +182,7 @@ names_fragment() {
 	populate
 	corrupt_fragment
 	run --separate-stderr "$PCTL" fsck "$STORE"
+	show_output
 	echo "$output $stderr" | sed 's/^/# /' >&3
 	[ "$status" -eq 1 ]
 	[[ "$output $stderr" =~ (d\.csv|(^|[^0-9])$INO([^0-9]|$)) ]]
@@ -183,6 +193,7 @@ names_fragment() {
 	populate
 	rm "$(find "$STORE/fragments" -type f -name '*.frag' | sort | tail -n 1)"
 	run --separate-stderr "$PCTL" fsck "$STORE"
+	show_output
 	[ "$status" -eq 1 ]
 	[[ "$output $stderr" =~ (d\.csv|(^|[^0-9])$INO([^0-9]|$)) ]]
 	mount_pfs
@@ -193,30 +204,38 @@ names_fragment() {
 @test "payloadctl errors are 'payloadctl: what: why' with a non-zero exit" {
 	populate
 	run --separate-stderr "$PCTL" cat "$STORE" nope.csv
+	show_output
 	[ "$status" -ne 0 ]
 	[[ ${stderr_lines[0]} =~ $ERR_RE ]]
 	[[ $stderr == *nope.csv* ]]
 	[ -z "$output" ]
 	run --separate-stderr "$PCTL" cat "$STORE" 'd.csv@rows=abc'
+	show_output
 	[ "$status" -ne 0 ]
 	[[ ${stderr_lines[0]} =~ $ERR_RE ]]
 	run --separate-stderr "$PCTL" ls "$TMP/nonexistent"
+	show_output
 	[ "$status" -ne 0 ]
 	[[ ${stderr_lines[0]} =~ $ERR_RE ]]
 	mkdir "$TMP/foreign" && echo x >"$TMP/foreign/x"
 	run --separate-stderr "$PCTL" ls "$TMP/foreign"
+	show_output
 	[ "$status" -ne 0 ]
 	[[ ${stderr_lines[0]} =~ $ERR_RE ]]
 	run --separate-stderr "$PCTL" fsck "$TMP/foreign"
+	show_output
 	[ "$status" -ne 0 ]
 	[[ ${stderr_lines[0]} =~ $ERR_RE ]]
 	run --separate-stderr "$PCTL" stat "$STORE" sub/none
+	show_output
 	[ "$status" -ne 0 ]
 	[[ ${stderr_lines[0]} =~ $ERR_RE ]]
 	run --separate-stderr "$PCTL" no-such-command
+	show_output
 	[ "$status" -ne 0 ]
 	[[ ${stderr_lines[0]} =~ ^payloadctl: ]]
 	run --separate-stderr "$PCTL"
+	show_output
 	[ "$status" -ne 0 ]
 	[ -n "$stderr" ]
 }
