@@ -332,3 +332,23 @@ os.close(fd)' "$d/rw.txt"
 	expect_errno EEXIST create "$MNT/f"
 	expect_errno ENOTDIR stat "$MNT/f/x"
 }
+
+@test "mmap reads equal the content, also after a commit" {
+	gen_bin "$TMP/a" 3000000 1
+	gen_bin "$TMP/b" 2000000 2
+	cp "$TMP/a" "$MNT/blob"
+	python3 - "$MNT/blob" "$TMP/a" "$TMP/b" <<'EOF'
+import mmap, os, shutil, sys
+p, a, b = sys.argv[1], open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+with open(p, "rb") as f:
+    m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+    assert m[:] == a, "mmap differs"
+    assert m[123456:123460] == a[123456:123460]
+    m.close()
+shutil.copyfile(sys.argv[3], p)
+with open(p, "rb") as f:
+    m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+    assert len(m) == len(b) and m[:] == b, "mmap after a commit shows stale data"
+    m.close()
+EOF
+}
