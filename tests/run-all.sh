@@ -80,6 +80,8 @@ done
 
 # ---- end-to-end tests ----
 export PAYLOADFS_BUILD=$BUILD
+# A hung test fails after this long and its teardown still unmounts.
+export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-300}
 if ! command -v bats >/dev/null; then
 	echo "# bats not installed (run packaging/install-deps.sh)"
 	: >"$out"
