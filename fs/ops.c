@@ -263,21 +263,6 @@ static void lookup_part(fuse_req_t req, fuse_ino_t parent, const char *name)
 	lookup_view(req, v.base, sfx, &sp);
 }
 
-static int parse_id(const char *s, size_t len, uint64_t *id)
-{
-	uint64_t v = 0;
-
-	if (!len || len > 19)
-		return -ENOENT;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -ENOENT;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*id = v;
-	return 0;
-}
-
 static void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct pfs *p = pfs_of(req);
@@ -310,7 +295,7 @@ static void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (parent == FN_BYID_INO) {
 		uint64_t id;
-		rc = parse_id(name, blen, &id);
+		rc = view_parse_id(name, blen, &id);
 		if (!rc)
 			rc = id < IDX_FIRST_INO ? -ENOENT : store_getattr(p->st, id, &in);
 		if (!rc && !S_ISREG(in.mode))
@@ -388,33 +373,18 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static int set_size(struct pfs *p, fuse_ino_t ino, struct fh *h, uint64_t size)
 {
 	struct fnode_view v;
-	struct pver *pv;
-	struct wsess *ws;
 	int rc;
 
 	if (h && h->ws) {
-		int rc = wsess_truncate(h->ws, size);
+		rc = wsess_truncate(h->ws, size);
 		if (!rc && h->writer)
 			fn_set_live(h->ino, size);
 		return rc;
 	}
 	if (!fn_is_view(ino))
-		return store_truncate(p->st, ino, size);
-	if ((rc = fn_view(ino, &v)))
-		return rc;
-	if (v.spec.kind != VIEW_ROWS)
-		return -EROFS;
-	if ((rc = store_pver_get(p->st, v.base, &pv)))
-		return rc;
-	rc = store_wsess_begin(p->st, pv, &v.spec, 0, &ws);
-	pver_put(pv);
-	if (rc)
-		return rc;
-	rc = wsess_truncate(ws, size);
-	if (!rc)
-		rc = wsess_commit(ws);
-	wsess_free(ws);
-	return rc;
+		return store_truncate(p->st, ino, NULL, size);
+	rc = fn_view(ino, &v);
+	return rc ? rc : store_truncate(p->st, v.base, &v.spec, size);
 }
 
 static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,

@@ -592,15 +592,18 @@ out:
 	return rc;
 }
 
-int store_truncate(struct store *st, uint64_t ino, uint64_t size)
+int store_truncate(struct store *st, uint64_t ino, const struct view_spec *view, uint64_t size)
 {
 	struct pver *pv;
 	struct wsess *ws;
-	int rc = store_pver_get(st, ino, &pv);
+	int rc;
 
+	if (view && view->kind != VIEW_ROWS)
+		return -EROFS;
+	rc = store_pver_get(st, ino, &pv);
 	if (rc)
 		return rc;
-	rc = store_wsess_begin(st, pv, NULL, 0, &ws);
+	rc = store_wsess_begin(st, pv, view, 0, &ws);
 	pver_put(pv);
 	if (rc)
 		return rc;

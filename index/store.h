@@ -174,8 +174,10 @@ struct pver *wsess_base(const struct wsess *ws);
 /* Discard staged content and free. NULL-safe. */
 void wsess_free(struct wsess *ws);
 
-/* Resize object INO to SIZE in one commit (truncate(2) without a handle). */
-int store_truncate(struct store *st, uint64_t ino, uint64_t size);
+/* Resize object INO (or its rows view VIEW; NULL = the object) to SIZE in
+ * one commit: truncate(2) without a handle. A view of another kind is
+ * -EROFS. */
+int store_truncate(struct store *st, uint64_t ino, const struct view_spec *view, uint64_t size);
 
 /* ---- counters for tests and payloadctl ---- */
 struct store_stats {

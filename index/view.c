@@ -94,6 +94,21 @@ int view_part_child(const struct view_spec *dir, const char *name, struct view_s
 	return 0;
 }
 
+int view_parse_id(const char *s, size_t len, uint64_t *id)
+{
+	uint64_t v = 0;
+
+	if (!len || len > 19)
+		return -ENOENT;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -ENOENT;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*id = v;
+	return 0;
+}
+
 static const char *suffix_of(const char *name)
 {
 	const char *at = strrchr(name, '@');

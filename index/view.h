@@ -35,6 +35,10 @@ int view_parse(const char *name, size_t *base_len, struct view_spec *spec);
  * @return 0 or -ENOENT. */
 int view_part_child(const struct view_spec *dir, const char *name, struct view_spec *out);
 
+/* Parse the first LEN bytes of S as a `.by-id/ID` object id (decimal, at
+ * most 19 digits). @return 0, or -ENOENT when it is not one. */
+int view_parse_id(const char *s, size_t len, uint64_t *id);
+
 /* 1 when NAME is reserved for views (creating it is EINVAL), else 0. */
 int view_name_reserved(const char *name);
 

@@ -21,21 +21,6 @@ int ctl_open(const char *dir, struct store **out)
 	return rc;
 }
 
-static int parse_id(const char *s, size_t len, uint64_t *id)
-{
-	uint64_t v = 0;
-
-	if (!len || len > 19)
-		return -ENOENT;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -ENOENT;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*id = v;
-	return 0;
-}
-
 /* Split off the next component of *P (skipping slashes) into NAME.
  * @return its length (0 at the end), -ENAMETOOLONG. *LAST is set when no
  * component follows, *SLASH when a '/' follows it. */
@@ -87,7 +72,7 @@ static int resolve_from(struct store *st, uint64_t start, const char *path, int 
 			uint64_t id = 0;
 			if (last || (len = next_comp(&p, name, &last, &slash)) <= 0)
 				return len < 0 ? len : -ENOENT;
-			rc = parse_id(name, (size_t)len, &id);
+			rc = view_parse_id(name, (size_t)len, &id);
 			if (!rc)
 				rc = id < IDX_FIRST_INO ? -ENOENT : store_getattr(st, id, &next);
 			if (!rc && !S_ISREG(next.mode))

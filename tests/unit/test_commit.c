@@ -738,12 +738,12 @@ static void test_truncate(void)
 	verify(&S, big_ino, &big, "after shrink+grow in one session");
 
 	/* store_truncate: to inline size and to 0 */
-	rc = store_truncate(S.st, big_ino, 3000);
+	rc = store_truncate(S.st, big_ino, NULL, 3000);
 	m_truncate(&big, 3000);
 	CHECK_EQ(rc, 0, "store_truncate to 3000 bytes");
 	verify(&S, big_ino, &big, "inline after store_truncate");
 	check_refs(&S, 1, "an inline object holds no fragments");
-	rc = store_truncate(S.st, big_ino, 0);
+	rc = store_truncate(S.st, big_ino, NULL, 0);
 	m_truncate(&big, 0);
 	CHECK_EQ(rc, 0, "store_truncate to 0");
 	verify(&S, big_ino, &big, "empty object");

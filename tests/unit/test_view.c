@@ -469,5 +469,17 @@ int main(void)
 	test_other_names();
 	test_slices();
 	test_parts();
+	{
+		uint64_t id = 7;
+		CHECK_EQ(view_parse_id("42", 2, &id), 0, "view_parse_id: 42");
+		CHECK_EQ(id, 42, "view_parse_id: value 42");
+		CHECK_EQ(view_parse_id("42@rows=0:1", 2, &id), 0, "view_parse_id: only LEN bytes are read");
+		CHECK_EQ(view_parse_id("", 0, &id), -ENOENT, "view_parse_id: empty is ENOENT");
+		CHECK_EQ(view_parse_id("4x", 2, &id), -ENOENT, "view_parse_id: non-digit is ENOENT");
+		CHECK_EQ(view_parse_id("-1", 2, &id), -ENOENT, "view_parse_id: sign is ENOENT");
+		CHECK_EQ(view_parse_id("12345678901234567890", 20, &id), -ENOENT, "view_parse_id: 20 digits is ENOENT");
+		CHECK_EQ(view_parse_id("1234567890123456789", 19, &id), 0, "view_parse_id: 19 digits");
+		CHECK(id == 1234567890123456789ull, "view_parse_id: 19-digit value");
+	}
 	return tap_done();
 }
