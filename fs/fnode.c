@@ -17,7 +17,6 @@ struct fnode {
 	struct { uint64_t version; uint32_t count; } opens[4];  /* real: open read handles */
 	uint32_t opens_overflow;    /* handles on versions beyond the 4 slots */
 	uint32_t writers;           /* real: open write handles */
-	uint64_t live_size;         /* real: size of the last-changed writer's content */
 	char *key;                  /* views: "BASE@suffix" */
 	struct fnode *next;         /* chain by ino */
 	struct fnode *knext;        /* views: chain by key */
@@ -258,25 +257,13 @@ void fn_close_read(uint64_t ino, uint64_t version)
 	pthread_mutex_unlock(&fn_lock);
 }
 
-void fn_writer_open(uint64_t ino, uint64_t size)
+void fn_writer_open(uint64_t ino)
 {
 	struct fnode *f;
 
 	pthread_mutex_lock(&fn_lock);
-	if ((f = find(ino))) {
+	if ((f = find(ino)))
 		f->writers++;
-		f->live_size = size;
-	}
-	pthread_mutex_unlock(&fn_lock);
-}
-
-void fn_set_live(uint64_t ino, uint64_t size)
-{
-	struct fnode *f;
-
-	pthread_mutex_lock(&fn_lock);
-	if ((f = find(ino)) && f->writers)
-		f->live_size = size;
 	pthread_mutex_unlock(&fn_lock);
 }
 
@@ -290,16 +277,14 @@ void fn_writer_close(uint64_t ino)
 	pthread_mutex_unlock(&fn_lock);
 }
 
-int fn_live(uint64_t ino, uint64_t *size)
+int fn_writers(uint64_t ino)
 {
 	struct fnode *f;
-	int live = 0;
+	int n = 0;
 
 	pthread_mutex_lock(&fn_lock);
-	if ((f = find(ino)) && f->writers) {
-		*size = f->live_size;
-		live = 1;
-	}
+	if ((f = find(ino)))
+		n = (int)f->writers;
 	pthread_mutex_unlock(&fn_lock);
-	return live;
+	return n;
 }

@@ -54,16 +54,11 @@ int fn_forget(uint64_t ino, uint64_t n);
  * and returns 0 (the kernel must drop its cache). */
 int fn_cache_keep(uint64_t ino, uint64_t version);
 
-/* Live size of objects open for writing: stat reports what the writer's
- * file holds (as on a local disk), while reads by others keep seeing the
- * committed version. fn_writer_open counts a write handle; fn_set_live
- * records its size after each write/truncate; fn_writer_close uncounts it
- * (the live size goes with the last writer). */
-void fn_writer_open(uint64_t ino, uint64_t size);
-void fn_set_live(uint64_t ino, uint64_t size);
+/* Open write handles of real inode INO (attributes of such an inode are
+ * not cached by the kernel: the writer's direct writes move its size). */
+void fn_writer_open(uint64_t ino);
 void fn_writer_close(uint64_t ino);
-/* @return 1 and *SIZE when INO has open writers, else 0. */
-int fn_live(uint64_t ino, uint64_t *size);
+int fn_writers(uint64_t ino);
 
 /* A read-only handle of real inode INO opened on VERSION. @return 1 when
  * handles pinned to OTHER versions are open (the new handle must then

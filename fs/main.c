@@ -31,7 +31,7 @@
 struct opts {
 	char *store;
 	char *fragment_size, *cache_size, *logfile, *pidfile;
-	int ro, isolate, help, version;
+	int ro, isolate, page_cache, help, version;
 };
 
 enum { KEY_HELP, KEY_VERSION };
@@ -43,6 +43,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "pidfile=%s", offsetof(struct opts, pidfile), 0 },
 	{ "ro", offsetof(struct opts, ro), 1 },
 	{ "isolate", offsetof(struct opts, isolate), 1 },
+	{ "page_cache", offsetof(struct opts, page_cache), 1 },
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -81,8 +82,11 @@ static void usage(const char *prog)
 	       "    -o logfile=PATH         log to PATH instead of syslog when daemonized\n"
 	       "    -o pidfile=PATH         write the daemon's pid to PATH\n"
 	       "    -o ro                   mount read-only\n"
-	       "    -o isolate              every open file sees exactly the version it opened,\n"
-	       "                            sizes included (reads bypass the page cache)\n"
+	       "    -o page_cache           let reads use the kernel page cache (fast re-reads,\n"
+	       "                            MAP_SHARED mmap); an open file may then see another\n"
+	       "                            version's size when a commit changes it\n"
+	       "    -o isolate              the default: every open file reads exactly the\n"
+	       "                            version it opened (reads bypass the page cache)\n"
 	       "    -o allow_other          let other users in (permissions are enforced)\n"
 	       "    -f                      stay in the foreground, log to stderr\n"
 	       "    -d                      debug: foreground, log every request\n"
@@ -292,7 +296,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	pfs.rdonly = o.ro;
-	pfs.isolate = o.isolate;
+	pfs.page_cache = o.page_cache && !o.isolate;
 	snprintf(fsname, sizeof(fsname), "-ofsname=payloadfs:%s,subtype=payloadfs,default_permissions",
 		 store_abs);
 	if (fuse_opt_add_arg(&args, fsname) || fn_init()) {

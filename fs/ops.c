@@ -16,17 +16,19 @@
  *      committing close/fsync waits for it at most NOTIFY_WAIT_MS, so a
  *      notice never deadlocks against a READ holding a page lock). Views are never attribute-cached (their size follows the
  *      object's).
- *  (3a) The page cache and i_size are per inode, not per handle: a handle
- *      opened while handles of another version are open bypasses the page
- *      cache (fn_open_read), so the cache only ever holds one version's
- *      bytes. What remains shared is i_size: a commit that shrinks the
- *      object (or an O_TRUNC open, which the kernel applies at once) makes
- *      page-cache readers of the old version stop at the new size. With
- *      -o isolate every read handle uses direct I/O and sees exactly its
- *      version, sizes included (MAP_SHARED mmap is then unavailable).
- *  (3b) While an object is open for writing, stat reports the size of the
- *      writer's content (the last one changed), as a local disk would;
- *      its bytes stay invisible to other handles until the commit.
+ *  (3a) The page cache and i_size are per inode, not per handle, and any
+ *      size change (a writer's direct writes extend i_size in the kernel;
+ *      another reader's stat; an O_TRUNC open) can make a page-cache
+ *      reader of an older version stop early or get a short read
+ *      zero-filled. So by default every read handle uses direct I/O and
+ *      reads exactly its version. -o page_cache lets read handles use the
+ *      kernel cache (fast re-reads, MAP_SHARED mmap) when no handle of
+ *      another version is open (fn_open_read), with that caveat.
+ *  (3b) stat reports the committed size, also while an object is open for
+ *      writing (fstat carries no handle, so even the writer's own fstat
+ *      does; lseek(SEEK_END) and reads on its handle see its content).
+ *      Attributes are not cached while writers are open: their direct
+ *      writes extend the kernel's size, the next stat corrects it.
  *  (4) Views are resolved on lookup (never listed) and re-resolved against
  *      the current version at every open and getattr.
  */
@@ -350,13 +352,6 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (!h && !fn_is_view(ino) && S_ISREG(s.st_mode)) {
-		uint64_t live;
-		if (fn_live(ino, &live)) {
-			s.st_size = (off_t)live;
-			s.st_blocks = (blkcnt_t)((live + 511) / 512);
-		}
-	}
 	if (h) {
 		/* the kernel passes the handle on reads (size checks): answer
 		 * with the handle's own content (staged, or its version) */
@@ -365,7 +360,7 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 				    h->kind == FH_META ? h->meta_len : pver_inode(h->pv)->size);
 		s.st_blocks = (blkcnt_t)((s.st_size + 511) / 512);
 	}
-	fuse_reply_attr(req, &s, fn_is_view(ino) || (h && h->ws) || fn_live(ino, &(uint64_t){ 0 }) ? 0 : ATTR_TIMEOUT);
+	fuse_reply_attr(req, &s, fn_is_view(ino) || (h && h->ws) || fn_writers(ino) ? 0 : ATTR_TIMEOUT);
 }
 
 /* ---- setattr ---- */
@@ -376,10 +371,7 @@ static int set_size(struct pfs *p, fuse_ino_t ino, struct fh *h, uint64_t size)
 	int rc;
 
 	if (h && h->ws) {
-		rc = wsess_truncate(h->ws, size);
-		if (!rc && h->writer)
-			fn_set_live(h->ino, size);
-		return rc;
+		return wsess_truncate(h->ws, size);
 	}
 	if (!fn_is_view(ino))
 		return store_truncate(p->st, ino, NULL, size);
@@ -581,7 +573,7 @@ static int fh_open(struct pfs *p, fuse_ino_t ino, int flags, struct fh **out, in
 	if (!rc && wr && h->kind == FH_OBJ) {
 		h->ino = ino;
 		h->writer = 1;
-		fn_writer_open(ino, wsess_size(h->ws));
+		fn_writer_open(ino);
 	}
 	else if (!rc && h->kind != FH_OBJ)
 		rc = view_attr(h->pv, &v.spec, &size, &h->vm, &h->meta, &h->meta_len);
@@ -589,7 +581,7 @@ static int fh_open(struct pfs *p, fuse_ino_t ino, int flags, struct fh **out, in
 		uint64_t ver = pver_inode(h->pv)->version;
 		h->ino = ino;
 		h->counted = 1;
-		*direct = fn_open_read(ino, ver) || p->isolate;
+		*direct = fn_open_read(ino, ver) || !p->page_cache;
 		if (!*direct)
 			*keep = fn_cache_keep(ino, ver);
 	}
@@ -707,8 +699,6 @@ static void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	if (h->append)
 		off = (off_t)wsess_size(h->ws);
 	rc = wsess_write(h->ws, buf, size, (uint64_t)off);
-	if (!rc && h->writer)
-		fn_set_live(h->ino, wsess_size(h->ws));
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else

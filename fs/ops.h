@@ -11,7 +11,7 @@ struct store;
 struct pfs {
 	struct store *st;
 	int rdonly;
-	int isolate;     /* -o isolate: read handles bypass the page cache */
+	int page_cache;  /* -o page_cache: read handles may use the kernel page cache */
 	struct fuse_session *se;   /* for invalidation notices */
 };
 
