@@ -2,26 +2,38 @@
  * see fcache.h for the contract.
  *
  * Layout: NSHARDS shards picked by a hash of the id, each a mutex, a
- * chained hash table and an LRU list of the unpinned entries. The byte
- * budget is global (atomic counter); eviction takes the shard tail with
- * the oldest release tick, which approximates one global LRU.
+ * condition variable (a load finished), a chained hash table and an LRU
+ * list of the unpinned entries. The byte budget is global (atomic
+ * counter); eviction takes the shard tail with the oldest release tick,
+ * which approximates one global LRU.
+ *
+ * Entry states: LOADING (in the table, pinned by its loader, bytes not yet
+ * valid), READY (verified bytes), FAILED (its load failed; out of the
+ * table, freed at its last unpin).
  *
  * Invariants:
  *  (1) An entry belongs to the shard of its id for life. It is in that
- *      shard's table unless dropped or evicted, and it is on the shard's
- *      LRU list exactly when it is in the table and its refcount is 0.
+ *      shard's table unless dropped, evicted or failed, and it is on the
+ *      shard's LRU list exactly when it is in the table, READY and its
+ *      refcount is 0.
  *  (2) Refcount changes 0->1 and 1->0 happen under the shard lock; other
  *      changes are atomic without it. A refcount below zero aborts.
  *  (3) An entry is freed exactly once: when it leaves the table with
  *      refcount 0 (eviction, drop), or when its last pin goes after it
- *      left the table (dropped while pinned).
- *  (4) c->bytes / c->entries count every live entry (in a table, or
- *      dropped and still pinned).
+ *      left the table (dropped while pinned, failed).
+ *  (4) c->bytes / c->entries count every live entry (in a table, or out of
+ *      it and still pinned), LOADING ones included.
  *  (5) Along a shard's LRU list from head to tail the ticks decrease.
- *  (6) Only bytes that decoded and verified (id, raw length, checksum)
- *      ever enter a table; an entry's bytes never change once published.
- * Lock order: at most one shard lock is held at a time; no lock is held
- * while calling a backend, decoding, or freeing an entry.
+ *  (6) A LOADING entry always holds its loader's pin, so it is never on
+ *      an LRU list and never evicted. Its state changes only under the
+ *      shard lock, followed by a broadcast of the shard's condition.
+ *      Only verified bytes are ever READY; bytes never change once READY.
+ *  (7) In-flight accounting (fcache.h (5)): a load adds its image and
+ *      decode bytes to inflight_fg or inflight_bg before any I/O and
+ *      removes them when the load finished.
+ * Lock order: at most one shard lock is held at a time; c->ilock (the
+ * in-flight budget) is never held together with a shard lock; no lock is
+ * held while calling a backend, decoding, or freeing an entry.
  */
 #include "cache/fcache.h"
 
@@ -36,26 +48,31 @@
 #include "cache/codec.h"
 #include "cache/fault.h"
 #include "cache/log.h"
+#include "cache/pool.h"
 
 #define NSHARDS          16
 #define INITIAL_BUCKETS  64
 #define DEFAULT_BUDGET   ((size_t)256 << 20)
+
+enum { E_READY = 0, E_LOADING = 1, E_FAILED = 2 };
 
 struct shard;
 
 struct entry {
 	struct fbuf buf;            /* first: the caller's view; buf.refs atomic */
 	struct shard *shard;        /* immutable */
-	uint64_t checksum;          /* immutable: xxh64 of the bytes */
+	uint64_t checksum;          /* xxh64 of the bytes; set before READY */
 	struct entry *hnext;        /* protected by shard->lock */
 	struct entry *prev, *next;  /* LRU links; protected by shard->lock */
 	uint64_t tick;              /* release time; protected by shard->lock */
 	int in_table;               /* protected by shard->lock */
+	int state;                  /* protected by shard->lock: invariant (6) */
 	char data[];
 };
 
 struct shard {
 	pthread_mutex_t lock;
+	pthread_cond_t loaded;      /* an entry of this shard left LOADING */
 	struct fcache *cache;       /* immutable */
 	struct entry **buckets;     /* protected by lock */
 	size_t nbuckets;            /* protected by lock; a power of two */
@@ -67,8 +84,15 @@ struct shard {
 struct fcache {
 	struct shard shards[NSHARDS];
 	size_t budget;              /* immutable */
+	struct pool *pool;          /* set by fcache_configure, then immutable */
+	pthread_mutex_t ilock;      /* in-flight budget */
+	pthread_cond_t iroom;       /* foreground in-flight bytes went down */
+	uint64_t inflight[2];       /* protected by ilock: [0] fg, [1] bg */
+	size_t inflight_max;        /* immutable after fcache_configure */
 	uint64_t bytes, entries;    /* atomic: invariant (4) */
 	uint64_t hits, misses, evictions;  /* atomic */
+	uint64_t batches, fetched, fetched_bytes, parallel, waits;  /* atomic */
+	uint64_t prefetched, prefetch_skipped, damaged;             /* atomic */
 	uint64_t tick;              /* atomic: release clock */
 };
 
@@ -206,25 +230,29 @@ static void pin_locked(struct shard *s, struct entry *e, int n)
 	__atomic_fetch_add(&e->buf.refs, n, __ATOMIC_ACQ_REL);
 }
 
-/* Invariants (1), (5) for one shard: checker for assert(). */
+/* Invariants (1), (5), (6) for one shard: checker for assert(). */
 static __attribute__((unused)) int shard_check(struct shard *s)
 {
 	size_t in_lru = 0, unpinned = 0;
 
 	for (struct entry *e = s->lru_head; e; e = e->next) {
-		if (!e->in_table || e->buf.refs != 0 || (e->next && e->next->tick > e->tick))
+		if (!e->in_table || e->buf.refs != 0 || e->state != E_READY ||
+		    (e->next && e->next->tick > e->tick))
 			return 0;
 		in_lru++;
 	}
 	for (size_t i = 0; i < s->nbuckets; i++)
-		for (struct entry *e = s->buckets[i]; e; e = e->hnext)
+		for (struct entry *e = s->buckets[i]; e; e = e->hnext) {
+			if (e->state == E_FAILED || (e->state == E_LOADING && e->buf.refs == 0))
+				return 0;
 			unpinned += e->buf.refs == 0;
+		}
 	return in_lru == unpinned;
 }
 
 /* ---- entries, eviction -------------------------------------------------- */
 
-/* @return an unpublished entry of RAW_LEN bytes for ID, or NULL. */
+/* @return an unpublished LOADING entry of RAW_LEN bytes for ID, or NULL. */
 static struct entry *entry_new(struct fcache *c, uint64_t id, size_t raw_len)
 {
 	struct entry *e = xmalloc(sizeof(*e) + raw_len);
@@ -236,6 +264,7 @@ static struct entry *entry_new(struct fcache *c, uint64_t id, size_t raw_len)
 	e->buf.len = raw_len;
 	e->buf.data = e->data;
 	e->shard = shard_of(c, id);
+	e->state = E_LOADING;
 	return e;
 }
 
@@ -299,30 +328,24 @@ static void evict_to_budget(struct fcache *c)
 
 /* ---- public: lookup, put, drop ------------------------------------------ */
 
-/* Pin ID when cached. @return the entry or NULL; counts nothing. */
-static struct entry *lookup_pin(struct fcache *c, uint64_t id)
+struct fbuf *fcache_lookup(struct fcache *c, uint64_t id)
 {
 	struct shard *s = shard_of(c, id);
 	struct entry *e;
 
 	pthread_mutex_lock(&s->lock);
 	e = table_find(s, id);
-	if (e)
+	if (e && e->state == E_READY)
 		pin_locked(s, e, 1);
+	else
+		e = NULL;
 	pthread_mutex_unlock(&s->lock);
-	return e;
-}
-
-struct fbuf *fcache_lookup(struct fcache *c, uint64_t id)
-{
-	struct entry *e = lookup_pin(c, id);
-
 	stat_add(e ? &c->hits : &c->misses, 1);
 	return e ? &e->buf : NULL;
 }
 
-/* The last pin of an entry goes: back on the LRU, or freed when dropped.
- * @return 1 when the cache may now be over budget. */
+/* The last pin of an entry goes: back on the LRU, or freed when out of
+ * the table. @return 1 when the cache may now be over budget. */
 static int unpin_last(struct entry *e)
 {
 	struct shard *s = e->shard;
@@ -333,7 +356,7 @@ static int unpin_last(struct entry *e)
 	if (r < 0)
 		refs_underflow(&e->buf);
 	if (r == 0 && e->in_table)
-		lru_push(s, e);
+		lru_push(s, e);      /* in the table at 0 pins: READY (invariant 6) */
 	else if (r == 0)
 		freed = 1;
 	pthread_mutex_unlock(&s->lock);
@@ -383,36 +406,63 @@ void fcache_drop(struct fcache *c, uint64_t id)
 		entry_free(victim);
 }
 
-/* ---- fetch ------------------------------------------------------------------ */
+/* ---- in-flight budget ------------------------------------------------------- */
 
-/* One miss of a fetch call: sorted by (backend, id) so that each backend's
- * misses are contiguous and a repeated id is adjacent. */
-struct miss {
-	struct frag_backend *backend;
-	uint64_t id;
-	size_t idx;   /* into refs / out */
-};
-
-static int miss_cmp(const void *a, const void *b)
+/* Foreground: wait for room, but never while nothing else is in flight
+ * (so one huge request still proceeds). */
+static void inflight_wait(struct fcache *c, uint64_t bytes)
 {
-	const struct miss *x = a, *y = b;
-
-	if (x->backend != y->backend)
-		return (uintptr_t)x->backend < (uintptr_t)y->backend ? -1 : 1;
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
+	pthread_mutex_lock(&c->ilock);
+	while (c->inflight[0] && c->inflight[0] + bytes > c->inflight_max)
+		pthread_cond_wait(&c->iroom, &c->ilock);
+	c->inflight[0] += bytes;
+	pthread_mutex_unlock(&c->ilock);
 }
 
-/* Does cached entry E hold what REF describes? Logs when not. */
-static int ref_matches(const struct entry *e, const struct frag_ref *ref)
+/* Background: take room only when there is some. @return 1 when taken. */
+static int inflight_try(struct fcache *c, uint64_t bytes)
 {
-	if (e->buf.len == ref->raw_len && e->checksum == ref->checksum)
-		return 1;
-	log_err("fragment %016" PRIx64 ": cached length %zu / checksum %016" PRIx64
-		" differ from the index (%" PRIu32 " / %016" PRIx64 ")",
-		ref->id, e->buf.len, e->checksum, ref->raw_len, ref->checksum);
-	return 0;
+	int ok;
+
+	pthread_mutex_lock(&c->ilock);
+	ok = c->inflight[1] + bytes <= c->inflight_max;
+	if (ok)
+		c->inflight[1] += bytes;
+	pthread_mutex_unlock(&c->ilock);
+	return ok;
+}
+
+static void inflight_done(struct fcache *c, int bg, uint64_t bytes)
+{
+	pthread_mutex_lock(&c->ilock);
+	c->inflight[bg] -= bytes;
+	if (!bg)
+		pthread_cond_broadcast(&c->iroom);
+	pthread_mutex_unlock(&c->ilock);
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+/* One fragment a caller loads: its descriptor and its LOADING entry. */
+struct load {
+	struct frag_ref ref;
+	struct entry *e;
+	struct frag_get *get;       /* the image read (during load_backend) */
+	int rc;                     /* result of decode */
+};
+
+static int load_cmp(const void *a, const void *b)
+{
+	const struct load *x = a, *y = b;
+
+	if (x->ref.backend != y->ref.backend)
+		return (uintptr_t)x->ref.backend < (uintptr_t)y->ref.backend ? -1 : 1;
+	return x->ref.id < y->ref.id ? -1 : x->ref.id > y->ref.id;
+}
+
+static uint64_t load_bytes(const struct load *l)
+{
+	return (uint64_t)FRAG_HDR_SIZE + l->ref.stored_len + l->ref.raw_len;
 }
 
 /* Say what is wrong with a fragment image that did not decode. */
@@ -432,163 +482,176 @@ static const char *damage_reason(const struct frag_get *r, const struct frag_ref
 					  : "checksum mismatch";
 }
 
-/* Check the read of R and decode it into a new entry.
- * @return 0 and *OUT; or the read's -errno (-ENOENT missing, ...), -EIO
- * damaged (logged with the id), -ENOMEM. */
-static int decode_miss(struct fcache *c, const struct frag_ref *ref,
-		       const struct frag_get *r, struct entry **out)
+/* Decode the image read for L into its entry, verified (invariant 6).
+ * Sets l->rc: 0, the read's -errno (-ENOENT missing, ...), -EIO damaged
+ * (logged with the id). */
+static void decode_one(void *arg)
 {
+	struct load *l = arg;
 	struct frag_info fi;
-	struct entry *e;
 	int rc;
 
-	*out = NULL;
-	if (r->err) {
-		log_err("fragment %016" PRIx64 ": %s", ref->id,
-			r->err == -ENOENT ? "missing" : strerror(-r->err));
-		return r->err;
+	if (l->get->err) {
+		log_err("fragment %016" PRIx64 ": %s", l->ref.id,
+			l->get->err == -ENOENT ? "missing" : strerror(-l->get->err));
+		l->rc = l->get->err;
+		return;
 	}
-	e = entry_new(c, ref->id, ref->raw_len);
-	if (!e)
-		return -ENOMEM;
-	rc = frag_decode(r->buf, r->len, ref->id, e->data, ref->raw_len, &fi);
-	if (!rc && (fi.raw_len != ref->raw_len || fi.checksum != ref->checksum))
+	rc = frag_decode(l->get->buf, l->get->len, l->ref.id, l->e->data, l->ref.raw_len, &fi);
+	if (!rc && (fi.raw_len != l->ref.raw_len || fi.checksum != l->ref.checksum))
 		rc = -EIO;
 	if (rc) {
-		log_err("fragment %016" PRIx64 ": %s", ref->id, damage_reason(r, ref));
-		free(e);
-		return -EIO;
+		log_err("fragment %016" PRIx64 ": %s", l->ref.id, damage_reason(l->get, &l->ref));
+		stat_add(&l->e->shard->cache->damaged, 1);
+		l->rc = -EIO;
+		return;
 	}
-	e->checksum = fi.checksum;
-	*out = e;
-	return 0;
+	l->e->checksum = fi.checksum;
+	l->rc = 0;
 }
 
-/* Publish decoded E with N pins, or pin the entry another thread
- * published meanwhile (E is then freed). @return the pinned entry. */
-static struct entry *publish(struct fcache *c, struct entry *e, int n)
+/* Publish the outcome of L's load: READY, or FAILED and out of the table;
+ * wake whoever waits for it. The loader keeps its pin. */
+static void finish_load(struct load *l)
 {
-	struct shard *s = e->shard;
+	struct shard *s = l->e->shard;
+
+	pthread_mutex_lock(&s->lock);
+	if (l->rc == 0) {
+		l->e->state = E_READY;
+	} else {
+		l->e->state = E_FAILED;
+		if (l->e->in_table)
+			table_remove(s, l->e);
+	}
+	pthread_cond_broadcast(&s->loaded);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Read the images of LS[0..M) (one backend) with ONE get_many() — one
+ * I/O submission — then decode them, in parallel on the pool when there
+ * are several. Every ls[i].rc is set; every entry is published. */
+static void load_backend(struct fcache *c, struct load *ls, size_t m)
+{
+	struct frag_get stackv[16], *gv = m <= 16 ? stackv : xmalloc(m * sizeof(*gv));
+	int rc = gv ? 0 : -ENOMEM;
+
+	if (gv)
+		memset(gv, 0, m * sizeof(*gv));
+
+	for (size_t i = 0; i < m && !rc; i++) {
+		gv[i] = (struct frag_get){ .id = ls[i].ref.id,
+					   .cap = FRAG_HDR_SIZE + (size_t)ls[i].ref.stored_len };
+		if (!(gv[i].buf = xmalloc(gv[i].cap)))
+			rc = -ENOMEM;
+		ls[i].get = &gv[i];
+	}
+	if (!rc) {
+		rc = frag_get_many(ls[0].ref.backend, gv, m);
+		if (rc) {
+			log_err("fragments: batched read of %zu failed: %s", m, strerror(-rc));
+		} else {
+			stat_add(&c->batches, 1);
+			stat_add(&c->fetched, m);
+			for (size_t i = 0; i < m; i++)
+				stat_add(&c->fetched_bytes, gv[i].len);
+		}
+	}
+	if (rc) {
+		for (size_t i = 0; i < m; i++)
+			ls[i].rc = rc;
+	} else if (m > 1 && pool_threads(c->pool)) {
+		struct pool_group g;
+		pool_group_init(&g);
+		for (size_t i = 0; i < m; i++)
+			pool_group_submit(c->pool, &g, decode_one, &ls[i]);
+		pool_group_wait(c->pool, &g);
+		stat_add(&c->parallel, m);
+	} else {
+		for (size_t i = 0; i < m; i++)
+			decode_one(&ls[i]);
+	}
+	for (size_t i = 0; gv && i < m; i++)
+		free(gv[i].buf);
+	for (size_t i = 0; i < m; i++)
+		ls[i].get = NULL;
+	for (size_t i = 0; i < m; i++)
+		finish_load(&ls[i]);
+	if (gv != stackv)
+		free(gv);
+}
+
+/* Load LS[0..M): one batch per backend. Each ls[i].rc tells its outcome;
+ * every entry is READY or FAILED afterwards. */
+static void load_all(struct fcache *c, struct load *ls, size_t m)
+{
+	qsort(ls, m, sizeof(*ls), load_cmp);
+	for (size_t i = 0, j; i < m; i = j) {
+		for (j = i + 1; j < m && ls[j].ref.backend == ls[i].ref.backend; j++)
+			;
+		load_backend(c, ls + i, j - i);
+	}
+	evict_to_budget(c);
+}
+
+/* Find ID in its shard, pinning it (READY or LOADING), or insert a new
+ * LOADING entry E pinned once for the caller. *MINE tells which; *READY
+ * (may be NULL) whether the entry found was READY.
+ * @return the pinned entry, or NULL when E was needed and is NULL. */
+static struct entry *find_or_claim3(struct fcache *c, uint64_t id, struct entry *e, int *mine,
+				    int *ready)
+{
+	struct shard *s = shard_of(c, id);
 	struct entry *old;
 
 	pthread_mutex_lock(&s->lock);
-	old = table_find(s, e->buf.id);
+	old = table_find(s, id);
+	if (ready)
+		*ready = old && old->state == E_READY;
 	if (old) {
-		pin_locked(s, old, n);
-	} else {
-		__atomic_store_n(&e->buf.refs, n, __ATOMIC_RELAXED);
+		pin_locked(s, old, 1);
+	} else if (e) {
+		__atomic_store_n(&e->buf.refs, 1, __ATOMIC_RELAXED);
 		table_insert(s, e);
 		stat_add(&c->bytes, e->buf.len);
 		stat_add(&c->entries, 1);
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (old)
-		free(e);
-	else
-		evict_to_budget(c);
+	*mine = !old && e;
 	return old ? old : e;
 }
 
-/* Decode and publish the read R of the run MS[0..K) (one id, K >= 1
- * occurrences), pinning it once per occurrence into OUT.
- * @return 0 or as decode_miss(); -EIO when occurrences disagree. */
-static int install(struct fcache *c, const struct frag_ref *refs, const struct miss *ms,
-		   size_t k, const struct frag_get *r, struct fbuf **out)
+static struct entry *find_or_claim(struct fcache *c, uint64_t id, struct entry *e, int *mine)
 {
-	struct entry *e;
-	int rc = decode_miss(c, &refs[ms[0].idx], r, &e);
+	return find_or_claim3(c, id, e, mine, NULL);
+}
 
-	if (rc)
-		return rc;
-	e = publish(c, e, (int)k);
-	for (size_t j = 0; j < k; j++)
-		out[ms[j].idx] = &e->buf;
-	for (size_t j = 0; j < k; j++)
-		if (!ref_matches(e, &refs[ms[j].idx]))
-			return -EIO;
+/* Wait until E (pinned by the caller) is no longer LOADING; count a wait.
+ * @return 0 READY, or -EAGAIN when its load failed. */
+static int wait_loaded(struct entry *e)
+{
+	struct shard *s = e->shard;
+	int st;
+
+	pthread_mutex_lock(&s->lock);
+	if (e->state == E_LOADING)
+		stat_add(&s->cache->waits, 1);
+	while (e->state == E_LOADING)
+		pthread_cond_wait(&s->loaded, &s->lock);
+	st = e->state;
+	pthread_mutex_unlock(&s->lock);
+	return st == E_READY ? 0 : -EAGAIN;
+}
+
+/* Does cached entry E hold what REF describes? Logs when not. */
+static int ref_matches(const struct entry *e, const struct frag_ref *ref)
+{
+	if (e->buf.len == ref->raw_len && e->checksum == ref->checksum)
+		return 1;
+	log_err("fragment %016" PRIx64 ": cached length %zu / checksum %016" PRIx64
+		" differ from the index (%" PRIu32 " / %016" PRIx64 ")",
+		ref->id, e->buf.len, e->checksum, ref->raw_len, ref->checksum);
 	return 0;
-}
-
-/* Length of the run of equal ids starting at MS[0] (of M). */
-static size_t run_len(const struct miss *ms, size_t m)
-{
-	size_t k = 1;
-
-	while (k < m && ms[k].id == ms[0].id)
-		k++;
-	return k;
-}
-
-/* Allocate one read request per distinct id of MS[0..M). @return the
- * number of requests, or 0 on allocation failure. */
-static size_t reqs_make(const struct frag_ref *refs, const struct miss *ms, size_t m,
-			struct frag_get *reqs)
-{
-	size_t u = 0;
-
-	for (size_t i = 0; i < m; i += run_len(ms + i, m - i), u++) {
-		const struct frag_ref *ref = &refs[ms[i].idx];
-		reqs[u].id = ref->id;
-		reqs[u].cap = FRAG_HDR_SIZE + (size_t)ref->stored_len;
-		reqs[u].buf = xmalloc(reqs[u].cap);
-		if (!reqs[u].buf)
-			return 0;
-	}
-	return u;
-}
-
-/* Fetch the misses MS[0..M) of one backend with ONE get_many(), decode and
- * publish them. Every miss that succeeds is pinned into OUT even when
- * another fails. @return 0 or the first error. */
-static int fetch_backend(struct fcache *c, const struct frag_ref *refs,
-			 const struct miss *ms, size_t m, struct fbuf **out)
-{
-	struct frag_get *reqs = calloc(m, sizeof(*reqs));
-	size_t u = 0;
-	int rc = -ENOMEM;
-
-	if (!reqs || !(u = reqs_make(refs, ms, m, reqs)))
-		goto out;
-	rc = frag_get_many(ms[0].backend, reqs, u);
-	if (rc) {
-		log_err("fragments: batched read of %zu failed: %s", u, strerror(-rc));
-		goto out;
-	}
-	for (size_t i = 0, j = 0; i < m; j++) {
-		size_t k = run_len(ms + i, m - i);
-		int r = install(c, refs, ms + i, k, &reqs[j], out);
-		if (r && !rc)
-			rc = r;
-		i += k;
-	}
-out:
-	for (size_t j = 0; reqs && j < m; j++)
-		free(reqs[j].buf);
-	free(reqs);
-	return rc;
-}
-
-/* Pin every hit into OUT; collect the misses into MS. @return the number
- * of misses, or (size_t)-1 when a cached entry contradicts its ref. */
-static size_t pin_hits(struct fcache *c, const struct frag_ref *refs, size_t n,
-		       struct fbuf **out, struct miss *ms)
-{
-	size_t m = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct entry *e = lookup_pin(c, refs[i].id);
-
-		if (!e) {
-			ms[m++] = (struct miss){ refs[i].backend, refs[i].id, i };
-			continue;
-		}
-		out[i] = &e->buf;
-		if (!ref_matches(e, &refs[i]))
-			return (size_t)-1;
-	}
-	stat_add(&c->hits, n - m);
-	stat_add(&c->misses, m);
-	return m;
 }
 
 static void release_all(struct fbuf **out, size_t n)
@@ -599,6 +662,33 @@ static void release_all(struct fbuf **out, size_t n)
 	}
 }
 
+/* Pin or claim every ref: OUT[i] gets the entry; claimed ones are added
+ * to LS (*M of them). @return 0 or -ENOMEM. */
+static int claim_all(struct fcache *c, const struct frag_ref *refs, size_t n,
+		     struct fbuf **out, struct load *ls, size_t *m, size_t *hits)
+{
+	*m = *hits = 0;
+	for (size_t i = 0; i < n; i++) {
+		int mine, ready;
+		struct entry *e = find_or_claim3(c, refs[i].id, NULL, &mine, &ready);
+
+		if (!e) {
+			struct entry *ne = entry_new(c, refs[i].id, refs[i].raw_len);
+			if (!ne)
+				return -ENOMEM;
+			e = find_or_claim(c, refs[i].id, ne, &mine);
+			if (!mine)
+				free(ne);   /* another caller claimed it meanwhile */
+		}
+		out[i] = &e->buf;
+		if (mine)
+			ls[(*m)++] = (struct load){ .ref = refs[i], .e = e };
+		else if (ready)
+			(*hits)++;
+	}
+	return 0;
+}
+
 /* Errors as in fcache.h; -ENOMEM also from fault point "alloc". When one
  * fragment fails, the others that verified stay cached (unpinned): their
  * bytes are good and the work is not lost. With several errors, the one
@@ -606,34 +696,153 @@ static void release_all(struct fbuf **out, size_t n)
 int fcache_fetch(struct fcache *c, const struct frag_ref *refs, size_t n,
 		 struct fbuf **out)
 {
-	struct miss *ms;
-	size_t m;
+	struct load stack[8], *ls = stack;
+	size_t m = 0, hits = 0;
+	uint64_t bytes = 0;
 	int rc = 0;
 
 	memset(out, 0, n * sizeof(*out));
 	if (n == 0)
 		return 0;
-	ms = xmalloc(n * sizeof(*ms));
-	if (!ms)
+	if (n > 8 && !(ls = xmalloc(n * sizeof(*ls))))
 		return -ENOMEM;
-	m = pin_hits(c, refs, n, out, ms);
-	if (m == (size_t)-1) {
-		rc = -EIO;
+	rc = claim_all(c, refs, n, out, ls, &m, &hits);
+	stat_add(&c->hits, hits);
+	stat_add(&c->misses, n - hits);
+	if (rc) {
+		for (size_t i = 0; i < m; i++)
+			ls[i].rc = rc;
+		for (size_t i = 0; i < m; i++)
+			finish_load(&ls[i]);     /* claimed but never loaded: fail them */
 		goto out;
 	}
-	qsort(ms, m, sizeof(*ms), miss_cmp);
-	for (size_t i = 0, j; i < m; i = j) {
-		for (j = i + 1; j < m && ms[j].backend == ms[i].backend; j++)
-			;
-		int r = fetch_backend(c, refs, ms + i, j - i, out);
-		if (r && !rc)
-			rc = r;
+	for (size_t i = 0; i < m; i++)
+		bytes += load_bytes(&ls[i]);
+	if (m) {
+		inflight_wait(c, bytes);
+		load_all(c, ls, m);
+		inflight_done(c, 0, bytes);
+		for (size_t i = 0; i < m && !rc; i++)
+			rc = ls[i].rc;
 	}
+	/* entries other callers are loading (or our own repeated ids) */
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (wait_loaded((struct entry *)out[i]) == 0)
+			continue;
+		/* its loader failed: try once ourselves, for our own error */
+		fbuf_put(out[i]);
+		out[i] = NULL;
+		rc = fcache_fetch(c, &refs[i], 1, &out[i]);
+	}
+	for (size_t i = 0; i < n && !rc; i++)
+		if (!ref_matches((struct entry *)out[i], &refs[i]))
+			rc = -EIO;
 out:
 	if (rc)
 		release_all(out, n);
-	free(ms);
+	if (ls != stack)
+		free(ls);
 	return rc;
+}
+
+/* ---- read-ahead -------------------------------------------------------- */
+
+/* A background load. Its fragments are claimed only when the job runs, so
+ * nobody ever waits for a job that has not started (a waiter could
+ * otherwise sit on a pool worker that the job needs). */
+struct prefetch {
+	struct fcache *c;
+	uint64_t bytes;       /* taken from the read-ahead budget at submit */
+	size_t n;
+	struct frag_ref refs[];
+};
+
+static void prefetch_run(void *arg)
+{
+	struct prefetch *p = arg;
+	struct fcache *c = p->c;
+	struct load stack[8], *ls = p->n <= 8 ? stack : xmalloc(p->n * sizeof(*ls));
+	size_t m = 0;
+
+	for (size_t i = 0; ls && i < p->n; i++) {
+		int mine;
+		struct entry *e = find_or_claim(c, p->refs[i].id, NULL, &mine), *ne;
+
+		if (e) {                 /* cached or being loaded meanwhile */
+			fbuf_put(&e->buf);
+			continue;
+		}
+		if (!(ne = entry_new(c, p->refs[i].id, p->refs[i].raw_len)))
+			break;
+		e = find_or_claim(c, p->refs[i].id, ne, &mine);
+		if (!mine) {
+			free(ne);
+			fbuf_put(&e->buf);
+			continue;
+		}
+		ls[m++] = (struct load){ .ref = p->refs[i], .e = e };
+	}
+	if (m) {
+		load_all(c, ls, m);
+		stat_add(&c->prefetched, m);
+	}
+	for (size_t i = 0; i < m; i++)
+		fbuf_put(&ls[i].e->buf);     /* READY entries go to the LRU */
+	if (ls != stack)
+		free(ls);
+	inflight_done(c, 1, p->bytes);
+	free(p);
+}
+
+static void prefetch_cancel(void *arg)
+{
+	struct prefetch *p = arg;
+
+	inflight_done(p->c, 1, p->bytes);
+	free(p);
+}
+
+/* Is ID in the table (cached or being loaded)? */
+static int present(struct fcache *c, uint64_t id)
+{
+	struct shard *s = shard_of(c, id);
+	int found;
+
+	pthread_mutex_lock(&s->lock);
+	found = table_find(s, id) != NULL;
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+size_t fcache_prefetch(struct fcache *c, const struct frag_ref *refs, size_t n)
+{
+	struct prefetch *p;
+
+	if (!n || !pool_threads(c->pool) || !(p = xmalloc(sizeof(*p) + n * sizeof(p->refs[0]))))
+		return 0;
+	*p = (struct prefetch){ .c = c };
+	for (size_t i = 0; i < n; i++) {
+		uint64_t need = (uint64_t)FRAG_HDR_SIZE + refs[i].stored_len + refs[i].raw_len;
+
+		if (present(c, refs[i].id))
+			continue;
+		if (!inflight_try(c, need)) {
+			stat_add(&c->prefetch_skipped, 1);
+			continue;
+		}
+		p->refs[p->n++] = refs[i];
+		p->bytes += need;
+	}
+	size_t queued = p->n;
+	if (!queued) {
+		free(p);
+		return 0;
+	}
+	if (pool_submit_bg(c->pool, prefetch_run, prefetch_cancel, p) < 0) {
+		prefetch_cancel(p);
+		return 0;
+	}
+	return queued;
 }
 
 /* ---- life cycle, stats ----------------------------------------------------- */
@@ -645,18 +854,34 @@ struct fcache *fcache_new(size_t budget)
 	if (!c)
 		return NULL;
 	c->budget = budget ? budget : DEFAULT_BUDGET;
+	pthread_mutex_init(&c->ilock, NULL);
+	pthread_cond_init(&c->iroom, NULL);
+	fcache_configure(c, NULL, 0);
 	for (int i = 0; i < NSHARDS; i++) {
 		struct shard *s = &c->shards[i];
 		s->cache = c;
 		s->nbuckets = INITIAL_BUCKETS;
 		s->buckets = calloc(INITIAL_BUCKETS, sizeof(*s->buckets));
 		pthread_mutex_init(&s->lock, NULL);
+		pthread_cond_init(&s->loaded, NULL);
 		if (!s->buckets) {
 			fcache_free(c);
 			return NULL;
 		}
 	}
 	return c;
+}
+
+void fcache_configure(struct fcache *c, struct pool *pool, size_t inflight)
+{
+	size_t def = c->budget / 8;
+
+	if (def < ((size_t)8 << 20))
+		def = (size_t)8 << 20;
+	if (def > ((size_t)64 << 20))
+		def = (size_t)64 << 20;
+	c->pool = pool;
+	c->inflight_max = inflight ? inflight : def;
 }
 
 /* Every buffer must have been put back (a pinned entry is a caller bug,
@@ -679,17 +904,34 @@ void fcache_free(struct fcache *c)
 			}
 		}
 		free(s->buckets);
+		pthread_cond_destroy(&s->loaded);
 		pthread_mutex_destroy(&s->lock);
 	}
+	pthread_cond_destroy(&c->iroom);
+	pthread_mutex_destroy(&c->ilock);
 	free(c);
 }
 
 void fcache_get_stats(struct fcache *c, struct fcache_stats *st)
 {
+	memset(st, 0, sizeof(*st));
 	st->hits = stat_get(&c->hits);
 	st->misses = stat_get(&c->misses);
 	st->evictions = stat_get(&c->evictions);
 	st->bytes = stat_get(&c->bytes);
 	st->entries = stat_get(&c->entries);
 	st->budget = c->budget;
+	st->batches = stat_get(&c->batches);
+	st->fetched = stat_get(&c->fetched);
+	st->fetched_bytes = stat_get(&c->fetched_bytes);
+	st->parallel = stat_get(&c->parallel);
+	st->waits = stat_get(&c->waits);
+	st->prefetched = stat_get(&c->prefetched);
+	st->prefetch_skipped = stat_get(&c->prefetch_skipped);
+	st->damaged = stat_get(&c->damaged);
+	pthread_mutex_lock(&c->ilock);
+	st->inflight_fg = c->inflight[0];
+	st->inflight_bg = c->inflight[1];
+	pthread_mutex_unlock(&c->ilock);
+	st->inflight_budget = c->inflight_max;
 }

@@ -2,7 +2,12 @@
  * LRU order, pinned entries under eviction pressure, drop, repeated ids in
  * one fetch, several backends in one fetch, damaged or missing fragments
  * (-EIO / -ENOENT with nothing pinned, nothing cached), an allocation
- * fault, and a 4-thread fetch/put stress. Random choices come from a
+ * fault, and a 4-thread fetch/put stress; with a worker pool: parallel
+ * decoding in one batch, one load when several callers miss the same
+ * fragment at once (the others wait), waiters of a failed load getting
+ * the error themselves, read-ahead (fcache_prefetch) and its budget, the
+ * foreground in-flight budget serializing loads that do not fit, and
+ * cancelled read-ahead at pool shutdown. Random choices come from a
  * logged seed (env TEST_SEED). */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -20,6 +25,7 @@
 #include "cache/fault.h"
 #include "cache/fcache.h"
 #include "cache/log.h"
+#include "cache/pool.h"
 #include "tests/unit/tap.h"
 
 static uint64_t seed;
@@ -446,6 +452,236 @@ static void test_stress(void)
 	free(refs);
 }
 
+
+/* ---- a slow, counting backend (module edge: wraps the memory backend) ---- */
+
+struct slow {
+	struct frag_backend base;
+	struct frag_backend *inner;
+	int delay_ms;
+	int calls, busy, max_busy;   /* atomic */
+	int per_id[64];              /* atomic: reads of id 0x800 + k */
+};
+
+static int slow_put(struct frag_backend *b, uint64_t id, const void *d, size_t l)
+{
+	return frag_put(((struct slow *)b)->inner, id, d, l);
+}
+static int slow_sync(struct frag_backend *b) { return frag_sync(((struct slow *)b)->inner); }
+static int slow_get_many(struct frag_backend *b, struct frag_get *r, size_t n)
+{
+	struct slow *s = (struct slow *)b;
+	int busy = __atomic_add_fetch(&s->busy, 1, __ATOMIC_SEQ_CST), m;
+
+	while ((m = __atomic_load_n(&s->max_busy, __ATOMIC_SEQ_CST)) < busy &&
+	       !__atomic_compare_exchange_n(&s->max_busy, &m, busy, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		;
+	__atomic_add_fetch(&s->calls, 1, __ATOMIC_SEQ_CST);
+	for (size_t i = 0; i < n; i++)
+		if (r[i].id >= 0x800 && r[i].id < 0x800 + 64)
+			__atomic_add_fetch(&s->per_id[r[i].id - 0x800], 1, __ATOMIC_SEQ_CST);
+	usleep((useconds_t)s->delay_ms * 1000);
+	int rc = frag_get_many(s->inner, r, n);
+	__atomic_sub_fetch(&s->busy, 1, __ATOMIC_SEQ_CST);
+	return rc;
+}
+static int slow_del(struct frag_backend *b, uint64_t id) { return frag_del(((struct slow *)b)->inner, id); }
+static int slow_list(struct frag_backend *b, int (*cb)(void *, uint64_t), void *a)
+{
+	return frag_list(((struct slow *)b)->inner, cb, a);
+}
+static void slow_destroy(struct frag_backend *b) { (void)b; }
+static const struct frag_backend_ops slow_ops = {
+	"slow", slow_put, slow_sync, slow_get_many, slow_del, slow_list, slow_destroy
+};
+
+static void slow_init(struct slow *s, struct frag_backend *inner, int delay_ms)
+{
+	memset(s, 0, sizeof(*s));
+	s->base.ops = &slow_ops;
+	s->inner = inner;
+	s->delay_ms = delay_ms;
+}
+
+static void test_parallel(struct frag_backend *mem)
+{
+	struct pool *pl = pool_new(2);
+	struct fcache *c = fcache_new(0);
+	struct frag_ref refs[8];
+	struct fbuf *out[8];
+	struct slow sb;
+	int ok = 1;
+
+	slow_init(&sb, mem, 0);
+	fcache_configure(c, pl, 0);
+	for (int i = 0; i < 8; i++)
+		make_frag(&sb.base, 0x800 + (uint64_t)i, 50000, -1, &refs[i]);
+	CHECK_EQ(fcache_fetch(c, refs, 8, out), 0, "pool: fetch 8 misses");
+	for (int i = 0; i < 8; i++)
+		ok &= buf_ok(out[i], &refs[i]);
+	CHECK(ok, "pool: the 8 buffers hold the right bytes");
+	CHECK_EQ(sb.calls, 1, "pool: the 8 misses were one get_many (one I/O submission)");
+	CHECK_EQ(stats(c).batches, 1, "pool: batches counter is 1");
+	CHECK_EQ(stats(c).parallel, 8, "pool: the 8 were decoded as pool jobs");
+	for (int i = 0; i < 8; i++)
+		fbuf_put(out[i]);
+	CHECK_EQ(stats(c).inflight_fg, 0, "pool: nothing in flight afterwards");
+	fcache_free(c);
+	pool_free(pl);
+}
+
+struct racer { struct fcache *c; struct frag_ref ref; int rc; int ok; };
+
+static void *racer_main(void *arg)
+{
+	struct racer *r = arg;
+	struct fbuf *b = NULL;
+
+	r->rc = fcache_fetch(r->c, &r->ref, 1, &b);
+	r->ok = r->rc == 0 && buf_ok(b, &r->ref);
+	fbuf_put(b);
+	return NULL;
+}
+
+static void test_single_load(struct frag_backend *mem)
+{
+	struct fcache *c = fcache_new(0);
+	struct racer r[4];
+	pthread_t t[4];
+	struct slow sb;
+	int ok = 1;
+
+	slow_init(&sb, mem, 100);
+	make_frag(&sb.base, 0x820, 30000, -1, &r[0].ref);
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct racer){ .c = c, .ref = r[0].ref };
+		pthread_create(&t[i], NULL, racer_main, &r[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ok &= r[i].ok;
+	}
+	CHECK(ok, "4 threads missing one fragment at once all get its bytes");
+	CHECK_EQ(sb.per_id[0x20], 1, "... and it was read from the backend once");
+	CHECK(stats(c).waits >= 1, "... the others waited for that load (%llu waits)",
+	      (unsigned long long)stats(c).waits);
+	fcache_free(c);
+
+	/* a damaged fragment: the waiters see the failure and fail too */
+	c = fcache_new(0);
+	log_init("test_fcache", LOG_TO_STDERR, LOG_CRIT);
+	make_frag(&sb.base, 0x821, 30000, 500, &r[0].ref);
+	for (int i = 0; i < 3; i++) {
+		r[i] = (struct racer){ .c = c, .ref = r[0].ref };
+		pthread_create(&t[i], NULL, racer_main, &r[i]);
+	}
+	ok = 1;
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		ok &= r[i].rc == -EIO;
+	}
+	log_init("test_fcache", LOG_TO_STDERR, LOG_INFO);
+	CHECK(ok, "3 threads racing on a damaged fragment all get -EIO");
+	CHECK(stats(c).entries == 0 && stats(c).bytes == 0, "nothing of it stays in the cache");
+	fcache_free(c);
+}
+
+/* Wait up to 5 s for the read-ahead of N fragments to finish. */
+static int wait_prefetched(struct fcache *c, uint64_t n)
+{
+	for (int i = 0; i < 500; i++) {
+		struct fcache_stats s = stats(c);
+		if (s.prefetched >= n && s.inflight_bg == 0)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+static void test_prefetch(struct frag_backend *mem)
+{
+	struct pool *pl = pool_new(2);
+	struct fcache *c = fcache_new(0);
+	struct frag_ref refs[6];
+	struct fbuf *out[6];
+	struct slow sb;
+	int ok = 1;
+
+	slow_init(&sb, mem, 0);
+	fcache_configure(c, pl, 0);
+	for (int i = 0; i < 6; i++)
+		make_frag(&sb.base, 0x830 + (uint64_t)i, 40000, -1, &refs[i]);
+	CHECK_EQ(fcache_prefetch(c, refs, 5), 5, "prefetch queues 5 fragments");
+	CHECK(wait_prefetched(c, 5), "the 5 were read ahead in the background");
+	CHECK_EQ(sb.calls, 1, "read-ahead of 5 was one get_many");
+	CHECK_EQ(fcache_prefetch(c, refs, 5), 0, "prefetch of cached fragments queues nothing");
+	uint64_t misses = stats(c).misses;
+	CHECK_EQ(fcache_fetch(c, refs, 6, out), 0, "fetch after read-ahead");
+	for (int i = 0; i < 6; i++)
+		ok &= buf_ok(out[i], &refs[i]);
+	CHECK(ok, "read-ahead bytes are right");
+	CHECK_EQ(stats(c).misses - misses, 1, "only the 6th (not read ahead) missed");
+	for (int i = 0; i < 6; i++)
+		fbuf_put(out[i]);
+	fcache_free(c);
+
+	/* a budget that fits one fragment at a time */
+	c = fcache_new(0);
+	fcache_configure(c, pl, 100000);
+	for (int i = 0; i < 6; i++)
+		fcache_drop(c, refs[i].id);
+	sb.delay_ms = 200;
+	size_t q = fcache_prefetch(c, refs, 6);
+	CHECK(q >= 1 && q <= 2, "a 100 kB read-ahead budget takes 1-2 fragments of ~40 kB (%zu)", q);
+	CHECK(stats(c).prefetch_skipped >= 4, "the rest were skipped (%llu)",
+	      (unsigned long long)stats(c).prefetch_skipped);
+	CHECK(stats(c).inflight_bg <= 100000, "read-ahead in flight within its budget");
+	CHECK(wait_prefetched(c, q), "the queued ones finish");
+	fcache_free(c);
+	pool_free(pl);
+
+	/* pool freed before queued read-ahead ran: cancelled, budget given back */
+	pl = pool_new(1);
+	c = fcache_new(0);
+	fcache_configure(c, pl, 0);
+	sb.delay_ms = 100;
+	for (int i = 0; i < 6; i++)
+		make_frag(&sb.base, 0x840 + (uint64_t)i, 1000, -1, &refs[i]);
+	size_t q1 = fcache_prefetch(c, refs, 3), q2 = fcache_prefetch(c, refs + 3, 3);
+	pool_free(pl);
+	CHECK(q1 == 3 && q2 == 3, "two read-ahead jobs queued on one worker");
+	CHECK_EQ(stats(c).inflight_bg, 0, "after pool_free every read-ahead byte is given back");
+	CHECK(empty_after_drop(c, refs, 6), "nothing left pinned by cancelled read-ahead");
+	fcache_free(c);
+}
+
+
+static void test_fg_budget(struct frag_backend *mem)
+{
+	struct fcache *c = fcache_new(0);
+	struct racer r[3];
+	pthread_t t[3];
+	struct slow sb;
+	int ok = 1;
+
+	slow_init(&sb, mem, 100);
+	fcache_configure(c, NULL, 150000);   /* one ~100 kB load fits, two do not */
+	for (int i = 0; i < 3; i++) {
+		make_frag(&sb.base, 0x850 + (uint64_t)i, 60000, -1, &r[i].ref);
+		r[i].c = c;
+	}
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, racer_main, &r[i]);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		ok &= r[i].ok;
+	}
+	CHECK(ok, "3 loads that do not fit the in-flight budget together all complete");
+	CHECK_EQ(sb.max_busy, 1, "they never ran at the same time (backend concurrency %d)", sb.max_busy);
+	CHECK_EQ(stats(c).inflight_fg, 0, "foreground in-flight bytes back to 0");
+	fcache_free(c);
+}
+
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
 	(void)sb, (void)flag, (void)f;
@@ -470,6 +706,10 @@ int main(void)
 	test_damage(mem, local);
 	test_backends(mem, mem2, local);
 	test_stress();
+	test_parallel(mem);
+	test_single_load(mem);
+	test_prefetch(mem);
+	test_fg_budget(mem);
 	frag_backend_destroy(mem);
 	frag_backend_destroy(mem2);
 	frag_backend_destroy(local);
