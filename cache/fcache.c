@@ -753,6 +753,8 @@ out:
 struct prefetch {
 	struct fcache *c;
 	uint64_t bytes;       /* taken from the read-ahead budget at submit */
+	void (*done)(void *);
+	void *arg;
 	size_t n;
 	struct frag_ref refs[];
 };
@@ -791,6 +793,8 @@ static void prefetch_run(void *arg)
 	if (ls != stack)
 		free(ls);
 	inflight_done(c, 1, p->bytes);
+	if (p->done)
+		p->done(p->arg);
 	free(p);
 }
 
@@ -799,6 +803,8 @@ static void prefetch_cancel(void *arg)
 	struct prefetch *p = arg;
 
 	inflight_done(p->c, 1, p->bytes);
+	if (p->done)
+		p->done(p->arg);
 	free(p);
 }
 
@@ -814,13 +820,17 @@ static int present(struct fcache *c, uint64_t id)
 	return found;
 }
 
-size_t fcache_prefetch(struct fcache *c, const struct frag_ref *refs, size_t n)
+size_t fcache_prefetch(struct fcache *c, const struct frag_ref *refs, size_t n,
+		       void (*done)(void *), void *arg)
 {
 	struct prefetch *p;
 
-	if (!n || !pool_threads(c->pool) || !(p = xmalloc(sizeof(*p) + n * sizeof(p->refs[0]))))
+	if (!n || !pool_threads(c->pool) || !(p = xmalloc(sizeof(*p) + n * sizeof(p->refs[0])))) {
+		if (done)
+			done(arg);
 		return 0;
-	*p = (struct prefetch){ .c = c };
+	}
+	*p = (struct prefetch){ .c = c, .done = done, .arg = arg };
 	for (size_t i = 0; i < n; i++) {
 		uint64_t need = (uint64_t)FRAG_HDR_SIZE + refs[i].stored_len + refs[i].raw_len;
 
@@ -835,7 +845,7 @@ size_t fcache_prefetch(struct fcache *c, const struct frag_ref *refs, size_t n)
 	}
 	size_t queued = p->n;
 	if (!queued) {
-		free(p);
+		prefetch_cancel(p);
 		return 0;
 	}
 	if (pool_submit_bg(c->pool, prefetch_run, prefetch_cancel, p) < 0) {

@@ -98,9 +98,13 @@ int fcache_fetch(struct fcache *c, const struct frag_ref *refs, size_t n,
 
 /* Read ahead: start loading, in the background, those of REFS that are
  * neither cached nor being loaded, as long as the read-ahead budget has
- * room. Never blocks on I/O. @return the number of fragments queued
- * (0 when nothing needed or could be done). */
-size_t fcache_prefetch(struct fcache *c, const struct frag_ref *refs, size_t n);
+ * room. Never blocks on I/O. DONE(ARG) (may be NULL) is called once the
+ * background work is over, or at once when nothing was queued: the caller
+ * keeps the images alive until then (e.g. a pinned version).
+ * @return the number of fragments queued (0 when nothing needed or could
+ * be done). */
+size_t fcache_prefetch(struct fcache *c, const struct frag_ref *refs, size_t n,
+		       void (*done)(void *), void *arg);
 
 void fcache_get_stats(struct fcache *c, struct fcache_stats *st);
 

@@ -586,6 +586,9 @@ static void test_single_load(struct frag_backend *mem)
 	fcache_free(c);
 }
 
+static int dones;
+static void count_done(void *arg) { __atomic_add_fetch((int *)arg, 1, __ATOMIC_SEQ_CST); }
+
 /* Wait up to 5 s for the read-ahead of N fragments to finish. */
 static int wait_prefetched(struct fcache *c, uint64_t n)
 {
@@ -611,10 +614,10 @@ static void test_prefetch(struct frag_backend *mem)
 	fcache_configure(c, pl, 0);
 	for (int i = 0; i < 6; i++)
 		make_frag(&sb.base, 0x830 + (uint64_t)i, 40000, -1, &refs[i]);
-	CHECK_EQ(fcache_prefetch(c, refs, 5), 5, "prefetch queues 5 fragments");
+	CHECK_EQ(fcache_prefetch(c, refs, 5, count_done, &dones), 5, "prefetch queues 5 fragments");
 	CHECK(wait_prefetched(c, 5), "the 5 were read ahead in the background");
 	CHECK_EQ(sb.calls, 1, "read-ahead of 5 was one get_many");
-	CHECK_EQ(fcache_prefetch(c, refs, 5), 0, "prefetch of cached fragments queues nothing");
+	CHECK_EQ(fcache_prefetch(c, refs, 5, count_done, &dones), 0, "prefetch of cached fragments queues nothing");
 	uint64_t misses = stats(c).misses;
 	CHECK_EQ(fcache_fetch(c, refs, 6, out), 0, "fetch after read-ahead");
 	for (int i = 0; i < 6; i++)
@@ -631,7 +634,7 @@ static void test_prefetch(struct frag_backend *mem)
 	for (int i = 0; i < 6; i++)
 		fcache_drop(c, refs[i].id);
 	sb.delay_ms = 200;
-	size_t q = fcache_prefetch(c, refs, 6);
+	size_t q = fcache_prefetch(c, refs, 6, count_done, &dones);
 	CHECK(q >= 1 && q <= 2, "a 100 kB read-ahead budget takes 1-2 fragments of ~40 kB (%zu)", q);
 	CHECK(stats(c).prefetch_skipped >= 4, "the rest were skipped (%llu)",
 	      (unsigned long long)stats(c).prefetch_skipped);
@@ -647,10 +650,11 @@ static void test_prefetch(struct frag_backend *mem)
 	sb.delay_ms = 100;
 	for (int i = 0; i < 6; i++)
 		make_frag(&sb.base, 0x840 + (uint64_t)i, 1000, -1, &refs[i]);
-	size_t q1 = fcache_prefetch(c, refs, 3), q2 = fcache_prefetch(c, refs + 3, 3);
+	size_t q1 = fcache_prefetch(c, refs, 3, count_done, &dones), q2 = fcache_prefetch(c, refs + 3, 3, count_done, &dones);
 	pool_free(pl);
 	CHECK(q1 == 3 && q2 == 3, "two read-ahead jobs queued on one worker");
 	CHECK_EQ(stats(c).inflight_bg, 0, "after pool_free every read-ahead byte is given back");
+	CHECK_EQ(dones, 5, "every prefetch call's DONE ran exactly once (5 calls)");
 	CHECK(empty_after_drop(c, refs, 6), "nothing left pinned by cancelled read-ahead");
 	fcache_free(c);
 }
