@@ -1,71 +1,141 @@
-/* fnode — the daemon's table of inodes the kernel knows (lookup counts),
- * and the synthetic inodes of views.
+/* fnode — the daemon's table of the node ids the kernel knows (lookup
+ * counts), what each one stands for, and the names the kernel may have
+ * cached for each object (so a commit can invalidate them).
  *
- * Inode-number spaces (what the kernel sees as st_ino / FUSE nodeid):
- *  - 1 .. 2^62-1: real entries of the index (root 1; objects and
- *    directories from IDX_FIRST_INO up, allocated by the index, never
- *    reused). An object's inode number is its object ID.
- *  - FN_BYID_INO (2): the synthetic `.by-id` directory.
+ * Node-id spaces (the FUSE nodeid; st_ino is always the index inode
+ * number, i.e. the object ID):
+ *  - 1 .. 2^61-1: directories, symlinks and special files: the node id
+ *    is the index inode number (root 1; IDX_FIRST_INO up).
+ *  - FN_BYID_INO (2): the synthetic `.by-id` directory; FN_STATS_INO (3):
+ *    the synthetic `.stats` file (cache and I/O counters as JSON).
+ *  - FN_FILE_BIT | n: ONE VERSION of a regular file: (object ino,
+ *    version). A lookup of a regular file returns the node of its current
+ *    version; after a commit the next lookup gets a new node. The kernel
+ *    keeps one inode, one i_size and one page cache per node, so every
+ *    node's bytes are immutable: pages cached for it are never wrong for
+ *    the readers that opened it, whatever is committed later (DESIGN §5
+ *    "an open file pins the version it opened").
  *  - FN_VIEW_BIT | n: a view (`obj@rows=…`, `@part=…`, `@meta`), one per
- *    distinct (object, suffix) while the kernel holds a lookup on it;
- *    numbers are handed out by a counter and never reused within a mount.
+ *    distinct (object, suffix) while the kernel holds a lookup on it.
+ *    A node that page-cache readers use is never opened for writing: a
+ *    writer's O_TRUNC and direct writes move the node's i_size, which
+ *    those readers' reads are clamped to. A write open of such a node is
+ *    refused with ESTALE and the node is SEALED (no lookup returns it
+ *    again); the kernel then walks the path again with LOOKUP_REVAL, the
+ *    lookup returns a fresh node of the same version, and the open is
+ *    retried there. Fresh nodes made after a seal serve readers with
+ *    direct I/O only (no_pc), so the writer's retry cannot be refused
+ *    again.
+ *  Counters never hand out a number twice within a mount.
  *
  * Lookup counts follow libfuse's contract: +1 for every entry replied,
- * -N on forget; reaching 0 drops the table entry, and for a real inode
- * lets the store free an unlinked object (store_forget). A count going
- * negative is a bug: abort().
+ * -N on forget; reaching 0 drops the node. An object's data is freed
+ * (store_forget) when the last node that names it is forgotten. A count
+ * going negative is a bug: abort().
  *
- * All functions are thread-safe (one mutex; never held across store
- * calls).
+ * All functions are thread-safe (one mutex, fn_lock; a leaf: never held
+ * across store calls or kernel notices).
  */
 #ifndef PFS_FNODE_H
 #define PFS_FNODE_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include "index/idx.h"
 #include "index/view.h"
 
 #define FN_BYID_INO  2ull
+#define FN_STATS_INO 3ull     /* the synthetic `.stats` file */
+#define FN_FILE_BIT  (1ull << 61)
 #define FN_VIEW_BIT  (1ull << 62)
 
-static inline int fn_is_view(uint64_t ino) { return (ino & FN_VIEW_BIT) != 0; }
+static inline int fn_is_view(uint64_t nodeid) { return (nodeid & FN_VIEW_BIT) != 0; }
+static inline int fn_is_file(uint64_t nodeid)
+{
+	return (nodeid & (FN_FILE_BIT | FN_VIEW_BIT)) == FN_FILE_BIT;
+}
 
 struct fnode_view {
 	uint64_t base;            /* object inode */
 	struct view_spec spec;
 };
 
+/* What a file node stands for: one version of an object. */
+struct fnode_file {
+	uint64_t ino;             /* the object */
+	uint64_t version;         /* the version the node shows */
+	uint64_t size;            /* that version's size and mtime */
+	int64_t mtime_ns;
+	uint32_t pc_readers;      /* open read handles using its page cache */
+	int no_pc;                /* made after a seal: direct I/O only */
+	int sealed;               /* never handed out again */
+};
+
 /* Create the table. @return 0 or -ENOMEM. */
 int fn_init(void);
 void fn_fini(void);
 
-/* Count one lookup of real inode INO. @return 0 or -ENOMEM. */
+/* Count one lookup of directory/symlink/special inode INO (node id INO).
+ * @return 0 or -ENOMEM. */
 int fn_ref_real(uint64_t ino);
+/* Count one lookup of regular file IN (its current version) reached as
+ * NAME in directory PARENT (NAME may be NULL when no name is involved).
+ * Returns the node of (IN->ino, IN->version), made when there is none,
+ * and remembers (PARENT, NAME) as a name the kernel may cache for the
+ * object. @param[out] nodeid. @return 0 or -ENOMEM. */
+int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t *nodeid);
 /* Count one lookup of the view SUFFIX (text after '@') of object BASE.
- * @param[out] ino the view's inode number. @return 0 or -ENOMEM. */
-int fn_ref_view(uint64_t base, const char *suffix, const struct view_spec *spec, uint64_t *ino);
-/* Describe view INO. @return 0, or -ENOENT (forgotten/unknown). */
-int fn_view(uint64_t ino, struct fnode_view *out);
-/* Drop N lookups. @return 1 when INO was a real inode whose count reached
- * 0 (the caller then calls store_forget), else 0. */
-int fn_forget(uint64_t ino, uint64_t n);
+ * @param[out] nodeid the view's node id. @return 0 or -ENOMEM. */
+int fn_ref_view(uint64_t base, const char *suffix, const struct view_spec *spec, uint64_t *nodeid);
+/* Drop N lookups of NODEID. @return the object/inode number the store
+ * may now forget (its last node went), or 0. */
+uint64_t fn_forget(uint64_t nodeid, uint64_t n);
 
-/* Page-cache bookkeeping of real inode INO: returns 1 when VERSION is the
- * version the kernel cache was filled from (keep it), else records VERSION
- * and returns 0 (the kernel must drop its cache). */
-int fn_cache_keep(uint64_t ino, uint64_t version);
+/* Describe view / file node NODEID. @return 0, or -ENOENT (unknown). */
+int fn_view(uint64_t nodeid, struct fnode_view *out);
+int fn_file(uint64_t nodeid, struct fnode_file *out);
+/* The index inode a non-view node id stands for: the object of a file
+ * node, the id itself otherwise; 0 for an unknown file node. */
+uint64_t fn_ino(uint64_t nodeid);
 
-/* Open write handles of real inode INO (attributes of such an inode are
- * not cached by the kernel: the writer's direct writes move its size). */
-void fn_writer_open(uint64_t ino);
-void fn_writer_close(uint64_t ino);
+/* A read handle of VERSION opens on file node NODEID. It may use the
+ * node's page cache when WANT, the node shows VERSION, the node is not
+ * no_pc and no writer of the object is open; then it is counted.
+ * @return 1 page cache (call fn_close_read at release), 0 direct I/O. */
+int fn_open_read(uint64_t nodeid, uint64_t version, int want);
+void fn_close_read(uint64_t nodeid);
+
+/* A write handle opens on file node NODEID of object INO.
+ * @return 0 (counted: call fn_close_write), or -ESTALE when page-cache
+ * readers use the node (it is sealed; the kernel retries the open on a
+ * fresh node). */
+int fn_open_write(uint64_t nodeid, uint64_t ino);
+void fn_close_write(uint64_t ino);
+/* Open write handles of object INO (attributes are then not cached: the
+ * writer's direct writes move the kernel's size). */
 int fn_writers(uint64_t ino);
 
-/* A read-only handle of real inode INO opened on VERSION. @return 1 when
- * handles pinned to OTHER versions are open (the new handle must then
- * bypass the page cache so it does not fill it with a version those
- * readers must not see), else 0. */
-int fn_open_read(uint64_t ino, uint64_t version);
-/* That handle closed. */
-void fn_close_read(uint64_t ino, uint64_t version);
+/* Name bookkeeping for invalidation: the kernel moved / dropped the entry
+ * PARENT/NAME (rename, unlink). EXCHANGE swaps the two names' objects. */
+void fn_name_rename(uint64_t parent, const char *name, uint64_t newparent,
+		    const char *newname, int exchange);
+void fn_name_gone(uint64_t parent, const char *name);
+
+/* What the kernel may cache for object INO: its file nodes and the
+ * names it was reached by. Fills at most CAP of each into the arrays
+ * (names as malloc'd strings the caller frees).
+ * @return 0 or -ENOMEM. */
+struct fn_names {
+	size_t nnodes, nnames;
+	uint64_t nodes[8];
+	uint64_t parents[8];
+	char *names[8];
+};
+int fn_object_refs(uint64_t ino, struct fn_names *out);
+void fn_names_free(struct fn_names *n);
+
+/* Counters for .stats and tests. */
+struct fn_stats { uint64_t file_nodes, view_nodes, real_nodes, objects, names; };
+void fn_get_stats(struct fn_stats *out);
 
 #endif

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -30,8 +31,9 @@
 
 struct opts {
 	char *store;
-	char *fragment_size, *cache_size, *logfile, *pidfile;
-	int ro, isolate, page_cache, help, version;
+	char *fragment_size, *cache_size, *logfile, *pidfile, *read_ahead;
+	char *threads;
+	int ro, direct_io, page_cache, help, version;
 };
 
 enum { KEY_HELP, KEY_VERSION };
@@ -42,7 +44,10 @@ static const struct fuse_opt opt_spec[] = {
 	{ "logfile=%s", offsetof(struct opts, logfile), 0 },
 	{ "pidfile=%s", offsetof(struct opts, pidfile), 0 },
 	{ "ro", offsetof(struct opts, ro), 1 },
-	{ "isolate", offsetof(struct opts, isolate), 1 },
+	{ "threads=%s", offsetof(struct opts, threads), 0 },
+	{ "read_ahead=%s", offsetof(struct opts, read_ahead), 0 },
+	{ "direct_io", offsetof(struct opts, direct_io), 1 },
+	{ "isolate", offsetof(struct opts, direct_io), 1 },     /* older name of direct_io */
 	{ "page_cache", offsetof(struct opts, page_cache), 1 },
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -82,11 +87,14 @@ static void usage(const char *prog)
 	       "    -o logfile=PATH         log to PATH instead of syslog when daemonized\n"
 	       "    -o pidfile=PATH         write the daemon's pid to PATH\n"
 	       "    -o ro                   mount read-only\n"
-	       "    -o page_cache           let reads use the kernel page cache (fast re-reads,\n"
-	       "                            MAP_SHARED mmap); an open file may then see another\n"
-	       "                            version's size when a commit changes it\n"
-	       "    -o isolate              the default: every open file reads exactly the\n"
-	       "                            version it opened (reads bypass the page cache)\n"
+	       "    -o read_ahead=BYTES     kernel read-ahead window of the mount (default 4M;\n"
+	       "                            needs root, else the kernel's default stays)\n"
+	       "    -o threads=N            worker threads for decompression, compression and\n"
+	       "                            read-ahead (default: one per CPU)\n"
+	       "    -o direct_io            reads bypass the kernel page cache (every read goes\n"
+	       "                            to the daemon; no MAP_SHARED mmap); by default an\n"
+	       "                            object's current version is page-cached\n"
+	       "    -o page_cache           the default (kept for compatibility)\n"
 	       "    -o allow_other          let other users in (permissions are enforced)\n"
 	       "    -f                      stay in the foreground, log to stderr\n"
 	       "    -d                      debug: foreground, log every request\n"
@@ -120,6 +128,63 @@ static int parse_size(const char *s, size_t min, size_t max, size_t *out)
 	if (*end || v < min || v > max)
 		return -EINVAL;
 	*out = (size_t)v;
+	return 0;
+}
+
+/* The device number ("MAJOR:MINOR") of the mount on MNT, from
+ * /proc/self/mountinfo (stat(2) of the mount point would ask this very
+ * daemon, which is not serving yet). @return 0, or -ENOENT. */
+static int mount_dev(const char *mnt, char *dev, size_t cap)
+{
+	char line[8192], point[4096], majmin[64];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ...; spaces in paths are \040 */
+		if (sscanf(line, "%*s %*s %63s %*s %4095s", majmin, point) != 2)
+			continue;
+		if (strcmp(point, mnt) == 0 && strlen(majmin) < cap) {
+			strcpy(dev, majmin);
+			rc = 0;       /* the last match is the newest mount */
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/* Find the sysfs file of the kernel read-ahead window of the mount at
+ * MNT (its backing device info) into P, to be written once the kernel
+ * processed our INIT reply (which caps the window: pfs_tune_read_ahead).
+ * Without it, every sequential page-cache read is cut into 128 KiB
+ * requests. */
+static void find_read_ahead(struct pfs *p, const char *mnt, size_t bytes)
+{
+	char dev[64];
+
+	if (mount_dev(mnt, dev, sizeof(dev)) < 0) {
+		log_info("read-ahead window left at the kernel's default (%s not in mountinfo)", mnt);
+		return;
+	}
+	snprintf(p->ra_path, sizeof(p->ra_path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	p->ra_bytes = bytes;
+}
+
+/* Parse a thread count (0..64). @return 0 or -EINVAL. */
+static int parse_threads(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > 64)
+		return -EINVAL;
+	*out = (unsigned)v;
 	return 0;
 }
 
@@ -250,7 +315,12 @@ int main(int argc, char *argv[])
 	struct fuse_session *se = NULL;
 	char store_abs[PATH_MAX], fsname[PATH_MAX + 96];
 	int rc = 1, mounted = 0;
+	size_t read_ahead = (size_t)4 << 20;
 
+	/* Fragments are ~1 MiB buffers freed in any order by many threads: a
+	 * fixed mmap threshold returns them to the system at once, so the
+	 * daemon's RSS follows the cache budget instead of the heap's peak. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0) {
 		rc = fail("options", "cannot parse the command line");
 		goto out;
@@ -271,6 +341,10 @@ int main(int argc, char *argv[])
 		rc = fail("fragment_size", "must be a size between 4K and 256M");
 	else if (parse_size(o.cache_size, 1 << 20, (size_t)1 << 40, &so.cache_size))
 		rc = fail("cache_size", "must be a size of at least 1M");
+	else if (parse_size(o.read_ahead, 0, (size_t)1 << 30, &read_ahead))
+		rc = fail("read_ahead", "must be a size of at most 1G");
+	else if (parse_threads(o.threads, &so.threads))
+		rc = fail("threads", "must be a number from 0 to 64");
 	else if (!realpath(o.store, store_abs))
 		rc = fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));
 	else if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
@@ -296,7 +370,9 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	pfs.rdonly = o.ro;
-	pfs.page_cache = o.page_cache && !o.isolate;
+	pfs.page_cache = !o.direct_io;
+	pfs.cache_size = so.cache_size;
+	pfs.started_ns = store_now_ns();
 	snprintf(fsname, sizeof(fsname), "-ofsname=payloadfs:%s,subtype=payloadfs,default_permissions",
 		 store_abs);
 	if (fuse_opt_add_arg(&args, fsname) || fn_init()) {
@@ -310,13 +386,13 @@ int main(int argc, char *argv[])
 		rc = 1;
 		goto out;
 	}
-	pfs.se = se;
 	if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, co.mountpoint) != 0) {
 		fail(co.mountpoint, "cannot mount (is it an existing, empty directory you may mount on?)");
 		rc = 1;
 		goto out;
 	}
 	mounted = 1;
+	find_read_ahead(&pfs, co.mountpoint, read_ahead);
 	if (o.pidfile && (rc = write_pidfile(o.pidfile)) < 0) {
 		fail(o.pidfile, strerror(-rc));
 		rc = 1;
@@ -349,6 +425,8 @@ out:
 	free(o.store);
 	free(o.fragment_size);
 	free(o.cache_size);
+	free(o.threads);
+	free(o.read_ahead);
 	free(o.logfile);
 	free(o.pidfile);
 	return rc;

@@ -4,6 +4,7 @@
  *  (1) Notices are sent in queue order by the one notifier thread; a
  *      notice's ticket is "done" once done_seq >= its ticket.
  *  (2) notify_stop() drains the queue before the thread exits.
+ *  (3) A queued entry notice owns its name copy; the notifier frees it.
  */
 #include "fs/notify.h"
 #include "cache/log.h"
@@ -16,15 +17,34 @@
 
 #define QUEUE_MAX 4096
 
+struct notice {
+	uint64_t id;        /* node id (attributes) or parent (entry) */
+	char *name;         /* entry notices; NULL for attributes */
+};
+
 static pthread_mutex_t nq_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t nq_work = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t nq_done = PTHREAD_COND_INITIALIZER;
-static uint64_t nq_ino[QUEUE_MAX];     /* protected by nq_lock: ring */
+static struct notice nq[QUEUE_MAX];    /* protected by nq_lock: ring */
 static uint64_t nq_head, nq_tail;      /* protected by nq_lock: seq numbers */
 static uint64_t done_seq;              /* protected by nq_lock */
 static int nq_stop, nq_running;        /* protected by nq_lock */
 static struct fuse_session *nq_se;
 static pthread_t nq_thread;
+
+static void deliver(const struct notice *n)
+{
+	int rc;
+
+	if (n->name)
+		rc = fuse_lowlevel_notify_inval_entry(nq_se, n->id, n->name, strlen(n->name));
+	else
+		rc = fuse_lowlevel_notify_inval_inode(nq_se, n->id, -1, 0);
+	if (rc && rc != -ENOENT)
+		log_debug("%s %llu%s%s: invalidation notice: %s", n->name ? "entry" : "node",
+			  (unsigned long long)n->id, n->name ? "/" : "", n->name ? n->name : "",
+			  strerror(-rc));
+}
 
 static void *notifier(void *arg)
 {
@@ -35,11 +55,10 @@ static void *notifier(void *arg)
 			pthread_cond_wait(&nq_work, &nq_lock);
 		if (nq_head == nq_tail)
 			break;
-		uint64_t ino = nq_ino[nq_head % QUEUE_MAX];
+		struct notice n = nq[nq_head % QUEUE_MAX];
 		pthread_mutex_unlock(&nq_lock);
-		int rc = fuse_lowlevel_notify_inval_inode(nq_se, ino, 0, 0);
-		if (rc && rc != -ENOENT)
-			log_debug("inode %llu: invalidation notice: %s", (unsigned long long)ino, strerror(-rc));
+		deliver(&n);
+		free(n.name);
 		pthread_mutex_lock(&nq_lock);
 		done_seq = ++nq_head;
 		pthread_cond_broadcast(&nq_done);
@@ -72,27 +91,49 @@ void notify_stop(void)
 	nq_running = 0;
 }
 
-void notify_inval(uint64_t ino)
+/* Queue N (taking its name). @return the ticket, or 0 (N's name freed). */
+static uint64_t enqueue(struct notice n)
+{
+	uint64_t ticket = 0;
+
+	pthread_mutex_lock(&nq_lock);
+	if (nq_running && !nq_stop && nq_tail - nq_head < QUEUE_MAX) {
+		nq[nq_tail % QUEUE_MAX] = n;
+		ticket = ++nq_tail;
+		pthread_cond_signal(&nq_work);
+	}
+	pthread_mutex_unlock(&nq_lock);
+	if (!ticket) {
+		log_debug("invalidation notice for %llu dropped (queue full or stopped)",
+			  (unsigned long long)n.id);
+		free(n.name);
+	}
+	return ticket;
+}
+
+uint64_t notify_attr(uint64_t nodeid)
+{
+	return enqueue((struct notice){ nodeid, NULL });
+}
+
+uint64_t notify_entry(uint64_t parent, const char *name)
+{
+	char *copy = strdup(name);
+
+	return copy ? enqueue((struct notice){ parent, copy }) : 0;
+}
+
+void notify_wait(uint64_t ticket)
 {
 	struct timespec until;
-	uint64_t ticket;
 
-	if (!nq_running)
+	if (!ticket)
 		return;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_nsec += (long)NOTIFY_WAIT_MS * 1000000;
 	until.tv_sec += until.tv_nsec / 1000000000;
 	until.tv_nsec %= 1000000000;
 	pthread_mutex_lock(&nq_lock);
-	if (nq_tail - nq_head >= QUEUE_MAX) {
-		/* full: the kernel drops the attributes within ATTR_TIMEOUT */
-		pthread_mutex_unlock(&nq_lock);
-		log_debug("inode %llu: invalidation queue full", (unsigned long long)ino);
-		return;
-	}
-	nq_ino[nq_tail % QUEUE_MAX] = ino;
-	ticket = ++nq_tail;
-	pthread_cond_signal(&nq_work);
 	while (done_seq < ticket)
 		if (pthread_cond_timedwait(&nq_done, &nq_lock, &until) == ETIMEDOUT)
 			break;

@@ -1,29 +1,39 @@
 /* notify — kernel cache invalidation notices, sent by one dedicated
  * thread.
  *
- * Why a thread: fuse_lowlevel_notify_inval_inode() waits for the page
- * locks of the inode; a READ of that inode holds one while it waits for a
- * daemon worker. Sent from a request handler, the notice can take the last
- * worker and deadlock. Here the handler queues the notice and waits for
- * its delivery at most NOTIFY_WAIT_MS, then returns either way.
+ * Why a thread: a notice waits for kernel locks (the page locks of an
+ * inode for a data invalidation, the parent directory's lock for an entry
+ * invalidation), and those may be held by a request that waits for a
+ * daemon worker. Sent from a request handler, a notice can take the last
+ * worker and deadlock. Here handlers queue notices; notify_wait() waits
+ * for their delivery at most NOTIFY_WAIT_MS.
  */
 #ifndef PFS_NOTIFY_H
 #define PFS_NOTIFY_H
 
 #include <stdint.h>
 
-#define FUSE_USE_VERSION 34
+#define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
 #define NOTIFY_WAIT_MS 200
 
 /* Start the thread for session SE. @return 0 or -errno. */
 int notify_start(struct fuse_session *se);
-/* Stop and join the thread (pending notices are sent first). NULL-safe
+/* Stop and join the thread (pending notices are sent first). A no-op
  * when never started. */
 void notify_stop(void);
-/* Invalidate attributes and cached pages of INO; returns once the kernel
- * took the notice or after NOTIFY_WAIT_MS. Thread-safe. */
-void notify_inval(uint64_t ino);
+
+/* Queue: drop the kernel's cached attributes of node NODEID (its pages
+ * stay: a node's bytes never change). @return a ticket for notify_wait,
+ * or 0 when nothing was queued (not running, queue full: the kernel then
+ * drops the attributes within their timeout). */
+uint64_t notify_attr(uint64_t nodeid);
+/* Queue: drop the kernel's directory entry PARENT/NAME (NAME is copied).
+ * @return a ticket or 0 as above. */
+uint64_t notify_entry(uint64_t parent, const char *name);
+/* Wait until every notice up to TICKET was delivered, or NOTIFY_WAIT_MS
+ * passed. A ticket of 0 returns at once. */
+void notify_wait(uint64_t ticket);
 
 #endif

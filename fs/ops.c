@@ -6,31 +6,36 @@
  *  (2) A handle opened for writing owns a write session (fh.ws): its
  *      writes are staged, invisible to other handles, and committed by
  *      flush (close), fsync or release. Writable handles use direct I/O so
- *      staged bytes never enter the shared page cache.
- *  (3) Read-only handles of objects keep the kernel page cache while the
- *      version is the one the cache was filled from (fn_cache_keep).
- *      This daemon is the only writer of its store (store.c (5)), so it
- *      knows every change: attributes of real inodes are cached for
- *      ATTR_TIMEOUT and every data commit invalidates the inode's
- *      attributes and pages (notify.h: sent by a dedicated thread; the
- *      committing close/fsync waits for it at most NOTIFY_WAIT_MS, so a
- *      notice never deadlocks against a READ holding a page lock). Views are never attribute-cached (their size follows the
- *      object's).
- *  (3a) The page cache and i_size are per inode, not per handle, and any
- *      size change (a writer's direct writes extend i_size in the kernel;
- *      another reader's stat; an O_TRUNC open) can make a page-cache
- *      reader of an older version stop early or get a short read
- *      zero-filled. So by default every read handle uses direct I/O and
- *      reads exactly its version. -o page_cache lets read handles use the
- *      kernel cache (fast re-reads, MAP_SHARED mmap) when no handle of
- *      another version is open (fn_open_read), with that caveat.
- *  (3b) stat reports the committed size, also while an object is open for
- *      writing (fstat carries no handle, so even the writer's own fstat
- *      does; lseek(SEEK_END) and reads on its handle see its content).
- *      Attributes are not cached while writers are open: their direct
- *      writes extend the kernel's size, the next stat corrects it.
+ *      staged bytes never enter a page cache.
+ *  (3) Each version of a regular file is its own FUSE node (fnode.h): the
+ *      kernel keeps one page cache and one i_size per node, so a node's
+ *      cached bytes are always its version's bytes. A read-only handle
+ *      opened on the node of the CURRENT version uses the page cache with
+ *      keep_cache (re-reads at page-cache speed across opens, for as long
+ *      as the version lasts). A handle opened on the node of an older
+ *      version (a dentry the kernel had not revalidated yet) reads the
+ *      current version with direct I/O: the node's pages belong to its own
+ *      version. While a writer of the object is open, new read handles use
+ *      direct I/O too (the writer's direct writes move the node's i_size).
+ *      -o direct_io makes every read handle use direct I/O.
+ *  (3a) A commit (close, fsync, truncate, a format change) queues, for
+ *      every node and name the kernel may cache for the object, an
+ *      attribute invalidation and an entry invalidation (notify.h: sent by
+ *      a dedicated thread; the committing call waits for delivery at most
+ *      NOTIFY_WAIT_MS). The next lookup then returns the new version's
+ *      node. Correctness never depends on these notices: a stale node
+ *      always opens the current version with direct I/O.
+ *  (3b) getattr of a node answers for its version while page-cache
+ *      readers of that version are open (their i_size must stay theirs),
+ *      else for the object's current version (so fstat of a writer's fd
+ *      shows the committed size). With a file handle (reads, lseek) it
+ *      answers for that handle's content. Attributes are not cached by the
+ *      kernel while writers are open (their direct writes extend i_size).
  *  (4) Views are resolved on lookup (never listed) and re-resolved against
- *      the current version at every open and getattr.
+ *      the current version at every open and getattr; they always use
+ *      direct I/O.
+ *  (5) Reads are answered from pinned cache buffers (fuse_reply_iov, no
+ *      copy); sequential readers get read-ahead (pver_readahead).
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
@@ -44,12 +49,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
 #define ENTRY_TIMEOUT 1.0
 #define ATTR_TIMEOUT  1.0
-#define IO_BLKSIZE    (128 * 1024)   /* st_blksize: what tools use as their read size */
+#define IO_BLKSIZE    (1024 * 1024)  /* st_blksize: what tools use as their read size */
+#define IO_MAX        (1024 * 1024)  /* largest READ / WRITE request */
 
 enum fh_kind { FH_OBJ, FH_VIEW, FH_META };
 
@@ -58,13 +65,16 @@ struct fh {
 	struct pver *pv;          /* pinned version (read-only handles) */
 	struct wsess *ws;         /* write session, or NULL */
 	struct view_map vm;       /* FH_VIEW */
-	char *meta;               /* FH_META: the JSON */
+	char *meta;               /* FH_META (and .stats): the JSON */
 	size_t meta_len;
 	int append;
-	uint64_t ino;             /* FH_OBJ read handles: counted in fn_open_read */
-	int counted;
+	uint64_t ino;             /* the object (FH_OBJ) */
+	uint64_t nodeid;          /* the node it was opened on */
+	int pc;                   /* uses the page cache: counted in fn_pc_open */
 	int failed;               /* a commit failed: close(2) returned its error */
 	int writer;               /* FH_OBJ write handle: counted in fn_writer_open */
+	pthread_mutex_t ra_lock;  /* the kernel may send reads of one handle at once */
+	struct readahead ra;      /* protected by ra_lock */
 };
 
 struct dh {
@@ -116,6 +126,25 @@ static void byid_stat(struct stat *s)
 	s->st_mode = S_IFDIR | 0555;
 	s->st_nlink = 2;
 	s->st_size = 4096;
+}
+
+/* The .stats file: its size is the length of the JSON right now. */
+static int stats_stat(struct pfs *p, struct stat *s)
+{
+	char *j;
+	size_t len;
+	int rc = pfs_stats_json(p, &j, &len);
+
+	if (rc)
+		return rc;
+	free(j);
+	memset(s, 0, sizeof(*s));
+	s->st_ino = FN_STATS_INO;
+	s->st_mode = S_IFREG | 0444;
+	s->st_nlink = 1;
+	s->st_size = (off_t)len;
+	s->st_blksize = IO_BLKSIZE;
+	return 0;
 }
 
 /* Size of a view of PV; *META gets the JSON for @meta views. */
@@ -179,44 +208,89 @@ static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, st
 	return rc;
 }
 
-static int do_stat(struct pfs *p, uint64_t ino, struct stat *s)
+/* Attributes of node NODEID (fh.h (3b) without a handle). *TIMEOUT gets
+ * how long the kernel may cache them. */
+static int do_stat(struct pfs *p, uint64_t nodeid, struct stat *s, double *timeout)
 {
+	struct fnode_file f;
 	struct idx_inode in;
 	struct fnode_view v;
 	int rc;
 
-	if (ino == FN_BYID_INO) {
+	*timeout = ATTR_TIMEOUT;
+	if (nodeid == FN_BYID_INO) {
 		byid_stat(s);
 		return 0;
 	}
-	if (fn_is_view(ino)) {
-		rc = fn_view(ino, &v);
-		return rc ? rc : view_stat(p, ino, &v, s);
+	if (nodeid == FN_STATS_INO) {
+		*timeout = 0;
+		return stats_stat(p, s);
 	}
-	rc = store_getattr(p->st, ino, &in);
-	if (!rc)
-		fill_stat(&in, s);
-	return rc;
+	if (fn_is_view(nodeid)) {
+		*timeout = 0;
+		rc = fn_view(nodeid, &v);
+		return rc ? rc : view_stat(p, nodeid, &v, s);
+	}
+	if (!fn_is_file(nodeid)) {
+		rc = store_getattr(p->st, nodeid, &in);
+		if (!rc)
+			fill_stat(&in, s);
+		return rc;
+	}
+	if ((rc = fn_file(nodeid, &f)) || (rc = store_getattr(p->st, f.ino, &in)))
+		return rc;
+	if (in.version != f.version && f.pc_readers) {
+		/* page-cache readers of this node's version: keep their size */
+		in.size = f.size;
+		in.mtime_ns = f.mtime_ns;
+	}
+	fill_stat(&in, s);
+	if (fn_writers(f.ino))
+		*timeout = 0;
+	return 0;
 }
 
 /* ---- lookup ---- */
 
-static void reply_entry_real(fuse_req_t req, const struct idx_inode *in)
+/* Fill E for inode IN reached as PARENT/NAME, counting one lookup of its
+ * node (fnode.h: a regular file's current version, else the inode).
+ * @return 0 or -ENOMEM. */
+static int make_entry(uint64_t parent, const char *name, const struct idx_inode *in,
+		      struct fuse_entry_param *e)
+{
+	uint64_t nodeid = in->ino;
+	int rc = S_ISREG(in->mode) ? fn_ref_file(parent, name, in, &nodeid) : fn_ref_real(in->ino);
+
+	memset(e, 0, sizeof(*e));
+	if (rc)
+		return rc;
+	e->ino = nodeid;
+	e->generation = 1;
+	e->entry_timeout = ENTRY_TIMEOUT;
+	e->attr_timeout = S_ISREG(in->mode) && fn_writers(in->ino) ? 0 : ATTR_TIMEOUT;
+	fill_stat(in, &e->attr);
+	return 0;
+}
+
+/* Drop the lookup make_entry counted (the reply did not reach the kernel). */
+static void unmake_entry(struct pfs *p, const struct fuse_entry_param *e)
+{
+	uint64_t gone = fn_forget(e->ino, 1);
+
+	if (gone)
+		store_forget(p->st, gone);
+}
+
+static void reply_entry(fuse_req_t req, uint64_t parent, const char *name, const struct idx_inode *in)
 {
 	struct fuse_entry_param e;
 
-	memset(&e, 0, sizeof(e));
-	if (fn_ref_real(in->ino)) {
+	if (make_entry(parent, name, in, &e)) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	e.ino = in->ino;
-	e.generation = 1;
-	e.entry_timeout = ENTRY_TIMEOUT;
-	e.attr_timeout = ATTR_TIMEOUT;
-	fill_stat(in, &e.attr);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
-		fn_forget(in->ino, 1);   /* the request was interrupted */
+		unmake_entry(pfs_of(req), &e);   /* the request was interrupted */
 }
 
 /* Object BASE (regular file) + view suffix NAME@SFX. */
@@ -243,6 +317,31 @@ static void lookup_view(fuse_req_t req, uint64_t base, const char *sfx, const st
 	e.generation = 1;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		fn_forget(ino, 1);
+}
+
+/* The synthetic entries of the root: .by-id and .stats. @return 1 when
+ * NAME is one (and the reply was sent). */
+static int lookup_synthetic(fuse_req_t req, const char *name)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	if (strcmp(name, ".by-id") == 0) {
+		e.ino = FN_BYID_INO;
+		e.entry_timeout = e.attr_timeout = ENTRY_TIMEOUT;
+		byid_stat(&e.attr);
+	} else if (strcmp(name, ".stats") == 0) {
+		int rc = stats_stat(pfs_of(req), &e.attr);
+		if (rc) {
+			fuse_reply_err(req, -rc);
+			return 1;
+		}
+		e.ino = FN_STATS_INO;
+	} else {
+		return 0;
+	}
+	fuse_reply_entry(req, &e);
+	return 1;
 }
 
 /* NAME inside a `NAME@part=K` directory: the view part K of N. */
@@ -277,15 +376,8 @@ static void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	if (parent == FUSE_ROOT_ID && strcmp(name, ".by-id") == 0) {
-		struct fuse_entry_param e;
-		memset(&e, 0, sizeof(e));
-		e.ino = FN_BYID_INO;
-		e.entry_timeout = e.attr_timeout = ENTRY_TIMEOUT;
-		byid_stat(&e.attr);
-		fuse_reply_entry(req, &e);
+	if (parent == FUSE_ROOT_ID && lookup_synthetic(req, name))
 		return;
-	}
 	if (fn_is_view(parent)) {
 		lookup_part(req, parent, name);
 		return;
@@ -319,64 +411,107 @@ static void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (isview)
 		lookup_view(req, in.ino, name + blen + 1, &sp);
 	else
-		reply_entry_real(req, &in);
+		reply_entry(req, parent, name, &in);
+}
+
+static void forget_one(struct pfs *p, uint64_t nodeid, uint64_t n)
+{
+	uint64_t gone;
+
+	if (nodeid == FN_BYID_INO || nodeid == FN_STATS_INO || nodeid == FUSE_ROOT_ID)
+		return;
+	if ((gone = fn_forget(nodeid, n)))
+		store_forget(p->st, gone);
 }
 
 static void pfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct pfs *p = pfs_of(req);
-
-	if (ino != FN_BYID_INO && ino != FUSE_ROOT_ID && fn_forget(ino, nlookup))
-		store_forget(p->st, ino);
+	forget_one(pfs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void pfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *fv)
 {
-	struct pfs *p = pfs_of(req);
-
 	for (size_t i = 0; i < count; i++)
-		if (fv[i].ino != FN_BYID_INO && fv[i].ino != FUSE_ROOT_ID &&
-		    fn_forget(fv[i].ino, fv[i].nlookup))
-			store_forget(p->st, fv[i].ino);
+		forget_one(pfs_of(req), fv[i].ino, fv[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat s;
-	int rc = do_stat(pfs_of(req), ino, &s);
+	double timeout;
+	int rc;
 	struct fh *h = fi ? fh_of(fi) : NULL;
 
+	pfs_tune_read_ahead(pfs_of(req));
+	rc = do_stat(pfs_of(req), ino, &s, &timeout);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	if (h) {
-		/* the kernel passes the handle on reads (size checks): answer
-		 * with the handle's own content (staged, or its version) */
-		s.st_size = (off_t)(h->ws ? wsess_size(h->ws) :
+		/* the kernel passes the handle on reads and lseek (size
+		 * checks): answer with the handle's own content (staged, or
+		 * its version); cache it only when it is the node's size */
+		off_t own = (off_t)(h->ws ? wsess_size(h->ws) :
 				    h->kind == FH_VIEW ? view_size(&h->vm) :
 				    h->kind == FH_META ? h->meta_len : pver_inode(h->pv)->size);
+		if (own != s.st_size)
+			timeout = 0;
+		s.st_size = own;
 		s.st_blocks = (blkcnt_t)((s.st_size + 511) / 512);
+		if (h->ws)
+			timeout = 0;
 	}
-	fuse_reply_attr(req, &s, fn_is_view(ino) || (h && h->ws) || fn_writers(ino) ? 0 : ATTR_TIMEOUT);
+	fuse_reply_attr(req, &s, timeout);
+}
+
+/* ---- after a commit ---- */
+
+/* Object INO has a new version: queue attribute notices for its nodes and
+ * entry notices for its names (ops.c (3a)); with WAIT, return once they
+ * were delivered (at most NOTIFY_WAIT_MS). EXCEPT (0 = none) is a node
+ * whose attributes the caller's own reply refreshes. */
+static void after_commit(uint64_t ino, uint64_t except, int wait)
+{
+	struct fn_names n;
+	uint64_t ticket = 0;
+
+	if (fn_object_refs(ino, &n))
+		return;
+	for (size_t i = 0; i < n.nnodes; i++)
+		if (n.nodes[i] != except)
+			ticket = notify_attr(n.nodes[i]);
+	for (size_t i = 0; i < n.nnames; i++)
+		ticket = notify_entry(n.parents[i], n.names[i]);
+	fn_names_free(&n);
+	if (wait)
+		notify_wait(ticket);
 }
 
 /* ---- setattr ---- */
 
-static int set_size(struct pfs *p, fuse_ino_t ino, struct fh *h, uint64_t size)
+/* truncate(2) of NODEID (through handle H when it has a session). A
+ * commit without a handle is announced like any other (after_commit). */
+static int set_size(struct pfs *p, fuse_ino_t nodeid, struct fh *h, uint64_t size)
 {
-	struct fnode_view v;
+	struct fnode_view v = { 0 };
 	int rc;
 
-	if (h && h->ws) {
+	if (h && h->ws)
 		return wsess_truncate(h->ws, size);
-	}
-	if (!fn_is_view(ino))
-		return store_truncate(p->st, ino, NULL, size);
-	rc = fn_view(ino, &v);
-	return rc ? rc : store_truncate(p->st, v.base, &v.spec, size);
+	if (fn_is_view(nodeid))
+		rc = fn_view(nodeid, &v);
+	else if (!(v.base = fn_ino(nodeid)))
+		rc = -ENOENT;
+	else
+		rc = 0;
+	if (!rc)
+		rc = store_truncate(p->st, v.base, fn_is_view(nodeid) ? &v.spec : NULL, size);
+	if (!rc)
+		after_commit(v.base, nodeid, 1);
+	return rc;
 }
 
 static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -392,18 +527,13 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (ino == FN_BYID_INO || (fn_is_view(ino) && (to_set & ~(FUSE_SET_ATTR_SIZE)))) {
+	if (ino == FN_BYID_INO || ino == FN_STATS_INO ||
+	    (fn_is_view(ino) && (to_set & ~(FUSE_SET_ATTR_SIZE)))) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (to_set & FUSE_SET_ATTR_SIZE) {
+	if (to_set & FUSE_SET_ATTR_SIZE)
 		rc = set_size(p, ino, h, (uint64_t)attr->st_size);
-		if (!rc && !(h && h->ws) && fn_is_view(ino)) {
-			struct fnode_view v;
-			if (fn_view(ino, &v) == 0)
-				notify_inval(v.base);
-		}
-	}
 	memset(&a, 0, sizeof(a));
 	if (to_set & FUSE_SET_ATTR_MODE)
 		mask |= STORE_SET_MODE, a.mode = attr->st_mode;
@@ -421,8 +551,12 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 	else if (to_set & FUSE_SET_ATTR_MTIME)
 		mask |= STORE_SET_MTIME,
 		a.mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
-	if (!rc && (mask || (to_set & FUSE_SET_ATTR_CTIME)) && !fn_is_view(ino))
-		rc = store_setattr(p->st, ino, &a, mask, NULL);
+	if (!rc && (mask || (to_set & FUSE_SET_ATTR_CTIME)) && !fn_is_view(ino)) {
+		uint64_t target = fn_ino(ino);
+		rc = target ? store_setattr(p->st, target, &a, mask, NULL) : -ENOENT;
+		if (!rc && fn_is_file(ino))
+			after_commit(target, ino, 0);   /* other nodes of the object: mode, times */
+	}
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -443,7 +577,7 @@ static void pfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		reply_entry_real(req, &in);
+		reply_entry(req, parent, name, &in);
 }
 
 static void pfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -457,7 +591,7 @@ static void pfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		reply_entry_real(req, &in);
+		reply_entry(req, parent, name, &in);
 }
 
 static void pfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -471,13 +605,13 @@ static void pfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		reply_entry_real(req, &in);
+		reply_entry(req, parent, name, &in);
 }
 
 static void pfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[4097];
-	ssize_t n = fn_is_view(ino) || ino == FN_BYID_INO ? -EINVAL :
+	ssize_t n = fn_is_view(ino) || fn_is_file(ino) || ino == FN_BYID_INO || ino == FN_STATS_INO ? -EINVAL :
 		    store_readlink(pfs_of(req)->st, ino, buf, sizeof(buf));
 
 	if (n < 0)
@@ -489,13 +623,14 @@ static void pfs_readlink(fuse_req_t req, fuse_ino_t ino)
 static void pfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct idx_inode in;
-	int rc = fn_is_view(ino) || ino == FN_BYID_INO || newparent == FN_BYID_INO ? -EPERM :
-		 store_link(pfs_of(req)->st, ino, newparent, newname, &in);
+	uint64_t target = fn_is_view(ino) ? 0 : fn_ino(ino);
+	int rc = !target || ino == FN_BYID_INO || ino == FN_STATS_INO || newparent == FN_BYID_INO ||
+		 fn_is_view(newparent) ? -EPERM : store_link(pfs_of(req)->st, target, newparent, newname, &in);
 
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		reply_entry_real(req, &in);
+		reply_entry(req, newparent, newname, &in);
 }
 
 static void pfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -503,6 +638,8 @@ static void pfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc = parent == FN_BYID_INO ? -EPERM :
 		 view_name_reserved(name) ? -EPERM : store_unlink(pfs_of(req)->st, parent, name);
 
+	if (!rc)
+		fn_name_gone(parent, name);
 	fuse_reply_err(req, -rc);
 }
 
@@ -526,6 +663,8 @@ static void pfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 		rc = -EINVAL;
 	else
 		rc = store_rename(pfs_of(req)->st, parent, name, newparent, newname, flags);
+	if (!rc)
+		fn_name_rename(parent, name, newparent, newname, !!(flags & RENAME_EXCHANGE));
 	fuse_reply_err(req, -rc);
 }
 
@@ -535,59 +674,96 @@ static void fh_free(struct fh *h)
 {
 	if (!h)
 		return;
-	if (h->counted)
-		fn_close_read(h->ino, pver_inode(h->pv)->version);
+	if (h->pc)
+		fn_close_read(h->nodeid);
 	if (h->writer)
-		fn_writer_close(h->ino);
+		fn_close_write(h->ino);
 	wsess_free(h->ws);
 	pver_put(h->pv);
 	free(h->meta);
+	pthread_mutex_destroy(&h->ra_lock);
 	free(h);
 }
 
-/* Open object or view INO with FLAGS into a new handle. */
-static int fh_open(struct pfs *p, fuse_ino_t ino, int flags, struct fh **out, int *keep, int *direct)
+static struct fh *fh_new(uint64_t nodeid, int flags)
 {
 	struct fh *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->nodeid = nodeid;
+	h->append = !!(flags & O_APPEND);
+	pthread_mutex_init(&h->ra_lock, NULL);
+	return h;
+}
+
+/* The .stats file: a snapshot of the JSON at open. */
+static int fh_open_stats(struct pfs *p, int flags, struct fh **out)
+{
+	struct fh *h;
+	int rc;
+
+	*out = NULL;
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	if (!(h = fh_new(FN_STATS_INO, flags)))
+		return -ENOMEM;
+	h->kind = FH_META;
+	rc = pfs_stats_json(p, &h->meta, &h->meta_len);
+	if (rc) {
+		fh_free(h);
+		return rc;
+	}
+	*out = h;
+	return 0;
+}
+
+/* Open object or view NODEID with FLAGS into a new handle; *DIRECT and
+ * *KEEP say how the kernel should treat its reads. */
+static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, struct fh **out, int *keep, int *direct)
+{
 	int wr = (flags & O_ACCMODE) != O_RDONLY, trunc = wr && (flags & O_TRUNC);
-	struct fnode_view v = { .base = ino };
+	struct fnode_view v = { .base = fn_is_view(nodeid) ? 0 : fn_ino(nodeid) };
+	struct fh *h;
 	uint64_t size;
 	int rc = 0;
 
 	*out = NULL;
 	*keep = 0;
-	*direct = 0;
-	if (!h)
+	*direct = 1;
+	if (nodeid == FN_STATS_INO)
+		return fh_open_stats(p, flags, out);
+	if (!(h = fh_new(nodeid, flags)))
 		return -ENOMEM;
-	h->append = !!(flags & O_APPEND);
-	if (fn_is_view(ino) && (rc = fn_view(ino, &v)) == 0)
+	if (fn_is_view(nodeid) && (rc = fn_view(nodeid, &v)) == 0)
 		h->kind = v.spec.kind == VIEW_META ? FH_META : FH_VIEW;
+	if (!rc && !v.base)
+		rc = -ENOENT;
 	if (!rc && v.spec.kind == VIEW_PARTDIR)
 		rc = -EISDIR;
 	if (!rc && wr && (p->rdonly || h->kind == FH_META || (h->kind == FH_VIEW && v.spec.kind != VIEW_ROWS)))
 		rc = -EROFS;
 	if (!rc)
 		rc = store_pver_get(p->st, v.base, &h->pv);
+	if (!rc && wr && h->kind == FH_OBJ) {
+		h->ino = v.base;
+		rc = fn_open_write(nodeid, v.base);   /* -ESTALE: page-cache readers use the node */
+		h->writer = !rc;
+	}
 	if (!rc && wr)
 		rc = store_wsess_begin(p->st, h->pv, h->kind == FH_VIEW ? &v.spec : NULL, trunc, &h->ws);
-	if (!rc && wr && h->kind == FH_OBJ) {
-		h->ino = ino;
-		h->writer = 1;
-		fn_writer_open(ino);
-	}
-	else if (!rc && h->kind != FH_OBJ)
+	if (!rc && !wr && h->kind != FH_OBJ) {
 		rc = view_attr(h->pv, &v.spec, &size, &h->vm, &h->meta, &h->meta_len);
-	else if (!rc) {
-		uint64_t ver = pver_inode(h->pv)->version;
-		h->ino = ino;
-		h->counted = 1;
-		*direct = fn_open_read(ino, ver) || !p->page_cache;
-		if (!*direct)
-			*keep = fn_cache_keep(ino, ver);
+	} else if (!rc && !wr) {
+		h->ino = v.base;
+		if (fn_open_read(nodeid, pver_inode(h->pv)->version, p->page_cache)) {
+			/* the node's pages are this version's: keep them */
+			h->pc = 1;
+			*direct = 0;
+			*keep = 1;
+		}
 	}
-	if (!rc && (h->ws || h->kind != FH_OBJ))
-		*direct = 1;   /* staged bytes and views never enter the page cache */
-	if (rc == -EISDIR && fn_is_view(ino))
+	if (rc == -EISDIR && fn_is_view(nodeid))
 		rc = -ENOENT;
 	if (rc) {
 		fh_free(h);
@@ -602,6 +778,7 @@ static void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fh *h;
 	int keep, direct, rc;
 
+	pfs_tune_read_ahead(pfs_of(req));
 	if (ino == FN_BYID_INO) {
 		fuse_reply_err(req, EISDIR);
 		return;
@@ -625,7 +802,7 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct fuse_entry_param e;
 	struct idx_inode in;
-	struct fh *h;
+	struct fh *h = NULL;
 	int keep, direct, rc;
 
 	if (parent == FN_BYID_INO || fn_is_view(parent)) {
@@ -633,56 +810,74 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		return;
 	}
 	rc = store_mknod(p->st, parent, name, S_IFREG | (mode & 07777), 0, c->uid, c->gid, &in);
-	if (!rc && (rc = fn_ref_real(in.ino)) == 0) {
-		rc = fh_open(p, in.ino, fi->flags, &h, &keep, &direct);
+	if (!rc && (rc = make_entry(parent, name, &in, &e)) == 0) {
+		rc = fh_open(p, e.ino, fi->flags, &h, &keep, &direct);
 		if (rc)
-			fn_forget(in.ino, 1);
+			unmake_entry(p, &e);
 	}
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	memset(&e, 0, sizeof(e));
-	e.ino = in.ino;
-	e.generation = 1;
-	e.entry_timeout = ENTRY_TIMEOUT;
-	e.attr_timeout = ATTR_TIMEOUT;
-	fill_stat(&in, &e.attr);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = direct;
+	fi->keep_cache = keep;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		fh_free(h);
-		fn_forget(in.ino, 1);
+		unmake_entry(p, &e);
 	}
+}
+
+/* Read-ahead for handle H after a read of [OFF, OFF+N) of its content. */
+static void read_ahead(struct fh *h, uint64_t off, size_t n)
+{
+	uint64_t a = off, limit = UINT64_MAX;
+
+	if (h->kind == FH_VIEW) {
+		if (off + n <= h->vm.hdr_len)
+			return;     /* header bytes: nothing sequential yet */
+		a = view_object_offset(&h->vm, off);
+		limit = h->vm.rows_off + h->vm.rows_len;
+	}
+	pthread_mutex_lock(&h->ra_lock);
+	pver_readahead(h->pv, &h->ra, a, n, limit);
+	pthread_mutex_unlock(&h->ra_lock);
 }
 
 static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
-	char *buf = malloc(size ? size : 1);
+	struct rvec v;
 	ssize_t n;
 
 	(void)ino;
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+	if (h->kind == FH_META) {   /* @meta and .stats: a snapshot in memory */
+		size_t at = (uint64_t)off >= h->meta_len ? h->meta_len : (size_t)off;
+		size_t len = size < h->meta_len - at ? size : h->meta_len - at;
+		fuse_reply_buf(req, h->meta + at, len);
 		return;
 	}
-	if (h->ws)
-		n = wsess_read(h->ws, buf, size, (uint64_t)off);
-	else if (h->kind == FH_META)
-		n = (uint64_t)off >= h->meta_len ? 0 :
-		    (ssize_t)(size < h->meta_len - (size_t)off ? size : h->meta_len - (size_t)off);
-	else if (h->kind == FH_VIEW)
-		n = view_read(h->pv, &h->vm, buf, size, (uint64_t)off);
-	else
-		n = pver_read(h->pv, buf, size, (uint64_t)off);
-	if (n > 0 && h->kind == FH_META && !h->ws)
-		memcpy(buf, h->meta + off, (size_t)n);
-	if (n < 0)
+	if (h->ws) {                /* staged content: copied out of the session */
+		char *buf = malloc(size ? size : 1);
+		n = buf ? wsess_read(h->ws, buf, size, (uint64_t)off) : -ENOMEM;
+		if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
+		free(buf);
+		return;
+	}
+	rvec_init(&v);
+	n = h->kind == FH_VIEW ? view_read_vec(h->pv, &h->vm, (uint64_t)off, size, &v)
+			       : pver_read_vec(h->pv, (uint64_t)off, size, &v);
+	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+		return;
+	}
+	if (n > 0)
+		read_ahead(h, (uint64_t)off, (size_t)n);
+	fuse_reply_iov(req, v.iov, (int)v.n);
+	rvec_release(&v);
 }
 
 static void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -705,9 +900,9 @@ static void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 		fuse_reply_write(req, size);
 }
 
-/* Commit a dirty handle, then drop the kernel's attributes and pages of
- * the object (its size, mtime and bytes changed). */
-static int commit_handle(struct pfs *p, struct fh *h)
+/* Commit a dirty handle, then tell the kernel the object changed (its
+ * nodes' attributes and its names: ops.c (3a)). */
+static int commit_handle(struct fh *h)
 {
 	int rc;
 
@@ -716,22 +911,21 @@ static int commit_handle(struct pfs *p, struct fh *h)
 	rc = wsess_commit(h->ws);
 	h->failed = rc != 0;
 	if (!rc)
-		notify_inval(pver_inode(wsess_base(h->ws))->ino);
-	(void)p;
+		after_commit(pver_inode(wsess_base(h->ws))->ino, 0, 1);
 	return rc;
 }
 
 static void pfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	fuse_reply_err(req, -commit_handle(pfs_of(req), fh_of(fi)));
+	fuse_reply_err(req, -commit_handle(fh_of(fi)));
 }
 
 static void pfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)datasync;
-	fuse_reply_err(req, -commit_handle(pfs_of(req), fh_of(fi)));
+	fuse_reply_err(req, -commit_handle(fh_of(fi)));
 }
 
 /* Every close(2) flushes (and commits) before release; what is still dirty
@@ -743,11 +937,14 @@ static void pfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	int rc = 0;
 
 	if (h->ws && wsess_dirty(h->ws) && h->failed)
-		log_warn("object %llu: discarding writes whose commit failed at close", (unsigned long long)ino);
+		log_warn("object %llu: discarding writes whose commit failed at close",
+			 (unsigned long long)h->ino);
 	else
-		rc = commit_handle(pfs_of(req), h);
+		rc = commit_handle(h);
 	if (rc)
-		log_err("object %llu: commit at release failed: %s", (unsigned long long)ino, strerror(-rc));
+		log_err("object %llu: commit at release failed: %s", (unsigned long long)h->ino,
+			strerror(-rc));
+	(void)ino;
 	fh_free(h);
 	fuse_reply_err(req, 0);
 }
@@ -832,6 +1029,59 @@ static void pfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, 
 	free(buf);
 }
 
+/* Undo the lookups counted for the entries of a readdirplus reply that
+ * did not reach the kernel. */
+static void unmake_entries(struct pfs *p, const uint64_t *nodes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t gone = fn_forget(nodes[i], 1);
+		if (gone)
+			store_forget(p->st, gone);
+	}
+}
+
+static void pfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			    struct fuse_file_info *fi)
+{
+	struct pfs *p = pfs_of(req);
+	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	uint64_t *counted = calloc(size / 24 + 1, sizeof(*counted));   /* an entry takes > 24 bytes */
+	size_t used = 0, nc = 0;
+
+	if (!buf || !counted) {
+		free(buf);
+		free(counted);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		const char *name = d->v[i].name;
+		size_t need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
+		struct fuse_entry_param e;
+		struct idx_inode in;
+		int dots = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+
+		if (need > size - used)
+			break;
+		/* "." and ".." (and entries that went meanwhile) get no lookup */
+		if (!dots && !fn_is_view(ino) && ino != FN_BYID_INO &&
+		    store_getattr(p->st, d->v[i].ino, &in) == 0 && make_entry(ino, name, &in, &e) == 0) {
+			counted[nc++] = e.ino;
+		} else {
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = d->v[i].ino;
+			e.attr.st_mode = d->v[i].type;
+		}
+		fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)i + 1);
+		used += need;
+	}
+	if (fuse_reply_buf(req, buf, used) == -ENOENT)
+		unmake_entries(p, counted, nc);
+	free(buf);
+	free(counted);
+}
+
 static void pfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
@@ -859,34 +1109,80 @@ static void pfs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- xattrs ---- */
 
-static int xattr_target(fuse_ino_t ino)
+/* The index inode behind NODEID for xattr calls, or 0 (synthetic entries
+ * and views have no xattrs). */
+static uint64_t xattr_target(fuse_ino_t nodeid)
 {
-	return ino != FN_BYID_INO && !fn_is_view(ino);
+	if (nodeid == FN_BYID_INO || nodeid == FN_STATS_INO || fn_is_view(nodeid))
+		return 0;
+	return fn_ino(nodeid);
 }
+
+#define STATS_XATTR "user.payload.stats"
 
 static void pfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			 size_t size, int flags)
 {
-	int rc = pfs_of(req)->rdonly ? -EROFS :
-		 xattr_target(ino) ? store_setxattr(pfs_of(req)->st, ino, name, value, size, flags) : -EPERM;
+	struct pfs *p = pfs_of(req);
+	uint64_t target = xattr_target(ino);
+	uint64_t before = 0;
+	struct idx_inode in;
+	int rc;
 
+	if (p->rdonly)
+		rc = -EROFS;
+	else if (!target)
+		rc = -EPERM;
+	else if (target == FUSE_ROOT_ID && strcmp(name, STATS_XATTR) == 0)
+		rc = -EPERM;
+	else {
+		if (fn_is_file(ino) && store_getattr(p->st, target, &in) == 0)
+			before = in.version;
+		rc = store_setxattr(p->st, target, name, value, size, flags);
+		/* a format or storage change re-cuts the data: a new version */
+		if (!rc && fn_is_file(ino) && store_getattr(p->st, target, &in) == 0 && in.version != before)
+			after_commit(target, 0, 1);
+	}
 	fuse_reply_err(req, -rc);
+}
+
+/* Reply to a getxattr of SIZE bytes with VAL/LEN (ERANGE when too small). */
+static void reply_xattr_value(fuse_req_t req, const char *val, size_t len, size_t size)
+{
+	if (!size)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, len);
 }
 
 static void pfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	char *buf = NULL;
+	uint64_t target = xattr_target(ino);
 	ssize_t n;
 
-	if (!xattr_target(ino)) {
+	if (!target) {
 		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (target == FUSE_ROOT_ID && strcmp(name, STATS_XATTR) == 0) {
+		char *j;
+		size_t len;
+		int rc = pfs_stats_json(pfs_of(req), &j, &len);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			reply_xattr_value(req, j, len, size);
+		free(j);
 		return;
 	}
 	if (size && !(buf = malloc(size))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = store_getxattr(pfs_of(req)->st, ino, name, buf, size);
+	n = store_getxattr(pfs_of(req)->st, target, name, buf, size);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (!size)
@@ -899,9 +1195,10 @@ static void pfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 static void pfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char *buf = NULL;
+	uint64_t target = xattr_target(ino);
 	ssize_t n;
 
-	if (!xattr_target(ino)) {
+	if (!target) {
 		if (size)
 			fuse_reply_buf(req, NULL, 0);
 		else
@@ -912,7 +1209,7 @@ static void pfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = store_listxattr(pfs_of(req)->st, ino, buf, size);
+	n = store_listxattr(pfs_of(req)->st, target, buf, size);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (!size)
@@ -924,8 +1221,9 @@ static void pfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void pfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	uint64_t target = xattr_target(ino);
 	int rc = pfs_of(req)->rdonly ? -EROFS :
-		 xattr_target(ino) ? store_removexattr(pfs_of(req)->st, ino, name) : -EPERM;
+		 target ? store_removexattr(pfs_of(req)->st, target, name) : -EPERM;
 
 	fuse_reply_err(req, -rc);
 }
@@ -937,9 +1235,25 @@ static void pfs_init(void *userdata, struct fuse_conn_info *conn)
 	(void)userdata;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* a page-cache reader whose node's attributes were invalidated (a
+	 * writer's direct write moved i_size) asks again before reading */
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* 1 MiB requests: libfuse then asks the kernel for max_pages */
+	conn->max_write = IO_MAX;
+	if (conn->max_background < 64)
+		conn->max_background = 64;
+	if (conn->congestion_threshold < 48)
+		conn->congestion_threshold = 48;
 }
 
 const struct fuse_lowlevel_ops pfs_ops = {
@@ -966,6 +1280,7 @@ const struct fuse_lowlevel_ops pfs_ops = {
 	.fsync = pfs_fsync,
 	.opendir = pfs_opendir,
 	.readdir = pfs_readdir,
+	.readdirplus = pfs_readdirplus,
 	.releasedir = pfs_releasedir,
 	.fsyncdir = pfs_fsyncdir,
 	.statfs = pfs_statfs,

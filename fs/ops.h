@@ -2,19 +2,35 @@
 #ifndef PFS_OPS_H
 #define PFS_OPS_H
 
-#define FUSE_USE_VERSION 34
+#define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
+#include <stddef.h>
 
 struct store;
 
-/* The daemon's state, passed as the session's userdata. */
+/* The daemon's state, passed as the session's userdata. Immutable once
+ * the session runs. */
 struct pfs {
 	struct store *st;
 	int rdonly;
-	int page_cache;  /* -o page_cache: read handles may use the kernel page cache */
-	struct fuse_session *se;   /* for invalidation notices */
+	int page_cache;   /* read handles of a current version may use the page
+			   * cache (default; -o direct_io turns it off) */
+	long long started_ns;   /* when the daemon started serving */
+	size_t cache_size;      /* the fragment cache budget */
+	char ra_path[128];      /* sysfs read_ahead_kb of the mount, or "" */
+	size_t ra_bytes;        /* the window to set there */
+	int ra_done;            /* atomic: set (or tried) once */
 };
 
+/* Set the mount's read-ahead window (once, best effort: only root may);
+ * called from request handlers, i.e. after the kernel processed INIT. */
+void pfs_tune_read_ahead(struct pfs *p);
+
 extern const struct fuse_lowlevel_ops pfs_ops;
+
+/* The `.stats` JSON (also the root's user.payload.stats xattr): cache,
+ * I/O and node counters and the daemon's memory, as a malloc'd string.
+ * @return 0 or -ENOMEM. Thread-safe. */
+int pfs_stats_json(struct pfs *p, char **out, size_t *len);
 
 #endif

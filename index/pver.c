@@ -361,3 +361,165 @@ int pver_row_offset(struct pver *pv, uint64_t row, uint64_t *off)
 	fbuf_put(fb);
 	return 0;
 }
+
+/* ---- reads into pinned buffers ---- */
+
+void rvec_init(struct rvec *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->iov = v->iov_s;
+	v->bufs = v->bufs_s;
+	v->cap = RVEC_INLINE;
+}
+
+void rvec_release(struct rvec *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		fbuf_put(v->bufs[i]);
+	if (v->iov != v->iov_s)
+		free(v->iov);
+	if (v->bufs != v->bufs_s)
+		free(v->bufs);
+	rvec_init(v);
+}
+
+/* Room for N more entries in V. @return 0 or -ENOMEM. */
+static int rvec_reserve(struct rvec *v, size_t n)
+{
+	size_t cap = v->cap;
+	struct iovec *iov;
+	struct fbuf **bufs;
+
+	if (v->n + n <= v->cap)
+		return 0;
+	while (cap < v->n + n)
+		cap *= 2;
+	iov = malloc(cap * sizeof(*iov));
+	bufs = malloc(cap * sizeof(*bufs));
+	if (!iov || !bufs) {
+		free(iov);
+		free(bufs);
+		return -ENOMEM;
+	}
+	memcpy(iov, v->iov, v->n * sizeof(*iov));
+	memcpy(bufs, v->bufs, v->n * sizeof(*bufs));
+	if (v->iov != v->iov_s)
+		free(v->iov);
+	if (v->bufs != v->bufs_s)
+		free(v->bufs);
+	v->iov = iov;
+	v->bufs = bufs;
+	v->cap = cap;
+	return 0;
+}
+
+static void rvec_push(struct rvec *v, const void *p, size_t len, struct fbuf *pin)
+{
+	v->iov[v->n].iov_base = (void *)p;
+	v->iov[v->n].iov_len = len;
+	v->bufs[v->n] = pin;
+	v->n++;
+	v->len += len;
+}
+
+ssize_t pver_read_vec(struct pver *pv, uint64_t off, size_t len, struct rvec *v)
+{
+	struct fbuf *stack[16], **bufs = stack;
+	uint32_t i, j;
+	size_t done = 0;
+	int rc;
+
+	if (off >= pv->in.size || !len)
+		return 0;
+	if (len > pv->in.size - off)
+		len = (size_t)(pv->in.size - off);
+	if (pv->inl) {
+		if (rvec_reserve(v, 1))
+			return -ENOMEM;
+		rvec_push(v, pv->inl + off, len, NULL);
+		return (ssize_t)len;
+	}
+	i = frag_by_off(pv, off);
+	j = frag_by_off(pv, off + len - 1) + 1;
+	if (rvec_reserve(v, j - i))
+		return -ENOMEM;
+	if (j - i > 16 && !(bufs = malloc((j - i) * sizeof(*bufs))))
+		return -ENOMEM;
+	rc = fetch_range(pv, i, j, bufs);
+	if (rc) {
+		if (bufs != stack)
+			free(bufs);
+		return rc;
+	}
+	for (uint32_t k = i; k < j; k++) {
+		const struct frag_desc *d = &pv->frags[k];
+		uint64_t s = off + done - d->off;
+		size_t n = (size_t)(d->len - s);
+		if (n > len - done)
+			n = len - done;
+		rvec_push(v, bufs[k - i]->data + s, n, bufs[k - i]);
+		done += n;
+	}
+	if (bufs != stack)
+		free(bufs);
+	return (ssize_t)done;
+}
+
+/* ---- read-ahead ---- */
+
+static void pver_put_cb(void *arg)
+{
+	pver_put(arg);
+}
+
+/* Queue fragments covering [A, B) of PV for background loading. */
+static void prefetch_bytes(struct pver *pv, uint64_t a, uint64_t b)
+{
+	struct frag_ref stack[32], *refs = stack;
+	uint32_t i, j, n;
+
+	if (pv->inl || a >= b || a >= pv->in.size)
+		return;
+	if (b > pv->in.size)
+		b = pv->in.size;
+	i = frag_by_off(pv, a);
+	j = frag_by_off(pv, b - 1) + 1;
+	n = j - i;
+	if (n > 32 && !(refs = malloc(n * sizeof(*refs))))
+		return;
+	for (uint32_t k = 0; k < n; k++)
+		to_ref(pv->st, &pv->frags[i + k], &refs[k]);
+	/* the job holds a reference: the images outlive it (invariant 1) */
+	fcache_prefetch(pv->st->cache, refs, n, pver_put_cb, pver_ref(pv));
+	if (refs != stack)
+		free(refs);
+}
+
+void pver_readahead(struct pver *pv, struct readahead *ra, uint64_t off, size_t len, uint64_t limit)
+{
+	uint64_t end = off + len, slack = 2 * (uint64_t)pv->st->frag_size + ((uint64_t)1 << 20);
+	uint64_t target;
+
+	if (limit > pv->in.size)
+		limit = pv->in.size;
+	/* Sequential: starts near where the last read ended. Concurrent
+	 * kernel read-ahead requests arrive a little out of order. */
+	if (ra->next && off + slack >= ra->next && off <= ra->next + slack) {
+		uint64_t w = ra->window ? ra->window * 2 : (uint64_t)pv->st->frag_size * 2;
+		ra->window = w > STORE_RA_MAX ? STORE_RA_MAX : w;
+	} else {
+		ra->window = 0;
+		ra->until = end;
+	}
+	if (end > ra->next)
+		ra->next = end;
+	if (!ra->window)
+		return;
+	target = end + ra->window;
+	if (target > limit)
+		target = limit;
+	if (target <= ra->until)
+		return;
+	prefetch_bytes(pv, ra->until > end ? ra->until : end, target);
+	ra->until = target;
+}

@@ -24,6 +24,7 @@
  */
 #include "index/store_int.h"
 #include "cache/log.h"
+#include "cache/pool.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -593,6 +594,10 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = backend_mem_open(&st->mem);
 	if (!rc && !(st->cache = fcache_new(o->cache_size)))
 		rc = -ENOMEM;
+	if (!rc && !(st->pool = pool_new(o->threads ? o->threads : pool_ncpus())))
+		rc = -ENOMEM;
+	if (!rc)
+		fcache_configure(st->cache, st->pool, 0);
 	if (!rc && created > 0)
 		rc = init_root(st);
 	if (!rc && (rc = idx_begin(st->idx, 1, &t)) == 0) {
@@ -615,6 +620,7 @@ void store_close(struct store *st)
 		return;
 	if (st->sweep && st->idx && sweep_inodes(st))
 		log_warn("storage=memory objects could not be emptied at close; the next mount does it");
+	pool_free(st->pool);     /* first: read-ahead jobs hold versions */
 	if (st->pvcur) {
 		for (size_t i = 0; i < st->pvcur_cap; i++)
 			pver_put(st->pvcur[i].pv);
@@ -661,3 +667,9 @@ void store_get_stats(struct store *st, struct store_stats *out)
 struct idx *store_idx(struct store *st) { return st->idx; }
 struct frag_backend *store_backend(struct store *st, int memory) { return memory ? st->mem : st->disk; }
 struct fcache *store_cache(struct store *st) { return st->cache; }
+struct pool *store_pool(struct store *st) { return st->pool; }
+
+void store_get_cache_stats(struct store *st, struct fcache_stats *out)
+{
+	fcache_get_stats(st->cache, out);
+}

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include "index/idx.h"
 #include "index/view.h"
@@ -26,6 +27,8 @@
 struct store;
 struct pver;
 struct wsess;
+struct fbuf;
+struct fcache_stats;
 
 struct store_opts {
 	size_t fragment_size;   /* target raw bytes per fragment; 0 = 1 MiB */
@@ -37,6 +40,8 @@ struct store_opts {
 				 * at close: empty storage=memory objects */
 	int lock_shared;        /* rdonly daemon: a shared lock, so no writer
 				 * runs beside it (tools take none) */
+	unsigned threads;       /* worker threads for (de)compression and
+				 * read-ahead; 0 = one per CPU */
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
@@ -141,6 +146,39 @@ const struct idx_inode *pver_inode(const struct pver *pv);
  * @return bytes read (short at end of data), -EIO (damaged fragment:
  * logged with object and fragment), -ENOMEM. */
 ssize_t pver_read(struct pver *pv, void *buf, size_t len, uint64_t off);
+/* A read served from pinned cache buffers, for replies without a copy:
+ * iov[0..n) point into pinned fragments (or into the version's inline
+ * bytes: the caller keeps the version pinned until rvec_release). */
+#define RVEC_INLINE 8
+struct rvec {
+	size_t n, cap;
+	uint64_t len;               /* bytes described */
+	struct iovec *iov;
+	struct fbuf **bufs;         /* the pin behind iov[i], or NULL */
+	struct iovec iov_s[RVEC_INLINE];
+	struct fbuf *bufs_s[RVEC_INLINE];
+};
+void rvec_init(struct rvec *v);
+/* Unpin and free; the rvec is empty (and reusable) afterwards. */
+void rvec_release(struct rvec *v);
+/* Append up to LEN bytes at OFF of PV to V (all missing fragments in one
+ * batch, as pver_read). @return bytes appended (short at end of data),
+ * -EIO, -ENOMEM; on failure V is left as it was. */
+ssize_t pver_read_vec(struct pver *pv, uint64_t off, size_t len, struct rvec *v);
+
+/* Read-ahead state of one sequential reader (a handle): zero-initialise;
+ * the caller serializes calls on one state. */
+struct readahead {
+	uint64_t next;              /* where the next sequential read starts */
+	uint64_t until;             /* read ahead up to here already */
+	uint64_t window;            /* current read-ahead distance */
+};
+/* Note a read of [OFF, OFF+LEN) of PV; when the reads are sequential,
+ * queue the fragments of the next WINDOW bytes (growing up to
+ * STORE_RA_MAX, never past LIMIT) for background loading. Never blocks. */
+#define STORE_RA_MAX ((uint64_t)16 << 20)
+void pver_readahead(struct pver *pv, struct readahead *ra, uint64_t off, size_t len, uint64_t limit);
+
 /* Byte offset where row ROW (0-based over all rows, header included)
  * starts; rows >= the row count map to the size. */
 int pver_row_offset(struct pver *pv, uint64_t row, uint64_t *off);
@@ -187,6 +225,9 @@ struct store_stats {
 	uint64_t cache_hits, cache_misses, cache_bytes;
 };
 void store_get_stats(struct store *st, struct store_stats *out);
+/* The fragment cache's counters (hits, misses, evictions, bytes, I/O
+ * batches, read-ahead, in-flight bytes). */
+void store_get_cache_stats(struct store *st, struct fcache_stats *out);
 
 /* Internal access for tools living on the same core (fsck). */
 struct idx *store_idx(struct store *st);

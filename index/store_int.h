@@ -27,6 +27,7 @@ struct store {
 	struct idx *idx;
 	struct frag_backend *disk, *mem;
 	struct fcache *cache;
+	struct pool *pool;           /* workers: decoding, read-ahead, encoding */
 	size_t frag_size, spill_size;
 	int rdonly;
 	int sweep;                   /* daemon: sweeps at open, empties memory objects at close */
@@ -53,6 +54,9 @@ struct pvslot {
 	uint64_t ino;
 	struct pver *pv;             /* holds one reference */
 };
+
+/* The store's worker pool (never NULL once open; may have 0 threads). */
+struct pool *store_pool(struct store *st);
 
 /* Pins (store.c). Pin every fragment of a list; unpin deletes zombies
  * whose index count is still 0. */

@@ -226,6 +226,43 @@ ssize_t view_read(struct pver *pv, const struct view_map *m, void *buf, size_t l
 	return (ssize_t)done;
 }
 
+uint64_t view_object_offset(const struct view_map *m, uint64_t off)
+{
+	return off < m->hdr_len ? off : m->rows_off + (off - m->hdr_len);
+}
+
+ssize_t view_read_vec(struct pver *pv, const struct view_map *m, uint64_t off, size_t len,
+		      struct rvec *v)
+{
+	size_t done = 0, n0 = v->n;
+	uint64_t size = view_size(m), len0 = v->len;
+
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	while (done < len) {
+		uint64_t o = off + done;
+		size_t want = (size_t)((o < m->hdr_len ? m->hdr_len : size) - o);
+		ssize_t n;
+
+		if (want > len - done)
+			want = len - done;
+		n = pver_read_vec(pv, view_object_offset(m, o), want, v);
+		if (n < 0) {     /* give back what this call added */
+			for (size_t i = n0; i < v->n; i++)
+				fbuf_put(v->bufs[i]);
+			v->n = n0;
+			v->len = len0;
+			return n;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
 static void json_str(FILE *f, const char *s, size_t len)
 {
 	fputc('"', f);

@@ -59,6 +59,13 @@ int view_resolve(struct pver *pv, const struct view_spec *spec, struct view_map 
 static inline uint64_t view_size(const struct view_map *m) { return m->hdr_len + m->rows_len; }
 /* Read LEN bytes at OFF of the view. @return bytes read or -errno. */
 ssize_t view_read(struct pver *pv, const struct view_map *m, void *buf, size_t len, uint64_t off);
+/* The same into pinned buffers appended to V (struct rvec, store.h).
+ * @return bytes appended or -errno (V then as it was). */
+struct rvec;
+ssize_t view_read_vec(struct pver *pv, const struct view_map *m, uint64_t off, size_t len,
+		      struct rvec *v);
+/* Where in the object the view's byte OFF lies (for read-ahead). */
+uint64_t view_object_offset(const struct view_map *m, uint64_t off);
 
 /* Render the @meta JSON of PV into a malloc'd string. @return 0 or
  * -ENOMEM. */
