@@ -637,7 +637,8 @@ msn() {
 speedup() {
 	local a b
 	a=$(med "$1") && b=$(med "$2") || return 1
-	awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }'
+	awk -v a="$a" -v b="$b" 'BEGIN { r = b / a
+		printf (r >= 10 ? "%.1f" : r >= 0.1 ? "%.2f" : "%.3f"), r }'
 }
 # target NAME MEASURED OP GOAL UNIT — one row of the targets table.
 target() {
