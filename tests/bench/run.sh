@@ -699,7 +699,7 @@ rss_rows() {
 cpu_cell() {
 	local m
 	m=$(med "cpu.$1") || { echo "—"; return; }
-	echo "$m"
+	awk -v m="$m" 'BEGIN { printf "%.2f", m }'
 }
 
 {
