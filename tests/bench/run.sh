@@ -331,7 +331,7 @@ read_file() {
 # perf_start NAME / perf_stop — record the payloadfs daemon (BENCH_PERF).
 perf_start() {
 	local cg=(-g)
-	[ "$PERF" = dwarf ] && cg=(--call-graph dwarf,16384 -F 499)
+	[ "$PERF" = dwarf ] && cg=(--call-graph "dwarf,16384" -F 499)
 	PERF_NAME=$1
 	perf record -e cpu-clock "${cg[@]}" -p "$PFS_PID" -o "$OUT/perf-$1.data" \
 		>"$OUT/perf-$1.log" 2>&1 &
