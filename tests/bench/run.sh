@@ -133,6 +133,7 @@ PFS_PIDFILE=$WORK/payloadfs.pid
 PFS_LOG=$OUT/payloadfs.log
 mkdir -p "$DATA" "$EXT" "$STORE" "$TMPO" "$LOGD" "$MNT_BIND" "$MNT_SQ" "$MNT_SQLL" "$MNT_PFS" "$OUT"
 : >"$PFS_LOG"
+rm -f "$OUT"/perf-*.data "$OUT"/perf-*.data.old "$OUT"/perf-*.txt "$OUT"/perf-*.log "$OUT/results.md" "$OUT/results.tsv"
 
 declare -A FPID=()   # foreground FUSE daemons started here: name -> PID
 PFS_PID=""           # the payloadfs daemon (daemonized; from its pidfile)
