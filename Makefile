@@ -33,11 +33,13 @@ CORE_SRC := $(sort $(wildcard cache/*.c index/*.c))
 FS_SRC   := $(sort $(wildcard fs/*.c))
 CTL_SRC  := $(sort $(wildcard tools/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 FS_OBJ   := $(FS_SRC:%.c=$(BUILD)/%.o)
 CTL_OBJ  := $(CTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 CORE_LIB := $(BUILD)/libpayloadcore.a
 
 all: $(BUILD)/payloadfs $(BUILD)/payloadctl
@@ -64,13 +66,21 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CORE_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_LIB) $(LDLIBS_CORE)
 
+$(BUILD)/bench/%: $(BUILD)/tests/bench/%.o
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
 unit: $(UNIT_BIN)
 
 # check: unit tests then end-to-end tests; the last line is "N passed, N failed".
 check: all unit
 	$(Q)tests/run-all.sh $(BUILD)
 
-bench: all
+# bench: installs its peers when missing (bindfs, squashfuse, ...), then
+# measures; not part of check. See docs/benchmarks.md for the knobs.
+bench: all $(BENCH_BIN)
+	$(Q)packaging/install-deps.sh --bench
 	$(Q)tests/bench/run.sh $(BUILD)
 
 demo: all

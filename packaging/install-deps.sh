@@ -2,11 +2,23 @@
 # install-deps.sh — install what payloadfs needs to build and test on
 # Debian 12, and only what is missing. Idempotent; safe to run again.
 # Runs as root, or through sudo when that is available.
+#
+#   install-deps.sh           what `make`, `make check` and `make demo` need
+#   install-deps.sh --bench   also the peers and tools of `make bench`
+#                             (bindfs, squashfuse, squashfs-tools, perf)
 set -eu
 
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils
 liblz4-dev liburing-dev libxxhash-dev bats attr python3 e2fsprogs
 util-linux coreutils"
+BENCH_PKGS="bindfs squashfuse squashfs-tools linux-perf"
+
+for arg in "$@"; do
+	case "$arg" in
+	--bench) PKGS="$PKGS $BENCH_PKGS" ;;
+	*) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
+	esac
+done
 
 missing=""
 for p in $PKGS; do
