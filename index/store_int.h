@@ -100,6 +100,9 @@ struct seg {
 	uint8_t kind;
 };
 struct stage;            /* append-only staged bytes (stage.c) */
+/* Copy staged bytes [OFF, OFF+LEN) into BUF. @return 0; -EIO (past the
+ * log, or a short spill file); -errno of pread(2); an injected -errno from
+ * fault point "staging_read". */
 int stage_read(struct stage *sg, void *buf, size_t len, uint64_t off);
 /* Read content [off, off+len) of segment list S/N (base bytes from BASE,
  * staged bytes from SG). @return bytes read (short at the end) or -errno. */
