@@ -104,7 +104,7 @@ static int errno_by_name(const char *s)
 	static const struct { const char *n; int e; } tab[] = {
 		{ "ENOSPC", ENOSPC }, { "EIO", EIO }, { "ENOMEM", ENOMEM },
 		{ "EDQUOT", EDQUOT }, { "EROFS", EROFS }, { "EINVAL", EINVAL },
-		{ "EAGAIN", EAGAIN }, { "EFBIG", EFBIG },
+		{ "EAGAIN", EAGAIN }, { "EFBIG", EFBIG }, { "ENOSYS", ENOSYS },
 	};
 	char *end;
 	long v = strtol(s, &end, 10);
