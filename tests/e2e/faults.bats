@@ -294,3 +294,165 @@ read_fault() {
 	[[ $output == *PAYLOADFS_FAULT* ]]
 	not_mounted "$MNT"
 }
+
+# ---- real ENOSPC: a store on a small tmpfs ---------------------------------
+# (commit.bats covers an oversized write that fills staging/ first; here
+# the staged bytes fit in memory and the fragments do not, so the error
+# comes from the commit at close.)
+
+# small_store SIZE — make $STORE a directory on a fresh SIZE tmpfs under
+# $TMP (unmounted by teardown).
+small_store() {
+	mkdir "$TMP/small"
+	mount -t tmpfs -o "size=$1,mode=0700" tmpfs "$TMP/small"
+	EXTRA_MOUNTS+=("$TMP/small")
+	rmdir "$STORE"
+	STORE=$TMP/small/store
+	mkdir "$STORE"
+}
+
+# used — bytes in use on the small tmpfs.
+used() { df --output=used -B1 "$TMP/small" | tail -n 1 | tr -d ' '; }
+
+# wait_used_below BYTES — poll (up to 10 s) until used() < BYTES: an
+# unlinked object's images go when the kernel forgets its inode.
+wait_used_below() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ "$(used)" -lt "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "# tmpfs still uses $(used) bytes, want < $1" >&2
+	return 1
+}
+
+@test "real ENOSPC: an oversized commit fails at close(2) with ENOSPC, the old version stays, space comes back" {
+	small_store 10m
+	mount_pfs
+	gen_bin "$TMP/keep" 4000000 1
+	gen_bin "$TMP/big" 7000000 2      # staged in memory (below the 8 MiB spill)
+	cp "$TMP/keep" "$MNT/keep"
+	echo old >"$MNT/obj"
+	v=$(xget "$MNT/obj" user.payload.version)
+	before=$(used)
+	run fio put "$TMP/big" "$MNT/obj"
+	echo "# 7 MB into a 10 MB tmpfs holding 4 MB: $output (tmpfs used $before bytes before)" >&3
+	[ "$output" = close:ENOSPC ]
+	grep -q "commit failed: No space left on device" "$LOG"
+	# the old version stays and every other object reads back
+	[ "$(cat "$MNT/obj")" = old ]
+	[ "$(xget "$MNT/obj" user.payload.version)" = "$v" ]
+	same_file "$MNT/keep" "$TMP/keep"
+	# the failed commit's images were removed: usage is back where it was
+	after=$(used)
+	echo "# used after the failed commit: $after bytes" >&3
+	[ "$after" -le $((before + 131072)) ]
+	[ -z "$(find "$STORE/fragments" -name '.tmp.*')" ]
+	# deleting an object gives its space back (statfs of the tmpfs) ...
+	rm "$MNT/keep"
+	wait_used_below $((after - 3900000))
+	echo "# used after rm keep: $(used) bytes" >&3
+	# ... and the same write now fits
+	[ "$(fio put "$TMP/big" "$MNT/obj")" = OK ]
+	same_file "$MNT/obj" "$TMP/big"
+	unmount_pfs
+	mount_pfs
+	same_file "$MNT/obj" "$TMP/big"
+	unmount_pfs
+	run "$PCTL" fsck "$STORE"
+	show_output
+	[ "$status" -eq 0 ]
+}
+
+@test "real ENOSPC: on a full store inline commits and creates fail with ENOSPC, never EIO; a full store still mounts" {
+	small_store 4m
+	mount_pfs fragment_size=65536
+	gen_bin "$TMP/fill" 1048576 3
+	# fill with 1 MiB, then 64 KiB, then 4 KiB objects until each size fails
+	run python3 - "$MNT" "$TMP/fill" <<'PY'
+import errno, os, sys
+mnt, fill = sys.argv[1], open(sys.argv[2], "rb").read()
+n, last = 0, {}
+for size in (1 << 20, 1 << 16, 1 << 12):
+    while True:
+        p = os.path.join(mnt, "fill%d" % n)
+        try:
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as e:
+            last[size] = "open:" + errno.errorcode[e.errno]
+            break
+        os.write(fd, fill[:size])
+        n += 1
+        try:
+            os.close(fd)
+        except OSError as e:   # the create stands: an empty object
+            last[size] = "close:" + errno.errorcode[e.errno]
+            break
+print(n, " ".join("%d=%s" % kv for kv in sorted(last.items())))
+PY
+	echo "# filled: $output" >&3
+	[[ $output =~ ^[0-9]+\ 4096=(open|close):ENOSPC\ 65536=(open|close):ENOSPC\ 1048576=close:ENOSPC$ ]]
+	nfill=${output%% *}
+	# now tiny (inline: index only) objects until the index cannot grow
+	run python3 - "$MNT" <<'PY'
+import errno, os, sys
+mnt = sys.argv[1]
+for i in range(20000):
+    p = os.path.join(mnt, "s%05d.txt" % i)
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as e:
+        print(i, "create:" + errno.errorcode[e.errno]); break
+    os.write(fd, b"small object %05d\n" % i * 8)
+    try:
+        os.close(fd)
+    except OSError as e:
+        print(i, "close:" + errno.errorcode[e.errno]); break
+else:
+    print(i, "none failed")
+PY
+	echo "# inline objects: $output" >&3
+	[[ $output =~ ^[0-9]+\ (create|close):ENOSPC$ ]]
+	local k=${output%% *} step=${output#* }
+	# every acknowledged object is intact; the failed one is absent
+	# (create failed) or empty (its commit failed: the create had succeeded)
+	run python3 - "$MNT" "$k" <<'PY'
+import os, sys
+mnt, k = sys.argv[1], int(sys.argv[2])
+bad = [i for i in range(k) if open(os.path.join(mnt, "s%05d.txt" % i), "rb").read() != b"small object %05d\n" % i * 8]
+print("bad:%d" % len(bad))
+PY
+	[ "$output" = bad:0 ]
+	if [[ $step == create:* ]]; then
+		[ ! -e "$(printf '%s/s%05d.txt' "$MNT" "$k")" ]
+	else
+		[ ! -s "$(printf '%s/s%05d.txt' "$MNT" "$k")" ]
+	fi
+	# mkdir, rename and setxattr are index transactions too: ENOSPC or OK, never EIO
+	for op in "mkdir $MNT/dir1" "setxattr $MNT/s00000.txt user.k $(printf 'v%.0s' {1..3000})"; do
+		r=$(fsop $op)
+		echo "# $op: $r" >&3
+		[ "$r" = OK ] || [ "$r" = ENOSPC ]
+	done
+	# a full store still mounts (the sweep at mount writes nothing)
+	unmount_pfs
+	mount_pfs fragment_size=65536
+	same_file "$MNT/fill0" "$TMP/fill"
+	# deleting the filler gives the space back and creates work again
+	rm "$MNT"/fill*
+	wait_used_below $((4 * 1048576 - nfill * 60000))
+	run python3 - "$MNT" <<'PY'
+import os, sys
+for i in range(200):
+    with open(os.path.join(sys.argv[1], "again%d.txt" % i), "wb") as f:
+        f.write(b"again\n" * 50)
+print("OK")
+PY
+	[ "$output" = OK ]
+	[ "$(fio put "$TMP/fill" "$MNT/big-again")" = OK ]
+	same_file "$MNT/big-again" "$TMP/fill"
+	unmount_pfs
+	run "$PCTL" fsck "$STORE"
+	show_output
+	[ "$status" -eq 0 ]
+}
