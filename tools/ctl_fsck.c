@@ -210,6 +210,7 @@ static int dirent_cb(void *arg, const char *name, uint64_t child, uint32_t type)
 		return -ENOMEM;
 	f->dirents = e;
 	e += f->ndirents;
+	memset(e, 0, sizeof(*e));
 	if (!(e->name = strdup(name)))
 		return -ENOMEM;
 	e->parent = c->parent;
@@ -227,6 +228,7 @@ static int frag_cb(void *arg, uint64_t ino, const struct frag_desc *d)
 	if (!v)
 		return -ENOMEM;
 	f->frags = v;
+	memset(&f->frags[f->nfrags], 0, sizeof(f->frags[0]));
 	f->frags[f->nfrags].ino = ino;
 	f->frags[f->nfrags++].d = *d;
 	return 0;

@@ -249,11 +249,12 @@ static void diagnose(struct fsck *f, const struct frag_desc *d, int rc, char *wh
 		snprintf(why, cap, "missing: no image fragments/%02x/%016llx.frag, but %" PRIu32
 			 " reference(s) to it", (unsigned)(d->id & 0xff), (unsigned long long)d->id,
 			 r ? r->count : 0);
-	} else if (rc == -EIO && req.len < req.cap) {
-		snprintf(why, cap, "damaged: truncated image (%zu of %zu bytes)", req.len, req.cap);
-	} else if (rc) {
+	} else if (rc && !(rc == -EIO && req.len < req.cap)) {
 		snprintf(why, cap, "unreadable image: %s", strerror(-rc));
-	} else if (frag_decode_header(req.buf, req.len, &info)) {
+	} else if (req.len < FRAG_HDR_SIZE ||
+		   (frag_decode_header(req.buf, FRAG_HDR_SIZE, &info) && req.len < req.cap)) {
+		snprintf(why, cap, "damaged: truncated image (%zu of %zu bytes)", req.len, req.cap);
+	} else if (frag_decode_header(req.buf, FRAG_HDR_SIZE, &info)) {   /* the header alone */
 		snprintf(why, cap, "damaged: bad image header");
 	} else if (info.id != d->id) {
 		snprintf(why, cap, "damaged: the image header names fragment %016llx",
@@ -261,6 +262,8 @@ static void diagnose(struct fsck *f, const struct frag_desc *d, int rc, char *wh
 	} else if (info.raw_len != d->len || info.stored_len != d->stored_len ||
 		   info.checksum != d->checksum) {
 		snprintf(why, cap, "damaged: the image header disagrees with the index record");
+	} else if (req.len < req.cap) {
+		snprintf(why, cap, "damaged: truncated image (%zu of %zu bytes)", req.len, req.cap);
 	} else if ((raw = malloc(d->len ? d->len : 1)) &&
 		   frag_decode(req.buf, req.len, d->id, raw, d->len, NULL)) {
 		snprintf(why, cap, "damaged: %s", info.codec == FRAG_CODEC_RAW ? "checksum mismatch" :

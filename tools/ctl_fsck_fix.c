@@ -158,13 +158,18 @@ static uint32_t kept_in_run(struct fsck *f, size_t i, size_t e)
 	return n;
 }
 
-/* Set the count of ID from HAVE to WANT. */
-static int set_ref(struct idx_txn *t, uint64_t id, uint32_t have, uint32_t want)
+/* Set the count of ID from HAVE to WANT (a repair line when that is not
+ * just the count of records the repair dropped). */
+static int set_ref(struct fsck *f, struct idx_txn *t, uint64_t id, uint32_t have, uint32_t want,
+		   uint32_t records)
 {
 	uint32_t now;
 
 	if (have == want)
 		return 0;
+	if (have != records)
+		fk_action(f, 0, "fragment %016llx: reference count set to %" PRIu32 " (was %" PRIu32 ")",
+			  (unsigned long long)id, want, have);
 	return idx_ref_add(t, id, (int)want - (int)have, &now);
 }
 
@@ -186,7 +191,7 @@ static int fix_refs(struct fsck *f, struct idx_txn *t, uint64_t **live, size_t *
 		while (e < f->nfrags && f->frags[f->byid[e]].d.id == id)
 			e++;
 		want = kept_in_run(f, i, e);
-		rc = set_ref(t, id, ref ? ref->count : 0, want);
+		rc = set_ref(f, t, id, ref ? ref->count : 0, want, (uint32_t)(e - i));
 		if (want)
 			(*live)[n++] = id;
 		i = e;
@@ -202,7 +207,7 @@ static int fix_refs(struct fsck *f, struct idx_txn *t, uint64_t **live, size_t *
 				hi = mid;
 		}
 		if (lo == f->nfrags || f->frags[f->byid[lo]].d.id != ref->id)
-			rc = set_ref(t, ref->id, ref->count, 0);
+			rc = set_ref(f, t, ref->id, ref->count, 0, 0);
 	}
 	*nlive = n;
 	return rc;

@@ -243,8 +243,9 @@ static int plan_frags(struct fsck *f, struct fk_ino *r)
 		r->data_changed = 1;
 	if (lost) {
 		rc = fk_mark_lost(f, r);
-		fk_action(f, in->ino, "%" PRIu32 " of %" PRIu32 " fragments kept (%" PRIu64 " of %" PRIu64
-			  " bytes): %s", nkept, r->fn, size, in->size, r->dropped ? r->dropped : "");
+		fk_action(f, in->ino, "keeps %" PRIu32 " of its %" PRIu32 " fragment records, %" PRIu64
+			  " bytes (its size was %" PRIu64 "); lost: %s", nkept, r->fn, size, in->size,
+			  r->dropped ? r->dropped : "");
 	} else if (r->data_changed || in->size != off || in->rows != row || in->nfrags != nkept) {
 		fk_action(f, in->ino, "fragment records rewritten: %" PRIu32 " fragments, %" PRIu64
 			  " bytes, %" PRIu64 " rows (the bytes are unchanged)", nkept, off, row);
