@@ -159,6 +159,10 @@ static int need_lf(struct fsck *f)
 				"make lost+found\n");
 			return -EUCLEAN;
 		}
+	/* a fresh number, above every inode even when next_ino is damaged */
+	for (size_t i = 0; i < f->ninos; i++)
+		if (f->inos[i].in.ino >= f->new_next_ino)
+			f->new_next_ino = f->inos[i].in.ino + 1;
 	f->lf = f->new_next_ino++;
 	f->lf_new = 1;
 	fk_action(f, 0, "directory /" LF_NAME " (id %" PRIu64 ") made", f->lf);
@@ -328,10 +332,11 @@ static void plan_counts(struct fsck *f)
 		if (r->in.ino > max_ino)
 			max_ino = r->in.ino;
 	}
-	if (f->new_next_ino <= max_ino) {
-		fk_action(f, 0, "next inode number set to %" PRIu64, max_ino + 1);
+	if (f->new_next_ino <= max_ino)
 		f->new_next_ino = max_ino + 1;
-	}
+	if (f->ninos && f->next_ino <= f->inos[f->ninos - 1].in.ino)   /* the counter was damaged */
+		fk_action(f, 0, "next inode number set to %" PRIu64 " (was %" PRIu64 ")",
+			  f->new_next_ino, f->next_ino);
 	for (size_t i = 0; i < f->nfrags; i++)
 		if (f->frags[i].d.id > max_frag)
 			max_frag = f->frags[i].d.id;

@@ -532,7 +532,7 @@ static void test_refcounts(void)
 
 /* ghost -> missing inode; a.csv nlink 5; sub/c.csv's entries removed (c is
  * lost); x.csv unlinked (nlink 0, orphan); an orphan mark of a missing
- * inode. */
+ * inode; next_ino below the highest inode. */
 static uint64_t x_ino, x_frag;
 
 static int edit_namespace(struct idx_txn *t, const struct fixture *x)
@@ -562,6 +562,8 @@ static int edit_namespace(struct idx_txn *t, const struct fixture *x)
 		rc = idx_orphan_put(t, x_ino);
 	if (!rc)
 		rc = idx_orphan_put(t, 888888);
+	if (!rc)   /* a damaged counter: lost+found must still get a fresh number */
+		rc = idx_meta_put_u64(t, "next_ino", x->a);
 	return rc;
 }
 
@@ -604,6 +606,10 @@ static void test_namespace(void)
 		store_close(ro);
 	}
 	CHECK(!image_exists(x_frag), "namespace: x.csv's images were deleted");
+	{
+		struct objsum lf = summarize("lost+found");
+		CHECK(lf.ino > x_ino, "namespace: lost+found got a fresh inode number (%" PRIu64 ")", lf.ino);
+	}
 	free_fixture(&x);
 	free(dx.p);
 }
