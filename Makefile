@@ -71,6 +71,14 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
+# test_fsck drives payloadctl's fsck in-process: it also links the tool's
+# objects (all but main's).
+CTL_LIB_OBJ := $(filter-out $(BUILD)/tools/payloadctl.o,$(CTL_OBJ))
+$(BUILD)/tests/test_fsck: $(BUILD)/tests/unit/test_fsck.o $(CTL_LIB_OBJ) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CTL_LIB_OBJ) $(CORE_LIB) $(LDLIBS_CORE)
+
 unit: $(UNIT_BIN)
 
 # check: unit tests then end-to-end tests; the last line is "N passed, N failed".

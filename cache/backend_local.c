@@ -415,12 +415,14 @@ static int complete_read(struct rd_state *s, struct frag_get *r, int res)
 	return 0;
 }
 
-/* Reap every available completion; resubmissions go to REDO. */
+/* Reap every available completion; resubmissions go to REDO. Fault point
+ * "uring_complete" replaces a completion's result with its errno. */
 static unsigned reap(struct io_uring *ring, struct frag_get *reqs, struct rd_state *st,
 		     size_t *redo, size_t *nredo)
 {
 	struct io_uring_cqe *cqe;
 	unsigned done = 0;
+	int rc;
 
 	while (io_uring_peek_cqe(ring, &cqe) == 0) {
 		size_t i = (size_t)cqe->user_data;
@@ -428,6 +430,8 @@ static unsigned reap(struct io_uring *ring, struct frag_get *reqs, struct rd_sta
 
 		io_uring_cqe_seen(ring, cqe);
 		done++;
+		if ((rc = FAULT("uring_complete")) != 0)
+			res = rc;    /* as if the kernel had failed this read */
 		if (complete_read(&st[i], &reqs[i], res))
 			redo[(*nredo)++] = i;
 	}
@@ -462,6 +466,8 @@ static void drain(struct io_uring *ring, struct frag_get *reqs, struct rd_state 
 
 /* Read every open request through the ring: all reads in one submission
  * (RING_ENTRIES at a time for larger batches), short reads resubmitted.
+ * Fault point "uring_submit" fails a submission (the ring is then given
+ * up and the reads finish with pread).
  * Caller holds ring_lock. @return 0, or -errno when the ring failed (the
  * requests still open are left for pread_rest()). */
 static int uring_read_all(struct io_uring *ring, struct frag_get *reqs, size_t n,
@@ -487,7 +493,9 @@ static int uring_read_all(struct io_uring *ring, struct frag_get *reqs, size_t n
 		}
 		if (!inflight)
 			return 0;
-		int rc = io_uring_submit_and_wait(ring, 1);
+		int rc = FAULT("uring_submit");
+		if (!rc)
+			rc = io_uring_submit_and_wait(ring, 1);
 		if (rc < 0 && rc != -EINTR) {
 			drain(ring, reqs, st, inflight);
 			return rc;

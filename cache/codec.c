@@ -207,7 +207,8 @@ int frag_decode_header(const void *buf, size_t len, struct frag_info *info)
 }
 
 /* Expand the stored bytes of FI at SRC into RAW (at least raw_len bytes).
- * @return 0 or -EIO. */
+ * Fault point "lz4_decode" fails the lz4 path. @return 0, -EIO, or the
+ * injected -errno. */
 static int expand(const struct frag_info *fi, const unsigned char *src, void *raw)
 {
 	int n;
@@ -217,6 +218,8 @@ static int expand(const struct frag_info *fi, const unsigned char *src, void *ra
 			memcpy(raw, src, fi->raw_len);
 		return 0;
 	}
+	if ((n = FAULT("lz4_decode")) != 0)
+		return n;
 	n = LZ4_decompress_safe((const char *)src, raw, (int)fi->stored_len,
 				(int)fi->raw_len);
 	return n >= 0 && (uint32_t)n == fi->raw_len ? 0 : -EIO;

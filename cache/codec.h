@@ -56,8 +56,9 @@ int frag_decode_header(const void *buf, size_t len, struct frag_info *info);
  * checksum of the raw bytes.
  * @param[out] info header fields (may be NULL)
  * @return 0; -EIO damaged (bad header, wrong id, short, lz4 error, checksum
- *         mismatch); -ERANGE raw_cap too small. Never returns wrong bytes
- *         with 0. */
+ *         mismatch); -ERANGE raw_cap too small; an injected -errno from
+ *         fault point "lz4_decode" (lz4 fragments only). Never returns
+ *         wrong bytes with 0. */
 int frag_decode(const void *buf, size_t len, uint64_t expect_id,
 		void *raw, size_t raw_cap, struct frag_info *info);
 

@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/log.h"
+
 #define FAULT_MAX 16
 
 struct fault_point {
 	char name[32];
 	unsigned left;  /* calls until it fires; 0 = disarmed */
 	int err;
+	unsigned fired; /* times it fired since fault_reset() */
 };
 
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -29,35 +32,63 @@ int fault_hit(const char *name)
 	for (int i = 0; i < FAULT_MAX; i++) {
 		struct fault_point *f = &faults[i];
 		if (f->left && strcmp(f->name, name) == 0) {
-			if (--f->left == 0)
+			if (--f->left == 0) {
 				rc = -f->err;
+				f->fired++;
+			}
 			break;
 		}
 	}
 	pthread_mutex_unlock(&fault_lock);
+	if (rc)   /* tests look for this line to know the point was reached */
+		log_warn("fault point %s fired: %s (injected)", name, strerror(-rc));
 	return rc;
+}
+
+unsigned fault_fired(const char *name)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&fault_lock);
+	for (int i = 0; i < FAULT_MAX; i++)
+		if (strcmp(faults[i].name, name) == 0)
+			n += faults[i].fired;
+	pthread_mutex_unlock(&fault_lock);
+	return n;
+}
+
+/* The slot for NAME: its own, else an unused one, else a disarmed one
+ * (whose count is then lost). Caller holds fault_lock. @return NULL when
+ * every slot is armed. */
+static struct fault_point *slot_for(const char *name)
+{
+	for (int pass = 0; pass < 3; pass++)
+		for (int i = 0; i < FAULT_MAX; i++) {
+			struct fault_point *f = &faults[i];
+			if (pass == 0 ? strcmp(f->name, name) == 0 : pass == 1 ? !f->name[0] : !f->left)
+				return f;
+		}
+	return NULL;
 }
 
 int fault_arm(const char *name, unsigned nth, int err)
 {
-	int rc = -ENOSPC;
+	struct fault_point *f;
 
 	if (!name || !*name || strlen(name) >= sizeof(faults[0].name) || nth == 0 || err <= 0)
 		return -EINVAL;
 	pthread_mutex_lock(&fault_lock);
-	for (int i = 0; i < FAULT_MAX; i++) {
-		struct fault_point *f = &faults[i];
-		if (!f->left || strcmp(f->name, name) == 0) {
-			strcpy(f->name, name);
-			f->left = nth;
-			f->err = err;
-			__atomic_store_n(&fault_any, 1, __ATOMIC_RELAXED);
-			rc = 0;
-			break;
-		}
+	f = slot_for(name);
+	if (f) {
+		if (strcmp(f->name, name) != 0)
+			f->fired = 0;
+		strcpy(f->name, name);
+		f->left = nth;
+		f->err = err;
+		__atomic_store_n(&fault_any, 1, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&fault_lock);
-	return rc;
+	return f ? 0 : -ENOSPC;
 }
 
 void fault_reset(void)
@@ -73,7 +104,7 @@ static int errno_by_name(const char *s)
 	static const struct { const char *n; int e; } tab[] = {
 		{ "ENOSPC", ENOSPC }, { "EIO", EIO }, { "ENOMEM", ENOMEM },
 		{ "EDQUOT", EDQUOT }, { "EROFS", EROFS }, { "EINVAL", EINVAL },
-		{ "EAGAIN", EAGAIN }, { "EFBIG", EFBIG },
+		{ "EAGAIN", EAGAIN }, { "EFBIG", EFBIG }, { "ENOSYS", ENOSYS },
 	};
 	char *end;
 	long v = strtol(s, &end, 10);

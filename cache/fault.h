@@ -6,9 +6,21 @@
  * (PAYLOADFS_FAULT="name:nth:errno[,name:nth:errno…]", errno by number or
  * by name such as ENOSPC), or by fault_arm() in unit tests.
  *
- * Names in use: "alloc", "frag_write", "frag_fsync", "frag_rename",
- * "frag_read", "lz4", "lmdb_commit", "staging_write", "uring_init" (the
- * local backend then reads with pread). */
+ * Every firing is logged at warning level: "fault point NAME fired: WHY
+ * (injected)", so an end-to-end test can tell that its point was reached.
+ *
+ * Names in use (docs/design.md "Fault points" says what each one proves):
+ *   alloc          fcache and memory-backend allocations
+ *   frag_write, frag_fsync, frag_rename   putting a fragment image
+ *   frag_read      opening an image for a batched read
+ *   uring_init     the ring at open (the local backend then uses pread)
+ *   uring_submit   one io_uring submission (the batch finishes with pread)
+ *   uring_complete one io_uring completion (that read fails)
+ *   lz4            encoding a fragment (lz4 compression)
+ *   lz4_decode     decompressing an lz4 fragment
+ *   lmdb_commit    committing any index write transaction
+ *   staging_write  appending to a handle's staging log
+ *   staging_read   reading staged bytes back (commit, read of a writer) */
 #ifndef PFS_FAULT_H
 #define PFS_FAULT_H
 
@@ -22,7 +34,9 @@ int fault_arm(const char *name, unsigned nth, int err);
 /* Parse a PAYLOADFS_FAULT-style spec and arm each point. @return 0 or
  * -EINVAL. */
 int fault_arm_spec(const char *spec);
-/* Disarm every point. */
+/* How many times NAME fired since the last fault_reset(). */
+unsigned fault_fired(const char *name);
+/* Disarm every point and zero the counts. */
 void fault_reset(void);
 #define FAULT(name) fault_hit(name)
 #else

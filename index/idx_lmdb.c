@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 enum { DB_META, DB_INODES, DB_DIRENTS, DB_FRAGS, DB_REFS, DB_INLINE, DB_XATTRS, DB_ORPHANS, DB_COUNT };
 static const char *const db_names[DB_COUNT] = {
@@ -266,6 +267,20 @@ int idx_begin(struct idx *x, int rdonly, struct idx_txn **out)
 	return 0;
 }
 
+/* LMDB reports a short page write as EIO (mdb_page_flush); a short write
+ * to a regular file means the file system is full. So EIO with (almost) no
+ * space left is ENOSPC — ENOSPC must reach close(2) as ENOSPC. */
+static int commit_eio(struct idx *x)
+{
+	struct statvfs sv;
+	mdb_filehandle_t fd;
+
+	if (mdb_env_get_fd(x->env, &fd) == 0 && fstatvfs(fd, &sv) == 0 &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < 65536)
+		return ENOSPC;
+	return EIO;
+}
+
 int idx_commit(struct idx_txn *t)
 {
 	int rc = FAULT("lmdb_commit");
@@ -275,7 +290,8 @@ int idx_commit(struct idx_txn *t)
 		free(t);
 		return rc;
 	}
-	rc = mdb_err(mdb_txn_commit(t->txn), "commit");
+	rc = mdb_txn_commit(t->txn);
+	rc = mdb_err(rc == EIO ? commit_eio(t->x) : rc, "commit");
 	free(t);
 	return rc;
 }

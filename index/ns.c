@@ -315,7 +315,7 @@ static int remove_entry(struct store *st, uint64_t parent, const char *name, int
 
 	if (strlen(name) > IDX_NAME_MAX)
 		return -ENAMETOOLONG;
-	rc = store_wbegin(st, &t);
+	rc = store_wbegin_freeing(st, &t);   /* works on a full file system */
 	if (rc)
 		return rc;
 	rc = get_dir(t, parent, &dir);
@@ -538,7 +538,7 @@ int store_forget(struct store *st, uint64_t ino)
 
 	if (st->rdonly)
 		return 0;
-	rc = store_wbegin(st, &t);
+	rc = store_wbegin_freeing(st, &t);
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);

@@ -263,13 +263,19 @@ static int fetch_range(struct pver *pv, uint32_t i, uint32_t j, struct fbuf **ou
 		to_ref(pv->st, &pv->frags[i + k], &refs[k]);
 	rc = fcache_fetch(pv->st->cache, refs, n, out);
 	if (rc == -EIO || rc == -ENOENT) {
-		for (uint32_t k = 0; k < n; k++)
+		for (uint32_t k = 0; k < n; k++) {
+			struct fbuf *ok = fcache_lookup(pv->st->cache, refs[k].id);
+			if (ok) {   /* this one verified (and stays cached) */
+				fbuf_put(ok);
+				continue;
+			}
 			log_err("object %llu: version %llu: fragment %016llx (bytes %llu..%llu) could not be read: %s",
 				(unsigned long long)pv->in.ino, (unsigned long long)pv->in.version,
 				(unsigned long long)refs[k].id,
 				(unsigned long long)pv->frags[i + k].off,
 				(unsigned long long)(pv->frags[i + k].off + pv->frags[i + k].len),
 				rc == -EIO ? "damaged" : "missing");
+		}
 		rc = -EIO;
 	}
 	if (refs != stack)

@@ -116,6 +116,10 @@ static int stage_append(struct stage *sg, const char *dir, const void *buf, size
 
 int stage_read(struct stage *sg, void *buf, size_t len, uint64_t off)
 {
+	int rc = FAULT("staging_read");
+
+	if (rc)
+		return rc;
 	if (off + len > sg->len)
 		return -EIO;
 	if (sg->fd < 0) {

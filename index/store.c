@@ -267,7 +267,9 @@ int store_wbegin(struct store *st, struct idx_txn **t)
 	if (st->rdonly)
 		return -EROFS;
 	pthread_mutex_lock(&st->commit_lock);
-	rc = idx_begin(st->idx, 0, t);
+	rc = store_reserve_check(st);   /* reserve.c invariant (2) */
+	if (!rc)
+		rc = idx_begin(st->idx, 0, t);
 	if (rc)
 		pthread_mutex_unlock(&st->commit_lock);
 	return rc;
@@ -460,7 +462,7 @@ static int sweep_inodes(struct store *st)
 	struct frag_desc *freed = NULL;
 	uint32_t nfreed = 0;
 	struct idx_txn *t;
-	int rc = store_wbegin(st, &t);
+	int rc = store_wbegin_freeing(st, &t);
 
 	if (rc)
 		return rc;
@@ -572,6 +574,7 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	st->dir = strdup(dir);
 	st->rdonly = o->rdonly;
 	st->lockfd = -1;
+	st->reserve_fd = -1;
 	st->sweep = o->sweep && !o->rdonly;
 	if (!o->rdonly || o->lock_shared) {
 		st->lockfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -600,6 +603,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		fcache_configure(st->cache, st->pool, 0);
 	if (!rc && created > 0)
 		rc = init_root(st);
+	if (!rc && !o->rdonly)
+		store_reserve_open(st);
 	if (!rc && (rc = idx_begin(st->idx, 1, &t)) == 0) {
 		rc = idx_meta_get_u64(t, "next_frag", &st->next_frag);
 		idx_abort(t);
@@ -635,6 +640,7 @@ void store_close(struct store *st)
 	free(st->pins.zombie);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->commit_lock);
+	store_reserve_close(st);
 	if (st->lockfd >= 0)
 		close(st->lockfd);
 	free(st->dir);

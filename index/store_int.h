@@ -39,6 +39,9 @@ struct store {
 	struct pvslot *pvcur;        /* protected by lock: ino -> current pver */
 	size_t pvcur_cap;
 	struct store_stats stats;    /* atomic fields */
+	int reserve_fd;              /* index/reserve (reserve.c); -1 none; immutable */
+	uint64_t reserve_size;       /* immutable after open */
+	int reserve_held;            /* protected by commit_lock: the reserve is allocated */
 };
 
 struct pver {
@@ -85,6 +88,17 @@ void store_release_list(struct store *st, struct frag_desc *freed, uint32_t n);
 
 /* Begin a write txn under commit_lock (released by store_wend). */
 int store_wbegin(struct store *st, struct idx_txn **t);
+
+/* The reserve that lets deletes run on a full file system (reserve.c).
+ * store_wbegin_freeing is store_wbegin for a txn that frees space: it may
+ * first give the reserve back. store_reserve_check (caller holds
+ * commit_lock; store_wbegin calls it) remakes a given-back reserve.
+ * @return 0, or -ENOSPC while it is given back and cannot be remade.
+ * Open/close: read-write stores only; failures are logged, never fatal. */
+int store_wbegin_freeing(struct store *st, struct idx_txn **t);
+int store_reserve_check(struct store *st);
+void store_reserve_open(struct store *st);
+void store_reserve_close(struct store *st);
 /* Commit (rc == 0) or abort T and release commit_lock; returns the result. */
 int store_wend(struct store *st, struct idx_txn *t, int rc);
 
@@ -104,6 +118,9 @@ struct seg {
 	uint8_t kind;
 };
 struct stage;            /* append-only staged bytes (stage.c) */
+/* Copy staged bytes [OFF, OFF+LEN) into BUF. @return 0; -EIO (past the
+ * log, or a short spill file); -errno of pread(2); an injected -errno from
+ * fault point "staging_read". */
 int stage_read(struct stage *sg, void *buf, size_t len, uint64_t off);
 /* Read content [off, off+len) of segment list S/N (base bytes from BASE,
  * staged bytes from SG). @return bytes read (short at the end) or -errno. */

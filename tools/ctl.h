@@ -27,7 +27,7 @@ enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
 /* Fragment cache budget of the tool's store handle. */
 #define CTL_CACHE (8u << 20)
 
-/* ---- messages (payloadctl.c) ---- */
+/* ---- messages and options (ctl_msg.c) ---- */
 
 /* Print `payloadctl: WHAT: WHY` (printf-style WHY) on stderr. */
 void ctl_err(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 
 static const char help[] =
-	"usage: payloadctl fsck STORE\n"
+	"usage: payloadctl fsck [--repair] STORE\n"
 	"\n"
 	"Check STORE (also safe while it is mounted): every fragment image is read\n"
 	"and its checksum verified; every reference count is recounted from the\n"
@@ -25,7 +25,18 @@ static const char help[] =
 	"(its path, else its id), the fragment and the byte range; images no record\n"
 	"references are warnings (the daemon removes them when it mounts).\n"
 	"\n"
-	"exit status: 0 clean, 1 problems found, 2 the check could not run.\n";
+	"--repair (the store must not be mounted: it takes the daemon's lock) then\n"
+	"makes the store consistent, printing one 'repair:' line per change: an\n"
+	"object with unreadable fragments or a list that does not cover its size\n"
+	"keeps the fragments that verify, moved up to close the gaps, and moves to\n"
+	"/lost+found/ID-NAME (xattrs user.fsck.path, user.fsck.lost say from where\n"
+	"and what was lost); entries naming nothing go; lost inodes go to\n"
+	"lost+found; nlink, reference counts and counters are recomputed;\n"
+	"unlinked inodes and unreferenced images are freed. Healthy objects are not\n"
+	"touched. A new check must then be clean. See payloadctl(1), REPAIR.\n"
+	"\n"
+	"exit status: 0 clean, 1 problems found (--repair: found and repaired),\n"
+	"2 the check (or the repair) could not run or complete.\n";
 
 /* ---- messages ---- */
 
@@ -45,12 +56,30 @@ struct fk_ino *fk_find(struct fsck *f, uint64_t ino)
 	return bsearch(&key, f->inos, f->ninos, sizeof(*f->inos), cmp_ino);
 }
 
-/* Print the path of INO (from its first dirent up to the root), escaped.
- * @return 0, or -1 when INO is in no directory reachable that way. */
-static int print_path(struct fsck *f, uint64_t ino)
+/* Append NAME to BUF at *N (CAP bytes) with control characters escaped as
+ * ctl_put_name does; truncated at CAP. */
+static void put_escaped(char *buf, size_t cap, size_t *n, const char *name)
+{
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		char tmp[8];
+		if (*p == '\n')
+			strcpy(tmp, "\\n");
+		else if (*p == '\t')
+			strcpy(tmp, "\\t");
+		else if (*p < 0x20 || *p == 0x7f)
+			snprintf(tmp, sizeof(tmp), "\\%03o", *p);
+		else
+			tmp[0] = (char)*p, tmp[1] = '\0';
+		for (const char *q = tmp; *q && *n + 1 < cap; q++)
+			buf[(*n)++] = *q;
+	}
+	buf[*n] = '\0';
+}
+
+int fk_path(struct fsck *f, uint64_t ino, char *buf, size_t cap)
 {
 	const char *names[256];
-	size_t n = 0;
+	size_t n = 0, len = 0;
 	struct fk_ino *r;
 
 	for (uint64_t cur = ino; cur != IDX_ROOT_INO; cur = r->dparent) {
@@ -59,21 +88,24 @@ static int print_path(struct fsck *f, uint64_t ino)
 			return -1;
 		names[n++] = r->dname;
 	}
+	buf[0] = '\0';
 	if (!n)
-		fputc('/', stdout);
+		put_escaped(buf, cap, &len, "/");
 	while (n--) {
-		fputc('/', stdout);
-		ctl_put_name(stdout, names[n]);
+		put_escaped(buf, cap, &len, "/");
+		put_escaped(buf, cap, &len, names[n]);
 	}
 	return 0;
 }
 
 static void print_obj(struct fsck *f, uint64_t ino)
 {
+	char path[4096];
+
 	if (!ino)
 		return;
-	if (print_path(f, ino) == 0)
-		printf(" (id %" PRIu64 "): ", ino);
+	if (fk_path(f, ino, path, sizeof(path)) == 0)
+		printf("%s (id %" PRIu64 "): ", path, ino);
 	else
 		printf("id %" PRIu64 ": ", ino);
 }
@@ -82,25 +114,42 @@ void fk_problem(struct fsck *f, uint64_t ino, const char *fmt, ...)
 {
 	va_list ap;
 
+	f->problems++;
+	if (f->quiet)
+		return;
 	print_obj(f, ino);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
 	putchar('\n');
-	f->problems++;
 }
 
 void fk_warn(struct fsck *f, uint64_t ino, const char *fmt, ...)
 {
 	va_list ap;
 
+	f->warnings++;
+	if (f->quiet)
+		return;
 	fputs("warning: ", stdout);
 	print_obj(f, ino);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
 	putchar('\n');
-	f->warnings++;
+}
+
+void fk_action(struct fsck *f, uint64_t ino, const char *fmt, ...)
+{
+	va_list ap;
+
+	f->actions++;
+	fputs("repair: ", stdout);
+	print_obj(f, ino);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
 }
 
 uint64_t fk_count_rows(const struct idx_inode *in, const char *buf, size_t len)
@@ -161,6 +210,7 @@ static int dirent_cb(void *arg, const char *name, uint64_t child, uint32_t type)
 		return -ENOMEM;
 	f->dirents = e;
 	e += f->ndirents;
+	memset(e, 0, sizeof(*e));
 	if (!(e->name = strdup(name)))
 		return -ENOMEM;
 	e->parent = c->parent;
@@ -178,6 +228,7 @@ static int frag_cb(void *arg, uint64_t ino, const struct frag_desc *d)
 	if (!v)
 		return -ENOMEM;
 	f->frags = v;
+	memset(&f->frags[f->nfrags], 0, sizeof(f->frags[0]));
 	f->frags[f->nfrags].ino = ino;
 	f->frags[f->nfrags++].d = *d;
 	return 0;
@@ -233,7 +284,7 @@ static int per_inode(struct fsck *f, struct idx_txn *t)
 	return 0;
 }
 
-static int collect(struct fsck *f)
+int fk_collect(struct fsck *f)
 {
 	struct idx_txn *t;
 	int rc = idx_begin(store_idx(f->st), 1, &t);
@@ -259,58 +310,150 @@ static int collect(struct fsck *f)
 	return rc;
 }
 
-static void fsck_free(struct fsck *f)
+void fk_free(struct fsck *f)
 {
 	for (size_t i = 0; i < f->ndirents; i++)
 		free(f->dirents[i].name);
+	for (size_t i = 0; i < f->nfrags; i++)
+		free(f->frags[i].why);
+	for (size_t i = 0; i < f->ninos; i++) {
+		free(f->inos[i].dropped);
+		free(f->inos[i].origin);
+	}
 	free(f->dirents);
 	free(f->inos);
 	free(f->frags);
 	free(f->byid);
 	free(f->refs);
+	f->dirents = NULL, f->inos = NULL, f->frags = NULL, f->byid = NULL, f->refs = NULL;
+	f->ndirents = f->ninos = f->nfrags = f->nrefs = 0;
+	f->cap_dirents = f->cap_inos = f->cap_frags = f->cap_refs = 0;
+}
+
+int fk_check_all(struct fsck *f)
+{
+	int rc;
+
+	fk_check_namespace(f);
+	fk_check_lists(f);
+	rc = fk_check_refs(f);
+	if (!rc)
+		rc = fk_check_images(f);
+	if (!rc)
+		rc = fk_check_unreferenced(f);
+	return rc;
+}
+
+static void summary(const struct fsck *f)
+{
+	if (f->skipped_memory)
+		printf("note: %" PRIu64 " fragment(s) of storage=memory objects not read "
+		       "(their data lives in the mounted daemon)\n", f->skipped_memory);
+	printf("fsck: %" PRIu64 " object%s, %" PRIu64 " fragment%s checked: ", f->objects,
+	       f->objects == 1 ? "" : "s", f->checked, f->checked == 1 ? "" : "s");
+	if (f->problems)
+		printf("%lu problem%s\n", f->problems, f->problems == 1 ? "" : "s");
+	else
+		printf("clean\n");
+}
+
+/* Open DIR read-write with the daemon's exclusive lock, for --repair.
+ * @return 0, or -errno (printed). */
+static int open_for_repair(const char *dir, struct store **st)
+{
+	struct store_opts o = { .cache_size = CTL_CACHE };
+	int rc = store_open(dir, &o, st);
+
+	if (rc == -EBUSY)
+		ctl_err(dir, "the store is in use (mounted by payloadfs, or another payloadctl "
+			"holds it): unmount it first; --repair needs the store to itself");
+	else if (rc)
+		ctl_err(dir, "%s", store_strerror(rc));
+	return rc;
+}
+
+/* --repair after the check F: plan, fix, check again. @return the exit
+ * status. */
+static int repair(struct fsck *f, const char *dir)
+{
+	struct fsck g = { .st = f->st, .dir = f->dir, .quiet = 1 };
+	int rc = fk_plan(f);
+
+	if (!rc)
+		rc = fk_fix(f);
+	if (rc) {
+		ctl_err(dir, "repair failed: %s", rc == -EUCLEAN ? "damage it cannot repair (above)" :
+			strerror(-rc));
+		return CTL_USAGE;
+	}
+	rc = fk_collect(&g);
+	if (!rc)
+		rc = fk_check_all(&g);
+	if (rc) {
+		ctl_err(dir, "cannot check the repaired store: %s", strerror(-rc));
+		fk_free(&g);
+		return CTL_USAGE;
+	}
+	if (g.problems) {
+		printf("fsck: after the repair %lu problem%s remain%s:\n", g.problems,
+		       g.problems == 1 ? "" : "s", g.problems == 1 ? "s" : "");
+		fk_free(&g);
+		g = (struct fsck){ .st = f->st, .dir = f->dir };
+		if (!fk_collect(&g))
+			fk_check_all(&g);
+		fk_free(&g);
+		return CTL_USAGE;
+	}
+	fk_free(&g);
+	if (f->problems)
+		printf("fsck: repaired (%lu change%s); a new check is clean\n", f->actions,
+		       f->actions == 1 ? "" : "s");
+	else if (f->actions)
+		printf("fsck: no damage; %lu leftover%s tidied\n", f->actions, f->actions == 1 ? "" : "s");
+	return f->problems ? CTL_FAIL : CTL_OK;
 }
 
 int ctl_fsck(int argc, char **argv)
 {
 	struct fsck f = { 0 };
 	const char *dir;
-	int flags[1], n, status = CTL_USAGE, rc = ctl_getopt("fsck", argc, argv, "", flags, help, &n);
+	int flags[1] = { 0 }, n, do_repair = 0, status = CTL_USAGE, rc;
 
+	/* --repair is the one long option: take it out before ctl_getopt */
+	for (int i = 1, j = 1; i <= argc; i++) {
+		if (i == argc || strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				argv[j++] = argv[i++];
+			argv[argc = j] = NULL;
+			break;
+		}
+		if (strcmp(argv[i], "--repair") == 0)
+			do_repair = 1;
+		else
+			argv[j++] = argv[i];
+	}
+	rc = ctl_getopt("fsck", argc, argv, "", flags, help, &n);
 	if (rc >= 0)
 		return rc;
 	if (n != 2)
 		return ctl_usage("fsck", n < 2 ? "missing STORE" : "too many arguments");
-	dir = argv[1];
-	if (ctl_open(dir, &f.st))
+	dir = f.dir = argv[1];
+	if (do_repair ? open_for_repair(dir, &f.st) : ctl_open(dir, &f.st))
 		return CTL_USAGE;
-	rc = collect(&f);
+	rc = fk_collect(&f);
 	if (rc) {
 		ctl_err(dir, "cannot read the index: %s", strerror(-rc));
 		goto out;
 	}
-	fk_check_namespace(&f);
-	fk_check_lists(&f);
-	rc = fk_check_refs(&f);
-	if (!rc)
-		rc = fk_check_images(&f);
-	if (!rc)
-		rc = fk_check_unreferenced(&f);
+	rc = fk_check_all(&f);
 	if (rc) {
 		ctl_err(dir, "cannot check the fragments: %s", strerror(-rc));
 		goto out;
 	}
-	if (f.skipped_memory)
-		printf("note: %" PRIu64 " fragment(s) of storage=memory objects not read "
-		       "(their data lives in the mounted daemon)\n", f.skipped_memory);
-	printf("fsck: %" PRIu64 " object%s, %" PRIu64 " fragment%s checked: ", f.objects,
-	       f.objects == 1 ? "" : "s", f.checked, f.checked == 1 ? "" : "s");
-	if (f.problems)
-		printf("%lu problem%s\n", f.problems, f.problems == 1 ? "" : "s");
-	else
-		printf("clean\n");
-	status = f.problems ? CTL_FAIL : CTL_OK;
+	summary(&f);
+	status = do_repair ? repair(&f, dir) : f.problems ? CTL_FAIL : CTL_OK;
 out:
-	fsck_free(&f);
+	fk_free(&f);
 	store_close(f.st);
 	if (fflush(stdout) != 0) {
 		ctl_err("stdout", "%s", strerror(errno));

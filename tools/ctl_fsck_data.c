@@ -143,6 +143,13 @@ static int cmp_ref(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+struct fk_ref *fk_find_ref(struct fsck *f, uint64_t id)
+{
+	struct fk_ref key = { .id = id };
+
+	return f->nrefs ? bsearch(&key, f->refs, f->nrefs, sizeof(key), cmp_ref) : NULL;
+}
+
 /* End of the run of records of the same id starting at byid[I]. */
 static size_t run_end(const struct fsck *f, size_t i)
 {
@@ -242,11 +249,12 @@ static void diagnose(struct fsck *f, const struct frag_desc *d, int rc, char *wh
 		snprintf(why, cap, "missing: no image fragments/%02x/%016llx.frag, but %" PRIu32
 			 " reference(s) to it", (unsigned)(d->id & 0xff), (unsigned long long)d->id,
 			 r ? r->count : 0);
-	} else if (rc == -EIO && req.len < req.cap) {
-		snprintf(why, cap, "damaged: truncated image (%zu of %zu bytes)", req.len, req.cap);
-	} else if (rc) {
+	} else if (rc && !(rc == -EIO && req.len < req.cap)) {
 		snprintf(why, cap, "unreadable image: %s", strerror(-rc));
-	} else if (frag_decode_header(req.buf, req.len, &info)) {
+	} else if (req.len < FRAG_HDR_SIZE ||
+		   (frag_decode_header(req.buf, FRAG_HDR_SIZE, &info) && req.len < req.cap)) {
+		snprintf(why, cap, "damaged: truncated image (%zu of %zu bytes)", req.len, req.cap);
+	} else if (frag_decode_header(req.buf, FRAG_HDR_SIZE, &info)) {   /* the header alone */
 		snprintf(why, cap, "damaged: bad image header");
 	} else if (info.id != d->id) {
 		snprintf(why, cap, "damaged: the image header names fragment %016llx",
@@ -254,6 +262,8 @@ static void diagnose(struct fsck *f, const struct frag_desc *d, int rc, char *wh
 	} else if (info.raw_len != d->len || info.stored_len != d->stored_len ||
 		   info.checksum != d->checksum) {
 		snprintf(why, cap, "damaged: the image header disagrees with the index record");
+	} else if (req.len < req.cap) {
+		snprintf(why, cap, "damaged: truncated image (%zu of %zu bytes)", req.len, req.cap);
 	} else if ((raw = malloc(d->len ? d->len : 1)) &&
 		   frag_decode(req.buf, req.len, d->id, raw, d->len, NULL)) {
 		snprintf(why, cap, "damaged: %s", info.codec == FRAG_CODEC_RAW ? "checksum mismatch" :
@@ -285,45 +295,95 @@ static void check_rows(struct fsck *f, const struct fk_frag *fr, const struct fb
 	}
 }
 
-/* Read and verify the fragment of records byid[I..E). @return 0 or
- * -ENOMEM (the check cannot go on). */
-static int check_image(struct fsck *f, size_t i, size_t e)
+static int same_desc(const struct frag_desc *a, const struct frag_desc *b)
 {
-	const struct frag_desc *d = &f->frags[f->byid[i]].d;
+	return a->len == b->len && a->stored_len == b->stored_len && a->checksum == b->checksum &&
+	       a->codec == b->codec && a->flags == b->flags;
+}
+
+/* Read and verify the image of record FR through the read path. Sets its
+ * state (and nls, nl_end; or why). @return 0, -ENOMEM, or 1 when the read
+ * failed and a mount may have dropped the fragment since the snapshot. */
+static int verify_record(struct fsck *f, struct fk_frag *fr, size_t i, size_t e)
+{
+	const struct frag_desc *d = &fr->d;
 	struct frag_ref ref = { .id = d->id, .raw_len = d->len, .stored_len = d->stored_len,
 				.checksum = d->checksum, .backend = store_backend(f->st, 0) };
 	struct fbuf *buf;
 	char why[160];
-	int rc;
+	int rc = fcache_fetch(store_cache(f->st), &ref, 1, &buf);
 
-	for (size_t k = i + 1; k < e; k++) {
-		const struct fk_frag *o = &f->frags[f->byid[k]];
-		if (o->d.len != d->len || o->d.stored_len != d->stored_len ||
-		    o->d.checksum != d->checksum || o->d.codec != d->codec || o->d.flags != d->flags)
-			fk_problem(f, o->ino, FRAG_FMT ": its record disagrees with that of object %" PRIu64,
-				   FRAG_ARGS(&o->d), f->frags[f->byid[i]].ino);
-	}
-	if (d->flags & FRAG_F_MEMORY) {
-		f->skipped_memory++;
-		return 0;
-	}
-	f->checked++;
-	rc = fcache_fetch(store_cache(f->st), &ref, 1, &buf);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc == 0) {
+		fr->state = FK_GOOD;
+		for (const char *p = buf->data, *end = buf->data + buf->len;
+		     p < end && (p = memchr(p, '\n', (size_t)(end - p))); p++)
+			fr->nls++;
+		fr->nl_end = buf->len && buf->data[buf->len - 1] == '\n';
 		for (size_t k = i; k < e; k++)
-			check_rows(f, &f->frags[f->byid[k]], buf);
+			if (same_desc(&f->frags[f->byid[k]].d, d))
+				check_rows(f, &f->frags[f->byid[k]], buf);
 		fbuf_put(buf);
 		fcache_drop(store_cache(f->st), d->id);   /* each image is read once */
 		return 0;
 	}
 	if (!still_listed(f, i, e))
-		return 0;
+		return 1;
 	diagnose(f, d, rc, why, sizeof(why));
-	for (size_t k = i; k < e; k++) {
-		const struct fk_frag *fr = &f->frags[f->byid[k]];
-		fk_problem(f, fr->ino, FRAG_FMT ": %s", FRAG_ARGS(&fr->d), why);
+	fr->state = FK_BAD;
+	fr->why = strdup(why);
+	return fr->why ? 0 : -ENOMEM;
+}
+
+/* Read and verify the fragment of records byid[I..E). Records that agree
+ * share one read; one that disagrees is also verified against itself, so
+ * that each record knows whether its own description holds (--repair).
+ * @return 0 or -ENOMEM (the check cannot go on). */
+static int check_image(struct fsck *f, size_t i, size_t e)
+{
+	struct fk_frag *first = &f->frags[f->byid[i]];
+	const struct frag_desc *d = &first->d;
+	int rc;
+
+	for (size_t k = i + 1; k < e; k++) {
+		const struct fk_frag *o = &f->frags[f->byid[k]];
+		if (!same_desc(&o->d, d))
+			fk_problem(f, o->ino, FRAG_FMT ": its record disagrees with that of object %" PRIu64,
+				   FRAG_ARGS(&o->d), first->ino);
+	}
+	if (d->flags & FRAG_F_MEMORY) {
+		f->skipped_memory++;
+		for (size_t k = i; k < e; k++)
+			f->frags[f->byid[k]].state = FK_SKIPPED;
+		return 0;
+	}
+	f->checked++;
+	rc = verify_record(f, first, i, e);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		return 0;
+	if (first->state == FK_BAD)
+		for (size_t k = i; k < e; k++) {
+			const struct fk_frag *fr = &f->frags[f->byid[k]];
+			fk_problem(f, fr->ino, FRAG_FMT ": %s", FRAG_ARGS(&fr->d), first->why);
+		}
+	for (size_t k = i + 1; k < e; k++) {
+		struct fk_frag *fr = &f->frags[f->byid[k]];
+		if (same_desc(&fr->d, d)) {
+			fr->state = first->state;
+			fr->nls = first->nls;
+			fr->nl_end = first->nl_end;
+			continue;
+		}
+		if (fr->d.flags & FRAG_F_MEMORY) {
+			fr->state = FK_SKIPPED;
+			continue;
+		}
+		rc = verify_record(f, fr, k, k + 1);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }

@@ -1,5 +1,6 @@
-/* payloadctl — offline tools over a payload store: dispatch, usage, error
- * messages and option parsing. The subcommands live in ctl_*.c. */
+/* payloadctl — offline tools over a payload store: dispatch and usage.
+ * The subcommands live in ctl_*.c, messages and option parsing in
+ * ctl_msg.c. */
 #include "tools/ctl.h"
 #include "cache/log.h"
 
@@ -19,7 +20,8 @@ static const char usage_text[] =
 	"  stat [-v] STORE PATH       all attributes of one entry (-v: its fragments)\n"
 	"  cat STORE PATH[@VIEW]      write an object or a view to stdout;\n"
 	"                             VIEW is rows=A:B, part=K/N or meta\n"
-	"  fsck STORE                 check fragments, reference counts and dirents\n"
+	"  fsck [--repair] STORE      check fragments, reference counts and dirents\n"
+	"                             (--repair: unmounted, make it consistent)\n"
 	"\n"
 	"PATH is relative to the store root (\"/\" or \"\" is the root); .by-id/ID\n"
 	"names an object by its id.\n"
@@ -31,63 +33,6 @@ static const char usage_text[] =
 	"\n"
 	"exit status: 0 success; 1 failure (fsck: damage found); 2 usage error\n"
 	"(fsck: the check could not run).\n";
-
-void ctl_err(const char *what, const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fprintf(stderr, "payloadctl: %s: ", what);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int ctl_usage(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "payloadctl: %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'payloadctl %s --help'.\n", cmd);
-	return CTL_USAGE;
-}
-
-int ctl_getopt(const char *cmd, int argc, char **argv, const char *shortopts, int *flags,
-	       const char *help, int *nargs)
-{
-	int n = 1, opts_done = 0;
-
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (opts_done || a[0] != '-' || a[1] == '\0') {
-			argv[n++] = argv[i];
-			continue;
-		}
-		if (strcmp(a, "--") == 0) {
-			opts_done = 1;
-			continue;
-		}
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			fputs(help, stdout);
-			return CTL_OK;
-		}
-		if (a[1] == '-')
-			return ctl_usage(cmd, "unknown option '%s'", a);
-		for (const char *c = a + 1; *c; c++) {
-			const char *p = strchr(shortopts, *c);
-			if (!p)
-				return ctl_usage(cmd, "unknown option '-%c'", *c);
-			flags[p - shortopts] = 1;
-		}
-	}
-	*nargs = n;
-	return -1;
-}
 
 static const struct {
 	const char *name;

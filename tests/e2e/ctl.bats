@@ -114,10 +114,10 @@ hexstr() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 	[[ ${stderr_lines[0]} =~ ^payloadctl: ]]
 	run --separate-stderr ctl --bogus
 	[ "$status" -eq 2 ]
-	run --separate-stderr ctl fsck --repair "$STORE"
+	run --separate-stderr ctl fsck --no-such-option "$STORE"
 	[ "$status" -eq 2 ]
 	[[ ${stderr_lines[0]} =~ $ERR_RE ]]
-	[[ $stderr == *--repair* ]]
+	[[ $stderr == *--no-such-option* ]]
 	run --separate-stderr ctl ls -x "$STORE"
 	[ "$status" -eq 2 ]
 	[[ ${stderr_lines[0]} =~ $ERR_RE ]]
