@@ -12,9 +12,12 @@
  *      leftover (of puts interrupted by a crash).
  *  (3) Every fan-out folder whose entries changed since the last
  *      successful sync() has its bit set in `dirty`; sync() fsyncs those.
- *  (4) The ring is used by one get_many() at a time (ring_lock), and holds
- *      no pending SQE or unreaped CQE whenever ring_lock is free.
- * Lock order: ring_lock and dirty_lock are never held together.
+ *  (4) A ring is used by one get_many() at a time (its slot's lock), and
+ *      holds no pending SQE or unreaped CQE whenever that lock is free.
+ *      There are RING_SLOTS rings, so that concurrent batches (several
+ *      readers, read-ahead) do not wait for each other's I/O.
+ * Lock order: a slot lock and dirty_lock are never held together; at most
+ * one slot lock is held.
  */
 #include "cache/backend.h"
 
@@ -36,6 +39,7 @@
 
 #define FANOUT        256
 #define RING_ENTRIES  256          /* reads in flight per submission */
+#define RING_SLOTS    8            /* rings for concurrent batches */
 #define MAX_IO_CHUNK  0x40000000u  /* bytes per read/write call */
 #define MAX_TRIES     16           /* io_uring -EINTR/-EAGAIN retries per read */
 #define PATH_LEN      64           /* "XX/.tmp.<16>.<pid>.<seq>" fits */
@@ -46,9 +50,12 @@ struct local_backend {
 	unsigned long tmp_seq;        /* atomic: temporary-name counter */
 	pthread_mutex_t dirty_lock;
 	uint64_t dirty[FANOUT / 64];  /* protected by dirty_lock */
-	pthread_mutex_t ring_lock;
-	struct io_uring ring;         /* protected by ring_lock */
-	int ring_ok;                  /* protected by ring_lock */
+	struct ring_slot {
+		pthread_mutex_t lock;
+		struct io_uring ring;  /* protected by lock */
+		int ok;                /* protected by lock */
+	} rings[RING_SLOTS];
+	unsigned ring_next;           /* atomic: where the next batch looks first */
 };
 
 /* Per-request state of one get_many() call. */
@@ -516,16 +523,28 @@ static void ring_warn_once(int err)
 static void uring_batch(struct local_backend *b, struct frag_get *reqs, size_t n,
 			struct rd_state *st, size_t *redo)
 {
-	pthread_mutex_lock(&b->ring_lock);
-	if (b->ring_ok) {
-		int rc = uring_read_all(&b->ring, reqs, n, st, redo);
+	unsigned first = __atomic_fetch_add(&b->ring_next, 1, __ATOMIC_RELAXED);
+	struct ring_slot *rs = NULL;
+
+	/* a free ring if there is one, else wait for the first choice */
+	for (unsigned k = 0; k < RING_SLOTS && !rs; k++) {
+		struct ring_slot *c = &b->rings[(first + k) % RING_SLOTS];
+		if (pthread_mutex_trylock(&c->lock) == 0)
+			rs = c;
+	}
+	if (!rs) {
+		rs = &b->rings[first % RING_SLOTS];
+		pthread_mutex_lock(&rs->lock);
+	}
+	if (rs->ok) {
+		int rc = uring_read_all(&rs->ring, reqs, n, st, redo);
 		if (rc) {
 			log_err("io_uring read failed (%s): switching to pread", strerror(-rc));
-			io_uring_queue_exit(&b->ring);
-			b->ring_ok = 0;
+			io_uring_queue_exit(&rs->ring);
+			rs->ok = 0;
 		}
 	}
-	pthread_mutex_unlock(&b->ring_lock);
+	pthread_mutex_unlock(&rs->lock);
 }
 
 /* Each request: err 0 and len == cap, or -ENOENT (no such image), -EIO
@@ -637,26 +656,34 @@ static int open_root(const char *dir)
 	return fd >= 0 ? fd : -errno;
 }
 
+/* Fault point "uring_init" (or a failing first ring): no rings at all,
+ * every read goes through pread. Later rings that fail just are not used. */
 static void ring_init(struct local_backend *b)
 {
 	int rc = FAULT("uring_init");
 
 	if (!rc)
-		rc = io_uring_queue_init(RING_ENTRIES, &b->ring, 0);
-	b->ring_ok = rc == 0;
-	if (rc)
+		rc = io_uring_queue_init(RING_ENTRIES, &b->rings[0].ring, 0);
+	if (rc) {
 		ring_warn_once(rc);
+		return;
+	}
+	b->rings[0].ok = 1;
+	for (unsigned k = 1; k < RING_SLOTS; k++)
+		b->rings[k].ok = io_uring_queue_init(RING_ENTRIES, &b->rings[k].ring, 0) == 0;
 }
 
 static void local_destroy(struct frag_backend *fb)
 {
 	struct local_backend *b = to_local(fb);
 
-	if (b->ring_ok)
-		io_uring_queue_exit(&b->ring);
+	for (unsigned k = 0; k < RING_SLOTS; k++) {
+		if (b->rings[k].ok)
+			io_uring_queue_exit(&b->rings[k].ring);
+		pthread_mutex_destroy(&b->rings[k].lock);
+	}
 	if (b->rootfd >= 0)
 		close(b->rootfd);
-	pthread_mutex_destroy(&b->ring_lock);
 	pthread_mutex_destroy(&b->dirty_lock);
 	free(b);
 }
@@ -684,7 +711,8 @@ static int local_open(const char *dir, int rdonly, struct frag_backend **out)
 		return -ENOMEM;
 	b->base.ops = &local_ops;
 	pthread_mutex_init(&b->dirty_lock, NULL);
-	pthread_mutex_init(&b->ring_lock, NULL);
+	for (unsigned k = 0; k < RING_SLOTS; k++)
+		pthread_mutex_init(&b->rings[k].lock, NULL);
 	b->rootfd = rdonly ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : open_root(dir);
 	if (b->rootfd < 0) {
 		rc = rdonly ? -errno : b->rootfd;

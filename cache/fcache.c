@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "cache/backend.h"
+#include "cache/bufpool.h"
 #include "cache/codec.h"
 #include "cache/fault.h"
 #include "cache/log.h"
@@ -67,7 +68,7 @@ struct entry {
 	uint64_t tick;              /* release time; protected by shard->lock */
 	int in_table;               /* protected by shard->lock */
 	int state;                  /* protected by shard->lock: invariant (6) */
-	char data[];
+	size_t cap;                 /* immutable: capacity of buf.data (bufpool) */
 };
 
 struct shard {
@@ -252,20 +253,31 @@ static __attribute__((unused)) int shard_check(struct shard *s)
 
 /* ---- entries, eviction -------------------------------------------------- */
 
-/* @return an unpublished LOADING entry of RAW_LEN bytes for ID, or NULL. */
+/* @return an unpublished LOADING entry of RAW_LEN bytes for ID (its bytes
+ * from the recycled buffers), or NULL. */
 static struct entry *entry_new(struct fcache *c, uint64_t id, size_t raw_len)
 {
-	struct entry *e = xmalloc(sizeof(*e) + raw_len);
+	struct entry *e = xmalloc(sizeof(*e));
+	char *data = e ? bp_get(raw_len, &e->cap) : NULL;
 
-	if (!e)
+	if (!data) {
+		free(e);
 		return NULL;
-	memset(e, 0, sizeof(*e));
+	}
+	memset(e, 0, offsetof(struct entry, cap));
 	e->buf.id = id;
 	e->buf.len = raw_len;
-	e->buf.data = e->data;
+	e->buf.data = data;
 	e->shard = shard_of(c, id);
 	e->state = E_LOADING;
 	return e;
+}
+
+/* Free an entry that was never published. */
+static void entry_discard(struct entry *e)
+{
+	bp_put((void *)e->buf.data, e->cap);
+	free(e);
 }
 
 /* Free a live entry no one can reach any more (invariant 3). */
@@ -275,7 +287,7 @@ static void entry_free(struct entry *e)
 
 	__atomic_fetch_sub(&c->bytes, e->buf.len, __ATOMIC_RELAXED);
 	__atomic_fetch_sub(&c->entries, 1, __ATOMIC_RELAXED);
-	free(e);
+	entry_discard(e);
 }
 
 /* @return the shard whose LRU tail is oldest, or NULL when every entry is
@@ -497,7 +509,7 @@ static void decode_one(void *arg)
 		l->rc = l->get->err;
 		return;
 	}
-	rc = frag_decode(l->get->buf, l->get->len, l->ref.id, l->e->data, l->ref.raw_len, &fi);
+	rc = frag_decode(l->get->buf, l->get->len, l->ref.id, (char *)l->e->buf.data, l->ref.raw_len, &fi);
 	if (!rc && (fi.raw_len != l->ref.raw_len || fi.checksum != l->ref.checksum))
 		rc = -EIO;
 	if (rc) {
@@ -534,7 +546,8 @@ static void finish_load(struct load *l)
 static void load_backend(struct fcache *c, struct load *ls, size_t m)
 {
 	struct frag_get stackv[16], *gv = m <= 16 ? stackv : xmalloc(m * sizeof(*gv));
-	int rc = gv ? 0 : -ENOMEM;
+	size_t capv[16], *caps = m <= 16 ? capv : xmalloc(m * sizeof(*caps));
+	int rc = gv && caps ? 0 : -ENOMEM;
 
 	if (gv)
 		memset(gv, 0, m * sizeof(*gv));
@@ -542,7 +555,7 @@ static void load_backend(struct fcache *c, struct load *ls, size_t m)
 	for (size_t i = 0; i < m && !rc; i++) {
 		gv[i] = (struct frag_get){ .id = ls[i].ref.id,
 					   .cap = FRAG_HDR_SIZE + (size_t)ls[i].ref.stored_len };
-		if (!(gv[i].buf = xmalloc(gv[i].cap)))
+		if (!(gv[i].buf = bp_get(gv[i].cap, &caps[i])))
 			rc = -ENOMEM;
 		ls[i].get = &gv[i];
 	}
@@ -571,14 +584,16 @@ static void load_backend(struct fcache *c, struct load *ls, size_t m)
 		for (size_t i = 0; i < m; i++)
 			decode_one(&ls[i]);
 	}
-	for (size_t i = 0; gv && i < m; i++)
-		free(gv[i].buf);
+	for (size_t i = 0; gv && caps && i < m; i++)
+		bp_put(gv[i].buf, gv[i].buf ? caps[i] : 0);
 	for (size_t i = 0; i < m; i++)
 		ls[i].get = NULL;
 	for (size_t i = 0; i < m; i++)
 		finish_load(&ls[i]);
 	if (gv != stackv)
 		free(gv);
+	if (caps != capv)
+		free(caps);
 }
 
 /* Load LS[0..M): one batch per backend. Each ls[i].rc tells its outcome;
@@ -678,7 +693,7 @@ static int claim_all(struct fcache *c, const struct frag_ref *refs, size_t n,
 				return -ENOMEM;
 			e = find_or_claim(c, refs[i].id, ne, &mine);
 			if (!mine)
-				free(ne);   /* another caller claimed it meanwhile */
+				entry_discard(ne);   /* another caller claimed it meanwhile */
 		}
 		out[i] = &e->buf;
 		if (mine)
@@ -778,7 +793,7 @@ static void prefetch_run(void *arg)
 			break;
 		e = find_or_claim(c, p->refs[i].id, ne, &mine);
 		if (!mine) {
-			free(ne);
+			entry_discard(ne);
 			fbuf_put(&e->buf);
 			continue;
 		}
@@ -910,7 +925,7 @@ void fcache_free(struct fcache *c)
 			for (; e; e = next) {
 				next = e->hnext;
 				assert(e->buf.refs == 0);
-				free(e);
+				entry_discard(e);
 			}
 		}
 		free(s->buckets);

@@ -90,7 +90,8 @@ static void usage(const char *prog)
 	       "    -o read_ahead=BYTES     kernel read-ahead window of the mount (default 4M;\n"
 	       "                            needs root, else the kernel's default stays)\n"
 	       "    -o threads=N            worker threads for decompression, compression and\n"
-	       "                            read-ahead (default: one per CPU)\n"
+	       "                            read-ahead (default: one per CPU; 0: none, so\n"
+	       "                            no read-ahead and serial decoding)\n"
 	       "    -o direct_io            reads bypass the kernel page cache (every read goes\n"
 	       "                            to the daemon; no MAP_SHARED mmap); by default an\n"
 	       "                            object's current version is page-cached\n"
@@ -354,6 +355,7 @@ int main(int argc, char *argv[])
 	if (rc)
 		goto out;
 	rc = 1;
+	so.no_threads = o.threads && so.threads == 0;   /* threads=0: no workers */
 	so.rdonly = o.ro;
 	so.sweep = !o.ro;
 	so.lock_shared = o.ro;

@@ -754,6 +754,10 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, struct fh **out,
 		rc = store_wsess_begin(p->st, h->pv, h->kind == FH_VIEW ? &v.spec : NULL, trunc, &h->ws);
 	if (!rc && !wr && h->kind != FH_OBJ) {
 		rc = view_attr(h->pv, &v.spec, &size, &h->vm, &h->meta, &h->meta_len);
+		/* a view is read whole more often than not: start loading its
+		 * rows now, one batch (as far as the read-ahead budget goes) */
+		if (!rc && h->kind == FH_VIEW)
+			pver_prefetch(h->pv, h->vm.rows_off, h->vm.rows_off + h->vm.rows_len);
 	} else if (!rc && !wr) {
 		h->ino = v.base;
 		if (fn_open_read(nodeid, pver_inode(h->pv)->version, p->page_cache)) {

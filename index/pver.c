@@ -337,6 +337,68 @@ static size_t nth_row(const char *buf, size_t len, uint64_t n)
 	return (size_t)(p - buf);
 }
 
+int pver_row_offsets(struct pver *pv, const uint64_t *rows, size_t n, uint64_t *offs)
+{
+	struct frag_ref refs[8];
+	struct fbuf *bufs[8];
+	uint32_t idx[8];
+	size_t m = 0;
+	int rc;
+
+	if (n > 8)
+		return -EINVAL;
+	/* the fragments to scan, each once, fetched in one batch */
+	for (size_t k = 0; k < n; k++) {
+		uint64_t row = rows[k];
+		if (row >= pv->in.rows || inode_is_fixed(&pv->in) || pv->inl)
+			continue;
+		uint32_t i = frag_by_row(pv, row), j;
+		if (row == pv->frags[i].first_row)
+			continue;
+		for (j = 0; j < m && idx[j] != i; j++)
+			;
+		if (j == m) {
+			idx[m] = i;
+			to_ref(pv->st, &pv->frags[i], &refs[m]);
+			m++;
+		}
+	}
+	if (m) {
+		rc = fcache_fetch(pv->st->cache, refs, m, bufs);
+		if (rc == -EIO || rc == -ENOENT) {
+			log_err("object %llu: version %llu: fragments holding rows could not be read: %s",
+				(unsigned long long)pv->in.ino, (unsigned long long)pv->in.version,
+				rc == -EIO ? "damaged" : "missing");
+			rc = -EIO;
+		}
+		if (rc)
+			return rc;
+	}
+	for (size_t k = 0; k < n; k++) {
+		uint64_t row = rows[k];
+		if (row >= pv->in.rows)
+			offs[k] = pv->in.size;
+		else if (inode_is_fixed(&pv->in))
+			offs[k] = row * pv->in.fmt_recsize;
+		else if (pv->inl)
+			offs[k] = nth_row(pv->inl, pv->in.size, row);
+		else {
+			uint32_t i = frag_by_row(pv, row), j;
+			if (row == pv->frags[i].first_row) {
+				offs[k] = pv->frags[i].off;
+				continue;
+			}
+			for (j = 0; idx[j] != i; j++)
+				;
+			offs[k] = pv->frags[i].off + nth_row(bufs[j]->data, bufs[j]->len,
+							     row - pv->frags[i].first_row);
+		}
+	}
+	for (size_t j = 0; j < m; j++)
+		fbuf_put(bufs[j]);
+	return 0;
+}
+
 int pver_row_offset(struct pver *pv, uint64_t row, uint64_t *off)
 {
 	struct fbuf *fb;
@@ -479,7 +541,7 @@ static void pver_put_cb(void *arg)
 }
 
 /* Queue fragments covering [A, B) of PV for background loading. */
-static void prefetch_bytes(struct pver *pv, uint64_t a, uint64_t b)
+void pver_prefetch(struct pver *pv, uint64_t a, uint64_t b)
 {
 	struct frag_ref stack[32], *refs = stack;
 	uint32_t i, j, n;
@@ -526,6 +588,6 @@ void pver_readahead(struct pver *pv, struct readahead *ra, uint64_t off, size_t 
 		target = limit;
 	if (target <= ra->until)
 		return;
-	prefetch_bytes(pv, ra->until > end ? ra->until : end, target);
+	pver_prefetch(pv, ra->until > end ? ra->until : end, target);
 	ra->until = target;
 }

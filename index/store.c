@@ -597,7 +597,7 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = backend_mem_open(&st->mem);
 	if (!rc && !(st->cache = fcache_new(o->cache_size)))
 		rc = -ENOMEM;
-	if (!rc && !(st->pool = pool_new(o->threads ? o->threads : pool_ncpus())))
+	if (!rc && !(st->pool = pool_new(o->no_threads ? 0 : o->threads ? o->threads : pool_ncpus())))
 		rc = -ENOMEM;
 	if (!rc)
 		fcache_configure(st->cache, st->pool, 0);

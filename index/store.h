@@ -42,6 +42,8 @@ struct store_opts {
 				 * runs beside it (tools take none) */
 	unsigned threads;       /* worker threads for (de)compression and
 				 * read-ahead; 0 = one per CPU */
+	int no_threads;         /* no worker threads at all: serial decoding,
+				 * no read-ahead (deterministic tests) */
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
@@ -178,6 +180,14 @@ struct readahead {
  * STORE_RA_MAX, never past LIMIT) for background loading. Never blocks. */
 #define STORE_RA_MAX ((uint64_t)16 << 20)
 void pver_readahead(struct pver *pv, struct readahead *ra, uint64_t off, size_t len, uint64_t limit);
+
+/* Start loading the fragments of bytes [A, B) of PV in the background
+ * (read-ahead budget permitting; never blocks). */
+void pver_prefetch(struct pver *pv, uint64_t a, uint64_t b);
+
+/* Byte offsets OFFS[k] where rows ROWS[k] start (N <= 8), with every
+ * fragment to scan fetched in ONE batch. @return 0, -EIO, -EINVAL. */
+int pver_row_offsets(struct pver *pv, const uint64_t *rows, size_t n, uint64_t *offs);
 
 /* Byte offset where row ROW (0-based over all rows, header included)
  * starts; rows >= the row count map to the size. */

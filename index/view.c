@@ -181,13 +181,15 @@ int view_resolve(struct pver *pv, const struct view_spec *sp, struct view_map *m
 	data_rows = in->rows - hdr;
 	memset(m, 0, sizeof(*m));
 	view_row_range(sp, data_rows, &m->row_a, &m->row_b);
-	rc = pver_row_offset(pv, hdr, &m->hdr_len);
-	if (!rc)
-		rc = pver_row_offset(pv, hdr + m->row_a, &a_off);
-	if (!rc)
-		rc = pver_row_offset(pv, hdr + m->row_b, &b_off);
-	if (rc)
-		return rc;
+	{
+		uint64_t rows[3] = { hdr, hdr + m->row_a, hdr + m->row_b }, offs[3];
+		rc = pver_row_offsets(pv, rows, 3, offs);   /* one batch for the 3 */
+		if (rc)
+			return rc;
+		m->hdr_len = offs[0];
+		a_off = offs[1];
+		b_off = offs[2];
+	}
 	m->rows_off = a_off;
 	m->rows_len = b_off - a_off;
 	return 0;
