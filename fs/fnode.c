@@ -535,6 +535,7 @@ static void node_seal(struct fnode *f)
 	struct fobj *o = f->obj;
 
 	f->f.sealed = 1;
+	counts.sealed++;
 	if (o->cur_node == f->id)
 		o->cur_node = 0;
 }

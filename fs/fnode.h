@@ -135,7 +135,10 @@ int fn_object_refs(uint64_t ino, struct fn_names *out);
 void fn_names_free(struct fn_names *n);
 
 /* Counters for .stats and tests. */
-struct fn_stats { uint64_t file_nodes, view_nodes, real_nodes, objects, names; };
+struct fn_stats {
+	uint64_t file_nodes, view_nodes, real_nodes, objects, names;   /* now */
+	uint64_t sealed;      /* write opens moved to a fresh node (ESTALE), ever */
+};
 void fn_get_stats(struct fn_stats *out);
 
 #endif

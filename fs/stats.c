@@ -69,8 +69,8 @@ int pfs_stats_json(struct pfs *p, char **out, size_t *len)
 	fprintf(f, "  \"nodes\": {\n"
 		"    \"file_versions\": %" PRIu64 ",\n    \"views\": %" PRIu64 ",\n"
 		"    \"other\": %" PRIu64 ",\n    \"objects\": %" PRIu64 ",\n"
-		"    \"names\": %" PRIu64 "\n  },\n",
-		ns.file_nodes, ns.view_nodes, ns.real_nodes, ns.objects, ns.names);
+		"    \"names\": %" PRIu64 ",\n    \"sealed\": %" PRIu64 "\n  },\n",
+		ns.file_nodes, ns.view_nodes, ns.real_nodes, ns.objects, ns.names, ns.sealed);
 	fprintf(f, "  \"memory\": {\n    \"rss\": %" PRIu64 ",\n    \"peak_rss\": %" PRIu64 "\n  }\n}\n",
 		rss, hwm);
 	if (fclose(f)) {
