@@ -20,7 +20,9 @@
  *   lz4_decode     decompressing an lz4 fragment
  *   lmdb_commit    committing any index write transaction
  *   staging_write  appending to a handle's staging log
- *   staging_read   reading staged bytes back (commit, read of a writer) */
+ *   staging_read   reading staged bytes back (commit, read of a writer)
+ *   lmdb_sync      flushing the index at a checkpoint (index/checkpoint.c)
+ *   checkpoint_write  writing the checkpoint file */
 #ifndef PFS_FAULT_H
 #define PFS_FAULT_H
 

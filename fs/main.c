@@ -33,7 +33,8 @@ struct opts {
 	char *store;
 	char *fragment_size, *cache_size, *logfile, *pidfile, *read_ahead;
 	char *threads;
-	int ro, direct_io, page_cache, help, version;
+	char *checkpoint_ms;
+	int ro, direct_io, page_cache, sync, help, version;
 };
 
 enum { KEY_HELP, KEY_VERSION };
@@ -46,6 +47,8 @@ static const struct fuse_opt opt_spec[] = {
 	{ "ro", offsetof(struct opts, ro), 1 },
 	{ "threads=%s", offsetof(struct opts, threads), 0 },
 	{ "read_ahead=%s", offsetof(struct opts, read_ahead), 0 },
+	{ "checkpoint_ms=%s", offsetof(struct opts, checkpoint_ms), 0 },
+	{ "sync", offsetof(struct opts, sync), 1 },   /* ours, not the kernel's MS_SYNCHRONOUS */
 	{ "direct_io", offsetof(struct opts, direct_io), 1 },
 	{ "isolate", offsetof(struct opts, direct_io), 1 },     /* older name of direct_io */
 	{ "page_cache", offsetof(struct opts, page_cache), 1 },
@@ -87,6 +90,11 @@ static void usage(const char *prog)
 	       "    -o logfile=PATH         log to PATH instead of syslog when daemonized\n"
 	       "    -o pidfile=PATH         write the daemon's pid to PATH\n"
 	       "    -o ro                   mount read-only\n"
+	       "    -o sync                 every close(2) and namespace change is durable when\n"
+	       "                            it returns (a flush each time); by default they\n"
+	       "                            are atomic at once and durable at fsync(2) or at\n"
+	       "                            the next checkpoint\n"
+	       "    -o checkpoint_ms=N      checkpoint interval (default 1000)\n"
 	       "    -o read_ahead=BYTES     kernel read-ahead window of the mount (default 4M;\n"
 	       "                            needs root, else the kernel's default stays)\n"
 	       "    -o threads=N            worker threads for decompression, compression and\n"
@@ -171,6 +179,22 @@ static void find_read_ahead(struct pfs *p, const char *mnt, size_t bytes)
 	}
 	snprintf(p->ra_path, sizeof(p->ra_path), "/sys/class/bdi/%s/read_ahead_kb", dev);
 	p->ra_bytes = bytes;
+}
+
+/* Parse a checkpoint interval (10..600000 ms). @return 0 or -EINVAL. */
+static int parse_ms(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < 10 || v > 600000)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
 }
 
 /* Parse a thread count (0..64). @return 0 or -EINVAL. */
@@ -346,6 +370,8 @@ int main(int argc, char *argv[])
 		rc = fail("read_ahead", "must be a size of at most 1G");
 	else if (parse_threads(o.threads, &so.threads))
 		rc = fail("threads", "must be a number from 0 to 64");
+	else if (parse_ms(o.checkpoint_ms, &so.checkpoint_ms))
+		rc = fail("checkpoint_ms", "must be a number of milliseconds from 10 to 600000");
 	else if (!realpath(o.store, store_abs))
 		rc = fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));
 	else if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
@@ -356,6 +382,7 @@ int main(int argc, char *argv[])
 		goto out;
 	rc = 1;
 	so.no_threads = o.threads && so.threads == 0;   /* threads=0: no workers */
+	so.sync = o.sync;
 	so.rdonly = o.ro;
 	so.sweep = !o.ro;
 	so.lock_shared = o.ro;
@@ -429,6 +456,7 @@ out:
 	free(o.cache_size);
 	free(o.threads);
 	free(o.read_ahead);
+	free(o.checkpoint_ms);
 	free(o.logfile);
 	free(o.pidfile);
 	return rc;

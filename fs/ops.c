@@ -925,11 +925,17 @@ static void pfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, -commit_handle(fh_of(fi)));
 }
 
+/* fsync(2): commit, then make it durable (a checkpoint, shared with
+ * concurrent callers: store_sync). */
 static void pfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	int rc = commit_handle(fh_of(fi));
+
 	(void)ino;
 	(void)datasync;
-	fuse_reply_err(req, -commit_handle(fh_of(fi)));
+	if (!rc && !pfs_of(req)->rdonly)
+		rc = store_sync(pfs_of(req)->st);
+	fuse_reply_err(req, -rc);
 }
 
 /* Every close(2) flushes (and commits) before release; what is still dirty
@@ -1096,7 +1102,8 @@ static void pfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 static void pfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)ino; (void)datasync; (void)fi;
-	fuse_reply_err(req, 0);    /* every namespace change is already a durable txn */
+	/* namespace changes are committed at once; this makes them durable */
+	fuse_reply_err(req, pfs_of(req)->rdonly ? 0 : -store_sync(pfs_of(req)->st));
 }
 
 static void pfs_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -550,8 +550,8 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 			rc = check_cands(&c, cands, ncands, size);
 		if (!rc)
 			rc = build_list(&c, cands, ncands, size, &list, &nlist);
-		if (!rc && c.nout)
-			rc = frag_sync(c.be);
+		if (!rc && c.nout && !st->ckpt_on)
+			rc = frag_sync(c.be);   /* else the next checkpoint (checkpoint.c) */
 		if (!rc && nlist)
 			rows = list[nlist - 1].first_row + list[nlist - 1].rows;
 	}

@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 enum { DB_META, DB_INODES, DB_DIRENTS, DB_FRAGS, DB_REFS, DB_INLINE, DB_XATTRS, DB_ORPHANS, DB_COUNT };
 static const char *const db_names[DB_COUNT] = {
@@ -236,6 +238,71 @@ void idx_close(struct idx *x)
 		return;
 	mdb_env_close(x->env);
 	free(x);
+}
+
+/* ---- durability (index/checkpoint.c) ---- */
+
+int idx_set_nosync(struct idx *x, int on)
+{
+	return mdb_err(mdb_env_set_flags(x->env, MDB_NOSYNC, on), "set flags");
+}
+
+int idx_sync(struct idx *x)
+{
+	int rc = FAULT("lmdb_sync");
+
+	return rc ? rc : mdb_err(mdb_env_sync(x->env, 1), "sync");
+}
+
+int idx_page_size(struct idx *x, size_t *psize)
+{
+	MDB_stat ms;
+	int rc = mdb_env_stat(x->env, &ms);
+
+	if (!rc)
+		*psize = ms.ms_psize;
+	return mdb_err(rc, "stat");
+}
+
+/* Read or write LEN bytes at 0 of FD. @return 0 or -errno (-EIO short). */
+static int io_at0(int fd, void *buf, size_t len, int wr)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = wr ? pwrite(fd, (char *)buf + done, len - done, (off_t)done)
+			       : pread(fd, (char *)buf + done, len - done, (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int idx_meta_pages(struct idx *x, void *buf, size_t len)
+{
+	mdb_filehandle_t fd;
+	int rc = mdb_env_get_fd(x->env, &fd);
+
+	return rc ? mdb_err(rc, "get fd") : io_at0(fd, buf, len, 0);
+}
+
+int idx_meta_file(const char *dir, void *buf, size_t len, int write)
+{
+	char path[4096];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = io_at0(fd, buf, len, write);
+	if (!rc && write && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
 }
 
 int idx_copy(struct idx *x, const char *dir)

@@ -56,6 +56,8 @@ const char *store_strerror(int err)
 	case -EROFS: return "read-only file system";
 	case -EAGAIN: return "store is busy";
 	case -EBUSY: return "store is in use by another payloadfs daemon or payloadctl";
+	case -ESTALE: return "the machine restarted after an unclean stop: mount the store "
+			     "read-write once to roll it back to its last checkpoint";
 	default: return strerror(-err);
 	}
 }
@@ -184,7 +186,7 @@ int store_pin_frags(struct store *st, const struct frag_desc *d, uint32_t n)
 	return rc;
 }
 
-static void delete_image(struct store *st, const struct frag_desc *d)
+void store_delete_image(struct store *st, const struct frag_desc *d)
 {
 	int rc = frag_del(store_backend_of(st, d), d->id);
 
@@ -210,8 +212,8 @@ void store_unpin_frags(struct store *st, const struct frag_desc *d, uint32_t n)
 				idx_ref_get(t, d[i].id, &count);
 				idx_abort(t);
 			}
-			if (count == 0)
-				delete_image(st, &d[i]);
+			if (count == 0 && !ckpt_defer_delete(st, &d[i]))
+				store_delete_image(st, &d[i]);
 		}
 	}
 }
@@ -225,8 +227,8 @@ void store_release_frag(struct store *st, const struct frag_desc *d)
 	if (i >= 0)
 		st->pins.zombie[i] = 1;
 	pthread_mutex_unlock(&st->lock);
-	if (i < 0)
-		delete_image(st, d);
+	if (i < 0 && !ckpt_defer_delete(st, d))
+		store_delete_image(st, d);
 }
 
 void store_unzombie(struct store *st, uint64_t id)
@@ -571,6 +573,11 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		return -ENOMEM;
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->commit_lock, NULL);
+	pthread_mutex_init(&st->ckpt_lock, NULL);
+	pthread_mutex_init(&st->ckpt_wlock, NULL);
+	pthread_cond_init(&st->ckpt_cond, NULL);
+	pthread_mutex_init(&st->dq_lock, NULL);
+	st->ckpt_ms = o->checkpoint_ms ? o->checkpoint_ms : 1000;
 	st->dir = strdup(dir);
 	st->rdonly = o->rdonly;
 	st->lockfd = -1;
@@ -588,7 +595,11 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	st->frag_size = o->fragment_size ? o->fragment_size : (1u << 20);
 	st->spill_size = o->spill_size ? o->spill_size : (8u << 20);
 	snprintf(path, sizeof(path), "%s/index", dir);
-	rc = st->dir ? idx_open(path, created > 0, o->rdonly, &st->idx) : -ENOMEM;
+	rc = st->dir ? 0 : -ENOMEM;
+	if (!rc && created == 0)
+		rc = ckpt_recover(dir, o->rdonly);   /* before LMDB reads its meta pages */
+	if (!rc)
+		rc = idx_open(path, created > 0, o->rdonly, &st->idx);
 	if (!rc) {
 		snprintf(path, sizeof(path), "%s/fragments", dir);
 		rc = o->rdonly ? backend_local_open_ro(path, &st->disk) : backend_local_open(path, &st->disk);
@@ -608,6 +619,10 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	if (!rc && (rc = idx_begin(st->idx, 1, &t)) == 0) {
 		rc = idx_meta_get_u64(t, "next_frag", &st->next_frag);
 		idx_abort(t);
+	}
+	if (!rc && !o->rdonly && !o->sync) {
+		st->ckpt_on = 1;
+		rc = ckpt_start(st);    /* the state found is the first checkpoint */
 	}
 	if (!rc && o->sweep && !o->rdonly)
 		rc = sweep(st);
@@ -631,6 +646,7 @@ void store_close(struct store *st)
 			pver_put(st->pvcur[i].pv);
 		free(st->pvcur);
 	}
+	ckpt_stop(st);           /* the final checkpoint, after the last change */
 	fcache_free(st->cache);
 	frag_backend_destroy(st->disk);
 	frag_backend_destroy(st->mem);
@@ -640,6 +656,10 @@ void store_close(struct store *st)
 	free(st->pins.zombie);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->commit_lock);
+	pthread_mutex_destroy(&st->ckpt_lock);
+	pthread_mutex_destroy(&st->ckpt_wlock);
+	pthread_cond_destroy(&st->ckpt_cond);
+	pthread_mutex_destroy(&st->dq_lock);
 	store_reserve_close(st);
 	if (st->lockfd >= 0)
 		close(st->lockfd);
@@ -664,6 +684,8 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->frags_written = __atomic_load_n(&st->stats.frags_written, __ATOMIC_RELAXED);
 	out->frags_deleted = __atomic_load_n(&st->stats.frags_deleted, __ATOMIC_RELAXED);
 	out->commits = __atomic_load_n(&st->stats.commits, __ATOMIC_RELAXED);
+	out->checkpoints = __atomic_load_n(&st->stats.checkpoints, __ATOMIC_RELAXED);
+	out->checkpoint_failures = __atomic_load_n(&st->stats.checkpoint_failures, __ATOMIC_RELAXED);
 	fcache_get_stats(st->cache, &cs);
 	out->cache_hits = cs.hits;
 	out->cache_misses = cs.misses;

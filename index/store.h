@@ -44,6 +44,10 @@ struct store_opts {
 				 * read-ahead; 0 = one per CPU */
 	int no_threads;         /* no worker threads at all: serial decoding,
 				 * no read-ahead (deterministic tests) */
+	int sync;               /* every commit and namespace change is durable
+				 * when it returns (flushes each time); else
+				 * checkpoints (checkpoint.c) */
+	unsigned checkpoint_ms; /* checkpoint interval; 0 = 1000 */
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
@@ -58,6 +62,12 @@ void store_close(struct store *st);
 
 /* Wall-clock time in nanoseconds since the epoch. */
 int64_t store_now_ns(void);
+
+/* Make everything committed so far durable (power loss included): a
+ * checkpoint, shared with concurrent callers; a no-op with opts.sync
+ * (already durable) and on read-only stores. @return 0 or -errno (EIO,
+ * ENOSPC of the flush). */
+int store_sync(struct store *st);
 
 /* One-line description of an open error from store_open (static string). */
 const char *store_strerror(int err);
@@ -233,6 +243,7 @@ struct store_stats {
 	uint64_t frags_deleted;
 	uint64_t commits;
 	uint64_t cache_hits, cache_misses, cache_bytes;
+	uint64_t checkpoints, checkpoint_failures;
 };
 void store_get_stats(struct store *st, struct store_stats *out);
 /* The fragment cache's counters (hits, misses, evictions, bytes, I/O

@@ -39,6 +39,21 @@ struct store {
 	struct pvslot *pvcur;        /* protected by lock: ino -> current pver */
 	size_t pvcur_cap;
 	struct store_stats stats;    /* atomic fields */
+	/* durability (checkpoint.c) */
+	int ckpt_on;                 /* checkpoints (not -o sync, not read-only) */
+	unsigned ckpt_ms;            /* interval */
+	pthread_mutex_t ckpt_lock;   /* serializes checkpoints */
+	struct idx_txn *ckpt_reader; /* protected by ckpt_lock: pins the last checkpoint */
+	uint64_t ckpt_seq;           /* protected by ckpt_lock */
+	pthread_mutex_t ckpt_wlock;  /* leaf: the fields below */
+	pthread_cond_t ckpt_cond;    /* stop the thread */
+	uint64_t ckpt_gen, ckpt_done_gen;   /* checkpoints started / last completed */
+	int ckpt_stopping, ckpt_running;
+	pthread_t ckpt_thread;
+	uint64_t epoch;              /* atomic: checkpoints begun (deferred deletion) */
+	pthread_mutex_t dq_lock;     /* the deferred deletions */
+	struct dq_ent *dq;           /* protected by dq_lock */
+	size_t dqn, dqcap;           /* protected by dq_lock */
 	int reserve_fd;              /* index/reserve (reserve.c); -1 none; immutable */
 	uint64_t reserve_size;       /* immutable after open */
 	int reserve_held;            /* protected by commit_lock: the reserve is allocated */
@@ -57,6 +72,21 @@ struct pvslot {
 	uint64_t ino;
 	struct pver *pv;             /* holds one reference */
 };
+
+/* Checkpoints (checkpoint.c). ckpt_recover runs before the index is
+ * opened (rolls back after a power loss; -ESTALE when read-only and a
+ * roll-back is needed). ckpt_start: nosync index, a first checkpoint, the
+ * thread; ckpt_stop: the thread, the final (clean) checkpoint.
+ * ckpt_defer_delete: @return 1 when the image's deletion was queued until
+ * a checkpoint covers it, 0 when the caller deletes it now. */
+int ckpt_recover(const char *dir, int rdonly);
+int ckpt_start(struct store *st);
+void ckpt_stop(struct store *st);
+int ckpt_defer_delete(struct store *st, const struct frag_desc *d);
+/* One checkpoint now (CLEAN: the last one before close). @return 0 or -errno. */
+int store_checkpoint(struct store *st, int clean);
+/* Delete image D now (and drop it from the cache). */
+void store_delete_image(struct store *st, const struct frag_desc *d);
 
 /* The store's worker pool (never NULL once open; may have 0 threads). */
 struct pool *store_pool(struct store *st);
