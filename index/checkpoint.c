@@ -35,6 +35,20 @@
  *  (3) Checkpoints are serialized by ckpt_lock. Lock order: ckpt_lock,
  *      then commit_lock (step 1 only), then dq_lock; ckpt_wlock is a leaf.
  *
+ * Growth: while the reader pins K, every txn writes its pages to fresh
+ * space (about 9 pages of 4 KiB for a small create or commit), so a
+ * stream of small txns grows the index file quickly. Every
+ * CKPT_CHECK_TXNS txns ckpt_note_txn() checks the growth since the last
+ * checkpoint and wakes the checkpoint thread past CKPT_GROWTH: the file
+ * stays within about twice that of its live size.
+ *
+ * Space: deferred deletions and the pinned pages of the checkpoint reader
+ * hold disk space until the next checkpoint. When the file system is
+ * nearly full (below 4 reserves or 8 MiB) every write txn first runs a
+ * checkpoint (ckpt_relieve, at most every 50 ms unless deletions wait), so
+ * space that deletes freed comes back at once, as it would without
+ * checkpoints.
+ *
  * Recovery at open (ckpt_recover, before LMDB opens the environment): the
  * same boot (/proc/sys/kernel/random/boot_id) means the kernel kept every
  * page — nothing to do, every acknowledged commit stays. Another boot
@@ -54,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +78,9 @@
 #define CKPT_F_CLEAN   0x1           /* written at close: nothing after it */
 #define BOOT_ID_LEN    40
 #define MAX_PSIZE      65536
+#define CKPT_LOW_SPACE ((uint64_t)8 << 20)   /* below: checkpoint before txns */
+#define CKPT_GROWTH    ((uint64_t)4 << 20)   /* index growth that asks for one */
+#define CKPT_CHECK_TXNS 32                   /* txns between growth checks */
 
 /* ---- the file ---- */
 
@@ -201,13 +219,36 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-/* Write F as the store's checkpoint file, durably. @return 0 or -errno. */
+/* Write B/LEN to PATH and fsync it; TRUNC makes a new file, else PATH
+ * must exist with exactly LEN bytes (an overwrite in place needs no free
+ * block). @return 0 or -errno. */
+static int write_file(const char *path, const unsigned char *b, size_t len, int trunc)
+{
+	struct stat sb;
+	int fd = open(path, O_WRONLY | O_CLOEXEC | (trunc ? O_CREAT | O_TRUNC : 0), 0600), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (!trunc && (fstat(fd, &sb) < 0 || (size_t)sb.st_size != len))
+		rc = -ENOSPC;
+	if (!rc && pwrite(fd, b, len, 0) != (ssize_t)len)
+		rc = errno ? -errno : -EIO;
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* Write F as the store's checkpoint file, durably: a temporary file and a
+ * rename; on a full file system, over the old file in place (a torn
+ * write there fails the checksum: no roll-back, never a wrong one).
+ * @return 0 or -errno. */
 static int ckpt_write(struct store *st, const struct ckpt_file *f)
 {
 	char tmp[4096], final[4096], dir[4096];
 	unsigned char *b;
 	size_t len;
-	int fd, rc = FAULT("checkpoint_write");
+	int rc = FAULT("checkpoint_write");
 
 	if (rc)
 		return rc;
@@ -215,24 +256,17 @@ static int ckpt_write(struct store *st, const struct ckpt_file *f)
 		return -ENOMEM;
 	ckpt_path(st, tmp, sizeof(tmp), ".tmp");
 	ckpt_path(st, final, sizeof(final), "");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		free(b);
-		return -errno;
-	}
-	if (pwrite(fd, b, len, 0) != (ssize_t)len)
-		rc = errno ? -errno : -EIO;
-	if (!rc && fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	free(b);
+	snprintf(dir, sizeof(dir), "%s/index", st->dir);
+	rc = write_file(tmp, b, len, 1);
 	if (!rc && rename(tmp, final) < 0)
 		rc = -errno;
-	snprintf(dir, sizeof(dir), "%s/index", st->dir);
 	if (!rc)
 		rc = fsync_dir(dir);
 	if (rc)
 		unlink(tmp);
+	if (rc == -ENOSPC || rc == -EDQUOT)
+		rc = write_file(final, b, len, 0);
+	free(b);
 	return rc;
 }
 
@@ -344,6 +378,7 @@ static int checkpoint_locked(struct store *st, int clean)
 	struct dq_ent *del;
 	size_t psize, ndel;
 	uint64_t epoch;
+	int64_t t0 = store_now_ns();
 	int rc = idx_page_size(st->idx, &psize);
 
 	if (!rc && (psize > MAX_PSIZE || !(f.metas = malloc(2 * psize))))
@@ -357,6 +392,7 @@ static int checkpoint_locked(struct store *st, int clean)
 	rc = idx_meta_pages(st->idx, f.metas, 2 * psize);
 	if (!rc)
 		rc = idx_begin(st->idx, 1, &reader);
+	__atomic_store_n(&st->ckpt_used_at, idx_used_bytes(st->idx), __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&st->commit_lock);
 	/* 2-3. its images and pages durable */
 	if (!rc)
@@ -385,6 +421,8 @@ static int checkpoint_locked(struct store *st, int clean)
 		st->ckpt_reader = NULL;
 	}
 	__atomic_add_fetch(&st->stats.checkpoints, 1, __ATOMIC_RELAXED);
+	log_debug("checkpoint %llu: %.1f ms, index %llu MB", (unsigned long long)f.seq,
+		 (double)(store_now_ns() - t0) / 1e6, (unsigned long long)(idx_used_bytes(st->idx) >> 20));
 	/* 6. images no durable state references any more */
 	del = dq_take(st, epoch, &ndel);
 	for (size_t i = 0; i < ndel; i++)
@@ -403,6 +441,48 @@ int store_checkpoint(struct store *st, int clean)
 	rc = checkpoint_locked(st, clean);
 	pthread_mutex_unlock(&st->ckpt_lock);
 	return rc;
+}
+
+/* Bytes free on the store's file system (UINT64_MAX when unknown). */
+static uint64_t store_free(struct store *st)
+{
+	struct statvfs sv;
+
+	if (statvfs(st->dir, &sv) < 0)
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+void ckpt_note_txn(struct store *st)
+{
+	uint64_t n = __atomic_add_fetch(&st->ckpt_txns, 1, __ATOMIC_RELAXED);
+
+	if (!st->ckpt_running || n % CKPT_CHECK_TXNS)
+		return;
+	if (idx_used_bytes(st->idx) < __atomic_load_n(&st->ckpt_used_at, __ATOMIC_RELAXED) + CKPT_GROWTH)
+		return;
+	pthread_mutex_lock(&st->ckpt_wlock);
+	st->ckpt_urgent = 1;
+	pthread_cond_broadcast(&st->ckpt_cond);
+	pthread_mutex_unlock(&st->ckpt_wlock);
+}
+
+void ckpt_relieve(struct store *st)
+{
+	uint64_t low = st->reserve_size * 4 > CKPT_LOW_SPACE ? st->reserve_size * 4 : CKPT_LOW_SPACE;
+	int64_t now = store_now_ns(), last;
+	size_t queued;
+
+	if (!st->ckpt_on || store_free(st) >= low)
+		return;
+	pthread_mutex_lock(&st->dq_lock);
+	queued = st->dqn;
+	pthread_mutex_unlock(&st->dq_lock);
+	last = __atomic_load_n(&st->ckpt_relieved_ns, __ATOMIC_RELAXED);
+	if (!queued && now - last < 50 * 1000000LL)
+		return;     /* nothing to free and one ran just now */
+	__atomic_store_n(&st->ckpt_relieved_ns, now, __ATOMIC_RELAXED);
+	store_sync(st);
 }
 
 int store_sync(struct store *st)
@@ -445,9 +525,12 @@ static void *ckpt_main(void *arg)
 		until.tv_nsec += (long)(st->ckpt_ms % 1000) * 1000000;
 		until.tv_sec += st->ckpt_ms / 1000 + until.tv_nsec / 1000000000;
 		until.tv_nsec %= 1000000000;
-		pthread_cond_timedwait(&st->ckpt_cond, &st->ckpt_wlock, &until);
+		while (!st->ckpt_urgent && !st->ckpt_stopping &&
+		       pthread_cond_timedwait(&st->ckpt_cond, &st->ckpt_wlock, &until) != ETIMEDOUT)
+			;
 		if (st->ckpt_stopping)
 			break;
+		st->ckpt_urgent = 0;
 		pthread_mutex_unlock(&st->ckpt_wlock);
 		store_sync(st);
 		pthread_mutex_lock(&st->ckpt_wlock);

@@ -153,6 +153,8 @@ int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_ino
 int idx_set_nosync(struct idx *x, int on);
 int idx_sync(struct idx *x);
 int idx_page_size(struct idx *x, size_t *psize);
+/* Bytes of the data file in use (highest page used + 1); 0 on error. */
+uint64_t idx_used_bytes(struct idx *x);
 /* The environment's two meta pages (the first LEN = 2 x page size bytes of
  * its data file), as they are now. @return 0 or -errno. */
 int idx_meta_pages(struct idx *x, void *buf, size_t len);

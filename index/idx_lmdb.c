@@ -254,6 +254,16 @@ int idx_sync(struct idx *x)
 	return rc ? rc : mdb_err(mdb_env_sync(x->env, 1), "sync");
 }
 
+uint64_t idx_used_bytes(struct idx *x)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+
+	if (mdb_env_info(x->env, &info) || mdb_env_stat(x->env, &ms))
+		return 0;
+	return ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+}
+
 int idx_page_size(struct idx *x, size_t *psize)
 {
 	MDB_stat ms;

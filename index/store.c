@@ -268,6 +268,8 @@ int store_wbegin(struct store *st, struct idx_txn **t)
 	*t = NULL;
 	if (st->rdonly)
 		return -EROFS;
+	ckpt_relieve(st);               /* a nearly full disk: free what waits */
+	ckpt_note_txn(st);
 	pthread_mutex_lock(&st->commit_lock);
 	rc = store_reserve_check(st);   /* reserve.c invariant (2) */
 	if (!rc)

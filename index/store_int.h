@@ -51,6 +51,10 @@ struct store {
 	int ckpt_stopping, ckpt_running;
 	pthread_t ckpt_thread;
 	uint64_t epoch;              /* atomic: checkpoints begun (deferred deletion) */
+	int64_t ckpt_relieved_ns;    /* atomic: last checkpoint for space */
+	uint64_t ckpt_txns;          /* atomic: write txns begun */
+	uint64_t ckpt_used_at;       /* atomic: index bytes used at the last checkpoint */
+	int ckpt_urgent;             /* protected by ckpt_wlock: run one now */
 	pthread_mutex_t dq_lock;     /* the deferred deletions */
 	struct dq_ent *dq;           /* protected by dq_lock */
 	size_t dqn, dqcap;           /* protected by dq_lock */
@@ -83,6 +87,12 @@ int ckpt_recover(const char *dir, int rdonly);
 int ckpt_start(struct store *st);
 void ckpt_stop(struct store *st);
 int ckpt_defer_delete(struct store *st, const struct frag_desc *d);
+/* The file system is nearly full: run a checkpoint (deletions it covers
+ * happen, the pinned pages are released). Call before taking commit_lock. */
+void ckpt_relieve(struct store *st);
+/* A write txn begins: wake the checkpoint thread when the index grew by
+ * CKPT_GROWTH since the last checkpoint (checkpoint.c "Growth"). */
+void ckpt_note_txn(struct store *st);
 /* One checkpoint now (CLEAN: the last one before close). @return 0 or -errno. */
 int store_checkpoint(struct store *st, int clean);
 /* Delete image D now (and drop it from the cache). */

@@ -882,9 +882,11 @@ static void test_pinned(void)
 	/* unlinked and never forgotten: the sweep at the next open frees it */
 	CHECK_EQ(store_unlink(st, ROOT, "linked.txt"), 0, "unlink linked.txt, no forget");
 	store_close(st);
+	st = NULL;
 	st = open_store(0, 0);
 	CHECK_EQ(attr((uint64_t)f).nlink, 0, "reopened without sweep: the orphan is still there");
 	store_close(st);
+	st = NULL;
 	/* what a crash leaves: an image no record names, a staging file */
 	{
 		char path[4500];
@@ -938,6 +940,7 @@ static void test_open(void)
 	put_data((uint64_t)f, "a,b\n1,2\n", 8);
 	setx((uint64_t)f, "user.note", "kept", 0);
 	store_close(st);
+	st = NULL;
 	st = open_store(0, 1);
 	CHECK_EQ(lk(ROOT, "persist.csv"), f, "entries persist across close/open");
 	CHECK(obj_equals((uint64_t)f, "a,b\n1,2\n", 8), "data persists");
@@ -1024,6 +1027,7 @@ int main(void)
 	test_pinned();
 	test_open();
 	store_close(st);
+	st = NULL;
 	tut_rmrf(tmp);
 	return tap_done();
 }
