@@ -34,7 +34,7 @@ struct opts {
 	char *fragment_size, *cache_size, *logfile, *pidfile, *read_ahead;
 	char *threads;
 	char *checkpoint_ms;
-	int ro, direct_io, page_cache, sync, help, version;
+	int ro, direct_io, page_cache, sync, splice, help, version;
 };
 
 enum { KEY_HELP, KEY_VERSION };
@@ -49,6 +49,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "read_ahead=%s", offsetof(struct opts, read_ahead), 0 },
 	{ "checkpoint_ms=%s", offsetof(struct opts, checkpoint_ms), 0 },
 	{ "sync", offsetof(struct opts, sync), 1 },   /* ours, not the kernel's MS_SYNCHRONOUS */
+	{ "splice", offsetof(struct opts, splice), 1 },
 	{ "direct_io", offsetof(struct opts, direct_io), 1 },
 	{ "isolate", offsetof(struct opts, direct_io), 1 },     /* older name of direct_io */
 	{ "page_cache", offsetof(struct opts, page_cache), 1 },
@@ -95,6 +96,8 @@ static void usage(const char *prog)
 	       "                            are atomic at once and durable at fsync(2) or at\n"
 	       "                            the next checkpoint\n"
 	       "    -o checkpoint_ms=N      checkpoint interval (default 1000)\n"
+	       "    -o splice               reply to reads through a pipe (splice) instead of\n"
+	       "                            writev; off by default (docs/benchmarks.md)\n"
 	       "    -o read_ahead=BYTES     kernel read-ahead window of the mount (default 4M;\n"
 	       "                            needs root, else the kernel's default stays)\n"
 	       "    -o threads=N            worker threads for decompression, compression and\n"
@@ -400,6 +403,7 @@ int main(int argc, char *argv[])
 	}
 	pfs.rdonly = o.ro;
 	pfs.page_cache = !o.direct_io;
+	pfs.splice = o.splice;
 	pfs.cache_size = so.cache_size;
 	pfs.started_ns = store_now_ns();
 	snprintf(fsname, sizeof(fsname), "-ofsname=payloadfs:%s,subtype=payloadfs,default_permissions",
