@@ -184,8 +184,9 @@ static void find_read_ahead(struct pfs *p, const char *mnt, size_t bytes)
 	p->ra_bytes = bytes;
 }
 
-/* Parse a checkpoint interval (10..600000 ms). @return 0 or -EINVAL. */
-static int parse_ms(const char *s, unsigned *out)
+/* Parse a decimal number from MIN to MAX into *OUT (unchanged when S is
+ * NULL). @return 0 or -EINVAL. */
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned *out)
 {
 	char *end;
 	unsigned long v;
@@ -194,23 +195,7 @@ static int parse_ms(const char *s, unsigned *out)
 		return 0;
 	errno = 0;
 	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v < 10 || v > 600000)
-		return -EINVAL;
-	*out = (unsigned)v;
-	return 0;
-}
-
-/* Parse a thread count (0..64). @return 0 or -EINVAL. */
-static int parse_threads(const char *s, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (!s)
-		return 0;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v > 64)
+	if (errno || end == s || *end || v < min || v > max)
 		return -EINVAL;
 	*out = (unsigned)v;
 	return 0;
@@ -371,9 +356,9 @@ int main(int argc, char *argv[])
 		rc = fail("cache_size", "must be a size of at least 1M");
 	else if (parse_size(o.read_ahead, 0, (size_t)1 << 30, &read_ahead))
 		rc = fail("read_ahead", "must be a size of at most 1G");
-	else if (parse_threads(o.threads, &so.threads))
+	else if (parse_uint(o.threads, 0, 64, &so.threads))
 		rc = fail("threads", "must be a number from 0 to 64");
-	else if (parse_ms(o.checkpoint_ms, &so.checkpoint_ms))
+	else if (parse_uint(o.checkpoint_ms, 10, 600000, &so.checkpoint_ms))
 		rc = fail("checkpoint_ms", "must be a number of milliseconds from 10 to 600000");
 	else if (!realpath(o.store, store_abs))
 		rc = fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));

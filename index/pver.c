@@ -283,44 +283,22 @@ static int fetch_range(struct pver *pv, uint32_t i, uint32_t j, struct fbuf **ou
 	return rc;
 }
 
+/* One implementation of the byte-to-fragment walk: pver_read_vec (below),
+ * then a copy out of the pinned buffers. */
 ssize_t pver_read(struct pver *pv, void *buf, size_t len, uint64_t off)
 {
-	struct fbuf *stack[16], **bufs = stack;
-	uint32_t i, j;
+	struct rvec v;
+	ssize_t n;
 	size_t done = 0;
-	int rc;
 
-	if (off >= pv->in.size || !len)
-		return 0;
-	if (len > pv->in.size - off)
-		len = (size_t)(pv->in.size - off);
-	if (pv->inl) {
-		memcpy(buf, pv->inl + off, len);
-		return (ssize_t)len;
+	rvec_init(&v);
+	n = pver_read_vec(pv, off, len, &v);
+	for (size_t i = 0; n > 0 && i < v.n; i++) {
+		memcpy((char *)buf + done, v.iov[i].iov_base, v.iov[i].iov_len);
+		done += v.iov[i].iov_len;
 	}
-	i = frag_by_off(pv, off);
-	j = frag_by_off(pv, off + len - 1) + 1;
-	if (j - i > 16 && !(bufs = malloc((j - i) * sizeof(*bufs))))
-		return -ENOMEM;
-	rc = fetch_range(pv, i, j, bufs);
-	if (rc) {
-		if (bufs != stack)
-			free(bufs);
-		return rc;
-	}
-	for (uint32_t k = i; k < j; k++) {
-		const struct frag_desc *d = &pv->frags[k];
-		uint64_t s = off + done - d->off;
-		size_t n = (size_t)(d->len - s);
-		if (n > len - done)
-			n = len - done;
-		memcpy((char *)buf + done, bufs[k - i]->data + s, n);
-		done += n;
-		fbuf_put(bufs[k - i]);
-	}
-	if (bufs != stack)
-		free(bufs);
-	return (ssize_t)done;
+	rvec_release(&v);
+	return n;
 }
 
 /* Offset of the start of the Nth row in BUF (N < rows in BUF). */
