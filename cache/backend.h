@@ -7,9 +7,14 @@
  * Contract for every backend:
  *  (1) A fragment id is written at most once; put() of an id that exists
  *      replaces nothing and returns -EEXIST.
- *  (2) After put() returns 0 and a later sync() returns 0, the image is
- *      durable (survives a crash) — for the memory backend, until the
- *      process exits.
+ *  (2) After put() returns 0 and a later sync() naming its id (or all ids)
+ *      returns 0,
+ *      the image is durable (survives a crash) — for the memory backend,
+ *      until the process exits. Before that sync, the image may be lost or
+ *      partial after a crash: the index never names it yet, and the next
+ *      mount sweeps it. sync() covers exactly the ids it is given, so
+ *      concurrent commits each make their own images durable and none is
+ *      told "durable" about an image another thread is still writing.
  *  (3) get_many() is the batched read: it fetches all N images in as few
  *      I/O submissions as the backend can (one io_uring submission for the
  *      local backend when available). Each request has its own result.
@@ -37,8 +42,13 @@ struct frag_backend_ops {
 	/* Store image DATA/LEN under ID. @return 0, -EEXIST, -ENOSPC, -EIO,
 	 * -EDQUOT, -ENOMEM (never flattened: ENOSPC stays ENOSPC). */
 	int (*put)(struct frag_backend *b, uint64_t id, const void *data, size_t len);
-	/* Make every image put() so far durable. @return 0 or -errno. */
-	int (*sync)(struct frag_backend *b);
+	/* Make the N images IDS durable (each put() by the caller before this
+	 * call and not deleted since): their bytes and their names. Images of
+	 * other callers may become durable too. N == 0 does nothing. IDS NULL:
+	 * every image put() before this call (a checkpoint).
+	 * @return 0 when all of them are durable, else -errno (-EIO, -ENOSPC,
+	 * -EDQUOT, -ENOMEM…, as the file system reported it). */
+	int (*sync)(struct frag_backend *b, const uint64_t *ids, size_t n);
 	/* Fetch N images. @return 0 when the batch was submitted (look at each
 	 * req->err), or -errno when nothing could be done. */
 	int (*get_many)(struct frag_backend *b, struct frag_get *reqs, size_t n);
@@ -58,7 +68,9 @@ struct frag_backend {
 /* Open the local-directory backend rooted at DIR (STORE/fragments): images
  * are DIR/XX/ID.frag, XX the low byte of the id in hex, ID 16 hex digits.
  * Creates DIR and the 256 fan-out folders (mode 0700) when missing; removes
- * leftover temporary files of interrupted puts.
+ * leftover temporary files (.tmp.*) of older versions' interrupted puts.
+ * sync() of many ids is one syncfs(2), of a few one batch of fsyncs;
+ * PAYLOADFS_SYNC=fsync|syncfs (benchmarks) forces either.
  * @param[out] out the backend, NULL on failure
  * @return 0 or -errno. */
 int backend_local_open(const char *dir, struct frag_backend **out);
@@ -73,7 +85,8 @@ int backend_mem_open(struct frag_backend **out);
 
 static inline int frag_put(struct frag_backend *b, uint64_t id, const void *d, size_t l)
 { return b->ops->put(b, id, d, l); }
-static inline int frag_sync(struct frag_backend *b) { return b->ops->sync(b); }
+static inline int frag_sync(struct frag_backend *b, const uint64_t *ids, size_t n)
+{ return b->ops->sync(b, ids, n); }
 static inline int frag_get_many(struct frag_backend *b, struct frag_get *r, size_t n)
 { return b->ops->get_many(b, r, n); }
 static inline int frag_del(struct frag_backend *b, uint64_t id) { return b->ops->del(b, id); }

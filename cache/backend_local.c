@@ -1,23 +1,42 @@
-/* backend_local — fragment images as files DIR/XX/ID.frag, written with
- * write + fsync + no-replace rename, read in batches through io_uring
- * (pread when io_uring is unavailable).
+/* backend_local — fragment images as files DIR/XX/ID.frag, written in
+ * place (O_EXCL, no fsync at put), made durable in batches by sync(), read
+ * in batches through io_uring (pread when io_uring is unavailable).
  *
  * Invariants:
- *  (1) A final name XX/ID.frag only ever appears through an atomic
- *      no-replace rename (or link) of a fully written, fsync'ed temporary
- *      file: a reader never sees a partial image, an existing image is
- *      never replaced.
- *  (2) Temporary files are XX/.tmp.ID.PID.SEQ, in the fan-out folder of
- *      their final name. A failed put() removes its own; open removes every
- *      leftover (of puts interrupted by a crash).
- *  (3) Every fan-out folder whose entries changed since the last
- *      successful sync() has its bit set in `dirty`; sync() fsyncs those.
- *  (4) A ring is used by one get_many() at a time (its slot's lock), and
- *      holds no pending SQE or unreaped CQE whenever that lock is free.
+ *  (1) put() creates XX/ID.frag with O_CREAT|O_EXCL and writes it in
+ *      place: an existing image is never replaced or modified, and a final
+ *      name may hold a partial image only while no index record names it
+ *      (the index names an image only after sync() covered it, commit.c
+ *      (3)). A put that fails removes its own file; a crash leaves at worst
+ *      an unreferenced, possibly partial image, which the sweep at the next
+ *      mount deletes (store.c (4)) — and whose id it counts, so ids are
+ *      never reused.
+ *  (2) put() only starts the write-back (sync_file_range WRITE, so the
+ *      disk works while the caller goes on). sync(NULL, 0) (a checkpoint:
+ *      every image put so far) is one syncfs(2) of the store's file
+ *      system. sync(ids) of fewer than SYNCFS_MIN ids fsyncs exactly those
+ *      images and their fan-out folders, all in one io_uring submission on
+ *      one of SYNC_RINGS rings of the write side (fsync(2) one by one for
+ *      1-2 fds or when io_uring is unavailable); of SYNCFS_MIN ids or more
+ *      it is one syncfs (measured: 1,281 fsyncs of a 1 GB commit ~0.2 s,
+ *      one syncfs ~0.02 s, write-back having been started at put).
+ *      PAYLOADFS_SYNC=fsync|syncfs forces one way for sync(ids). sync
+ *      returns 0 only when every fsync (or the syncfs) returned 0: a sync
+ *      of ids never vouches for an image it did not name. syncfs calls are
+ *      serialized, and a real syncfs failure is sticky (the file system
+ *      reports a write-back error once, so a later syncfs could not tell
+ *      that pages put before were lost): every later sync(NULL, 0) fails
+ *      with it, and sync(ids) fsyncs file by file (each file's own error
+ *      stays unseen until its own fsync).
+ *  (3) Older versions wrote XX/.tmp.ID.PID.SEQ and renamed; open still
+ *      removes such leftovers.
+ *  (4) A read ring is used by one get_many() at a time (its slot's lock),
+ *      and holds no pending SQE or unreaped CQE whenever that lock is free.
  *      There are RING_SLOTS rings, so that concurrent batches (several
- *      readers, read-ahead) do not wait for each other's I/O.
- * Lock order: a slot lock and dirty_lock are never held together; at most
- * one slot lock is held.
+ *      readers, read-ahead) do not wait for each other's I/O. sync()'s
+ *      rings are its own (one per call).
+ * Lock order: at most one slot lock is held; slot locks and syncfs_lock
+ * are never held together.
  */
 #include "cache/backend.h"
 
@@ -43,13 +62,17 @@
 #define MAX_IO_CHUNK  0x40000000u  /* bytes per read/write call */
 #define MAX_TRIES     16           /* io_uring -EINTR/-EAGAIN retries per read */
 #define PATH_LEN      64           /* "XX/.tmp.<16>.<pid>.<seq>" fits */
+#define SYNCFS_MIN    128          /* sync() of this many ids or more: one syncfs */
+
+enum { SYNC_AUTO, SYNC_FSYNC, SYNC_SYNCFS };
 
 struct local_backend {
 	struct frag_backend base;     /* first: the public handle */
 	int rootfd;                   /* immutable after open */
-	unsigned long tmp_seq;        /* atomic: temporary-name counter */
-	pthread_mutex_t dirty_lock;
-	uint64_t dirty[FANOUT / 64];  /* protected by dirty_lock */
+	pthread_mutex_t syncfs_lock;  /* one syncfs at a time (its error is seen once) */
+	int sync_mode;                /* SYNC_* (PAYLOADFS_SYNC); protected by syncfs_lock:
+				       * becomes SYNC_FSYNC after a failed syncfs */
+	int all_err;                  /* protected by syncfs_lock: a real syncfs failure */
 	struct ring_slot {
 		pthread_mutex_t lock;
 		struct io_uring ring;  /* protected by lock */
@@ -76,23 +99,6 @@ static void frag_path(char *buf, uint64_t id)
 	snprintf(buf, PATH_LEN, "%02x/%016" PRIx64 ".frag", (unsigned)(id & 0xff), id);
 }
 
-static void tmp_path(struct local_backend *b, char *buf, uint64_t id)
-{
-	unsigned long seq = __atomic_fetch_add(&b->tmp_seq, 1, __ATOMIC_RELAXED);
-
-	snprintf(buf, PATH_LEN, "%02x/.tmp.%016" PRIx64 ".%ld.%lu",
-		 (unsigned)(id & 0xff), id, (long)getpid(), seq);
-}
-
-static void mark_dirty(struct local_backend *b, uint64_t id)
-{
-	unsigned d = (unsigned)(id & 0xff);
-
-	pthread_mutex_lock(&b->dirty_lock);
-	b->dirty[d / 64] |= 1ull << (d % 64);
-	pthread_mutex_unlock(&b->dirty_lock);
-}
-
 /* ---- put ------------------------------------------------------------ */
 
 /* Write all LEN bytes, retrying short writes and EINTR. @return 0, -errno
@@ -115,127 +121,200 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Write and fsync the image into the open temporary FD; fault points
- * "frag_write" and "frag_fsync". @return 0 or -errno as is. */
-static int write_durable(int fd, const void *data, size_t len)
+/* Write the image into the open FD (fault point "frag_write") and start
+ * its write-back. @return 0 or -errno as is. */
+static int write_image(int fd, const void *data, size_t len)
 {
 	int rc = FAULT("frag_write");
 
 	if (!rc)
 		rc = write_all(fd, data, len);
+	/* a hint: errors surface at sync()'s fsync */
 	if (!rc)
-		rc = FAULT("frag_fsync");
-	if (!rc && fsync(fd) < 0)
-		rc = -errno;
+		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	return rc;
 }
 
-/* Create a fresh temporary file for ID (a name collision with a stray file
- * picks another name). @return the fd, NAME filled; or -errno. */
-static int tmp_create(struct local_backend *b, uint64_t id, char *name)
-{
-	for (int i = 0; i < 8; i++) {
-		int fd;
-
-		tmp_path(b, name, id);
-		fd = openat(b->rootfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd >= 0 || errno != EEXIST)
-			return fd >= 0 ? fd : -errno;
-	}
-	return -EEXIST;
-}
-
-/* Move TMP to FINAL unless FINAL exists: renameat2(RENAME_NOREPLACE), or
- * link + unlink on filesystems without it. @return 0, -EEXIST, -errno. */
-static int rename_noreplace(int dirfd, const char *tmp, const char *final)
-{
-	if (renameat2(dirfd, tmp, dirfd, final, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -errno;
-	if (linkat(dirfd, tmp, dirfd, final, 0) < 0)
-		return -errno;
-	unlinkat(dirfd, tmp, 0);
-	return 0;
-}
-
-/* Invariant (1). On failure the temporary file is gone, no final file was
- * made, and the errno is returned as is (ENOSPC stays ENOSPC). */
+/* Invariant (1). On failure no file is left and the errno is returned as
+ * is (ENOSPC stays ENOSPC); -EEXIST when ID exists. */
 static int local_put(struct frag_backend *fb, uint64_t id, const void *data, size_t len)
 {
 	struct local_backend *b = to_local(fb);
-	char final[PATH_LEN], tmp[PATH_LEN];
-	struct stat st;
+	char final[PATH_LEN];
 	int fd, rc;
 
 	frag_path(final, id);
-	if (fstatat(b->rootfd, final, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return -EEXIST;
-	fd = tmp_create(b, id, tmp);
+	fd = openat(b->rootfd, final, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return fd;
-	rc = write_durable(fd, data, len);
+		return -errno;
+	rc = write_image(fd, data, len);
 	if (close(fd) < 0 && errno != EINTR && !rc)
 		rc = -errno;
-	if (!rc)
-		rc = FAULT("frag_rename");
-	if (!rc)
-		rc = rename_noreplace(b->rootfd, tmp, final);
-	if (rc) {
-		unlinkat(b->rootfd, tmp, 0);
-		return rc;
-	}
-	mark_dirty(b, id);
-	return 0;
+	if (rc)
+		unlinkat(b->rootfd, final, 0);
+	return rc;
 }
 
 /* ---- sync / del ------------------------------------------------------- */
 
-static int fsync_fanout(struct local_backend *b, unsigned d)
+/* fsync FDS[0..N) through one ring of this call: every fsync in one
+ * submission (the ring's size at a time for larger batches). When the ring
+ * breaks, what it did not take is fsynced one by one.
+ * @return 0, the first fsync error, or -ENOSYS when the ring could not be
+ * set up (nothing was submitted: the caller fsyncs one by one). */
+static int uring_fsync_all(const int *fds, size_t n)
 {
-	char name[4];
-	int fd, rc = 0;
+	unsigned entries = n < RING_ENTRIES ? (unsigned)n : RING_ENTRIES, inflight = 0;
+	struct io_uring_cqe *cqe;
+	struct io_uring ring;
+	size_t next = 0;
+	int rc = io_uring_queue_init(entries, &ring, 0), err = 0;
 
-	snprintf(name, sizeof(name), "%02x", d);
-	fd = openat(b->rootfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
+	if (rc)
+		return -ENOSYS;
+	while (next < n || inflight) {
+		while (next < n && inflight < entries) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			if (!sqe)
+				break;
+			io_uring_prep_fsync(sqe, fds[next++], 0);
+			inflight++;
+		}
+		rc = io_uring_submit_and_wait(&ring, 1);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
+			unsigned left = io_uring_sq_ready(&ring);   /* never submitted */
+			for (size_t i = next - left; i < n; i++)
+				if (fsync(fds[i]) < 0 && !err)
+					err = -errno;
+			for (inflight -= left; inflight; inflight--) {
+				while ((rc = io_uring_wait_cqe(&ring, &cqe)) == -EINTR)
+					;
+				if (rc < 0) {
+					err = err ? err : -EIO;   /* outcome unknown */
+					break;
+				}
+				if (cqe->res < 0 && !err)
+					err = cqe->res;
+				io_uring_cqe_seen(&ring, cqe);
+			}
+			break;
+		}
+		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+			if (cqe->res < 0 && !err)
+				err = cqe->res;
+			io_uring_cqe_seen(&ring, cqe);
+			inflight--;
+		}
+	}
+	io_uring_queue_exit(&ring);
+	return err;
+}
+
+/* Open image ID (fault point "frag_fsync") or fan-out folder D (ID ==
+ * 0, D given) for fsync. @return the fd or -errno. */
+static int open_for_sync(struct local_backend *b, uint64_t id, int dir)
+{
+	char name[PATH_LEN];
+	int rc = FAULT("frag_fsync"), fd;
+
+	if (rc)
+		return rc;
+	if (dir >= 0)
+		snprintf(name, sizeof(name), "%02x", (unsigned)dir);
+	else
+		frag_path(name, id);
+	fd = openat(b->rootfd, name, (dir >= 0 ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+	return fd >= 0 ? fd : -errno;
+}
+
+/* One syncfs of the store's file system; caller holds syncfs_lock. A real
+ * failure is sticky (invariant 2): later syncs of all images return it, and
+ * syncs of ids fsync file by file. Fault point "frag_fsync" (not sticky:
+ * nothing was lost). @return 0 or -errno. */
+static int syncfs_locked(struct local_backend *b)
+{
+	int rc = FAULT("frag_fsync");
+
+	if (rc)
+		return rc;
+	if (b->all_err)
+		return b->all_err;
+	if (syncfs(b->rootfd) < 0) {
 		rc = -errno;
-	close(fd);
+		b->all_err = rc;
+		__atomic_store_n(&b->sync_mode, SYNC_FSYNC, __ATOMIC_RELAXED);
+		log_err("fragments: syncfs failed (%s): images put before now cannot be vouched for; "
+			"checkpoints fail from now on, commits sync file by file", strerror(-rc));
+	}
 	return rc;
 }
 
-/* fsyncs the folders touched since the last successful sync. On failure
- * the folders not yet synced stay marked, so a later sync() retries them.
- * @return 0 or -errno of open/fsync. */
-static int local_sync(struct frag_backend *fb)
+/* sync(NULL, 0): every image put so far, one syncfs. */
+static int sync_all(struct local_backend *b)
+{
+	int rc;
+
+	pthread_mutex_lock(&b->syncfs_lock);
+	rc = syncfs_locked(b);
+	pthread_mutex_unlock(&b->syncfs_lock);
+	return rc;
+}
+
+/* Invariant (2). @return 0, or -errno of open/fsync/syncfs (-ENOMEM). */
+static int local_sync(struct frag_backend *fb, const uint64_t *ids, size_t n)
 {
 	struct local_backend *b = to_local(fb);
-	uint64_t todo[FANOUT / 64];
-	int rc = 0;
+	uint64_t dirs[FANOUT / 64] = { 0 };
+	size_t nfd = 0;
+	int *fds, rc = 0;
 
-	pthread_mutex_lock(&b->dirty_lock);
-	memcpy(todo, b->dirty, sizeof(todo));
-	memset(b->dirty, 0, sizeof(b->dirty));
-	pthread_mutex_unlock(&b->dirty_lock);
+	if (!ids)
+		return sync_all(b);
+	if (n == 0)
+		return 0;
+	if (__atomic_load_n(&b->sync_mode, __ATOMIC_RELAXED) != SYNC_FSYNC) {
+		int done = 0;
+		pthread_mutex_lock(&b->syncfs_lock);
+		if (b->sync_mode == SYNC_SYNCFS || (b->sync_mode == SYNC_AUTO && n >= SYNCFS_MIN)) {
+			done = 1;
+			rc = syncfs_locked(b);
+		}
+		pthread_mutex_unlock(&b->syncfs_lock);
+		if (done)
+			return rc;
+	}
+	if (!(fds = malloc((n + FANOUT) * sizeof(*fds))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++) {
+		unsigned d = (unsigned)(ids[i] & 0xff);
+		dirs[d / 64] |= 1ull << (d % 64);
+		rc = open_for_sync(b, ids[i], -1);
+		if (rc >= 0)
+			fds[nfd++] = rc, rc = 0;
+	}
 	for (unsigned d = 0; d < FANOUT && !rc; d++) {
-		if (!(todo[d / 64] & (1ull << (d % 64))))
+		if (!(dirs[d / 64] & (1ull << (d % 64))))
 			continue;
-		rc = fsync_fanout(b, d);
-		if (!rc)
-			todo[d / 64] &= ~(1ull << (d % 64));
+		rc = open_for_sync(b, 0, (int)d);
+		if (rc >= 0)
+			fds[nfd++] = rc, rc = 0;
 	}
-	if (rc) {
-		pthread_mutex_lock(&b->dirty_lock);
-		for (unsigned w = 0; w < FANOUT / 64; w++)
-			b->dirty[w] |= todo[w];
-		pthread_mutex_unlock(&b->dirty_lock);
+	if (!rc && nfd > 2)
+		rc = uring_fsync_all(fds, nfd);
+	if ((!rc && nfd <= 2) || rc == -ENOSYS) {
+		rc = 0;
+		for (size_t i = 0; i < nfd; i++)
+			if (fsync(fds[i]) < 0 && !rc)
+				rc = -errno;
 	}
+	for (size_t i = 0; i < nfd; i++)
+		close(fds[i]);
+	free(fds);
 	return rc;
 }
 
-/* @return 0, -ENOENT when absent, or -errno of unlink(2). */
+/* @return 0, -ENOENT when absent, or -errno of unlink(2). Not made durable:
+ * an image a crash brings back is unreferenced and swept. */
 static int local_del(struct frag_backend *fb, uint64_t id)
 {
 	struct local_backend *b = to_local(fb);
@@ -244,7 +323,6 @@ static int local_del(struct frag_backend *fb, uint64_t id)
 	frag_path(path, id);
 	if (unlinkat(b->rootfd, path, 0) < 0)
 		return -errno;
-	mark_dirty(b, id);
 	return 0;
 }
 
@@ -475,7 +553,7 @@ static void drain(struct io_uring *ring, struct frag_get *reqs, struct rd_state 
  * (RING_ENTRIES at a time for larger batches), short reads resubmitted.
  * Fault point "uring_submit" fails a submission (the ring is then given
  * up and the reads finish with pread).
- * Caller holds ring_lock. @return 0, or -errno when the ring failed (the
+ * Caller holds the ring's slot lock. @return 0, or -errno when the ring failed (the
  * requests still open are left for pread_rest()). */
 static int uring_read_all(struct io_uring *ring, struct frag_get *reqs, size_t n,
 			  struct rd_state *st, size_t *redo)
@@ -576,7 +654,7 @@ static int local_get_many(struct frag_backend *fb, struct frag_get *reqs, size_t
 
 /* ---- open / destroy ---------------------------------------------------- */
 
-/* Remove the leftover temporary files in fan-out folder D (invariant 2).
+/* Remove the leftover temporary files in fan-out folder D (invariant 3).
  * Failures are logged, not fatal. */
 static void sweep_tmp(int rootfd, unsigned d)
 {
@@ -684,7 +762,7 @@ static void local_destroy(struct frag_backend *fb)
 	}
 	if (b->rootfd >= 0)
 		close(b->rootfd);
-	pthread_mutex_destroy(&b->dirty_lock);
+	pthread_mutex_destroy(&b->syncfs_lock);
 	free(b);
 }
 
@@ -710,7 +788,12 @@ static int local_open(const char *dir, int rdonly, struct frag_backend **out)
 	if (!b)
 		return -ENOMEM;
 	b->base.ops = &local_ops;
-	pthread_mutex_init(&b->dirty_lock, NULL);
+	pthread_mutex_init(&b->syncfs_lock, NULL);
+	{
+		const char *m = getenv("PAYLOADFS_SYNC");
+		b->sync_mode = !m ? SYNC_AUTO : !strcmp(m, "syncfs") ? SYNC_SYNCFS :
+			       !strcmp(m, "fsync") ? SYNC_FSYNC : SYNC_AUTO;
+	}
 	for (unsigned k = 0; k < RING_SLOTS; k++)
 		pthread_mutex_init(&b->rings[k].lock, NULL);
 	b->rootfd = rdonly ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : open_root(dir);

@@ -396,7 +396,7 @@ static int checkpoint_locked(struct store *st, int clean)
 	pthread_mutex_unlock(&st->commit_lock);
 	/* 2-3. its images and pages durable */
 	if (!rc)
-		rc = frag_sync(st->disk);
+		rc = frag_sync(st->disk, NULL, 0);   /* every image put so far */
 	if (!rc)
 		rc = idx_sync(st->idx);
 	/* 4. remember it */

@@ -1,28 +1,41 @@
 /* commit — turning a handle's staged content into a new version.
  *
  * The commit protocol (DESIGN §4):
- *  (1) The new content is a segment list over the base version (stage.c).
- *      Old fragments that the new content contains whole, at a row
- *      boundary, are reused as they are; only the gaps between reused
- *      fragments ("regions") are cut into new row-aligned fragments. So an
- *      append or a tail change writes only the fragments it touches, and a
- *      change in the middle rewrites the fragments around the change (the
- *      index records after it move, their bytes do not).
+ *  (1) The new content is a segment list over the base version and the
+ *      session's pre-cut fragments (stage.c (5)). Fragments that the new
+ *      content contains whole, at a row boundary — base fragments inside a
+ *      SEG_BASE segment, pre-cut ones inside a SEG_PRECUT segment — are
+ *      reused as they are; only the gaps between reused fragments
+ *      ("regions") are cut into new row-aligned fragments. So an append or
+ *      a tail change writes only the fragments it touches, a streamed
+ *      write (cp) writes at close only its last piece, and a change in the
+ *      middle rewrites the fragments around the change (the index records
+ *      after it move, their bytes do not).
  *  (2) A reused fragment smaller than half the fragment size next to a
  *      region is absorbed into it, so repeated small appends do not leave a
  *      trail of tiny fragments: each commit rewrites at most one small
  *      neighbour on each side of each region.
- *  (3) Every new fragment image is written and made durable (backend put +
- *      sync) BEFORE the index transaction that references it.
+ *  (3) Every fragment image the new list references and the index does not
+ *      yet (new ones and reused pre-cut ones) is written (backend put) and
+ *      made durable by ONE backend sync() naming exactly those ids, BEFORE
+ *      the index transaction that references them. Put does not fsync
+ *      (backend_local.c (1), (2)): the sync is the durability point.
  *  (4) One LMDB write txn swaps the fragment list (only the records that
  *      differ are written), the reference counts (all increments before
  *      any decrement, so a fragment that moves is never seen at 0), the
  *      inline bytes, size, rows, mtime and version+1.
  *  (5) On any failure before the txn commits, the object keeps its
  *      previous version; the new images are deleted (or, after a crash,
- *      swept at the next mount since nothing references them).
+ *      swept at the next mount since nothing references them). Pre-cut
+ *      fragments stay with the session (deleted when it is freed); after a
+ *      failed sync none of them is reused (their durability is unknown).
  *  (6) Images whose count reached 0 are released after the txn committed
  *      (deleted now, or at their last unpin).
+ *  (7) Regions are cut in order and each piece becomes a wjob (wjob.c):
+ *      ids are allocated in cut order, the encodes and puts run on the
+ *      store's pool, several at once, at most 2 x threads in flight (the
+ *      committer waits for the oldest, helping to run it), so memory stays
+ *      bounded by a few fragments whatever the commit's size.
  */
 #include "index/store_int.h"
 #include "cache/codec.h"
@@ -32,10 +45,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A run of CNT fragments, contiguous in their source and in the new
+ * content: base fragments [idx, idx+cnt) whole inside one SEG_BASE
+ * segment, or one pre-cut fragment (cnt 1). Runs keep the reuse plan
+ * O(segments), not O(fragments): only a run's ends are checked. */
 struct cand {
-	uint64_t off;      /* offset in the new content */
-	uint32_t idx;      /* index in the base's fragment list */
-	int ok;
+	uint64_t off;      /* offset of the run in the new content */
+	uint32_t idx;      /* first fragment's index in its source */
+	uint32_t cnt;      /* fragments in the run; 0 = none reused */
+	uint8_t pre;       /* a pre-cut fragment of the session */
 };
 
 struct cut {
@@ -45,12 +63,13 @@ struct cut {
 	const struct seg *segs;
 	size_t nsegs;
 	const struct idx_inode *in;   /* format to cut with */
-	struct frag_desc *out;        /* new fragments, in order */
-	uint32_t nout, capout;
+	struct wjob **jobs;           /* new fragments, in cut order */
+	uint32_t *pos;                /* jobs[k] is list[pos[k]] */
+	uint32_t njobs, capjobs, waited;
+	unsigned max_inflight;
 	struct frag_backend *be;
-	uint16_t fflags;
-	char *buf, *enc;
-	size_t bufcap, enccap;
+	char *buf;                    /* inline content */
+	size_t bufcap;
 };
 
 static uint64_t content_size(const struct seg *s, size_t n)
@@ -65,9 +84,46 @@ static int read_exact(struct cut *c, void *buf, size_t len, uint64_t off)
 	return r < 0 ? (int)r : ((size_t)r == len ? 0 : -EIO);
 }
 
+/* Descriptor of fragment K of run V. */
+static const struct frag_desc *run_frag(const struct cut *c, const struct cand *v, uint32_t k)
+{
+	int usable;
+
+	return v->pre ? stage_precut_get(c->sg, v->idx, &usable) : &c->base->frags[v->idx + k];
+}
+
+static uint64_t run_len(const struct cut *c, const struct cand *v)
+{
+	const struct frag_desc *a, *b;
+
+	if (!v->cnt)
+		return 0;
+	a = run_frag(c, v, 0);
+	b = run_frag(c, v, v->cnt - 1);
+	return b->off + b->len - a->off;
+}
+
+/* Does the run end at a row end whatever follows it? Base fragments but
+ * the last, and pre-cut ones (never cut at the content's end), do. */
+static int run_ends_row(const struct cut *c, const struct cand *v)
+{
+	return v->pre || v->idx + v->cnt < c->base->nfrags;
+}
+
+/* Drop the run's first (FIRST) or last fragment from reuse. */
+static void run_trim(const struct cut *c, struct cand *v, int first)
+{
+	if (first) {
+		v->off += run_frag(c, v, 0)->len;
+		v->idx++;
+	}
+	v->cnt--;
+}
+
 /* ---- reuse plan ---- */
 
-static int add_cand(struct cand **v, uint32_t *n, uint32_t *cap, uint64_t off, uint32_t idx)
+static int add_cand(struct cand **v, uint32_t *n, uint32_t *cap, uint64_t off, uint32_t idx,
+		    uint32_t cnt, int pre)
 {
 	if (*n == *cap) {
 		uint32_t nc = *cap ? *cap * 2 : 64;
@@ -77,40 +133,86 @@ static int add_cand(struct cand **v, uint32_t *n, uint32_t *cap, uint64_t off, u
 		*v = nv;
 		*cap = nc;
 	}
-	(*v)[(*n)++] = (struct cand){ off, idx, 1 };
+	(*v)[(*n)++] = (struct cand){ off, idx, cnt, (uint8_t)pre };
 	return 0;
 }
 
-/* Old fragments contained whole in a SEG_BASE segment. */
-static int find_cands(struct cut *c, struct cand **v, uint32_t *n)
+/* Fragments contained whole in a SEG_BASE segment (base fragments, when
+ * BASE_OK) or a SEG_PRECUT segment (usable pre-cut ones), in content
+ * order. */
+static int find_cands(struct cut *c, int base_ok, struct cand **v, uint32_t *n)
 {
 	const struct pver *b = c->base;
-	uint32_t cap = 0;
+	uint32_t cap = 0, npc = (uint32_t)stage_precut_n(c->sg);
 	int rc = 0;
 
 	*v = NULL;
 	*n = 0;
 	for (size_t i = 0; i < c->nsegs && !rc; i++) {
 		const struct seg *s = &c->segs[i];
-		uint32_t lo = 0, hi = b->nfrags;
-		if (s->kind != SEG_BASE)
-			continue;
-		while (lo < hi) {      /* first fragment with off >= src */
-			uint32_t mid = lo + (hi - lo) / 2;
-			if (b->frags[mid].off < s->src)
-				lo = mid + 1;
-			else
-				hi = mid;
+		uint32_t lo = 0, hi;
+		int usable;
+		if (s->kind == SEG_BASE && base_ok) {
+			hi = b->nfrags;
+			while (lo < hi) {      /* first fragment with off >= src */
+				uint32_t mid = lo + (hi - lo) / 2;
+				if (b->frags[mid].off < s->src)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			uint32_t first = lo;
+			hi = b->nfrags;
+			while (lo < hi) {      /* first fragment ending past the segment */
+				uint32_t mid = lo + (hi - lo) / 2;
+				if (b->frags[mid].off + b->frags[mid].len <= s->src + s->len)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo > first)
+				rc = add_cand(v, n, &cap, s->off + (b->frags[first].off - s->src), first,
+					      lo - first, 0);
+		} else if (s->kind == SEG_PRECUT) {
+			hi = npc;
+			while (lo < hi) {
+				uint32_t mid = lo + (hi - lo) / 2;
+				if (stage_precut_get(c->sg, mid, &usable)->off < s->src)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			for (uint32_t k = lo; k < npc && !rc; k++) {
+				const struct frag_desc *d = stage_precut_get(c->sg, k, &usable);
+				if (d->off + d->len > s->src + s->len)
+					break;
+				if (usable)
+					rc = add_cand(v, n, &cap, s->off + (d->off - s->src), k, 1, 1);
+			}
 		}
-		for (uint32_t k = lo; k < b->nfrags && !rc &&
-		     b->frags[k].off + b->frags[k].len <= s->src + s->len; k++)
-			rc = add_cand(v, n, &cap, s->off + (b->frags[k].off - s->src), k);
 	}
 	return rc;
 }
 
-/* Check each candidate starts and ends on a row boundary of the new
- * content; then absorb small ones next to regions (invariant 2). */
+/* Is there a gap (bytes not reused) right before run I / right after it?
+ * (Runs are sorted and do not overlap.) */
+static int gap_before(const struct cut *c, const struct cand *v, uint32_t i)
+{
+	return v[i].off > 0 && !(i && v[i - 1].cnt && v[i - 1].off + run_len(c, &v[i - 1]) == v[i].off);
+}
+
+static int gap_after(const struct cut *c, const struct cand *v, uint32_t i, uint32_t n, uint64_t size)
+{
+	uint64_t end = v[i].off + run_len(c, &v[i]);
+
+	return end < size && !(i + 1 < n && v[i + 1].cnt && v[i + 1].off == end);
+}
+
+/* Check each run starts and ends on a row boundary of the new content
+ * (trimming the fragments that do not); then absorb small fragments next
+ * to regions (invariant 2). Inside a run every fragment follows a base
+ * fragment that is not the last, so it starts a row: only the ends of a
+ * run need a look. */
 static int check_cands(struct cut *c, struct cand *v, uint32_t n, uint64_t size)
 {
 	const struct pver *b = c->base;
@@ -119,21 +221,22 @@ static int check_cands(struct cut *c, struct cand *v, uint32_t n, uint64_t size)
 	uint8_t *small;
 
 	for (uint32_t i = 0; i < n; i++) {
-		const struct frag_desc *f = &b->frags[v[i].idx];
-		int last = v[i].idx + 1 == b->nfrags;
 		if (fixed) {
-			v[i].ok = v[i].off % c->in->fmt_recsize == 0;
+			if (v[i].off % c->in->fmt_recsize)
+				v[i].cnt = 0;      /* every fragment of the run is shifted alike */
 			continue;
 		}
-		if (v[i].off > 0 && !(i && v[i - 1].ok && v[i - 1].off + b->frags[v[i - 1].idx].len == v[i].off &&
-				      v[i - 1].idx + 1 < b->nfrags)) {
+		if (v[i].off > 0 && !(i && v[i - 1].cnt && v[i - 1].off + run_len(c, &v[i - 1]) == v[i].off &&
+				      run_ends_row(c, &v[i - 1]))) {
 			char ch;
 			int rc = read_exact(c, &ch, 1, v[i].off - 1);
 			if (rc)
 				return rc;
-			v[i].ok = ch == '\n';
+			if (ch != '\n')
+				run_trim(c, &v[i], 1);
 		}
-		if (v[i].ok && last && v[i].off + f->len < size) {
+		if (v[i].cnt && !v[i].pre && v[i].idx + v[i].cnt == b->nfrags &&
+		    v[i].off + run_len(c, &v[i]) < size) {
 			if (base_nl < 0) {
 				char ch;
 				ssize_t r = pver_read(c->base, &ch, 1, b->in.size - 1);
@@ -141,21 +244,34 @@ static int check_cands(struct cut *c, struct cand *v, uint32_t n, uint64_t size)
 					return r < 0 ? (int)r : -EIO;
 				base_nl = ch == '\n';
 			}
-			v[i].ok = base_nl;
+			if (!base_nl)
+				run_trim(c, &v[i], 0);
 		}
 	}
 	if (!n || !(small = calloc(n, 1)))
 		return n ? -ENOMEM : 0;
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t end = v[i].off + b->frags[v[i].idx].len;
-		int gap_before = v[i].off > 0 && !(i && v[i - 1].ok &&
-				 v[i - 1].off + b->frags[v[i - 1].idx].len == v[i].off);
-		int gap_after = end < size && !(i + 1 < n && v[i + 1].ok && v[i + 1].off == end);
-		small[i] = v[i].ok && b->frags[v[i].idx].len < half && (gap_before || gap_after);
+	for (uint32_t i = 0; i < n; i++) {      /* decided on the state before absorption */
+		int gb, ga;
+		if (!v[i].cnt)
+			continue;
+		gb = gap_before(c, v, i);
+		ga = gap_after(c, v, i, n, size);
+		if (v[i].cnt == 1)
+			small[i] = run_frag(c, &v[i], 0)->len < half && (gb || ga) ? 1 : 0;
+		else
+			small[i] = (run_frag(c, &v[i], 0)->len < half && gb ? 1 : 0) |
+				   (run_frag(c, &v[i], v[i].cnt - 1)->len < half && ga ? 2 : 0);
 	}
-	for (uint32_t i = 0; i < n; i++)
-		if (small[i])
-			v[i].ok = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (v[i].cnt == 1 && small[i])
+			v[i].cnt = 0;
+		else if (v[i].cnt > 1) {
+			if (small[i] & 1)
+				run_trim(c, &v[i], 1);
+			if (small[i] & 2)
+				run_trim(c, &v[i], 0);
+		}
+	}
 	free(small);
 	return 0;
 }
@@ -177,55 +293,53 @@ static int grow(char **p, size_t *cap, size_t need)
 	return 0;
 }
 
-static int emit(struct cut *c, const char *data, size_t len, uint64_t off)
+/* Wait for the oldest job in flight. @return its result. */
+static int wait_oldest(struct cut *c)
 {
-	struct frag_info info;
-	struct frag_desc *d;
-	size_t enc_len;
-	uint64_t id;
-	int rc;
+	return wjob_wait(c->jobs[c->waited++]);
+}
 
-	if (len > FRAG_MAX_RAW)
-		return -EFBIG;
-	if ((rc = grow(&c->enc, &c->enccap, frag_encode_bound(len))))
-		return rc;
-	if (c->nout == c->capout) {
-		uint32_t nc = c->capout ? c->capout * 2 : 16;
-		struct frag_desc *nv = realloc(c->out, nc * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		c->out = nv;
-		c->capout = nc;
+/* Queue RAW/LEN (taken over in every case) as the new fragment at list
+ * position POS (invariant 7). @return 0 or -errno (of this piece or of an
+ * earlier job). */
+static int emit(struct cut *c, char *raw, size_t len, uint32_t pos)
+{
+	struct wjob *j;
+	int rc = 0;
+
+	while (!rc && c->njobs - c->waited >= c->max_inflight)
+		rc = wait_oldest(c);
+	if (!rc && c->njobs == c->capjobs) {
+		uint32_t nc = c->capjobs ? c->capjobs * 2 : 16;
+		struct wjob **nj = realloc(c->jobs, nc * sizeof(*nj));
+		uint32_t *np = nj ? realloc(c->pos, nc * sizeof(*np)) : NULL;
+		if (nj)
+			c->jobs = nj;
+		if (np) {
+			c->pos = np;
+			c->capjobs = nc;
+		} else {
+			rc = -ENOMEM;
+		}
 	}
-	id = store_alloc_frag_id(c->st);
-	rc = frag_encode(id, data, len, (uint32_t)rows_in(c->in, data, len), c->enc, c->enccap,
-			 &enc_len, &info);
 	if (!rc)
-		rc = frag_put(c->be, id, c->enc, enc_len);
-	if (rc)
+		rc = wjob_start(c->st, c->in, raw, len, &j);
+	if (rc) {
+		free(raw);
 		return rc;
-	__atomic_add_fetch(&c->st->stats.frags_written, 1, __ATOMIC_RELAXED);
-	d = &c->out[c->nout++];
-	memset(d, 0, sizeof(*d));
-	d->off = off;
-	d->id = id;
-	d->len = (uint32_t)len;
-	d->rows = info.rows;
-	d->stored_len = info.stored_len;
-	d->codec = info.codec;
-	d->flags = c->fflags;
-	d->checksum = info.checksum;
+	}
+	c->jobs[c->njobs] = j;
+	c->pos[c->njobs++] = pos;
 	return 0;
 }
 
-/* Length of the next piece of BUF (HAVE bytes; FINAL when the region ends
- * there), or 0 when more bytes are needed to find a row end. */
-static size_t piece_len(struct cut *c, const char *buf, size_t have, int final)
+size_t cut_piece_len(const struct idx_inode *in, size_t frag_size, const char *buf, size_t have,
+		     int final)
 {
-	size_t target = c->st->frag_size;
+	size_t target = frag_size;
 
-	if (inode_is_fixed(c->in)) {
-		size_t n = c->in->fmt_recsize;
+	if (inode_is_fixed(in)) {
+		size_t n = in->fmt_recsize;
 		target = target / n * n;
 		if (target < n)
 			target = n;
@@ -242,86 +356,162 @@ static size_t piece_len(struct cut *c, const char *buf, size_t have, int final)
 	return final ? have : 0;
 }
 
-static int cut_region(struct cut *c, uint64_t a, uint64_t b)
+/* Cut content [a, b) into pieces; each piece's buffer goes to its job and
+ * only the bytes after the piece are copied into the next buffer. *POS is
+ * the list position of the next new fragment. */
+static int cut_region(struct cut *c, uint64_t a, uint64_t b, uint32_t *pos)
 {
-	size_t have = 0, chunk = c->st->frag_size + 1;
-	uint64_t pos = a;       /* content offset of buf[0] */
-	int rc;
+	size_t have = 0, cap = 0, chunk = c->st->frag_size + 1;
+	uint64_t at = a;       /* content offset of buf[0] */
+	char *buf = NULL;
+	int rc = 0;
 
-	while (pos < b) {
-		uint64_t left = b - pos - have;
+	while (at < b && !rc) {
+		uint64_t left = b - at - have;
 		size_t take = left < chunk ? (size_t)left : chunk, piece;
 		if (take) {
-			if ((rc = grow(&c->buf, &c->bufcap, have + take)) ||
-			    (rc = read_exact(c, c->buf + have, take, pos + have)))
-				return rc;
+			if ((rc = grow(&buf, &cap, have + take)) ||
+			    (rc = read_exact(c, buf + have, take, at + have)))
+				break;
 			have += take;
 		}
-		piece = piece_len(c, c->buf, have, pos + have == b);
+		piece = cut_piece_len(c->in, c->st->frag_size, buf, have, at + have == b);
 		if (!piece)
 			continue;     /* a row longer than the buffer: read on */
-		if ((rc = emit(c, c->buf, piece, pos)))
-			return rc;
-		memmove(c->buf, c->buf + piece, have - piece);
+		char *next = NULL;
+		size_t ncap = 0;
+		if (at + piece < b && (rc = grow(&next, &ncap, have - piece + chunk)))
+			break;
+		if (next)
+			memcpy(next, buf + piece, have - piece);
+		rc = emit(c, buf, piece, (*pos)++);
+		buf = next;
+		cap = ncap;
 		have -= piece;
-		pos += piece;
+		at += piece;
 	}
+	free(buf);
+	return rc;
+}
+
+static int list_push(struct frag_desc **out, uint32_t *cnt, uint32_t *cap, const struct frag_desc *d)
+{
+	if (*cnt == *cap) {
+		uint32_t nc = *cap ? *cap * 2 : 64;
+		struct frag_desc *nv = realloc(*out, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*out = nv;
+		*cap = nc;
+	}
+	(*out)[(*cnt)++] = *d;
 	return 0;
 }
 
-/* Build the new list: reused candidates plus new fragments for the gaps. */
+/* Append run V's descriptors (offsets are set by finish_list). */
+static int list_push_run(const struct cut *c, struct frag_desc **out, uint32_t *cnt, uint32_t *cap,
+			 const struct cand *v)
+{
+	if (v->pre)
+		return list_push(out, cnt, cap, run_frag(c, v, 0));
+	if (*cnt + v->cnt > *cap) {
+		uint32_t nc = *cap ? *cap : 64;
+		while (nc < *cnt + v->cnt)
+			nc *= 2;
+		struct frag_desc *nv = realloc(*out, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*out = nv;
+		*cap = nc;
+	}
+	memcpy(*out + *cnt, &c->base->frags[v->idx], v->cnt * sizeof(**out));
+	*cnt += v->cnt;
+	return 0;
+}
+
+/* Build the new list: reused candidates plus new fragments for the gaps
+ * (their descriptors are filled in by finish_list once the jobs are
+ * done). */
 static int build_list(struct cut *c, struct cand *v, uint32_t n, uint64_t size,
 		      struct frag_desc **list, uint32_t *nlist)
 {
 	uint64_t pos = 0;
-	struct frag_desc *out = NULL;
+	struct frag_desc *out = NULL, d;
 	uint32_t cnt = 0, cap = 0;
 	int rc = 0;
 
 	for (uint32_t i = 0; i <= n && !rc; i++) {
 		uint64_t next = size;
-		if (i < n && !v[i].ok)
+		if (i < n && !v[i].cnt)
 			continue;
 		if (i < n)
 			next = v[i].off;
 		if (next > pos) {
-			uint32_t first = c->nout;
-			rc = cut_region(c, pos, next);
-			for (uint32_t k = first; !rc && k < c->nout; k++) {
-				if (cnt == cap) {
-					cap = cap ? cap * 2 : 64;
-					struct frag_desc *nv = realloc(out, cap * sizeof(*nv));
-					if (!nv) { rc = -ENOMEM; break; }
-					out = nv;
-				}
-				out[cnt++] = c->out[k];
-			}
+			uint32_t first = c->njobs, at = cnt;
+			rc = cut_region(c, pos, next, &at);
+			memset(&d, 0, sizeof(d));
+			for (uint32_t k = first; !rc && k < c->njobs; k++)
+				rc = list_push(&out, &cnt, &cap, &d);
 		}
 		if (rc || i == n)
 			break;
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 64;
-			struct frag_desc *nv = realloc(out, cap * sizeof(*nv));
-			if (!nv) { rc = -ENOMEM; break; }
-			out = nv;
-		}
-		out[cnt] = c->base->frags[v[i].idx];
-		out[cnt].off = v[i].off;
-		pos = v[i].off + out[cnt].len;
-		cnt++;
+		rc = list_push_run(c, &out, &cnt, &cap, &v[i]);
+		pos = v[i].off + run_len(c, &v[i]);
 	}
 	if (rc) {
 		free(out);
 		return rc;
 	}
-	uint64_t row = 0;
-	for (uint32_t k = 0; k < cnt; k++) {
-		out[k].first_row = row;
-		row += out[k].rows;
-	}
 	*list = out;
 	*nlist = cnt;
 	return 0;
+}
+
+/* Wait for every job; fill in the new fragments' descriptors, and the
+ * offsets and first rows from SKIP on (the unchanged prefix keeps the
+ * base's). @return 0 or the first job's -errno. */
+static int finish_list(struct cut *c, struct frag_desc *list, uint32_t n, uint32_t skip)
+{
+	uint64_t off = skip ? list[skip - 1].off + list[skip - 1].len : 0;
+	uint64_t row = skip ? list[skip - 1].first_row + list[skip - 1].rows : 0;
+	int rc = 0;
+
+	for (uint32_t k = c->waited; k < c->njobs; k++) {
+		int r = wjob_wait(c->jobs[k]);
+		rc = rc ? rc : r;
+	}
+	c->waited = c->njobs;
+	for (uint32_t k = 0; k < c->njobs && !rc; k++) {
+		rc = c->jobs[k]->rc;
+		list[c->pos[k]] = c->jobs[k]->out;
+	}
+	for (uint32_t k = skip; k < n && !rc; k++) {     /* [0, skip) is the base's */
+		list[k].off = off;
+		list[k].first_row = row;
+		off += list[k].len;
+		row += list[k].rows;
+	}
+	return rc;
+}
+
+/* Make the new list's images durable: the new ones and the reused
+ * pre-cut ones (invariant 3). */
+static int sync_new(struct cut *c, const struct cand *v, uint32_t n)
+{
+	uint64_t *ids = malloc(((size_t)c->njobs + n + 1) * sizeof(*ids));
+	size_t k = 0;
+	int rc;
+
+	if (!ids)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c->njobs; i++)
+		ids[k++] = c->jobs[i]->d.id;
+	for (uint32_t i = 0; i < n; i++)
+		if (v[i].cnt && v[i].pre)
+			ids[k++] = run_frag(c, &v[i], 0)->id;
+	rc = frag_sync(c->be, ids, k);
+	free(ids);
+	return rc;
 }
 
 /* ---- the index transaction ---- */
@@ -329,6 +519,7 @@ static int build_list(struct cut *c, struct cand *v, uint32_t n, uint64_t size,
 struct txn_out {
 	struct frag_desc *freed;
 	uint32_t nfreed;
+	uint64_t records;     /* fragment records put or deleted */
 };
 
 static int ref_inc(struct store *st, struct idx_txn *t, uint64_t id)
@@ -353,12 +544,14 @@ static int push_freed(struct txn_out *o, const struct frag_desc *d)
 }
 
 /* Write only the records that differ between OLD and NEW (both sorted by
- * offset); increments first, decrements last (invariant 4). */
+ * offset); increments first, decrements last (invariant 4). The first
+ * SKIP records of both are known to be identical (an unchanged prefix):
+ * an append costs O(new fragments), not O(F). */
 static int swap_lists(struct store *st, struct idx_txn *t, uint64_t ino,
 		      const struct frag_desc *old, uint32_t nold,
-		      const struct frag_desc *nw, uint32_t nnew, struct txn_out *o)
+		      const struct frag_desc *nw, uint32_t nnew, uint32_t skip, struct txn_out *o)
 {
-	uint32_t i = 0, j = 0;
+	uint32_t i = skip, j = skip;
 	int rc = 0;
 
 	/* pass 1: puts and increments */
@@ -368,16 +561,17 @@ static int swap_lists(struct store *st, struct idx_txn *t, uint64_t ino,
 		int same_key = i < nold && old[i].off == nw[j].off;
 		if (same_key && old[i].id == nw[j].id) {
 			if (old[i].first_row != nw[j].first_row)
-				rc = idx_frag_put(t, ino, &nw[j]);
+				rc = idx_frag_put(t, ino, &nw[j]), o->records++;
 		} else {
 			rc = idx_frag_put(t, ino, &nw[j]);
+			o->records++;
 			if (!rc)
 				rc = ref_inc(st, t, nw[j].id);
 		}
 		j++;
 	}
 	/* pass 2: key deletions and decrements */
-	for (i = 0, j = 0; i < nold && !rc; i++) {
+	for (i = skip, j = skip; i < nold && !rc; i++) {
 		uint32_t now;
 		while (j < nnew && nw[j].off < old[i].off)
 			j++;
@@ -385,7 +579,7 @@ static int swap_lists(struct store *st, struct idx_txn *t, uint64_t ino,
 		if (same_key && nw[j].id == old[i].id)
 			continue;
 		if (!same_key)
-			rc = idx_frag_del(t, ino, old[i].off);
+			rc = idx_frag_del(t, ino, old[i].off), o->records++;
 		if (!rc)
 			rc = idx_ref_add(t, old[i].id, -1, &now);
 		if (!rc && now == 0)
@@ -420,9 +614,11 @@ static void settle_inode(struct idx_inode *cur, const struct pver *base, const s
 		cur->mtime_ns = mtime_ns;
 }
 
-/* Pin LIST and make it the new current version. */
-static int make_pver(struct store *st, const struct idx_inode *in, const struct frag_desc *list,
-		     uint32_t n, const char *inl, struct pver **out)
+/* Pin *LIST (taken over on success: *LIST is then NULL) as the new
+ * version; pins of the first NSHARED positions are shared with BASE. */
+static int make_pver(struct store *st, const struct idx_inode *in, struct frag_desc **list,
+		     uint32_t n, const char *inl, const struct pver *base, uint32_t nshared,
+		     struct pver **out)
 {
 	struct pver *pv = calloc(1, sizeof(*pv));
 
@@ -432,29 +628,27 @@ static int make_pver(struct store *st, const struct idx_inode *in, const struct 
 	pv->refs = 1;
 	pv->in = *in;
 	pv->nfrags = n;
-	if (n && !(pv->frags = malloc(n * sizeof(*list))))
-		goto nomem;
-	if (n)
-		memcpy(pv->frags, list, n * sizeof(*list));
+	pv->frags = n ? *list : NULL;
 	if (!n) {
 		if (!(pv->inl = malloc(in->size ? in->size : 1)))
 			goto nomem;
 		if (in->size)
 			memcpy(pv->inl, inl, in->size);
 	}
-	if (store_pin_frags(st, pv->frags, n))
+	if (store_pin_list(st, pv, base, nshared))
 		goto nomem;
+	if (n)
+		*list = NULL;
 	*out = pv;
 	return 0;
 nomem:
-	free(pv->frags);
 	free(pv->inl);
 	free(pv);
 	return -ENOMEM;
 }
 
 static int run_txn(struct store *st, struct pver *base, const struct idx_inode *newin,
-		   const struct frag_desc *list, uint32_t n, const char *inl, uint64_t size,
+		   struct frag_desc **list, uint32_t n, uint32_t nshared, const char *inl, uint64_t size,
 		   uint64_t rows, int64_t mtime_ns, struct pver **newpv, struct txn_out *o)
 {
 	struct frag_desc *old = NULL;
@@ -473,9 +667,10 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	} else if (!rc) {
 		rc = idx_frags_load(t, base->in.ino, &old, &nold);
 		own_old = 1;
+		nshared = 0;     /* the index moved on: diff it all */
 	}
 	if (!rc)
-		rc = swap_lists(st, t, base->in.ino, old, nold, list, n, o);
+		rc = swap_lists(st, t, base->in.ino, old, nold, *list, n, nshared, o);
 	if (!rc)
 		rc = inl && size ? idx_inline_put(t, base->in.ino, inl, size) : idx_inline_del(t, base->in.ino);
 	if (!rc) {
@@ -485,7 +680,7 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	if (!rc)
 		rc = idx_meta_put_u64(t, "next_frag", __atomic_load_n(&st->next_frag, __ATOMIC_RELAXED));
 	if (!rc)
-		rc = make_pver(st, &cur, list, n, inl, &pv);
+		rc = make_pver(st, &cur, list, n, inl, base, nshared, &pv);
 	if (!rc)
 		rc = idx_commit(t);
 	else
@@ -506,10 +701,52 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	return 0;
 }
 
-static void discard_new(struct cut *c)
+/* List positions [0, n) equal to the base's (its first run, unmoved). */
+static uint32_t shared_prefix(const struct cand *v, uint32_t n)
 {
-	for (uint32_t i = 0; i < c->nout; i++)
-		frag_del(c->be, c->out[i].id);
+	return n && !v[0].pre && v[0].idx == 0 && v[0].off == 0 ? v[0].cnt : 0;
+}
+
+/* Wait for and free every job; with DISCARD delete their images. */
+static void free_jobs(struct cut *c, int discard)
+{
+	for (uint32_t i = 0; i < c->njobs; i++) {
+		if (discard && wjob_wait(c->jobs[i]) == 0)
+			frag_del(c->be, c->jobs[i]->d.id);
+		wjob_free(c->jobs[i]);
+	}
+	free(c->jobs);
+	free(c->pos);
+}
+
+/* Cut and put what the list needs (invariants 1, 2, 7) and make it
+ * durable (3). @return 0 and the list, or -errno. */
+static int plan_and_write(struct cut *c, const struct idx_inode *newin, uint64_t size,
+			  struct frag_desc **list, uint32_t *nlist, uint64_t *rows,
+			  struct cand **cands_out, uint32_t *ncands_out)
+{
+	const struct pver *base = c->base;
+	int same = newin->fmt_kind == base->in.fmt_kind && newin->fmt_recsize == base->in.fmt_recsize &&
+		   (newin->flags & INODE_F_MEMORY) == (base->in.flags & INODE_F_MEMORY);
+	struct cand *cands = NULL;
+	uint32_t ncands = 0;
+	int rc = find_cands(c, same && base->nfrags, &cands, &ncands);
+	if (!rc)
+		rc = check_cands(c, cands, ncands, size);
+	if (!rc)
+		rc = build_list(c, cands, ncands, size, list, nlist);
+	if (!rc)
+		rc = finish_list(c, *list, *nlist, shared_prefix(cands, ncands));
+	if (!rc && (c->njobs || ncands) && !c->st->ckpt_on) {   /* else the next checkpoint */
+		rc = sync_new(c, cands, ncands);
+		if (rc)
+			stage_precut_mark_bad(c->sg);
+	}
+	if (!rc && *nlist)
+		*rows = (*list)[*nlist - 1].first_row + (*list)[*nlist - 1].rows;
+	*cands_out = cands;
+	*ncands_out = ncands;
+	return rc;
 }
 
 int commit_segments(struct store *st, struct pver *base, const struct seg *segs, size_t n,
@@ -521,7 +758,7 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 	struct frag_desc *list = NULL;
 	struct txn_out o = { 0 };
 	struct cand *cands = NULL;
-	uint32_t ncands = 0, nlist = 0;
+	uint32_t nlist = 0, ncands = 0;
 	int mem = !!(newin->flags & INODE_F_MEMORY);
 	int inl = size <= STORE_INLINE_MAX && !mem;
 	int rc = 0;
@@ -536,42 +773,36 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 		return -EINVAL;
 	}
 	c.be = mem ? st->mem : st->disk;
-	c.fflags = mem ? FRAG_F_MEMORY : 0;
-	if (inl) {
+	c.max_inflight = 2 * (pool_threads(st->pool) ? pool_threads(st->pool) : 1);
+	rc = stage_precut_settle(sg);      /* a streaming failure fails this commit (stage.c (9)) */
+	if (!rc && inl) {
 		if (size && !(rc = grow(&c.buf, &c.bufcap, size)))
 			rc = read_exact(&c, c.buf, size, 0);
 		rows = rc ? 0 : rows_in(newin, c.buf, size);
-	} else {
-		int same = newin->fmt_kind == base->in.fmt_kind && newin->fmt_recsize == base->in.fmt_recsize &&
-			   (newin->flags & INODE_F_MEMORY) == (base->in.flags & INODE_F_MEMORY);
-		if (same && base->nfrags)
-			rc = find_cands(&c, &cands, &ncands);
-		if (!rc)
-			rc = check_cands(&c, cands, ncands, size);
-		if (!rc)
-			rc = build_list(&c, cands, ncands, size, &list, &nlist);
-		if (!rc && c.nout && !st->ckpt_on)
-			rc = frag_sync(c.be);   /* else the next checkpoint (checkpoint.c) */
-		if (!rc && nlist)
-			rows = list[nlist - 1].first_row + list[nlist - 1].rows;
+	} else if (!rc) {
+		rc = plan_and_write(&c, newin, size, &list, &nlist, &rows, &cands, &ncands);
 	}
 	if (!rc)
-		rc = run_txn(st, base, newin, list, nlist, inl ? c.buf : NULL, size, rows, mtime_ns, newpv, &o);
+		rc = run_txn(st, base, newin, &list, nlist, shared_prefix(cands, ncands), inl ? c.buf : NULL,
+			     size, rows, mtime_ns, newpv, &o);
+	free_jobs(&c, rc != 0);
 	if (rc) {
-		discard_new(&c);
 		if (rc != -EINVAL)
 			log_warn("object %llu: commit failed: %s; the previous version stays",
 				 (unsigned long long)base->in.ino, strerror(-rc));
 	} else {
+		/* the index references these now: the session must not delete them */
+		for (uint32_t i = 0; i < ncands; i++)
+			if (cands[i].cnt && cands[i].pre)
+				stage_precut_keep(sg, cands[i].idx);
 		__atomic_add_fetch(&st->stats.commits, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&st->stats.frag_records, o.records, __ATOMIC_RELAXED);
 		store_release_list(st, o.freed, o.nfreed);
 		o.freed = NULL;
 	}
 	free(o.freed);
-	free(list);
 	free(cands);
-	free(c.out);
+	free(list);
 	free(c.buf);
-	free(c.enc);
 	return rc;
 }

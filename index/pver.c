@@ -2,7 +2,7 @@
  *
  * Invariants:
  *  (1) A pver never changes after it is published; its fragments are
- *      pinned (store_pin_frags) from creation until the last pver_put, so
+ *      pinned (store_pin_list) from creation until the last pver_put, so
  *      their images outlive any commit or delete that drops them.
  *  (2) st->pvcur holds at most one pver per inode: the current version.
  *      A commit or delete drops the slot (store_pvcur_drop) after its txn
@@ -149,7 +149,7 @@ static int pver_load(struct store *st, uint64_t ino, struct pver **out)
 		rc = -EUCLEAN;
 		goto fail;
 	}
-	rc = store_pin_frags(st, pv->frags, pv->nfrags);
+	rc = store_pin_list(st, pv, NULL, 0);
 	if (rc)
 		goto fail;
 	store_pvcur_set(st, pv);   /* still under commit_lock: no commit in between */
@@ -189,7 +189,7 @@ void pver_put(struct pver *pv)
 		abort();
 	if (n)
 		return;
-	store_unpin_frags(pv->st, pv->frags, pv->nfrags);
+	store_unpin_list(pv->st, pv);
 	free(pv->frags);
 	free(pv->inl);
 	free(pv);

@@ -1,16 +1,44 @@
 /* stage — per-handle staging: an append-only log of written bytes (in
- * memory, spilling to a file in STORE/staging past spill_size) and the
- * segment list that describes the handle's content over its base version.
+ * memory, spilling to a file in STORE/staging past spill_size), the
+ * fragments pre-cut from a sequential writer's tail, and the segment list
+ * that describes the handle's content over its base version.
  *
  * Invariants:
  *  (1) segs are sorted, contiguous from 0 and cover exactly [0, size):
  *      segs[i].off + segs[i].len == segs[i+1].off; no segment is empty.
  *  (2) SEG_BASE bytes come from ws->base (pinned), SEG_STAGE bytes from the
  *      log (never rewritten: a later write appends and re-points), SEG_ZERO
- *      reads as zeros (holes from extending writes/truncates).
+ *      reads as zeros (holes from extending writes/truncates), SEG_PRECUT
+ *      bytes from the pre-cut fragments (5).
  *  (3) A session is dirty iff its content may differ from its base.
  *  (4) ws->lock serializes the session's calls (the kernel may send reads
  *      and writes of one handle concurrently).
+ *  (5) Streaming ingest. When content [pc_end, size) is more than a
+ *      fragment (a writer appending: cp, >>), a row-aligned piece is cut
+ *      from pc_end, handed to a wjob (encode + put on the store's pool)
+ *      and the range is re-pointed at once to SEG_PRECUT: the pre-cut
+ *      space is the concatenation of the pre-cut fragments in cut order,
+ *      pc[i].d.off its offset there. Reading a SEG_PRECUT byte waits for
+ *      its job, then reads the image (or, when the job failed, the raw
+ *      bytes the job kept). So the log's bytes of the piece are no longer
+ *      referenced and are dropped (mem_off moves up): a sequential writer
+ *      keeps at most about a fragment plus one write in the log.
+ *  (6) No SEG_STAGE segment references log bytes below mem_off.
+ *  (7) A pre-cut fragment is only a source, like a base fragment: a later
+ *      write over its range overlays it, and the commit reuses the ones
+ *      still whole at a row boundary (commit.c (1)); the commit's sync
+ *      covers the ones it uses. Pre-cut images the commit did not use are
+ *      deleted when the session is reset (after a commit) or freed; after
+ *      a crash nothing references them and the mount sweeps them.
+ *  (8) Memory per session is bounded whatever the pattern: the log spills
+ *      past spill_size (streaming then stops), and at most pc_max jobs
+ *      (raw + encoded fragment each) are in flight: the writer waits for
+ *      the oldest (helping to run it) beyond that.
+ *  (9) The first failure of a job (or to start one) is sticky: streaming
+ *      stops, and the next commit returns that errno (the object keeps its
+ *      version). A failed fragment keeps its raw bytes and is never
+ *      reused (bytes not handed to a job stay staged), so a later commit
+ *      of the session re-cuts them.
  */
 #include "index/store_int.h"
 #include "cache/fault.h"
@@ -23,13 +51,31 @@
 #include <string.h>
 #include <unistd.h>
 
+struct pcfrag {
+	struct frag_desc d;     /* d.off: offset in the pre-cut space */
+	struct wjob *job;       /* in flight, or failed (holds the raw bytes) */
+	int err;                /* the job failed with err */
+	int bad;                /* not reusable (failed, or its sync failed) */
+	int kept;               /* the index references it now: never delete */
+};
+
 struct stage {
 	char *mem;
 	size_t mem_len, mem_cap;
+	uint64_t mem_off;       /* log offset of mem[0] (6) */
 	int fd;                 /* spill file, -1 until spilled */
 	uint64_t len;           /* bytes logged (memory or file) */
 	size_t spill;
 	char path[4096];
+	/* pre-cut fragments (5) */
+	struct store *st;
+	struct idx_inode fmt;   /* the base's format and storage */
+	struct pcfrag *pc;
+	size_t npc, pccap;
+	uint64_t pc_len;        /* size of the pre-cut space */
+	size_t pc_reaped;       /* pc[0..pc_reaped) have no job in flight */
+	size_t pc_max;          /* jobs in flight at most (8) */
+	int pc_err;             /* (9) */
 };
 
 struct wsess {
@@ -39,6 +85,8 @@ struct wsess {
 	struct seg *segs;
 	size_t n, cap;
 	uint64_t size;
+	uint64_t pc_end;            /* content [0, pc_end) is not cut further (5) */
+	int stream;                 /* streaming allowed (not views, not disabled) */
 	int dirty;
 	int64_t changed_ns;         /* time of the last write or truncate */
 	int is_view;
@@ -59,7 +107,7 @@ static int stage_spill(struct stage *sg, const char *dir)
 	if (fd < 0)
 		return -errno;
 	for (size_t done = 0; done < sg->mem_len;) {
-		ssize_t w = pwrite(fd, sg->mem + done, sg->mem_len - done, (off_t)done);
+		ssize_t w = pwrite(fd, sg->mem + done, sg->mem_len - done, (off_t)(sg->mem_off + done));
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
@@ -123,7 +171,9 @@ int stage_read(struct stage *sg, void *buf, size_t len, uint64_t off)
 	if (off + len > sg->len)
 		return -EIO;
 	if (sg->fd < 0) {
-		memcpy(buf, sg->mem + off, len);
+		if (off < sg->mem_off)
+			return -EIO;     /* (6): a dropped byte is never referenced */
+		memcpy(buf, sg->mem + (off - sg->mem_off), len);
 		return 0;
 	}
 	for (size_t done = 0; done < len;) {
@@ -137,11 +187,154 @@ int stage_read(struct stage *sg, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* ---- pre-cut fragments (5)-(9) ---- */
+
+/* Wait for pc[i]'s job when it is in flight; account its outcome. */
+static void pc_settle(struct stage *sg, size_t i)
+{
+	struct pcfrag *p = &sg->pc[i];
+	int rc;
+
+	if (!p->job || p->job->waited)
+		return;
+	rc = wjob_wait(p->job);
+	if (rc) {
+		p->err = rc;
+		p->bad = 1;
+		if (!sg->pc_err) {
+			sg->pc_err = rc;
+			log_warn("pre-cut fragment %016llx: %s; the commit will fail (streaming stops)",
+				 (unsigned long long)p->d.id, strerror(-rc));
+		}
+		return;
+	}
+	p->d.rows = p->job->out.rows;
+	p->d.stored_len = p->job->out.stored_len;
+	p->d.codec = p->job->out.codec;
+	p->d.checksum = p->job->out.checksum;
+	wjob_free(p->job);
+	p->job = NULL;
+}
+
+/* Account finished jobs, oldest first; with WAIT, wait for the oldest
+ * one still in flight first. */
+static void pc_reap(struct stage *sg, int wait)
+{
+	while (sg->pc_reaped < sg->npc) {
+		struct pcfrag *p = &sg->pc[sg->pc_reaped];
+		if (p->job && !p->job->waited && !wait && !wjob_done(p->job))
+			break;
+		pc_settle(sg, sg->pc_reaped++);
+		wait = 0;
+	}
+}
+
+static size_t pc_find(const struct stage *sg, uint64_t src)
+{
+	size_t lo = 0, hi = sg->npc;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sg->pc[mid].d.off <= src)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Read pre-cut space [src, src+len). @return 0 or -errno. */
+static int stage_read_pc(struct stage *sg, void *buf, size_t len, uint64_t src)
+{
+	if (!sg || src + len > sg->pc_len)
+		return -EIO;
+	for (size_t i = pc_find(sg, src); len; i++) {
+		struct pcfrag *p = &sg->pc[i];
+		uint64_t in = src - p->d.off;
+		size_t k = p->d.len - in < len ? (size_t)(p->d.len - in) : len;
+		pc_settle(sg, i);
+		if (p->err) {
+			memcpy(buf, p->job->raw + in, k);
+		} else {
+			struct frag_ref ref = { p->d.id, p->d.len, p->d.stored_len, p->d.checksum,
+						store_backend_of(sg->st, &p->d) };
+			struct fbuf *fb;
+			int rc = fcache_fetch(sg->st->cache, &ref, 1, &fb);
+			if (rc)
+				return rc == -ENOENT ? -EIO : rc;
+			memcpy(buf, fb->data + in, k);
+			fbuf_put(fb);
+		}
+		buf = (char *)buf + k;
+		src += k;
+		len -= k;
+	}
+	return 0;
+}
+
+size_t stage_precut_n(const struct stage *sg)
+{
+	return sg ? sg->npc : 0;
+}
+
+const struct frag_desc *stage_precut_get(const struct stage *sg, size_t i, int *usable)
+{
+	*usable = !sg->pc[i].bad && !sg->pc[i].job;
+	return &sg->pc[i].d;
+}
+
+int stage_precut_settle(struct stage *sg)
+{
+	int rc;
+
+	if (!sg)
+		return 0;
+	for (size_t i = 0; i < sg->npc; i++)
+		pc_settle(sg, i);
+	sg->pc_reaped = sg->npc;
+	rc = sg->pc_err;
+	sg->pc_err = 0;
+	return rc;
+}
+
+void stage_precut_mark_bad(struct stage *sg)
+{
+	for (size_t i = 0; sg && i < sg->npc; i++)
+		sg->pc[i].bad = 1;
+}
+
+void stage_precut_keep(struct stage *sg, size_t i)
+{
+	sg->pc[i].kept = 1;
+}
+
+/* Drop every pre-cut fragment: wait for the jobs, delete the images the
+ * index does not reference (7). */
+static void pc_clear(struct stage *sg)
+{
+	for (size_t i = 0; i < sg->npc; i++) {
+		struct pcfrag *p = &sg->pc[i];
+		pc_settle(sg, i);
+		if (!p->err && !p->kept) {
+			frag_del(store_backend_of(sg->st, &p->d), p->d.id);
+			fcache_drop(sg->st->cache, p->d.id);
+		}
+		wjob_free(p->job);
+	}
+	free(sg->pc);
+	sg->pc = NULL;
+	sg->npc = sg->pccap = sg->pc_reaped = 0;
+	sg->pc_len = 0;
+	sg->pc_err = 0;
+}
+
 static void stage_reset(struct stage *sg)
 {
+	pc_clear(sg);
 	free(sg->mem);
 	sg->mem = NULL;
 	sg->mem_len = sg->mem_cap = 0;
+	sg->mem_off = 0;
 	if (sg->fd >= 0) {
 		close(sg->fd);
 		unlink(sg->path);
@@ -187,6 +380,8 @@ ssize_t segs_read(struct pver *base, struct stage *sg, const struct seg *s, size
 			memset((char *)buf + done, 0, k);
 		} else if (s[i].kind == SEG_STAGE) {
 			rc = stage_read(sg, (char *)buf + done, k, s[i].src + in);
+		} else if (s[i].kind == SEG_PRECUT) {
+			rc = stage_read_pc(sg, (char *)buf + done, k, s[i].src + in);
 		} else {
 			ssize_t r = pver_read(base, (char *)buf + done, k, s[i].src + in);
 			rc = r < 0 ? (int)r : ((size_t)r != k ? -EIO : 0);
@@ -266,15 +461,36 @@ static int seg_push(struct wsess *ws, uint8_t kind, uint64_t src, uint64_t len)
 	return 0;
 }
 
-/* Replace content [off, off+len) with a segment, extending with zeros. */
+/* Merge segment I into I-1 when they continue each other. @return 1 when
+ * merged. */
+static int seg_merge_prev(struct wsess *ws, size_t i)
+{
+	struct seg *p, *q;
+
+	if (i == 0 || i >= ws->n)
+		return 0;
+	p = &ws->segs[i - 1];
+	q = &ws->segs[i];
+	if (p->kind != q->kind || (p->kind != SEG_ZERO && p->src + p->len != q->src))
+		return 0;
+	p->len += q->len;
+	memmove(q, q + 1, (ws->n - i - 1) * sizeof(*q));
+	ws->n--;
+	return 1;
+}
+
+/* Replace content [off, off+len) with a segment, extending with zeros.
+ * Needs room for 3 more segments (reserved first): the only failure is
+ * that reservation (-ENOMEM), and then nothing changed. */
 static int seg_overlay(struct wsess *ws, uint64_t off, uint64_t len, uint8_t kind, uint64_t src)
 {
-	uint64_t end = off + len, old = ws->size;
-	struct seg *tail = NULL;
-	size_t ntail = 0, first;
+	uint64_t end = off + len;
+	size_t first, last;
 	int rc;
 
-	if (off > old && (rc = seg_push(ws, SEG_ZERO, 0, off - old)))
+	if ((rc = segs_reserve(ws, 3)))
+		return rc;
+	if (off > ws->size && (rc = seg_push(ws, SEG_ZERO, 0, off - ws->size)))
 		return rc;
 	if (end >= ws->size) {
 		if ((rc = seg_split(ws, off)))
@@ -284,24 +500,145 @@ static int seg_overlay(struct wsess *ws, uint64_t off, uint64_t len, uint8_t kin
 	}
 	if ((rc = seg_split(ws, off)) || (rc = seg_split(ws, end)))
 		return rc;
-	/* segments [first, last) are replaced; keep the tail aside */
-	first = seg_find(ws->segs, ws->n, off);
-	size_t last = seg_find(ws->segs, ws->n, end);
-	ntail = ws->n - last;
-	tail = malloc(ntail * sizeof(*tail));
-	if (!tail)
-		return -ENOMEM;
-	memcpy(tail, &ws->segs[last], ntail * sizeof(*tail));
-	uint64_t full = ws->size;
-	ws->n = first;
-	ws->size = off;
-	rc = seg_push(ws, kind, src, len);
-	for (size_t i = 0; !rc && i < ntail; i++)
-		rc = seg_push(ws, tail[i].kind, tail[i].src, tail[i].len);
-	free(tail);
-	if (!rc && ws->size != full)
-		rc = -EIO;
-	return rc;
+	/* segments [first, last) are replaced by one */
+	first = off ? seg_find(ws->segs, ws->n, off) : 0;
+	last = seg_find(ws->segs, ws->n, end);
+	memmove(&ws->segs[first + 1], &ws->segs[last], (ws->n - last) * sizeof(*ws->segs));
+	ws->n = first + 1 + (ws->n - last);
+	ws->segs[first] = (struct seg){ .off = off, .len = len, .src = kind == SEG_ZERO ? 0 : src, .kind = kind };
+	seg_merge_prev(ws, first + 1);
+	seg_merge_prev(ws, first);
+	return 0;
+}
+
+/* ---- streaming: pre-cutting a sequential writer's tail (5) ---- */
+
+/* Lowest log offset a SEG_STAGE segment references (log end if none). */
+static uint64_t stage_low_ref(const struct wsess *ws)
+{
+	uint64_t lo = ws->sg.len;
+
+	for (size_t i = 0; i < ws->n; i++)
+		if (ws->segs[i].kind == SEG_STAGE && ws->segs[i].src < lo)
+			lo = ws->segs[i].src;
+	return lo;
+}
+
+/* Drop log bytes below LO from memory (6). May move bytes: only after a
+ * cut that copied. */
+static void stage_drop_below(struct stage *sg, uint64_t lo)
+{
+	uint64_t n;
+
+	if (sg->fd >= 0 || lo <= sg->mem_off)
+		return;
+	n = lo - sg->mem_off;
+	if (n > sg->mem_len)
+		n = sg->mem_len;
+	memmove(sg->mem, sg->mem + n, sg->mem_len - (size_t)n);
+	sg->mem_len -= (size_t)n;
+	sg->mem_off += n;
+}
+
+/* Cut one piece from [pc_end, size) if there is one. @return 1 when a
+ * piece was cut, 0 when there is none (yet), -errno when a job could not
+ * be started (nothing changed; the bytes stay staged). */
+static int stream_one(struct wsess *ws)
+{
+	struct stage *sg = &ws->sg;
+	size_t fs = ws->st->frag_size, i = seg_find(ws->segs, ws->n, ws->pc_end), piece, have;
+	uint64_t tail = ws->size - ws->pc_end;
+	const struct seg *last = &ws->segs[ws->n - 1];
+	int handoff;
+	char *raw = NULL, *rest = NULL;
+	struct wjob *job;
+	int rc;
+
+	if (tail <= fs || ws->n - i > 8)
+		return 0;          /* not a fragment yet, or not a sequential tail */
+	handoff = ws->n - i == 1 && last->off == ws->pc_end && last->kind == SEG_STAGE &&
+		  last->src == sg->mem_off &&
+		  last->src + last->len == sg->len && sg->fd < 0;
+	if (handoff) {
+		have = sg->mem_len;
+		piece = cut_piece_len(&sg->fmt, fs, sg->mem, have, 0);
+		if (!piece)
+			return 0;
+		if (!(rest = malloc(sg->mem_cap)))
+			return -ENOMEM;
+		memcpy(rest, sg->mem + piece, have - piece);
+		raw = sg->mem;
+	} else {
+		have = tail < 2 * fs ? (size_t)tail : 2 * fs;
+		if (!(raw = malloc(have)))
+			return -ENOMEM;
+		ssize_t r = segs_read(ws->base, sg, ws->segs, ws->n, raw, have, ws->pc_end);
+		piece = r == (ssize_t)have ? cut_piece_len(&sg->fmt, fs, raw, have, 0) : 0;
+		if (!piece) {
+			free(raw);
+			return r < 0 ? (int)r : 0;
+		}
+	}
+	if (!(rc = segs_reserve(ws, 3)) && sg->npc == sg->pccap) {
+		size_t cap = sg->pccap ? sg->pccap * 2 : 64;
+		struct pcfrag *v = realloc(sg->pc, cap * sizeof(*v));
+		if (v) {
+			sg->pc = v;
+			sg->pccap = cap;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	if (!rc)
+		rc = wjob_new(ws->st, &sg->fmt, piece, &job);
+	if (rc) {
+		free(handoff ? rest : raw);
+		return rc;
+	}
+	/* nothing can fail from here on */
+	if (piece < (handoff ? sg->mem_cap : have) / 2) {   /* the job gets no idle pages */
+		char *small = realloc(raw, piece);
+		raw = small ? small : raw;
+	}
+	wjob_submit(job, raw);
+	sg->pc[sg->npc++] = (struct pcfrag){ .d = job->d, .job = job };
+	sg->pc[sg->npc - 1].d.off = sg->pc_len;
+	seg_overlay(ws, ws->pc_end, piece, SEG_PRECUT, sg->pc_len);   /* reserved: cannot fail */
+	sg->pc_len += piece;
+	ws->pc_end += piece;
+	if (handoff) {
+		sg->mem = rest;
+		sg->mem_len = have - piece;
+		sg->mem_off += piece;
+	} else {
+		stage_drop_below(sg, stage_low_ref(ws));
+	}
+	return 1;
+}
+
+/* After a write: pre-cut what the tail holds (5), keeping at most pc_max
+ * jobs in flight (8). A failure to start a job leaves the bytes staged
+ * and is sticky like a job's failure (9). */
+static void stream_tail(struct wsess *ws)
+{
+	struct stage *sg = &ws->sg;
+
+	if (!ws->stream || sg->pc_err || sg->fd >= 0)
+		return;
+	pc_reap(sg, 0);
+	for (;;) {
+		if (ws->size - ws->pc_end <= ws->st->frag_size)
+			return;
+		while (sg->npc - sg->pc_reaped >= sg->pc_max)
+			pc_reap(sg, 1);
+		int rc = sg->pc_err ? 0 : stream_one(ws);
+		if (rc < 0) {     /* (9); the bytes stay staged */
+			sg->pc_err = rc;
+			log_warn("streaming stopped: %s; the commit will fail", strerror(-rc));
+		}
+		if (rc != 1)
+			return;
+	}
 }
 
 /* ---- sessions ---- */
@@ -312,9 +649,12 @@ static int wsess_reset(struct wsess *ws, int truncate)
 
 	ws->n = 0;
 	ws->size = 0;
+	ws->pc_end = 0;
 	stage_reset(&ws->sg);
+	ws->sg.fmt = *in;
 	if (truncate)
 		return 0;
+	ws->pc_end = in->size;
 	if (ws->is_view) {
 		int rc = seg_push(ws, SEG_BASE, 0, ws->vm.hdr_len);
 		return rc ? rc : seg_push(ws, SEG_BASE, ws->vm.rows_off, ws->vm.rows_len);
@@ -339,6 +679,9 @@ int store_wsess_begin(struct store *st, struct pver *base, const struct view_spe
 	ws->base = pver_ref(base);
 	ws->sg.fd = -1;
 	ws->sg.spill = st->spill_size;
+	ws->sg.st = st;
+	ws->sg.pc_max = 2 * (pool_threads(st->pool) ? pool_threads(st->pool) : 1);
+	ws->stream = !view && !st->no_stream;
 	pthread_mutex_init(&ws->lock, NULL);
 	if (view) {
 		ws->is_view = 1;
@@ -377,12 +720,15 @@ int wsess_write(struct wsess *ws, const void *buf, size_t len, uint64_t off)
 	if (off + len < off || off + len > ((uint64_t)1 << 50))
 		return -EFBIG;
 	pthread_mutex_lock(&ws->lock);
-	rc = stage_append(&ws->sg, ws->st->dir, buf, len, &at);
+	rc = segs_reserve(ws, 3);     /* so that the overlay cannot fail */
+	if (!rc)
+		rc = stage_append(&ws->sg, ws->st->dir, buf, len, &at);
 	if (!rc)
 		rc = seg_overlay(ws, off, len, SEG_STAGE, at);
 	if (!rc) {
 		ws->dirty = 1;
 		ws->changed_ns = store_now_ns();
+		stream_tail(ws);
 	}
 	pthread_mutex_unlock(&ws->lock);
 	return rc;
@@ -399,6 +745,8 @@ int wsess_truncate(struct wsess *ws, uint64_t size)
 		rc = seg_split(ws, size);
 		if (!rc)
 			seg_cut_tail(ws, size);
+		if (!rc && ws->pc_end > size)
+			ws->pc_end = size;
 	} else if (size > ws->size) {
 		rc = seg_push(ws, SEG_ZERO, 0, size - ws->size);
 	}
@@ -418,6 +766,19 @@ ssize_t wsess_read(struct wsess *ws, void *buf, size_t len, uint64_t off)
 	r = segs_read(ws->base, &ws->sg, ws->segs, ws->n, buf, len, off);
 	pthread_mutex_unlock(&ws->lock);
 	return r;
+}
+
+size_t wsess_precut_count(struct wsess *ws)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&ws->lock);
+	for (size_t i = 0; i < ws->sg.npc; i++) {
+		pc_settle(&ws->sg, i);
+		n += !ws->sg.pc[i].err && !ws->sg.pc[i].kept;
+	}
+	pthread_mutex_unlock(&ws->lock);
+	return n;
 }
 
 uint64_t wsess_size(const struct wsess *ws)

@@ -198,24 +198,102 @@ void store_delete_image(struct store *st, const struct frag_desc *d)
 		__atomic_add_fetch(&st->stats.frags_deleted, 1, __ATOMIC_RELAXED);
 }
 
+/* Unpin D; the last pin of a zombie re-checks the count and deletes. */
+static void unpin_one(struct store *st, const struct frag_desc *d)
+{
+	int last_zombie;
+
+	pthread_mutex_lock(&st->lock);
+	last_zombie = pm_dec(&st->pins, d->id);
+	pthread_mutex_unlock(&st->lock);
+	if (last_zombie) {
+		struct idx_txn *t;
+		uint32_t count = 1;
+		if (idx_begin(st->idx, 1, &t) == 0) {
+			idx_ref_get(t, d->id, &count);
+			idx_abort(t);
+		}
+		if (count == 0 && !ckpt_defer_delete(st, d))
+			store_delete_image(st, d);
+	}
+}
+
 void store_unpin_frags(struct store *st, const struct frag_desc *d, uint32_t n)
 {
-	for (uint32_t i = 0; i < n; i++) {
-		int last_zombie;
-		pthread_mutex_lock(&st->lock);
-		last_zombie = pm_dec(&st->pins, d[i].id);
-		pthread_mutex_unlock(&st->lock);
-		if (last_zombie) {
-			struct idx_txn *t;
-			uint32_t count = 1;
-			if (idx_begin(st->idx, 1, &t) == 0) {
-				idx_ref_get(t, d[i].id, &count);
-				idx_abort(t);
-			}
-			if (count == 0 && !ckpt_defer_delete(st, &d[i]))
-				store_delete_image(st, &d[i]);
+	for (uint32_t i = 0; i < n; i++)
+		unpin_one(st, &d[i]);
+}
+
+/* ---- pin chunks: versions share the pins of an unchanged prefix ---- */
+
+struct pinchunk {
+	int refs;                 /* atomic: pvers holding it */
+	uint32_t n;
+	struct { uint64_t id; uint16_t flags; } f[];
+};
+
+int store_pin_list(struct store *st, struct pver *pv, const struct pver *share, uint32_t nshared)
+{
+	uint32_t n = pv->nfrags, nch = (n + PIN_CHUNK - 1) / PIN_CHUNK, k, made = 0;
+	int rc = 0;
+
+	pv->pins = NULL;
+	pv->npins = 0;
+	if (!nch)
+		return 0;
+	if (!(pv->pins = calloc(nch, sizeof(*pv->pins))))
+		return -ENOMEM;
+	for (k = 0; k < nch && !rc; k++) {
+		uint32_t a = k * PIN_CHUNK, m = n - a < PIN_CHUNK ? n - a : PIN_CHUNK;
+		struct pinchunk *c;
+		if (share && a + PIN_CHUNK <= nshared && k < share->npins && share->pins[k]->n == PIN_CHUNK) {
+			c = share->pins[k];
+			__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+			pv->pins[made++] = c;
+			continue;
 		}
+		if (!(c = malloc(sizeof(*c) + m * sizeof(c->f[0])))) {
+			rc = -ENOMEM;
+			break;
+		}
+		c->refs = 1;
+		c->n = m;
+		for (uint32_t i = 0; i < m; i++) {
+			c->f[i].id = pv->frags[a + i].id;
+			c->f[i].flags = pv->frags[a + i].flags;
+		}
+		rc = store_pin_frags(st, pv->frags + a, m);
+		if (rc)
+			free(c);
+		else
+			pv->pins[made++] = c;
 	}
+	pv->npins = made;
+	if (rc) {
+		store_unpin_list(st, pv);
+		return rc;
+	}
+	return 0;
+}
+
+void store_unpin_list(struct store *st, struct pver *pv)
+{
+	for (uint32_t k = 0; k < pv->npins; k++) {
+		struct pinchunk *c = pv->pins[k];
+		int left = __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
+		if (left < 0)
+			abort();
+		if (left)
+			continue;
+		for (uint32_t i = 0; i < c->n; i++) {
+			struct frag_desc d = { .id = c->f[i].id, .flags = c->f[i].flags };
+			unpin_one(st, &d);
+		}
+		free(c);
+	}
+	free(pv->pins);
+	pv->pins = NULL;
+	pv->npins = 0;
 }
 
 void store_release_frag(struct store *st, const struct frag_desc *d)
@@ -582,6 +660,7 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	st->ckpt_ms = o->checkpoint_ms ? o->checkpoint_ms : 1000;
 	st->dir = strdup(dir);
 	st->rdonly = o->rdonly;
+	st->no_stream = o->no_stream || (getenv("PAYLOADFS_NO_STREAM") && *getenv("PAYLOADFS_NO_STREAM") == '1');
 	st->lockfd = -1;
 	st->reserve_fd = -1;
 	st->sweep = o->sweep && !o->rdonly;
@@ -688,6 +767,7 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->commits = __atomic_load_n(&st->stats.commits, __ATOMIC_RELAXED);
 	out->checkpoints = __atomic_load_n(&st->stats.checkpoints, __ATOMIC_RELAXED);
 	out->checkpoint_failures = __atomic_load_n(&st->stats.checkpoint_failures, __ATOMIC_RELAXED);
+	out->frag_records = __atomic_load_n(&st->stats.frag_records, __ATOMIC_RELAXED);
 	fcache_get_stats(st->cache, &cs);
 	out->cache_hits = cs.hits;
 	out->cache_misses = cs.misses;

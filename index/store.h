@@ -34,6 +34,7 @@ struct store_opts {
 	size_t fragment_size;   /* target raw bytes per fragment; 0 = 1 MiB */
 	size_t cache_size;      /* fragment cache budget; 0 = 256 MiB */
 	size_t spill_size;      /* staged bytes kept in memory per handle; 0 = 8 MiB */
+	int no_stream;          /* do not pre-cut sequential writes (tests, benchmarks) */
 	int create;             /* initialise an empty directory */
 	int rdonly;             /* read-only: no txn writes, no sweeps */
 	int sweep;              /* at open: sweep orphans, staging, memory objects;
@@ -242,6 +243,7 @@ struct store_stats {
 	uint64_t frags_written;    /* fragment images written since open */
 	uint64_t frags_deleted;
 	uint64_t commits;
+	uint64_t frag_records;     /* fragment index records put or deleted by commits */
 	uint64_t cache_hits, cache_misses, cache_bytes;
 	uint64_t checkpoints, checkpoint_failures;
 };

@@ -11,6 +11,7 @@
 #include "index/store.h"
 #include "cache/backend.h"
 #include "cache/fcache.h"
+#include "cache/pool.h"
 
 #include <pthread.h>
 
@@ -30,6 +31,7 @@ struct store {
 	struct pool *pool;           /* workers: decoding, read-ahead, encoding */
 	size_t frag_size, spill_size;
 	int rdonly;
+	int no_stream;               /* opts.no_stream */
 	int sweep;                   /* daemon: sweeps at open, empties memory objects at close */
 	int lockfd;                  /* STORE itself, flock()ed exclusively unless rdonly */
 	uint64_t next_frag;          /* atomic */
@@ -70,6 +72,8 @@ struct pver {
 	uint32_t nfrags;
 	char *inl;                   /* inline bytes (size in in.size) */
 	int refs;                    /* atomic */
+	struct pinchunk **pins;      /* the pins of frags, PIN_CHUNK positions each */
+	uint32_t npins;
 };
 
 struct pvslot {
@@ -105,6 +109,17 @@ struct pool *store_pool(struct store *st);
  * whose index count is still 0. */
 int store_pin_frags(struct store *st, const struct frag_desc *d, uint32_t n);
 void store_unpin_frags(struct store *st, const struct frag_desc *d, uint32_t n);
+/* A version's pins, in chunks of PIN_CHUNK list positions (store.c): a
+ * chunk lying wholly inside the first NSHARED positions of PV's list,
+ * whose ids are SHARE's at the same positions (an unchanged prefix), is
+ * shared with SHARE by reference, so an append pins O(PIN_CHUNK + new)
+ * fragments, not O(F). SHARE may be NULL. @return 0 or -ENOMEM (then
+ * nothing is pinned). store_unpin_list drops PV's chunks; a chunk's last
+ * reference unpins its fragments (store_unpin_frags). */
+#define PIN_CHUNK 1024
+struct pinchunk;
+int store_pin_list(struct store *st, struct pver *pv, const struct pver *share, uint32_t nshared);
+void store_unpin_list(struct store *st, struct pver *pv);
 /* After a commit whose txn took fragment ID's count to 0: delete its image
  * now, or when the last pin goes. */
 void store_release_frag(struct store *st, const struct frag_desc *d);
@@ -149,12 +164,45 @@ static inline int inode_is_fixed(const struct idx_inode *in) { return in->fmt_ki
  * one for a last row without '\n'; fixed: len / N). */
 uint64_t rows_in(const struct idx_inode *in, const char *buf, size_t len);
 
+/* One fragment being encoded and put on the pool (wjob.c). */
+struct wjob {
+	struct pool_group g;
+	struct store *st;
+	struct frag_backend *be;
+	struct idx_inode fmt;        /* rows are counted in this format */
+	char *raw;                   /* owned; freed when the put succeeded */
+	size_t len;
+	struct frag_desc d;          /* immutable once started: id, len, flags */
+	struct frag_desc out;        /* the job's result: d + rows, codec, lengths, checksum */
+	int rc;                      /* valid after wjob_wait */
+	int done;                    /* atomic: finished */
+	int waited;                  /* owner only */
+};
+/* Allocate the next fragment id and queue the encode + put of RAW/LEN
+ * (taken over when this returns 0; left to the caller on failure). FMT gives the row
+ * format and the storage (INODE_F_MEMORY picks the memory backend).
+ * @return 0 and *OUT, or -ENOMEM / -EFBIG (nothing queued). */
+int wjob_start(struct store *st, const struct idx_inode *fmt, char *raw, size_t len, struct wjob **out);
+/* wjob_start in two steps: wjob_new allocates the job and its id
+ * (-ENOMEM, -EFBIG; free an unsubmitted job with wjob_free), wjob_submit
+ * hands RAW (LEN bytes as given to wjob_new) over and queues it; it
+ * cannot fail. */
+int wjob_new(struct store *st, const struct idx_inode *fmt, size_t len, struct wjob **out);
+void wjob_submit(struct wjob *j, char *raw);
+/* Finished (no wait)? */
+int wjob_done(const struct wjob *j);
+/* Wait (helping to run it). @return 0 or the job's -errno (raw kept). */
+int wjob_wait(struct wjob *j);
+/* Wait and free. NULL-safe. The image (if any) stays. */
+void wjob_free(struct wjob *j);
+
 /* Commit a new content described by a segment list over BASE (commit.c). */
-enum seg_kind { SEG_BASE = 0, SEG_STAGE = 1, SEG_ZERO = 2 };
+enum seg_kind { SEG_BASE = 0, SEG_STAGE = 1, SEG_ZERO = 2, SEG_PRECUT = 3 };
 struct seg {
 	uint64_t off;        /* offset in the content */
 	uint64_t len;
-	uint64_t src;        /* base offset (SEG_BASE) or stage offset (SEG_STAGE) */
+	uint64_t src;        /* base offset (SEG_BASE), stage offset (SEG_STAGE) or
+			      * offset in the pre-cut fragments (SEG_PRECUT) */
 	uint8_t kind;
 };
 struct stage;            /* append-only staged bytes (stage.c) */
@@ -162,6 +210,27 @@ struct stage;            /* append-only staged bytes (stage.c) */
  * log, or a short spill file); -errno of pread(2); an injected -errno from
  * fault point "staging_read". */
 int stage_read(struct stage *sg, void *buf, size_t len, uint64_t off);
+/* Pre-cut fragments of a session (stage.c (5)-(9)); SG may be NULL (none).
+ * stage_precut_settle waits for every job and returns (and clears) the
+ * first streaming failure. stage_precut_get's descriptor has off = its
+ * offset in the pre-cut space; *USABLE when the commit may reference it.
+ * stage_precut_keep: the index references fragment I now (never deleted
+ * by the session); stage_precut_mark_bad: none is usable any more (their
+ * sync failed). */
+int stage_precut_settle(struct stage *sg);
+size_t stage_precut_n(const struct stage *sg);
+const struct frag_desc *stage_precut_get(const struct stage *sg, size_t i, int *usable);
+void stage_precut_keep(struct stage *sg, size_t i);
+void stage_precut_mark_bad(struct stage *sg);
+/* Pre-cut images a live session holds, after waiting for its jobs in
+ * flight (tests: images no index record references yet). */
+size_t wsess_precut_count(struct wsess *ws);
+
+/* Length of the next row-aligned piece of BUF (HAVE bytes; FINAL when the
+ * content ends there) for fragments of about FRAG_SIZE bytes in format IN,
+ * or 0 when more bytes are needed to find a row end (commit.c). */
+size_t cut_piece_len(const struct idx_inode *in, size_t frag_size, const char *buf, size_t have,
+		     int final);
 /* Read content [off, off+len) of segment list S/N (base bytes from BASE,
  * staged bytes from SG). @return bytes read (short at the end) or -errno. */
 ssize_t segs_read(struct pver *base, struct stage *sg, const struct seg *s, size_t n,

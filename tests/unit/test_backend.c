@@ -197,7 +197,8 @@ static void test_contract(struct frag_backend *b, const char *name)
 	for (size_t i = 0; i < NIDS; i++)
 		bad += put_image(b, ids[i]) != 0;
 	CHECK_EQ(bad, 0, "%s: put %d images", name, NIDS);
-	CHECK_EQ(frag_sync(b), 0, "%s: sync", name);
+	CHECK_EQ(frag_sync(b, ids, NIDS), 0, "%s: sync of the %d ids", name, NIDS);
+	CHECK_EQ(frag_sync(b, ids, 0), 0, "%s: sync of nothing", name);
 	CHECK_EQ(put_image(b, ids[3]), -EEXIST, "%s: duplicate put gives -EEXIST", name);
 	CHECK_EQ(frag_put(b, ids[4], "x", 1), -EEXIST, "%s: duplicate put with other bytes", name);
 	check_batch(b, name, ids, NIDS);
@@ -206,7 +207,7 @@ static void test_contract(struct frag_backend *b, const char *name)
 	CHECK_EQ(frag_del(b, ids[NIDS - 1]), -ENOENT, "%s: del again gives -ENOENT", name);
 	check_batch(b, name, ids, NIDS - 1);   /* the deleted one is the missing one now */
 	check_list(b, name, ids, NIDS - 1);
-	CHECK_EQ(frag_sync(b), 0, "%s: sync after del", name);
+	CHECK_EQ(frag_sync(b, ids, 2), 0, "%s: sync of 2 ids (fsync one by one)", name);
 	free(ids);
 }
 
@@ -307,8 +308,6 @@ static void test_local_faults(const char *root, struct frag_backend *b)
 	struct frag_get reqs[3];
 
 	check_put_fault(root, b, "frag_write");
-	check_put_fault(root, b, "frag_fsync");
-	check_put_fault(root, b, "frag_rename");
 	for (int i = 0; i < 3; i++)
 		put_image(b, ids[i]);
 	reqs_alloc(reqs, ids, 3);
@@ -415,6 +414,93 @@ static void test_threads(struct frag_backend *b, const char *name)
 	CHECK_EQ(bad, 0, "%s: 4 threads putting and reading concurrently", name);
 }
 
+/* ---- sync(ids): batched fsyncs, syncfs, errors, concurrency ---- */
+
+struct sthr { struct frag_backend *b; uint64_t base; int rc; };
+
+static void *sync_thr(void *arg)
+{
+	struct sthr *t = arg;
+	uint64_t ids[50];
+
+	for (int i = 0; i < 50; i++) {
+		ids[i] = t->base + (uint64_t)i;
+		if (put_image(t->b, ids[i]))
+			t->rc = -1;
+	}
+	if (!t->rc)
+		t->rc = frag_sync(t->b, ids, 50);
+	return NULL;
+}
+
+/* MODE is PAYLOADFS_SYNC's value (NULL: automatic). */
+static void test_local_sync(const char *mode)
+{
+	char *root = dir_make(), path[512];
+	const char *m = mode ? mode : "auto";
+	struct frag_backend *b = NULL;
+	uint64_t ids[200];
+	pthread_t th[4];
+	struct sthr t[4];
+	int bad = 0;
+
+	if (mode)
+		setenv("PAYLOADFS_SYNC", mode, 1);
+	else
+		unsetenv("PAYLOADFS_SYNC");
+	CHECK_EQ(backend_local_open(root, &b), 0, "sync %s: open", m);
+	unsetenv("PAYLOADFS_SYNC");
+	if (!b) {
+		dir_remove(root);
+		return;
+	}
+	for (int i = 0; i < 200; i++) {
+		ids[i] = 0x3000 + (uint64_t)i * 3;
+		bad += put_image(b, ids[i]) != 0;
+	}
+	CHECK_EQ(bad, 0, "sync %s: 200 puts", m);
+	CHECK_EQ(frag_sync(b, ids, 3), 0, "sync %s: 3 ids (one io_uring batch)", m);
+	CHECK_EQ(frag_sync(b, ids, 200), 0, "sync %s: 200 ids", m);
+	CHECK_EQ(frag_sync(b, NULL, 0), 0, "sync %s: every image put so far (one syncfs)", m);
+	if (!mode || strcmp(mode, "syncfs")) {
+		uint64_t ghost[2] = { ids[0], 0x999999 };
+		CHECK_EQ(frag_sync(b, ghost, 2), -ENOENT, "sync %s: an id never put is not reported durable", m);
+	}
+	/* a put over a stray (e.g. partial, after a crash) file of the same name */
+	frag_file(path, sizeof(path), root, 0x4242);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	CHECK_EQ(put_image(b, 0x4242), -EEXIST, "sync %s: put never replaces an existing file", m);
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct sthr){ b, 0x10000 * (uint64_t)(i + 1), 0 };
+		pthread_create(&th[i], NULL, sync_thr, &t[i]);
+	}
+	bad = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		bad += t[i].rc != 0;
+	}
+	CHECK_EQ(bad, 0, "sync %s: 4 threads put and sync their own 50 ids at once", m);
+#ifdef PFS_FAULT_INJECTION
+	fault_arm("frag_fsync", 2, ENOSPC);
+	CHECK_EQ(frag_sync(b, ids, 3), mode && !strcmp(mode, "syncfs") ? 0 : -ENOSPC,
+		 "sync %s: an fsync failing with ENOSPC fails the sync with ENOSPC", m);
+	fault_reset();
+	fault_arm("frag_fsync", 1, EIO);
+	CHECK_EQ(frag_sync(b, ids, 200), -EIO, "sync %s: a failing sync of 200 ids returns EIO", m);
+	fault_reset();
+	if (!mode) {
+		/* an injected syncfs failure lost nothing: not sticky */
+		CHECK_EQ(frag_sync(b, ids, 200), 0, "sync auto: after an injected syncfs failure, 200 ids sync again");
+		CHECK_EQ(frag_sync(b, NULL, 0), 0, "sync auto: and so does every image");
+	}
+	fault_arm("frag_fsync", 1, ENOSPC);
+	CHECK_EQ(frag_sync(b, NULL, 0), -ENOSPC, "sync %s: a failing sync of every image returns ENOSPC", m);
+	fault_reset();
+#endif
+	frag_backend_destroy(b);
+	dir_remove(root);
+}
+
 static void run_local(const char *label, int no_uring)
 {
 	char *root = dir_make();
@@ -466,6 +552,9 @@ int main(void)
 	run_local("local", 0);
 	run_local("local-pread", 1);
 	test_local_open_errors();
+	test_local_sync(NULL);
+	test_local_sync("fsync");
+	test_local_sync("syncfs");
 	CHECK_EQ(backend_mem_open(&m), 0, "mem: open");
 	test_contract(m, "mem");
 	test_threads(m, "mem");

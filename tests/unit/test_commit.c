@@ -12,8 +12,14 @@
  * count, reads of @rows/@part), truncate and extension with zeros, whole
  * rewrites, fixed:N size refusal, snapshot isolation of pinned versions and
  * concurrent sessions, staging spill files, injected faults (ENOSPC stays
- * ENOSPC, old version intact, no orphan images), and a randomized sequence
- * (seed logged as "# seed N"; TEST_SEED repeats it). */
+ * ENOSPC, old version intact, no orphan images) at commit and while a
+ * session streams (pre-cut fragments: stage.c (5)-(9)), a session freed
+ * without commit (no image left), random streaming patterns (appends with
+ * overwrites over pre-cut ranges, reads, truncates, holes, commits), the
+ * cost of an append against F = 10 / 1,000 / 100,000 fragments (images and
+ * records written are equal; CPU time printed), pin chunks shared between
+ * versions, and a randomized sequence (seed logged as "# seed N"; TEST_SEED
+ * repeats it). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -41,9 +47,10 @@ struct tstore {
 
 static struct tstore S;        /* the main store: 4 KiB fragments */
 
-static int open_tstore(struct tstore *t, const char *name, size_t spill)
+static int open_tstore(struct tstore *t, const char *name, size_t spill, int no_stream, int sync)
 {
-	struct store_opts o = { .fragment_size = FRAG, .spill_size = spill, .create = 1 };
+	struct store_opts o = { .fragment_size = FRAG, .spill_size = spill, .create = 1,
+				.no_stream = no_stream, .sync = sync };
 	int rc;
 
 	snprintf(t->dir, sizeof(t->dir), "%s/%s", tmp, name);
@@ -1244,7 +1251,7 @@ static void test_spill(void)
 	long staged;
 	int rc, ok = 1;
 
-	if (open_tstore(&T, "spill", 64 * 1024))
+	if (open_tstore(&T, "spill", 64 * 1024, 1, 0))   /* no streaming: the log must spill */
 		return;
 	ino = mkobj(&T, "s.csv");
 	ws = begin(&T, ino, NULL, 1);
@@ -1296,15 +1303,16 @@ static void test_spill(void)
 /* ---- (i) fault injection ---- */
 
 #ifdef PFS_FAULT_INJECTION
-/* Make a dirty session over INO that changes the middle and appends. */
-static struct wsess *dirty_session(uint64_t ino, const struct model *cur, struct model *next)
+/* Make a dirty session over INO that changes the middle and appends
+ * ~40 KB (about ten 4 KiB fragments: most are pre-cut while writing). */
+static struct wsess *dirty_session(struct tstore *T, uint64_t ino, const struct model *cur, struct model *next)
 {
-	struct wsess *ws = begin(&S, ino, NULL, 0);
+	struct wsess *ws = begin(T, ino, NULL, 0);
 
 	m_copy(next, cur);
 	wsess_write(ws, "FAULTY", 6, cur->len / 2);
 	m_write(next, "FAULTY", 6, cur->len / 2);
-	for (int i = 0; i < 800; i++) {
+	for (int i = 0; i < 3000; i++) {
 		char row[32];
 		int n = snprintf(row, sizeof(row), "appended,%d\n", i);
 		wsess_write(ws, row, (size_t)n, next->len);
@@ -1313,35 +1321,66 @@ static struct wsess *dirty_session(uint64_t ino, const struct model *cur, struct
 	return ws;
 }
 
-static void fault_case(uint64_t ino, struct model *cur, const char *point, unsigned nth, int err)
+/* Arm POINT (its NTH call fails with ERR) before the writes (WHILE_WRITING:
+ * the fault may hit a streaming encode or put) or before the commit; the
+ * commit must fail with that errno, keep the old version and leave no
+ * image but the session's pre-cut ones; a retry of the same session then
+ * commits. */
+static void fault_case(struct tstore *T, uint64_t ino, struct model *cur, const char *point, unsigned nth,
+		       int err, int while_writing)
 {
 	struct model next = { 0 };
-	struct wsess *ws = dirty_session(ino, cur, &next);
-	long files0 = tut_count_files(S.frags, NULL);
+	long files0 = tut_count_files(T->frags, NULL);
 	char why[300] = "";
+	struct wsess *ws;
 	struct pver *pv;
 	uint64_t v0;
 	int rc;
 
-	store_pver_get(S.st, ino, &pv);
+	store_pver_get(T->st, ino, &pv);
 	v0 = pver_inode(pv)->version;
 	pver_put(pv);
-	fault_arm(point, nth, err);
+	if (while_writing)
+		fault_arm(point, nth, err);
+	ws = dirty_session(T, ino, cur, &next);
+	if (!while_writing)
+		fault_arm(point, nth, err);
 	rc = wsess_commit(ws);
 	fault_reset();
-	CHECK_EQ(rc, -err, "%s fails (call %u, %s): the commit returns that errno", point, nth, strerror(err));
-	CHECK(verify_q(&S, ino, cur, why, sizeof(why)), "%s: the old version is intact (%s)", point, why);
-	store_pver_get(S.st, ino, &pv);
+	CHECK_EQ(rc, -err, "%s fails (call %u, %s, armed %s): the commit returns that errno", point, nth,
+		 strerror(err), while_writing ? "before the writes" : "before the commit");
+	CHECK(verify_q(T, ino, cur, why, sizeof(why)), "%s: the old version is intact (%s)", point, why);
+	store_pver_get(T->st, ino, &pv);
 	CHECK_EQ(pver_inode(pv)->version, v0, "%s: version unchanged", point);
 	pver_put(pv);
-	CHECK_EQ(tut_count_files(S.frags, NULL), files0, "%s: no new image or temporary file left in fragments/", point);
-	check_refs(&S, 1, point);
+	CHECK_EQ(tut_count_files(T->frags, NULL), files0 + (long)wsess_precut_count(ws),
+		 "%s: no image left in fragments/ but the session's %zu pre-cut ones", point,
+		 wsess_precut_count(ws));
+	check_refs(T, 0, point);
 	CHECK(wsess_dirty(ws), "%s: the session keeps its staged content", point);
 	rc = wsess_commit(ws);
 	CHECK_EQ(rc, 0, "%s: the next commit of the same session succeeds", point);
 	wsess_free(ws);
+	check_refs(T, 1, point);
 	m_copy(cur, &next);
-	verify(&S, ino, cur, point);
+	verify(T, ino, cur, point);
+	m_free(&next);
+}
+
+/* A session that pre-cut fragments and is freed without a commit leaves
+ * no image behind; one that commits leaves only the images it uses. */
+static void test_precut_discard(uint64_t ino, const struct model *cur)
+{
+	struct model next = { 0 };
+	long files0 = tut_count_files(S.frags, NULL);
+	struct wsess *ws = dirty_session(&S, ino, cur, &next);
+	size_t pre = wsess_precut_count(ws);
+
+	CHECK(pre >= 5, "streaming: %zu fragments pre-cut while ~40 KB were appended", pre);
+	CHECK_EQ(tut_count_files(S.frags, NULL), files0 + (long)pre, "their images exist before the commit");
+	wsess_free(ws);
+	CHECK_EQ(tut_count_files(S.frags, NULL), files0, "wsess_free without commit deletes every pre-cut image");
+	check_refs(&S, 1, "after a discarded streaming session");
 	m_free(&next);
 }
 
@@ -1357,14 +1396,42 @@ static void test_faults(void)
 	gen_rows(&m, 0, 60000);
 	rc = write_all(&S, ino, &m);
 	CHECK_EQ(rc, 0, "f.csv: 60 KB");
-	fault_case(ino, &m, "frag_write", 1, ENOSPC);
-	fault_case(ino, &m, "frag_write", 3, ENOSPC);
-	fault_case(ino, &m, "frag_write", 2, EDQUOT);
-	fault_case(ino, &m, "frag_fsync", 2, EIO);
-	fault_case(ino, &m, "frag_rename", 2, ENOSPC);
-	fault_case(ino, &m, "lz4", 2, ENOMEM);
-	fault_case(ino, &m, "lmdb_commit", 1, EIO);
-	fault_case(ino, &m, "lmdb_commit", 1, ENOSPC);
+	test_precut_discard(ino, &m);
+	for (int w = 0; w < 2; w++) {
+		fault_case(&S, ino, &m, "frag_write", 1, ENOSPC, w);
+		if (w)   /* the commit itself now cuts only 2 fragments here */
+			fault_case(&S, ino, &m, "frag_write", 3, ENOSPC, w);
+		fault_case(&S, ino, &m, "frag_write", 2, EDQUOT, w);
+		fault_case(&S, ino, &m, "lz4", 2, ENOMEM, w);
+		/* while writing, the 3rd allocation is the first job's encode
+		 * buffer or the second job's record, both fatal; at commit an
+		 * earlier read may or may not allocate, and an allocation of the
+		 * pool's job record never fails a job (it runs inline) */
+		if (w)
+			fault_case(&S, ino, &m, "alloc", 3, ENOMEM, w);
+		fault_case(&S, ino, &m, "lmdb_commit", 1, EIO, w);
+		fault_case(&S, ino, &m, "lmdb_commit", 1, ENOSPC, w);
+	}
+	/* frag_fsync: a commit syncs its own images only with -o sync (by
+	 * default the next checkpoint does: test_faults, test_checkpoint) */
+	{
+		struct tstore Y;
+		struct model ym = { 0 };
+		uint64_t yino;
+		if (open_tstore(&Y, "syncstore", 0, 0, 1) == 0) {
+			yino = mkobj(&Y, "y.csv");
+			m_set(&ym, "a,b\n", 4);
+			gen_rows(&ym, 0, 60000);
+			CHECK_EQ(write_all(&Y, yino, &ym), 0, "y.csv: 60 KB on a -o sync store");
+			for (int w = 0; w < 2; w++) {
+				fault_case(&Y, yino, &ym, "frag_fsync", 2, EIO, w);
+				fault_case(&Y, yino, &ym, "frag_fsync", 1, ENOSPC, w);
+				fault_case(&Y, yino, &ym, "frag_write", 2, ENOSPC, w);
+			}
+			store_close(Y.st);
+		}
+		m_free(&ym);
+	}
 
 	/* a view commit that fails, then succeeds */
 	{
@@ -1413,6 +1480,210 @@ static void test_faults(void)
 	m_free(&m);
 }
 #endif
+
+/* ---- (i2) the cost of an append commit does not grow with F ---- */
+
+static double thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* An object of F fragments (64-byte fragments: F * 64 bytes of 16-byte
+ * rows), then 3 appends of one row each: every append writes the same
+ * number of fragment images and index records whatever F is (CPU time per
+ * append is printed, not asserted). */
+static void append_cost(uint32_t nfr, uint64_t *frags, uint64_t *recs, double *ms)
+{
+	struct store_opts o = { .fragment_size = 512, .create = 1 };
+	char dir[4200], row[32];
+	struct store *st;
+	struct wsess *ws;
+	struct pver *pv;
+	struct idx_inode in;
+	struct store_stats s0, s1;
+	size_t len = (size_t)nfr * 512, chunk = 1 << 16;
+	char *buf = malloc(chunk + 1);    /* snprintf's NUL */
+	uint64_t n = 0;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/cost%u", tmp, nfr);
+	mkdir(dir, 0700);
+	rc = store_open(dir, &o, &st);
+	if (!rc)
+		rc = store_mknod(st, ROOT, "big.csv", S_IFREG | 0644, 0, 0, 0, &in);
+	if (!rc && !(rc = store_pver_get(st, in.ino, &pv))) {
+		rc = store_wsess_begin(st, pv, NULL, 1, &ws);
+		pver_put(pv);
+	}
+	for (size_t off = 0; !rc && off < len; off += chunk) {
+		size_t k = len - off < chunk ? len - off : chunk;
+		for (size_t i = 0; i < k; i += 16, n++)
+			snprintf(buf + i, 17, "%014" PRIu64 ",\n", n);
+		rc = wsess_write(ws, buf, k, off);
+	}
+	if (!rc)
+		rc = wsess_commit(ws);
+	wsess_free(ws);
+	if (!rc)
+		CHECK_EQ(tut_count_files(dir, ".stage"), 0, "F=%u: %zu bytes streamed, nothing spilled to staging/",
+			 nfr, len);
+	if (!rc && !(rc = store_pver_get(st, in.ino, &pv))) {
+		CHECK(pver_nfrags(pv) >= nfr - 1 && pver_nfrags(pv) <= nfr + 1,
+		      "F=%u: the object has %u fragments", nfr, pver_nfrags(pv));
+		pver_put(pv);
+	}
+	store_get_stats(st, &s0);
+	*ms = 0;
+	for (int k = 0; k < 3 && !rc; k++) {
+		int m = snprintf(row, sizeof(row), "%014" PRIu64 ",\n", n++);
+		double t0;
+		rc = store_pver_get(st, in.ino, &pv);
+		if (!rc) {
+			rc = store_wsess_begin(st, pv, NULL, 0, &ws);
+			pver_put(pv);
+		}
+		if (!rc)
+			rc = wsess_write(ws, row, (size_t)m, pver_inode(wsess_base(ws))->size);
+		t0 = thread_cpu_ms();
+		if (!rc)
+			rc = wsess_commit(ws);
+		*ms += thread_cpu_ms() - t0;
+		wsess_free(ws);
+	}
+	*ms /= 3;
+	store_get_stats(st, &s1);
+	CHECK_EQ(rc, 0, "F=%u: 3 appends of one row committed", nfr);
+	*frags = s1.frags_written - s0.frags_written;
+	*recs = s1.frag_records - s0.frag_records;
+	store_close(st);
+	free(buf);
+}
+
+/* Write LEN bytes of 16-byte rows starting with row N into a session
+ * (TRUNC: from empty; else appended) and commit. */
+static int put_rows(struct store *st, uint64_t ino, int trunc, uint64_t n, size_t len, char tag)
+{
+	struct wsess *ws;
+	struct pver *pv;
+	char *buf = malloc(len + 1);
+	int rc = buf ? store_pver_get(st, ino, &pv) : -ENOMEM;
+
+	if (!rc) {
+		rc = store_wsess_begin(st, pv, NULL, trunc, &ws);
+		pver_put(pv);
+	}
+	for (size_t i = 0; !rc && i < len; i += 16, n++)
+		snprintf(buf + i, 17, "%c%013" PRIu64 ",\n", tag, n);
+	if (!rc) {
+		rc = wsess_write(ws, buf, len, trunc ? 0 : pver_inode(wsess_base(ws))->size);
+		if (!rc)
+			rc = wsess_commit(ws);
+		wsess_free(ws);
+	}
+	free(buf);
+	return rc;
+}
+
+/* PV reads SIZE bytes of whole 16-byte rows, over a contiguous list. */
+static int pv_matches(struct pver *pv, uint64_t size)
+{
+	char *a = malloc(size);
+	ssize_t n = pver_read(pv, a, size, 0);
+	int ok = n == (ssize_t)size;
+	uint64_t off = 0;
+
+	for (uint32_t i = 0; ok && i < pver_nfrags(pv); i++) {
+		ok = pver_frag(pv, i)->off == off;
+		off += pver_frag(pv, i)->len;
+	}
+	ok = ok && off == size;
+
+	for (uint64_t i = 0; ok && i < size; i += 16)
+		ok = a[i + 15] == '\n';
+	free(a);
+	return ok;
+}
+
+/* Versions share the pins of an unchanged prefix in chunks of PIN_CHUNK:
+ * images dropped by a later rewrite live exactly as long as some pinned
+ * version (through a shared chunk or its own) still lists them. */
+static void test_shared_pins(void)
+{
+	struct store_opts o = { .fragment_size = 512, .create = 1 };
+	char dir[4200], fr[4300];
+	struct store *st;
+	struct idx_inode in;
+	struct pver *v1 = NULL, *v2 = NULL, *v3 = NULL;
+	const size_t len1 = 3000 * 512;      /* 3,000 fragments: 2 full chunks + 1 */
+	long files;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/pins", tmp);
+	snprintf(fr, sizeof(fr), "%s/fragments", dir);
+	mkdir(dir, 0700);
+	rc = store_open(dir, &o, &st);
+	if (!rc)
+		rc = store_mknod(st, ROOT, "p.csv", S_IFREG | 0644, 0, 0, 0, &in);
+	if (!rc)
+		rc = put_rows(st, in.ino, 1, 0, len1, 'a');
+	if (!rc)
+		rc = store_pver_get(st, in.ino, &v1);
+	if (!rc)
+		rc = put_rows(st, in.ino, 0, 1 << 20, 40 * 512, 'b');   /* append: shares v1's chunks */
+	if (!rc)
+		rc = store_pver_get(st, in.ino, &v2);
+	CHECK(!rc && v1->npins == 3 && v2->npins == 3 && v2->pins[0] == v1->pins[0] &&
+	      v2->pins[1] == v1->pins[1] && v2->pins[2] != v1->pins[2],
+	      "an append shares the two full pin chunks of its base and pins its last chunk itself");
+	if (!rc)
+		rc = put_rows(st, in.ino, 1, 0, 100 * 512, 'c');        /* rewrite: every old image unreferenced */
+	if (!rc)
+		rc = store_pver_get(st, in.ino, &v3);
+	CHECK_EQ(rc, 0, "v1 (3000 fragments), v2 (+40, appended), v3 (rewritten, 100)");
+	if (rc)
+		goto out;
+	files = tut_count_files(fr, ".frag");
+	CHECK_EQ(files, (long)(3040 + 100), "the images of v1 and v2 live while both are pinned (%ld)", files);
+	CHECK(pv_matches(v1, len1) && pv_matches(v2, len1 + 40 * 512), "v1 and v2 still read whole");
+	pver_put(v1);
+	v1 = NULL;
+	files = tut_count_files(fr, ".frag");
+	CHECK_EQ(files, (long)(3040 + 100), "v1 unpinned: v2 still holds the shared chunks and its own (%ld)", files);
+	CHECK(pv_matches(v2, len1 + 40 * 512), "v2 reads whole after v1 went");
+	pver_put(v2);
+	v2 = NULL;
+	store_sync(st);     /* deletions wait for a checkpoint */
+	files = tut_count_files(fr, ".frag");
+	CHECK_EQ(files, 100L, "v2 unpinned too: only v3's 100 images are left (%ld)", files);
+	CHECK(pv_matches(v3, 100 * 512), "v3 reads whole");
+out:
+	pver_put(v1);
+	pver_put(v2);
+	pver_put(v3);
+	store_close(st);
+}
+
+static void test_append_cost(void)
+{
+	uint32_t sizes[] = { 10, 1000, 100000 };
+	uint64_t frags[3], recs[3];
+	double ms[3];
+
+	for (int i = 0; i < 3; i++) {
+		append_cost(sizes[i], &frags[i], &recs[i], &ms[i]);
+		printf("# append to F=%u fragments: %llu images, %llu fragment records, %.3f ms CPU per commit\n",
+		       sizes[i], (unsigned long long)frags[i], (unsigned long long)recs[i], ms[i]);
+	}
+	CHECK(frags[0] > 0 && frags[0] == frags[1] && frags[1] == frags[2],
+	      "appends write the same number of images for F = 10, 1000, 100000 (%llu, %llu, %llu)",
+	      (unsigned long long)frags[0], (unsigned long long)frags[1], (unsigned long long)frags[2]);
+	CHECK(recs[0] > 0 && recs[0] == recs[1] && recs[1] == recs[2],
+	      "... and the same number of fragment records (%llu, %llu, %llu)",
+	      (unsigned long long)recs[0], (unsigned long long)recs[1], (unsigned long long)recs[2]);
+}
 
 /* ---- (j) randomized sequences ---- */
 
@@ -1540,6 +1811,82 @@ static void r_view(struct rstate *r, int op)
 	r->ws = begin(&S, r->ino, NULL, 0);
 }
 
+/* Streaming under random patterns: a session that mostly appends (so its
+ * tail is pre-cut while it writes) with overwrites over pre-cut ranges,
+ * reads, truncates back, holes and commits in between, checked against a
+ * model; no image is left unreferenced at the end. FIXED > 0: fixed:N. */
+static void test_stream_random(const char *name, uint32_t fixed, int ops)
+{
+	uint64_t ino = mkobj(&S, name);
+	struct model m = { 0 };
+	char *buf = malloc(65536), *rd = malloc(65536), val[32], why[300] = "";
+	size_t rec = fixed ? fixed : 1, reads = 0, badreads = 0, commits = 0, maxpre = 0;
+	struct wsess *ws;
+	int rc = 0;
+
+	if (fixed) {
+		snprintf(val, sizeof(val), "fixed:%u", fixed);
+		store_setxattr(S.st, ino, "user.payload.format", val, strlen(val), 0);
+	}
+	ws = begin(&S, ino, NULL, 1);
+	for (int op = 0; op < ops && !rc; op++) {
+		uint64_t x = rnd_below(100);
+		if (x < 55 || m.len == 0) {                      /* append 1-30 KB */
+			size_t n = (1 + (size_t)rnd_below(30000)) / rec * rec + rec;
+			rand_text(buf, n, fixed ? 0 : 40);
+			rc = wsess_write(ws, buf, n, m.len);
+			m_write(&m, buf, n, m.len);
+		} else if (x < 70) {                             /* overwrite inside */
+			size_t off = (size_t)rnd_below(m.len), n = 1 + (size_t)rnd_below(6000);
+			if (off + n > m.len)
+				n = m.len - off;
+			rand_text(buf, n, fixed ? 0 : 25);
+			rc = wsess_write(ws, buf, n, off);
+			m_write(&m, buf, n, off);
+		} else if (x < 80) {                             /* read back */
+			size_t off = (size_t)rnd_below(m.len), n = 1 + (size_t)rnd_below(65536);
+			ssize_t got = wsess_read(ws, rd, n, off);
+			size_t want = m.len - off < n ? m.len - off : n;
+			reads++;
+			badreads += got != (ssize_t)want || memcmp(rd, m.b + off, want) != 0;
+		} else if (x < 87) {                             /* truncate back */
+			size_t size = (size_t)rnd_below(m.len + 1) / rec * rec;
+			rc = wsess_truncate(ws, size);
+			m_truncate(&m, size);
+		} else if (x < 92) {                             /* a hole, then data */
+			size_t gap = (1 + (size_t)rnd_below(9000)) / rec * rec + rec, n = 4 * rec;
+			rand_text(buf, n, fixed ? 0 : 10);
+			rc = wsess_write(ws, buf, n, m.len + gap);
+			m_write(&m, buf, n, m.len + gap);
+		} else {                                         /* commit mid-stream */
+			size_t pre = wsess_precut_count(ws);
+			maxpre = pre > maxpre ? pre : maxpre;
+			rc = wsess_commit(ws);
+			commits++;
+			if (!rc && !verify_q(&S, ino, &m, why, sizeof(why))) {
+				CHECK(0, "%s: op %d, commit %zu: %s", name, op, commits, why);
+				break;
+			}
+		}
+		if (rc)
+			CHECK(0, "%s: op %d failed: %d", name, op, rc);
+	}
+	if (!rc) {
+		size_t pre = wsess_precut_count(ws);
+		maxpre = pre > maxpre ? pre : maxpre;
+		rc = wsess_commit(ws);
+	}
+	wsess_free(ws);
+	CHECK(rc == 0 && badreads == 0 && maxpre > 0,
+	      "%s: %d streaming operations (%zu commits, %zu reads, %zu wrong; up to %zu pre-cut images), last commit %d",
+	      name, ops, commits, reads, badreads, maxpre, rc);
+	verify(&S, ino, &m, name);
+	check_refs(&S, 1, name);
+	m_free(&m);
+	free(buf);
+	free(rd);
+}
+
 /* OPS random operations on a new object NAME; FIXED > 0 makes it fixed:N,
  * MEMORY storage=memory. */
 static void test_random(const char *name, uint32_t fixed, int memory, int ops)
@@ -1665,7 +2012,7 @@ int main(void)
 		printf("Bail out! cannot make a temporary directory\n");
 		return 1;
 	}
-	if (open_tstore(&S, "store", 0))
+	if (open_tstore(&S, "store", 0, 0, 0))
 		return 1;
 	test_append();
 	test_small_changes();
@@ -1680,6 +2027,10 @@ int main(void)
 #else
 	printf("ok %d - # skip fault injection not compiled in (FAULT=0)\n", ++tap_n);
 #endif
+	test_append_cost();
+	test_shared_pins();
+	test_stream_random("stream.csv", 0, 300);
+	test_stream_random("stream.bin", 12, 300);
 	test_random("rand.csv", 0, 0, 400);
 	test_random("rand.txt", 0, 0, 200);
 	test_random("rand.bin", 16, 0, 200);

@@ -467,7 +467,10 @@ static int slow_put(struct frag_backend *b, uint64_t id, const void *d, size_t l
 {
 	return frag_put(((struct slow *)b)->inner, id, d, l);
 }
-static int slow_sync(struct frag_backend *b) { return frag_sync(((struct slow *)b)->inner); }
+static int slow_sync(struct frag_backend *b, const uint64_t *ids, size_t n)
+{
+	return frag_sync(((struct slow *)b)->inner, ids, n);
+}
 static int slow_get_many(struct frag_backend *b, struct frag_get *r, size_t n)
 {
 	struct slow *s = (struct slow *)b;

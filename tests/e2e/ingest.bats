@@ -1,0 +1,180 @@
+#!/usr/bin/env bats
+# ingest.bats — the streaming write path through a real mount: a
+# sequential writer's fragments are cut, compressed and put while it writes
+# (nothing is spilled to staging/), random writes, truncates and rewrites
+# over those pre-cut ranges before close stay exact, and failures while
+# streaming reach close(2) with their errno and leave no image behind.
+
+load helpers
+
+setup() { pfs_init; }
+teardown() { pfs_teardown; }
+
+# frag_count — fragment image files in the store.
+frag_count() { find "$STORE/fragments" -type f -name '*.frag' | wc -l; }
+
+# fsck_clean — unmount, then payloadctl fsck (orphan images, reference
+# counts, fragment lists) must pass.
+fsck_clean() {
+	unmount_pfs
+	run "$PCTL" fsck "$STORE"
+	echo "$output" | sed 's/^/# /' >&3
+	[ "$status" -eq 0 ]
+}
+
+@test "a sequential write is cut into fragments while it is written; close commits it" {
+	mount_pfs fragment_size=64K
+	gen_csv "$TMP/src.csv" 400000
+	run python3 - "$TMP/src.csv" "$MNT/big.csv" "$STORE" <<'PY'
+import os, sys
+src, dst, store = sys.argv[1:4]
+data = open(src, "rb").read()
+fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+half = len(data) // 2
+for i in range(0, half, 1 << 17):
+    os.write(fd, data[i:min(i + (1 << 17), half)])
+def frags():
+    return sum(len([f for f in fs if f.endswith(".frag")]) for _, _, fs in os.walk(store + "/fragments"))
+n = frags()
+staged = os.listdir(store + "/staging")
+for i in range(half, len(data), 1 << 17):
+    os.write(fd, data[i:i + (1 << 17)])
+os.close(fd)
+print("pre-cut %d staging %d" % (n, len(staged)))
+PY
+	echo "# $output" >&3
+	[ "$status" -eq 0 ]
+	# half of ~14 MB in 64 KiB fragments: over a hundred images before close
+	pre=$(echo "$output" | awk '{ print $2 }')
+	[ "$pre" -ge 50 ]
+	[[ $output == *"staging 0" ]]
+	same_file "$MNT/big.csv" "$TMP/src.csv"
+	[ "$(frag_count)" -eq "$(xget "$MNT/big.csv" user.payload.fragments)" ]
+	[ "$(xget "$MNT/big.csv" user.payload.rows)" -eq 400000 ]   # data rows (the header excluded)
+	fsck_clean
+	mount_pfs
+	same_file "$MNT/big.csv" "$TMP/src.csv"
+}
+
+@test "random writes, truncates and extensions over pre-cut ranges match a model" {
+	mount_pfs fragment_size=16K
+	run python3 - "$MNT" <<'PY'
+import os, random, sys
+mnt = sys.argv[1]
+seed = random.randrange(1 << 30)
+print("seed", seed)
+rnd = random.Random(seed)
+def rows(n, tag):
+    return b"".join(b"%s,%d,%s\n" % (tag, i, b"x" * rnd.randrange(0, 60)) for i in range(n))
+for trial in range(6):
+    p = "%s/m%d.csv" % (mnt, trial)
+    model = bytearray(rows(200, b"old"))
+    with open(p, "wb") as f:
+        f.write(model)
+    fd = os.open(p, os.O_WRONLY | (os.O_TRUNC if trial % 2 else 0))
+    if trial % 2:
+        model = bytearray()
+    for step in range(60):
+        op = rnd.randrange(10)
+        if op < 5 or not model:                      # append (streams)
+            b = rows(rnd.randrange(50, 800), b"a%d" % step)
+            os.pwrite(fd, b, len(model))
+            model += b
+        elif op < 8:                                 # overwrite anywhere
+            off = rnd.randrange(len(model))
+            b = rows(rnd.randrange(1, 30), b"w%d" % step)[: rnd.randrange(1, 3000)]
+            os.pwrite(fd, b, off)
+            if off + len(b) > len(model):
+                model.extend(b"\0" * (off + len(b) - len(model)))
+            model[off:off + len(b)] = b
+        elif op < 9:                                 # truncate back
+            n = rnd.randrange(len(model) + 1)
+            os.ftruncate(fd, n)
+            del model[n:]
+        else:                                        # a hole, then more rows
+            gap = rnd.randrange(1, 5000)
+            b = rows(20, b"h%d" % step)
+            os.pwrite(fd, b, len(model) + gap)
+            model += b"\0" * gap + b
+    os.close(fd)
+    got = open(p, "rb").read()
+    assert got == bytes(model), "trial %d: %d bytes, model %d; first difference at %d" % (
+        trial, len(got), len(model),
+        next((i for i in range(min(len(got), len(model))) if got[i] != model[i]), -1))
+print("OK")
+PY
+	echo "# $output" >&3
+	[ "$status" -eq 0 ]
+	[[ $output == *OK ]]
+	# every image is referenced: pre-cut fragments the commits did not use are gone
+	total=0
+	for f in "$MNT"/m*.csv; do
+		total=$((total + $(xget "$f" user.payload.fragments)))
+	done
+	[ "$(frag_count)" -eq "$total" ]
+	fsck_clean
+}
+
+@test "a put failing while streaming: close(2) returns ENOSPC, the old version stays, no image is left" {
+	mount_pfs fragment_size=64K
+	gen_csv "$TMP/old.csv" 3000
+	cp "$TMP/old.csv" "$MNT/f.csv"
+	n0=$(frag_count)
+	v=$(xget "$MNT/f.csv" user.payload.version)
+	unmount_pfs
+	# the 5th fragment put of the daemon fails (a streaming one: the writes
+	# below are ~3 MB of 64 KiB fragments)
+	PAYLOADFS_FAULT=frag_write:5:ENOSPC mount_pfs fragment_size=64K
+	gen_csv "$TMP/new.csv" 80000 7
+	run python3 - "$MNT/f.csv" "$TMP/new.csv" <<'PY'
+import errno, os, sys
+data = open(sys.argv[2], "rb").read()
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+for i in range(0, len(data), 1 << 17):
+    os.write(fd, data[i:i + (1 << 17)])
+try:
+    os.close(fd)
+    print("OK")
+except OSError as e:
+    print("close:" + errno.errorcode[e.errno])
+PY
+	echo "# $output" >&3
+	[ "$output" = close:ENOSPC ]
+	same_file "$MNT/f.csv" "$TMP/old.csv"
+	[ "$(xget "$MNT/f.csv" user.payload.version)" = "$v" ]
+	# the session's pre-cut images went with its handle
+	[ "$(frag_count)" -eq "$n0" ]
+	# the next write succeeds
+	cp "$TMP/new.csv" "$MNT/f.csv"
+	same_file "$MNT/f.csv" "$TMP/new.csv"
+	fsck_clean
+}
+
+@test "a daemon killed while streaming: the old version survives, pre-cut images are swept" {
+	mount_pfs fragment_size=64K
+	gen_csv "$TWIN/d.csv" 2000
+	cp "$TWIN/d.csv" "$MNT/d.csv"
+	mkfifo "$TMP/ready"
+	"$PY" - "$MNT/d.csv" "$TMP/ready" "$E2E" <<'PY' &
+import os, sys, time
+sys.path.insert(0, sys.argv[3])
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+row = b"".join(b"%d,streamed,row\n" % i for i in range(200000))
+os.write(fd, row)
+with open(sys.argv[2], "w") as f:
+    f.write("written\n")
+time.sleep(600)
+PY
+	BG_PIDS+=($!)
+	timeout 120 bash -c 'read -r _ <"$1"' _ "$TMP/ready"
+	[ "$(frag_count)" -gt 10 ]          # pre-cut while the writer is open
+	kill -KILL "$DAEMON_PID"            # the daemon this test started
+	kill "${BG_PIDS[0]}" && wait "${BG_PIDS[0]}" || true
+	BG_PIDS=()
+	fusermount3 -u "$MNT" || fusermount3 -uz "$MNT"
+	wait_daemon_exit
+	mount_pfs
+	same_file "$MNT/d.csv" "$TWIN/d.csv"
+	[ "$(frag_count)" -eq "$(xget "$MNT/d.csv" user.payload.fragments)" ]
+	fsck_clean
+}
