@@ -10,8 +10,9 @@
  * (injected)", so an end-to-end test can tell that its point was reached.
  *
  * Names in use (docs/design.md "Fault points" says what each one proves):
- *   alloc          fcache and memory-backend allocations
- *   frag_write, frag_fsync, frag_rename   putting a fragment image
+ *   alloc          fcache, memory-backend and wjob allocations
+ *   frag_write     writing a fragment image (put)
+ *   frag_fsync     opening an image or folder for fsync, or the syncfs (sync)
  *   frag_read      opening an image for a batched read
  *   uring_init     the ring at open (the local backend then uses pread)
  *   uring_submit   one io_uring submission (the batch finishes with pread)

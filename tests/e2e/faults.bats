@@ -114,8 +114,8 @@ need_uring() {
 	commit_fault frag_fsync:2:EIO
 }
 
-@test "frag_rename ENOSPC: close(2) fails with ENOSPC, the old version stays" {
-	commit_fault frag_rename:1:ENOSPC
+@test "frag_fsync ENOSPC (the batched sync at close): close(2) fails with ENOSPC, the old version stays" {
+	commit_fault frag_fsync:1:ENOSPC
 }
 
 @test "lz4 (encoding) EIO: close(2) fails with EIO, the old version stays" {

@@ -6,7 +6,7 @@
  * byte for byte from disk (the cache is dropped first), no image or
  * temporary file is left behind, and the next operation succeeds.
  *
- * Write side: frag_write, frag_fsync, frag_rename, lz4, lmdb_commit,
+ * Write side: frag_write, frag_fsync, lz4, lmdb_commit,
  * staging_write, staging_read, alloc (memory backend); on whole-object,
  * inline, view, truncate, format-change commits, and on create, mkdir,
  * rename, unlink and setxattr. Read side: frag_read, alloc, lz4_decode,
@@ -205,7 +205,7 @@ static void test_commit_points(void)
 	} cases[] = {
 		{ "frag_write", 1, ENOSPC }, { "frag_write", 3, EDQUOT }, { "frag_write", 2, EIO },
 		{ "frag_fsync", 1, EIO }, { "frag_fsync", 2, ENOSPC },
-		{ "frag_rename", 2, ENOSPC }, { "frag_rename", 1, EDQUOT },
+		{ "frag_fsync", 3, EDQUOT },
 		{ "lz4", 1, ENOMEM }, { "lz4", 4, EIO },
 		{ "lmdb_commit", 1, ENOSPC }, { "lmdb_commit", 1, EIO },
 		{ "staging_read", 1, EIO }, { "staging_read", 3, ENOSPC },
