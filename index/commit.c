@@ -38,6 +38,7 @@
  *      bounded by a few fragments whatever the commit's size.
  */
 #include "index/store_int.h"
+#include "cache/bufpool.h"
 #include "cache/codec.h"
 #include "cache/log.h"
 
@@ -299,10 +300,31 @@ static int wait_oldest(struct cut *c)
 	return wjob_wait(c->jobs[c->waited++]);
 }
 
-/* Queue RAW/LEN (taken over in every case) as the new fragment at list
- * position POS (invariant 7). @return 0 or -errno (of this piece or of an
- * earlier job). */
-static int emit(struct cut *c, char *raw, size_t len, uint32_t pos)
+/* Grow bufpool buffer *P (capacity *CAP, LEN bytes used) to NEED bytes.
+ * @return 0 or -ENOMEM (*P unchanged). */
+static int bgrow(char **p, size_t *cap, size_t len, size_t need)
+{
+	size_t nc;
+	char *np;
+
+	if (need <= *cap)
+		return 0;
+	if (need < 2 * *cap)
+		need = 2 * *cap;    /* a long row: grow geometrically */
+	if (!(np = bp_get(need, &nc)))
+		return -ENOMEM;
+	if (len)
+		memcpy(np, *p, len);
+	bp_put(*p, *cap);
+	*p = np;
+	*cap = nc;
+	return 0;
+}
+
+/* Queue RAW/LEN (a bufpool buffer of CAP bytes, taken over in every case)
+ * as the new fragment at list position POS (invariant 7). @return 0 or
+ * -errno (of this piece or of an earlier job). */
+static int emit(struct cut *c, char *raw, size_t cap, size_t len, uint32_t pos)
 {
 	struct wjob *j;
 	int rc = 0;
@@ -323,9 +345,9 @@ static int emit(struct cut *c, char *raw, size_t len, uint32_t pos)
 		}
 	}
 	if (!rc)
-		rc = wjob_start(c->st, c->in, raw, len, &j);
+		rc = wjob_start(c->st, c->in, raw, cap, len, &j);
 	if (rc) {
-		free(raw);
+		bp_put(raw, cap);
 		return rc;
 	}
 	c->jobs[c->njobs] = j;
@@ -370,7 +392,7 @@ static int cut_region(struct cut *c, uint64_t a, uint64_t b, uint32_t *pos)
 		uint64_t left = b - at - have;
 		size_t take = left < chunk ? (size_t)left : chunk, piece;
 		if (take) {
-			if ((rc = grow(&buf, &cap, have + take)) ||
+			if ((rc = bgrow(&buf, &cap, have, have + take)) ||
 			    (rc = read_exact(c, buf + have, take, at + have)))
 				break;
 			have += take;
@@ -380,17 +402,17 @@ static int cut_region(struct cut *c, uint64_t a, uint64_t b, uint32_t *pos)
 			continue;     /* a row longer than the buffer: read on */
 		char *next = NULL;
 		size_t ncap = 0;
-		if (at + piece < b && (rc = grow(&next, &ncap, have - piece + chunk)))
+		if (at + piece < b && (rc = bgrow(&next, &ncap, 0, have - piece + chunk)))
 			break;
 		if (next)
 			memcpy(next, buf + piece, have - piece);
-		rc = emit(c, buf, piece, (*pos)++);
+		rc = emit(c, buf, cap, piece, (*pos)++);
 		buf = next;
 		cap = ncap;
 		have -= piece;
 		at += piece;
 	}
-	free(buf);
+	bp_put(buf, cap);
 	return rc;
 }
 

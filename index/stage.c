@@ -41,6 +41,7 @@
  *      of the session re-cuts them.
  */
 #include "index/store_int.h"
+#include "cache/bufpool.h"
 #include "cache/fault.h"
 #include "cache/log.h"
 
@@ -60,7 +61,7 @@ struct pcfrag {
 };
 
 struct stage {
-	char *mem;
+	char *mem;              /* a bufpool buffer of mem_cap bytes */
 	size_t mem_len, mem_cap;
 	uint64_t mem_off;       /* log offset of mem[0] (6) */
 	int fd;                 /* spill file, -1 until spilled */
@@ -118,7 +119,7 @@ static int stage_spill(struct stage *sg, const char *dir)
 		}
 		done += (size_t)w;
 	}
-	free(sg->mem);
+	bp_put(sg->mem, sg->mem_cap);
 	sg->mem = NULL;
 	sg->mem_len = sg->mem_cap = 0;
 	sg->fd = fd;
@@ -150,8 +151,11 @@ static int stage_append(struct stage *sg, const char *dir, const void *buf, size
 			char *m;
 			while (cap < sg->mem_len + len)
 				cap *= 2;
-			if (!(m = realloc(sg->mem, cap)))
+			if (!(m = bp_get(cap, &cap)))
 				return -ENOMEM;
+			if (sg->mem_len)
+				memcpy(m, sg->mem, sg->mem_len);
+			bp_put(sg->mem, sg->mem_cap);
 			sg->mem = m;
 			sg->mem_cap = cap;
 		}
@@ -331,7 +335,7 @@ static void pc_clear(struct stage *sg)
 static void stage_reset(struct stage *sg)
 {
 	pc_clear(sg);
-	free(sg->mem);
+	bp_put(sg->mem, sg->mem_cap);
 	sg->mem = NULL;
 	sg->mem_len = sg->mem_cap = 0;
 	sg->mem_off = 0;
@@ -547,6 +551,7 @@ static int stream_one(struct wsess *ws)
 {
 	struct stage *sg = &ws->sg;
 	size_t fs = ws->st->frag_size, i = seg_find(ws->segs, ws->n, ws->pc_end), piece, have;
+	size_t raw_cap = 0, rest_cap = 0;
 	uint64_t tail = ws->size - ws->pc_end;
 	const struct seg *last = &ws->segs[ws->n - 1];
 	int handoff;
@@ -560,22 +565,25 @@ static int stream_one(struct wsess *ws)
 		  last->src == sg->mem_off &&
 		  last->src + last->len == sg->len && sg->fd < 0;
 	if (handoff) {
+		/* the log's buffer goes to the job; what follows the piece is
+		 * copied into a fresh (recycled) buffer */
 		have = sg->mem_len;
 		piece = cut_piece_len(&sg->fmt, fs, sg->mem, have, 0);
 		if (!piece)
 			return 0;
-		if (!(rest = malloc(sg->mem_cap)))
+		if (!(rest = bp_get(sg->mem_cap, &rest_cap)))
 			return -ENOMEM;
 		memcpy(rest, sg->mem + piece, have - piece);
 		raw = sg->mem;
+		raw_cap = sg->mem_cap;
 	} else {
 		have = tail < 2 * fs ? (size_t)tail : 2 * fs;
-		if (!(raw = malloc(have)))
+		if (!(raw = bp_get(have, &raw_cap)))
 			return -ENOMEM;
 		ssize_t r = segs_read(ws->base, sg, ws->segs, ws->n, raw, have, ws->pc_end);
 		piece = r == (ssize_t)have ? cut_piece_len(&sg->fmt, fs, raw, have, 0) : 0;
 		if (!piece) {
-			free(raw);
+			bp_put(raw, raw_cap);
 			return r < 0 ? (int)r : 0;
 		}
 	}
@@ -592,15 +600,14 @@ static int stream_one(struct wsess *ws)
 	if (!rc)
 		rc = wjob_new(ws->st, &sg->fmt, piece, &job);
 	if (rc) {
-		free(handoff ? rest : raw);
+		if (handoff)
+			bp_put(rest, rest_cap);
+		else
+			bp_put(raw, raw_cap);
 		return rc;
 	}
 	/* nothing can fail from here on */
-	if (piece < (handoff ? sg->mem_cap : have) / 2) {   /* the job gets no idle pages */
-		char *small = realloc(raw, piece);
-		raw = small ? small : raw;
-	}
-	wjob_submit(job, raw);
+	wjob_submit(job, raw, raw_cap);
 	sg->pc[sg->npc++] = (struct pcfrag){ .d = job->d, .job = job };
 	sg->pc[sg->npc - 1].d.off = sg->pc_len;
 	seg_overlay(ws, ws->pc_end, piece, SEG_PRECUT, sg->pc_len);   /* reserved: cannot fail */
@@ -608,6 +615,7 @@ static int stream_one(struct wsess *ws)
 	ws->pc_end += piece;
 	if (handoff) {
 		sg->mem = rest;
+		sg->mem_cap = rest_cap;
 		sg->mem_len = have - piece;
 		sg->mem_off += piece;
 	} else {

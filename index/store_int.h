@@ -170,7 +170,8 @@ struct wjob {
 	struct store *st;
 	struct frag_backend *be;
 	struct idx_inode fmt;        /* rows are counted in this format */
-	char *raw;                   /* owned; freed when the put succeeded */
+	char *raw;                   /* owned (bufpool); given back when the put succeeded */
+	size_t raw_cap;              /* its bufpool capacity */
 	size_t len;
 	struct frag_desc d;          /* immutable once started: id, len, flags */
 	struct frag_desc out;        /* the job's result: d + rows, codec, lengths, checksum */
@@ -179,16 +180,18 @@ struct wjob {
 	int waited;                  /* owner only */
 };
 /* Allocate the next fragment id and queue the encode + put of RAW/LEN
- * (taken over when this returns 0; left to the caller on failure). FMT gives the row
+ * (a bufpool buffer of RAW_CAP bytes: taken over when this returns 0,
+ * left to the caller on failure). FMT gives the row
  * format and the storage (INODE_F_MEMORY picks the memory backend).
  * @return 0 and *OUT, or -ENOMEM / -EFBIG (nothing queued). */
-int wjob_start(struct store *st, const struct idx_inode *fmt, char *raw, size_t len, struct wjob **out);
+int wjob_start(struct store *st, const struct idx_inode *fmt, char *raw, size_t raw_cap, size_t len,
+	       struct wjob **out);
 /* wjob_start in two steps: wjob_new allocates the job and its id
  * (-ENOMEM, -EFBIG; free an unsubmitted job with wjob_free), wjob_submit
  * hands RAW (LEN bytes as given to wjob_new) over and queues it; it
  * cannot fail. */
 int wjob_new(struct store *st, const struct idx_inode *fmt, size_t len, struct wjob **out);
-void wjob_submit(struct wjob *j, char *raw);
+void wjob_submit(struct wjob *j, char *raw, size_t raw_cap);
 /* Finished (no wait)? */
 int wjob_done(const struct wjob *j);
 /* Wait (helping to run it). @return 0 or the job's -errno (raw kept). */

@@ -6,8 +6,10 @@
  * Invariants:
  *  (1) The id is allocated when the job is made, in cut order, so ids and
  *      fragment order are the same whatever order the workers finish in.
- *  (2) The job owns RAW once wjob_start returned 0 (a failed start leaves
- *      RAW with the caller); on success it
+ *  (2) RAW comes from the bufpool (cache/bufpool.h: recycled, so streaming
+ *      does not page-fault fresh memory per fragment). The job owns RAW
+ *      once wjob_start returned 0 (a failed start leaves RAW with the
+ *      caller); on success it
  *      frees RAW (the bytes live in the image now), on failure it keeps
  *      RAW so that its owner can still read and re-cut the bytes.
  *  (3) Nothing but the job touches it between wjob_start and wjob_wait;
@@ -16,6 +18,7 @@
  */
 #include "index/store_int.h"
 #include "cache/codec.h"
+#include "cache/bufpool.h"
 #include "cache/fault.h"
 
 #include <errno.h>
@@ -26,7 +29,7 @@ static void wjob_run(void *arg)
 {
 	struct wjob *j = arg;
 	size_t cap = frag_encode_bound(j->len), enc_len = 0;
-	char *enc = FAULT("alloc") ? NULL : malloc(cap);
+	char *enc = bp_get(cap, &cap);     /* fault point "alloc" */
 	struct frag_info info;
 	int rc = enc ? 0 : -ENOMEM;
 
@@ -35,14 +38,14 @@ static void wjob_run(void *arg)
 				 enc, cap, &enc_len, &info);
 	if (!rc)
 		rc = frag_put(j->be, j->d.id, enc, enc_len);
-	free(enc);
+	bp_put(enc, cap);
 	if (!rc) {
 		j->out = j->d;
 		j->out.rows = info.rows;
 		j->out.stored_len = info.stored_len;
 		j->out.codec = info.codec;
 		j->out.checksum = info.checksum;
-		free(j->raw);
+		bp_put(j->raw, j->raw_cap);
 		j->raw = NULL;
 		__atomic_add_fetch(&j->st->stats.frags_written, 1, __ATOMIC_RELAXED);
 	}
@@ -71,20 +74,22 @@ int wjob_new(struct store *st, const struct idx_inode *fmt, size_t len, struct w
 	return 0;
 }
 
-void wjob_submit(struct wjob *j, char *raw)
+void wjob_submit(struct wjob *j, char *raw, size_t raw_cap)
 {
 	j->raw = raw;
+	j->raw_cap = raw_cap;
 	j->waited = 0;
 	pool_group_init(&j->g);
 	pool_group_submit(j->st->pool, &j->g, wjob_run, j);
 }
 
-int wjob_start(struct store *st, const struct idx_inode *fmt, char *raw, size_t len, struct wjob **out)
+int wjob_start(struct store *st, const struct idx_inode *fmt, char *raw, size_t raw_cap, size_t len,
+	       struct wjob **out)
 {
 	int rc = wjob_new(st, fmt, len, out);
 
 	if (!rc)
-		wjob_submit(*out, raw);
+		wjob_submit(*out, raw, raw_cap);
 	return rc;
 }
 
@@ -107,6 +112,6 @@ void wjob_free(struct wjob *j)
 	if (!j)
 		return;
 	wjob_wait(j);
-	free(j->raw);
+	bp_put(j->raw, j->raw_cap);
 	free(j);
 }
