@@ -33,10 +33,10 @@
  *  (4) A read ring is used by one get_many() at a time (its slot's lock),
  *      and holds no pending SQE or unreaped CQE whenever that lock is free.
  *      There are RING_SLOTS rings, so that concurrent batches (several
- *      readers, read-ahead) do not wait for each other's I/O. sync()'s
- *      rings are its own (one per call).
- * Lock order: at most one slot lock is held; slot locks and syncfs_lock
- * are never held together.
+ *      readers, read-ahead) do not wait for each other's I/O. sync() uses
+ *      its own SYNC_RINGS rings the same way (a sync slot's lock).
+ * Lock order: at most one slot lock (read or sync) is held, and never
+ * together with syncfs_lock.
  */
 #include "cache/backend.h"
 
@@ -63,12 +63,19 @@
 #define MAX_TRIES     16           /* io_uring -EINTR/-EAGAIN retries per read */
 #define PATH_LEN      64           /* "XX/.tmp.<16>.<pid>.<seq>" fits */
 #define SYNCFS_MIN    128          /* sync() of this many ids or more: one syncfs */
+#define SYNC_RINGS    4            /* rings for concurrent fsync batches */
 
 enum { SYNC_AUTO, SYNC_FSYNC, SYNC_SYNCFS };
 
 struct local_backend {
 	struct frag_backend base;     /* first: the public handle */
 	int rootfd;                   /* immutable after open */
+	struct sync_slot {
+		pthread_mutex_t lock;
+		struct io_uring ring;  /* protected by lock */
+		int state;             /* protected by lock: 0 not set up, 1 ok, -1 unusable */
+	} srings[SYNC_RINGS];
+	unsigned sring_next;          /* atomic: where the next sync looks first */
 	pthread_mutex_t syncfs_lock;  /* one syncfs at a time (its error is seen once) */
 	int sync_mode;                /* SYNC_* (PAYLOADFS_SYNC); protected by syncfs_lock:
 				       * becomes SYNC_FSYNC after a failed syncfs */
@@ -157,37 +164,34 @@ static int local_put(struct frag_backend *fb, uint64_t id, const void *data, siz
 
 /* ---- sync / del ------------------------------------------------------- */
 
-/* fsync FDS[0..N) through one ring of this call: every fsync in one
- * submission (the ring's size at a time for larger batches). When the ring
- * breaks, what it did not take is fsynced one by one.
- * @return 0, the first fsync error, or -ENOSYS when the ring could not be
- * set up (nothing was submitted: the caller fsyncs one by one). */
-static int uring_fsync_all(const int *fds, size_t n)
+/* fsync FDS[0..N) through RING: every fsync in one submission (the ring's
+ * size at a time for larger batches). When the ring breaks (*BROKEN set),
+ * what it did not take is fsynced one by one.
+ * @return 0 or the first fsync error. */
+static int ring_fsync(struct io_uring *ring, const int *fds, size_t n, int *broken)
 {
-	unsigned entries = n < RING_ENTRIES ? (unsigned)n : RING_ENTRIES, inflight = 0;
+	unsigned inflight = 0;
 	struct io_uring_cqe *cqe;
-	struct io_uring ring;
 	size_t next = 0;
-	int rc = io_uring_queue_init(entries, &ring, 0), err = 0;
+	int rc, err = 0;
 
-	if (rc)
-		return -ENOSYS;
 	while (next < n || inflight) {
-		while (next < n && inflight < entries) {
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		while (next < n && inflight < RING_ENTRIES) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 			if (!sqe)
 				break;
 			io_uring_prep_fsync(sqe, fds[next++], 0);
 			inflight++;
 		}
-		rc = io_uring_submit_and_wait(&ring, 1);
+		rc = io_uring_submit_and_wait(ring, 1);
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
-			unsigned left = io_uring_sq_ready(&ring);   /* never submitted */
+			unsigned left = io_uring_sq_ready(ring);   /* never submitted */
+			*broken = 1;
 			for (size_t i = next - left; i < n; i++)
 				if (fsync(fds[i]) < 0 && !err)
 					err = -errno;
 			for (inflight -= left; inflight; inflight--) {
-				while ((rc = io_uring_wait_cqe(&ring, &cqe)) == -EINTR)
+				while ((rc = io_uring_wait_cqe(ring, &cqe)) == -EINTR)
 					;
 				if (rc < 0) {
 					err = err ? err : -EIO;   /* outcome unknown */
@@ -195,19 +199,51 @@ static int uring_fsync_all(const int *fds, size_t n)
 				}
 				if (cqe->res < 0 && !err)
 					err = cqe->res;
-				io_uring_cqe_seen(&ring, cqe);
+				io_uring_cqe_seen(ring, cqe);
 			}
-			break;
+			return err;
 		}
-		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+		while (io_uring_peek_cqe(ring, &cqe) == 0) {
 			if (cqe->res < 0 && !err)
 				err = cqe->res;
-			io_uring_cqe_seen(&ring, cqe);
+			io_uring_cqe_seen(ring, cqe);
 			inflight--;
 		}
 	}
-	io_uring_queue_exit(&ring);
 	return err;
+}
+
+/* fsync FDS[0..N) in one io_uring batch on a free sync ring (set up at its
+ * first use; a broken one is given up). @return 0, the first fsync error,
+ * or -ENOSYS when no ring can be had (nothing was submitted: the caller
+ * fsyncs one by one). */
+static int uring_fsync_all(struct local_backend *b, const int *fds, size_t n)
+{
+	unsigned first = __atomic_fetch_add(&b->sring_next, 1, __ATOMIC_RELAXED);
+	struct sync_slot *ss = NULL;
+	int rc = -ENOSYS, broken = 0;
+
+	for (unsigned k = 0; k < SYNC_RINGS && !ss; k++) {
+		struct sync_slot *c = &b->srings[(first + k) % SYNC_RINGS];
+		if (pthread_mutex_trylock(&c->lock) == 0)
+			ss = c;
+	}
+	if (!ss) {
+		ss = &b->srings[first % SYNC_RINGS];
+		pthread_mutex_lock(&ss->lock);
+	}
+	if (ss->state == 0)
+		ss->state = io_uring_queue_init(RING_ENTRIES, &ss->ring, 0) == 0 ? 1 : -1;
+	if (ss->state == 1) {
+		rc = ring_fsync(&ss->ring, fds, n, &broken);
+		if (broken) {
+			log_err("io_uring fsync batch failed: this sync ring is given up");
+			io_uring_queue_exit(&ss->ring);
+			ss->state = -1;
+		}
+	}
+	pthread_mutex_unlock(&ss->lock);
+	return rc;
 }
 
 /* Open image ID (fault point "frag_fsync") or fan-out folder D (ID ==
@@ -300,7 +336,7 @@ static int local_sync(struct frag_backend *fb, const uint64_t *ids, size_t n)
 			fds[nfd++] = rc, rc = 0;
 	}
 	if (!rc && nfd > 2)
-		rc = uring_fsync_all(fds, nfd);
+		rc = uring_fsync_all(b, fds, nfd);
 	if ((!rc && nfd <= 2) || rc == -ENOSYS) {
 		rc = 0;
 		for (size_t i = 0; i < nfd; i++)
@@ -762,6 +798,11 @@ static void local_destroy(struct frag_backend *fb)
 	}
 	if (b->rootfd >= 0)
 		close(b->rootfd);
+	for (unsigned k = 0; k < SYNC_RINGS; k++) {
+		if (b->srings[k].state == 1)
+			io_uring_queue_exit(&b->srings[k].ring);
+		pthread_mutex_destroy(&b->srings[k].lock);
+	}
 	pthread_mutex_destroy(&b->syncfs_lock);
 	free(b);
 }
@@ -789,6 +830,8 @@ static int local_open(const char *dir, int rdonly, struct frag_backend **out)
 		return -ENOMEM;
 	b->base.ops = &local_ops;
 	pthread_mutex_init(&b->syncfs_lock, NULL);
+	for (unsigned k = 0; k < SYNC_RINGS; k++)
+		pthread_mutex_init(&b->srings[k].lock, NULL);
 	{
 		const char *m = getenv("PAYLOADFS_SYNC");
 		b->sync_mode = !m ? SYNC_AUTO : !strcmp(m, "syncfs") ? SYNC_SYNCFS :
