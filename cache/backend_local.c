@@ -265,11 +265,12 @@ static int open_for_sync(struct local_backend *b, uint64_t id, int dir)
 
 /* One syncfs of the store's file system; caller holds syncfs_lock. A real
  * failure is sticky (invariant 2): later syncs of all images return it, and
- * syncs of ids fsync file by file. Fault point "frag_fsync" (not sticky:
- * nothing was lost). @return 0 or -errno. */
-static int syncfs_locked(struct local_backend *b)
+ * syncs of ids fsync file by file. With FAULT, fault point "frag_fsync"
+ * (not sticky: nothing was lost); a sync of all images (a checkpoint) has
+ * its own points (lmdb_sync, checkpoint_write). @return 0 or -errno. */
+static int syncfs_locked(struct local_backend *b, int fault)
 {
-	int rc = FAULT("frag_fsync");
+	int rc = fault ? FAULT("frag_fsync") : 0;
 
 	if (rc)
 		return rc;
@@ -291,7 +292,7 @@ static int sync_all(struct local_backend *b)
 	int rc;
 
 	pthread_mutex_lock(&b->syncfs_lock);
-	rc = syncfs_locked(b);
+	rc = syncfs_locked(b, 0);
 	pthread_mutex_unlock(&b->syncfs_lock);
 	return rc;
 }
@@ -313,7 +314,7 @@ static int local_sync(struct frag_backend *fb, const uint64_t *ids, size_t n)
 		pthread_mutex_lock(&b->syncfs_lock);
 		if (b->sync_mode == SYNC_SYNCFS || (b->sync_mode == SYNC_AUTO && n >= SYNCFS_MIN)) {
 			done = 1;
-			rc = syncfs_locked(b);
+			rc = syncfs_locked(b, 1);
 		}
 		pthread_mutex_unlock(&b->syncfs_lock);
 		if (done)

@@ -12,7 +12,8 @@
  * Names in use (docs/design.md "Fault points" says what each one proves):
  *   alloc          fcache, memory-backend and wjob allocations
  *   frag_write     writing a fragment image (put)
- *   frag_fsync     opening an image or folder for fsync, or the syncfs (sync)
+ *   frag_fsync     a sync of ids (-o sync commits): opening an image or
+ *                  folder for fsync, or its syncfs; not a checkpoint's sync
  *   frag_read      opening an image for a batched read
  *   uring_init     the ring at open (the local backend then uses pread)
  *   uring_submit   one io_uring submission (the batch finishes with pread)

@@ -81,12 +81,13 @@ serving() {
 	[[ ${lines[0]} == *": clean" ]]
 }
 
-# commit_fault SPEC — arm SPEC, overwrite d.csv: close(2) must fail with
-# SPEC's errno, and the point must have fired once.
+# commit_fault SPEC [OPTS] — arm SPEC (mount options OPTS), overwrite
+# d.csv: close(2) must fail with SPEC's errno, and the point must have
+# fired once.
 commit_fault() {
 	local point=${1%%:*} err=${1##*:}
 	prepare
-	mount_fault "$1"
+	mount_fault "$1" "${2:-}"
 	run fio put "$TMP/new.csv" "$MNT/d.csv"
 	echo "# $1: $output" >&3
 	[ "$output" = "close:$err" ]
@@ -110,12 +111,14 @@ need_uring() {
 	commit_fault frag_write:3:EDQUOT
 }
 
-@test "frag_fsync EIO: close(2) fails with EIO, the old version stays" {
-	commit_fault frag_fsync:2:EIO
+# frag_fsync: only -o sync commits sync their images (by default the next
+# checkpoint makes them durable; it has fault points of its own)
+@test "frag_fsync EIO (-o sync): close(2) fails with EIO, the old version stays" {
+	commit_fault frag_fsync:2:EIO sync
 }
 
-@test "frag_fsync ENOSPC (the batched sync at close): close(2) fails with ENOSPC, the old version stays" {
-	commit_fault frag_fsync:1:ENOSPC
+@test "frag_fsync ENOSPC (-o sync, the batched sync at close): close(2) fails with ENOSPC, the old version stays" {
+	commit_fault frag_fsync:1:ENOSPC sync
 }
 
 @test "lz4 (encoding) EIO: close(2) fails with EIO, the old version stays" {
@@ -140,9 +143,9 @@ need_uring() {
 	serving
 }
 
-@test "fsync(2) fails with frag_fsync's EIO; the old version stays until a commit succeeds" {
+@test "fsync(2) fails with frag_fsync's EIO (-o sync); the old version stays until a commit succeeds" {
 	prepare
-	mount_fault frag_fsync:1:EIO
+	mount_fault frag_fsync:1:EIO sync
 	run fio put-fsync "$TMP/new.csv" "$MNT/d.csv" "$TWIN/d.csv"
 	echo "# $output" >&3
 	# the close after a failed fsync commits again, and succeeds
