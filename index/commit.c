@@ -16,10 +16,13 @@
  *      trail of tiny fragments: each commit rewrites at most one small
  *      neighbour on each side of each region.
  *  (3) Every fragment image the new list references and the index does not
- *      yet (new ones and reused pre-cut ones) is written (backend put) and
- *      made durable by ONE backend sync() naming exactly those ids, BEFORE
- *      the index transaction that references them. Put does not fsync
- *      (backend_local.c (1), (2)): the sync is the durability point.
+ *      yet (new ones and reused pre-cut ones) is written (backend put)
+ *      before the index transaction that references them, and no durable
+ *      state ever references an image that is not durable: with -o sync,
+ *      ONE backend sync() naming exactly those ids returns 0 before the
+ *      txn; by default the txn is not flushed either, and the next
+ *      checkpoint syncs every image put so far before it saves the state
+ *      (checkpoint.c). Put does not fsync (backend_local.c (1), (2)).
  *  (4) One LMDB write txn swaps the fragment list (only the records that
  *      differ are written), the reference counts (all increments before
  *      any decrement, so a fragment that moves is never seen at 0), the
