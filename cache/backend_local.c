@@ -14,7 +14,9 @@
  *  (2) put() only starts the write-back (sync_file_range WRITE, so the
  *      disk works while the caller goes on). sync(NULL, 0) (a checkpoint:
  *      every image put so far) is one syncfs(2) of the store's file
- *      system. sync(ids) of fewer than SYNCFS_MIN ids fsyncs exactly those
+ *      system when put() listed SYNCFS_MIN images or more since the last
+ *      one, else an fsync batch of those (an image deleted meanwhile needs
+ *      nothing). sync(ids) of fewer than SYNCFS_MIN ids fsyncs exactly those
  *      images and their fan-out folders, all in one io_uring submission on
  *      one of SYNC_RINGS rings of the write side (fsync(2) one by one for
  *      1-2 fds or when io_uring is unavailable); of SYNCFS_MIN ids or more
@@ -35,8 +37,9 @@
  *      There are RING_SLOTS rings, so that concurrent batches (several
  *      readers, read-ahead) do not wait for each other's I/O. sync() uses
  *      its own SYNC_RINGS rings the same way (a sync slot's lock).
- * Lock order: at most one slot lock (read or sync) is held, and never
- * together with syncfs_lock.
+ * Lock order: all_lock (one sync of every image at a time) first; then
+ * syncfs_lock or one slot lock (read or sync), never two of them;
+ * pend_lock is a leaf.
  */
 #include "cache/backend.h"
 
@@ -79,7 +82,12 @@ struct local_backend {
 	pthread_mutex_t syncfs_lock;  /* one syncfs at a time (its error is seen once) */
 	int sync_mode;                /* SYNC_* (PAYLOADFS_SYNC); protected by syncfs_lock:
 				       * becomes SYNC_FSYNC after a failed syncfs */
-	int all_err;                  /* protected by syncfs_lock: a real syncfs failure */
+	int all_err;                  /* protected by syncfs_lock: a real sync failure */
+	pthread_mutex_t all_lock;     /* one sync(NULL, 0) at a time */
+	pthread_mutex_t pend_lock;    /* leaf */
+	uint64_t *pend;               /* protected by pend_lock: ids put since the last */
+	size_t npend, pendcap;        /*   sync(NULL, 0) took the list */
+	int pend_over;                /* protected by pend_lock: the list is incomplete */
 	struct ring_slot {
 		pthread_mutex_t lock;
 		struct io_uring ring;  /* protected by lock */
@@ -142,6 +150,26 @@ static int write_image(int fd, const void *data, size_t len)
 	return rc;
 }
 
+/* Remember ID for the next sync(NULL, 0). Out of memory: that sync is a
+ * syncfs. */
+static void pend_add(struct local_backend *b, uint64_t id)
+{
+	pthread_mutex_lock(&b->pend_lock);
+	if (b->npend == b->pendcap && !b->pend_over) {
+		size_t cap = b->pendcap ? b->pendcap * 2 : 256;
+		uint64_t *v = realloc(b->pend, cap * sizeof(*v));
+		if (v) {
+			b->pend = v;
+			b->pendcap = cap;
+		} else {
+			b->pend_over = 1;
+		}
+	}
+	if (b->npend < b->pendcap)
+		b->pend[b->npend++] = id;
+	pthread_mutex_unlock(&b->pend_lock);
+}
+
 /* Invariant (1). On failure no file is left and the errno is returned as
  * is (ENOSPC stays ENOSPC); -EEXIST when ID exists. */
 static int local_put(struct frag_backend *fb, uint64_t id, const void *data, size_t len)
@@ -159,6 +187,8 @@ static int local_put(struct frag_backend *fb, uint64_t id, const void *data, siz
 		rc = -errno;
 	if (rc)
 		unlinkat(b->rootfd, final, 0);
+	else
+		pend_add(b, id);
 	return rc;
 }
 
@@ -246,12 +276,12 @@ static int uring_fsync_all(struct local_backend *b, const int *fds, size_t n)
 	return rc;
 }
 
-/* Open image ID (fault point "frag_fsync") or fan-out folder D (ID ==
- * 0, D given) for fsync. @return the fd or -errno. */
-static int open_for_sync(struct local_backend *b, uint64_t id, int dir)
+/* Open image ID (D < 0) or fan-out folder D for fsync; with FAULT, fault
+ * point "frag_fsync". @return the fd or -errno. */
+static int open_for_sync(struct local_backend *b, uint64_t id, int dir, int fault)
 {
 	char name[PATH_LEN];
-	int rc = FAULT("frag_fsync"), fd;
+	int rc = fault ? FAULT("frag_fsync") : 0, fd;
 
 	if (rc)
 		return rc;
@@ -286,14 +316,91 @@ static int syncfs_locked(struct local_backend *b, int fault)
 	return rc;
 }
 
-/* sync(NULL, 0): every image put so far, one syncfs. */
+/* fsync images IDS (N > 0) and their fan-out folders in one batch. With
+ * GONE_OK an image deleted meanwhile needs nothing (a checkpoint's list);
+ * with FAULT, fault point "frag_fsync". @return 0, or -errno of
+ * open/fsync (-ENOMEM). */
+static int fsync_ids(struct local_backend *b, const uint64_t *ids, size_t n, int gone_ok, int fault)
+{
+	uint64_t dirs[FANOUT / 64] = { 0 };
+	size_t nfd = 0;
+	int *fds, rc = 0;
+
+	if (!(fds = malloc((n + FANOUT) * sizeof(*fds))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++) {
+		unsigned d = (unsigned)(ids[i] & 0xff);
+		rc = open_for_sync(b, ids[i], -1, fault);
+		if (rc >= 0) {
+			fds[nfd++] = rc;
+			rc = 0;
+			dirs[d / 64] |= 1ull << (d % 64);
+		} else if (rc == -ENOENT && gone_ok) {
+			rc = 0;
+		}
+	}
+	for (unsigned d = 0; d < FANOUT && !rc; d++) {
+		if (!(dirs[d / 64] & (1ull << (d % 64))))
+			continue;
+		rc = open_for_sync(b, 0, (int)d, fault);
+		if (rc >= 0)
+			fds[nfd++] = rc, rc = 0;
+	}
+	if (!rc && nfd > 2)
+		rc = uring_fsync_all(b, fds, nfd);
+	if ((!rc && nfd <= 2) || rc == -ENOSYS) {
+		rc = 0;
+		for (size_t i = 0; i < nfd; i++)
+			if (fsync(fds[i]) < 0 && !rc)
+				rc = -errno;
+	}
+	for (size_t i = 0; i < nfd; i++)
+		close(fds[i]);
+	free(fds);
+	return rc;
+}
+
+/* sync(NULL, 0): every image put before this call — the ids put() listed
+ * since the last such sync (all_lock keeps a later call from returning
+ * while an earlier one still syncs the list it took): fewer than
+ * SYNCFS_MIN fsynced in one batch, more (or a list that could not grow)
+ * one syncfs. A real failure is sticky (invariant 2). */
 static int sync_all(struct local_backend *b)
 {
-	int rc;
+	uint64_t *ids;
+	size_t n;
+	int rc, over;
 
+	pthread_mutex_lock(&b->all_lock);
+	pthread_mutex_lock(&b->pend_lock);
+	ids = b->pend;
+	n = b->npend;
+	over = b->pend_over;
+	b->pend = NULL;
+	b->npend = b->pendcap = 0;
+	b->pend_over = 0;
+	pthread_mutex_unlock(&b->pend_lock);
 	pthread_mutex_lock(&b->syncfs_lock);
-	rc = syncfs_locked(b, 0);
+	rc = b->all_err;
+	if (!rc && (over || n >= SYNCFS_MIN))
+		rc = syncfs_locked(b, 0);
 	pthread_mutex_unlock(&b->syncfs_lock);
+	if (!rc && !over && n && n < SYNCFS_MIN && (rc = fsync_ids(b, ids, n, 1, 0)) != 0 &&
+	    rc != -ENOMEM) {
+		pthread_mutex_lock(&b->syncfs_lock);
+		if (!b->all_err)
+			log_err("fragments: fsync failed (%s): images put before now cannot be vouched for; "
+				"checkpoints fail from now on", strerror(-rc));
+		b->all_err = rc;
+		pthread_mutex_unlock(&b->syncfs_lock);
+	}
+	if (rc == -ENOMEM) {      /* nothing was lost: the next sync retries it all */
+		pthread_mutex_lock(&b->pend_lock);
+		b->pend_over = 1;
+		pthread_mutex_unlock(&b->pend_lock);
+	}
+	pthread_mutex_unlock(&b->all_lock);
+	free(ids);
 	return rc;
 }
 
@@ -301,9 +408,7 @@ static int sync_all(struct local_backend *b)
 static int local_sync(struct frag_backend *fb, const uint64_t *ids, size_t n)
 {
 	struct local_backend *b = to_local(fb);
-	uint64_t dirs[FANOUT / 64] = { 0 };
-	size_t nfd = 0;
-	int *fds, rc = 0;
+	int rc = 0;
 
 	if (!ids)
 		return sync_all(b);
@@ -320,34 +425,7 @@ static int local_sync(struct frag_backend *fb, const uint64_t *ids, size_t n)
 		if (done)
 			return rc;
 	}
-	if (!(fds = malloc((n + FANOUT) * sizeof(*fds))))
-		return -ENOMEM;
-	for (size_t i = 0; i < n && !rc; i++) {
-		unsigned d = (unsigned)(ids[i] & 0xff);
-		dirs[d / 64] |= 1ull << (d % 64);
-		rc = open_for_sync(b, ids[i], -1);
-		if (rc >= 0)
-			fds[nfd++] = rc, rc = 0;
-	}
-	for (unsigned d = 0; d < FANOUT && !rc; d++) {
-		if (!(dirs[d / 64] & (1ull << (d % 64))))
-			continue;
-		rc = open_for_sync(b, 0, (int)d);
-		if (rc >= 0)
-			fds[nfd++] = rc, rc = 0;
-	}
-	if (!rc && nfd > 2)
-		rc = uring_fsync_all(b, fds, nfd);
-	if ((!rc && nfd <= 2) || rc == -ENOSYS) {
-		rc = 0;
-		for (size_t i = 0; i < nfd; i++)
-			if (fsync(fds[i]) < 0 && !rc)
-				rc = -errno;
-	}
-	for (size_t i = 0; i < nfd; i++)
-		close(fds[i]);
-	free(fds);
-	return rc;
+	return fsync_ids(b, ids, n, 0, 1);
 }
 
 /* @return 0, -ENOENT when absent, or -errno of unlink(2). Not made durable:
@@ -805,6 +883,9 @@ static void local_destroy(struct frag_backend *fb)
 		pthread_mutex_destroy(&b->srings[k].lock);
 	}
 	pthread_mutex_destroy(&b->syncfs_lock);
+	pthread_mutex_destroy(&b->all_lock);
+	pthread_mutex_destroy(&b->pend_lock);
+	free(b->pend);
 	free(b);
 }
 
@@ -831,6 +912,8 @@ static int local_open(const char *dir, int rdonly, struct frag_backend **out)
 		return -ENOMEM;
 	b->base.ops = &local_ops;
 	pthread_mutex_init(&b->syncfs_lock, NULL);
+	pthread_mutex_init(&b->all_lock, NULL);
+	pthread_mutex_init(&b->pend_lock, NULL);
 	for (unsigned k = 0; k < SYNC_RINGS; k++)
 		pthread_mutex_init(&b->srings[k].lock, NULL);
 	{

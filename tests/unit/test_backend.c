@@ -461,7 +461,16 @@ static void test_local_sync(const char *mode)
 	CHECK_EQ(bad, 0, "sync %s: 200 puts", m);
 	CHECK_EQ(frag_sync(b, ids, 3), 0, "sync %s: 3 ids (one io_uring batch)", m);
 	CHECK_EQ(frag_sync(b, ids, 200), 0, "sync %s: 200 ids", m);
-	CHECK_EQ(frag_sync(b, NULL, 0), 0, "sync %s: every image put so far (one syncfs)", m);
+	CHECK_EQ(frag_sync(b, NULL, 0), 0, "sync %s: every image put so far (200: one syncfs)", m);
+	{       /* a few since: one fsync batch, an image deleted meanwhile needs nothing */
+		int few = 0;
+		for (uint64_t k = 0; k < 5; k++)
+			few += put_image(b, 0x9000 + k * 5) == 0;
+		frag_del(b, 0x9000 + 5);
+		CHECK(few == 5 && frag_sync(b, NULL, 0) == 0,
+		      "sync %s: every image put since (5, one deleted: an fsync batch)", m);
+		CHECK_EQ(frag_sync(b, NULL, 0), 0, "sync %s: nothing put since: nothing to do", m);
+	}
 	if (!mode || strcmp(mode, "syncfs")) {
 		uint64_t ghost[2] = { ids[0], 0x999999 };
 		CHECK_EQ(frag_sync(b, ghost, 2), -ENOENT, "sync %s: an id never put is not reported durable", m);
