@@ -6,7 +6,8 @@
 #
 #   tests/bench/ingest.sh [BUILD [CSV [RUNS]]]
 #
-# BUILD defaults to build/, RUNS to 3. Without CSV a ~1 GB CSV of 11.65M
+# BUILD defaults to build/, RUNS to 3; PFS_OPTS adds mount options (e.g.
+# PFS_OPTS=sync: every close durable). Without CSV a ~1 GB CSV of 11.65M
 # realistic rows is generated once under $TMPDIR (kept for the next run).
 # Needs strace (close timing). Mounts only under its own mktemp directory
 # and unmounts it on exit.
@@ -64,7 +65,7 @@ for ((r = 0; r < RUNS; r++)); do
 	s=$(now); cp "$CSV" "$W/ext4/" && sync; e=$(now)
 	ext=$(echo "$e - $s" | bc)
 	rm -f "$W/ext4/"*; sync
-	"$PFS" "$W/store" "$W/mnt" -o "logfile=$W/log,pidfile=$W/pid" 3>&- || exit 1
+	"$PFS" "$W/store" "$W/mnt" -o "logfile=$W/log,pidfile=$W/pid${PFS_OPTS:+,$PFS_OPTS}" 3>&- || exit 1
 	PID=$(cat "$W/pid")
 	s=$(now); strace -qq -e trace=close -T -o "$W/st" cp "$CSV" "$W/mnt/" && sync; e=$(now)
 	pfs=$(echo "$e - $s" | bc)
