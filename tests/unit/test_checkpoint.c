@@ -38,8 +38,10 @@ static char tmp[4096], sdir[4500], fragdir[4600], mdb[4600], ckfile[4600];
 
 static struct store *open_store(int rdonly, int sync, int *err)
 {
+	/* no timed checkpoints: the tests decide when one happens (the
+	 * power-loss image assumes no checkpoint after the one it copies) */
 	struct store_opts o = { .fragment_size = FRAG, .create = !rdonly, .sweep = !rdonly,
-				.rdonly = rdonly, .sync = sync };
+				.rdonly = rdonly, .sync = sync, .checkpoint_ms = 600000 };
 	struct store *s = NULL;
 	int rc = store_open(sdir, &o, &s);
 
