@@ -53,8 +53,8 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
-#define ENTRY_TIMEOUT 1.0
-#define ATTR_TIMEOUT  1.0
+#define ENTRY_TIMEOUT 60.0   /* long: every change that moves a name or a version is invalidated (3a) */
+#define ATTR_TIMEOUT  60.0
 #define IO_BLKSIZE    (1024 * 1024)  /* st_blksize: what tools use as their read size */
 #define IO_MAX        (1024 * 1024)  /* largest READ / WRITE request */
 
