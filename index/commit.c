@@ -332,6 +332,8 @@ static int emit(struct cut *c, char *raw, size_t cap, size_t len, uint32_t pos)
 	struct wjob *j;
 	int rc = 0;
 
+	if (len > STORE_ROW_MAX || c->njobs >= STORE_FRAGS_MAX)
+		rc = -EFBIG;
 	while (!rc && c->njobs - c->waited >= c->max_inflight)
 		rc = wait_oldest(c);
 	if (!rc && c->njobs == c->capjobs) {
@@ -393,7 +395,13 @@ static int cut_region(struct cut *c, uint64_t a, uint64_t b, uint32_t *pos)
 
 	while (at < b && !rc) {
 		uint64_t left = b - at - have;
-		size_t take = left < chunk ? (size_t)left : chunk, piece;
+		/* a row longer than the buffer is read on geometrically (each
+		 * scan for its end costs O(have)), and never past
+		 * STORE_ROW_MAX + 1 bytes: that proves it too long */
+		size_t want = have > chunk ? have : chunk, piece;
+		if (want > STORE_ROW_MAX + 1 - have)
+			want = STORE_ROW_MAX + 1 - have;
+		size_t take = left < want ? (size_t)left : want;
 		if (take) {
 			if ((rc = bgrow(&buf, &cap, have, have + take)) ||
 			    (rc = read_exact(c, buf + have, take, at + have)))
@@ -401,6 +409,10 @@ static int cut_region(struct cut *c, uint64_t a, uint64_t b, uint32_t *pos)
 			have += take;
 		}
 		piece = cut_piece_len(c->in, c->st->frag_size, buf, have, at + have == b);
+		if (!piece && have > STORE_ROW_MAX) {
+			rc = -EFBIG;     /* a row longer than any fragment may be */
+			break;
+		}
 		if (!piece)
 			continue;     /* a row longer than the buffer: read on */
 		char *next = NULL;
@@ -480,6 +492,10 @@ static int build_list(struct cut *c, struct cand *v, uint32_t n, uint64_t size,
 		}
 		if (rc || i == n)
 			break;
+		if (cnt + v[i].cnt > STORE_FRAGS_MAX) {
+			rc = -EFBIG;
+			break;
+		}
 		rc = list_push_run(c, &out, &cnt, &cap, &v[i]);
 		pos = v[i].off + run_len(c, &v[i]);
 	}

@@ -12,6 +12,8 @@
  *      itself (EINVAL).
  *  (4) No dirent name is empty, ".", "..", longer than IDX_NAME_MAX, holds
  *      '/', or is reserved for views.
+ *  (5) An entry created in a setgid directory gets the directory's group,
+ *      a directory also its setgid bit (the BSD group rule ext4 follows).
  */
 #include "index/store_int.h"
 
@@ -149,6 +151,15 @@ static int create_entry(struct store *st, uint64_t parent, const char *name, uin
 	if (!rc) {
 		rc = idx_dirent_get(t, parent, name, &existing, NULL);
 		rc = rc == 0 ? -EEXIST : (rc == -ENOENT ? 0 : rc);
+	}
+	if (!rc && (dir.mode & S_ISGID)) {
+		/* a setgid directory gives its group, and to a new directory
+		 * also its setgid bit (as ext4's inode_init_owner); the kernel
+		 * already dropped S_ISGID from MODE for a caller outside the
+		 * group */
+		gid = dir.gid;
+		if (S_ISDIR(mode))
+			mode |= S_ISGID;
 	}
 	if (!rc) {
 		new_inode(&in, &dir, name, mode, uid, gid, now);

@@ -725,7 +725,7 @@ int wsess_write(struct wsess *ws, const void *buf, size_t len, uint64_t off)
 
 	if (!len)
 		return 0;
-	if (off + len < off || off + len > ((uint64_t)1 << 50))
+	if (off + len < off || off + len > STORE_SIZE_MAX)
 		return -EFBIG;
 	pthread_mutex_lock(&ws->lock);
 	rc = segs_reserve(ws, 3);     /* so that the overlay cannot fail */
@@ -746,7 +746,7 @@ int wsess_truncate(struct wsess *ws, uint64_t size)
 {
 	int rc = 0;
 
-	if (size > ((uint64_t)1 << 50))
+	if (size > STORE_SIZE_MAX)
 		return -EFBIG;
 	pthread_mutex_lock(&ws->lock);
 	if (size < ws->size) {

@@ -53,6 +53,16 @@ struct store_opts {
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
 
+/* Limits (docs/guide.md "Limits"). An object holds at most STORE_SIZE_MAX
+ * bytes (ext4's largest file with 4 KiB blocks, so truncate(2) and
+ * write(2) fail with EFBIG where ext4's do) and at most STORE_FRAGS_MAX
+ * fragments. In the lines format a row is never split, so the longest row
+ * is STORE_ROW_MAX (the largest fragment_size): a commit needing a longer
+ * one fails with EFBIG. Together they bound what one commit allocates. */
+#define STORE_SIZE_MAX  0xFFFFFFFF000ull          /* 16 TiB - 4 KiB */
+#define STORE_FRAGS_MAX (1u << 24)
+#define STORE_ROW_MAX   ((size_t)256 << 20)
+
 /* Open the store in DIR. With CREATE, an empty or missing-index directory
  * is initialised (index/, fragments/, staging/ created 0700).
  * @return 0; -ENOENT DIR missing, or not a store and !create; -ENOTEMPTY
@@ -130,13 +140,21 @@ int store_statfs(struct store *st, struct statvfs *out);
 /* ---- extended attributes (index/xattr.c) ----
  * user.payload.format / .header / .storage are settings; .rows .version
  * .fragments .id are read-only figures (EPERM on set); other user.* are
- * stored. Values are bounded (STORE_XATTR_MAX). */
-#define STORE_XATTR_MAX 65536
+ * stored. Names are at most IDX_NAME_MAX bytes (ERANGE), values at most
+ * STORE_XATTR_MAX (E2BIG); the names of one inode fit one listxattr(2)
+ * answer (STORE_XATTR_LIST_MAX) and its stored names and values take at
+ * most STORE_XATTR_TOTAL bytes (ENOSPC beyond, as ext4 when its block is
+ * full). A refused call stores nothing. */
+#define STORE_XATTR_MAX      65536
+#define STORE_XATTR_LIST_MAX 65536
+#define STORE_XATTR_TOTAL    (1u << 20)
 /* @return the value length (copied when CAP >= it), -ENODATA, -ERANGE. */
 ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *buf, size_t cap);
-/* FLAGS: XATTR_CREATE, XATTR_REPLACE. @return -EINVAL (bad payload value),
- * -EPERM (read-only figure), -ENOTSUP (namespace other than user.),
- * -EEXIST, -ENODATA, -E2BIG. Changing the format or storage of an object
+/* FLAGS: XATTR_CREATE, XATTR_REPLACE. @return -EINVAL (bad payload value,
+ * or the name "user." alone), -EPERM (read-only figure), -ENOTSUP
+ * (namespace other than user.), -EEXIST, -ENODATA, -ERANGE (name too
+ * long), -E2BIG (value too long), -ENOSPC (no room on the inode).
+ * Changing the format or storage of an object
  * that holds data re-cuts it in one commit (a new version); the header
  * only changes what views prepend. */
 int store_setxattr(struct store *st, uint64_t ino, const char *name, const void *val,

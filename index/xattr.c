@@ -21,7 +21,8 @@
 
 #define XP "user.payload."
 
-enum xkind { X_OTHER, X_FORMAT, X_HEADER, X_STORAGE, X_ROWS, X_VERSION, X_FRAGS, X_ID, X_BADNS };
+enum xkind { X_OTHER, X_FORMAT, X_HEADER, X_STORAGE, X_ROWS, X_VERSION, X_FRAGS, X_ID, X_BADNS,
+	     X_EMPTY /* "user." alone: EINVAL, as ext4 */ };
 
 static enum xkind xkind_of(const char *name)
 {
@@ -32,6 +33,8 @@ static enum xkind xkind_of(const char *name)
 	};
 	if (strncmp(name, "user.", 5) != 0)
 		return X_BADNS;
+	if (name[5] == '\0')
+		return X_EMPTY;
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
 		if (strcmp(name, tab[i].n) == 0)
 			return tab[i].k;
@@ -89,6 +92,10 @@ ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *b
 
 	if (k == X_BADNS)
 		return -ENODATA;
+	if (k == X_EMPTY)
+		return -EINVAL;
+	if (strlen(name) > IDX_NAME_MAX)
+		return -ERANGE;
 	rc = idx_begin(st->idx, 1, &t);
 	if (rc)
 		return rc;
@@ -219,6 +226,46 @@ static int set_setting(struct store *st, uint64_t ino, enum xkind k, const void 
 	return rc;
 }
 
+struct xroom {
+	struct idx_txn *t;
+	uint64_t ino;
+	const char *skip;       /* the name being set: its old value goes */
+	size_t names, bytes;
+	int rc;
+};
+
+static int xroom_add(void *arg, const char *name)
+{
+	struct xroom *r = arg;
+	const void *v;
+	size_t len = 0;
+
+	if (strcmp(name, r->skip) == 0)
+		return 0;
+	r->rc = idx_xattr_get(r->t, r->ino, name, &v, &len);
+	r->names += strlen(name) + 1;
+	r->bytes += strlen(name) + 1 + len;
+	return r->rc;
+}
+
+/* Is there room on inode INO for NAME with a LEN-byte value?
+ * @return 0, -ENOSPC (the name list would outgrow what listxattr(2) can
+ * return, or the stored bytes STORE_XATTR_TOTAL), or -errno. */
+static int xattr_room(struct idx_txn *t, uint64_t ino, const char *name, size_t len)
+{
+	/* the payload names every object lists, with their NULs */
+	struct xroom r = { t, ino, name, 7 * sizeof(XP "fragments"), 0, 0 };
+	int rc = idx_xattr_iter(t, ino, xroom_add, &r);
+
+	if (!rc)
+		rc = r.rc;
+	if (rc)
+		return rc;
+	r.names += strlen(name) + 1;
+	r.bytes += strlen(name) + 1 + len;
+	return r.names > STORE_XATTR_LIST_MAX || r.bytes > STORE_XATTR_TOTAL ? -ENOSPC : 0;
+}
+
 int store_setxattr(struct store *st, uint64_t ino, const char *name, const void *val,
 		   size_t len, int flags)
 {
@@ -231,6 +278,8 @@ int store_setxattr(struct store *st, uint64_t ino, const char *name, const void 
 
 	if (k == X_BADNS)
 		return -ENOTSUP;
+	if (k == X_EMPTY)
+		return -EINVAL;
 	if (is_figure(k))
 		return -EPERM;
 	if (strlen(name) > IDX_NAME_MAX)
@@ -250,6 +299,8 @@ int store_setxattr(struct store *st, uint64_t ino, const char *name, const void 
 		if ((flags & XATTR_REPLACE) && !have)
 			rc = -ENODATA;
 	}
+	if (!rc)
+		rc = xattr_room(t, ino, name, len);
 	if (!rc)
 		rc = idx_xattr_put(t, ino, name, val, len);
 	if (!rc) {
@@ -310,6 +361,10 @@ int store_removexattr(struct store *st, uint64_t ino, const char *name)
 
 	if (k == X_BADNS)
 		return -ENODATA;
+	if (k == X_EMPTY)
+		return -EINVAL;
+	if (strlen(name) > IDX_NAME_MAX)
+		return -ERANGE;
 	if (is_figure(k))
 		return -EPERM;
 	rc = store_wbegin(st, &t);
