@@ -80,6 +80,7 @@ static struct fobj **objs;      /* protected by fn_lock */
 static struct fname **names;    /* protected by fn_lock */
 static uint64_t next_view = 1, next_file = 1;   /* protected by fn_lock */
 static struct fn_stats counts;  /* protected by fn_lock */
+static size_t max_views = FN_VIEW_MAX_DEFAULT;   /* set once by fn_init */
 
 static size_t h_u64(uint64_t v, size_t nb)
 {
@@ -94,8 +95,9 @@ static size_t h_str(uint64_t seed, const char *s, size_t nb)
 	return (size_t)(h % nb);
 }
 
-int fn_init(void)
+int fn_init(size_t max)
 {
+	max_views = max ? max : FN_VIEW_MAX_DEFAULT;
 	by_id = calloc(NODE_BUCKETS, sizeof(*by_id));
 	by_key = calloc(KEY_BUCKETS, sizeof(*by_key));
 	objs = calloc(OBJ_BUCKETS, sizeof(*objs));
@@ -381,6 +383,10 @@ int fn_ref_view(uint64_t base, const char *suffix, const struct view_spec *spec,
 	pthread_mutex_lock(&fn_lock);
 	for (f = by_key[h]; f && strcmp(f->key, key); f = f->knext)
 		;
+	if (!f && counts.view_nodes >= max_views) {
+		pthread_mutex_unlock(&fn_lock);
+		return -ENFILE;
+	}
 	if (!f) {
 		f = node_add(FN_VIEW_BIT | next_view, K_VIEW);
 		if (f && !(f->key = strdup(key))) {

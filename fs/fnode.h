@@ -71,8 +71,16 @@ struct fnode_file {
 	int sealed;               /* never handed out again */
 };
 
-/* Create the table. @return 0 or -ENOMEM. */
-int fn_init(void);
+/* Live view nodes are capped (-o max_views=N): the kernel holds a view
+ * node only while it is in use (views have nlink 0 and ops.c has the
+ * kernel drop a view's dentry after its lookup, so an unused one is
+ * evicted and forgotten at once), and a lookup of a new view name beyond
+ * the cap fails with ENFILE instead of growing the table without bound. */
+#define FN_VIEW_MAX_DEFAULT 262144
+
+/* Create the table with at most MAX live view nodes (0: the default).
+ * @return 0 or -ENOMEM. */
+int fn_init(size_t max);
 void fn_fini(void);
 
 /* Count one lookup of directory/symlink/special inode INO (node id INO).
@@ -85,7 +93,8 @@ int fn_ref_real(uint64_t ino);
  * object. @param[out] nodeid. @return 0 or -ENOMEM. */
 int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t *nodeid);
 /* Count one lookup of the view SUFFIX (text after '@') of object BASE.
- * @param[out] nodeid the view's node id. @return 0 or -ENOMEM. */
+ * @param[out] nodeid the view's node id. @return 0, -ENOMEM, or -ENFILE
+ * (a new view while the table holds max_views of them). */
 int fn_ref_view(uint64_t base, const char *suffix, const struct view_spec *spec, uint64_t *nodeid);
 /* Drop N lookups of NODEID. @return the object/inode number the store
  * may now forget (its last node went), or 0. */

@@ -31,7 +31,7 @@
 
 struct opts {
 	char *store;
-	char *fragment_size, *cache_size, *logfile, *pidfile, *read_ahead;
+	char *fragment_size, *cache_size, *logfile, *pidfile, *read_ahead, *max_views;
 	char *threads;
 	char *checkpoint_ms;
 	int ro, direct_io, page_cache, sync, splice, help, version;
@@ -44,6 +44,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "cache_size=%s", offsetof(struct opts, cache_size), 0 },
 	{ "logfile=%s", offsetof(struct opts, logfile), 0 },
 	{ "pidfile=%s", offsetof(struct opts, pidfile), 0 },
+	{ "max_views=%s", offsetof(struct opts, max_views), 0 },
 	{ "ro", offsetof(struct opts, ro), 1 },
 	{ "threads=%s", offsetof(struct opts, threads), 0 },
 	{ "read_ahead=%s", offsetof(struct opts, read_ahead), 0 },
@@ -90,6 +91,7 @@ static void usage(const char *prog)
 	       "    -o cache_size=BYTES     fragment cache budget (default 256M)\n"
 	       "    -o logfile=PATH         log to PATH instead of syslog when daemonized\n"
 	       "    -o pidfile=PATH         write the daemon's pid to PATH\n"
+	       "    -o max_views=N          views in use at once (default 262144; ENFILE beyond)\n"
 	       "    -o ro                   mount read-only\n"
 	       "    -o sync                 every close(2) and namespace change is durable when\n"
 	       "                            it returns (a flush each time); by default they\n"
@@ -273,12 +275,20 @@ static void daemon_ready(int keep_stderr)
 	}
 }
 
+/* Write the pid to PATH, created at most 0644 whatever the umask (a
+ * pidfile that others may write could make a script signal the wrong
+ * process). @return 0 or -errno. */
 static int write_pidfile(const char *path)
 {
-	FILE *f = fopen(path, "w");
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
 
-	if (!f)
-		return -errno;
+	if (!f) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return -e;
+	}
 	fprintf(f, "%d\n", (int)getpid());
 	return fclose(f) ? -errno : 0;
 }
@@ -328,7 +338,7 @@ int main(int argc, char *argv[])
 	struct fuse_session *se = NULL;
 	char store_abs[PATH_MAX], fsname[PATH_MAX + 96];
 	int rc = 1, mounted = 0;
-	size_t read_ahead = (size_t)4 << 20;
+	size_t read_ahead = (size_t)4 << 20, max_views = 0;
 
 	/* Fragments are ~1 MiB buffers freed in any order by many threads: a
 	 * fixed mmap threshold returns them to the system at once, so the
@@ -356,6 +366,8 @@ int main(int argc, char *argv[])
 		rc = fail("cache_size", "must be a size of at least 1M");
 	else if (parse_size(o.read_ahead, 0, (size_t)1 << 30, &read_ahead))
 		rc = fail("read_ahead", "must be a size of at most 1G");
+	else if (parse_size(o.max_views, 1, (size_t)1 << 24, &max_views))
+		rc = fail("max_views", "must be a number between 1 and 16M");
 	else if (parse_uint(o.threads, 0, 64, &so.threads))
 		rc = fail("threads", "must be a number from 0 to 64");
 	else if (parse_uint(o.checkpoint_ms, 10, 600000, &so.checkpoint_ms))
@@ -393,7 +405,7 @@ int main(int argc, char *argv[])
 	pfs.started_ns = store_now_ns();
 	snprintf(fsname, sizeof(fsname), "-ofsname=payloadfs:%s,subtype=payloadfs,default_permissions",
 		 store_abs);
-	if (fuse_opt_add_arg(&args, fsname) || fn_init()) {
+	if (fuse_opt_add_arg(&args, fsname) || fn_init(max_views)) {
 		fail("start-up", "out of memory");
 		rc = 1;
 		goto out;
@@ -446,6 +458,7 @@ out:
 	free(o.threads);
 	free(o.read_ahead);
 	free(o.checkpoint_ms);
+	free(o.max_views);
 	free(o.logfile);
 	free(o.pidfile);
 	return rc;

@@ -188,7 +188,7 @@ static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, st
 		fill_stat(pver_inode(pv), s);
 		s->st_ino = ino;
 		s->st_mode = S_IFDIR | 0555;
-		s->st_nlink = 2;
+		s->st_nlink = 0;   /* see below */
 		s->st_size = 4096;
 		s->st_blocks = 8;
 		pver_put(pv);
@@ -198,7 +198,10 @@ static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, st
 	if (!rc) {
 		fill_stat(pver_inode(pv), s);
 		s->st_ino = ino;
-		s->st_nlink = 1;
+		/* no directory holds a view: with nlink 0 the kernel evicts
+		 * (and forgets) a view inode as soon as it is unused, so
+		 * the view table holds only the views in use (fnode.h) */
+		s->st_nlink = 0;
 		s->st_size = (off_t)size;
 		s->st_blocks = (blkcnt_t)((size + 511) / 512);
 		if (v->spec.kind != VIEW_ROWS)
@@ -293,8 +296,11 @@ static void reply_entry(fuse_req_t req, uint64_t parent, const char *name, const
 		unmake_entry(pfs_of(req), &e);   /* the request was interrupted */
 }
 
-/* Object BASE (regular file) + view suffix NAME@SFX. */
-static void lookup_view(fuse_req_t req, uint64_t base, const char *sfx, const struct view_spec *sp)
+/* Object BASE (regular file) + view suffix NAME@SFX, looked up as NAME in
+ * PARENT. The kernel is then asked to drop the dentry (notify_entry): a view
+ * inode lives only while it is in use, so the view table stays small. */
+static void lookup_view(fuse_req_t req, uint64_t parent, const char *name, uint64_t base,
+			const char *sfx, const struct view_spec *sp)
 {
 	struct pfs *p = pfs_of(req);
 	struct fuse_entry_param e;
@@ -303,8 +309,8 @@ static void lookup_view(fuse_req_t req, uint64_t base, const char *sfx, const st
 	int rc;
 
 	memset(&e, 0, sizeof(e));
-	if (fn_ref_view(base, sfx, sp, &ino)) {
-		fuse_reply_err(req, ENOMEM);
+	if ((rc = fn_ref_view(base, sfx, sp, &ino))) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	rc = view_stat(p, ino, &v, &e.attr);
@@ -317,6 +323,8 @@ static void lookup_view(fuse_req_t req, uint64_t base, const char *sfx, const st
 	e.generation = 1;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		fn_forget(ino, 1);
+	else
+		(void)notify_entry(parent, name);   /* not waited for */
 }
 
 /* The synthetic entries of the root: .by-id and .stats. @return 1 when
@@ -361,7 +369,7 @@ static void lookup_part(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	snprintf(sfx, sizeof(sfx), "part=%llu/%llu", (unsigned long long)sp.k, (unsigned long long)sp.n);
-	lookup_view(req, v.base, sfx, &sp);
+	lookup_view(req, parent, name, v.base, sfx, &sp);
 }
 
 static void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -409,7 +417,7 @@ static void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (isview)
-		lookup_view(req, in.ino, name + blen + 1, &sp);
+		lookup_view(req, parent, name, in.ino, name + blen + 1, &sp);
 	else
 		reply_entry(req, parent, name, &in);
 }

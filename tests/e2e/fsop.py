@@ -60,6 +60,10 @@ Argument words may hold <C*N> (C repeated N times), e.g. <x*256> or
                             directory at the root; prints a summary line
                             and one line per mismatch; exit 1 on any
   table-doc TABLE           the markdown table of TABLE (docs/posix.md)
+  as USER ROOT OP ARGS...   one op as a table user (root, alice, bob) with
+                            its working directory at ROOT (paths relative
+                            to it; ROOT is opened before the switch, so the
+                            directories above it need not be searchable)
 """
 import ctypes
 import ctypes.util
@@ -464,6 +468,10 @@ def main():
         sys.exit(2)
     if sys.argv[1] == "table":
         sys.exit(table(*sys.argv[2:5]))
+    if sys.argv[1] == "as" and len(sys.argv) >= 5:
+        fd = os.open(sys.argv[3], os.O_RDONLY | os.O_DIRECTORY)
+        print(run_as(sys.argv[2], fd, sys.argv[4], [expand(w) for w in sys.argv[5:]]))
+        return
     if sys.argv[1] == "table-doc" and len(sys.argv) == 3:
         table_doc(sys.argv[2])
         return
