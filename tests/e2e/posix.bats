@@ -159,6 +159,15 @@ time.sleep(60)' "$MNT/spill" "$TMP/written" &
 	[ "$(as bob read pub@rows=0:1)" = EACCES ]
 	[ "$(as bob read pub@meta)" = EACCES ]
 	[ "$(cat "$MNT/pub")" = hi ]
+	# .by-id reaches an object whatever directories lead to it: there the
+	# object's own mode protects it (documented in guide.md, Limits)
+	mkdir -m 700 "$MNT/private"
+	echo s >"$MNT/private/open"
+	echo s >"$MNT/private/closed"
+	chmod 600 "$MNT/private/closed"
+	[ "$(as bob read private/open)" = EACCES ]
+	[ "$(as bob read ".by-id/$(stat -c %i "$MNT/private/open")")" = OK ]
+	[ "$(as bob read ".by-id/$(stat -c %i "$MNT/private/closed")")" = EACCES ]
 }
 
 @test "over-long names and xattrs are refused with clear errors and store nothing" {

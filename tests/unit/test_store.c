@@ -737,6 +737,59 @@ static void test_xattrs(void)
 	}
 }
 
+/* Bounds: the name "user." alone, long names on get/remove, and the room
+ * per inode (names fit one listxattr answer; at most STORE_XATTR_TOTAL
+ * bytes); a refused call stores nothing. */
+static void test_xattr_bounds(void)
+{
+	int64_t f = mk(ROOT, "xb.txt"), d = mkd(ROOT, "xbd");
+	char name[300], lname[300], *big = calloc(1, STORE_XATTR_MAX);
+	ssize_t list0, list1;
+	int i, rc = 0;
+
+	CHECK_EQ(setx((uint64_t)f, "user.", "v", 0), -EINVAL, "set \"user.\": -EINVAL");
+	CHECK_EQ(getx((uint64_t)f, "user.", name, sizeof(name)), -EINVAL, "get \"user.\": -EINVAL");
+	CHECK_EQ(store_removexattr(st, (uint64_t)f, "user."), -EINVAL, "remove \"user.\": -EINVAL");
+	memset(lname, 'q', sizeof(lname));
+	memcpy(lname, "user.", 5);
+	lname[IDX_NAME_MAX + 1] = '\0';
+	CHECK_EQ(getx((uint64_t)f, lname, name, sizeof(name)), -ERANGE, "get of a too long name: -ERANGE");
+	CHECK_EQ(store_removexattr(st, (uint64_t)f, lname), -ERANGE, "remove of a too long name: -ERANGE");
+	lname[IDX_NAME_MAX] = '\0';
+	CHECK_EQ(setx((uint64_t)f, lname, "v", 0), 0, "a name of %d bytes", IDX_NAME_MAX);
+
+	/* names: 249 bytes each with the NUL, on top of the payload names */
+	list0 = store_listxattr(st, (uint64_t)f, NULL, 0);
+	for (i = 0; i < 1000 && !rc; i++) {
+		snprintf(name, sizeof(name), "user.%03d%0240d", i, 0);
+		rc = setx((uint64_t)f, name, "v", 0);
+	}
+	list1 = store_listxattr(st, (uint64_t)f, NULL, 0);
+	CHECK_EQ(rc, -ENOSPC, "adding names stops with -ENOSPC (after %d)", i - 1);
+	CHECK(list1 <= STORE_XATTR_LIST_MAX && list1 + 249 > STORE_XATTR_LIST_MAX,
+	      "the list (%zd bytes, from %zd) fills but fits one listxattr answer", list1, list0);
+	CHECK_EQ(getx((uint64_t)f, name, lname, sizeof(lname)), -ENODATA, "the refused name is not stored");
+	snprintf(name, sizeof(name), "user.%03d%0240d", 0, 0);
+	CHECK_EQ(setx((uint64_t)f, name, "new value", 0), 0, "an existing name can still change its value");
+	CHECK_EQ(store_removexattr(st, (uint64_t)f, name), 0, "remove one");
+	CHECK_EQ(setx((uint64_t)f, name, "v", 0), 0, "then there is room for one");
+
+	/* bytes: values of 64 KiB stop at STORE_XATTR_TOTAL */
+	rc = 0;
+	for (i = 0; i < 100 && !rc && big; i++) {
+		snprintf(name, sizeof(name), "user.v%d", i);
+		rc = store_setxattr(st, (uint64_t)d, name, big, STORE_XATTR_MAX, 0);
+	}
+	CHECK_EQ(rc, -ENOSPC, "64 KiB values stop with -ENOSPC");
+	CHECK_EQ(i - 1, (int)(STORE_XATTR_TOTAL / (STORE_XATTR_MAX + 9)), "after %d values (1 MiB)", i - 1);
+	CHECK_EQ(getx((uint64_t)d, name, lname, sizeof(lname)), -ENODATA, "the refused value is not stored");
+	snprintf(name, sizeof(name), "user.v%d", 0);
+	CHECK_EQ(store_setxattr(st, (uint64_t)d, name, big, 10, 0), 0, "shrinking a value is allowed");
+	snprintf(name, sizeof(name), "user.v%d", i - 1);
+	CHECK_EQ(store_setxattr(st, (uint64_t)d, name, big, STORE_XATTR_MAX, 0), 0, "and frees room");
+	free(big);
+}
+
 /* Format and storage changes of an object with data re-cut it in one commit. */
 static void test_recut(void)
 {
@@ -1022,6 +1075,7 @@ int main(void)
 	test_links();
 	test_rename();
 	test_xattrs();
+	test_xattr_bounds();
 	test_recut();
 	test_inherit();
 	test_pinned();
