@@ -317,6 +317,8 @@ static void lookup_view(fuse_req_t req, uint64_t parent, const char *name, uint6
 	if (rc) {
 		fn_forget(ino, 1);
 		fuse_reply_err(req, rc == -EISDIR ? ENOENT : -rc);
+		if (fn_is_view(parent))   /* see lookup_part */
+			(void)notify_entry(parent, name);
 		return;
 	}
 	e.ino = ino;
@@ -366,6 +368,8 @@ static void lookup_part(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = view_part_child(&v.spec, name, &sp);
 	if (rc) {
 		fuse_reply_err(req, -rc);
+		/* the negative dentry would pin the part directory's node */
+		(void)notify_entry(parent, name);
 		return;
 	}
 	snprintf(sfx, sizeof(sfx), "part=%llu/%llu", (unsigned long long)sp.k, (unsigned long long)sp.n);
