@@ -645,9 +645,16 @@ static void pfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 		reply_entry(req, newparent, newname, &in);
 }
 
+/* 1 when PARENT/NAME is a synthetic entry of the root (.by-id, .stats),
+ * which nothing may remove, move or replace: it would hide a real entry. */
+static int is_synthetic(fuse_ino_t parent, const char *name)
+{
+	return parent == FUSE_ROOT_ID && (strcmp(name, ".by-id") == 0 || strcmp(name, ".stats") == 0);
+}
+
 static void pfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int rc = parent == FN_BYID_INO ? -EPERM :
+	int rc = parent == FN_BYID_INO || is_synthetic(parent, name) ? -EPERM :
 		 view_name_reserved(name) ? -EPERM : store_unlink(pfs_of(req)->st, parent, name);
 
 	if (!rc)
@@ -671,6 +678,8 @@ static void pfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 
 	if (parent == FN_BYID_INO || newparent == FN_BYID_INO)
 		rc = -EPERM;
+	else if (is_synthetic(parent, name) || is_synthetic(newparent, newname))
+		rc = -EBUSY;
 	else if (view_name_reserved(name))
 		rc = -EINVAL;
 	else

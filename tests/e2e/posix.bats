@@ -22,7 +22,7 @@ posix_fixture() {
 	echo data >f
 	ln f hl
 	setfattr -n user.k -v vvvv f
-	mkdir d e
+	mkdir d e e4
 	echo x >d/g
 	setfattr -n user.dx -v 1 d
 	mkdir -p tree/a/b nl/e2 nl/e3 nl/mvd nl/x
