@@ -442,6 +442,45 @@ static void test_links(void)
 	check_tree("unlink/rmdir");
 }
 
+/* A setgid directory gives its group to what is created in it, and its
+ * setgid bit to new directories (ns.c (5)). */
+static void test_setgid(void)
+{
+	struct idx_inode dir, in;
+	int rc = store_mkdir(st, ROOT, "sg", 02777, 0, 500, &dir);
+
+	CHECK(rc == 0 && (dir.mode & 07777) == 02777 && dir.gid == 500, "a setgid directory of group 500");
+	rc = store_mknod(st, dir.ino, "f", S_IFREG | 0644, 0, 1000, 1000, &in);
+	CHECK(rc == 0 && in.gid == 500 && in.uid == 1000 && (in.mode & 07777) == 0644,
+	      "a file made in it by 1000:1000 gets group 500, no setgid bit");
+	rc = store_mkdir(st, dir.ino, "d", 0755, 1000, 1000, &in);
+	CHECK(rc == 0 && in.gid == 500 && (in.mode & 07777) == 02755,
+	      "a directory gets group 500 and the setgid bit (mode %o)", in.mode & 07777);
+	rc = store_symlink(st, dir.ino, "l", "f", 1000, 1000, &in);
+	CHECK(rc == 0 && in.gid == 500, "a symlink gets group 500");
+	rc = store_mknod(st, ROOT, "plain", S_IFREG | 0644, 0, 1000, 1000, &in);
+	CHECK(rc == 0 && in.gid == 1000, "outside it, the creator's group");
+	check_tree("setgid");
+}
+
+/* A file's 65,001st link is EMLINK, as on ext4. */
+static void test_emlink(void)
+{
+	int64_t d = mkd(ROOT, "ml"), f = mk((uint64_t)d, "f");
+	char name[32];
+	int rc = 0, i;
+
+	for (i = 1; i < 65000 && !rc; i++) {
+		snprintf(name, sizeof(name), "l%d", i);
+		rc = store_link(st, (uint64_t)f, (uint64_t)d, name, NULL);
+	}
+	CHECK(rc == 0 && nlink_of((uint64_t)f) == 65000, "65000 links (rc %d at %d)", rc, i);
+	CHECK_EQ(store_link(st, (uint64_t)f, (uint64_t)d, "one-more", NULL), -EMLINK, "one more: -EMLINK");
+	CHECK_EQ(lk((uint64_t)d, "one-more"), -ENOENT, "and no entry was made");
+	CHECK_EQ(store_unlink(st, (uint64_t)d, "l1"), 0, "unlink one");
+	CHECK_EQ(store_link(st, (uint64_t)f, (uint64_t)d, "one-more", NULL), 0, "then the link works");
+}
+
 static void test_rename(void)
 {
 	int64_t p1 = mkd(ROOT, "p1"), p2 = mkd(ROOT, "p2");
@@ -1076,6 +1115,8 @@ int main(void)
 	test_rename();
 	test_xattrs();
 	test_xattr_bounds();
+	test_setgid();
+	test_emlink();
 	test_recut();
 	test_inherit();
 	test_pinned();
