@@ -12,8 +12,8 @@
  * Names in use (docs/design.md "Fault points" says what each one proves):
  *   alloc          fcache, memory-backend and wjob allocations
  *   frag_write     writing a fragment image (put)
- *   frag_fsync     a sync of ids (-o sync commits): opening an image or
- *                  folder for fsync, or its syncfs; not a checkpoint's sync
+ *   frag_fsync     the sync of a commit's new images: opening an image or
+ *                  folder for fsync, or its syncfs
  *   frag_read      opening an image for a batched read
  *   uring_init     the ring at open (the local backend then uses pread)
  *   uring_submit   one io_uring submission (the batch finishes with pread)
@@ -23,8 +23,7 @@
  *   lmdb_commit    committing any index write transaction
  *   staging_write  appending to a handle's staging log
  *   staging_read   reading staged bytes back (commit, read of a writer)
- *   lmdb_sync      flushing the index at a checkpoint (index/checkpoint.c)
- *   checkpoint_write  writing the checkpoint file */
+ *   lmdb_sync      flushing the index (store_sync: fsync(2), index/durable.c) */
 #ifndef PFS_FAULT_H
 #define PFS_FAULT_H
 

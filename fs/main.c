@@ -33,7 +33,7 @@ struct opts {
 	char *store;
 	char *fragment_size, *cache_size, *logfile, *pidfile, *read_ahead, *max_views;
 	char *threads;
-	char *checkpoint_ms;
+	char *sync_ms;
 	int ro, direct_io, page_cache, sync, splice, help, version;
 };
 
@@ -48,7 +48,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "ro", offsetof(struct opts, ro), 1 },
 	{ "threads=%s", offsetof(struct opts, threads), 0 },
 	{ "read_ahead=%s", offsetof(struct opts, read_ahead), 0 },
-	{ "checkpoint_ms=%s", offsetof(struct opts, checkpoint_ms), 0 },
+	{ "sync_ms=%s", offsetof(struct opts, sync_ms), 0 },
 	{ "sync", offsetof(struct opts, sync), 1 },   /* ours, not the kernel's MS_SYNCHRONOUS */
 	{ "splice", offsetof(struct opts, splice), 1 },
 	{ "direct_io", offsetof(struct opts, direct_io), 1 },
@@ -94,10 +94,10 @@ static void usage(const char *prog)
 	       "    -o max_views=N          views in use at once (default 262144; ENFILE beyond)\n"
 	       "    -o ro                   mount read-only\n"
 	       "    -o sync                 every close(2) and namespace change is durable when\n"
-	       "                            it returns (a flush each time); by default they\n"
-	       "                            are atomic at once and durable at fsync(2) or at\n"
-	       "                            the next checkpoint\n"
-	       "    -o checkpoint_ms=N      checkpoint interval (default 1000)\n"
+	       "                            it returns; by default the newest one becomes\n"
+	       "                            durable with the next one, at fsync(2), or within\n"
+	       "                            sync_ms\n"
+	       "    -o sync_ms=N            flush interval of the newest change (default 1000)\n"
 	       "    -o splice               reply to reads through a pipe (splice) instead of\n"
 	       "                            writev; off by default (docs/benchmarks.md)\n"
 	       "    -o read_ahead=BYTES     kernel read-ahead window of the mount (default 4M;\n"
@@ -370,8 +370,8 @@ int main(int argc, char *argv[])
 		rc = fail("max_views", "must be a number between 1 and 16M");
 	else if (parse_uint(o.threads, 0, 64, &so.threads))
 		rc = fail("threads", "must be a number from 0 to 64");
-	else if (parse_uint(o.checkpoint_ms, 10, 600000, &so.checkpoint_ms))
-		rc = fail("checkpoint_ms", "must be a number of milliseconds from 10 to 600000");
+	else if (parse_uint(o.sync_ms, 10, 600000, &so.sync_ms))
+		rc = fail("sync_ms", "must be a number of milliseconds from 10 to 600000");
 	else if (!realpath(o.store, store_abs))
 		rc = fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));
 	else if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
@@ -457,7 +457,7 @@ out:
 	free(o.cache_size);
 	free(o.threads);
 	free(o.read_ahead);
-	free(o.checkpoint_ms);
+	free(o.sync_ms);
 	free(o.max_views);
 	free(o.logfile);
 	free(o.pidfile);

@@ -969,7 +969,7 @@ static void pfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, -commit_handle(fh_of(fi)));
 }
 
-/* fsync(2): commit, then make it durable (a checkpoint, shared with
+/* fsync(2): commit, then make it durable (an index flush, shared with
  * concurrent callers: store_sync). */
 static void pfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {

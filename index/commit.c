@@ -18,11 +18,10 @@
  *  (3) Every fragment image the new list references and the index does not
  *      yet (new ones and reused pre-cut ones) is written (backend put)
  *      before the index transaction that references them, and no durable
- *      state ever references an image that is not durable: with -o sync,
- *      ONE backend sync() naming exactly those ids returns 0 before the
- *      txn; by default the txn is not flushed either, and the next
- *      checkpoint syncs every image put so far before it saves the state
- *      (checkpoint.c). Put does not fsync (backend_local.c (1), (2)).
+ *      state ever references an image that is not durable: ONE backend
+ *      sync() naming exactly those ids returns 0 before the txn (put does
+ *      not fsync: backend_local.c (1), (2)); the txn's own durability is
+ *      durable.c's.
  *  (4) One LMDB write txn swaps the fragment list (only the records that
  *      differ are written), the reference counts (all increments before
  *      any decrement, so a fragment that moves is never seen at 0), the
@@ -735,6 +734,7 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 		pver_put(pv);
 		return rc;
 	}
+	dur_after_commit(st);
 	if (newpv)
 		*newpv = pv;
 	else
@@ -778,7 +778,7 @@ static int plan_and_write(struct cut *c, const struct idx_inode *newin, uint64_t
 		rc = build_list(c, cands, ncands, size, list, nlist);
 	if (!rc)
 		rc = finish_list(c, *list, *nlist, shared_prefix(cands, ncands));
-	if (!rc && (c->njobs || ncands) && !c->st->ckpt_on) {   /* else the next checkpoint */
+	if (!rc && (c->njobs || ncands)) {
 		rc = sync_new(c, cands, ncands);
 		if (rc)
 			stage_precut_mark_bad(c->sg);

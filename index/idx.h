@@ -146,22 +146,15 @@ int idx_orphans_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t ino), void
 /* Iterate all inodes (fsck, sweeps). */
 int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_inode *in), void *arg);
 
-/* Durability (index/checkpoint.c). idx_set_nosync: commits write the
- * pages but do not flush them (on: the checkpoint makes them durable).
- * idx_sync: flush everything committed (fault point "lmdb_sync").
- * idx_page_size: the environment's page size. @return 0 or -errno. */
-int idx_set_nosync(struct idx *x, int on);
+/* Durability (index/durable.c). idx_set_metasync: ON flushes the meta
+ * page at every commit (LMDB's default); off (MDB_NOMETASYNC) leaves it to
+ * the next flush: the newest commit may be undone by a power loss, the
+ * environment never torn. idx_sync: flush everything committed (fault
+ * point "lmdb_sync"). idx_commits: write txns committed since open.
+ * @return 0 or -errno. */
+int idx_set_metasync(struct idx *x, int on);
 int idx_sync(struct idx *x);
-int idx_page_size(struct idx *x, size_t *psize);
-/* Bytes of the data file in use (highest page used + 1); 0 on error. */
-uint64_t idx_used_bytes(struct idx *x);
-/* The environment's two meta pages (the first LEN = 2 x page size bytes of
- * its data file), as they are now. @return 0 or -errno. */
-int idx_meta_pages(struct idx *x, void *buf, size_t len);
-/* The same on the closed environment in DIR: read them, or (WRITE) write
- * BUF over them and fsync — rolling the environment back to the state
- * those pages describe. @return 0 or -errno. */
-int idx_meta_file(const char *dir, void *buf, size_t len, int write);
+uint64_t idx_commits(struct idx *x);
 
 /* Copy the environment to DIR (compacting), for payloadctl snapshot. */
 int idx_copy(struct idx *x, const char *dir);

@@ -17,10 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <unistd.h>
 
 enum { DB_META, DB_INODES, DB_DIRENTS, DB_FRAGS, DB_REFS, DB_INLINE, DB_XATTRS, DB_ORPHANS, DB_COUNT };
 static const char *const db_names[DB_COUNT] = {
@@ -31,6 +29,7 @@ struct idx {
 	MDB_env *env;
 	MDB_dbi dbi[DB_COUNT];
 	int rdonly;
+	uint64_t commits;       /* atomic: write txns committed (durable.c) */
 };
 
 struct idx_txn {
@@ -240,11 +239,11 @@ void idx_close(struct idx *x)
 	free(x);
 }
 
-/* ---- durability (index/checkpoint.c) ---- */
+/* ---- durability (index/durable.c) ---- */
 
-int idx_set_nosync(struct idx *x, int on)
+int idx_set_metasync(struct idx *x, int on)
 {
-	return mdb_err(mdb_env_set_flags(x->env, MDB_NOSYNC, on), "set flags");
+	return mdb_err(mdb_env_set_flags(x->env, MDB_NOMETASYNC, !on), "set flags");
 }
 
 int idx_sync(struct idx *x)
@@ -254,65 +253,9 @@ int idx_sync(struct idx *x)
 	return rc ? rc : mdb_err(mdb_env_sync(x->env, 1), "sync");
 }
 
-uint64_t idx_used_bytes(struct idx *x)
+uint64_t idx_commits(struct idx *x)
 {
-	MDB_envinfo info;
-	MDB_stat ms;
-
-	if (mdb_env_info(x->env, &info) || mdb_env_stat(x->env, &ms))
-		return 0;
-	return ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
-}
-
-int idx_page_size(struct idx *x, size_t *psize)
-{
-	MDB_stat ms;
-	int rc = mdb_env_stat(x->env, &ms);
-
-	if (!rc)
-		*psize = ms.ms_psize;
-	return mdb_err(rc, "stat");
-}
-
-/* Read or write LEN bytes at 0 of FD. @return 0 or -errno (-EIO short). */
-static int io_at0(int fd, void *buf, size_t len, int wr)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = wr ? pwrite(fd, (char *)buf + done, len - done, (off_t)done)
-			       : pread(fd, (char *)buf + done, len - done, (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-int idx_meta_pages(struct idx *x, void *buf, size_t len)
-{
-	mdb_filehandle_t fd;
-	int rc = mdb_env_get_fd(x->env, &fd);
-
-	return rc ? mdb_err(rc, "get fd") : io_at0(fd, buf, len, 0);
-}
-
-int idx_meta_file(const char *dir, void *buf, size_t len, int write)
-{
-	char path[4096];
-	int fd, rc;
-
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	rc = io_at0(fd, buf, len, write);
-	if (!rc && write && fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
+	return __atomic_load_n(&x->commits, __ATOMIC_ACQUIRE);
 }
 
 int idx_copy(struct idx *x, const char *dir)
@@ -369,6 +312,8 @@ int idx_commit(struct idx_txn *t)
 	}
 	rc = mdb_txn_commit(t->txn);
 	rc = mdb_err(rc == EIO ? commit_eio(t->x) : rc, "commit");
+	if (!rc)
+		__atomic_add_fetch(&t->x->commits, 1, __ATOMIC_RELEASE);
 	free(t);
 	return rc;
 }

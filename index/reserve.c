@@ -128,7 +128,6 @@ int store_wbegin_freeing(struct store *st, struct idx_txn **t)
 	*t = NULL;
 	if (st->rdonly)
 		return -EROFS;
-	ckpt_relieve(st);               /* deletes waiting for a checkpoint first */
 	pthread_mutex_lock(&st->commit_lock);
 	release_if_full(st);
 	rc = idx_begin(st->idx, 0, t);

@@ -27,7 +27,7 @@
  *  (7) A pre-cut fragment is only a source, like a base fragment: a later
  *      write over its range overlays it, and the commit reuses the ones
  *      still whole at a row boundary (commit.c (1)); the commit's sync
- *      (-o sync) or the next checkpoint covers the ones it uses. Pre-cut images the commit did not use are
+ *      covers the ones it uses. Pre-cut images the commit did not use are
  *      deleted when the session is reset (after a commit) or freed; after
  *      a crash nothing references them and the mount sweeps them.
  *  (8) Memory per session is bounded whatever the pattern: the log spills

@@ -56,8 +56,6 @@ const char *store_strerror(int err)
 	case -EROFS: return "read-only file system";
 	case -EAGAIN: return "store is busy";
 	case -EBUSY: return "store is in use by another payloadfs daemon or payloadctl";
-	case -ESTALE: return "the machine restarted after an unclean stop: mount the store "
-			     "read-write once to roll it back to its last checkpoint";
 	default: return strerror(-err);
 	}
 }
@@ -213,7 +211,7 @@ static void unpin_one(struct store *st, const struct frag_desc *d)
 			idx_ref_get(t, d->id, &count);
 			idx_abort(t);
 		}
-		if (count == 0 && !ckpt_defer_delete(st, d))
+		if (count == 0 && !dur_defer_delete(st, d))
 			store_delete_image(st, d);
 	}
 }
@@ -305,7 +303,7 @@ void store_release_frag(struct store *st, const struct frag_desc *d)
 	if (i >= 0)
 		st->pins.zombie[i] = 1;
 	pthread_mutex_unlock(&st->lock);
-	if (i < 0 && !ckpt_defer_delete(st, d))
+	if (i < 0 && !dur_defer_delete(st, d))
 		store_delete_image(st, d);
 }
 
@@ -346,8 +344,6 @@ int store_wbegin(struct store *st, struct idx_txn **t)
 	*t = NULL;
 	if (st->rdonly)
 		return -EROFS;
-	ckpt_relieve(st);               /* a nearly full disk: free what waits */
-	ckpt_note_txn(st);
 	pthread_mutex_lock(&st->commit_lock);
 	rc = store_reserve_check(st);   /* reserve.c invariant (2) */
 	if (!rc)
@@ -364,6 +360,8 @@ int store_wend(struct store *st, struct idx_txn *t, int rc)
 	else
 		idx_abort(t);
 	pthread_mutex_unlock(&st->commit_lock);
+	if (rc == 0)
+		dur_after_commit(st);
 	return rc;
 }
 
@@ -653,11 +651,11 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		return -ENOMEM;
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->commit_lock, NULL);
-	pthread_mutex_init(&st->ckpt_lock, NULL);
-	pthread_mutex_init(&st->ckpt_wlock, NULL);
-	pthread_cond_init(&st->ckpt_cond, NULL);
+	pthread_mutex_init(&st->sync_lock, NULL);
+	pthread_mutex_init(&st->sync_wlock, NULL);
+	pthread_cond_init(&st->sync_cond, NULL);
 	pthread_mutex_init(&st->dq_lock, NULL);
-	st->ckpt_ms = o->checkpoint_ms ? o->checkpoint_ms : 1000;
+	st->sync_ms = o->sync_ms ? o->sync_ms : 1000;
 	st->dir = strdup(dir);
 	st->rdonly = o->rdonly;
 	st->no_stream = o->no_stream || (getenv("PAYLOADFS_NO_STREAM") && *getenv("PAYLOADFS_NO_STREAM") == '1');
@@ -676,11 +674,7 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	st->frag_size = o->fragment_size ? o->fragment_size : (1u << 20);
 	st->spill_size = o->spill_size ? o->spill_size : (8u << 20);
 	snprintf(path, sizeof(path), "%s/index", dir);
-	rc = st->dir ? 0 : -ENOMEM;
-	if (!rc && created == 0)
-		rc = ckpt_recover(dir, o->rdonly);   /* before LMDB reads its meta pages */
-	if (!rc)
-		rc = idx_open(path, created > 0, o->rdonly, &st->idx);
+	rc = st->dir ? idx_open(path, created > 0, o->rdonly, &st->idx) : -ENOMEM;
 	if (!rc) {
 		snprintf(path, sizeof(path), "%s/fragments", dir);
 		rc = o->rdonly ? backend_local_open_ro(path, &st->disk) : backend_local_open(path, &st->disk);
@@ -701,10 +695,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = idx_meta_get_u64(t, "next_frag", &st->next_frag);
 		idx_abort(t);
 	}
-	if (!rc && !o->rdonly && !o->sync) {
-		st->ckpt_on = 1;
-		rc = ckpt_start(st);    /* the state found is the first checkpoint */
-	}
+	if (!rc && !o->rdonly && !o->sync)
+		rc = dur_start(st);
 	if (!rc && o->sweep && !o->rdonly)
 		rc = sweep(st);
 	if (rc) {
@@ -727,7 +719,7 @@ void store_close(struct store *st)
 			pver_put(st->pvcur[i].pv);
 		free(st->pvcur);
 	}
-	ckpt_stop(st);           /* the final checkpoint, after the last change */
+	dur_stop(st);            /* the final flush, after the last change */
 	fcache_free(st->cache);
 	frag_backend_destroy(st->disk);
 	frag_backend_destroy(st->mem);
@@ -737,9 +729,9 @@ void store_close(struct store *st)
 	free(st->pins.zombie);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->commit_lock);
-	pthread_mutex_destroy(&st->ckpt_lock);
-	pthread_mutex_destroy(&st->ckpt_wlock);
-	pthread_cond_destroy(&st->ckpt_cond);
+	pthread_mutex_destroy(&st->sync_lock);
+	pthread_mutex_destroy(&st->sync_wlock);
+	pthread_cond_destroy(&st->sync_cond);
 	pthread_mutex_destroy(&st->dq_lock);
 	store_reserve_close(st);
 	if (st->lockfd >= 0)
@@ -765,8 +757,8 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->frags_written = __atomic_load_n(&st->stats.frags_written, __ATOMIC_RELAXED);
 	out->frags_deleted = __atomic_load_n(&st->stats.frags_deleted, __ATOMIC_RELAXED);
 	out->commits = __atomic_load_n(&st->stats.commits, __ATOMIC_RELAXED);
-	out->checkpoints = __atomic_load_n(&st->stats.checkpoints, __ATOMIC_RELAXED);
-	out->checkpoint_failures = __atomic_load_n(&st->stats.checkpoint_failures, __ATOMIC_RELAXED);
+	out->syncs = __atomic_load_n(&st->stats.syncs, __ATOMIC_RELAXED);
+	out->sync_failures = __atomic_load_n(&st->stats.sync_failures, __ATOMIC_RELAXED);
 	out->frag_records = __atomic_load_n(&st->stats.frag_records, __ATOMIC_RELAXED);
 	fcache_get_stats(st->cache, &cs);
 	out->cache_hits = cs.hits;

@@ -46,9 +46,9 @@ struct store_opts {
 	int no_threads;         /* no worker threads at all: serial decoding,
 				 * no read-ahead (deterministic tests) */
 	int sync;               /* every commit and namespace change is durable
-				 * when it returns (flushes each time); else
-				 * checkpoints (checkpoint.c) */
-	unsigned checkpoint_ms; /* checkpoint interval; 0 = 1000 */
+				 * when it returns (two flushes each); else the
+				 * newest one is durable within sync_ms (durable.c) */
+	unsigned sync_ms;       /* flush interval of the newest commit; 0 = 1000 */
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
@@ -74,8 +74,8 @@ void store_close(struct store *st);
 /* Wall-clock time in nanoseconds since the epoch. */
 int64_t store_now_ns(void);
 
-/* Make everything committed so far durable (power loss included): a
- * checkpoint, shared with concurrent callers; a no-op with opts.sync
+/* Make everything committed so far durable (power loss included): one
+ * index flush, shared with concurrent callers; a no-op with opts.sync
  * (already durable) and on read-only stores. @return 0 or -errno (EIO,
  * ENOSPC of the flush). */
 int store_sync(struct store *st);
@@ -263,7 +263,7 @@ struct store_stats {
 	uint64_t commits;
 	uint64_t frag_records;     /* fragment index records put or deleted by commits */
 	uint64_t cache_hits, cache_misses, cache_bytes;
-	uint64_t checkpoints, checkpoint_failures;
+	uint64_t syncs, sync_failures;   /* index flushes by store_sync */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
 /* The fragment cache's counters (hits, misses, evictions, bytes, I/O

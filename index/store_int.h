@@ -41,22 +41,17 @@ struct store {
 	struct pvslot *pvcur;        /* protected by lock: ino -> current pver */
 	size_t pvcur_cap;
 	struct store_stats stats;    /* atomic fields */
-	/* durability (checkpoint.c) */
-	int ckpt_on;                 /* checkpoints (not -o sync, not read-only) */
-	unsigned ckpt_ms;            /* interval */
-	pthread_mutex_t ckpt_lock;   /* serializes checkpoints */
-	struct idx_txn *ckpt_reader; /* protected by ckpt_lock: pins the last checkpoint */
-	uint64_t ckpt_seq;           /* protected by ckpt_lock */
-	pthread_mutex_t ckpt_wlock;  /* leaf: the fields below */
-	pthread_cond_t ckpt_cond;    /* stop the thread */
-	uint64_t ckpt_gen, ckpt_done_gen;   /* checkpoints started / last completed */
-	int ckpt_stopping, ckpt_running;
-	pthread_t ckpt_thread;
-	uint64_t epoch;              /* atomic: checkpoints begun (deferred deletion) */
-	int64_t ckpt_relieved_ns;    /* atomic: last checkpoint for space */
-	uint64_t ckpt_txns;          /* atomic: write txns begun */
-	uint64_t ckpt_used_at;       /* atomic: index bytes used at the last checkpoint */
-	int ckpt_urgent;             /* protected by ckpt_wlock: run one now */
+	/* durability (durable.c) */
+	int dur_on;                  /* NOMETASYNC index, deferred deletion, syncer */
+	unsigned sync_ms;            /* syncer interval */
+	uint64_t syncs;              /* atomic: index flushes by store_sync */
+	uint64_t synced_commits;     /* atomic: idx_commits at the last flush */
+	pthread_mutex_t sync_lock;   /* serializes flushes */
+	pthread_mutex_t sync_wlock;  /* leaf: the fields below */
+	pthread_cond_t sync_cond;    /* stop the syncer */
+	uint64_t sync_gen, sync_done_gen;   /* flushes started / last completed */
+	int sync_stopping, sync_running;
+	pthread_t sync_thread;
 	pthread_mutex_t dq_lock;     /* the deferred deletions */
 	struct dq_ent *dq;           /* protected by dq_lock */
 	size_t dqn, dqcap;           /* protected by dq_lock */
@@ -81,24 +76,15 @@ struct pvslot {
 	struct pver *pv;             /* holds one reference */
 };
 
-/* Checkpoints (checkpoint.c). ckpt_recover runs before the index is
- * opened (rolls back after a power loss; -ESTALE when read-only and a
- * roll-back is needed). ckpt_start: nosync index, a first checkpoint, the
- * thread; ckpt_stop: the thread, the final (clean) checkpoint.
- * ckpt_defer_delete: @return 1 when the image's deletion was queued until
- * a checkpoint covers it, 0 when the caller deletes it now. */
-int ckpt_recover(const char *dir, int rdonly);
-int ckpt_start(struct store *st);
-void ckpt_stop(struct store *st);
-int ckpt_defer_delete(struct store *st, const struct frag_desc *d);
-/* The file system is nearly full: run a checkpoint (deletions it covers
- * happen, the pinned pages are released). Call before taking commit_lock. */
-void ckpt_relieve(struct store *st);
-/* A write txn begins: wake the checkpoint thread when the index grew by
- * CKPT_GROWTH since the last checkpoint (checkpoint.c "Growth"). */
-void ckpt_note_txn(struct store *st);
-/* One checkpoint now (CLEAN: the last one before close). @return 0 or -errno. */
-int store_checkpoint(struct store *st, int clean);
+/* Durability (durable.c). dur_start: NOMETASYNC index, the syncer;
+ * dur_stop: the syncer, a final flush. dur_defer_delete: @return 1 when
+ * image D's deletion waits for the next flush (invariant 1), 0 when the
+ * caller deletes it now. dur_after_commit: after a write txn committed,
+ * delete what the commit's flush made safe. */
+int dur_start(struct store *st);
+void dur_stop(struct store *st);
+int dur_defer_delete(struct store *st, const struct frag_desc *d);
+void dur_after_commit(struct store *st);
 /* Delete image D now (and drop it from the cache). */
 void store_delete_image(struct store *st, const struct frag_desc *d);
 

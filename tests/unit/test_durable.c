@@ -1,0 +1,275 @@
+/* test_durable — when commits reach the disk (index/durable.c):
+ *  - by default the index runs without flushing meta pages; store_sync()
+ *    flushes, concurrent callers share flushes, and the syncer flushes by
+ *    itself within sync_ms after a commit;
+ *  - an image whose last reference went is deleted only after the next
+ *    flush (a later commit, or store_sync): invariant (1);
+ *  - a daemon that dies (a child that _exits without closing) loses no
+ *    commit: the kernel kept every page, the reopened store has them all
+ *    and its sweep removes the images queued for deletion;
+ *  - fault point lmdb_sync fails store_sync with its errno and the next
+ *    one works;
+ *  - with opts.sync images go at once and store_sync is a no-op. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cache/fault.h"
+#include "cache/log.h"
+#include "index/store.h"
+#include "tests/unit/tap.h"
+#include "tests/unit/tutil.h"
+
+#define ROOT IDX_ROOT_INO
+#define FRAG 4096
+
+static char tmp[4096], sdir[4500], fragdir[4600];
+
+static struct store *open_store(int sync, unsigned sync_ms)
+{
+	struct store_opts o = { .fragment_size = FRAG, .create = 1, .sweep = 1, .sync = sync,
+				.sync_ms = sync_ms };
+	struct store *s = NULL;
+	int rc = store_open(sdir, &o, &s);
+
+	if (rc)
+		printf("# store_open: %s\n", store_strerror(rc));
+	return s;
+}
+
+static int64_t mk(struct store *st, const char *name)
+{
+	struct idx_inode in;
+	int rc = store_mknod(st, ROOT, name, S_IFREG | 0644, 0, 1000, 1000, &in);
+
+	return rc ? rc : (int64_t)in.ino;
+}
+
+static int put_data(struct store *st, uint64_t ino, const void *data, size_t len)
+{
+	struct pver *pv;
+	struct wsess *ws;
+	int rc = store_pver_get(st, ino, &pv);
+
+	if (rc)
+		return rc;
+	rc = store_wsess_begin(st, pv, NULL, 1, &ws);
+	pver_put(pv);
+	if (!rc)
+		rc = wsess_write(ws, data, len, 0);
+	if (!rc)
+		rc = wsess_commit(ws);
+	wsess_free(ws);
+	return rc;
+}
+
+static int holds(struct store *st, const char *name, const void *data, size_t len)
+{
+	struct idx_inode in;
+	struct pver *pv;
+	char *buf;
+	ssize_t n;
+	int ok;
+
+	if (store_lookup(st, ROOT, name, &in) || store_pver_get(st, in.ino, &pv))
+		return 0;
+	buf = malloc(len + 16);
+	n = pver_read(pv, buf, len + 16, 0);
+	ok = n == (ssize_t)len && memcmp(buf, data, len) == 0;
+	free(buf);
+	pver_put(pv);
+	return ok;
+}
+
+static char *rows(size_t n, int seed, size_t *len)
+{
+	char *b = malloc(n * 32 + 1);
+	size_t at = 0;
+
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)sprintf(b + at, "%zu,%d,row-%zu\n", i, seed, i * (size_t)seed);
+	*len = at;
+	return b;
+}
+
+static long nimages(void)
+{
+	return tut_count_files(fragdir, ".frag");
+}
+
+static uint64_t syncs(struct store *st)
+{
+	struct store_stats s;
+
+	store_get_stats(st, &s);
+	return s.syncs;
+}
+
+struct syncer { struct store *st; int rc; };
+
+static void *sync_main(void *arg)
+{
+	struct syncer *s = arg;
+
+	for (int i = 0; i < 5 && !s->rc; i++)
+		s->rc = store_sync(s->st);
+	return NULL;
+}
+
+static void test_flushes(void)
+{
+	struct store *st = open_store(0, 600000);
+	struct syncer sy[4];
+	pthread_t t[4];
+	size_t len;
+	char *a = rows(3000, 1, &len), *b;
+	int64_t ino, other;
+	long before, after_rewrite;
+	uint64_t s0;
+	int ok = 1;
+
+	CHECK(st != NULL, "open a store (meta pages flushed lazily)");
+	ino = mk(st, "a.csv");
+	CHECK(ino > 0 && put_data(st, (uint64_t)ino, a, len) == 0, "a.csv: %zu bytes committed", len);
+	s0 = syncs(st);
+	CHECK_EQ(store_sync(st), 0, "store_sync");
+	CHECK_EQ(syncs(st), s0 + 1, "... one index flush");
+	for (int i = 0; i < 4; i++) {
+		sy[i] = (struct syncer){ st, 0 };
+		pthread_create(&t[i], NULL, sync_main, &sy[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ok &= sy[i].rc == 0;
+	}
+	CHECK(ok, "4 threads x 5 store_sync: all 0 (%llu flushes)", (unsigned long long)(syncs(st) - s0 - 1));
+
+	/* invariant (1): a released image waits for the next flush */
+	before = nimages();
+	b = rows(3000, 2, &len);
+	CHECK_EQ(put_data(st, (uint64_t)ino, b, len), 0, "rewrite a.csv");
+	after_rewrite = nimages();
+	CHECK(after_rewrite > before, "the old images stay until a flush (%ld > %ld)", after_rewrite, before);
+	other = mk(st, "other");      /* a later commit flushes the rewrite's meta page */
+	CHECK(other > 0, "another commit (a create)");
+	CHECK(nimages() < after_rewrite, "the next commit's flush let the old images go (%ld < %ld)",
+	      nimages(), after_rewrite);
+	CHECK(holds(st, "a.csv", b, len), "a.csv reads its new bytes");
+	free(a);
+	a = rows(2000, 3, &len);
+	CHECK_EQ(put_data(st, (uint64_t)ino, a, len), 0, "rewrite again");
+	before = nimages();
+	CHECK_EQ(store_sync(st), 0, "store_sync");
+	CHECK(nimages() < before, "store_sync let the released images go (%ld < %ld)", nimages(), before);
+	store_close(st);
+	free(a);
+	free(b);
+
+	/* the syncer flushes by itself */
+	st = open_store(0, 50);
+	s0 = st ? syncs(st) : 0;
+	ino = st ? mk(st, "timed") : -1;
+	for (int i = 0; i < 200 && st && syncs(st) == s0; i++)
+		usleep(10000);
+	CHECK(ino > 0 && syncs(st) > s0, "the syncer flushed a commit within sync_ms (50 ms)");
+	uint64_t s1 = syncs(st);
+	usleep(300000);
+	CHECK_EQ(syncs(st), s1, "... and does not flush again while nothing changes");
+	store_close(st);
+}
+
+static void test_crash(void)
+{
+	size_t la, lb, la2;
+	char *a = rows(2000, 4, &la), *b = rows(5000, 5, &lb), *a2 = rows(1000, 6, &la2);
+	struct store *st;
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		st = open_store(0, 600000);
+		int64_t ia = st ? mk(st, "pa.csv") : -1, ib;
+		if (ia < 0 || put_data(st, (uint64_t)ia, a, la))
+			_exit(2);
+		ib = mk(st, "pb.csv");
+		if (ib < 0 || put_data(st, (uint64_t)ib, b, lb) || put_data(st, (uint64_t)ia, a2, la2))
+			_exit(3);
+		_exit(0);           /* no store_close, no flush: a crash */
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child committed and died without a flush (%d)",
+	      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	st = open_store(0, 600000);
+	CHECK(st && holds(st, "pb.csv", b, lb) && holds(st, "pa.csv", a2, la2),
+	      "every commit of the dead daemon is there (the kernel kept its pages)");
+	CHECK(st && store_sync(st) == 0, "flush");
+	store_close(st);
+	free(a);
+	free(b);
+	free(a2);
+}
+
+static void test_faults(void)
+{
+#ifdef PFS_FAULT_INJECTION
+	struct store *st = open_store(0, 600000);
+	struct store_stats s0, s1;
+
+	store_get_stats(st, &s0);
+	log_init("test_durable", LOG_TO_STDERR, LOG_CRIT);
+	fault_arm("lmdb_sync", 1, EIO);
+	CHECK_EQ(store_sync(st), -EIO, "lmdb_sync EIO: store_sync fails with EIO");
+	log_init("test_durable", LOG_TO_STDERR, LOG_INFO);
+	store_get_stats(st, &s1);
+	CHECK_EQ(s1.sync_failures - s0.sync_failures, 1, "the failure is counted");
+	CHECK_EQ(store_sync(st), 0, "the next store_sync works");
+	store_close(st);
+	fault_reset();
+#else
+	printf("ok %d - # skip fault injection not compiled in\n", ++tap_n);
+#endif
+}
+
+static void test_sync_mode(void)
+{
+	struct store *st;
+	size_t len;
+	char *a = rows(3000, 7, &len);
+	int64_t ino;
+	long before;
+
+	st = open_store(1, 0);
+	CHECK(st != NULL, "open with opts.sync");
+	ino = mk(st, "s.csv");
+	CHECK(ino > 0 && put_data(st, (uint64_t)ino, a, len) == 0, "commit");
+	before = nimages();
+	CHECK_EQ(put_data(st, (uint64_t)ino, a, len / 2), 0, "rewrite to half");
+	CHECK(nimages() < before && store_sync(st) == 0 && syncs(st) == 0,
+	      "the old version's images went at once; store_sync is a no-op");
+	store_close(st);
+	free(a);
+}
+
+int main(void)
+{
+	if (tut_mkdtemp(tmp, sizeof(tmp), "durable")) {
+		printf("Bail out! mkdtemp\n");
+		return 1;
+	}
+	snprintf(sdir, sizeof(sdir), "%s/store", tmp);
+	snprintf(fragdir, sizeof(fragdir), "%s/fragments", sdir);
+	mkdir(sdir, 0700);
+	test_flushes();
+	test_crash();
+	test_faults();
+	test_sync_mode();
+	tut_rmrf(tmp);
+	return tap_done();
+}
