@@ -892,14 +892,26 @@ static void reply_spliced(fuse_req_t req, const struct rvec *v)
 static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
+	struct pver *pv;
 	struct rvec v;
 	ssize_t n;
 
+	/* The kernel may complete this READ, let the file be closed and send
+	 * RELEASE (which frees H) while the reply's writev still runs, so no
+	 * reply points into memory that only H keeps alive: the JSON is
+	 * copied, and the version is referenced until the reply returned. */
 	(void)ino;
 	if (h->kind == FH_META) {   /* @meta and .stats: a snapshot in memory */
 		size_t at = (uint64_t)off >= h->meta_len ? h->meta_len : (size_t)off;
 		size_t len = size < h->meta_len - at ? size : h->meta_len - at;
-		fuse_reply_buf(req, h->meta + at, len);
+		char *copy = malloc(len ? len : 1);
+		if (!copy) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(copy, h->meta + at, len);
+		fuse_reply_buf(req, copy, len);
+		free(copy);
 		return;
 	}
 	if (h->ws) {                /* staged content: copied out of the session */
@@ -912,20 +924,23 @@ static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 		free(buf);
 		return;
 	}
+	pv = pver_ref(h->pv);       /* inline bytes live in the version */
 	rvec_init(&v);
-	n = h->kind == FH_VIEW ? view_read_vec(h->pv, &h->vm, (uint64_t)off, size, &v)
-			       : pver_read_vec(h->pv, (uint64_t)off, size, &v);
+	n = h->kind == FH_VIEW ? view_read_vec(pv, &h->vm, (uint64_t)off, size, &v)
+			       : pver_read_vec(pv, (uint64_t)off, size, &v);
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
+		pver_put(pv);
 		return;
 	}
 	if (n > 0)
-		read_ahead(h, (uint64_t)off, (size_t)n);
+		read_ahead(h, (uint64_t)off, (size_t)n);   /* before the reply: H is alive */
 	if (pfs_of(req)->splice && v.n)
 		reply_spliced(req, &v);
 	else
 		fuse_reply_iov(req, v.iov, (int)v.n);
 	rvec_release(&v);
+	pver_put(pv);
 }
 
 static void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
