@@ -43,12 +43,43 @@ int ctl_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 int ctl_getopt(const char *cmd, int argc, char **argv, const char *shortopts, int *flags,
 	       const char *help, int *nargs);
 
+/* One option of ctl_parse: a flag (ARG NULL: *FLAG set to 1) or an option
+ * with a value (*ARG points to it; the last one given wins). SHORTNAME 0:
+ * no short form; LONGNAME NULL: no long form (without the leading --). */
+struct ctl_opt {
+	char shortname;
+	const char *longname;
+	int *flag;
+	const char **arg;
+};
+/* Parse ARGV against OPTS (N entries): -x, -xy (flags bundled), -xVAL,
+ * -x VAL, --name, --name=VAL, --name VAL; `--` ends the options; operands
+ * move to the front of ARGV (argv[1..*NARGS)). `--help`/`-h` prints HELP.
+ * @return -1 to go on; otherwise the exit status to return now (CTL_OK
+ *   after help; CTL_USAGE after an unknown option, a missing value, or a
+ *   value given to a flag, each reported). */
+int ctl_parse(const char *cmd, int argc, char **argv, const struct ctl_opt *opts, size_t n,
+	      const char *help, int *nargs);
+/* Parse a byte count: digits with an optional K, M, G (powers of 1024)
+ * suffix. @return 0, or -EINVAL (not a number, zero when !ZERO_OK, or
+ * above MAX). */
+int ctl_parse_size(const char *s, uint64_t max, int zero_ok, uint64_t *out);
+
 /* ---- stores and paths (ctl_util.c) ---- */
 
 /* Open the store in DIR read-only (no sweep, safe while mounted).
  * @return 0 with *OUT set; on failure the error is printed and *OUT is
  *   NULL. */
 int ctl_open(const char *dir, struct store **out);
+/* Open DIR read-write with the daemon's exclusive lock, for the commands
+ * that change a store (CMD names the command in the message). O may be
+ * NULL (defaults). @return 0 with *OUT set; -EBUSY (printed: the store is
+ *   mounted or held by another payloadctl; exit with CTL_USAGE), another
+ *   -errno (printed; exit with CTL_FAIL). */
+int ctl_open_rw(const char *dir, const char *cmd, const struct store_opts *o, struct store **out);
+/* The exit status for a failed ctl_open_rw: CTL_USAGE for -EBUSY, else
+ * CTL_FAIL. */
+int ctl_open_status(int rc);
 
 /* Resolve PATH (relative to the store root; "", "/" or "." is the root;
  * `.by-id/ID` names an object by id). Components are looked up with
@@ -81,11 +112,52 @@ void ctl_put_name(FILE *f, const char *name);
 /* Write LEN bytes to FD, retrying short writes and EINTR. @return 0 or -errno. */
 int ctl_write_all(int fd, const void *buf, size_t len);
 
+/* ---- progress on a terminal and figures (ctl_progress.c) ---- */
+
+struct ctl_progress {
+	int on;                     /* draw (stderr is a terminal and not -q) */
+	uint64_t total_bytes, total_files;   /* 0: unknown */
+	uint64_t bytes, files;      /* done so far */
+	double t0, last;            /* start, last drawn (seconds, monotonic) */
+	size_t width;               /* characters of the last line drawn */
+};
+/* Monotonic seconds. */
+double ctl_now(void);
+/* Start: ON decides whether anything is drawn. */
+void ctl_progress_start(struct ctl_progress *p, int on);
+/* Count BYTES (and FILES) done; redraw at most 10 times a second. */
+void ctl_progress_add(struct ctl_progress *p, uint64_t bytes, uint64_t files);
+/* Erase the line (before an error message or the summary). */
+void ctl_progress_clear(struct ctl_progress *p);
+/* The line ctl_progress_add draws, for NOW seconds, into BUF (CAP bytes):
+ * "1.2 GiB / 4.0 GiB  30%  1234/5000 files  312 MB/s  ETA 0:09" (the
+ * totals and ETA only when known). */
+void ctl_progress_line(const struct ctl_progress *p, double now, char *buf, size_t cap);
+/* "512 B", "1.5 KiB", "3.2 MiB", "1.0 GiB", ... into BUF. */
+void ctl_fmt_bytes(uint64_t n, char *buf, size_t cap);
+/* A duration: "0:09", "12:30", "1:02:03" into BUF. */
+void ctl_fmt_eta(double secs, char *buf, size_t cap);
+/* MB/s (10^6 bytes) of BYTES in SECS (0 when SECS is 0). */
+double ctl_rate(uint64_t bytes, double secs);
+
 /* ---- subcommands: ARGV[0] is the subcommand name ---- */
 int ctl_init(int argc, char **argv);
 int ctl_ls(int argc, char **argv);
 int ctl_stat(int argc, char **argv);
 int ctl_cat(int argc, char **argv);
 int ctl_fsck(int argc, char **argv);
+int ctl_import(int argc, char **argv);
+int ctl_export(int argc, char **argv);
+int ctl_gc(int argc, char **argv);
+int ctl_snapshot(int argc, char **argv);
+int ctl_bench(int argc, char **argv);
+
+/* The protocol of `snapshot` (ctl_snapshot.c) on an open store ST
+ * (directory SRC) into DEST, for tests: HOOK (may be NULL) is called with
+ * stage 0 after the pre-link and stage 1 after each copy of the index;
+ * *ROUNDS gets the number of index copies. @return 0; -ENOTEMPTY (DEST
+ * not empty), -EAGAIN (the store kept changing), -errno (DEST removed). */
+int ctl_snapshot_run(struct store *st, const char *src, const char *dest,
+		     void (*hook)(void *arg, int stage), void *arg, unsigned *rounds);
 
 #endif

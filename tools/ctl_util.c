@@ -21,6 +21,24 @@ int ctl_open(const char *dir, struct store **out)
 	return rc;
 }
 
+int ctl_open_rw(const char *dir, const char *cmd, const struct store_opts *o, struct store **out)
+{
+	struct store_opts d = { .cache_size = CTL_CACHE };
+	int rc = store_open(dir, o ? o : &d, out);
+
+	if (rc == -EBUSY)
+		ctl_err(dir, "the store is in use (mounted by payloadfs, or another payloadctl "
+			"holds it): unmount it first; %s needs the store to itself", cmd);
+	else if (rc)
+		ctl_err(dir, "%s", store_strerror(rc));
+	return rc;
+}
+
+int ctl_open_status(int rc)
+{
+	return rc == -EBUSY ? CTL_USAGE : CTL_FAIL;
+}
+
 /* Split off the next component of *P (skipping slashes) into NAME.
  * @return its length (0 at the end), -ENAMETOOLONG. *LAST is set when no
  * component follows, *SLASH when a '/' follows it. */

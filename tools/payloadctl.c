@@ -22,6 +22,14 @@ static const char usage_text[] =
 	"                             VIEW is rows=A:B, part=K/N or meta\n"
 	"  fsck [--repair] STORE      check fragments, reference counts and dirents\n"
 	"                             (--repair: unmounted, make it consistent)\n"
+	"  import STORE SRC... DEST   copy local files and directories into the\n"
+	"                             (unmounted) store at DEST\n"
+	"  export STORE PATH... DEST  copy objects, views and directories out to DEST\n"
+	"  gc [-n] STORE              remove unreferenced images, staging files,\n"
+	"                             unlinked inodes (unmounted; -n: only list)\n"
+	"  snapshot STORE DEST        a consistent copy of the whole store in DEST\n"
+	"                             (hard links of the images; also while mounted)\n"
+	"  bench DIR                  measure the store library in a scratch store\n"
 	"\n"
 	"PATH is relative to the store root (\"/\" or \"\" is the root); .by-id/ID\n"
 	"names an object by its id.\n"
@@ -32,7 +40,8 @@ static const char usage_text[] =
 	"  -V, --version\n"
 	"\n"
 	"exit status: 0 success; 1 failure (fsck: damage found); 2 usage error\n"
-	"(fsck: the check could not run).\n";
+	"(fsck: the check could not run; import, gc, fsck --repair: the store is\n"
+	"in use).\n";
 
 static const struct {
 	const char *name;
@@ -43,6 +52,11 @@ static const struct {
 	{ "stat", ctl_stat },
 	{ "cat", ctl_cat },
 	{ "fsck", ctl_fsck },
+	{ "import", ctl_import },
+	{ "export", ctl_export },
+	{ "gc", ctl_gc },
+	{ "snapshot", ctl_snapshot },
+	{ "bench", ctl_bench },
 };
 
 int main(int argc, char **argv)

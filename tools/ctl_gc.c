@@ -1,0 +1,414 @@
+/* ctl_gc — `payloadctl gc [--dry-run] STORE`: remove what the daemon's
+ * sweep at mount would remove, on an unmounted store, and say how much it
+ * freed: staging files left by writers that died, unlinked inodes still
+ * held (orphans) and the images only they referenced, the data records of
+ * storage=memory objects whose daemon died, and fragment images that no
+ * index record references (interrupted commits, pre-cut fragments of
+ * sessions that never committed, images whose deletion a crash cut short).
+ *
+ * Invariants:
+ *  (1) The store is held with the daemon's exclusive lock (a dry run: a
+ *      shared one, so no writer runs either), so no commit can start to
+ *      reference an image while gc looks.
+ *  (2) An image is deleted by gc itself only when it is absent from the
+ *      refs db in a read txn begun after gc's last write txn and after the
+ *      checkpoint that made that state durable: never a referenced image,
+ *      and never one that a durable state (a roll-back target) references.
+ *  (3) Orphans and memory objects are freed through the store API
+ *      (store_forget, store_truncate), which releases their images as the
+ *      daemon does; gc then checkpoints (store_sync) so the deferred
+ *      deletions happen before it returns.
+ * Image sizes come from the image files (docs/format.md names them
+ * fragments/XX/ID.frag), for the report only. */
+#include "tools/ctl.h"
+#include "cache/backend.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char help[] =
+	"usage: payloadctl gc [-n|--dry-run] [-v|--verbose] STORE\n"
+	"\n"
+	"Remove the garbage of STORE, which must not be mounted: fragment images\n"
+	"no index record references, staging files, unlinked inodes nothing holds\n"
+	"any more (and the images only they referenced), and the data records of\n"
+	"storage=memory objects whose daemon stopped -- what payloadfs sweeps when\n"
+	"it mounts the store. A referenced image is never deleted. The last line\n"
+	"says what was freed:\n"
+	"  gc: freed N bytes (..): N fragment images, N staging files, N unlinked\n"
+	"  inodes, N storage=memory objects\n"
+	"\n"
+	"  -n, --dry-run   list what would be removed (one line each), change nothing\n"
+	"  -v, --verbose   list what is removed\n"
+	"\n"
+	"exit status: 0 done (or nothing to do); 1 something could not be removed\n"
+	"or the store could not be opened; 2 usage error, or the store is in use.\n";
+
+enum { WHY_UNREF = 0, WHY_INODE = 1 };
+
+struct gimg {
+	uint64_t id;
+	uint64_t bytes;      /* size of the image file (0 when it vanished) */
+	uint64_t owner;      /* WHY_INODE: the inode it goes with */
+	int why;
+	int gone;            /* deleted (counted) */
+};
+
+struct idcount {
+	uint64_t id;
+	uint32_t count;
+};
+
+struct gc {
+	struct store *st;
+	const char *dir;
+	int dry, verbose;
+	struct idcount *refs;        /* sorted by id (the refs db's key order) */
+	size_t nrefs, caprefs;
+	uint64_t *orph, *mem;        /* orphan inodes; memory objects with data */
+	size_t norph, capo, nmem, capm;
+	struct gimg *imgs;
+	size_t nimgs, capi;
+	uint64_t staging, staging_bytes;
+	uint64_t freed_bytes, freed_images;
+	int errors;
+};
+
+/* Make room for one more element (see fsck's grow). */
+static void *grow(void *v, size_t *cap, size_t n, size_t size)
+{
+	size_t ncap;
+
+	if (n < *cap)
+		return v;
+	ncap = *cap ? *cap * 2 : 256;
+	v = realloc(v, ncap * size);
+	if (v)
+		*cap = ncap;
+	return v;
+}
+
+static int ref_cb(void *arg, uint64_t id, uint32_t count)
+{
+	struct gc *g = arg;
+	struct idcount *v = grow(g->refs, &g->caprefs, g->nrefs, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	g->refs = v;
+	v[g->nrefs++] = (struct idcount){ id, count };
+	return 0;
+}
+
+static int cmp_idcount(const void *a, const void *b)
+{
+	uint64_t x = ((const struct idcount *)a)->id, y = ((const struct idcount *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+static struct idcount *find_ref(struct gc *g, uint64_t id)
+{
+	struct idcount key = { id, 0 };
+
+	return g->nrefs ? bsearch(&key, g->refs, g->nrefs, sizeof(key), cmp_idcount) : NULL;
+}
+
+static int add_u64(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
+{
+	uint64_t *nv = grow(*v, cap, *n, sizeof(**v));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	nv[(*n)++] = x;
+	return 0;
+}
+
+static int orphan_cb(void *arg, uint64_t ino)
+{
+	struct gc *g = arg;
+
+	return add_u64(&g->orph, &g->norph, &g->capo, ino);
+}
+
+static int is_orphan(const struct gc *g, uint64_t ino)
+{
+	for (size_t i = 0; i < g->norph; i++)
+		if (g->orph[i] == ino)
+			return 1;
+	return 0;
+}
+
+static int memobj_cb(void *arg, const struct idx_inode *in)
+{
+	struct gc *g = arg;
+
+	if ((in->flags & INODE_F_MEMORY) && in->size && !is_orphan(g, in->ino))
+		return add_u64(&g->mem, &g->nmem, &g->capm, in->ino);
+	return 0;
+}
+
+static void image_path(const struct gc *g, uint64_t id, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/fragments/%02x/%016" PRIx64 ".frag", g->dir, (unsigned)(id & 0xff), id);
+}
+
+static uint64_t image_bytes(const struct gc *g, uint64_t id, int *exists)
+{
+	char path[4200];
+	struct stat sb;
+
+	image_path(g, id, path, sizeof(path));
+	*exists = stat(path, &sb) == 0;
+	return *exists ? (uint64_t)sb.st_size : 0;
+}
+
+static int add_image(struct gc *g, uint64_t id, int why, uint64_t owner)
+{
+	struct gimg *v = grow(g->imgs, &g->capi, g->nimgs, sizeof(*v));
+	int exists;
+
+	if (!v)
+		return -ENOMEM;
+	g->imgs = v;
+	v += g->nimgs++;
+	*v = (struct gimg){ .id = id, .why = why, .owner = owner };
+	v->bytes = image_bytes(g, id, &exists);
+	return 0;
+}
+
+/* The disk images that freeing inode INO releases: those whose every
+ * reference is one of its records (counts in g->refs are used up). */
+static int inode_images(struct gc *g, struct idx_txn *t, uint64_t ino)
+{
+	struct frag_desc *v;
+	uint32_t n;
+	int rc = idx_frags_load(t, ino, &v, &n);
+
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		struct idcount *r = find_ref(g, v[i].id);
+		if ((v[i].flags & FRAG_F_MEMORY) || !r || !r->count)
+			continue;
+		if (--r->count == 0)
+			rc = add_image(g, v[i].id, WHY_INODE, ino);
+	}
+	free(v);
+	return rc;
+}
+
+static int unref_cb(void *arg, uint64_t id)
+{
+	struct gc *g = arg;
+
+	return find_ref(g, id) ? 0 : add_image(g, id, WHY_UNREF, 0);
+}
+
+/* The plan: one read txn for the index, then the image files. */
+static int plan(struct gc *g)
+{
+	struct idx_txn *t;
+	int rc = idx_begin(store_idx(g->st), 1, &t);
+
+	if (rc)
+		return rc;
+	rc = idx_refs_iter(t, ref_cb, g);
+	if (!rc && g->nrefs)
+		qsort(g->refs, g->nrefs, sizeof(*g->refs), cmp_idcount);   /* already in key order */
+	if (!rc)
+		rc = idx_orphans_iter(t, orphan_cb, g);
+	if (!rc)
+		rc = idx_inodes_iter(t, memobj_cb, g);
+	for (size_t i = 0; i < g->norph && !rc; i++)
+		rc = inode_images(g, t, g->orph[i]);
+	idx_abort(t);
+	/* images no record names; an image released above has count 0 now
+	 * but is in refs: it is not listed twice */
+	if (!rc)
+		rc = frag_list(store_backend(g->st, 0), unref_cb, g);
+	return rc;
+}
+
+/* ---- staging ---- */
+
+static int staging(struct gc *g)
+{
+	char path[4200];
+	struct dirent *e;
+	struct stat sb;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/staging", g->dir);
+	if (!(d = opendir(path)))
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')        /* as the sweep: dot files stay */
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(sb.st_mode))
+			continue;
+		if (g->dry || g->verbose)
+			printf("%s: staging/%s (%" PRIu64 " bytes)\n", g->dry ? "would delete" : "delete",
+			       e->d_name, (uint64_t)sb.st_size);
+		if (!g->dry && unlinkat(dirfd(d), e->d_name, 0) < 0) {
+			ctl_err(path, "cannot delete %s: %s", e->d_name, strerror(errno));
+			g->errors++;
+			continue;
+		}
+		g->staging++;
+		g->staging_bytes += (uint64_t)sb.st_size;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* ---- doing it ---- */
+
+static void list_plan(struct gc *g)
+{
+	const char *verb = g->dry ? "would" : "will";
+
+	for (size_t i = 0; i < g->norph; i++)
+		printf("%s free: unlinked inode %" PRIu64 "\n", verb, g->orph[i]);
+	for (size_t i = 0; i < g->nmem; i++)
+		printf("%s empty: storage=memory object %" PRIu64 " (its data died with its daemon)\n",
+		       verb, g->mem[i]);
+	for (size_t i = 0; i < g->nimgs; i++) {
+		const struct gimg *m = &g->imgs[i];
+		printf("%s delete: image fragments/%02x/%016" PRIx64 ".frag (%" PRIu64 " bytes, ",
+		       verb, (unsigned)(m->id & 0xff), m->id, m->bytes);
+		if (m->why == WHY_UNREF)
+			printf("no index record references it)\n");
+		else
+			printf("only unlinked inode %" PRIu64 " references it)\n", m->owner);
+	}
+}
+
+/* Free the inodes, checkpoint, then delete what no record references. */
+static int collect(struct gc *g)
+{
+	struct frag_backend *be = store_backend(g->st, 0);
+	struct gc now = { .st = g->st, .dir = g->dir };
+	struct idx_txn *t;
+	int rc = 0, exists;
+
+	for (size_t i = 0; i < g->norph; i++)
+		if ((rc = store_forget(g->st, g->orph[i]))) {
+			ctl_err(g->dir, "cannot free unlinked inode %" PRIu64 ": %s", g->orph[i], strerror(-rc));
+			g->errors++;
+		}
+	for (size_t i = 0; i < g->nmem; i++)
+		if ((rc = store_truncate(g->st, g->mem[i], NULL, 0))) {
+			ctl_err(g->dir, "cannot empty storage=memory object %" PRIu64 ": %s", g->mem[i],
+				strerror(-rc));
+			g->errors++;
+		}
+	/* (3): the deferred deletions of what was just released */
+	if ((rc = store_sync(g->st))) {
+		ctl_err(g->dir, "checkpoint failed: %s", strerror(-rc));
+		return rc;
+	}
+	/* (2): a fresh read of the refs, after every write and the checkpoint */
+	if ((rc = idx_begin(store_idx(g->st), 1, &t)))
+		return rc;
+	rc = idx_refs_iter(t, ref_cb, &now);
+	idx_abort(t);
+	if (!rc)
+		rc = frag_list(be, unref_cb, &now);
+	for (size_t i = 0; i < now.nimgs && !rc; i++) {
+		int drc = frag_del(be, now.imgs[i].id);
+		if (drc && drc != -ENOENT) {
+			ctl_err(g->dir, "cannot delete image %016" PRIx64 ": %s", now.imgs[i].id,
+				strerror(-drc));
+			g->errors++;
+		}
+	}
+	/* what is gone now, of the plan */
+	for (size_t i = 0; i < g->nimgs && !rc; i++) {
+		image_bytes(g, g->imgs[i].id, &exists);
+		if (exists) {
+			ctl_err(g->dir, "image %016" PRIx64 " is still there", g->imgs[i].id);
+			g->errors++;
+			continue;
+		}
+		g->imgs[i].gone = 1;
+		g->freed_images++;
+		g->freed_bytes += g->imgs[i].bytes;
+	}
+	free(now.refs);
+	free(now.imgs);
+	return rc;
+}
+
+static void summary(const struct gc *g)
+{
+	uint64_t bytes = g->staging_bytes + (g->dry ? 0 : g->freed_bytes), images = g->freed_images;
+	char b[32];
+
+	if (g->dry) {
+		for (size_t i = 0; i < g->nimgs; i++)
+			bytes += g->imgs[i].bytes;
+		images = g->nimgs;
+	}
+	if (!images && !g->staging && !g->norph && !g->nmem) {
+		printf("gc: nothing to collect\n");
+		return;
+	}
+	ctl_fmt_bytes(bytes, b, sizeof(b));
+	printf("gc: %s %" PRIu64 " bytes (%s): %" PRIu64 " fragment image%s, %" PRIu64
+	       " staging file%s, %zu unlinked inode%s, %zu storage=memory object%s%s\n",
+	       g->dry ? "would free" : "freed", bytes, b, images, images == 1 ? "" : "s",
+	       g->staging, g->staging == 1 ? "" : "s", g->norph, g->norph == 1 ? "" : "s",
+	       g->nmem, g->nmem == 1 ? "" : "s", g->dry ? " (dry run: nothing changed)" : "");
+}
+
+int ctl_gc(int argc, char **argv)
+{
+	struct gc g = { 0 };
+	int n, rc, status = CTL_FAIL;
+	struct ctl_opt opts[] = {
+		{ 'n', "dry-run", &g.dry, NULL },
+		{ 'v', "verbose", &g.verbose, NULL },
+	};
+	struct store_opts ro = { .cache_size = CTL_CACHE, .rdonly = 1, .lock_shared = 1 };
+
+	rc = ctl_parse("gc", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), help, &n);
+	if (rc >= 0)
+		return rc;
+	if (n != 2)
+		return ctl_usage("gc", n < 2 ? "missing STORE" : "too many arguments");
+	g.dir = argv[1];
+	/* a dry run takes a shared lock: a writer cannot be running either */
+	if ((rc = ctl_open_rw(g.dir, "gc", g.dry ? &ro : NULL, &g.st)))
+		return ctl_open_status(rc);
+	rc = plan(&g);
+	if (rc) {
+		ctl_err(g.dir, "cannot read the index: %s", strerror(-rc));
+		goto out;
+	}
+	if (g.dry || g.verbose)
+		list_plan(&g);
+	if ((rc = staging(&g))) {
+		ctl_err(g.dir, "cannot read staging/: %s", strerror(-rc));
+		g.errors++;
+	}
+	if (!g.dry && collect(&g))
+		g.errors++;
+	summary(&g);
+	status = g.errors ? CTL_FAIL : CTL_OK;
+out:
+	free(g.refs);
+	free(g.orph);
+	free(g.mem);
+	free(g.imgs);
+	store_close(g.st);
+	if (fflush(stdout) != 0) {
+		ctl_err("stdout", "%s", strerror(errno));
+		status = CTL_FAIL;
+	}
+	return status;
+}
