@@ -71,10 +71,11 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-# test_fsck drives payloadctl's fsck in-process: it also links the tool's
-# objects (all but main's).
+# test_fsck and test_ctl drive payloadctl's commands in-process: they also
+# link the tool's objects (all but main's).
 CTL_LIB_OBJ := $(filter-out $(BUILD)/tools/payloadctl.o,$(CTL_OBJ))
-$(BUILD)/tests/test_fsck: $(BUILD)/tests/unit/test_fsck.o $(CTL_LIB_OBJ) $(CORE_LIB)
+CTL_TESTS := $(BUILD)/tests/test_fsck $(BUILD)/tests/test_ctl
+$(CTL_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CTL_LIB_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CTL_LIB_OBJ) $(CORE_LIB) $(LDLIBS_CORE)

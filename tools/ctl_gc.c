@@ -270,16 +270,16 @@ static int staging(struct gc *g)
 
 static void list_plan(struct gc *g)
 {
-	const char *verb = g->dry ? "would" : "will";
+	const char *verb = g->dry ? "would " : "";
 
 	for (size_t i = 0; i < g->norph; i++)
-		printf("%s free: unlinked inode %" PRIu64 "\n", verb, g->orph[i]);
+		printf("%sfree: unlinked inode %" PRIu64 "\n", verb, g->orph[i]);
 	for (size_t i = 0; i < g->nmem; i++)
-		printf("%s empty: storage=memory object %" PRIu64 " (its data died with its daemon)\n",
+		printf("%sempty: storage=memory object %" PRIu64 " (its data died with its daemon)\n",
 		       verb, g->mem[i]);
 	for (size_t i = 0; i < g->nimgs; i++) {
 		const struct gimg *m = &g->imgs[i];
-		printf("%s delete: image fragments/%02x/%016" PRIx64 ".frag (%" PRIu64 " bytes, ",
+		printf("%sdelete: image fragments/%02x/%016" PRIx64 ".frag (%" PRIu64 " bytes, ",
 		       verb, (unsigned)(m->id & 0xff), m->id, m->bytes);
 		if (m->why == WHY_UNREF)
 			printf("no index record references it)\n");

@@ -370,9 +370,10 @@ static int rounds(struct snap *s, struct ids *refs)
 {
 	int rc = 0;
 
-	for (s->rounds = 1; s->rounds <= SNAP_ROUNDS; s->rounds++) {
+	for (unsigned k = 1; k <= SNAP_ROUNDS; k++) {
 		size_t missing = 0;
 
+		s->rounds = k;
 		free(refs->v);
 		*refs = (struct ids){ 0 };
 		if ((rc = copy_index(s)))
