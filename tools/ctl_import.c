@@ -34,7 +34,8 @@ static const char help[] =
 	"usage: payloadctl import [OPTIONS] STORE SRC... DEST\n"
 	"\n"
 	"Copy the files and directories SRC... of the local file system into the\n"
-	"store at path DEST, without mounting it (the store must not be mounted).\n"
+	"store at path DEST, without mounting it (the store must not be mounted; an\n"
+	"empty directory becomes a new store).\n"
 	"Like cp -a: when DEST is an existing directory each SRC goes into it under\n"
 	"its own name (a SRC ending in /. or named . puts its contents there);\n"
 	"otherwise DEST is the name of the one SRC's copy. Directories, regular\n"
@@ -608,7 +609,8 @@ int ctl_import(int argc, char **argv)
 		{ 0, "header", NULL, &im.header },
 		{ 0, "fragment-size", NULL, &fsize },
 	};
-	struct store_opts o = { .cache_size = CTL_CACHE };
+	/* an empty directory becomes a store, as when the daemon mounts it */
+	struct store_opts o = { .cache_size = CTL_CACHE, .create = 1 };
 	uint64_t dir, v;
 	char name[IDX_NAME_MAX + 1];
 	double t0;

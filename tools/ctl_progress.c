@@ -99,8 +99,8 @@ void ctl_progress_add(struct ctl_progress *p, uint64_t bytes, uint64_t files)
 	if (!p->on)
 		return;
 	now = ctl_now();
-	if (now - p->last < REDRAW_S)
-		return;
+	if (p->width && now - p->last < REDRAW_S)
+		return;              /* the first line at once, then 10 a second */
 	p->last = now;
 	ctl_progress_line(p, now, line, sizeof(line));
 	len = strlen(line);
