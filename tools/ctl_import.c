@@ -66,10 +66,13 @@ struct imp {
 	struct ctl_progress prog;
 	int force;
 	const char *format, *header;
+	uint64_t recsize;    /* --format=fixed:N: N */
 	uid_t euid;
 	struct hl_slot *hl;
 	size_t hl_cap, hl_used;
 	uint64_t files, dirs, symlinks, others, hardlinks;
+	dev_t store_dev;     /* the store directory itself: never imported */
+	ino_t store_ino;
 	int errors;          /* entries left out (reported) */
 	int fatal;           /* a store failure: stop */
 	char *buf;           /* CTL_CHUNK bytes */
@@ -250,6 +253,14 @@ static void import_file(struct imp *im, uint64_t parent, const char *name, const
 		ctl_progress_add(&im->prog, 0, 1);
 		return;
 	}
+	if (im->recsize && sb->st_size % im->recsize) {
+		/* refused before anything is made or emptied (the commit would be EINVAL) */
+		ctl_progress_clear(&im->prog);
+		ctl_err(src, "cannot import: %s (a fixed:N object's size must be a multiple of N)",
+			strerror(EINVAL));
+		im->errors++;
+		return;
+	}
 	fd = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		source_failed(im, src, "cannot open", errno);
@@ -268,7 +279,13 @@ static void import_file(struct imp *im, uint64_t parent, const char *name, const
 		store_failed(im, src, "cannot create", rc);
 		goto out;
 	}
-	rc = apply_settings(im, in.ino);
+	/* an object being replaced is emptied first, so that new settings do
+	 * not re-cut (or refuse) its old bytes; a store failure after this
+	 * leaves it empty */
+	if (!created && (im->format || im->header))
+		rc = store_truncate(im->st, in.ino, NULL, 0);
+	if (!rc)
+		rc = apply_settings(im, in.ino);
 	if (!rc)
 		rc = copy_data(im, in.ino, fd, src);
 	if (!rc)
@@ -427,8 +444,16 @@ static void import_dir(struct imp *im, uint64_t parent, const char *name, const 
 		       const struct stat *sb)
 {
 	struct idx_inode in;
-	int rc = store_mkdir(im->st, parent, name, sb->st_mode & 07777, owner_uid(im, sb),
-			     owner_gid(im, sb), &in);
+	int rc;
+
+	if (sb->st_dev == im->store_dev && sb->st_ino == im->store_ino) {
+		ctl_progress_clear(&im->prog);
+		ctl_err(src, "skipped: it is the store being imported into");
+		im->errors++;
+		return;
+	}
+	rc = store_mkdir(im->st, parent, name, sb->st_mode & 07777, owner_uid(im, sb),
+			 owner_gid(im, sb), &in);
 
 	if (rc == -EEXIST) {
 		/* merge into an existing directory, as cp -r does */
@@ -623,6 +648,8 @@ int ctl_import(int argc, char **argv)
 				 "missing DEST");
 	if ((rc = check_settings(im.format, im.header)) >= 0)
 		return rc;
+	if (im.format && strncmp(im.format, "fixed:", 6) == 0)
+		im.recsize = strtoull(im.format + 6, NULL, 10);
 	if (fsize) {
 		if (ctl_parse_size(fsize, 1u << 30, 0, &v))
 			return ctl_usage("import", "bad --fragment-size '%s' (1 to 1G)", fsize);
@@ -630,6 +657,13 @@ int ctl_import(int argc, char **argv)
 	}
 	if ((rc = ctl_open_rw(argv[1], "import", &o, &im.st)))
 		return ctl_open_status(rc);
+	{
+		struct stat sb;
+		if (stat(argv[1], &sb) == 0) {
+			im.store_dev = sb.st_dev;
+			im.store_ino = sb.st_ino;
+		}
+	}
 	status = find_dest(&im, argv[n - 1], n - 3, &dir, name);
 	if (status)
 		goto out;
@@ -652,6 +686,8 @@ int ctl_import(int argc, char **argv)
 				source_failed(&im, argv[i], "cannot stat", errno);
 			else if (!S_ISDIR(sb.st_mode))
 				source_failed(&im, argv[i], "cannot import", ENOTDIR);
+			else if (sb.st_dev == im.store_dev && sb.st_ino == im.store_ino)
+				source_failed(&im, argv[i], "cannot import", EINVAL);   /* the store itself */
 			else
 				import_children(&im, dir, argv[i]);
 		} else {

@@ -557,6 +557,37 @@ static void test_import_options(void)
 	rc = run(ctl_import, "import", st_dir, r, p, "two.txt", NULL);
 	CHECK(rc == CTL_FAIL && strstr(err, "not a directory"), "several sources into a file: exit 1");
 
+	/* a source tree holding the store itself: the store is skipped */
+	{
+		char q2[4300], inner[4300];
+		path_of(q2, sizeof(q2), tmp, "holder");
+		mkdir(q2, 0755);
+		path_of(inner, sizeof(inner), q2, "st");
+		st = open_store(inner, 0);
+		store_close(st);
+		path_of(p, sizeof(p), q2, "note.txt");
+		write_file(p, "n\n", 2);
+		rc = run(ctl_import, "import", inner, q2, "/", NULL);
+		CHECK(rc == CTL_FAIL && strstr(err, "skipped: it is the store being imported into"),
+		      "importing a tree that holds the store: the store is skipped, said, exit 1");
+		st = open_store(inner, 1);
+		CHECK(getattr_path(st, "holder/note.txt", &in) == 0 && getattr_path(st, "holder/st", &in) == -ENOENT,
+		      "the rest of the tree is imported, the store is not");
+		store_close(st);
+	}
+	/* -f with --format over an object with data: emptied first, then cut anew */
+	rc = run(ctl_import, "import", "-f", "--format=fixed:8", st_dir, q, "rec.bin", NULL);
+	st = open_store(st_dir, 1);
+	CHECK(rc == CTL_FAIL && getattr_path(st, "rec.bin", &in) == 0 && in.size == 4096 * 3 &&
+	      in.fmt_recsize == 16, "-f --format=fixed:8 with a size no multiple of 8: exit 1, the object unchanged");
+	store_close(st);
+	path_of(p, sizeof(p), tmp, "rec.bin");
+	rc = run(ctl_import, "import", "-f", "-q", "--format=fixed:8", st_dir, p, "rec.bin", NULL);
+	st = open_store(st_dir, 1);
+	CHECK(rc == CTL_OK && getattr_path(st, "rec.bin", &in) == 0 && in.fmt_recsize == 8 && in.rows == 1536,
+	      "-f --format=fixed:8 over a fixed:16 object: fixed:8, 1536 records");
+	store_close(st);
+
 	/* a store held by a writer */
 	st = open_store(st_dir, 0);
 	rc = run(ctl_import, "import", st_dir, r, "/", NULL);
