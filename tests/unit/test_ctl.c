@@ -706,7 +706,7 @@ static void test_gc(void)
 	/* images no record references */
 	for (int i = 0; i < 3; i++) {
 		garbage[i] = 0xfff000 + (uint64_t)i;
-		frag_encode(garbage[i], d, 60000, 0, img, sizeof(img), &ilen, NULL);
+		frag_encode(garbage[i], d, 40000, 0, img, sizeof(img), &ilen, NULL);
 		frag_put(store_backend(st, 0), garbage[i], img, ilen);
 	}
 	pver_put(held);
