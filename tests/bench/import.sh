@@ -26,7 +26,7 @@ run_import() {
 	rm -rf "$DIR/st" && mkdir "$DIR/st"
 	local s=$(now)
 	"$BUILD/payloadctl" import -q "$DIR/st" "$1" /data
-	echo "$(now) - $s" | bc
+	awk -v a="$(now)" -v b="$s" 'BEGIN { printf "%.3f\n", a - b }'
 }
 run_cp() {
 	rm -rf "$DIR/st" "$DIR/mnt" && mkdir "$DIR/st" "$DIR/mnt"
@@ -37,7 +37,7 @@ run_cp() {
 	fusermount3 -u "$DIR/mnt"
 	while kill -0 "$PID" 2>/dev/null; do sleep 0.01; done
 	PID=
-	echo "$(now) - $s" | bc
+	awk -v a="$(now)" -v b="$s" 'BEGIN { printf "%.3f\n", a - b }'
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
