@@ -256,7 +256,7 @@ static int run(struct bench *b)
 	if (!rc)
 		rc = store_sync(st);
 	if (!rc)
-		row("checkpoint after it (flush)", (ctl_now() - t0) * 1e3, "ms", NULL);
+		row("store_sync after it (index flush)", (ctl_now() - t0) * 1e3, "ms", NULL);
 	fflush(stdout);
 	t0 = ctl_now();
 	if (!rc)

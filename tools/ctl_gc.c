@@ -12,11 +12,12 @@
  *      reference an image while gc looks.
  *  (2) An image is deleted by gc itself only when it is absent from the
  *      refs db in a read txn begun after gc's last write txn and after the
- *      checkpoint that made that state durable: never a referenced image,
- *      and never one that a durable state (a roll-back target) references.
+ *      store_sync that made that state durable: never a referenced image,
+ *      and never one that the durable state (what a power loss leaves)
+ *      references.
  *  (3) Orphans and memory objects are freed through the store API
  *      (store_forget, store_truncate), which releases their images as the
- *      daemon does; gc then checkpoints (store_sync) so the deferred
+ *      daemon does; gc then flushes the index (store_sync) so the deferred
  *      deletions happen before it returns.
  * Image sizes come from the image files (docs/format.md names them
  * fragments/XX/ID.frag), for the report only. */
@@ -288,7 +289,7 @@ static void list_plan(struct gc *g)
 	}
 }
 
-/* Free the inodes, checkpoint, then delete what no record references. */
+/* Free the inodes, flush, then delete what no record references. */
 static int collect(struct gc *g)
 {
 	struct frag_backend *be = store_backend(g->st, 0);
@@ -309,10 +310,10 @@ static int collect(struct gc *g)
 		}
 	/* (3): the deferred deletions of what was just released */
 	if ((rc = store_sync(g->st))) {
-		ctl_err(g->dir, "checkpoint failed: %s", strerror(-rc));
+		ctl_err(g->dir, "cannot flush the index: %s", strerror(-rc));
 		return rc;
 	}
-	/* (2): a fresh read of the refs, after every write and the checkpoint */
+	/* (2): a fresh read of the refs, after every write and the flush */
 	if ((rc = idx_begin(store_idx(g->st), 1, &t)))
 		return rc;
 	rc = idx_refs_iter(t, ref_cb, &now);

@@ -695,7 +695,7 @@ int ctl_import(int argc, char **argv)
 		}
 	}
 	ctl_progress_clear(&im.prog);
-	/* durable when the command returns (a checkpoint), and its failure seen */
+	/* durable when the command returns (an index flush), and its failure seen */
 	if ((rc = store_sync(im.st)) != 0) {
 		ctl_err(argv[1], "cannot make the import durable: %s", strerror(-rc));
 		im.errors++;

@@ -8,8 +8,8 @@
  *
  * The problem: the tool cannot stop the daemon from deleting images. The
  * daemon deletes an image once no committed state references it any more
- * (after a checkpoint covering that, checkpoint.c (2), or at once with
- * -o sync), so an image the copied state S references may vanish between
+ * (once that release is durable, durable.c (1), or at once with -o sync),
+ * so an image the copied state S references may vanish between
  * the copy and its link. The protocol:
  *
  *   0. Pre-link: link every image present in STORE/fragments (listing

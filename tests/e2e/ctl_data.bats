@@ -418,7 +418,7 @@ PY
 }
 
 @test "snapshot while a daemon commits: every snapshot mounts, fsck's clean, holds whole versions" {
-	mount_pfs fragment_size=16384,checkpoint_ms=50
+	mount_pfs fragment_size=16384,sync_ms=50
 	# a writer rewriting, appending, renaming and deleting for a few seconds;
 	# every version of a file is self-describing: "v,k" lines, then "end,v,n"
 	"$PY" - "$MNT" <<'PY' 3>&- &

@@ -802,7 +802,7 @@ static void race_hook(void *arg, int stage)
 	if (r->stage1_calls++ && !r->always)
 		return;
 	/* the copied state references late.txt's images: overwrite it and
-	 * checkpoint, so the daemon-side deletion happens before the link */
+	 * flush, so the daemon-side deletion happens before the link */
 	r->old_id = first_frag_id(r->st, r->ino);
 	memcpy(buf, r->next, sizeof(buf));
 	buf[0] = (char)('a' + r->stage1_calls % 26);
