@@ -23,6 +23,7 @@
  *      (and by the sweep after a crash): their images lived in its RAM.
  */
 #include "index/store_int.h"
+#include "cache/fault.h"
 #include "cache/log.h"
 #include "cache/pool.h"
 
@@ -186,8 +187,10 @@ int store_pin_frags(struct store *st, const struct frag_desc *d, uint32_t n)
 
 void store_delete_image(struct store *st, const struct frag_desc *d)
 {
-	int rc = frag_del(store_backend_of(st, d), d->id);
+	int rc;
 
+	FAULT_CRASH("frag_release");
+	rc = frag_del(store_backend_of(st, d), d->id);
 	fcache_drop(st->cache, d->id);
 	if (rc && rc != -ENOENT)
 		log_warn("fragment %016llx: delete failed: %s (swept at next mount)",
@@ -466,9 +469,13 @@ static void sweep_staging(struct store *st)
 	if (!(d = opendir(path)))
 		return;
 	fd = dirfd(d);
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' && unlinkat(fd, e->d_name, 0) == 0)
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		FAULT_CRASH("sweep_staging");
+		if (unlinkat(fd, e->d_name, 0) == 0)
 			log_info("sweep: removed staging file %s", e->d_name);
+	}
 	closedir(d);
 }
 
@@ -517,6 +524,7 @@ static int sweep_one(void *arg, uint64_t id)
 		c->max_seen = id;
 	if (c->refs.n && bsearch(&id, c->refs.v, c->refs.n, sizeof(uint64_t), cmp_u64))
 		return 0;
+	FAULT_CRASH("sweep_frag");
 	if (frag_del(c->st->disk, id) == 0)
 		c->removed++;
 	return 0;
