@@ -1,0 +1,3 @@
+CASES = []
+def run_all(cases, a, out, tap):
+    return 0, 0
