@@ -547,6 +547,7 @@ static int memobj_collect(void *arg, const struct idx_inode *in)
 static int sweep_inodes(struct store *st)
 {
 	struct id_set orph = { 0 }, mem = { 0 };
+	size_t emptied = 0;
 	struct frag_desc *freed = NULL;
 	uint32_t nfreed = 0;
 	struct idx_txn *t;
@@ -562,6 +563,10 @@ static int sweep_inodes(struct store *st)
 	for (size_t i = 0; i < mem.n && !rc; i++) {
 		struct idx_inode in;
 		rc = idx_inode_get(t, mem.v[i], &in);
+		if (rc == -ENOENT) {    /* an orphan too, destroyed above */
+			rc = 0;
+			continue;
+		}
 		if (!rc)
 			rc = store_drop_data(t, mem.v[i], &freed, &nfreed);
 		if (!rc) {
@@ -571,11 +576,12 @@ static int sweep_inodes(struct store *st)
 			in.version++;
 			in.mtime_ns = in.ctime_ns = store_now_ns();
 			rc = idx_inode_put(t, &in);
+			emptied += !rc;
 		}
 	}
 	rc = store_wend(st, t, rc);
-	if (!rc && (orph.n || mem.n))
-		log_info("sweep: %zu unlinked inode(s) freed, %zu memory object(s) emptied", orph.n, mem.n);
+	if (!rc && (orph.n || emptied))
+		log_info("sweep: %zu unlinked inode(s) freed, %zu memory object(s) emptied", orph.n, emptied);
 	/* images of memory objects are gone anyway; disk ones are swept next */
 	free(freed);
 	free(orph.v);
@@ -703,13 +709,15 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = idx_meta_get_u64(t, "next_frag", &st->next_frag);
 		idx_abort(t);
 	}
+	if (rc == -ENOENT && created == 0)
+		rc = -EPROTO;     /* an index without its databases or records */
 	if (!rc && !o->rdonly && !o->sync)
 		rc = dur_start(st);
-	if (!rc && o->sweep && !o->rdonly)
-		rc = sweep(st);
+	if (!rc && o->sweep && !o->rdonly && (rc = sweep(st)) != 0)
+		log_err("%s: the sweep at open failed: %s", dir, strerror(-rc));
 	if (rc) {
 		store_close(st);
-		return rc == -ENOENT && created == 0 ? -EPROTO : rc;
+		return rc;
 	}
 	*out = st;
 	return 0;

@@ -8,8 +8,8 @@ payloadctl fsck is clean and that the mount swept what the crash left.
                        [--tap --batches B] [--budget SEC] [--keep]
 
 One store and one mount point (under $TMPDIR) serve all rounds, so objects
-keep their history. A round: the daemon runs the workload (workload.py)
-and is killed either by a timer (SIGKILL from here, by the PID of its
+keep their history. A round: the daemon serves --workers workload
+processes (workload.py, each in its own folder wK) and is killed either by a timer (SIGKILL from here, by the PID of its
 -o pidfile=) or by itself at the Nth hit of a fault point armed with
 PAYLOADFS_FAULT=point:N:KILL; the dead mount is unmounted (fusermount3 -u,
 -uz); fsck checks the crashed store (exit 0: unreferenced images are only
@@ -90,7 +90,7 @@ class Harness:
         for d in (self.store, self.mnt, self.work):
             os.mkdir(d)
         self.mount = None
-        self.prev = None          # tree verified at the end of the last round
+        self.prev = {}            # worker -> tree verified at the end of the last round
         self.stats = Stats()
 
     def say(self, msg):
@@ -142,32 +142,76 @@ class Harness:
 
     # ---- one round ----
 
-    def run_workload(self, rng, r, fault_mode):
-        jpath = os.path.join(self.work, "journal")
-        if os.path.exists(jpath):
-            os.unlink(jpath)
-        rfd, wfd = os.pipe()
-        wseed = rng.randrange(1 << 62)
+    def setup(self):
+        """Before round 0: the workers' folders, each with a storage=memory
+        folder d5 (workload.MEM_DIR), then a clean unmount."""
+        self.ensure_mount(None)
+        for k in range(self.args.workers):
+            d = os.path.join(self.mnt, "w%d" % k)
+            os.mkdir(d)
+            os.mkdir(os.path.join(d, workload.MEM_DIR))
+            os.setxattr(os.path.join(d, workload.MEM_DIR), "user.payload.storage", b"memory")
+        self.clean_unmount()
+        self.prev = {}
+
+    def fork_worker(self, k, wseed, wfd):
         pid = os.fork()
-        if pid == 0:
-            os.close(rfd)
-            code = 0
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                w = workload.Workload(self.mnt, jpath, random.Random(wseed), self.args.max_ops)
-                w.run(lambda: os.write(wfd, b"r"))
-            except BaseException:
-                with open(os.path.join(self.work, "workload.err"), "w") as f:
-                    traceback.print_exc(file=f)
-                code = 3
-            os._exit(code)
+        if pid:
+            return pid
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            w = workload.Workload(os.path.join(self.mnt, "w%d" % k), self.jpath(k),
+                                  random.Random(wseed), self.args.max_ops)
+            w.run(lambda: os.write(wfd, b"r"))
+        except BaseException:
+            with open(os.path.join(self.work, "workload.%d.err" % k), "w") as f:
+                traceback.print_exc(file=f)
+            code = 3
+        os._exit(code)
+
+    def jpath(self, k):
+        return os.path.join(self.work, "journal.%d" % k)
+
+    def wait_workers(self, pids, status, timeout):
+        """Reap the workers in PIDS (status[pid] filled). Returns True when
+        all ended within TIMEOUT s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for pid in pids:
+                if pid not in status:
+                    p, st = os.waitpid(pid, os.WNOHANG)
+                    if p:
+                        status[pid] = st
+            if len(status) == len(pids):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+
+    def run_workload(self, rng, r, fault_mode):
+        n = self.args.workers
+        for k in range(n):
+            if os.path.exists(self.jpath(k)):
+                os.unlink(self.jpath(k))
+        rfd, wfd = os.pipe()
+        pids = [self.fork_worker(k, rng.randrange(1 << 62), wfd) for k in range(n)]
         os.close(wfd)
-        ready, _, _ = select.select([rfd], [], [], 120)
-        got = os.read(rfd, 1) if ready else b""
+        got = b""
+        deadline = time.monotonic() + 120
+        while len(got) < n and time.monotonic() < deadline:
+            ready, _, _ = select.select([rfd], [], [], 1)
+            if ready:
+                b = os.read(rfd, n)
+                if not b:
+                    break
+                got += b
         os.close(rfd)
-        if got != b"r":
-            os.kill(pid, signal.SIGKILL)          # our child
-            os.waitpid(pid, 0)
+        if got != b"r" * n:
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)          # our children
+                os.waitpid(pid, 0)
             raise RoundFailed(["the workload did not start"] + self.workload_err())
         if fault_mode:
             delay = max(3.0, 2 * self.args.max_delay)
@@ -176,12 +220,10 @@ class Harness:
         else:
             delay = rng.uniform(0, self.args.max_delay)
         t0 = time.monotonic()
-        wl_status = None
+        status = {}
         how = None
         while True:
-            p, st = os.waitpid(pid, os.WNOHANG)
-            if p:
-                wl_status = st
+            if self.wait_workers(pids, status, 0):
                 how = "workload ended"
                 break
             if not self.mount.alive():
@@ -192,30 +234,28 @@ class Harness:
                 how = "timer"
                 break
             time.sleep(0.002)
-        if wl_status is None:
-            deadline = time.monotonic() + 120
-            while True:
-                p, st = os.waitpid(pid, os.WNOHANG)
-                if p:
-                    wl_status = st
-                    break
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)   # our child
-                    os.waitpid(pid, 0)
-                    raise RoundFailed(["the workload hung after the daemon died"])
-                time.sleep(0.005)
         if how == "workload ended":
-            self.mount.kill()        # it stopped on its own: still crash the daemon
-        if wl_status != 0:
-            raise RoundFailed(["the workload failed (status %d)" % wl_status] + self.workload_err())
-        return jpath, how
+            self.mount.kill()        # they stopped on their own: still crash the daemon
+        if not self.wait_workers(pids, status, 120):
+            for pid in pids:
+                if pid not in status:
+                    os.kill(pid, signal.SIGKILL)   # our children
+                    os.waitpid(pid, 0)
+            raise RoundFailed(["a workload hung after the daemon died"])
+        bad = [st for st in status.values() if st != 0]
+        if bad:
+            raise RoundFailed(["a workload failed (status %d)" % bad[0]] + self.workload_err())
+        return how
 
     def workload_err(self):
-        try:
-            with open(os.path.join(self.work, "workload.err")) as f:
-                return f.read().splitlines()
-        except OSError:
-            return []
+        out = []
+        for k in range(self.args.workers):
+            try:
+                with open(os.path.join(self.work, "workload.%d.err" % k)) as f:
+                    out += ["worker %d: %s" % (k, ln) for ln in f.read().splitlines()]
+            except OSError:
+                pass
+        return out
 
     def round(self, r):
         a = self.args
@@ -228,18 +268,20 @@ class Harness:
             self.clean_unmount()
         self.ensure_mount(fault)
         m = self.mount
-        jpath, how = self.run_workload(rng, r, fault is not None)
+        how = self.run_workload(rng, r, fault is not None)
         m.wait_exit()
         end = m.died_by()
         if end != "SIGKILL":
             raise RoundFailed(["the daemon ended with %s, not our SIGKILL" % end] + m.log_tail())
-        if how == "timer" or m.killed_at is not None:
+        killed_at = m.killed_at
+        if fault and m.fault_fired(fault.split(":")[0]):
+            self.stats.fault_kills += 1
+            killed_at = None     # it died by itself, maybe just before our timer fired too
+        elif m.killed_at is not None:
             self.stats.timer_kills += 1
         else:
-            if not m.fault_fired(fault.split(":")[0]):
-                raise RoundFailed(["the daemon died (SIGKILL) but fault %s did not fire" % fault] +
-                                  m.log_tail())
-            self.stats.fault_kills += 1
+            raise RoundFailed(["the daemon died (SIGKILL) but no fault fired and we did not kill "
+                               "it"] + m.log_tail())
         m.unmount(dead=True)
         self.mount = None
         self.stats.unref_seen += self.fsck("of the crashed store")
@@ -260,25 +302,30 @@ class Harness:
         left = leftovers(self.store)
         if left:
             raise RoundFailed(["after the remount: not swept: " + " ".join(left[:10])])
-        observed = read_tree(self.mnt)
-        j = oracle.Journal(jpath)
-        v = oracle.check(j, observed, killed_at=m.killed_at)
-        if self.prev is not None and j.start != self.prev:
-            v.problems.append("the round started from a tree that differs from the one verified")
-        self.stats.ops += len(j.ops)
-        self.stats.mixed += v.mixed
-        self.stats.lost += v.lost
-        self.stats.torn += v.torn
-        self.stats.extra += v.extra
-        if v.cut_outcome:
-            self.stats.outcomes[v.cut_outcome] = self.stats.outcomes.get(v.cut_outcome, 0) + 1
-        if a.verbose:
-            self.say("round %d: %s, %d ops, cut: %s -> %s" % (
-                r, fault or "timer", len(j.ops), v.cut, v.cut_outcome))
-        if not v.ok:
+        top = sorted(os.listdir(self.mnt))
+        want = ["w%d" % k for k in range(a.workers)]
+        problems = [] if top == want else ["the mount's root holds %s, not %s" % (top, want)]
+        for k in range(a.workers):
+            observed = read_tree(os.path.join(self.mnt, "w%d" % k))
+            j = oracle.Journal(self.jpath(k))
+            v = oracle.check(j, observed, killed_at=killed_at)
+            if k in self.prev and j.start != self.prev[k]:
+                v.problems.append("the round started from a tree that differs from the one verified")
+            self.stats.ops += len(j.ops)
+            self.stats.mixed += v.mixed
+            self.stats.lost += v.lost
+            self.stats.torn += v.torn
+            self.stats.extra += v.extra
+            if v.cut_outcome:
+                self.stats.outcomes[v.cut_outcome] = self.stats.outcomes.get(v.cut_outcome, 0) + 1
+            if a.verbose:
+                self.say("round %d worker %d: %s, %d ops, cut: %s -> %s" % (
+                    r, k, fault or "timer", len(j.ops), v.cut, v.cut_outcome))
+            problems += ["worker %d: %s" % (k, p) for p in v.problems]
+            self.prev[k] = observed
+        if problems:
             raise RoundFailed(["round %d (%s): the recovered tree is wrong" % (r, fault or "timer")]
-                              + v.problems[:40])
-        self.prev = observed
+                              + problems[:40])
         self.check_sanitizers()
         self.stats.rounds += 1
 
@@ -341,6 +388,7 @@ def main():
     ap.add_argument("--budget", type=float, default=0, help="stop starting rounds after SEC s")
     ap.add_argument("--max-delay", type=float, default=1.0, help="longest timer delay (s)")
     ap.add_argument("--max-ops", type=int, default=100000)
+    ap.add_argument("--workers", type=int, default=2, help="workload processes at once")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
@@ -366,6 +414,7 @@ def main():
     if nbatches:
         h = Harness(a, out)
         try:
+            h.setup()
             per = [a.rounds // nbatches + (1 if i < a.rounds % nbatches else 0) for i in range(nbatches)]
             first, err = 0, None
             for b, cnt in enumerate(per):

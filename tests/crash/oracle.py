@@ -10,12 +10,15 @@ a mix; what close/fsync acknowledged survives a daemon crash):
     the tree after steps 0..i-1), compared as a whole, so a rename is old
     name or new name, never both or neither;
   * nothing else differs: no name is missing or extra, no file holds
-    bytes that no allowed state gives it.
+    bytes that no allowed state gives it;
+  * storage=memory objects (workload.is_memory) are empty after a crash;
+  * a held reader read what it opened (a "bad" record is a failure).
 """
 
 import json
 
-from crashlib import CRASH_ERRNOS, DIR
+from crashlib import CRASH_ERRNOS, DIR, EMPTY_HASH
+from workload import is_memory
 import errno as _errno
 
 CRASH_NAMES = {_errno.errorcode[e] for e in CRASH_ERRNOS}
@@ -26,6 +29,7 @@ class Journal:
         self.start = None
         self.ops = []          # [{"op": rec, "acks": [s...], "end": rec or None}]
         self.stopped = None
+        self.bad = []          # "bad" records: wrong bytes seen while running
         self.bad_lines = 0
         with open(path) as f:
             for line in f:
@@ -45,6 +49,8 @@ class Journal:
                     self.ops[-1]["end"] = rec
                 elif k == "stop":
                     self.stopped = rec
+                elif k == "bad":
+                    self.bad.append(rec)
 
 
 def apply(tree, step):
@@ -110,6 +116,12 @@ def allowed_trees(j, v):
     return cands
 
 
+def crashed(tree):
+    """TREE as a crash leaves it: storage=memory objects emptied."""
+    return {p: ([EMPTY_HASH, v[1]] if isinstance(v, list) and is_memory(p) else v)
+            for p, v in tree.items()}
+
+
 def describe(v):
     if v == DIR:
         return "directory"
@@ -126,7 +138,9 @@ def check(j, observed, killed_at=None):
     if j.start is None:
         v.problems.append("journal: no start record")
         return v
-    cands = allowed_trees(j, v)
+    cands = [(i, crashed(t)) for i, t in allowed_trees(j, v)]
+    for b in j.bad:
+        v.problems.append("op %d: %s" % (b["n"], b["what"]))
     last = j.ops[-1] if j.ops else None
     if killed_at is not None and last and last["end"] and last["end"]["rc"] != 0:
         if last["end"]["t"] < killed_at:

@@ -1,9 +1,10 @@
 """workload — the random operations of a crash round, with the oracle
 journal.
 
-The workload runs in its own process (forked by crash.py) against a live
-mount. It reads the tree at start, then does random operations until one
-fails (the daemon was killed: ENOTCONN / ECONNABORTED) or MAX_OPS are done.
+Each workload runs in its own process (forked by crash.py; several run at
+once, each in its own folder MNT/wK of the mount). It reads its tree at
+start, then does random operations until one fails (the daemon was
+killed: ENOTCONN / ECONNABORTED) or MAX_OPS are done.
 
 Every operation is a list of *steps*: the tree changes it makes, in order,
 each acknowledged by one system call returning success (a create by open,
@@ -26,7 +27,15 @@ Objects (all names are fixed, so renames replace and creates reuse):
                      as lines or as fixed:32; format changes re-cut them
   d3/s*.txt          small files (inline, < 4 KiB)
   d4/x*              empty directories (mkdir, rmdir, rename)
+  d5/m*.csv          storage=memory objects (d5 has the setting; created
+                     by the harness): emptied by every crash
 Sizes: inline (< 4 KiB), mid (several 16 KiB fragments), big (dozens).
+
+A *held* reader (op "hold") keeps a descriptor open over later
+operations; closing it ("unhold") first reads it whole, which must give
+the bytes it opened (snapshot isolation), so renames, unlinks and
+rewrites of held objects leave pinned fragments and orphans behind for
+the crash and the sweep. A mismatch is journaled as {"k": "bad"}.
 """
 
 import errno
@@ -37,12 +46,20 @@ import time
 from crashlib import DIR, EMPTY_HASH, hash_bytes, read_tree
 
 REC = 32
-BASE_DIRS = ["d1", "d2", "d3", "d4"]
+MEM_DIR = "d5"                  # storage=memory, made by the harness
+BASE_DIRS = ["d1", "d2", "d3", "d4", MEM_DIR]
 CSV = ["a0.csv", "a1.csv", "a2.csv", "d1/a3.csv", "d1/a4.csv", "d1/a5.csv"]
 DAT = ["b0.dat", "d2/b1.dat", "d2/b2.dat", "d2/b3.dat"]
 SMALL = ["d3/s%d.txt" % i for i in range(10)]
+MEM = [MEM_DIR + "/m%d.csv" % i for i in range(3)]
 XDIRS = ["d4/x%d" % i for i in range(4)]
-POOLS = (CSV, DAT, SMALL)
+POOLS = (CSV, DAT, SMALL, MEM)
+MAX_HELD = 3
+
+
+def is_memory(path):
+    """Objects under MEM_DIR are storage=memory: a crash empties them."""
+    return path.startswith(MEM_DIR + "/")
 
 
 class Stop(Exception):
@@ -125,10 +142,13 @@ class Op:
 
 
 class Workload:
-    def __init__(self, mnt, journal_path, rng, max_ops):
-        self.mnt, self.rng, self.max_ops = mnt, rng, max_ops
+    """The operations of one process under ROOT (a folder of the mount)."""
+
+    def __init__(self, root, journal_path, rng, max_ops):
+        self.root, self.rng, self.max_ops = root, rng, max_ops
         self.j = Journal(journal_path)
         self.n = 0
+        self.held = []                      # [(fd, path, sha256)]
         self.gen = rng.randrange(1 << 30)   # tags new content, for debugging
 
     # ---- model ----
@@ -142,7 +162,7 @@ class Workload:
                 self.tree[p] = v
 
     def full(self, p):
-        return os.path.join(self.mnt, p)
+        return os.path.join(self.root, p)
 
     def fmt(self, p):
         v = self.tree.get(p)
@@ -372,6 +392,30 @@ class Workload:
             o.write(fd, data, 4096)
             o.close(fd, ack=1)
 
+    def do_hold(self, path):
+        """Open PATH for reading and keep the descriptor (no tree change)."""
+        with self.op("hold " + path, []) as o:
+            fd = o.call(os.open, self.full(path), os.O_RDONLY | os.O_CLOEXEC)
+        self.held.append((fd, path, self.tree[path][0]))
+
+    def do_unhold(self):
+        """Read a held descriptor whole: it must still give what it opened."""
+        fd, path, want = self.held.pop(self.rng.randrange(len(self.held)))
+        with self.op("unhold " + path, []) as o:
+            o.fds.append(fd)
+            parts, off = [], 0
+            while True:
+                b = o.call(os.pread, fd, 1 << 20, off)
+                if not b:
+                    break
+                parts.append(b)
+                off += len(b)
+            o.close(fd)
+        got = hash_bytes(b"".join(parts))
+        if got != want:
+            self.j.put({"k": "bad", "n": self.n, "what": "held reader of %s read %d bytes %s, "
+                        "opened as %s" % (path, off, got[:12], want[:12])})
+
     def do_mkdir(self, path):
         with self.op("mkdir", [{path: DIR}]) as o:
             o.call(os.mkdir, self.full(path), 0o755, ack=0)
@@ -390,7 +434,13 @@ class Workload:
 
     def one(self):
         r = self.rng
-        pool = r.choices(POOLS, weights=[6, 3, 2])[0]
+        if self.held and r.random() < 0.06:
+            return self.do_unhold()
+        if len(self.held) < MAX_HELD and r.random() < 0.04:
+            have = [p for pool in POOLS for p in self.files(pool)]
+            if have:
+                return self.do_hold(r.choice(have))
+        pool = r.choices(POOLS, weights=[6, 3, 2, 1])[0]
         have = self.files(pool)
         path = r.choice(pool)
         kind = r.choices(["rewrite", "rewrite+fsync", "replace", "view", "append", "overwrite",
@@ -423,17 +473,22 @@ class Workload:
     def tidy(self):
         """Round start: make the base directories, drop leftovers that no
         pool names (PATH.tmp of a replace that was cut short)."""
-        known = set(BASE_DIRS + CSV + DAT + SMALL + XDIRS)
+        known = set(BASE_DIRS + CSV + DAT + SMALL + MEM + XDIRS)
         for p in sorted(self.tree, key=lambda p: -p.count("/")):
             if p not in known:
                 self.do_delete(p)
         for d in BASE_DIRS:
-            if d not in self.tree:
+            if d not in self.tree and d != MEM_DIR:
                 self.do_mkdir(d)
+        with self.op("check " + MEM_DIR, []) as o:
+            v = o.call(os.getxattr, self.full(MEM_DIR), "user.payload.storage")
+        if v != b"memory":
+            self.j.put({"k": "bad", "n": self.n, "what": "%s lost its storage=memory setting: %r" %
+                        (MEM_DIR, v)})
 
     def run(self, ready):
         """READY() is called once the start tree is journaled."""
-        self.tree, self.data = read_tree(self.mnt, want_data=True)
+        self.tree, self.data = read_tree(self.root, want_data=True)
         self.j.put({"k": "start", "tree": self.tree, "t": time.monotonic()})
         ready()
         try:
