@@ -12,13 +12,18 @@ import ctypes
 import errno
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import time
 
 EMPTY_HASH = hashlib.sha256(b"").hexdigest()
 DIR = "d"                       # the tree value of a directory
-CRASH_ERRNOS = {errno.ENOTCONN, errno.ECONNABORTED}
+# What a system call in flight or made after the daemon died returns: the
+# kernel ends FUSE requests of a dead daemon with ENOTCONN or ECONNABORTED,
+# and with EIO one whose arguments the dying daemon was still copying in
+# (a large WRITE). Before the kill, any of them is a failure.
+CRASH_ERRNOS = {errno.ENOTCONN, errno.ECONNABORTED, errno.EIO}
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -83,6 +88,10 @@ class Mount:
             os.unlink(self.pidfile)
         except FileNotFoundError:
             pass
+        try:
+            self.log_start = os.path.getsize(self.log)
+        except OSError:
+            self.log_start = 0
         errf = os.path.join(self.work, "mount.err")
         with open(errf, "w") as err:
             rc = subprocess.call([os.path.join(self.build, "payloadfs"), self.store, self.mnt,
@@ -188,13 +197,21 @@ class Mount:
         except OSError:
             return []
 
-    def fault_fired(self, point):
-        """True when the daemon log says fault POINT killed it."""
+    def fault_time(self, point):
+        """The CLOCK_MONOTONIC time at which fault POINT killed this daemon
+        (from its log), or None."""
         try:
             with open(self.log, errors="replace") as f:
-                return ("fault: %s: killing the process" % point) in f.read()
+                f.seek(self.log_start)
+                text = f.read()
         except OSError:
-            return False
+            return None
+        m = re.search(r"fault: %s: killing the process \(monotonic ([0-9.]+)\)" % re.escape(point), text)
+        return float(m.group(1)) if m else None
+
+    def fault_fired(self, point):
+        """True when the daemon log says fault POINT killed this daemon."""
+        return self.fault_time(point) is not None
 
 
 def fsck(build, store, env=None):

@@ -88,6 +88,7 @@ class Op:
     def __init__(self, w, kind, steps, data):
         self.w, self.kind, self.steps, self.data = w, kind, steps, data
         self.fds = []
+        self.where = "start"     # the system call under way, for the journal
 
     def __enter__(self):
         w = self.w
@@ -100,6 +101,7 @@ class Op:
         return self
 
     def call(self, fn, *args, ack=None):
+        self.where = fn.__name__
         r = fn(*args)
         if ack is not None:
             self.w.j.put({"k": "ack", "n": self.n, "s": ack, "t": time.monotonic()})
@@ -112,9 +114,12 @@ class Op:
 
     def write(self, fd, data, chunk):
         mv = memoryview(data)
+        off = 0
         while mv:
+            self.where = "write at %d" % off
             n = os.write(fd, mv[:chunk])
             mv = mv[n:]
+            off += n
 
     def close(self, fd, ack=None):
         self.fds.remove(fd)
@@ -137,7 +142,7 @@ class Op:
                 pass
         name = errno.errorcode.get(e.errno, str(e.errno))
         w.j.put({"k": "end", "n": self.n, "rc": name, "t": time.monotonic(),
-                 "what": "%s: %s" % (self.kind, e)})
+                 "what": "%s: %s: %s" % (self.kind, self.where, e)})
         raise Stop(name)
 
 
