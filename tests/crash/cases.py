@@ -142,9 +142,9 @@ class Ctx:
             if v == DIR:
                 want[p] = DIR
             elif isinstance(v, tuple):
-                want[p] = [hash_bytes(v[0]), v[1]]
+                want[p] = [hash_bytes(v[0]), v[1], None]
             else:
-                want[p] = [hash_bytes(v), "lines"]
+                want[p] = [hash_bytes(v), "lines", None]
         if tree != want:
             bad = sorted(p for p in set(tree) | set(want) if tree.get(p) != want.get(p))
             raise CaseFailed("recovered tree differs at %s: %s" % (
@@ -338,6 +338,53 @@ def memory_orphan(c):
 
 CASES.append(("an open, unlinked storage=memory object at the crash: the store mounts again",
               memory_orphan))
+
+
+def killed_memory_commit(c):
+    """Killed committing to a storage=memory object: its bytes lived in the
+    dead daemon, so it comes back empty; disk objects keep theirs."""
+    c.mount()
+    os.mkdir(c.p("mem"))
+    os.setxattr(c.p("mem"), "user.payload.storage", b"memory")
+    c.write("mem/m.csv", BIG)
+    c.write("big.csv", BIG2)
+    c.unmount()
+    m = c.mount("lmdb_commit:3:KILL")        # 1: the mount's sweep, 2: the write, 3: the append
+    c.write("mem/m.csv", BIG2)               # lives in this daemon's memory only
+    try:
+        c.write("mem/m.csv", b"x\n", os.O_WRONLY | os.O_APPEND)
+        raise CaseFailed("the append's commit survived lmdb_commit:3:KILL")
+    except OSError as e:
+        c.check(e.errno in CRASH_ERRNOS, "the append failed with %s" % e)
+    m.wait_exit()
+    m.unmount(dead=True)
+    c.m = None
+    c.check(m.died_by() == "SIGKILL" and m.fault_fired("lmdb_commit"), "not killed by the fault")
+    c.fsck("of the crashed store")
+    c.recover({"mem": DIR, "mem/m.csv": b"", "big.csv": BIG2})
+
+
+def killed_closing(c):
+    """The daemon empties storage=memory objects in one txn when it closes
+    the store; killed there (the kernel has let go of the mount already),
+    the next mount's sweep does it."""
+    c.mount()
+    os.mkdir(c.p("mem"))
+    os.setxattr(c.p("mem"), "user.payload.storage", b"memory")
+    c.unmount()
+    m = c.mount("lmdb_commit:4:KILL")        # 1: the sweep, 2: create, 3: its commit, 4: the close's
+    c.write("mem/m.csv", BIG)
+    end = m.unmount()
+    c.m = None
+    c.check(end == "SIGKILL" and m.fault_fired("lmdb_commit"), "the daemon ended with %s" % end)
+    c.fsck("of the store killed at close")
+    c.recover({"mem": DIR, "mem/m.csv": b""})
+
+
+CASES += [
+    ("killed committing a storage=memory append: memory objects come back empty", killed_memory_commit),
+    ("killed in the close's own txn (emptying storage=memory objects)", killed_closing),
+]
 
 
 # ---- the mount's own sweep, on a store a crash left dirty ----

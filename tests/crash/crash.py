@@ -41,7 +41,10 @@ from crashlib import Mount, MountError, fsck, leftovers, read_tree  # noqa: E402
 import oracle  # noqa: E402
 import workload  # noqa: E402
 
-MOUNT_OPTS = "fragment_size=16K,spill_size=64K"
+# Each mount picks its fragment and spill sizes from these (older
+# fragments of other sizes stay as they are and get reused).
+FRAGMENT_SIZES = ["4K", "16K", "16K", "16K", "64K"]
+SPILL_SIZES = ["4K", "64K", "64K", "1M"]
 
 # Where a fault-point kill may land: (point, lowest N, highest N). The
 # first index txn of a daemon is its mount's sweep.
@@ -90,6 +93,7 @@ class Harness:
         for d in (self.store, self.mnt, self.work):
             os.mkdir(d)
         self.mount = None
+        self.mount_rng = random.Random(args.seed ^ 0x5eed)
         self.prev = {}            # worker -> tree verified at the end of the last round
         self.stats = Stats()
 
@@ -97,7 +101,9 @@ class Harness:
         print("# " + msg, file=self.out, flush=True)
 
     def new_mount(self, fault=None):
-        return Mount(self.build, self.store, self.mnt, self.work, MOUNT_OPTS, fault)
+        r = self.mount_rng
+        opts = "fragment_size=%s,spill_size=%s" % (r.choice(FRAGMENT_SIZES), r.choice(SPILL_SIZES))
+        return Mount(self.build, self.store, self.mnt, self.work, opts, fault)
 
     def fsck(self, when, mounted=False):
         rc, lines, unref = fsck(self.build, self.store)

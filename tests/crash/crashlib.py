@@ -250,15 +250,22 @@ def count_images(store):
 
 
 def file_value(path):
-    """Tree value of a regular file: [sha256, format]."""
+    """Tree value of a regular file: [sha256, format, user.note or None],
+    and its bytes."""
     with open(path, "rb") as f:
         data = f.read()
-    return [hash_bytes(data), os.getxattr(path, "user.payload.format").decode()], data
+    try:
+        note = os.getxattr(path, "user.note").decode()
+    except OSError as e:
+        if e.errno != errno.ENODATA:
+            raise
+        note = None
+    return [hash_bytes(data), os.getxattr(path, "user.payload.format").decode(), note], data
 
 
 def read_tree(root, want_data=False):
     """{relative path: value} of everything under ROOT (views are never
-    listed). Value: DIR for a directory, [sha256, format] for a file. With
+    listed). Value: DIR for a directory, [sha256, format, note] for a file. With
     want_data, also {path: bytes}."""
     tree, data = {}, {}
     for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):

@@ -118,7 +118,7 @@ def allowed_trees(j, v):
 
 def crashed(tree):
     """TREE as a crash leaves it: storage=memory objects emptied."""
-    return {p: ([EMPTY_HASH, v[1]] if isinstance(v, list) and is_memory(p) else v)
+    return {p: ([EMPTY_HASH] + v[1:] if isinstance(v, list) and is_memory(p) else v)
             for p, v in tree.items()}
 
 
@@ -127,7 +127,7 @@ def describe(v):
         return "directory"
     if v is None:
         return "absent"
-    return "%s.. (%s)" % (v[0][:12], v[1])
+    return "%s.. (%s%s)" % (v[0][:12], v[1], ", note %r" % v[2][:20] if v[2] else "")
 
 
 def check(j, observed, killed_at=None):

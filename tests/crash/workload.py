@@ -173,6 +173,14 @@ class Workload:
         v = self.tree.get(p)
         return v[1] if isinstance(v, list) else "lines"
 
+    def note(self, p):
+        v = self.tree.get(p)
+        return v[2] if isinstance(v, list) else None
+
+    def same_inode(self, p, data):
+        """The value of P (same inode) holding DATA."""
+        return [hash_bytes(data), self.fmt(p), self.note(p)]
+
     def files(self, pool):
         return [p for p in pool if isinstance(self.tree.get(p), list)]
 
@@ -237,12 +245,13 @@ class Workload:
         fmt = self.fmt(path)
         steps = []
         if old is None:
-            steps.append({path: [EMPTY_HASH, "lines"]})
+            steps.append({path: [EMPTY_HASH, "lines", None]})
+        note = self.note(path)
         unit = REC if path in DAT else 1       # fixed:32 commits whole records only
         cut = unit * self.rng.randint(0, len(data) // unit) if fsync_mid else None
         if fsync_mid:
-            steps.append({path: [hash_bytes(data[:cut]), fmt]})
-        steps.append({path: [hash_bytes(data), fmt]})
+            steps.append({path: [hash_bytes(data[:cut]), fmt, note]})
+        steps.append({path: [hash_bytes(data), fmt, note]})
         flags = os.O_WRONLY | os.O_TRUNC | (os.O_CREAT if old is None else 0)
         with self.op("rewrite" + ("+fsync" if fsync_mid else ""), steps, {path: data}) as o:
             fd = o.open(self.full(path), flags, ack=0 if old is None else None)
@@ -259,8 +268,8 @@ class Workload:
         """Write PATH.tmp, then rename it over PATH."""
         tmp = path + ".tmp"
         data = self.new_content(path)
-        v = [hash_bytes(data), "lines"]
-        steps = [{tmp: [EMPTY_HASH, "lines"]}, {tmp: v}, {tmp: None, path: v}]
+        v = [hash_bytes(data), "lines", None]
+        steps = [{tmp: [EMPTY_HASH, "lines", None]}, {tmp: v}, {tmp: None, path: v}]
         with self.op("replace", steps, {path: data}) as o:
             fd = o.open(self.full(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, ack=0)
             o.write(fd, data, self.chunk())
@@ -281,7 +290,7 @@ class Workload:
         steps, acc = [], old
         for p in parts:
             acc += p
-            steps.append({path: [hash_bytes(acc), fmt]})
+            steps.append({path: [hash_bytes(acc), fmt, self.note(path)]})
         with self.op("append" + ("+fsync" if fsync_mid else ""), steps, {path: acc}) as o:
             fd = o.open(self.full(path), os.O_WRONLY | os.O_APPEND)
             for i, p in enumerate(parts):
@@ -300,7 +309,7 @@ class Workload:
             off = self.rng.randint(0, len(old))
             new = self.hexs(self.rng.randint(1, 3000))
         data = old[:off] + new + old[off + len(new):]
-        steps = [{path: [hash_bytes(data), self.fmt(path)]}]
+        steps = [{path: self.same_inode(path, data)}]
         with self.op("overwrite", steps, {path: data}) as o:
             fd = o.open(self.full(path), os.O_WRONLY)
             o.call(os.pwrite, fd, new, off)
@@ -315,7 +324,7 @@ class Workload:
         else:
             size = self.rng.randint(0, len(old))
         data = old[:size] + b"\0" * (size - len(old))
-        steps = [{path: [hash_bytes(data), self.fmt(path)]}]
+        steps = [{path: self.same_inode(path, data)}]
         with self.op("truncate", steps, {path: data}) as o:
             o.call(os.truncate, self.full(path), size, ack=0)
 
@@ -363,7 +372,7 @@ class Workload:
         rows = list(rows)
         rows[sl] = new                      # Python slice semantics, as DESIGN.md 1
         data = new_hdr + b"".join(rows)
-        steps = [{path: [hash_bytes(data), self.fmt(path)]}]
+        steps = [{path: self.same_inode(path, data)}]
         payload = new_hdr + b"".join(new)
         with self.op("view@rows=" + spec, steps, {path: data}) as o:
             fd = o.open(self.full(path) + "@rows=" + spec, os.O_WRONLY | os.O_TRUNC)
@@ -372,7 +381,7 @@ class Workload:
 
     def do_format(self, path):
         new = "lines" if self.fmt(path) != "lines" else "fixed:%d" % REC
-        steps = [{path: [self.tree[path][0], new]}]
+        steps = [{path: [self.tree[path][0], new, self.note(path)]}]
         with self.op("format=" + new, steps) as o:
             o.call(os.setxattr, self.full(path), "user.payload.format", new.encode(), ack=0)
 
@@ -391,7 +400,7 @@ class Workload:
 
     def do_small_create(self, path):
         data = self.hexs(self.rng.randint(0, 2000))
-        steps = [{path: [EMPTY_HASH, "lines"]}, {path: [hash_bytes(data), "lines"]}]
+        steps = [{path: [EMPTY_HASH, "lines", None]}, {path: [hash_bytes(data), "lines", None]}]
         with self.op("create", steps, {path: data}) as o:
             fd = o.open(self.full(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, ack=0)
             o.write(fd, data, 4096)
@@ -421,6 +430,19 @@ class Workload:
             self.j.put({"k": "bad", "n": self.n, "what": "held reader of %s read %d bytes %s, "
                         "opened as %s" % (path, off, got[:12], want[:12])})
 
+    def do_note(self, path):
+        """Set or remove the user.note xattr (stored in the index)."""
+        v = list(self.tree[path])
+        if v[2] is not None and self.rng.random() < 0.4:
+            v[2] = None
+            with self.op("note removed", [{path: v}]) as o:
+                o.call(os.removexattr, self.full(path), "user.note", ack=0)
+            return
+        self.gen += 1
+        v[2] = "note %d %s" % (self.gen, self.hexs(self.rng.randint(0, 300)).decode())
+        with self.op("note", [{path: v}]) as o:
+            o.call(os.setxattr, self.full(path), "user.note", v[2].encode(), ack=0)
+
     def do_mkdir(self, path):
         with self.op("mkdir", [{path: DIR}]) as o:
             o.call(os.mkdir, self.full(path), 0o755, ack=0)
@@ -449,9 +471,9 @@ class Workload:
         have = self.files(pool)
         path = r.choice(pool)
         kind = r.choices(["rewrite", "rewrite+fsync", "replace", "view", "append", "overwrite",
-                          "truncate", "rename", "delete", "format", "create", "dir"],
-                         weights=[14, 3, 9, 15, 14, 6, 7, 8, 5, 7, 8, 4])[0]
-        if pool is SMALL and kind not in ("rename", "delete", "dir"):
+                          "truncate", "rename", "delete", "format", "create", "dir", "note"],
+                         weights=[14, 3, 9, 15, 14, 6, 7, 8, 5, 7, 8, 4, 4])[0]
+        if pool is SMALL and kind not in ("rename", "delete", "dir", "note"):
             kind = "create"
         if kind == "dir":
             return self.do_dirop()
