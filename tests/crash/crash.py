@@ -37,7 +37,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import crashlib  # noqa: E402
-from crashlib import Mount, MountError, fsck, leftovers, read_tree  # noqa: E402
+from crashlib import Mount, MountError, byid_mismatches, fsck, leftovers, read_tree  # noqa: E402
 import oracle  # noqa: E402
 import workload  # noqa: E402
 
@@ -320,9 +320,11 @@ class Harness:
         want = ["w%d" % k for k in range(a.workers)]
         problems = [] if top == want else ["the mount's root holds %s, not %s" % (top, want)]
         for k in range(a.workers):
-            observed = read_tree(os.path.join(self.mnt, "w%d" % k))
+            wroot = os.path.join(self.mnt, "w%d" % k)
+            observed = read_tree(wroot)
             j = oracle.Journal(self.jpath(k))
             v = oracle.check(j, observed, killed_at=killed_at)
+            v.problems += byid_mismatches(self.mnt, wroot, observed)
             if k in self.prev and j.start != self.prev[k]:
                 v.problems.append("the round started from a tree that differs from the one verified")
             self.stats.ops += len(j.ops)

@@ -280,5 +280,20 @@ def read_tree(root, want_data=False):
     return (tree, data) if want_data else tree
 
 
+def byid_mismatches(mnt, root, tree):
+    """Files of TREE (under ROOT) whose MNT/.by-id/INO reads other bytes
+    than the name: the object ID must name the same object after a crash."""
+    bad = []
+    for p, v in sorted(tree.items()):
+        if v == DIR:
+            continue
+        ino = os.stat(os.path.join(root, p)).st_ino
+        with open(os.path.join(mnt, ".by-id", str(ino)), "rb") as f:
+            h = hash_bytes(f.read())
+        if h != v[0]:
+            bad.append("%s (id %d): .by-id reads %s.., the name %s.." % (p, ino, h[:12], v[0][:12]))
+    return bad
+
+
 def _raise(e):
     raise e

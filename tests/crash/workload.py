@@ -25,7 +25,9 @@ Objects (all names are fixed, so renames replace and creates reuse):
                      appends may end without a newline
   b*.dat, d2/b*.dat  32-byte records ending in '\\n', so they read the same
                      as lines or as fixed:32; format changes re-cut them
-  d3/s*.txt          small files (inline, < 4 KiB)
+  d3/s*.txt          small files (inline, < 4 KiB), some hard-linked to each
+                     other: a note set through one name shows through all,
+                     a rename onto another link of the same file does nothing
   d4/x*              empty directories (mkdir, rmdir, rename)
   d5/m*.csv          storage=memory objects (d5 has the setting; created
                      by the harness): emptied by every crash
@@ -387,16 +389,20 @@ class Workload:
 
     def do_rename(self, src, dst):
         v = self.tree[src]
-        steps = [{src: None, dst: v}]
-        data = {dst: self.data[src]} if v != DIR else {}
-        with self.op("rename", steps, data) as o:
-            o.call(os.rename, self.full(src), self.full(dst), ack=0)
+        same = dst in self.links and self.links.get(src) == self.links[dst]
+        steps = [] if same else [{src: None, dst: v}]    # two links of one file: a no-op
+        data = {dst: self.data[src]} if v != DIR and not same else {}
+        with self.op("rename" + (" onto its own link" if same else ""), steps, data) as o:
+            o.call(os.rename, self.full(src), self.full(dst), ack=None if same else 0)
+        if not same and src in self.links:
+            self.links[dst] = self.links.pop(src)
 
     def do_delete(self, path):
         steps = [{path: None}]
         with self.op("rmdir" if self.tree[path] == DIR else "unlink", steps) as o:
             fn = os.rmdir if self.tree[path] == DIR else os.unlink
             o.call(fn, self.full(path), ack=0)
+        self.links.pop(path, None)
 
     def do_small_create(self, path):
         data = self.hexs(self.rng.randint(0, 2000))
@@ -405,6 +411,7 @@ class Workload:
             fd = o.open(self.full(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, ack=0)
             o.write(fd, data, 4096)
             o.close(fd, ack=1)
+        self.links[path] = ("new", self.n)
 
     def do_hold(self, path):
         """Open PATH for reading and keep the descriptor (no tree change)."""
@@ -430,18 +437,30 @@ class Workload:
             self.j.put({"k": "bad", "n": self.n, "what": "held reader of %s read %d bytes %s, "
                         "opened as %s" % (path, off, got[:12], want[:12])})
 
+    def names_of(self, path):
+        """PATH and the other names (hard links) of its inode."""
+        key = self.links.get(path)
+        return [path] + [q for q, k in self.links.items() if q != path and key is not None and k == key]
+
     def do_note(self, path):
-        """Set or remove the user.note xattr (stored in the index)."""
+        """Set or remove the user.note xattr (stored in the index, one per
+        inode: every hard link shows it)."""
         v = list(self.tree[path])
         if v[2] is not None and self.rng.random() < 0.4:
             v[2] = None
-            with self.op("note removed", [{path: v}]) as o:
+            with self.op("note removed", [{p: v for p in self.names_of(path)}]) as o:
                 o.call(os.removexattr, self.full(path), "user.note", ack=0)
             return
         self.gen += 1
         v[2] = "note %d %s" % (self.gen, self.hexs(self.rng.randint(0, 300)).decode())
-        with self.op("note", [{path: v}]) as o:
+        with self.op("note", [{p: v for p in self.names_of(path)}]) as o:
             o.call(os.setxattr, self.full(path), "user.note", v[2].encode(), ack=0)
+
+    def do_link(self, src, dst):
+        """A second name for a small file."""
+        with self.op("link", [{dst: self.tree[src]}], {dst: self.data[src]}) as o:
+            o.call(os.link, self.full(src), self.full(dst), ack=0)
+        self.links[dst] = self.links[src]
 
     def do_mkdir(self, path):
         with self.op("mkdir", [{path: DIR}]) as o:
@@ -481,6 +500,8 @@ class Workload:
             free = [p for p in SMALL if p not in self.tree]
             if not free:
                 return self.do_delete(r.choice(self.files(SMALL)))
+            if self.files(SMALL) and r.random() < 0.3:
+                return self.do_link(r.choice(self.files(SMALL)), r.choice(free))
             return self.do_small_create(r.choice(free))
         if kind in ("rewrite", "rewrite+fsync", "replace") or not have:
             if kind == "replace":
@@ -516,6 +537,7 @@ class Workload:
     def run(self, ready):
         """READY() is called once the start tree is journaled."""
         self.tree, self.data = read_tree(self.root, want_data=True)
+        self.links = {p: os.stat(self.full(p)).st_ino for p in SMALL if p in self.tree}
         self.j.put({"k": "start", "tree": self.tree, "t": time.monotonic()})
         ready()
         try:
