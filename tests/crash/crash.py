@@ -37,7 +37,8 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import crashlib  # noqa: E402
-from crashlib import Mount, MountError, byid_mismatches, fsck, leftovers, read_tree  # noqa: E402
+from crashlib import (Mount, MountError, byid_mismatches, count_images, fsck, leftovers,  # noqa: E402
+                      listed_images, read_tree)
 import oracle  # noqa: E402
 import workload  # noqa: E402
 
@@ -319,12 +320,14 @@ class Harness:
         top = sorted(os.listdir(self.mnt))
         want = ["w%d" % k for k in range(a.workers)]
         problems = [] if top == want else ["the mount's root holds %s, not %s" % (top, want)]
+        listed, on_disk = 0, count_images(self.store)
         for k in range(a.workers):
             wroot = os.path.join(self.mnt, "w%d" % k)
             observed = read_tree(wroot)
             j = oracle.Journal(self.jpath(k))
             v = oracle.check(j, observed, killed_at=killed_at)
             v.problems += byid_mismatches(self.mnt, wroot, observed)
+            listed += listed_images(wroot, observed)
             if k in self.prev and j.start != self.prev[k]:
                 v.problems.append("the round started from a tree that differs from the one verified")
             self.stats.ops += len(j.ops)
@@ -339,6 +342,9 @@ class Harness:
                     r, k, fault or "timer", len(j.ops), v.cut, v.cut_outcome))
             problems += ["worker %d: %s" % (k, p) for p in v.problems]
             self.prev[k] = observed
+        if listed != on_disk:
+            problems.append("%d fragment images on disk, the objects list %d (an orphan the sweep "
+                            "missed?)" % (on_disk, listed))
         if problems:
             raise RoundFailed(["round %d (%s): the recovered tree is wrong" % (r, fault or "timer")]
                               + problems[:40])

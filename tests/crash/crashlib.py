@@ -280,6 +280,15 @@ def read_tree(root, want_data=False):
     return (tree, data) if want_data else tree
 
 
+def listed_images(root, tree):
+    """Fragments the files of TREE (under ROOT) list (user.payload.fragments).
+    Right after a mount's sweep, with no fragment shared between objects,
+    this is the number of images on disk: an orphan the sweep missed would
+    keep images no name lists."""
+    return sum(int(os.getxattr(os.path.join(root, p), "user.payload.fragments"))
+               for p, v in tree.items() if v != DIR)
+
+
 def byid_mismatches(mnt, root, tree):
     """Files of TREE (under ROOT) whose MNT/.by-id/INO reads other bytes
     than the name: the object ID must name the same object after a crash."""
