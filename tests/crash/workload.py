@@ -492,7 +492,7 @@ class Workload:
         kind = r.choices(["rewrite", "rewrite+fsync", "replace", "view", "append", "overwrite",
                           "truncate", "rename", "delete", "format", "create", "dir", "note"],
                          weights=[14, 3, 9, 15, 14, 6, 7, 8, 5, 7, 8, 4, 4])[0]
-        if pool is SMALL and kind not in ("rename", "delete", "dir", "note"):
+        if pool is SMALL and (kind not in ("rename", "delete", "dir", "note") or not have):
             kind = "create"
         if kind == "dir":
             return self.do_dirop()
