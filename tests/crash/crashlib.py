@@ -150,10 +150,21 @@ class Mount:
         return self.status
 
     def kill(self):
-        """SIGKILL the daemon (the crash)."""
+        """SIGKILL the daemon (the crash). A daemon that is writing a
+        sanitizer report is left to finish it and exit on its own (up to
+        60 s): a kill would cut the report short."""
+        if self.alive() and self.reporting():
+            deadline = time.monotonic() + 60
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
         if self.alive():
             self.killed_at = time.monotonic()
             os.kill(self.pid, signal.SIGKILL)
+
+    def reporting(self):
+        """True when this daemon has started a sanitizer report."""
+        return self.pid is not None and os.path.exists(
+            os.path.join(self.work, "sanitizer.%d" % self.pid))
 
     def died_by(self):
         """'SIGKILL', 'exit N', 'signal N' or None (still running)."""
