@@ -434,18 +434,30 @@ def main():
         n, f = cases.run_all(case_list, a, out, tap=a.tap)
         failed += f
     if nbatches:
-        deadline = time.monotonic() + a.budget if a.budget else float("inf")
+        start = time.monotonic()
         h = Harness(a, out)
         try:
-            h.setup()
             per = [a.rounds // nbatches + (1 if i < a.rounds % nbatches else 0) for i in range(nbatches)]
             first, err = 0, None
+            try:
+                h.setup()
+            except (RoundFailed, MountError, OSError) as e:
+                err = e if isinstance(e, RoundFailed) else RoundFailed([str(e)])
+                h.failure(0, err)
+                failed += 1
+                if a.tap:
+                    print("not ok %d - crash rounds: the set-up failed" % (n + 1), flush=True)
+                n += 1
+                per = per[1:]
             for b, cnt in enumerate(per):
                 n += 1
                 if err is not None:
                     if a.tap:
                         print("ok %d - crash rounds batch %d # skip an earlier batch failed" % (n, b + 1))
                     continue
+                # each batch may use its share of the budget (and what the
+                # earlier ones left), so every batch runs some rounds
+                deadline = start + a.budget * (b + 1) / nbatches if a.budget else float("inf")
                 ran, err = run_rounds(h, first, cnt, deadline)
                 if err is None and b == nbatches - 1 and h.mount:
                     try:
