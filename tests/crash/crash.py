@@ -43,7 +43,8 @@ import oracle  # noqa: E402
 import workload  # noqa: E402
 
 # Each mount picks its fragment and spill sizes from these (older
-# fragments of other sizes stay as they are and get reused).
+# fragments of other sizes stay as they are and get reused), and sometimes
+# -o direct_io, threads=0 or a 1M fragment cache.
 FRAGMENT_SIZES = ["4K", "16K", "16K", "16K", "64K"]
 SPILL_SIZES = ["4K", "64K", "64K", "1M"]
 
@@ -104,6 +105,12 @@ class Harness:
     def new_mount(self, fault=None):
         r = self.mount_rng
         opts = "fragment_size=%s,spill_size=%s" % (r.choice(FRAGMENT_SIZES), r.choice(SPILL_SIZES))
+        if r.random() < 0.25:
+            opts += ",direct_io"          # reads bypass the page cache
+        if r.random() < 0.2:
+            opts += ",threads=0"          # no read-ahead, serial decoding
+        if r.random() < 0.2:
+            opts += ",cache_size=1M"      # the fragment cache evicts all the time
         return Mount(self.build, self.store, self.mnt, self.work, opts, fault)
 
     def fsck(self, when, mounted=False):
