@@ -30,7 +30,9 @@ import time
 from crashlib import (CRASH_ERRNOS, DIR, Mount, MountError, count_images, fsck, hash_bytes,
                       leftovers, read_tree)
 
-OPTS = "fragment_size=16K,spill_size=64K"
+# No checkpoint on a timer during a case (the Nth hit of a point must not
+# depend on how long a case takes); fsync(2) and unmount still checkpoint.
+OPTS = "fragment_size=16K,spill_size=64K,checkpoint_ms=600000"
 REC = 32
 
 
@@ -70,8 +72,8 @@ class Ctx:
         if not cond:
             raise CaseFailed(msg)
 
-    def mount(self, fault=None):
-        m = Mount(self.build, self.store, self.mnt, self.work, OPTS, fault)
+    def mount(self, fault=None, opts=""):
+        m = Mount(self.build, self.store, self.mnt, self.work, OPTS + opts, fault)
         if not m.start():
             raise CaseFailed("mount%s failed: %s" % (" with " + fault if fault else "", m.error))
         self.m = m
@@ -101,13 +103,13 @@ class Ctx:
     def frags(self, rel):
         return int(os.getxattr(self.p(rel), "user.payload.fragments"))
 
-    def crash(self, fault, op, may_succeed=False):
+    def crash(self, fault, op, may_succeed=False, opts=""):
         """Mount with FAULT armed, run OP(ctx) (it must fail with a crash
         errno; with MAY_SUCCEED it may also return: the point is reached
         after the reply, in the FUSE release that follows close), make sure
         the fault killed the daemon, unmount the dead mount. Returns the
         unreferenced-image count fsck sees then."""
-        m = self.mount(fault)
+        m = self.mount(fault, opts)
         err = None
         try:
             op(self)
@@ -204,6 +206,32 @@ def rewrite_big(c):
     c.write("big.csv", BIG2, os.O_WRONLY | os.O_TRUNC)
 
 
+def fsync_dir(c):
+    """fsync(2) of the root directory: a checkpoint."""
+    fd = os.open(c.mnt, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def fsync_write(c, rel, data):
+    """Rewrite REL and fsync it before the close (the fsync commits, then
+    checkpoints)."""
+    fd = os.open(c.p(rel), os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 APPEND = b"".join(b"4001,%d,appended\n" % i for i in range(100))
 VIEW = b"id,val,new\n" + b"".join(b"v,%d\n" % i for i in range(30))
 
@@ -215,11 +243,12 @@ def view_result():
     return VIEW.splitlines(keepends=True)[0] + b"".join(rows)
 
 
-def data_case(name, fault, op, want, crashed=None, may_succeed=False):
-    """A case on the base store: OP under FAULT, then WANT (the tree)."""
+def data_case(name, fault, op, want, crashed=None, may_succeed=False, opts=""):
+    """A case on the base store: OP under FAULT (mount options OPTS added),
+    then WANT (the tree)."""
     def run(c):
         base(c)
-        unref = c.crash(fault, op, may_succeed)
+        unref = c.crash(fault, op, may_succeed, opts)
         if crashed:
             crashed(c, unref)
         c.recover(want)
@@ -269,11 +298,11 @@ CASES = [
               unref_is(lambda c: c.nbig, "every old image")),
     data_case("rewrite, committed, old images not released (commit_release:1)", "commit_release:1:KILL",
               rewrite_big, NEW_BIG, unref_is(lambda c: c.nbig, "every old image")),
-    # the writer's handle pins the old version until its FUSE release,
-    # which comes after close(2) returned: close may succeed here
+    # old images are deleted by the checkpoint that covers their release
+    # (here the one an fsync of the root asks for)
     data_case("rewrite, killed while deleting old images (frag_release:3)", "frag_release:3:KILL",
-              rewrite_big, NEW_BIG, unref_is(lambda c: c.nbig - 2, "old images not yet deleted"),
-              may_succeed=True),
+              lambda c: (rewrite_big(c), fsync_dir(c)), NEW_BIG,
+              unref_is(lambda c: c.nbig - 2, "old images not yet deleted")),
     data_case("append, images durable, txn not begun (commit_txn:1)", "commit_txn:1:KILL",
               lambda c: c.write("big.csv", APPEND, os.O_WRONLY | os.O_APPEND), OLD,
               unref_at_least(1, "the new tail")),
@@ -311,6 +340,21 @@ CASES = [
               lambda c: os.rmdir(c.p("d/empty")), tree0(d__empty=None)),
     data_case("unlink, txn committed (lmdb_committed:2)", "lmdb_committed:2:KILL",
               lambda c: os.unlink(c.p("big.csv")), tree0(big_dot_csv=None)),
+    # checkpoints (index/checkpoint.c): the mount's own is the first; the
+    # commit before an fsync's checkpoint is there after a daemon crash
+    data_case("fsync's checkpoint, killed flushing the index (lmdb_sync:2)", "lmdb_sync:2:KILL",
+              lambda c: fsync_write(c, "big.csv", BIG2), NEW_BIG),
+    data_case("fsync's checkpoint, killed writing the checkpoint file (checkpoint_write:2)",
+              "checkpoint_write:2:KILL", lambda c: fsync_write(c, "big.csv", BIG2), NEW_BIG),
+    # -o sync: a flush per commit, images deleted as soon as no handle
+    # pins them: the writer's handle pins the old version until its FUSE
+    # release, which comes after close(2) returned, so close may succeed
+    data_case("-o sync: rewrite, images durable, txn not begun (commit_txn:1)", "commit_txn:1:KILL",
+              rewrite_big, OLD, unref_at_least(10, "every new image"), opts=",sync"),
+    data_case("-o sync: rewrite, killed while deleting old images (frag_release:3)",
+              "frag_release:3:KILL", rewrite_big, NEW_BIG,
+              unref_is(lambda c: c.nbig - 2, "old images not yet deleted"), may_succeed=True,
+              opts=",sync"),
 ]
 
 

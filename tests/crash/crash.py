@@ -44,7 +44,8 @@ import workload  # noqa: E402
 
 # Each mount picks its fragment and spill sizes from these (older
 # fragments of other sizes stay as they are and get reused), and sometimes
-# -o direct_io, threads=0 or a 1M fragment cache.
+# -o direct_io, threads=0, a 1M fragment cache, -o sync or short checkpoint
+# intervals.
 FRAGMENT_SIZES = ["4K", "16K", "16K", "16K", "64K"]
 SPILL_SIZES = ["4K", "64K", "64K", "1M"]
 
@@ -55,9 +56,12 @@ KILL_POINTS = [
     ("commit_txn", 1, 60), ("lmdb_commit", 2, 80), ("lmdb_committed", 2, 80),
     ("commit_release", 1, 60), ("frag_release", 1, 200),
     ("staging_write", 1, 400), ("staging_spill", 1, 6),
+    # checkpoints (not with -o sync): the first one is the mount's own
+    ("lmdb_sync", 2, 12), ("checkpoint_write", 2, 12),
 ]
+# Points of a mount's start-up: its sweep, and its first checkpoint.
 SWEEP_POINTS = ["sweep_frag:1", "sweep_frag:4", "sweep_staging:1", "lmdb_commit:1",
-                "lmdb_committed:1"]
+                "lmdb_committed:1", "lmdb_sync:1", "checkpoint_write:1"]
 
 
 class RoundFailed(Exception):
@@ -111,6 +115,11 @@ class Harness:
             opts += ",threads=0"          # no read-ahead, serial decoding
         if r.random() < 0.2:
             opts += ",cache_size=1M"      # the fragment cache evicts all the time
+        c = r.random()
+        if c < 0.2:
+            opts += ",sync"               # a flush per commit, no checkpoints
+        elif c < 0.5:
+            opts += ",checkpoint_ms=%d" % r.choice([10, 50, 200])
         return Mount(self.build, self.store, self.mnt, self.work, opts, fault)
 
     def fsck(self, when, mounted=False):
@@ -231,6 +240,9 @@ class Harness:
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)          # our children
                 os.waitpid(pid, 0)
+            point = self.mount.fault.split(":")[0] if self.mount.fault else None
+            if point and not self.mount.alive() and self.mount.fault_fired(point):
+                return "before the workload"          # a checkpoint point, reached early
             raise RoundFailed(["the workload did not start"] + self.workload_err())
         os.write(gow, b"g" * n)
         os.close(gow)
@@ -331,10 +343,16 @@ class Harness:
         for k in range(a.workers):
             wroot = os.path.join(self.mnt, "w%d" % k)
             observed = read_tree(wroot)
+            problems += ["worker %d: %s" % (k, p) for p in byid_mismatches(self.mnt, wroot, observed)]
+            listed += listed_images(wroot, observed)
+            if how == "before the workload":
+                # killed while the workers read their trees: nothing changed
+                if observed != self.prev.get(k, observed):
+                    problems.append("worker %d: killed before any operation, the tree changed" % k)
+                self.prev[k] = observed
+                continue
             j = oracle.Journal(self.jpath(k))
             v = oracle.check(j, observed, killed_at=killed_at)
-            v.problems += byid_mismatches(self.mnt, wroot, observed)
-            listed += listed_images(wroot, observed)
             if k in self.prev and j.start != self.prev[k]:
                 v.problems.append("the round started from a tree that differs from the one verified")
             self.stats.ops += len(j.ops)
