@@ -100,6 +100,7 @@ class Harness:
             os.mkdir(d)
         self.mount = None
         self.mount_rng = random.Random(args.seed ^ 0x5eed)
+        self.last_opts = ""
         self.prev = {}            # worker -> tree verified at the end of the last round
         self.stats = Stats()
 
@@ -120,6 +121,7 @@ class Harness:
             opts += ",sync"               # a flush per commit, no checkpoints
         elif c < 0.5:
             opts += ",checkpoint_ms=%d" % r.choice([10, 50, 200])
+        self.last_opts = opts
         return Mount(self.build, self.store, self.mnt, self.work, opts, fault)
 
     def fsck(self, when, mounted=False):
@@ -291,6 +293,15 @@ class Harness:
         return out
 
     def round(self, r):
+        t0 = time.monotonic()
+        try:
+            self.round_body(r)
+        finally:
+            if self.args.verbose:
+                self.say("round %d took %.1f s (%s)" % (r, time.monotonic() - t0,
+                                                         self.last_opts))
+
+    def round_body(self, r):
         a = self.args
         rng = random.Random(a.seed * 1000003 + r)
         fault = None
