@@ -52,7 +52,7 @@ SPILL_SIZES = ["4K", "64K", "64K", "1M"]
 # Where a fault-point kill may land: (point, lowest N, highest N). The
 # first index txn of a daemon is its mount's sweep.
 KILL_POINTS = [
-    ("frag_write", 1, 300), ("frag_fsync", 1, 300), ("frag_rename", 1, 300),
+    ("frag_write", 1, 300), ("frag_fsync", 1, 300),     # frag_fsync: -o sync mounts
     ("commit_txn", 1, 60), ("lmdb_commit", 2, 80), ("lmdb_committed", 2, 80),
     ("commit_release", 1, 60), ("frag_release", 1, 200),
     ("staging_write", 1, 400), ("staging_spill", 1, 6),
