@@ -30,11 +30,11 @@ import time
 from crashlib import (CRASH_ERRNOS, DIR, Mount, MountError, count_images, fsck, hash_bytes,
                       leftovers, read_tree)
 
-# No checkpoint on a timer during a case, and no worker threads (encodes
-# and puts one after the other): the Nth hit of a point, and what is on
-# disk then, must not depend on timing. fsync(2) and unmount still
-# checkpoint.
-OPTS = "fragment_size=16K,spill_size=64K,checkpoint_ms=600000,threads=0"
+# No flush of the index by the syncer's timer during a case, and no worker
+# threads (encodes and puts one after the other): the Nth hit of a point,
+# and what is on disk then, must not depend on timing. fsync(2) and
+# unmount still flush (store_sync, index/durable.c).
+OPTS = "fragment_size=16K,spill_size=64K,sync_ms=600000,threads=0"
 REC = 32
 
 
@@ -209,7 +209,7 @@ def rewrite_big(c):
 
 
 def fsync_dir(c):
-    """fsync(2) of the root directory: a checkpoint."""
+    """fsync(2) of the root directory: a flush of the index (store_sync)."""
     fd = os.open(c.mnt, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -222,7 +222,7 @@ def fsync_dir(c):
 
 def fsync_write(c, rel, data):
     """Rewrite REL and fsync it before the close (the fsync commits, then
-    checkpoints)."""
+    flushes the index)."""
     fd = os.open(c.p(rel), os.O_WRONLY | os.O_TRUNC)
     try:
         os.write(fd, data)
@@ -292,8 +292,8 @@ CASES = [
               unref_is(lambda c: c.nbig, "every old image")),
     data_case("rewrite, committed, old images not released (commit_release:1)", "commit_release:1:KILL",
               rewrite_big, NEW_BIG, unref_is(lambda c: c.nbig, "every old image")),
-    # old images are deleted by the checkpoint that covers their release
-    # (here the one an fsync of the root asks for)
+    # old images are deleted once a flush of the index covers their
+    # release (here the one an fsync of the root asks for)
     data_case("rewrite, killed while deleting old images (frag_release:3)", "frag_release:3:KILL",
               lambda c: (rewrite_big(c), fsync_dir(c)), NEW_BIG,
               unref_is(lambda c: c.nbig - 2, "old images not yet deleted")),
@@ -334,13 +334,11 @@ CASES = [
               lambda c: os.rmdir(c.p("d/empty")), tree0(d__empty=None)),
     data_case("unlink, txn committed (lmdb_committed:2)", "lmdb_committed:2:KILL",
               lambda c: os.unlink(c.p("big.csv")), tree0(big_dot_csv=None)),
-    # checkpoints (index/checkpoint.c): the mount's own is the first; the
-    # commit before an fsync's checkpoint is there after a daemon crash
-    data_case("fsync's checkpoint, killed flushing the index (lmdb_sync:2)", "lmdb_sync:2:KILL",
+    # the flush of an fsync (index/durable.c): the commit before it is
+    # there after a daemon crash
+    data_case("fsync's flush of the index, killed (lmdb_sync:1)", "lmdb_sync:1:KILL",
               lambda c: fsync_write(c, "big.csv", BIG2), NEW_BIG),
-    data_case("fsync's checkpoint, killed writing the checkpoint file (checkpoint_write:2)",
-              "checkpoint_write:2:KILL", lambda c: fsync_write(c, "big.csv", BIG2), NEW_BIG),
-    # -o sync: a flush per commit, images deleted as soon as no handle
+    # -o sync: a second flush per commit, images deleted as soon as no handle
     # pins them: the writer's handle pins the old version until its FUSE
     # release, which comes after close(2) returned, so close may succeed
     data_case("-o sync: rewrite, images durable, txn not begun (commit_txn:1)", "commit_txn:1:KILL",

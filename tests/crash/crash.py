@@ -44,24 +44,23 @@ import workload  # noqa: E402
 
 # Each mount picks its fragment and spill sizes from these (older
 # fragments of other sizes stay as they are and get reused), and sometimes
-# -o direct_io, threads=0, a 1M fragment cache, -o sync or short checkpoint
-# intervals.
+# -o direct_io, threads=0, a 1M fragment cache, -o sync or a short sync_ms.
 FRAGMENT_SIZES = ["4K", "16K", "16K", "16K", "64K"]
 SPILL_SIZES = ["4K", "64K", "64K", "1M"]
 
 # Where a fault-point kill may land: (point, lowest N, highest N). The
 # first index txn of a daemon is its mount's sweep.
 KILL_POINTS = [
-    ("frag_write", 1, 300), ("frag_fsync", 1, 300),     # frag_fsync: -o sync mounts
+    ("frag_write", 1, 300), ("frag_fsync", 1, 300),
     ("commit_txn", 1, 60), ("lmdb_commit", 2, 80), ("lmdb_committed", 2, 80),
     ("commit_release", 1, 60), ("frag_release", 1, 200),
     ("staging_write", 1, 400), ("staging_spill", 1, 6),
-    # checkpoints (not with -o sync): the first one is the mount's own
-    ("lmdb_sync", 2, 12), ("checkpoint_write", 2, 12),
+    # a flush of the index: fsync(2), or the syncer (not with -o sync)
+    ("lmdb_sync", 1, 12),
 ]
-# Points of a mount's start-up: its sweep, and its first checkpoint.
+# Points of a mount's start-up: its sweep.
 SWEEP_POINTS = ["sweep_frag:1", "sweep_frag:4", "sweep_staging:1", "lmdb_commit:1",
-                "lmdb_committed:1", "lmdb_sync:1", "checkpoint_write:1"]
+                "lmdb_committed:1"]
 
 
 class RoundFailed(Exception):
@@ -118,9 +117,9 @@ class Harness:
             opts += ",cache_size=1M"      # the fragment cache evicts all the time
         c = r.random()
         if c < 0.2:
-            opts += ",sync"               # a flush per commit, no checkpoints
+            opts += ",sync"               # every commit durable when it returns
         elif c < 0.5:
-            opts += ",checkpoint_ms=%d" % r.choice([10, 50, 200])
+            opts += ",sync_ms=%d" % r.choice([10, 50, 200])   # the syncer flushes often
         self.last_opts = opts
         return Mount(self.build, self.store, self.mnt, self.work, opts, fault)
 
@@ -244,7 +243,7 @@ class Harness:
                 os.waitpid(pid, 0)
             point = self.mount.fault.split(":")[0] if self.mount.fault else None
             if point and not self.mount.alive() and self.mount.fault_fired(point):
-                return "before the workload"          # a checkpoint point, reached early
+                return "before the workload"          # e.g. the syncer's flush, reached early
             raise RoundFailed(["the workload did not start"] + self.workload_err())
         os.write(gow, b"g" * n)
         os.close(gow)
