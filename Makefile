@@ -1,4 +1,4 @@
-# payloadfs — one entry point: all, check, bench, demo, install, clean.
+# payloadfs — one entry point: all, check, crash, bench, demo, install, clean.
 # Flags: CFLAGS is yours (default -O2 -g); what the build needs is added with
 # override. SANITIZE=address,undefined builds with sanitizers. V=1 is verbose.
 
@@ -86,6 +86,12 @@ unit: $(UNIT_BIN)
 check: all unit
 	$(Q)tests/run-all.sh $(BUILD)
 
+# crash: the crash harness's long mode (tests/crash/README.md):
+# `make crash ROUNDS=500 [SEED=N]`; prints rounds, operations, kills and a verdict.
+ROUNDS ?= 200
+crash: all
+	$(Q)tests/crash/crash.py --build $(BUILD) --cases --rounds $(ROUNDS) $(if $(SEED),--seed $(SEED))
+
 # bench: installs its peers when missing (bindfs, squashfuse, ...), then
 # measures; not part of check. See docs/benchmarks.md for the knobs.
 bench: all $(BENCH_BIN)
@@ -104,7 +110,7 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit check bench demo install clean
+.PHONY: all unit check crash bench demo install clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

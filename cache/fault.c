@@ -4,8 +4,12 @@
 #ifdef PFS_FAULT_INJECTION
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cache/log.h"
 
@@ -14,13 +18,30 @@
 struct fault_point {
 	char name[32];
 	unsigned left;  /* calls until it fires; 0 = disarmed */
-	int err;
+	int err;        /* errno, or FAULT_KILL */
 	unsigned fired; /* times it fired since fault_reset() */
 };
 
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fault_point faults[FAULT_MAX];  /* protected by fault_lock */
 static int fault_any;                          /* protected by fault_lock */
+
+/* The KILL action: one line on stderr with the time, then SIGKILL. */
+static void kill_now(const char *name)
+{
+	struct timespec now;
+	char msg[128];
+	int n;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	n = snprintf(msg, sizeof(msg), "fault: %s: killing the process (monotonic %lld.%09ld)\n",
+		     name, (long long)now.tv_sec, now.tv_nsec);
+	if (n > 0 && write(2, msg, (size_t)n) < 0) {
+		/* nothing to do: the process dies anyway */
+	}
+	kill(getpid(), SIGKILL);
+	pause();   /* SIGKILL is never ignored: not reached */
+}
 
 int fault_hit(const char *name)
 {
@@ -40,6 +61,8 @@ int fault_hit(const char *name)
 		}
 	}
 	pthread_mutex_unlock(&fault_lock);
+	if (rc == -FAULT_KILL)
+		kill_now(name);
 	if (rc)   /* tests look for this line to know the point was reached */
 		log_warn("fault point %s fired: %s (injected)", name, strerror(-rc));
 	return rc;
@@ -75,7 +98,8 @@ int fault_arm(const char *name, unsigned nth, int err)
 {
 	struct fault_point *f;
 
-	if (!name || !*name || strlen(name) >= sizeof(faults[0].name) || nth == 0 || err <= 0)
+	if (!name || !*name || strlen(name) >= sizeof(faults[0].name) || nth == 0 || err <= 0 ||
+	    err > FAULT_KILL)
 		return -EINVAL;
 	pthread_mutex_lock(&fault_lock);
 	f = slot_for(name);
@@ -105,6 +129,7 @@ static int errno_by_name(const char *s)
 		{ "ENOSPC", ENOSPC }, { "EIO", EIO }, { "ENOMEM", ENOMEM },
 		{ "EDQUOT", EDQUOT }, { "EROFS", EROFS }, { "EINVAL", EINVAL },
 		{ "EAGAIN", EAGAIN }, { "EFBIG", EFBIG }, { "ENOSYS", ENOSYS },
+		{ "KILL", FAULT_KILL },
 	};
 	char *end;
 	long v = strtol(s, &end, 10);

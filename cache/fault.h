@@ -9,6 +9,12 @@
  * Every firing is logged at warning level: "fault point NAME fired: WHY
  * (injected)", so an end-to-end test can tell that its point was reached.
  *
+ * The action KILL instead of an errno (`frag_fsync:3:KILL`) makes the Nth
+ * call kill the whole process with SIGKILL, after one line on stderr
+ * ("fault: NAME: killing the process (monotonic SECONDS)", the time of
+ * CLOCK_MONOTONIC): the crash tests (tests/crash/) use it to die at a
+ * chosen step of the commit protocol.
+ *
  * Names in use (docs/design.md "Fault points" says what each one proves):
  *   alloc          fcache, memory-backend and wjob allocations
  *   frag_write     writing a fragment image (put)
@@ -23,7 +29,21 @@
  *   lmdb_commit    committing any index write transaction
  *   staging_write  appending to a handle's staging log
  *   staging_read   reading staged bytes back (commit, read of a writer)
- *   lmdb_sync      flushing the index (store_sync: fsync(2), index/durable.c) */
+ *   lmdb_sync      flushing the index (store_sync: fsync(2), index/durable.c)
+ *
+ * Crash points (FAULT_CRASH: only KILL has an effect there; an errno armed
+ * on them is counted and ignored):
+ *   commit_txn     a commit's images are written and synced, its index txn
+ *                  not begun
+ *   commit_release its txn committed, the images it freed not released yet
+ *   frag_release   before each freed image is deleted (at once with -o sync
+ *                  or storage=memory, else once a flush covers its release)
+ *   lmdb_committed right after any index txn committed
+ *   staging_spill  a spill file was created and filled, not yet in use
+ *   sweep_staging  before each staging file is removed at mount
+ *   sweep_frag     before each unreferenced image is removed at mount
+ * lmdb_commit counts every index write txn, the mount's own (its sweep)
+ * included: tests/crash/cases.py says which one it aims at. */
 #ifndef PFS_FAULT_H
 #define PFS_FAULT_H
 
@@ -31,8 +51,12 @@
 /* Return 0, or -errno when the point is armed and this is the Nth call
  * since arming (1-based). A point fires once, then disarms. Thread-safe. */
 int fault_hit(const char *name);
-/* Arm NAME to fail its NTH next call with -ERR (ERR > 0). @return 0, or
- * -EINVAL for a bad argument, -ENOSPC when the table is full. */
+/* Action for fault_arm(): kill the process instead of failing the call
+ * (above every errno, so never mistaken for one). */
+#define FAULT_KILL 4096
+/* Arm NAME to fail its NTH next call with -ERR (0 < ERR < FAULT_KILL), or
+ * to kill the process there (ERR == FAULT_KILL). @return 0, or -EINVAL for
+ * a bad argument, -ENOSPC when the table is full. */
 int fault_arm(const char *name, unsigned nth, int err);
 /* Parse a PAYLOADFS_FAULT-style spec and arm each point. @return 0 or
  * -EINVAL. */
@@ -42,8 +66,10 @@ unsigned fault_fired(const char *name);
 /* Disarm every point and zero the counts. */
 void fault_reset(void);
 #define FAULT(name) fault_hit(name)
+#define FAULT_CRASH(name) ((void)fault_hit(name))
 #else
 #define FAULT(name) 0
+#define FAULT_CRASH(name) ((void)0)
 static inline int fault_arm_spec(const char *spec) { (void)spec; return 0; }
 #endif
 

@@ -31,7 +31,7 @@
 
 struct opts {
 	char *store;
-	char *fragment_size, *cache_size, *logfile, *pidfile, *read_ahead, *max_views;
+	char *fragment_size, *cache_size, *spill_size, *logfile, *pidfile, *read_ahead, *max_views;
 	char *threads;
 	char *sync_ms;
 	int ro, direct_io, page_cache, sync, splice, help, version;
@@ -42,6 +42,7 @@ enum { KEY_HELP, KEY_VERSION };
 static const struct fuse_opt opt_spec[] = {
 	{ "fragment_size=%s", offsetof(struct opts, fragment_size), 0 },
 	{ "cache_size=%s", offsetof(struct opts, cache_size), 0 },
+	{ "spill_size=%s", offsetof(struct opts, spill_size), 0 },
 	{ "logfile=%s", offsetof(struct opts, logfile), 0 },
 	{ "pidfile=%s", offsetof(struct opts, pidfile), 0 },
 	{ "max_views=%s", offsetof(struct opts, max_views), 0 },
@@ -89,6 +90,8 @@ static void usage(const char *prog)
 	       "payloadfs options:\n"
 	       "    -o fragment_size=BYTES  target fragment size (K/M/G suffixes; default 1M)\n"
 	       "    -o cache_size=BYTES     fragment cache budget (default 256M)\n"
+	       "    -o spill_size=BYTES     staged bytes an open file keeps in memory before\n"
+	       "                            spilling to STORE/staging (default 8M)\n"
 	       "    -o logfile=PATH         log to PATH instead of syslog when daemonized\n"
 	       "    -o pidfile=PATH         write the daemon's pid to PATH\n"
 	       "    -o max_views=N          views in use at once (default 262144; ENFILE beyond)\n"
@@ -372,6 +375,8 @@ int main(int argc, char *argv[])
 		rc = fail("threads", "must be a number from 0 to 64");
 	else if (parse_uint(o.sync_ms, 10, 600000, &so.sync_ms))
 		rc = fail("sync_ms", "must be a number of milliseconds from 10 to 600000");
+	else if (parse_size(o.spill_size, 4096, (size_t)1 << 40, &so.spill_size))
+		rc = fail("spill_size", "must be a size of at least 4K");
 	else if (!realpath(o.store, store_abs))
 		rc = fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));
 	else if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
@@ -459,6 +464,7 @@ out:
 	free(o.read_ahead);
 	free(o.sync_ms);
 	free(o.max_views);
+	free(o.spill_size);
 	free(o.logfile);
 	free(o.pidfile);
 	return rc;

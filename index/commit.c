@@ -42,6 +42,7 @@
 #include "index/store_int.h"
 #include "cache/bufpool.h"
 #include "cache/codec.h"
+#include "cache/fault.h"
 #include "cache/log.h"
 
 #include <errno.h>
@@ -823,6 +824,7 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 	} else if (!rc) {
 		rc = plan_and_write(&c, newin, size, &list, &nlist, &rows, &cands, &ncands);
 	}
+	FAULT_CRASH("commit_txn");        /* (3) done, (4) not begun */
 	if (!rc)
 		rc = run_txn(st, base, newin, &list, nlist, shared_prefix(cands, ncands), inl ? c.buf : NULL,
 			     size, rows, mtime_ns, newpv, &o);
@@ -838,6 +840,7 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 				stage_precut_keep(sg, cands[i].idx);
 		__atomic_add_fetch(&st->stats.commits, 1, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&st->stats.frag_records, o.records, __ATOMIC_RELAXED);
+		FAULT_CRASH("commit_release");    /* (4) committed, (6) not done */
 		store_release_list(st, o.freed, o.nfreed);
 		o.freed = NULL;
 	}

@@ -315,6 +315,8 @@ int idx_commit(struct idx_txn *t)
 	if (!rc)
 		__atomic_add_fetch(&t->x->commits, 1, __ATOMIC_RELEASE);
 	free(t);
+	if (!rc)
+		FAULT_CRASH("lmdb_committed");
 	return rc;
 }
 

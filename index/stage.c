@@ -119,6 +119,7 @@ static int stage_spill(struct stage *sg, const char *dir)
 		}
 		done += (size_t)w;
 	}
+	FAULT_CRASH("staging_spill");
 	bp_put(sg->mem, sg->mem_cap);
 	sg->mem = NULL;
 	sg->mem_len = sg->mem_cap = 0;

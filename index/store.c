@@ -23,6 +23,7 @@
  *      (and by the sweep after a crash): their images lived in its RAM.
  */
 #include "index/store_int.h"
+#include "cache/fault.h"
 #include "cache/log.h"
 #include "cache/pool.h"
 
@@ -186,8 +187,10 @@ int store_pin_frags(struct store *st, const struct frag_desc *d, uint32_t n)
 
 void store_delete_image(struct store *st, const struct frag_desc *d)
 {
-	int rc = frag_del(store_backend_of(st, d), d->id);
+	int rc;
 
+	FAULT_CRASH("frag_release");
+	rc = frag_del(store_backend_of(st, d), d->id);
 	fcache_drop(st->cache, d->id);
 	if (rc && rc != -ENOENT)
 		log_warn("fragment %016llx: delete failed: %s (swept at next mount)",
@@ -466,9 +469,13 @@ static void sweep_staging(struct store *st)
 	if (!(d = opendir(path)))
 		return;
 	fd = dirfd(d);
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' && unlinkat(fd, e->d_name, 0) == 0)
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		FAULT_CRASH("sweep_staging");
+		if (unlinkat(fd, e->d_name, 0) == 0)
 			log_info("sweep: removed staging file %s", e->d_name);
+	}
 	closedir(d);
 }
 
@@ -517,6 +524,7 @@ static int sweep_one(void *arg, uint64_t id)
 		c->max_seen = id;
 	if (c->refs.n && bsearch(&id, c->refs.v, c->refs.n, sizeof(uint64_t), cmp_u64))
 		return 0;
+	FAULT_CRASH("sweep_frag");
 	if (frag_del(c->st->disk, id) == 0)
 		c->removed++;
 	return 0;
@@ -539,6 +547,7 @@ static int memobj_collect(void *arg, const struct idx_inode *in)
 static int sweep_inodes(struct store *st)
 {
 	struct id_set orph = { 0 }, mem = { 0 };
+	size_t emptied = 0;
 	struct frag_desc *freed = NULL;
 	uint32_t nfreed = 0;
 	struct idx_txn *t;
@@ -554,6 +563,10 @@ static int sweep_inodes(struct store *st)
 	for (size_t i = 0; i < mem.n && !rc; i++) {
 		struct idx_inode in;
 		rc = idx_inode_get(t, mem.v[i], &in);
+		if (rc == -ENOENT) {    /* an orphan too, destroyed above */
+			rc = 0;
+			continue;
+		}
 		if (!rc)
 			rc = store_drop_data(t, mem.v[i], &freed, &nfreed);
 		if (!rc) {
@@ -563,11 +576,12 @@ static int sweep_inodes(struct store *st)
 			in.version++;
 			in.mtime_ns = in.ctime_ns = store_now_ns();
 			rc = idx_inode_put(t, &in);
+			emptied += !rc;
 		}
 	}
 	rc = store_wend(st, t, rc);
-	if (!rc && (orph.n || mem.n))
-		log_info("sweep: %zu unlinked inode(s) freed, %zu memory object(s) emptied", orph.n, mem.n);
+	if (!rc && (orph.n || emptied))
+		log_info("sweep: %zu unlinked inode(s) freed, %zu memory object(s) emptied", orph.n, emptied);
 	/* images of memory objects are gone anyway; disk ones are swept next */
 	free(freed);
 	free(orph.v);
@@ -695,13 +709,15 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = idx_meta_get_u64(t, "next_frag", &st->next_frag);
 		idx_abort(t);
 	}
+	if (rc == -ENOENT && created == 0)
+		rc = -EPROTO;     /* an index without its databases or records */
 	if (!rc && !o->rdonly && !o->sync)
 		rc = dur_start(st);
-	if (!rc && o->sweep && !o->rdonly)
-		rc = sweep(st);
+	if (!rc && o->sweep && !o->rdonly && (rc = sweep(st)) != 0)
+		log_err("%s: the sweep at open failed: %s", dir, strerror(-rc));
 	if (rc) {
 		store_close(st);
-		return rc == -ENOENT && created == 0 ? -EPROTO : rc;
+		return rc;
 	}
 	*out = st;
 	return 0;

@@ -1,7 +1,8 @@
 #!/bin/bash
-# run-all.sh BUILD — run every unit test binary BUILD/tests/test_* and then
+# run-all.sh BUILD — run every unit test binary BUILD/tests/test_*, then
 # the bats end-to-end suite tests/e2e/ against BUILD's payloadfs and
-# payloadctl. Called by `make check` after building.
+# payloadctl, then the crash tests' short mode (tests/crash/run.sh). Called
+# by `make check` after building.
 #
 # Counting: each TAP "ok" line is a pass, "not ok" a failure, an "ok ... #
 # skip" a skip. A binary (or bats file) that exits non-zero without any "not
@@ -96,6 +97,12 @@ else
 		tally "$name" "${PIPESTATUS[0]}"
 	done
 fi
+
+# ---- crash tests (short mode; `make crash` is the long one) ----
+echo "# crash/run.sh"
+t0=$SECONDS
+(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/run.sh "$BUILD") 2>&1 </dev/null | tee "$out"
+tally crash/run.sh "${PIPESTATUS[0]}"
 
 {
 	echo "# summary ($((SECONDS / 60)) min $((SECONDS % 60)) s)"

@@ -1019,6 +1019,40 @@ static void test_pinned(void)
 	free(data);
 }
 
+/* An unlinked storage=memory object with data is both an orphan and a
+ * memory object to empty: the sweep destroys it once and must not then
+ * fail on it (it did: ENOENT aborted the sweep's txn, and every later
+ * mount failed, reported as an unknown format version). Found by the crash
+ * harness (tests/crash). */
+static void test_memory_orphan(void)
+{
+	const char *data = "id,v\n1,2\n3,4\n";
+	struct store_opts o = { .fragment_size = FRAG, .sweep = 1 };
+	int64_t d = mkd(ROOT, "memdir"), gone, kept;
+	int rc;
+
+	CHECK_EQ(setx((uint64_t)d, "user.payload.storage", "memory", 0), 0, "memdir: storage=memory");
+	gone = mk((uint64_t)d, "gone.csv");
+	kept = mk((uint64_t)d, "kept.csv");
+	CHECK(put_data((uint64_t)gone, data, strlen(data)) == 0 &&
+	      put_data((uint64_t)kept, data, strlen(data)) == 0, "two memory objects with data");
+	CHECK_EQ(store_unlink(st, (uint64_t)d, "gone.csv"), 0, "unlink one, never forgotten (as in a crash)");
+	store_close(st);
+	st = NULL;
+	rc = store_open(sdir, &o, &st);
+	CHECK_EQ(rc, 0, "the sweeping open succeeds (%s)", rc ? store_strerror(rc) : "ok");
+	if (rc) {
+		st = open_store(0, 0);
+		return;
+	}
+	CHECK_EQ(attr((uint64_t)gone).ino, 0, "the unlinked memory object is freed");
+	CHECK(attr((uint64_t)kept).ino == (uint64_t)kept && attr((uint64_t)kept).size == 0,
+	      "the linked one is emptied (its data lived in the previous process)");
+	store_close(st);
+	st = open_store(0, 1);
+	CHECK_EQ(lk((uint64_t)d, "kept.csv"), kept, "and the next sweeping open works too");
+}
+
 static void test_open(void)
 {
 	char dir[4300], path[4400];
@@ -1120,6 +1154,7 @@ int main(void)
 	test_recut();
 	test_inherit();
 	test_pinned();
+	test_memory_orphan();
 	test_open();
 	store_close(st);
 	st = NULL;
