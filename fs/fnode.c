@@ -32,12 +32,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NODE_BUCKETS 65536
 #define KEY_BUCKETS  4096
 #define OBJ_BUCKETS  65536
 #define NAME_BUCKETS 65536
 #define MAX_NAMES    8
+#define SEAL_WINDOW_NS (2 * 1000000000LL)   /* how long a sent-back writer has to retry */
 
 enum fkind { K_REAL, K_FILE, K_VIEW };
 
@@ -67,6 +69,9 @@ struct fname {
 struct fobj {
 	uint64_t ino;
 	uint32_t nnodes, nnames, writers;
+	int64_t seal_until;         /* a writer was sent back (ESTALE): until then
+				     * new nodes are no_pc, nodes with page-cache
+				     * readers are not handed out (monotonic ns) */
 	uint64_t cur_node;          /* invariant (4) */
 	struct fnode *nodes;
 	struct fname *names;
@@ -191,6 +196,13 @@ static struct fobj *obj_find(uint64_t ino)
 	return o;
 }
 
+/* Seal windows outlive the object's entry: every node of the object may
+ * be forgotten between a writer's ESTALE and its retried lookup, and the
+ * entry made again must still be in the window. Direct-mapped by ino; a
+ * collision only loses a window (a rare second ESTALE). */
+#define SEAL_SLOTS 1024
+static struct { uint64_t ino; int64_t until; } recent_seals[SEAL_SLOTS];   /* protected by fn_lock */
+
 static struct fobj *obj_get(uint64_t ino)
 {
 	struct fobj *o = obj_find(ino);
@@ -198,6 +210,8 @@ static struct fobj *obj_get(uint64_t ino)
 	if (o || !(o = calloc(1, sizeof(*o))))
 		return o;
 	o->ino = ino;
+	if (recent_seals[ino % SEAL_SLOTS].ino == ino)
+		o->seal_until = recent_seals[ino % SEAL_SLOTS].until;
 	o->next = objs[h_u64(ino, OBJ_BUCKETS)];
 	objs[h_u64(ino, OBJ_BUCKETS)] = o;
 	counts.objects++;
@@ -314,21 +328,39 @@ int fn_ref_real(uint64_t ino)
 	return rc;
 }
 
-/* The object's unsealed node for VERSION, if it has one; *SEALED tells
- * whether a sealed node of VERSION exists. */
-static struct fnode *obj_node_of(struct fobj *o, uint64_t version, int *sealed)
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* May node F be handed out by a lookup now? Not when sealed, nor, while
+ * a writer of its object is being sent back (fnode.h), unless it is
+ * no_pc: the writer's retried open must land on a node that no reader
+ * can take into the page cache in between, whatever was committed or
+ * opened meanwhile. */
+static int node_usable(const struct fnode *f, int window)
+{
+	return !f->f.sealed && (!window || f->f.no_pc);
+}
+
+/* The object's usable node for VERSION, if it has one; *UNUSABLE tells
+ * whether a node of VERSION exists that may not be handed out. */
+static struct fnode *obj_node_of(struct fobj *o, uint64_t version, int window, int *unusable)
 {
 	struct fnode *cur = o->cur_node ? node_find(o->cur_node) : NULL;
 
-	*sealed = 0;
-	if (cur && cur->f.version == version && !cur->f.sealed)
+	*unusable = 0;
+	if (cur && cur->f.version == version && node_usable(cur, window))
 		return cur;
 	for (struct fnode *f = o->nodes; f; f = f->onext) {
 		if (f->f.version != version)
 			continue;
-		if (!f->f.sealed)
+		if (node_usable(f, window))
 			return f;
-		*sealed = 1;
+		*unusable = 1;
 	}
 	return NULL;
 }
@@ -337,18 +369,20 @@ int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, u
 {
 	struct fobj *o;
 	struct fnode *f = NULL;
-	int rc = 0, sealed = 0;
+	int rc = 0, sealed = 0, window = 0;
 
 	pthread_mutex_lock(&fn_lock);
 	o = obj_get(in->ino);
 	if (o)
-		f = obj_node_of(o, in->version, &sealed);
+		window = o->seal_until && mono_ns() < o->seal_until;
+	if (o)
+		f = obj_node_of(o, in->version, window, &sealed);
 	if (o && !f && (f = node_add(FN_FILE_BIT | next_file, K_FILE))) {
 		struct fnode *cur = o->cur_node ? node_find(o->cur_node) : NULL;
 		next_file++;
 		f->f = (struct fnode_file){ .ino = in->ino, .version = in->version,
 					    .size = in->size, .mtime_ns = in->mtime_ns,
-					    .no_pc = sealed };
+					    .no_pc = sealed || window };
 		f->obj = o;
 		f->onext = o->nodes;
 		o->nodes = f;
@@ -556,9 +590,12 @@ int fn_open_write(uint64_t nodeid, uint64_t ino)
 	f = node_find(nodeid);
 	if (f && f->kind == K_FILE && f->f.pc_readers) {
 		node_seal(f);
+		f->obj->seal_until = mono_ns() + SEAL_WINDOW_NS;
+		recent_seals[f->obj->ino % SEAL_SLOTS].ino = f->obj->ino;
+		recent_seals[f->obj->ino % SEAL_SLOTS].until = f->obj->seal_until;
 		rc = -ESTALE;
 	} else if ((o = obj_find(ino))) {
-		o->writers++;
+		o->writers++;   /* seal_until stays: other writers may be retrying */
 	}
 	pthread_mutex_unlock(&fn_lock);
 	return rc;

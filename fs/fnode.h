@@ -23,9 +23,10 @@
  *    refused with ESTALE and the node is SEALED (no lookup returns it
  *    again); the kernel then walks the path again with LOOKUP_REVAL, the
  *    lookup returns a fresh node of the same version, and the open is
- *    retried there. Fresh nodes made after a seal serve readers with
- *    direct I/O only (no_pc), so the writer's retry cannot be refused
- *    again.
+ *    retried there. For two seconds after a seal lookups hand out no node that page-cache readers
+ *    use and make fresh nodes no_pc (readers of those use direct I/O), so
+ *    the writer's retry cannot be refused again even if a commit or
+ *    another reader came in between (the kernel retries only once).
  *  Counters never hand out a number twice within a mount.
  *
  * Lookup counts follow libfuse's contract: +1 for every entry replied,

@@ -216,3 +216,11 @@ PY
 	[ "$n" -gt 10 ]
 	[ "$b" -le $((n / 2)) ] || { echo "# $n fragments in $b batches" >&2; return 1; }
 }
+
+@test "writers racing page-cache readers of the same small files never see ESTALE" {
+	mount_pfs
+	run python3 "$E2E/estale.py" "$MNT"
+	echo "# $output" >&3
+	[[ $output =~ ^ESTALE\ 0\ of\ [0-9]+\ write\ opens,\ other\ errors\ 0$ ]]
+	[ "$(stat_field nodes.sealed)" -gt 0 ]   # the race was met
+}
