@@ -53,7 +53,8 @@
 #include <unistd.h>
 
 #define NREADERS 3
-#define HIST     48
+#define HIST     512            /* notes kept */
+#define HIST_ALL 24             /* printed: the last ones, and the failing file's */
 #define MAXFILES 16
 
 struct ver {                    /* one committed version, shared by readers */
@@ -103,6 +104,7 @@ static size_t maxop = 65536, maxsize_arg = 0;
 static int quiet;
 static uint64_t counts[OP_N];
 static char hist[HIST][200];
+static const char *cur_file;    /* the file of the current op ("f2") */
 static uint64_t nhist;          /* notes written so far */
 static uint64_t rng_state;
 static unsigned char *buf_m, *buf_t, *buf_w;
@@ -135,10 +137,14 @@ static void note(const char *fmt, ...)
 static void dump_history(void)
 {
 	uint64_t first = nhist > HIST ? nhist - HIST : 0;
+	char tag[8];
 
-	fprintf(stderr, "fsx: last operations (op number, file, what):\n");
+	snprintf(tag, sizeof(tag), " %s ", cur_file ? cur_file : "--");
+	fprintf(stderr, "fsx: the last %d operations, and before them those on%s"
+		"(op number, file, what):\n", HIST_ALL, tag);
 	for (uint64_t i = first; i < nhist; i++)
-		fprintf(stderr, "  %s\n", hist[i % HIST]);
+		if (i + HIST_ALL >= nhist || strstr(hist[i % HIST], tag))
+			fprintf(stderr, "  %s\n", hist[i % HIST]);
 }
 
 static void fail(const char *fmt, ...)
@@ -630,7 +636,7 @@ static void do_fstat(struct file *f)
 	note("%s fstat of a reader of %zu bytes%s", fname(f), r->v->size, r->direct ? " (direct)" : "");
 	if (fstat(r->fd, &s))
 		fail("fstat of a reader: %s", strerror(errno));
-	if (!r->direct && (size_t)s.st_size != r->v->size)
+	if ((size_t)s.st_size != r->v->size)
 		fail("fstat of a reader: size %lld, want its version's %zu",
 		     (long long)s.st_size, r->v->size);
 }
@@ -720,9 +726,12 @@ static enum op pick_op(void)
 	return OP_READ_W;
 }
 
+static const char *fname(struct file *f);
+
 static void run_op(struct file *f, enum op o)
 {
 	counts[o]++;
+	cur_file = fname(f);
 	switch (o) {
 	case OP_READ_W:
 		ensure_writer(f);
