@@ -703,6 +703,16 @@ static int settings_moved(const struct idx_inode *cur, const struct idx_inode *i
 	       (cur->flags & INODE_F_MEMORY) != (in->flags & INODE_F_MEMORY);
 }
 
+/* *OUT = BASE's inode with CUR's settings. */
+static void with_settings(struct idx_inode *out, const struct pver *base, const struct idx_inode *cur)
+{
+	*out = base->in;
+	out->fmt_kind = cur->fmt_kind;
+	out->fmt_recsize = cur->fmt_recsize;
+	out->header = cur->header;
+	out->flags = (base->in.flags & ~SETTING_FLAGS) | (cur->flags & SETTING_FLAGS);
+}
+
 /* With DATA (a data commit, (8)), -EAGAIN and *MOVED = BASE's inode with
  * the current settings when they changed since NEWIN was read. */
 static int run_txn(struct store *st, struct pver *base, const struct idx_inode *newin, int data,
@@ -721,11 +731,7 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 		return rc;
 	rc = idx_inode_get(t, base->in.ino, &cur);
 	if (!rc && data && settings_moved(&cur, newin)) {
-		*moved = base->in;
-		moved->fmt_kind = cur.fmt_kind;
-		moved->fmt_recsize = cur.fmt_recsize;
-		moved->header = cur.header;
-		moved->flags = (base->in.flags & ~SETTING_FLAGS) | (cur.flags & SETTING_FLAGS);
+		with_settings(moved, base, &cur);
 		rc = -EAGAIN;
 	}
 	if (!rc && cur.version == base->in.version) {
@@ -891,7 +897,14 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 	/* (8): a setting that changed meanwhile is cut again; a few tries,
 	 * then the commit fails with EBUSY (settings changing all along) */
 	for (int tries = 0; tries < 8; tries++) {
+		struct idx_inode cur;
 		rc = commit_once(st, base, segs, n, sg, newin, data, &moved, mtime_ns, newpv);
+		/* a fixed:N size check failed on settings that moved meanwhile */
+		if (rc == -EINVAL && data && store_getattr(st, base->in.ino, &cur) == 0 &&
+		    settings_moved(&cur, newin)) {
+			with_settings(&moved, base, &cur);
+			rc = -EAGAIN;
+		}
 		if (rc != -EAGAIN)
 			return rc;
 		newin = &moved;
