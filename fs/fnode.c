@@ -30,6 +30,7 @@
  *      by its owner first, or by nobody within RETRY_NS.
  */
 #include "fs/fnode.h"
+#include "index/store.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -56,6 +57,7 @@ struct fnode {
 	uint64_t owner;             /* K_FILE: made for this thread's retry; no
 				     * other thread opens it before it did */
 	int64_t owner_ns;           /* when (the reservation lapses after RETRY_NS) */
+	const struct wsess *ws;     /* K_FILE: its writer's session (fn_writer_size) */
 	struct fnode_view view;     /* K_VIEW */
 	char *key;                  /* K_VIEW: "BASE@suffix" */
 	struct fobj *obj;           /* K_FILE */
@@ -664,7 +666,7 @@ static void node_seal(struct fnode *f)
 		o->cur_node = 0;
 }
 
-int fn_open_write(uint64_t nodeid, uint64_t ino, uint64_t tid)
+int fn_open_write(uint64_t nodeid, uint64_t ino, uint64_t tid, const struct wsess *ws)
 {
 	struct fnode *f;
 	struct fobj *o;
@@ -685,8 +687,13 @@ int fn_open_write(uint64_t nodeid, uint64_t ino, uint64_t tid)
 		if (f)
 			is_retry(f, tid);       /* an open consumes its note */
 		o->writers++;
-		if (f)
+		if (f) {
 			f->f.writers++;
+			f->ws = ws;
+			/* the writer's own: no lookup reply (the committed
+			 * size) may move its i_size again */
+			node_seal(f);
+		}
 	}
 	pthread_mutex_unlock(&fn_lock);
 	return rc;
@@ -700,9 +707,26 @@ void fn_close_write(uint64_t nodeid, uint64_t ino)
 	pthread_mutex_lock(&fn_lock);
 	if ((o = obj_find(ino)) && o->writers)
 		o->writers--;
-	if ((f = node_find(nodeid)) && f->kind == K_FILE && f->f.writers)
+	if ((f = node_find(nodeid)) && f->kind == K_FILE && f->f.writers) {
 		f->f.writers--;
+		f->ws = NULL;
+	}
 	pthread_mutex_unlock(&fn_lock);
+}
+
+int fn_writer_size(uint64_t nodeid, uint64_t *size)
+{
+	struct fnode *f;
+	int rc = 0;
+
+	pthread_mutex_lock(&fn_lock);
+	f = node_find(nodeid);
+	if (f && f->kind == K_FILE && f->ws) {
+		*size = wsess_size(f->ws);
+		rc = 1;
+	}
+	pthread_mutex_unlock(&fn_lock);
+	return rc;
 }
 
 int fn_writers(uint64_t ino)

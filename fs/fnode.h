@@ -137,11 +137,18 @@ uint64_t fn_ino(uint64_t nodeid);
 int fn_open_read(uint64_t nodeid, const struct idx_inode *in, int want, uint64_t tid, int *pc);
 void fn_close_read(uint64_t nodeid, int pc);
 
-/* A write handle opens on file node NODEID of object INO for thread TID.
- * @return 0 (counted: call fn_close_write(NODEID, INO)), or -ESTALE when
- *   the node has open handles (it is sealed; the kernel retries the open
- *   on a fresh node). */
-int fn_open_write(uint64_t nodeid, uint64_t ino, uint64_t tid);
+/* A write handle with session WS opens on file node NODEID of object INO
+ * for thread TID. The node becomes the writer's: sealed, and its
+ * attributes show WS's size (fn_writer_size) until fn_close_write.
+ * @return 0 (counted: call fn_close_write(NODEID, INO) before freeing
+ *   WS), or -ESTALE when the node has open handles (it is sealed; the
+ *   kernel retries the open on a fresh node). */
+struct wsess;
+int fn_open_write(uint64_t nodeid, uint64_t ino, uint64_t tid, const struct wsess *ws);
+/* The staged size of NODEID's writer (the kernel keeps one i_size per
+ * node: a writer's lseek(SEEK_END) reads it, so every attribute reply for
+ * a writer's node must carry it). @return 1 and *SIZE, or 0 (no writer). */
+int fn_writer_size(uint64_t nodeid, uint64_t *size);
 void fn_close_write(uint64_t nodeid, uint64_t ino);
 /* Open write handles of object INO (attributes are then not cached: the
  * writer's direct writes move the kernel's size). */

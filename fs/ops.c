@@ -250,6 +250,7 @@ static int do_stat(struct pfs *p, uint64_t nodeid, struct stat *s, double *timeo
 	struct fnode_file f;
 	struct idx_inode in;
 	struct fnode_view v;
+	uint64_t wsize;
 	int rc;
 
 	*timeout = ATTR_TIMEOUT;
@@ -274,6 +275,13 @@ static int do_stat(struct pfs *p, uint64_t nodeid, struct stat *s, double *timeo
 	}
 	if ((rc = fn_file(nodeid, &f)) || (rc = store_getattr(p->st, f.ino, &in)))
 		return rc;
+	if (fn_writer_size(nodeid, &wsize)) {
+		/* the writer's own node (fnode.h): its staged size */
+		in.size = wsize;
+		fill_stat(&in, s);
+		*timeout = 0;
+		return 0;
+	}
 	if (in.version != f.version && f.readers) {
 		/* readers of this node's version: keep their size (a smaller
 		 * one would truncate their mappings) */
@@ -809,13 +817,13 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 		rc = -EROFS;
 	if (!rc)
 		rc = store_pver_get(p->st, v.base, &h->pv);
-	if (!rc && wr && h->kind == FH_OBJ) {
-		h->ino = v.base;
-		rc = fn_open_write(nodeid, v.base, tid);   /* -ESTALE: the node has handles */
-		h->writer = !rc;
-	}
 	if (!rc && wr)
 		rc = store_wsess_begin(p->st, h->pv, h->kind == FH_VIEW ? &v.spec : NULL, trunc, &h->ws);
+	if (!rc && wr && h->kind == FH_OBJ) {
+		h->ino = v.base;
+		rc = fn_open_write(nodeid, v.base, tid, h->ws);   /* -ESTALE: the node has handles */
+		h->writer = !rc;
+	}
 	if (!rc && !wr && h->kind != FH_OBJ) {
 		rc = view_attr(h->pv, &v.spec, &size, &h->vm, &h->meta, &h->meta_len);
 		/* a view is read whole more often than not: start loading its

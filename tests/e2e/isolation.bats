@@ -118,3 +118,23 @@ for t in ts: t.join()
 assert not bad, bad[:5]
 PY
 }
+
+@test "a writer's lseek(SEEK_END) and fstat show its staged size right after another stat of the name" {
+	mount_pfs
+	python3 - "$MNT/e" <<'PY'
+import os, sys
+p = sys.argv[1]
+open(p, "wb").write(b"c" * 184628)
+for i in range(50):
+    w = os.open(p, os.O_RDWR)
+    os.pwrite(w, b"s", 254744 + i)          # a sparse extend: staged 254745+i
+    os.stat(p)                              # the committed size, same jiffy
+    end = os.lseek(w, 0, os.SEEK_END)
+    assert end == 254745 + i, "lseek(SEEK_END) %d, staged %d" % (end, 254745 + i)
+    assert os.fstat(w).st_size == 254745 + i, os.fstat(w).st_size
+    os.write(w, b"t")
+    os.ftruncate(w, 184628)
+    os.close(w)
+assert open(p, "rb").read() == b"c" * 184628
+PY
+}
