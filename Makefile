@@ -106,7 +106,7 @@ SECONDS ?= 600
 FSX_OPS ?= 100000
 FSX_SEEDS ?= 3
 stress: all $(STRESS_BIN)
-	$(Q)tests/stress/run.sh $(BUILD) long
+	$(Q)STRESS_SECONDS=$(SECONDS) FSX_OPS=$(FSX_OPS) FSX_SEEDS=$(FSX_SEEDS) tests/stress/run.sh $(BUILD) long
 
 # bench: installs its peers when missing (bindfs, squashfuse, ...), then
 # measures; not part of check. See docs/benchmarks.md for the knobs.

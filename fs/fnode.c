@@ -429,7 +429,7 @@ int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, u
 		next_file++;
 		f->f = (struct fnode_file){ .ino = in->ino, .version = in->version,
 					    .size = in->size, .mtime_ns = in->mtime_ns,
-					    .no_pc = sealed };
+					    .no_pc = 0 };   /* retries have reserved nodes now */
 		f->obj = o;
 		f->onext = o->nodes;
 		o->nodes = f;
