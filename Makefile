@@ -34,12 +34,14 @@ FS_SRC   := $(sort $(wildcard fs/*.c))
 CTL_SRC  := $(sort $(wildcard tools/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
+STRESS_SRC := $(sort $(wildcard tests/stress/*.c))
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 FS_OBJ   := $(FS_SRC:%.c=$(BUILD)/%.o)
 CTL_OBJ  := $(CTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(BUILD)/stress/%)
 CORE_LIB := $(BUILD)/libpayloadcore.a
 
 all: $(BUILD)/payloadfs $(BUILD)/payloadctl
@@ -71,6 +73,11 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
+$(BUILD)/stress/%: $(BUILD)/tests/stress/%.o
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
 # test_fsck and test_ctl drive payloadctl's commands in-process: they also
 # link the tool's objects (all but main's).
 CTL_LIB_OBJ := $(filter-out $(BUILD)/tools/payloadctl.o,$(CTL_OBJ))
@@ -83,7 +90,7 @@ $(CTL_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CTL_LIB_OBJ) $(CORE_LI
 unit: $(UNIT_BIN)
 
 # check: unit tests then end-to-end tests; the last line is "N passed, N failed".
-check: all unit
+check: all unit $(STRESS_BIN)
 	$(Q)tests/run-all.sh $(BUILD)
 
 # crash: the crash harness's long mode (tests/crash/README.md):
@@ -91,6 +98,15 @@ check: all unit
 ROUNDS ?= 200
 crash: all
 	$(Q)tests/crash/crash.py --build $(BUILD) --cases --rounds $(ROUNDS) $(if $(SEED),--seed $(SEED))
+
+# stress: the concurrency stress test and the fsx exerciser in their long
+# modes (tests/stress/README.md): SECONDS= of stress, FSX_OPS= per seed,
+# FSX_SEEDS= how many seeds, SEED= to replay one run.
+SECONDS ?= 600
+FSX_OPS ?= 100000
+FSX_SEEDS ?= 3
+stress: all $(STRESS_BIN)
+	$(Q)STRESS_SECONDS=$(SECONDS) FSX_OPS=$(FSX_OPS) FSX_SEEDS=$(FSX_SEEDS) tests/stress/run.sh $(BUILD) long
 
 # bench: installs its peers when missing (bindfs, squashfuse, ...), then
 # measures; not part of check. See docs/benchmarks.md for the knobs.
@@ -110,7 +126,7 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit check crash bench demo install clean
+.PHONY: all unit check crash bench stress demo install clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -21,11 +21,16 @@
  *      direct I/O — see ops.c).
  *  (4) obj->cur_node is 0 or one of the object's unsealed file nodes, the
  *      one with the highest version seen.
- *  (5) A node with pc_readers > 0 has no open writer handle of its own
- *      (fnode.h: such a write open is refused with ESTALE and seals it),
- *      and is not no_pc.
+ *  (5) A node with pc_readers > 0 is not no_pc. A node with a writer has
+ *      no other handle, and every read handle of a node pins the node's
+ *      version (fnode.h), unless a thread's retry met the same node again
+ *      (a retry note: then the open goes through, with direct I/O) — never
+ *      when the node has page-cache readers.
+ *  (6) A node with an owner (reserved for that thread's retry) is opened
+ *      by its owner first, or by nobody within RETRY_NS.
  */
 #include "fs/fnode.h"
+#include "index/store.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -39,7 +44,6 @@
 #define OBJ_BUCKETS  65536
 #define NAME_BUCKETS 65536
 #define MAX_NAMES    8
-#define SEAL_WINDOW_NS (2 * 1000000000LL)   /* how long a sent-back writer has to retry */
 
 enum fkind { K_REAL, K_FILE, K_VIEW };
 
@@ -50,6 +54,10 @@ struct fnode {
 	uint64_t nlookup;
 	enum fkind kind;
 	struct fnode_file f;        /* K_FILE */
+	uint64_t owner;             /* K_FILE: made for this thread's retry; no
+				     * other thread opens it before it did */
+	int64_t owner_ns;           /* when (the reservation lapses after RETRY_NS) */
+	const struct wsess *ws;     /* K_FILE: its writer's session (fn_writer_size) */
 	struct fnode_view view;     /* K_VIEW */
 	char *key;                  /* K_VIEW: "BASE@suffix" */
 	struct fobj *obj;           /* K_FILE */
@@ -66,12 +74,12 @@ struct fname {
 	struct fname *onext;        /* the object's name list, newest first */
 };
 
+#define RETRIES  64
+#define RETRY_NS 2000000000ll   /* a refused open is retried at once */
+
 struct fobj {
 	uint64_t ino;
 	uint32_t nnodes, nnames, writers;
-	int64_t seal_until;         /* a writer was sent back (ESTALE): until then
-				     * new nodes are no_pc, nodes with page-cache
-				     * readers are not handed out (monotonic ns) */
 	uint64_t cur_node;          /* invariant (4) */
 	struct fnode *nodes;
 	struct fname *names;
@@ -84,6 +92,11 @@ static struct fnode **by_key;   /* protected by fn_lock */
 static struct fobj **objs;      /* protected by fn_lock */
 static struct fname **names;    /* protected by fn_lock */
 static uint64_t next_view = 1, next_file = 1;   /* protected by fn_lock */
+/* Opens refused with ESTALE, whose retry goes through: (object, thread),
+ * kept apart from the objects (whose nodes may all be forgotten before
+ * the retry's lookup); the oldest goes when full. Protected by fn_lock. */
+static struct { uint64_t ino, tid; int64_t ns; } retry[RETRIES];
+static uint32_t nretry;
 static struct fn_stats counts;  /* protected by fn_lock */
 static size_t max_views = FN_VIEW_MAX_DEFAULT;   /* set once by fn_init */
 
@@ -146,6 +159,14 @@ void fn_fini(void)
 	memset(&counts, 0, sizeof(counts));
 }
 
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* ---- nodes ---- */
 
 static struct fnode *node_find(uint64_t id)
@@ -196,13 +217,6 @@ static struct fobj *obj_find(uint64_t ino)
 	return o;
 }
 
-/* Seal windows outlive the object's entry: every node of the object may
- * be forgotten between a writer's ESTALE and its retried lookup, and the
- * entry made again must still be in the window. Direct-mapped by ino; a
- * collision only loses a window (a rare second ESTALE). */
-#define SEAL_SLOTS 1024
-static struct { uint64_t ino; int64_t until; } recent_seals[SEAL_SLOTS];   /* protected by fn_lock */
-
 static struct fobj *obj_get(uint64_t ino)
 {
 	struct fobj *o = obj_find(ino);
@@ -210,8 +224,6 @@ static struct fobj *obj_get(uint64_t ino)
 	if (o || !(o = calloc(1, sizeof(*o))))
 		return o;
 	o->ino = ino;
-	if (recent_seals[ino % SEAL_SLOTS].ino == ino)
-		o->seal_until = recent_seals[ino % SEAL_SLOTS].until;
 	o->next = objs[h_u64(ino, OBJ_BUCKETS)];
 	objs[h_u64(ino, OBJ_BUCKETS)] = o;
 	counts.objects++;
@@ -328,68 +340,108 @@ int fn_ref_real(uint64_t ino)
 	return rc;
 }
 
-static int64_t mono_ns(void)
+/* Whether this open of F by TID is the retry of an open refused with
+ * ESTALE (a refusal is noted for at most RETRY_NS; any later open of the
+ * object by TID consumes the note, conflicting or not). */
+static int is_retry(struct fnode *f, uint64_t tid)
 {
-	struct timespec ts;
+	int64_t now = now_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (f->owner == tid)
+		f->owner = 0;           /* its open: the reservation is used */
+	for (uint32_t i = 0; i < nretry; i++)
+		if (retry[i].tid == tid && retry[i].ino == f->f.ino) {
+			int fresh = now - retry[i].ns < RETRY_NS;
+			retry[i] = retry[--nretry];
+			return fresh;
+		}
+	return 0;
 }
 
-/* May node F be handed out by a lookup now? Not when sealed, nor, while
- * a writer of its object is being sent back (fnode.h), unless it is
- * no_pc: the writer's retried open must land on a node that no reader
- * can take into the page cache in between, whatever was committed or
- * opened meanwhile. */
-static int node_usable(const struct fnode *f, int window)
+/* Refuse an open of F by TID with ESTALE: note it, so that its retry (on
+ * a fresh node, or on the same one again) goes through. */
+static void note_refusal(struct fnode *f, uint64_t tid)
 {
-	return !f->f.sealed && (!window || f->f.no_pc);
+	for (uint32_t i = 0; i < nretry; i++)
+		if (retry[i].tid == tid && retry[i].ino == f->f.ino) {
+			retry[i].ns = now_ns();
+			return;
+		}
+	if (nretry == RETRIES)
+		memmove(retry, retry + 1, --nretry * sizeof(retry[0]));
+	retry[nretry].ino = f->f.ino;
+	retry[nretry].tid = tid;
+	retry[nretry++].ns = now_ns();
 }
 
-/* The object's usable node for VERSION, if it has one; *UNUSABLE tells
- * whether a node of VERSION exists that may not be handed out. */
-static struct fnode *obj_node_of(struct fobj *o, uint64_t version, int window, int *unusable)
+/* Whether object INO has a fresh refusal note for TID (not consumed). */
+static int has_note(uint64_t ino, uint64_t tid)
+{
+	int64_t now = now_ns();
+
+	for (uint32_t i = 0; i < nretry; i++)
+		if (retry[i].tid == tid && retry[i].ino == ino)
+			return now - retry[i].ns < RETRY_NS;
+	return 0;
+}
+
+/* F is reserved for another thread's retry (which has not opened it yet). */
+static int reserved_for_other(const struct fnode *f, uint64_t tid)
+{
+	return f->owner && f->owner != tid && now_ns() - f->owner_ns < RETRY_NS;
+}
+
+/* The object's unsealed node for VERSION, if it has one (none reserved
+ * for a retry); *SEALED tells whether a sealed node of VERSION exists. */
+static struct fnode *obj_node_of(struct fobj *o, uint64_t version, int *sealed)
 {
 	struct fnode *cur = o->cur_node ? node_find(o->cur_node) : NULL;
 
-	*unusable = 0;
-	if (cur && cur->f.version == version && node_usable(cur, window))
+	*sealed = 0;
+	if (cur && cur->f.version == version && !cur->f.sealed)
 		return cur;
 	for (struct fnode *f = o->nodes; f; f = f->onext) {
 		if (f->f.version != version)
 			continue;
-		if (node_usable(f, window))
+		if (!f->f.sealed && !reserved_for_other(f, 0))
 			return f;
-		*unusable = 1;
+		*sealed = 1;
 	}
 	return NULL;
 }
 
-int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t *nodeid)
+int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t tid,
+		uint64_t *nodeid)
 {
 	struct fobj *o;
 	struct fnode *f = NULL;
-	int rc = 0, sealed = 0, window = 0;
+	int rc = 0, sealed = 0, reserve = 0;
 
 	pthread_mutex_lock(&fn_lock);
 	o = obj_get(in->ino);
-	if (o)
-		window = o->seal_until && mono_ns() < o->seal_until;
-	if (o)
-		f = obj_node_of(o, in->version, window, &sealed);
+	/* the lookup of a refused open's retry: a node of its own (fnode.h) */
+	if (o && tid && has_note(in->ino, tid))
+		reserve = sealed = 1;   /* and rc = 1 */
+	else if (o)
+		f = obj_node_of(o, in->version, &sealed);
 	if (o && !f && (f = node_add(FN_FILE_BIT | next_file, K_FILE))) {
 		struct fnode *cur = o->cur_node ? node_find(o->cur_node) : NULL;
 		next_file++;
 		f->f = (struct fnode_file){ .ino = in->ino, .version = in->version,
 					    .size = in->size, .mtime_ns = in->mtime_ns,
-					    .no_pc = sealed || window };
+					    .no_pc = 0 };   /* retries have reserved nodes now */
 		f->obj = o;
 		f->onext = o->nodes;
 		o->nodes = f;
 		o->nnodes++;
 		counts.file_nodes++;
-		if (!cur || cur->f.sealed || cur->f.version < in->version)
+		if (reserve) {
+			f->owner = tid;
+			f->owner_ns = now_ns();
+			rc = 1;
+		} else if (!cur || cur->f.sealed || cur->f.version < in->version) {
 			o->cur_node = f->id;
+		}
 	}
 	if (f) {
 		f->nlookup++;
@@ -543,29 +595,62 @@ uint64_t fn_ino(uint64_t nodeid)
 	return fn_file(nodeid, &f) ? 0 : f.ino;
 }
 
-int fn_open_read(uint64_t nodeid, uint64_t version, int want)
-{
-	struct fnode *f;
-	int pc = 0;
+static void node_seal(struct fnode *f);
 
+int fn_open_read(uint64_t nodeid, const struct idx_inode *in, int want, uint64_t tid, int *pc)
+{
+	uint64_t version = in->version;
+	struct fnode *f;
+	int rc = 0;
+
+	*pc = 0;
 	pthread_mutex_lock(&fn_lock);
 	f = node_find(nodeid);
-	if (want && f && f->kind == K_FILE && f->f.version == version && !f->f.no_pc &&
-	    !f->obj->writers) {
-		f->f.pc_readers++;
-		pc = 1;
+	if (f && f->kind == K_FILE) {
+		int other = reserved_for_other(f, tid), mine = f->owner == tid;
+		int retry = is_retry(f, tid);
+		if (mine && f->f.version != version && !f->f.readers && !f->f.writers) {
+			/* a commit came between the retry's lookup and its open:
+			 * nobody opened the node, so it becomes that version
+			 * (its lookup reply was not cached: attr_timeout 0) */
+			f->f.version = version;
+			f->f.size = in->size;
+			f->f.mtime_ns = in->mtime_ns;
+		}
+		if (other) {
+			note_refusal(f, tid);   /* another thread's retry node */
+			rc = -ESTALE;
+		} else if (f->f.writers && !retry) {
+			node_seal(f);           /* the writer keeps it to itself */
+			note_refusal(f, tid);
+			rc = -ESTALE;
+		} else if (f->f.version != version && (!retry || f->f.pc_readers)) {
+			note_refusal(f, tid);   /* an older version's node */
+			rc = -ESTALE;
+		} else {
+			if (want && f->f.version == version && !f->f.no_pc && !f->obj->writers &&
+			    !f->f.writers) {
+				f->f.pc_readers++;
+				*pc = 1;
+			}
+			f->f.readers++;
+		}
 	}
 	pthread_mutex_unlock(&fn_lock);
-	return pc;
+	return rc;
 }
 
-void fn_close_read(uint64_t nodeid)
+void fn_close_read(uint64_t nodeid, int pc)
 {
 	struct fnode *f;
 
 	pthread_mutex_lock(&fn_lock);
-	if ((f = node_find(nodeid)) && f->kind == K_FILE && f->f.pc_readers)
-		f->f.pc_readers--;
+	if ((f = node_find(nodeid)) && f->kind == K_FILE) {
+		if (pc && f->f.pc_readers)
+			f->f.pc_readers--;
+		if (f->f.readers)
+			f->f.readers--;
+	}
 	pthread_mutex_unlock(&fn_lock);
 }
 
@@ -574,13 +659,14 @@ static void node_seal(struct fnode *f)
 {
 	struct fobj *o = f->obj;
 
+	if (!f->f.sealed)
+		counts.sealed++;
 	f->f.sealed = 1;
-	counts.sealed++;
 	if (o->cur_node == f->id)
 		o->cur_node = 0;
 }
 
-int fn_open_write(uint64_t nodeid, uint64_t ino)
+int fn_open_write(uint64_t nodeid, uint64_t ino, uint64_t tid, const struct wsess *ws)
 {
 	struct fnode *f;
 	struct fobj *o;
@@ -588,27 +674,59 @@ int fn_open_write(uint64_t nodeid, uint64_t ino)
 
 	pthread_mutex_lock(&fn_lock);
 	f = node_find(nodeid);
-	if (f && f->kind == K_FILE && f->f.pc_readers) {
+	if (f && f->kind != K_FILE)
+		f = NULL;
+	if (f && reserved_for_other(f, tid)) {
+		note_refusal(f, tid);           /* another thread's retry node */
+		rc = -ESTALE;
+	} else if (f && (f->f.readers || f->f.writers) && (!is_retry(f, tid) || f->f.pc_readers)) {
 		node_seal(f);
-		f->obj->seal_until = mono_ns() + SEAL_WINDOW_NS;
-		recent_seals[f->obj->ino % SEAL_SLOTS].ino = f->obj->ino;
-		recent_seals[f->obj->ino % SEAL_SLOTS].until = f->obj->seal_until;
+		note_refusal(f, tid);
 		rc = -ESTALE;
 	} else if ((o = obj_find(ino))) {
-		o->writers++;   /* seal_until stays: other writers may be retrying */
+		if (f)
+			is_retry(f, tid);       /* an open consumes its note */
+		o->writers++;
+		if (f) {
+			f->f.writers++;
+			f->ws = ws;
+			/* the writer's own: no lookup reply (the committed
+			 * size) may move its i_size again */
+			node_seal(f);
+		}
 	}
 	pthread_mutex_unlock(&fn_lock);
 	return rc;
 }
 
-void fn_close_write(uint64_t ino)
+void fn_close_write(uint64_t nodeid, uint64_t ino)
 {
+	struct fnode *f;
 	struct fobj *o;
 
 	pthread_mutex_lock(&fn_lock);
 	if ((o = obj_find(ino)) && o->writers)
 		o->writers--;
+	if ((f = node_find(nodeid)) && f->kind == K_FILE && f->f.writers) {
+		f->f.writers--;
+		f->ws = NULL;
+	}
 	pthread_mutex_unlock(&fn_lock);
+}
+
+int fn_writer_size(uint64_t nodeid, uint64_t *size)
+{
+	struct fnode *f;
+	int rc = 0;
+
+	pthread_mutex_lock(&fn_lock);
+	f = node_find(nodeid);
+	if (f && f->kind == K_FILE && f->ws) {
+		*size = wsess_size(f->ws);
+		rc = 1;
+	}
+	pthread_mutex_unlock(&fn_lock);
+	return rc;
 }
 
 int fn_writers(uint64_t ino)

@@ -17,16 +17,27 @@
  *    "an open file pins the version it opened").
  *  - FN_VIEW_BIT | n: a view (`obj@rows=…`, `@part=…`, `@meta`), one per
  *    distinct (object, suffix) while the kernel holds a lookup on it.
- *    A node that page-cache readers use is never opened for writing: a
- *    writer's O_TRUNC and direct writes move the node's i_size, which
- *    those readers' reads are clamped to. A write open of such a node is
- *    refused with ESTALE and the node is SEALED (no lookup returns it
- *    again); the kernel then walks the path again with LOOKUP_REVAL, the
- *    lookup returns a fresh node of the same version, and the open is
- *    retried there. For two seconds after a seal lookups hand out no node that page-cache readers
- *    use and make fresh nodes no_pc (readers of those use direct I/O), so
- *    the writer's retry cannot be refused again even if a commit or
- *    another reader came in between (the kernel retries only once).
+ *    Every handle of a file node shows the node's version, except a
+ *    writer, which is ALONE on its node: the kernel keeps one i_size per
+ *    node and moves it on a writer's O_TRUNC, ftruncate, writes and
+ *    attribute replies, which clamps page-cache readers' reads and
+ *    truncates readers' mappings (SIGBUS), and a reader's
+ *    lseek(SEEK_END) reads it. So an open that would share a node with
+ *    a handle of other content is refused with ESTALE: a write open of a
+ *    node with any open handle, a read open of a node with a writer (the
+ *    node is then SEALED: no lookup returns it again), and a read open of
+ *    a node of an older version that has open handles. The kernel then
+ *    walks the path again with LOOKUP_REVAL, the lookup returns a fresh
+ *    node (of the same version after a seal; of the current version for
+ *    an older node), and the open is retried there. Fresh nodes made
+ *    after a seal serve readers with direct I/O only (no_pc). The
+ *    retry's lookup (same thread) gets a new node RESERVED for that
+ *    thread: other threads' opens of it are refused (and retried on nodes
+ *    of their own) until the thread opened it, so a retry never meets a
+ *    handle that arrived meanwhile. A retry on the same node (through
+ *    /proc/self/fd, where there is no lookup) goes through with direct
+ *    I/O, unless the node has page-cache readers: then ESTALE reaches the
+ *    application.
  *  Counters never hand out a number twice within a mount.
  *
  * Lookup counts follow libfuse's contract: +1 for every entry replied,
@@ -68,6 +79,8 @@ struct fnode_file {
 	uint64_t size;            /* that version's size and mtime */
 	int64_t mtime_ns;
 	uint32_t pc_readers;      /* open read handles using its page cache */
+	uint32_t readers;         /* open read handles of the node (pc or not) */
+	uint32_t writers;         /* open write handles of the node */
 	int no_pc;                /* made after a seal: direct I/O only */
 	int sealed;               /* never handed out again */
 };
@@ -88,11 +101,16 @@ void fn_fini(void);
  * @return 0 or -ENOMEM. */
 int fn_ref_real(uint64_t ino);
 /* Count one lookup of regular file IN (its current version) reached as
- * NAME in directory PARENT (NAME may be NULL when no name is involved).
- * Returns the node of (IN->ino, IN->version), made when there is none,
- * and remembers (PARENT, NAME) as a name the kernel may cache for the
- * object. @param[out] nodeid. @return 0 or -ENOMEM. */
-int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t *nodeid);
+ * NAME in directory PARENT (NAME may be NULL when no name is involved)
+ * by thread TID (0: none). Returns the node of (IN->ino, IN->version),
+ * made when there is none — or, when TID's open of the object was just
+ * refused with ESTALE, a new node reserved for TID's retry — and
+ * remembers (PARENT, NAME) as a name the kernel may cache for the object.
+ * @param[out] nodeid. @return 0, 1 (a reserved node: its version may
+ *   still move before the open, so its attributes must not be cached),
+ *   or -ENOMEM. */
+int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t tid,
+		uint64_t *nodeid);
 /* Count one lookup of the view SUFFIX (text after '@') of object BASE.
  * @param[out] nodeid the view's node id. @return 0, -ENOMEM, or -ENFILE
  * (a new view while the table holds max_views of them). */
@@ -108,19 +126,30 @@ int fn_file(uint64_t nodeid, struct fnode_file *out);
  * node, the id itself otherwise; 0 for an unknown file node. */
 uint64_t fn_ino(uint64_t nodeid);
 
-/* A read handle of VERSION opens on file node NODEID. It may use the
- * node's page cache when WANT, the node shows VERSION, the node is not
- * no_pc and no writer of the object is open; then it is counted.
- * @return 1 page cache (call fn_close_read at release), 0 direct I/O. */
-int fn_open_read(uint64_t nodeid, uint64_t version, int want);
-void fn_close_read(uint64_t nodeid);
+/* A read handle of the version IN opens on file node NODEID for thread
+ * TID. It may use the node's page cache when WANT, the node shows that
+ * version, the node is not no_pc and no writer of the object is open. A
+ * node reserved for TID that nobody opened yet takes IN's version.
+ * @param[out] pc 1 page cache, 0 direct I/O.
+ * @return 0 (counted: call fn_close_read(NODEID, *PC) at release), or
+ *   -ESTALE when the node has a writer (it is sealed) or shows an older
+ *   version and has open handles (the kernel retries on a fresh node). */
+int fn_open_read(uint64_t nodeid, const struct idx_inode *in, int want, uint64_t tid, int *pc);
+void fn_close_read(uint64_t nodeid, int pc);
 
-/* A write handle opens on file node NODEID of object INO.
- * @return 0 (counted: call fn_close_write), or -ESTALE when page-cache
- * readers use the node (it is sealed; the kernel retries the open on a
- * fresh node). */
-int fn_open_write(uint64_t nodeid, uint64_t ino);
-void fn_close_write(uint64_t ino);
+/* A write handle with session WS opens on file node NODEID of object INO
+ * for thread TID. The node becomes the writer's: sealed, and its
+ * attributes show WS's size (fn_writer_size) until fn_close_write.
+ * @return 0 (counted: call fn_close_write(NODEID, INO) before freeing
+ *   WS), or -ESTALE when the node has open handles (it is sealed; the
+ *   kernel retries the open on a fresh node). */
+struct wsess;
+int fn_open_write(uint64_t nodeid, uint64_t ino, uint64_t tid, const struct wsess *ws);
+/* The staged size of NODEID's writer (the kernel keeps one i_size per
+ * node: a writer's lseek(SEEK_END) reads it, so every attribute reply for
+ * a writer's node must carry it). @return 1 and *SIZE, or 0 (no writer). */
+int fn_writer_size(uint64_t nodeid, uint64_t *size);
+void fn_close_write(uint64_t nodeid, uint64_t ino);
 /* Open write handles of object INO (attributes are then not cached: the
  * writer's direct writes move the kernel's size). */
 int fn_writers(uint64_t ino);

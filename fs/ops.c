@@ -70,9 +70,10 @@ struct fh {
 	int append;
 	uint64_t ino;             /* the object (FH_OBJ) */
 	uint64_t nodeid;          /* the node it was opened on */
-	int pc;                   /* uses the page cache: counted in fn_pc_open */
+	int pc;                   /* uses the page cache (fn_open_read) */
+	int reader;               /* FH_OBJ read handle: counted in fn_open_read */
 	int failed;               /* a commit failed: close(2) returned its error */
-	int writer;               /* FH_OBJ write handle: counted in fn_writer_open */
+	int writer;               /* FH_OBJ write handle: counted in fn_open_write */
 	pthread_mutex_t ra_lock;  /* the kernel may send reads of one handle at once */
 	struct readahead ra;      /* protected by ra_lock */
 	struct fh *prev, *next;   /* on live_fh; protected by live_lock */
@@ -249,6 +250,7 @@ static int do_stat(struct pfs *p, uint64_t nodeid, struct stat *s, double *timeo
 	struct fnode_file f;
 	struct idx_inode in;
 	struct fnode_view v;
+	uint64_t wsize;
 	int rc;
 
 	*timeout = ATTR_TIMEOUT;
@@ -273,35 +275,49 @@ static int do_stat(struct pfs *p, uint64_t nodeid, struct stat *s, double *timeo
 	}
 	if ((rc = fn_file(nodeid, &f)) || (rc = store_getattr(p->st, f.ino, &in)))
 		return rc;
-	if (in.version != f.version && f.pc_readers) {
-		/* page-cache readers of this node's version: keep their size */
+	if (fn_writer_size(nodeid, &wsize)) {
+		/* the writer's own node (fnode.h): its staged size */
+		in.size = wsize;
+		fill_stat(&in, s);
+		*timeout = 0;
+		return 0;
+	}
+	if (in.version != f.version && f.readers) {
+		/* readers of this node's version: keep their size (a smaller
+		 * one would truncate their mappings) */
 		in.size = f.size;
 		in.mtime_ns = f.mtime_ns;
 	}
 	fill_stat(&in, s);
-	if (fn_writers(f.ino))
+	/* a node of an older version answers differently for its readers
+	 * (their handle's size, asked with the handle) and for stat (the
+	 * committed size): never cache one for the other (lseek SEEK_END of
+	 * a reader uses the cached size) */
+	if (fn_writers(f.ino) || in.version != f.version)
 		*timeout = 0;
 	return 0;
 }
 
 /* ---- lookup ---- */
 
-/* Fill E for inode IN reached as PARENT/NAME, counting one lookup of its
- * node (fnode.h: a regular file's current version, else the inode).
+/* Fill E for inode IN reached as PARENT/NAME by thread TID (0: none),
+ * counting one lookup of its node (fnode.h: a regular file's current
+ * version, or a node reserved for TID's retry; else the inode).
  * @return 0 or -ENOMEM. */
-static int make_entry(uint64_t parent, const char *name, const struct idx_inode *in,
+static int make_entry(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t tid,
 		      struct fuse_entry_param *e)
 {
 	uint64_t nodeid = in->ino;
-	int rc = S_ISREG(in->mode) ? fn_ref_file(parent, name, in, &nodeid) : fn_ref_real(in->ino);
+	int rc = S_ISREG(in->mode) ? fn_ref_file(parent, name, in, tid, &nodeid) : fn_ref_real(in->ino);
+	int reserved = rc == 1;
 
 	memset(e, 0, sizeof(*e));
-	if (rc)
+	if (rc < 0)
 		return rc;
 	e->ino = nodeid;
 	e->generation = 1;
 	e->entry_timeout = ENTRY_TIMEOUT;
-	e->attr_timeout = S_ISREG(in->mode) && fn_writers(in->ino) ? 0 : ATTR_TIMEOUT;
+	e->attr_timeout = S_ISREG(in->mode) && (reserved || fn_writers(in->ino)) ? 0 : ATTR_TIMEOUT;
 	fill_stat(in, &e->attr);
 	return 0;
 }
@@ -319,7 +335,7 @@ static void reply_entry(fuse_req_t req, uint64_t parent, const char *name, const
 {
 	struct fuse_entry_param e;
 
-	if (make_entry(parent, name, in, &e)) {
+	if (make_entry(parent, name, in, (uint64_t)fuse_req_ctx(req)->pid, &e)) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -727,10 +743,10 @@ static void fh_free(struct fh *h)
 	if (!h)
 		return;
 	LIVE_DEL(live_fh, h);
-	if (h->pc)
-		fn_close_read(h->nodeid);
+	if (h->reader)
+		fn_close_read(h->nodeid, h->pc);
 	if (h->writer)
-		fn_close_write(h->ino);
+		fn_close_write(h->nodeid, h->ino);
 	wsess_free(h->ws);
 	pver_put(h->pv);
 	free(h->meta);
@@ -772,9 +788,11 @@ static int fh_open_stats(struct pfs *p, int flags, struct fh **out)
 	return 0;
 }
 
-/* Open object or view NODEID with FLAGS into a new handle; *DIRECT and
- * *KEEP say how the kernel should treat its reads. */
-static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, struct fh **out, int *keep, int *direct)
+/* Open object or view NODEID with FLAGS for thread TID into a new handle;
+ * *DIRECT and *KEEP say how the kernel should treat its reads.
+ * @return 0, -ESTALE (fnode.h: the kernel retries on a fresh node), -errno. */
+static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, struct fh **out,
+		   int *keep, int *direct)
 {
 	int wr = (flags & O_ACCMODE) != O_RDONLY, trunc = wr && (flags & O_TRUNC);
 	struct fnode_view v = { .base = fn_is_view(nodeid) ? 0 : fn_ino(nodeid) };
@@ -799,13 +817,13 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, struct fh **out,
 		rc = -EROFS;
 	if (!rc)
 		rc = store_pver_get(p->st, v.base, &h->pv);
-	if (!rc && wr && h->kind == FH_OBJ) {
-		h->ino = v.base;
-		rc = fn_open_write(nodeid, v.base);   /* -ESTALE: page-cache readers use the node */
-		h->writer = !rc;
-	}
 	if (!rc && wr)
 		rc = store_wsess_begin(p->st, h->pv, h->kind == FH_VIEW ? &v.spec : NULL, trunc, &h->ws);
+	if (!rc && wr && h->kind == FH_OBJ) {
+		h->ino = v.base;
+		rc = fn_open_write(nodeid, v.base, tid, h->ws);   /* -ESTALE: the node has handles */
+		h->writer = !rc;
+	}
 	if (!rc && !wr && h->kind != FH_OBJ) {
 		rc = view_attr(h->pv, &v.spec, &size, &h->vm, &h->meta, &h->meta_len);
 		/* a view is read whole more often than not: start loading its
@@ -814,9 +832,10 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, struct fh **out,
 			pver_prefetch(h->pv, h->vm.rows_off, h->vm.rows_off + h->vm.rows_len);
 	} else if (!rc && !wr) {
 		h->ino = v.base;
-		if (fn_open_read(nodeid, pver_inode(h->pv)->version, p->page_cache)) {
+		rc = fn_open_read(nodeid, pver_inode(h->pv), p->page_cache, tid, &h->pc);
+		h->reader = !rc;
+		if (h->pc) {
 			/* the node's pages are this version's: keep them */
-			h->pc = 1;
 			*direct = 0;
 			*keep = 1;
 		}
@@ -841,7 +860,7 @@ static void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	rc = fh_open(pfs_of(req), ino, fi->flags, &h, &keep, &direct);
+	rc = fh_open(pfs_of(req), ino, fi->flags, (uint64_t)fuse_req_ctx(req)->pid, &h, &keep, &direct);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -868,8 +887,8 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		return;
 	}
 	rc = store_mknod(p->st, parent, name, S_IFREG | (mode & 07777), 0, c->uid, c->gid, &in);
-	if (!rc && (rc = make_entry(parent, name, &in, &e)) == 0) {
-		rc = fh_open(p, e.ino, fi->flags, &h, &keep, &direct);
+	if (!rc && (rc = make_entry(parent, name, &in, 0, &e)) == 0) {
+		rc = fh_open(p, e.ino, fi->flags, (uint64_t)c->pid, &h, &keep, &direct);
 		if (rc)
 			unmake_entry(p, &e);
 	}
@@ -1171,7 +1190,7 @@ static void pfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 			break;
 		/* "." and ".." (and entries that went meanwhile) get no lookup */
 		if (!dots && !fn_is_view(ino) && ino != FN_BYID_INO &&
-		    store_getattr(p->st, d->v[i].ino, &in) == 0 && make_entry(ino, name, &in, &e) == 0) {
+		    store_getattr(p->st, d->v[i].ino, &in) == 0 && make_entry(ino, name, &in, 0, &e) == 0) {
 			counted[nc++] = e.ino;
 		} else {
 			memset(&e, 0, sizeof(e));

@@ -33,6 +33,12 @@
  *      failed sync none of them is reused (their durability is unknown).
  *  (6) Images whose count reached 0 are released after the txn committed
  *      (deleted now, or at their last unpin).
+ *  (8) A data commit (a session's: NEWIN is its base's inode) is cut with
+ *      the object's current format and storage: when a setting changed
+ *      since the session began (xattr.c re-cut the object), run_txn sees
+ *      it under commit_lock and the commit is cut again with the current
+ *      settings (so it neither reverts the change nor slips a size that is
+ *      not a multiple of a new fixed:N past its check).
  *  (7) Regions are cut in order and each piece becomes a wjob (wjob.c):
  *      ids are allocated in cut order, the encodes and puts run on the
  *      store's pool, several at once, at most 2 x threads in flight (the
@@ -144,7 +150,7 @@ static int add_cand(struct cand **v, uint32_t *n, uint32_t *cap, uint64_t off, u
 /* Fragments contained whole in a SEG_BASE segment (base fragments, when
  * BASE_OK) or a SEG_PRECUT segment (usable pre-cut ones), in content
  * order. */
-static int find_cands(struct cut *c, int base_ok, struct cand **v, uint32_t *n)
+static int find_cands(struct cut *c, int base_ok, int pre_ok, struct cand **v, uint32_t *n)
 {
 	const struct pver *b = c->base;
 	uint32_t cap = 0, npc = (uint32_t)stage_precut_n(c->sg);
@@ -177,7 +183,7 @@ static int find_cands(struct cut *c, int base_ok, struct cand **v, uint32_t *n)
 			if (lo > first)
 				rc = add_cand(v, n, &cap, s->off + (b->frags[first].off - s->src), first,
 					      lo - first, 0);
-		} else if (s->kind == SEG_PRECUT) {
+		} else if (s->kind == SEG_PRECUT && pre_ok) {
 			hi = npc;
 			while (lo < hi) {
 				uint32_t mid = lo + (hi - lo) / 2;
@@ -688,7 +694,29 @@ nomem:
 	return -ENOMEM;
 }
 
-static int run_txn(struct store *st, struct pver *base, const struct idx_inode *newin,
+#define SETTING_FLAGS (INODE_F_FMT_SET | INODE_F_HDR_SET | INODE_F_STORAGE_SET | INODE_F_MEMORY)
+
+/* The settings a commit is cut with differ from the object's now. */
+static int settings_moved(const struct idx_inode *cur, const struct idx_inode *in)
+{
+	return cur->fmt_kind != in->fmt_kind || cur->fmt_recsize != in->fmt_recsize ||
+	       (cur->flags & INODE_F_MEMORY) != (in->flags & INODE_F_MEMORY);
+}
+
+/* *OUT = BASE's inode with CUR's settings. */
+static void with_settings(struct idx_inode *out, const struct pver *base, const struct idx_inode *cur)
+{
+	*out = base->in;
+	out->fmt_kind = cur->fmt_kind;
+	out->fmt_recsize = cur->fmt_recsize;
+	out->header = cur->header;
+	out->flags = (base->in.flags & ~SETTING_FLAGS) | (cur->flags & SETTING_FLAGS);
+}
+
+/* With DATA (a data commit, (8)), -EAGAIN and *MOVED = BASE's inode with
+ * the current settings when they changed since NEWIN was read. */
+static int run_txn(struct store *st, struct pver *base, const struct idx_inode *newin, int data,
+		   struct idx_inode *moved,
 		   struct frag_desc **list, uint32_t n, uint32_t nshared, const char *inl, uint64_t size,
 		   uint64_t rows, int64_t mtime_ns, struct pver **newpv, struct txn_out *o)
 {
@@ -702,6 +730,10 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, base->in.ino, &cur);
+	if (!rc && data && settings_moved(&cur, newin)) {
+		with_settings(moved, base, &cur);
+		rc = -EAGAIN;
+	}
 	if (!rc && cur.version == base->in.version) {
 		old = base->frags;
 		nold = base->nfrags;
@@ -772,7 +804,8 @@ static int plan_and_write(struct cut *c, const struct idx_inode *newin, uint64_t
 		   (newin->flags & INODE_F_MEMORY) == (base->in.flags & INODE_F_MEMORY);
 	struct cand *cands = NULL;
 	uint32_t ncands = 0;
-	int rc = find_cands(c, same && base->nfrags, &cands, &ncands);
+	/* pre-cut pieces were cut with the base's settings too (8) */
+	int rc = find_cands(c, same && base->nfrags, same, &cands, &ncands);
 	if (!rc)
 		rc = check_cands(c, cands, ncands, size);
 	if (!rc)
@@ -791,9 +824,11 @@ static int plan_and_write(struct cut *c, const struct idx_inode *newin, uint64_t
 	return rc;
 }
 
-int commit_segments(struct store *st, struct pver *base, const struct seg *segs, size_t n,
-		    struct stage *sg, const struct idx_inode *newin, int64_t mtime_ns,
-		    struct pver **newpv)
+/* One try of commit_segments with the settings of NEWIN; DATA, MOVED:
+ * run_txn. */
+static int commit_once(struct store *st, struct pver *base, const struct seg *segs, size_t n,
+		       struct stage *sg, const struct idx_inode *newin, int data,
+		       struct idx_inode *moved, int64_t mtime_ns, struct pver **newpv)
 {
 	struct cut c = { .st = st, .base = base, .sg = sg, .segs = segs, .nsegs = n, .in = newin };
 	uint64_t size = content_size(segs, n), rows = 0;
@@ -826,11 +861,12 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 	}
 	FAULT_CRASH("commit_txn");        /* (3) done, (4) not begun */
 	if (!rc)
-		rc = run_txn(st, base, newin, &list, nlist, shared_prefix(cands, ncands), inl ? c.buf : NULL,
+		rc = run_txn(st, base, newin, data, moved, &list, nlist, shared_prefix(cands, ncands),
+			     inl ? c.buf : NULL,
 			     size, rows, mtime_ns, newpv, &o);
 	free_jobs(&c, rc != 0);
 	if (rc) {
-		if (rc != -EINVAL)
+		if (rc != -EINVAL && rc != -EAGAIN)
 			log_warn("object %llu: commit failed: %s; the previous version stays",
 				 (unsigned long long)base->in.ino, strerror(-rc));
 	} else {
@@ -849,4 +885,29 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 	free(list);
 	free(c.buf);
 	return rc;
+}
+
+int commit_segments(struct store *st, struct pver *base, const struct seg *segs, size_t n,
+		    struct stage *sg, const struct idx_inode *newin, int64_t mtime_ns,
+		    struct pver **newpv)
+{
+	struct idx_inode moved;
+	int data = newin == &base->in, rc;
+
+	/* (8): a setting that changed meanwhile is cut again; a few tries,
+	 * then the commit fails with EBUSY (settings changing all along) */
+	for (int tries = 0; tries < 8; tries++) {
+		struct idx_inode cur;
+		rc = commit_once(st, base, segs, n, sg, newin, data, &moved, mtime_ns, newpv);
+		/* a fixed:N size check failed on settings that moved meanwhile */
+		if (rc == -EINVAL && data && store_getattr(st, base->in.ino, &cur) == 0 &&
+		    settings_moved(&cur, newin)) {
+			with_settings(&moved, base, &cur);
+			rc = -EAGAIN;
+		}
+		if (rc != -EAGAIN)
+			return rc;
+		newin = &moved;
+	}
+	return -EBUSY;
 }

@@ -1,8 +1,9 @@
 #!/bin/bash
 # run-all.sh BUILD — run every unit test binary BUILD/tests/test_*, then
 # the bats end-to-end suite tests/e2e/ against BUILD's payloadfs and
-# payloadctl, then the crash tests' short mode (tests/crash/run.sh). Called
-# by `make check` after building.
+# payloadctl, then the crash tests' short mode (tests/crash/run.sh) and
+# the short stress runs (tests/stress/run.sh short). Called by `make check`
+# after building.
 #
 # Counting: each TAP "ok" line is a pass, "not ok" a failure, an "ok ... #
 # skip" a skip. A binary (or bats file) that exits non-zero without any "not
@@ -103,6 +104,14 @@ echo "# crash/run.sh"
 t0=$SECONDS
 (cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/run.sh "$BUILD") 2>&1 </dev/null | tee "$out"
 tally crash/run.sh "${PIPESTATUS[0]}"
+
+# ---- stress: fsx against ext4 twins, the concurrency stress test ----
+if [ -x "$BUILD/stress/fsx" ]; then
+	echo "# stress/run.sh short"
+	t0=$SECONDS
+	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/stress/run.sh "$BUILD" short) 2>&1 </dev/null | tee "$out"
+	tally stress/run.sh "${PIPESTATUS[0]}"
+fi
 
 {
 	echo "# summary ($((SECONDS / 60)) min $((SECONDS % 60)) s)"

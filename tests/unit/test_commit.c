@@ -1128,6 +1128,52 @@ static void test_fixed(void)
 	m_free(&old);
 }
 
+/* A session begun before a format change (found by tests/stress): its
+ * commit is cut with the object's current format — it does not revert
+ * the change, and the new fixed:N size check applies to it. */
+static void test_format_race(void)
+{
+	uint64_t ino = mkobj(&S, "race.bin");
+	struct model m = { 0 };
+	struct wsess *ws;
+	struct pver *pv;
+	char why[300] = "", val[32] = "";
+	ssize_t n;
+	int rc;
+
+	for (int i = 0; i < 3000; i++)
+		m_write(&m, "0123456789abcdef", 16, m.len);
+	rc = write_all(&S, ino, &m);
+	CHECK_EQ(rc, 0, "race.bin: 48000 bytes");
+	ws = begin(&S, ino, NULL, 0);            /* base: format lines */
+	rc = wsess_write(ws, "xyz", 3, m.len);
+	CHECK_EQ(rc, 0, "the session appends 3 bytes");
+	rc = store_setxattr(S.st, ino, "user.payload.format", "fixed:16", 8, 0);
+	CHECK_EQ(rc, 0, "format fixed:16 set meanwhile");
+	rc = wsess_commit(ws);
+	CHECK_EQ(rc, -EINVAL, "48003 bytes under fixed:16: the session's commit is -EINVAL");
+	CHECK(verify_q(&S, ino, &m, why, sizeof(why)), "the object keeps its bytes (%s)", why);
+	rc = wsess_truncate(ws, m.len + 16);
+	m_write(&m, "xyz", 3, m.len);
+	m_truncate(&m, m.len + 13);
+	if (!rc)
+		rc = wsess_commit(ws);
+	wsess_free(ws);
+	CHECK_EQ(rc, 0, "padded to a whole record: commit succeeds");
+	n = store_getxattr(S.st, ino, "user.payload.format", val, sizeof(val) - 1);
+	CHECK(n == 8 && memcmp(val, "fixed:16", 8) == 0, "the format stays fixed:16 (got %.*s)",
+	      (int)(n > 0 ? n : 0), val);
+	verify(&S, ino, &m, "after the commit");
+	store_pver_get(S.st, ino, &pv);
+	rc = 0;
+	for (uint32_t i = 0; i < pver_nfrags(pv); i++)
+		if (pver_frag(pv, i)->off % 16 || pver_frag(pv, i)->len % 16)
+			rc = 1;
+	CHECK(!rc, "every fragment holds whole 16-byte records");
+	pver_put(pv);
+	m_free(&m);
+}
+
 /* ---- (g) snapshot isolation ---- */
 
 static void test_isolation(void)
@@ -2020,6 +2066,7 @@ int main(void)
 	test_rewrite();
 	test_views();
 	test_fixed();
+	test_format_race();
 	test_isolation();
 	test_spill();
 #ifdef PFS_FAULT_INJECTION
