@@ -55,7 +55,9 @@ int xattr_parse_setting(enum xattr_kind k, const char *val, size_t len, struct i
 	char s[XATTR_SETTING_MAX + 1], *end;
 	unsigned long v;
 
-	if (len == 0 || len >= sizeof(s))
+	/* a NUL inside would end the C string early: "lines\0junk" is not
+	 * "lines" */
+	if (len == 0 || len >= sizeof(s) || memchr(val, '\0', len))
 		return -EINVAL;
 	memcpy(s, val, len);
 	s[len] = '\0';
