@@ -131,6 +131,29 @@ static int check_format(struct idx *x, int create)
 	return 0;
 }
 
+#define IDX_MAP_SIZE ((size_t)64 << 30)   /* the LMDB map: the index's size limit */
+#define IDX_MAP_MIN  ((size_t)1 << 30)    /* the smallest map idx_open falls back to */
+
+/* Create X->env with a map of MAP bytes and open it on DIR. @return 0 or
+ * an MDB_* / errno code (X->env is set either way, for mdb_env_close). */
+static int env_open(struct idx *x, const char *dir, int rdonly, size_t map)
+{
+	int rc = mdb_env_create(&x->env);
+
+	if (rc) {
+		x->env = NULL;
+		return rc;
+	}
+	rc = mdb_env_set_maxdbs(x->env, DB_COUNT + 2);
+	if (!rc)
+		rc = mdb_env_set_mapsize(x->env, map);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(x->env, 1024);
+	if (!rc)
+		rc = mdb_env_open(x->env, dir, MDB_NOTLS | (rdonly ? MDB_RDONLY : 0), 0600);
+	return rc;
+}
+
 int idx_open(const char *dir, int create, int rdonly, struct idx **out)
 {
 	struct idx *x = calloc(1, sizeof(*x));
@@ -153,15 +176,18 @@ int idx_open(const char *dir, int create, int rdonly, struct idx **out)
 			return -ENOENT;
 		}
 	}
-	rc = mdb_env_create(&x->env);
-	if (!rc)
-		rc = mdb_env_set_maxdbs(x->env, DB_COUNT + 2);
-	if (!rc)
-		rc = mdb_env_set_mapsize(x->env, (size_t)64 << 30);
-	if (!rc)
-		rc = mdb_env_set_maxreaders(x->env, 1024);
-	if (!rc)
-		rc = mdb_env_open(x->env, dir, MDB_NOTLS | (rdonly ? MDB_RDONLY : 0), 0600);
+	rc = env_open(x, dir, rdonly, IDX_MAP_SIZE);
+	/* An address space too small for the map (ulimit -v, valgrind's 64 GiB
+	 * limit) fails the mmap with ENOMEM or EINVAL: try smaller maps. */
+	for (size_t map = IDX_MAP_SIZE / 2; (rc == ENOMEM || rc == EINVAL) && map >= IDX_MAP_MIN;
+	     map /= 2) {
+		mdb_env_close(x->env);
+		x->env = NULL;
+		rc = env_open(x, dir, rdonly, map);
+		if (!rc)
+			log_warn("index: the address space does not fit a %zu GiB map: using %zu GiB",
+				 (size_t)(IDX_MAP_SIZE >> 30), map >> 30);
+	}
 	if (rc) {
 		rc = mdb_err(rc, "open environment");
 		goto fail;
