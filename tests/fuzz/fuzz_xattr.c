@@ -16,8 +16,9 @@
  *    them to the reference's values;
  *  - render(parse(v)) parses back (on the original inode) to the same inode
  *    (canonical round trip), and render never overflows its buffer;
- *  - xattr_kind_of: XK_BADNS exactly for names outside "user.", the seven
- *    payload names map to their kinds, every other user.* name is XK_OTHER.
+ *  - xattr_kind_of: XK_BADNS exactly for names outside "user.", XK_EMPTY
+ *    for "user." alone, the seven payload names map to their kinds, every
+ *    other user.* name is XK_OTHER.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -131,6 +132,8 @@ static void check_kind(const char *name)
 
 	if (strncmp(name, "user.", 5) != 0)
 		want = XK_BADNS;
+	else if (name[5] == '\0')
+		want = XK_EMPTY;
 	for (size_t i = 0; want == XK_OTHER && i < sizeof(tab) / sizeof(tab[0]); i++)
 		if (strcmp(name, tab[i].n) == 0)
 			want = tab[i].k;
@@ -156,6 +159,7 @@ static int render_checked(const struct idx_inode *in, enum xattr_kind k, char *o
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* byte 0 picks from these 7 (the seeds depend on the order) */
 	static const enum xattr_kind kinds[] = { XK_FORMAT, XK_HEADER, XK_STORAGE, XK_OTHER,
 						 XK_ROWS, XK_ID, XK_BADNS };
 	struct idx_inode orig, got, want, again;
@@ -197,5 +201,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = render_checked(&got, kinds[i], buf, sizeof(buf));
 		REQUIRE(n >= 0 || kinds[i] == XK_OTHER || kinds[i] == XK_BADNS);
 	}
+	REQUIRE(xattr_render(&got, XK_EMPTY, buf, sizeof(buf)) == -ENODATA);
 	return 0;
 }

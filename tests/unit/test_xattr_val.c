@@ -47,6 +47,7 @@ static void test_kinds(void)
 	CHECK_EQ(xattr_kind_of("user.tag"), XK_OTHER, "user.tag");
 	CHECK_EQ(xattr_kind_of("trusted.payload.format"), XK_BADNS, "trusted.*: outside the namespace");
 	CHECK_EQ(xattr_kind_of("user"), XK_BADNS, "\"user\" without the dot: outside");
+	CHECK_EQ(xattr_kind_of("user."), XK_EMPTY, "\"user.\" alone: XK_EMPTY (EINVAL, as ext4)");
 }
 
 static void test_format(void)
