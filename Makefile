@@ -1,4 +1,5 @@
-# payloadfs — one entry point: all, check, crash, bench, demo, install, clean.
+# payloadfs — one entry point: all, check, crash, bench, demo, install, clean
+# (and fuzz, fuzz-run, valgrind for the test tiers beside check).
 # Flags: CFLAGS is yours (default -O2 -g); what the build needs is added with
 # override. SANITIZE=address,undefined builds with sanitizers. V=1 is verbose.
 
@@ -10,15 +11,17 @@ BUILD   ?= build
 SANITIZE ?=
 
 PKGS := fuse3 liblz4 libxxhash liburing
-override CFLAGS += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+# What every compile needs (the fuzz build uses it too).
+REQ_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-Wall -Wextra -Werror -MMD -MP -I. -pthread \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ifneq ($(FAULT),0)
+REQ_CFLAGS += -DPFS_FAULT_INJECTION=1
+endif
+override CFLAGS += $(REQ_CFLAGS)
 ifneq ($(SANITIZE),)
 override CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 override LDFLAGS += -fsanitize=$(SANITIZE)
-endif
-ifneq ($(FAULT),0)
-override CFLAGS += -DPFS_FAULT_INJECTION=1
 endif
 LDLIBS_CORE := -llmdb $(shell pkg-config --libs liblz4 libxxhash liburing 2>/dev/null) -pthread
 LDLIBS_FUSE := $(shell pkg-config --libs fuse3 2>/dev/null)
@@ -89,9 +92,59 @@ $(CTL_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CTL_LIB_OBJ) $(CORE_LI
 
 unit: $(UNIT_BIN)
 
-# check: unit tests then end-to-end tests; the last line is "N passed, N failed".
+# ---- fuzzing: libFuzzer harnesses tests/fuzz/fuzz_*.c, built with clang
+# against the core sources (compiled again with the fuzzer's coverage and
+# ASan+UBSan: SANITIZE does not apply) into $(BUILD)/fuzz/.
+FUZZ_CC     ?= clang
+FUZZ_CFLAGS ?= -O1 -g
+FUZZ_TIME   ?= 60
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_DIR    := $(BUILD)/fuzz
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/%)
+FUZZ_LIB    := $(FUZZ_DIR)/libpayloadcore.a
+FUZZ_CORE_OBJ := $(CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+# The check tier fuzzes each harness this long (seconds); a sanitizer
+# build only replays the seed corpus (the fuzzers are the same binaries).
+CHECK_FUZZ_TIME ?= $(if $(SANITIZE),0,20)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(REQ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_CORE_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LDLIBS_CORE)
+
+fuzz: $(FUZZ_BIN)
+
+# fuzz-run: fuzz each harness for FUZZ_TIME seconds (0: replay the seeds).
+fuzz-run: fuzz
+	$(Q)FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh $(BUILD)
+
+# fuzz-corpus: regenerate the binary seeds in tests/fuzz/corpus/ from the
+# real encoders.
+fuzz-corpus: $(BUILD)/tests/fuzz/gen_corpus
+	$(Q)$(BUILD)/tests/fuzz/gen_corpus tests/fuzz/corpus
+
+$(BUILD)/tests/fuzz/gen_corpus: $(BUILD)/tests/fuzz/gen_corpus.o $(CORE_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_LIB) $(LDLIBS_CORE)
+
+# valgrind: every unit binary under valgrind memcheck (tests/valgrind.sh).
+valgrind: unit
+	$(Q)tests/valgrind.sh $(BUILD)
+
+# check: unit tests, a short fuzz run (when clang and libFuzzer are
+# installed), then end-to-end tests; the last line is "N passed, N failed".
 check: all unit $(STRESS_BIN)
-	$(Q)tests/run-all.sh $(BUILD)
+	$(Q)if tests/fuzz/have-libfuzzer.sh "$(FUZZ_CC)"; then $(MAKE) --no-print-directory fuzz || true; fi
+	$(Q)FUZZ_CC="$(FUZZ_CC)" FUZZ_TIME=$(CHECK_FUZZ_TIME) tests/run-all.sh $(BUILD)
 
 # crash: the crash harness's long mode (tests/crash/README.md):
 # `make crash ROUNDS=500 [SEED=N]`; prints rounds, operations, kills and a verdict.
@@ -126,7 +179,7 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit check crash bench stress demo install clean
+.PHONY: all unit check crash bench stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

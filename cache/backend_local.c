@@ -849,12 +849,28 @@ static int open_root(const char *dir)
 	return fd >= 0 ? fd : -errno;
 }
 
-/* Fault point "uring_init" (or a failing first ring): no rings at all,
- * every read goes through pread. Later rings that fail just are not used. */
+/* PAYLOADFS_NO_URING set (and not "0"): read with pread. For valgrind,
+ * which does not see the kernel fill buffers through io_uring and reports
+ * every byte read so as uninitialised. */
+static int uring_disabled(void)
+{
+	const char *s = getenv("PAYLOADFS_NO_URING");
+
+	return s && *s && strcmp(s, "0") != 0;
+}
+
+/* Fault point "uring_init" (or a failing first ring, or PAYLOADFS_NO_URING):
+ * no rings at all, every read goes through pread. Later rings that fail
+ * just are not used. */
 static void ring_init(struct local_backend *b)
 {
 	int rc = FAULT("uring_init");
 
+	if (!rc && uring_disabled()) {
+		if (!__atomic_exchange_n(&uring_warned, 1, __ATOMIC_RELAXED))
+			log_info("PAYLOADFS_NO_URING is set: fragments are read with pread");
+		return;
+	}
 	if (!rc)
 		rc = io_uring_queue_init(RING_ENTRIES, &b->rings[0].ring, 0);
 	if (rc) {
@@ -900,7 +916,7 @@ static const struct frag_backend_ops local_ops = {
 };
 
 /* Also fault point "uring_init": when it fires (or io_uring_queue_init
- * fails) the backend reads with pread. */
+ * fails, or PAYLOADFS_NO_URING is set) the backend reads with pread. */
 static int local_open(const char *dir, int rdonly, struct frag_backend **out)
 {
 	struct local_backend *b;

@@ -9,6 +9,7 @@
  *  (3) A refs record exists iff its count is > 0.
  */
 #include "index/idx.h"
+#include "index/idx_rec.h"
 #include "cache/fault.h"
 #include "cache/log.h"
 
@@ -37,61 +38,8 @@ struct idx_txn {
 	MDB_txn *txn;
 };
 
-#define INODE_REC_VER 1
-#define INODE_REC_LEN 120
-#define FRAG_REC_LEN  48
-
-/* ---- byte order helpers ---- */
-
-static void be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint64_t rd_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void le64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static void le32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static void le16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static uint64_t rd_le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t rd_le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t rd_le16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
+/* Keys and values are encoded and decoded by idx_rec.c (pure functions,
+ * fuzzed by tests/fuzz/fuzz_idx_rec.c). */
 
 /* ---- errors ---- */
 
@@ -143,13 +91,14 @@ static int check_format(struct idx *x, int create)
 	struct idx_txn *t;
 	MDB_val k = { 6, (void *)"format" }, v;
 	unsigned char buf[4];
+	uint32_t ver = 0;
 	int rc = idx_begin(x, x->rdonly, &t);
 
 	if (rc)
 		return rc;
 	rc = mdb_get(t->txn, x->dbi[DB_META], &k, &v);
 	if (rc == MDB_NOTFOUND && create && !x->rdonly) {
-		le32(buf, IDX_FORMAT_VERSION);
+		idx_rec_format_encode(buf, IDX_FORMAT_VERSION);
 		v.mv_size = 4;
 		v.mv_data = buf;
 		rc = mdb_err(mdb_put(t->txn, x->dbi[DB_META], &k, &v, 0), "put format");
@@ -172,14 +121,37 @@ static int check_format(struct idx *x, int create)
 		idx_abort(t);
 		return mdb_err(rc, "get format");
 	}
-	if (v.mv_size != 4 || rd_le32(v.mv_data) != IDX_FORMAT_VERSION) {
+	if (idx_rec_format_decode(v.mv_data, v.mv_size, &ver) || ver != IDX_FORMAT_VERSION) {
 		log_err("index: store format version %u, this build reads version %u",
-			v.mv_size == 4 ? rd_le32(v.mv_data) : 0, IDX_FORMAT_VERSION);
+			v.mv_size == 4 ? ver : 0, IDX_FORMAT_VERSION);
 		idx_abort(t);
 		return -EPROTO;
 	}
 	idx_abort(t);
 	return 0;
+}
+
+#define IDX_MAP_SIZE ((size_t)64 << 30)   /* the LMDB map: the index's size limit */
+#define IDX_MAP_MIN  ((size_t)1 << 30)    /* the smallest map idx_open falls back to */
+
+/* Create X->env with a map of MAP bytes and open it on DIR. @return 0 or
+ * an MDB_* / errno code (X->env is set either way, for mdb_env_close). */
+static int env_open(struct idx *x, const char *dir, int rdonly, size_t map)
+{
+	int rc = mdb_env_create(&x->env);
+
+	if (rc) {
+		x->env = NULL;
+		return rc;
+	}
+	rc = mdb_env_set_maxdbs(x->env, DB_COUNT + 2);
+	if (!rc)
+		rc = mdb_env_set_mapsize(x->env, map);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(x->env, 1024);
+	if (!rc)
+		rc = mdb_env_open(x->env, dir, MDB_NOTLS | (rdonly ? MDB_RDONLY : 0), 0600);
+	return rc;
 }
 
 int idx_open(const char *dir, int create, int rdonly, struct idx **out)
@@ -204,15 +176,18 @@ int idx_open(const char *dir, int create, int rdonly, struct idx **out)
 			return -ENOENT;
 		}
 	}
-	rc = mdb_env_create(&x->env);
-	if (!rc)
-		rc = mdb_env_set_maxdbs(x->env, DB_COUNT + 2);
-	if (!rc)
-		rc = mdb_env_set_mapsize(x->env, (size_t)64 << 30);
-	if (!rc)
-		rc = mdb_env_set_maxreaders(x->env, 1024);
-	if (!rc)
-		rc = mdb_env_open(x->env, dir, MDB_NOTLS | (rdonly ? MDB_RDONLY : 0), 0600);
+	rc = env_open(x, dir, rdonly, IDX_MAP_SIZE);
+	/* An address space too small for the map (ulimit -v, valgrind's 64 GiB
+	 * limit) fails the mmap with ENOMEM or EINVAL: try smaller maps. */
+	for (size_t map = IDX_MAP_SIZE / 2; (rc == ENOMEM || rc == EINVAL) && map >= IDX_MAP_MIN;
+	     map /= 2) {
+		mdb_env_close(x->env);
+		x->env = NULL;
+		rc = env_open(x, dir, rdonly, map);
+		if (!rc)
+			log_warn("index: the address space does not fit a %zu GiB map: using %zu GiB",
+				 (size_t)(IDX_MAP_SIZE >> 30), map >> 30);
+	}
 	if (rc) {
 		rc = mdb_err(rc, "open environment");
 		goto fail;
@@ -350,12 +325,7 @@ int idx_meta_get_u64(struct idx_txn *t, const char *key, uint64_t *val)
 	MDB_val k = { strlen(key), (void *)key }, v;
 	int rc = get(t, DB_META, &k, &v);
 
-	if (rc)
-		return rc;
-	if (v.mv_size != 8)
-		return -EUCLEAN;
-	*val = rd_le64(v.mv_data);
-	return 0;
+	return rc ? rc : idx_rec_u64_decode(v.mv_data, v.mv_size, val);
 }
 
 int idx_meta_put_u64(struct idx_txn *t, const char *key, uint64_t val)
@@ -363,65 +333,20 @@ int idx_meta_put_u64(struct idx_txn *t, const char *key, uint64_t val)
 	unsigned char buf[8];
 	MDB_val k = { strlen(key), (void *)key }, v = { 8, buf };
 
-	le64(buf, val);
+	idx_rec_u64_encode(buf, val);
 	return put(t, DB_META, &k, &v);
 }
 
 /* ---- inodes ---- */
 
-static void inode_encode(unsigned char *p, const struct idx_inode *in)
-{
-	memset(p, 0, INODE_REC_LEN);
-	p[0] = INODE_REC_VER;
-	le32(p + 4, in->mode);
-	le32(p + 8, in->uid);
-	le32(p + 12, in->gid);
-	le32(p + 16, in->nlink);
-	le64(p + 20, in->rdev);
-	le64(p + 28, in->size);
-	le64(p + 36, in->rows);
-	le64(p + 44, (uint64_t)in->atime_ns);
-	le64(p + 52, (uint64_t)in->mtime_ns);
-	le64(p + 60, (uint64_t)in->ctime_ns);
-	le64(p + 68, in->version);
-	le32(p + 76, in->fmt_kind);
-	le32(p + 80, in->fmt_recsize);
-	le32(p + 84, in->header);
-	le32(p + 88, in->flags);
-	le32(p + 92, in->nfrags);
-	le64(p + 100, in->parent);
-	le64(p + 112, (uint64_t)in->mset_ns);
-}
-
+/* Decode the inode record V of INO; a damaged one is logged. */
 static int inode_decode(const MDB_val *v, uint64_t ino, struct idx_inode *in)
 {
-	const unsigned char *p = v->mv_data;
+	int rc = idx_rec_inode_decode(v->mv_data, v->mv_size, ino, in);
 
-	if (v->mv_size != INODE_REC_LEN || p[0] != INODE_REC_VER) {
+	if (rc)
 		log_err("index: inode %llu: damaged record", (unsigned long long)ino);
-		return -EUCLEAN;
-	}
-	in->ino = ino;
-	in->mode = rd_le32(p + 4);
-	in->uid = rd_le32(p + 8);
-	in->gid = rd_le32(p + 12);
-	in->nlink = rd_le32(p + 16);
-	in->rdev = rd_le64(p + 20);
-	in->size = rd_le64(p + 28);
-	in->rows = rd_le64(p + 36);
-	in->atime_ns = (int64_t)rd_le64(p + 44);
-	in->mtime_ns = (int64_t)rd_le64(p + 52);
-	in->ctime_ns = (int64_t)rd_le64(p + 60);
-	in->version = rd_le64(p + 68);
-	in->fmt_kind = rd_le32(p + 76);
-	in->fmt_recsize = rd_le32(p + 80);
-	in->header = rd_le32(p + 84);
-	in->flags = rd_le32(p + 88);
-	in->nfrags = rd_le32(p + 92);
-	in->reserved = 0;
-	in->parent = rd_le64(p + 100);
-	in->mset_ns = (int64_t)rd_le64(p + 112);
-	return 0;
+	return rc;
 }
 
 int idx_inode_get(struct idx_txn *t, uint64_t ino, struct idx_inode *out)
@@ -430,18 +355,18 @@ int idx_inode_get(struct idx_txn *t, uint64_t ino, struct idx_inode *out)
 	MDB_val k = { 8, kb }, v;
 	int rc;
 
-	be64(kb, ino);
+	idx_rec_put_be64(kb, ino);
 	rc = get(t, DB_INODES, &k, &v);
 	return rc ? rc : inode_decode(&v, ino, out);
 }
 
 int idx_inode_put(struct idx_txn *t, const struct idx_inode *in)
 {
-	unsigned char kb[8], vb[INODE_REC_LEN];
-	MDB_val k = { 8, kb }, v = { INODE_REC_LEN, vb };
+	unsigned char kb[8], vb[IDX_REC_INODE_LEN];
+	MDB_val k = { 8, kb }, v = { IDX_REC_INODE_LEN, vb };
 
-	be64(kb, in->ino);
-	inode_encode(vb, in);
+	idx_rec_put_be64(kb, in->ino);
+	idx_rec_inode_encode(vb, in);
 	return put(t, DB_INODES, &k, &v);
 }
 
@@ -450,7 +375,7 @@ int idx_inode_del(struct idx_txn *t, uint64_t ino)
 	unsigned char kb[8];
 	MDB_val k = { 8, kb };
 
-	be64(kb, ino);
+	idx_rec_put_be64(kb, ino);
 	return del(t, DB_INODES, &k);
 }
 
@@ -475,9 +400,11 @@ int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_ino
 		return mdb_err(rc, "cursor");
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
 		struct idx_inode in;
+		uint64_t ino;
 		op = MDB_NEXT;
-		if (k.mv_size != 8) { cbrc = -EUCLEAN; break; }
-		cbrc = inode_decode(&v, rd_be64(k.mv_data), &in);
+		cbrc = idx_rec_id_key_decode(k.mv_data, k.mv_size, &ino);
+		if (!cbrc)
+			cbrc = inode_decode(&v, ino, &in);
 		if (!cbrc)
 			cbrc = cb(arg, &in);
 		if (cbrc)
@@ -491,35 +418,23 @@ int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_ino
 
 static int name_key(unsigned char *kb, uint64_t id, const char *name, MDB_val *k)
 {
-	size_t n = strlen(name);
+	int rc = idx_rec_name_key(kb, id, name, &k->mv_size);
 
-	if (n > IDX_NAME_MAX)
-		return -ENAMETOOLONG;
-	be64(kb, id);
-	memcpy(kb + 8, name, n);
-	k->mv_size = 8 + n;
 	k->mv_data = kb;
-	return 0;
+	return rc;
 }
 
 /* ---- dirents ---- */
 
 int idx_dirent_get(struct idx_txn *t, uint64_t parent, const char *name, uint64_t *child, uint32_t *type)
 {
-	unsigned char kb[8 + IDX_NAME_MAX];
+	unsigned char kb[IDX_REC_NAME_KEY_MAX];
 	MDB_val k, v;
 	int rc = name_key(kb, parent, name, &k);
 
 	if (!rc)
 		rc = get(t, DB_DIRENTS, &k, &v);
-	if (rc)
-		return rc;
-	if (v.mv_size != 12)
-		return -EUCLEAN;
-	*child = rd_le64(v.mv_data);
-	if (type)
-		*type = rd_le32((unsigned char *)v.mv_data + 8);
-	return 0;
+	return rc ? rc : idx_rec_dirent_decode(v.mv_data, v.mv_size, child, type);
 }
 
 int idx_dirent_put(struct idx_txn *t, uint64_t parent, const char *name, uint64_t child, uint32_t type)
@@ -530,14 +445,13 @@ int idx_dirent_put(struct idx_txn *t, uint64_t parent, const char *name, uint64_
 
 	if (rc)
 		return rc;
-	le64(vb, child);
-	le32(vb + 8, type);
+	idx_rec_dirent_encode(vb, child, type);
 	return put(t, DB_DIRENTS, &k, &v);
 }
 
 int idx_dirent_del(struct idx_txn *t, uint64_t parent, const char *name)
 {
-	unsigned char kb[8 + IDX_NAME_MAX];
+	unsigned char kb[IDX_REC_NAME_KEY_MAX];
 	MDB_val k;
 	int rc = name_key(kb, parent, name, &k);
 
@@ -545,10 +459,11 @@ int idx_dirent_del(struct idx_txn *t, uint64_t parent, const char *name)
 }
 
 /* Walk the records of DB whose key starts with big-endian ID, from the
- * first key >= START (START_LEN bytes). CB gets key suffix and value. */
+ * first key >= ID ‖ START (START_LEN bytes). CB gets the whole key and the
+ * value. */
 static int prefix_walk(struct idx_txn *t, int db, uint64_t id, const void *start, size_t start_len,
 		       int skip_equal,
-		       int (*cb)(void *arg, const unsigned char *sfx, size_t sfx_len, MDB_val *v), void *arg)
+		       int (*cb)(void *arg, const MDB_val *k, const MDB_val *v), void *arg)
 {
 	unsigned char kb[8 + IDX_NAME_MAX + 8];
 	MDB_cursor *c;
@@ -557,7 +472,7 @@ static int prefix_walk(struct idx_txn *t, int db, uint64_t id, const void *start
 
 	if (start_len > IDX_NAME_MAX + 8)
 		return -ENAMETOOLONG;
-	be64(kb, id);
+	idx_rec_put_be64(kb, id);
 	if (start_len)
 		memcpy(kb + 8, start, start_len);
 	k.mv_size = 8 + start_len;
@@ -567,14 +482,14 @@ static int prefix_walk(struct idx_txn *t, int db, uint64_t id, const void *start
 		return mdb_err(rc, "cursor");
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
 		op = MDB_NEXT;
-		if (k.mv_size < 8 || rd_be64(k.mv_data) != id) {
+		if (k.mv_size < 8 || idx_rec_get_be64(k.mv_data) != id) {
 			rc = MDB_NOTFOUND;
 			break;
 		}
 		if (skip_equal && k.mv_size == 8 + start_len &&
 		    memcmp((unsigned char *)k.mv_data + 8, start, start_len) == 0)
 			continue;
-		cbrc = cb(arg, (unsigned char *)k.mv_data + 8, k.mv_size - 8, &v);
+		cbrc = cb(arg, &k, &v);
 		if (cbrc)
 			break;
 	}
@@ -589,16 +504,17 @@ struct dirent_walk {
 	void *arg;
 };
 
-static int dirent_step(void *arg, const unsigned char *sfx, size_t len, MDB_val *v)
+static int dirent_step(void *arg, const MDB_val *k, const MDB_val *v)
 {
 	struct dirent_walk *w = arg;
 	char name[IDX_NAME_MAX + 1];
+	uint64_t parent, child;
+	uint32_t type;
+	int rc = idx_rec_name_key_decode(k->mv_data, k->mv_size, &parent, name);
 
-	if (len > IDX_NAME_MAX || v->mv_size != 12)
-		return -EUCLEAN;
-	memcpy(name, sfx, len);
-	name[len] = '\0';
-	return w->cb(w->arg, name, rd_le64(v->mv_data), rd_le32((unsigned char *)v->mv_data + 8));
+	if (!rc)
+		rc = idx_rec_dirent_decode(v->mv_data, v->mv_size, &child, &type);
+	return rc ? rc : w->cb(w->arg, name, child, type);
 }
 
 int idx_dirent_iter(struct idx_txn *t, uint64_t parent, const char *after,
@@ -623,48 +539,19 @@ int idx_dirent_any(struct idx_txn *t, uint64_t parent)
 
 /* ---- fragments ---- */
 
-static void frag_encode_rec(unsigned char *p, const struct frag_desc *d)
-{
-	le64(p, d->id);
-	le64(p + 8, d->first_row);
-	le32(p + 16, d->len);
-	le32(p + 20, d->rows);
-	le32(p + 24, d->stored_len);
-	le16(p + 28, d->codec);
-	le16(p + 30, d->flags);
-	le64(p + 32, d->checksum);
-	memset(p + 40, 0, 8);
-}
-
-static int frag_decode_rec(const MDB_val *v, uint64_t off, struct frag_desc *d)
-{
-	const unsigned char *p = v->mv_data;
-
-	if (v->mv_size != FRAG_REC_LEN)
-		return -EUCLEAN;
-	d->off = off;
-	d->id = rd_le64(p);
-	d->first_row = rd_le64(p + 8);
-	d->len = rd_le32(p + 16);
-	d->rows = rd_le32(p + 20);
-	d->stored_len = rd_le32(p + 24);
-	d->codec = rd_le16(p + 28);
-	d->flags = rd_le16(p + 30);
-	d->checksum = rd_le64(p + 32);
-	return 0;
-}
-
 struct frags_acc {
 	struct frag_desc *v;
 	uint32_t n, cap;
 };
 
-static int frags_step(void *arg, const unsigned char *sfx, size_t len, MDB_val *v)
+static int frags_step(void *arg, const MDB_val *k, const MDB_val *v)
 {
 	struct frags_acc *a = arg;
+	uint64_t ino, off;
+	int rc = idx_rec_frag_key_decode(k->mv_data, k->mv_size, &ino, &off);
 
-	if (len != 8)
-		return -EUCLEAN;
+	if (rc)
+		return rc;
 	if (a->n == a->cap) {
 		uint32_t cap = a->cap ? a->cap * 2 : 16;
 		struct frag_desc *nv = realloc(a->v, cap * sizeof(*nv));
@@ -673,7 +560,10 @@ static int frags_step(void *arg, const unsigned char *sfx, size_t len, MDB_val *
 		a->v = nv;
 		a->cap = cap;
 	}
-	return frag_decode_rec(v, rd_be64(sfx), &a->v[a->n++]);
+	rc = idx_rec_frag_decode(v->mv_data, v->mv_size, off, &a->v[a->n]);
+	if (!rc)
+		a->n++;
+	return rc;
 }
 
 int idx_frags_load(struct idx_txn *t, uint64_t ino, struct frag_desc **out, uint32_t *n)
@@ -699,35 +589,35 @@ int idx_frag_at(struct idx_txn *t, uint64_t ino, uint64_t off, struct frag_desc 
 	MDB_val k = { 16, kb }, v;
 	int rc;
 
-	be64(kb, ino);
-	be64(kb + 8, off);
+	idx_rec_put_be64(kb, ino);
+	idx_rec_put_be64(kb + 8, off);
 	rc = mdb_cursor_open(t->txn, t->x->dbi[DB_FRAGS], &c);
 	if (rc)
 		return mdb_err(rc, "cursor");
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	if (rc == 0 && !(k.mv_size == 16 && rd_be64(k.mv_data) == ino &&
-			 rd_be64((unsigned char *)k.mv_data + 8) == off))
+	if (rc == 0 && !(k.mv_size == 16 && idx_rec_get_be64(k.mv_data) == ino &&
+			 idx_rec_get_be64((unsigned char *)k.mv_data + 8) == off))
 		rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
 	else if (rc == MDB_NOTFOUND)
 		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	if (rc == 0 && (k.mv_size != 16 || rd_be64(k.mv_data) != ino))
+	if (rc == 0 && (k.mv_size != 16 || idx_rec_get_be64(k.mv_data) != ino))
 		rc = MDB_NOTFOUND;
 	/* MDB_* codes are negative: map them before decoding can add -errno */
 	rc = mdb_err(rc, "frag at");
 	if (rc == 0)
-		rc = frag_decode_rec(&v, rd_be64((unsigned char *)k.mv_data + 8), out);
+		rc = idx_rec_frag_decode(v.mv_data, v.mv_size, idx_rec_get_be64((unsigned char *)k.mv_data + 8),
+					 out);
 	mdb_cursor_close(c);
 	return rc;
 }
 
 int idx_frag_put(struct idx_txn *t, uint64_t ino, const struct frag_desc *d)
 {
-	unsigned char kb[16], vb[FRAG_REC_LEN];
-	MDB_val k = { 16, kb }, v = { FRAG_REC_LEN, vb };
+	unsigned char kb[16], vb[IDX_REC_FRAG_LEN];
+	MDB_val k = { 16, kb }, v = { IDX_REC_FRAG_LEN, vb };
 
-	be64(kb, ino);
-	be64(kb + 8, d->off);
-	frag_encode_rec(vb, d);
+	idx_rec_frag_key(kb, ino, d->off);
+	idx_rec_frag_encode(vb, d);
 	return put(t, DB_FRAGS, &k, &v);
 }
 
@@ -736,8 +626,8 @@ int idx_frag_del(struct idx_txn *t, uint64_t ino, uint64_t off)
 	unsigned char kb[16];
 	MDB_val k = { 16, kb };
 
-	be64(kb, ino);
-	be64(kb + 8, off);
+	idx_rec_put_be64(kb, ino);
+	idx_rec_put_be64(kb + 8, off);
 	return del(t, DB_FRAGS, &k);
 }
 
@@ -752,11 +642,13 @@ int idx_frags_iter_all(struct idx_txn *t,
 		return mdb_err(rc, "cursor");
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
 		struct frag_desc d;
+		uint64_t ino, off;
 		op = MDB_NEXT;
-		if (k.mv_size != 16) { cbrc = -EUCLEAN; break; }
-		cbrc = frag_decode_rec(&v, rd_be64((unsigned char *)k.mv_data + 8), &d);
+		cbrc = idx_rec_frag_key_decode(k.mv_data, k.mv_size, &ino, &off);
 		if (!cbrc)
-			cbrc = cb(arg, rd_be64(k.mv_data), &d);
+			cbrc = idx_rec_frag_decode(v.mv_data, v.mv_size, off, &d);
+		if (!cbrc)
+			cbrc = cb(arg, ino, &d);
 		if (cbrc)
 			break;
 	}
@@ -772,18 +664,13 @@ int idx_ref_get(struct idx_txn *t, uint64_t frag_id, uint32_t *count)
 	MDB_val k = { 8, kb }, v;
 	int rc;
 
-	be64(kb, frag_id);
+	idx_rec_put_be64(kb, frag_id);
 	rc = get(t, DB_REFS, &k, &v);
 	if (rc == -ENOENT) {
 		*count = 0;
 		return 0;
 	}
-	if (rc)
-		return rc;
-	if (v.mv_size != 4)
-		return -EUCLEAN;
-	*count = rd_le32(v.mv_data);
-	return 0;
+	return rc ? rc : idx_rec_ref_decode(v.mv_data, v.mv_size, count);
 }
 
 int idx_ref_add(struct idx_txn *t, uint64_t frag_id, int delta, uint32_t *now)
@@ -804,10 +691,10 @@ int idx_ref_add(struct idx_txn *t, uint64_t frag_id, int delta, uint32_t *now)
 	}
 	if (now)
 		*now = (uint32_t)n;
-	be64(kb, frag_id);
+	idx_rec_put_be64(kb, frag_id);
 	if (n == 0)
 		return count ? del(t, DB_REFS, &k) : 0;
-	le32(vb, (uint32_t)n);
+	idx_rec_ref_encode(vb, (uint32_t)n);
 	return put(t, DB_REFS, &k, &v);
 }
 
@@ -820,9 +707,14 @@ int idx_refs_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t id, uint32_t 
 	if (rc)
 		return mdb_err(rc, "cursor");
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		uint64_t id;
+		uint32_t count;
 		op = MDB_NEXT;
-		if (k.mv_size != 8 || v.mv_size != 4) { cbrc = -EUCLEAN; break; }
-		cbrc = cb(arg, rd_be64(k.mv_data), rd_le32(v.mv_data));
+		cbrc = idx_rec_id_key_decode(k.mv_data, k.mv_size, &id);
+		if (!cbrc)
+			cbrc = idx_rec_ref_decode(v.mv_data, v.mv_size, &count);
+		if (!cbrc)
+			cbrc = cb(arg, id, count);
 		if (cbrc)
 			break;
 	}
@@ -838,7 +730,7 @@ int idx_inline_get(struct idx_txn *t, uint64_t ino, const void **data, size_t *l
 	MDB_val k = { 8, kb }, v;
 	int rc;
 
-	be64(kb, ino);
+	idx_rec_put_be64(kb, ino);
 	rc = get(t, DB_INLINE, &k, &v);
 	if (rc)
 		return rc;
@@ -852,7 +744,7 @@ int idx_inline_put(struct idx_txn *t, uint64_t ino, const void *data, size_t len
 	unsigned char kb[8];
 	MDB_val k = { 8, kb }, v = { len, (void *)data };
 
-	be64(kb, ino);
+	idx_rec_put_be64(kb, ino);
 	return put(t, DB_INLINE, &k, &v);
 }
 
@@ -862,7 +754,7 @@ int idx_inline_del(struct idx_txn *t, uint64_t ino)
 	MDB_val k = { 8, kb };
 	int rc;
 
-	be64(kb, ino);
+	idx_rec_put_be64(kb, ino);
 	rc = del(t, DB_INLINE, &k);
 	return rc == -ENOENT ? 0 : rc;
 }
@@ -871,7 +763,7 @@ int idx_inline_del(struct idx_txn *t, uint64_t ino)
 
 int idx_xattr_get(struct idx_txn *t, uint64_t ino, const char *name, const void **val, size_t *len)
 {
-	unsigned char kb[8 + IDX_NAME_MAX];
+	unsigned char kb[IDX_REC_NAME_KEY_MAX];
 	MDB_val k, v;
 	int rc = name_key(kb, ino, name, &k);
 
@@ -886,7 +778,7 @@ int idx_xattr_get(struct idx_txn *t, uint64_t ino, const char *name, const void 
 
 int idx_xattr_put(struct idx_txn *t, uint64_t ino, const char *name, const void *val, size_t len)
 {
-	unsigned char kb[8 + IDX_NAME_MAX];
+	unsigned char kb[IDX_REC_NAME_KEY_MAX];
 	MDB_val k, v = { len, (void *)val };
 	int rc = name_key(kb, ino, name, &k);
 
@@ -895,7 +787,7 @@ int idx_xattr_put(struct idx_txn *t, uint64_t ino, const char *name, const void 
 
 int idx_xattr_del(struct idx_txn *t, uint64_t ino, const char *name)
 {
-	unsigned char kb[8 + IDX_NAME_MAX];
+	unsigned char kb[IDX_REC_NAME_KEY_MAX];
 	MDB_val k;
 	int rc = name_key(kb, ino, name, &k);
 
@@ -909,17 +801,15 @@ struct xattr_walk {
 	void *arg;
 };
 
-static int xattr_step(void *arg, const unsigned char *sfx, size_t len, MDB_val *v)
+static int xattr_step(void *arg, const MDB_val *k, const MDB_val *v)
 {
 	struct xattr_walk *w = arg;
 	char name[IDX_NAME_MAX + 1];
+	uint64_t ino;
+	int rc = idx_rec_name_key_decode(k->mv_data, k->mv_size, &ino, name);
 
 	(void)v;
-	if (len > IDX_NAME_MAX)
-		return -EUCLEAN;
-	memcpy(name, sfx, len);
-	name[len] = '\0';
-	return w->cb(w->arg, name);
+	return rc ? rc : w->cb(w->arg, name);
 }
 
 int idx_xattr_iter(struct idx_txn *t, uint64_t ino, int (*cb)(void *arg, const char *name), void *arg)
@@ -969,7 +859,7 @@ int idx_orphan_put(struct idx_txn *t, uint64_t ino)
 	unsigned char kb[8];
 	MDB_val k = { 8, kb }, v = { 0, kb };
 
-	be64(kb, ino);
+	idx_rec_put_be64(kb, ino);
 	return put(t, DB_ORPHANS, &k, &v);
 }
 
@@ -979,7 +869,7 @@ int idx_orphan_del(struct idx_txn *t, uint64_t ino)
 	MDB_val k = { 8, kb };
 	int rc;
 
-	be64(kb, ino);
+	idx_rec_put_be64(kb, ino);
 	rc = del(t, DB_ORPHANS, &k);
 	return rc == -ENOENT ? 0 : rc;
 }
@@ -993,9 +883,11 @@ int idx_orphans_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t ino), void
 	if (rc)
 		return mdb_err(rc, "cursor");
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		uint64_t ino;
 		op = MDB_NEXT;
-		if (k.mv_size != 8) { cbrc = -EUCLEAN; break; }
-		cbrc = cb(arg, rd_be64(k.mv_data));
+		cbrc = idx_rec_id_key_decode(k.mv_data, k.mv_size, &ino);
+		if (!cbrc)
+			cbrc = cb(arg, ino);
 		if (cbrc)
 			break;
 	}

@@ -10,73 +10,27 @@
  *      divide the size is refused (EINVAL) and nothing changes.
  */
 #include "index/store_int.h"
+#include "index/xattr_val.h"
 
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
-#define XP "user.payload."
-
-enum xkind { X_OTHER, X_FORMAT, X_HEADER, X_STORAGE, X_ROWS, X_VERSION, X_FRAGS, X_ID, X_BADNS,
-	     X_EMPTY /* "user." alone: EINVAL, as ext4 */ };
-
-static enum xkind xkind_of(const char *name)
-{
-	static const struct { const char *n; enum xkind k; } tab[] = {
-		{ XP "format", X_FORMAT }, { XP "header", X_HEADER }, { XP "storage", X_STORAGE },
-		{ XP "rows", X_ROWS }, { XP "version", X_VERSION }, { XP "fragments", X_FRAGS },
-		{ XP "id", X_ID },
-	};
-	if (strncmp(name, "user.", 5) != 0)
-		return X_BADNS;
-	if (name[5] == '\0')
-		return X_EMPTY;
-	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-		if (strcmp(name, tab[i].n) == 0)
-			return tab[i].k;
-	return X_OTHER;
-}
-
-static int is_figure(enum xkind k)
-{
-	return k == X_ROWS || k == X_VERSION || k == X_FRAGS || k == X_ID;
-}
+#define XP XATTR_PREFIX
 
 /* Does inode IN have a value for setting/figure K? */
-static int has_value(const struct idx_inode *in, enum xkind k)
+static int has_value(const struct idx_inode *in, enum xattr_kind k)
 {
 	if (S_ISREG(in->mode))
 		return 1;
 	if (!S_ISDIR(in->mode))
 		return 0;
 	switch (k) {
-	case X_FORMAT: return !!(in->flags & INODE_F_FMT_SET);
-	case X_HEADER: return !!(in->flags & INODE_F_HDR_SET);
-	case X_STORAGE: return !!(in->flags & INODE_F_STORAGE_SET);
+	case XK_FORMAT: return !!(in->flags & INODE_F_FMT_SET);
+	case XK_HEADER: return !!(in->flags & INODE_F_HDR_SET);
+	case XK_STORAGE: return !!(in->flags & INODE_F_STORAGE_SET);
 	default: return 0;
-	}
-}
-
-static int render(const struct idx_inode *in, enum xkind k, char *buf, size_t cap)
-{
-	switch (k) {
-	case X_FORMAT:
-		return in->fmt_kind == PFMT_FIXED ? snprintf(buf, cap, "fixed:%u", in->fmt_recsize)
-						  : snprintf(buf, cap, "lines");
-	case X_HEADER: return snprintf(buf, cap, "%u", in->fmt_kind == PFMT_FIXED ? 0 : in->header);
-	case X_STORAGE: return snprintf(buf, cap, "%s", in->flags & INODE_F_MEMORY ? "memory" : "disk");
-	case X_ROWS: {
-		uint64_t h = in->fmt_kind == PFMT_FIXED ? 0 : in->header;
-		return snprintf(buf, cap, "%" PRIu64, in->rows > h ? in->rows - h : 0);
-	}
-	case X_VERSION: return snprintf(buf, cap, "%" PRIu64, in->version);
-	case X_FRAGS: return snprintf(buf, cap, "%u", in->nfrags);
-	case X_ID: return snprintf(buf, cap, "%" PRIu64, in->ino);
-	default: return -ENODATA;
 	}
 }
 
@@ -84,15 +38,15 @@ ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *b
 {
 	struct idx_txn *t;
 	struct idx_inode in;
-	enum xkind k = xkind_of(name);
+	enum xattr_kind k = xattr_kind_of(name);
 	char tmp[64];
 	const void *v;
 	size_t len = 0;
 	int rc;
 
-	if (k == X_BADNS)
+	if (k == XK_BADNS)
 		return -ENODATA;
-	if (k == X_EMPTY)
+	if (k == XK_EMPTY)
 		return -EINVAL;
 	if (strlen(name) > IDX_NAME_MAX)
 		return -ERANGE;
@@ -100,13 +54,13 @@ ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *b
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
-	if (!rc && k == X_OTHER) {
+	if (!rc && k == XK_OTHER) {
 		rc = idx_xattr_get(t, ino, name, &v, &len);
 	} else if (!rc) {
 		if (!has_value(&in, k))
 			rc = -ENODATA;
 		else
-			len = (size_t)render(&in, k, tmp, sizeof(tmp));
+			len = (size_t)xattr_render(&in, k, tmp, sizeof(tmp));
 		v = tmp;
 	}
 	if (!rc && cap && len > cap)
@@ -115,60 +69,6 @@ ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *b
 		memcpy(buf, v, len);
 	idx_abort(t);
 	return rc ? rc : (ssize_t)len;
-}
-
-/* Parse a setting value into the inode. @return 0 or -EINVAL. */
-static int parse_setting(enum xkind k, const char *val, size_t len, struct idx_inode *in)
-{
-	char s[64], *end;
-	unsigned long v;
-
-	if (len == 0 || len >= sizeof(s))
-		return -EINVAL;
-	memcpy(s, val, len);
-	s[len] = '\0';
-	if (s[len - 1] == '\n')     /* tolerate `echo` style values */
-		s[--len] = '\0';
-	switch (k) {
-	case X_FORMAT:
-		if (strcmp(s, "lines") == 0) {
-			in->fmt_kind = PFMT_LINES;
-			in->fmt_recsize = 0;
-		} else if (strncmp(s, "fixed:", 6) == 0 && s[6] >= '1' && s[6] <= '9') {
-			v = strtoul(s + 6, &end, 10);
-			if (*end || v == 0 || v > (1ul << 24))
-				return -EINVAL;
-			in->fmt_kind = PFMT_FIXED;
-			in->fmt_recsize = (uint32_t)v;
-			in->header = 0;
-		} else {
-			return -EINVAL;
-		}
-		in->flags |= INODE_F_FMT_SET;
-		return 0;
-	case X_HEADER:
-		if (s[0] < '0' || s[0] > '9')
-			return -EINVAL;
-		v = strtoul(s, &end, 10);
-		if (*end || v > 1000000)
-			return -EINVAL;
-		if (in->fmt_kind == PFMT_FIXED && v)
-			return -EINVAL;
-		in->header = (uint32_t)v;
-		in->flags |= INODE_F_HDR_SET;
-		return 0;
-	case X_STORAGE:
-		if (strcmp(s, "disk") == 0)
-			in->flags &= ~INODE_F_MEMORY;
-		else if (strcmp(s, "memory") == 0)
-			in->flags |= INODE_F_MEMORY;
-		else
-			return -EINVAL;
-		in->flags |= INODE_F_STORAGE_SET;
-		return 0;
-	default:
-		return -EINVAL;
-	}
 }
 
 /* A setting on an object whose data must be re-cut (format or storage
@@ -190,7 +90,7 @@ static int recut(struct store *st, uint64_t ino, const struct idx_inode *newin)
 	return rc;
 }
 
-static int set_setting(struct store *st, uint64_t ino, enum xkind k, const void *val, size_t len,
+static int set_setting(struct store *st, uint64_t ino, enum xattr_kind k, const void *val, size_t len,
 		       int flags)
 {
 	struct idx_txn *t;
@@ -208,7 +108,7 @@ static int set_setting(struct store *st, uint64_t ino, enum xkind k, const void 
 		rc = -ENODATA;
 	nin = in;
 	if (!rc)
-		rc = parse_setting(k, val, len, &nin);
+		rc = xattr_parse_setting(k, val, len, &nin);
 	if (!rc && S_ISREG(in.mode) && in.size &&
 	    (nin.fmt_kind != in.fmt_kind || nin.fmt_recsize != in.fmt_recsize ||
 	     (nin.flags & INODE_F_MEMORY) != (in.flags & INODE_F_MEMORY))) {
@@ -271,22 +171,22 @@ int store_setxattr(struct store *st, uint64_t ino, const char *name, const void 
 {
 	struct idx_txn *t;
 	struct idx_inode in;
-	enum xkind k = xkind_of(name);
+	enum xattr_kind k = xattr_kind_of(name);
 	const void *old;
 	size_t oldlen;
 	int rc;
 
-	if (k == X_BADNS)
+	if (k == XK_BADNS)
 		return -ENOTSUP;
-	if (k == X_EMPTY)
+	if (k == XK_EMPTY)
 		return -EINVAL;
-	if (is_figure(k))
+	if (xattr_is_figure(k))
 		return -EPERM;
 	if (strlen(name) > IDX_NAME_MAX)
 		return -ERANGE;
 	if (len > STORE_XATTR_MAX)
 		return -E2BIG;
-	if (k != X_OTHER)
+	if (k != XK_OTHER)
 		return set_setting(st, ino, k, val, len, flags);
 	rc = store_wbegin(st, &t);
 	if (rc)
@@ -328,7 +228,7 @@ static int xlist_add(void *arg, const char *name)
 
 ssize_t store_listxattr(struct store *st, uint64_t ino, char *buf, size_t cap)
 {
-	static const enum xkind order[] = { X_FORMAT, X_HEADER, X_STORAGE, X_ROWS, X_VERSION, X_FRAGS, X_ID };
+	static const enum xattr_kind order[] = { XK_FORMAT, XK_HEADER, XK_STORAGE, XK_ROWS, XK_VERSION, XK_FRAGS, XK_ID };
 	static const char *const names[] = { XP "format", XP "header", XP "storage", XP "rows",
 					     XP "version", XP "fragments", XP "id" };
 	struct xlist l = { buf, cap, 0 };
@@ -356,22 +256,22 @@ int store_removexattr(struct store *st, uint64_t ino, const char *name)
 {
 	struct idx_txn *t;
 	struct idx_inode in;
-	enum xkind k = xkind_of(name);
+	enum xattr_kind k = xattr_kind_of(name);
 	int rc;
 
-	if (k == X_BADNS)
+	if (k == XK_BADNS)
 		return -ENODATA;
-	if (k == X_EMPTY)
+	if (k == XK_EMPTY)
 		return -EINVAL;
 	if (strlen(name) > IDX_NAME_MAX)
 		return -ERANGE;
-	if (is_figure(k))
+	if (xattr_is_figure(k))
 		return -EPERM;
 	rc = store_wbegin(st, &t);
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
-	if (!rc && k != X_OTHER) {
+	if (!rc && k != XK_OTHER) {
 		/* an object always has its settings; a directory forgets its
 		 * explicit one */
 		if (!S_ISDIR(in.mode))
@@ -379,8 +279,8 @@ int store_removexattr(struct store *st, uint64_t ino, const char *name)
 		else if (!has_value(&in, k))
 			rc = -ENODATA;
 		else
-			in.flags &= ~(k == X_FORMAT ? INODE_F_FMT_SET :
-				      k == X_HEADER ? INODE_F_HDR_SET : INODE_F_STORAGE_SET);
+			in.flags &= ~(k == XK_FORMAT ? INODE_F_FMT_SET :
+				      k == XK_HEADER ? INODE_F_HDR_SET : INODE_F_STORAGE_SET);
 	} else if (!rc) {
 		rc = idx_xattr_del(t, ino, name);
 	}

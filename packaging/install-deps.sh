@@ -8,9 +8,12 @@
 #                             (bindfs, squashfuse, squashfs-tools, perf)
 set -eu
 
+# clang + libclang-rt-14-dev: the libFuzzer harnesses (make fuzz; clang
+# only recommends the runtime, and --no-install-recommends skips it);
+# valgrind: make valgrind.
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils
 liblz4-dev liburing-dev libxxhash-dev bats attr python3 e2fsprogs
-util-linux coreutils"
+util-linux coreutils clang libclang-rt-14-dev valgrind"
 BENCH_PKGS="bindfs squashfuse squashfs-tools linux-perf"
 
 for arg in "$@"; do

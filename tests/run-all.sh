@@ -1,9 +1,12 @@
 #!/bin/bash
-# run-all.sh BUILD — run every unit test binary BUILD/tests/test_*, then
-# the bats end-to-end suite tests/e2e/ against BUILD's payloadfs and
-# payloadctl, then the crash tests' short mode (tests/crash/run.sh) and
-# the short stress runs (tests/stress/run.sh short). Called by `make check`
-# after building.
+# run-all.sh BUILD — run every unit test binary BUILD/tests/test_*, a
+# short run of each fuzz harness (tests/fuzz/run.sh: FUZZ_TIME seconds each,
+# default 20; 0 replays the seeds only), then the bats end-to-end suite
+# tests/e2e/ against BUILD's payloadfs and payloadctl, then the crash tests'
+# short mode (tests/crash/run.sh) and the short stress runs
+# (tests/stress/run.sh short). Called by `make check` after building (which
+# also builds the fuzzers when clang and libFuzzer are installed; without
+# them each harness is one skip).
 #
 # Counting: each TAP "ok" line is a pass, "not ok" a failure, an "ok ... #
 # skip" a skip. A binary (or bats file) that exits non-zero without any "not
@@ -78,6 +81,17 @@ for t in "${units[@]}"; do
 	t0=$SECONDS
 	(cd "$ROOT" && timeout -k 10 "$UNIT_TIMEOUT" "$t") 2>&1 </dev/null | tee "$out"
 	tally "$name" "${PIPESTATUS[0]}"
+done
+
+# ---- fuzzers: one TAP line per harness ----
+export FUZZ_TIME=${FUZZ_TIME:-20}
+for f in "$ROOT"/tests/fuzz/fuzz_*.c; do
+	[ -f "$f" ] || continue
+	name=$(basename "$f" .c)
+	echo "# fuzz/$name"
+	t0=$SECONDS
+	(cd "$ROOT" && tests/fuzz/run.sh "$BUILD" "$name") 2>&1 </dev/null | tee "$out"
+	tally "fuzz/$name" "${PIPESTATUS[0]}"
 done
 
 # ---- end-to-end tests ----

@@ -180,10 +180,14 @@ static void commit_fault(const char *what, uint64_t ino, const struct buf *old,
 {
 	struct wsess *ws = session(ino, 1, new);
 	uint64_t v0 = version_of(ino);
-	long f0 = files_in(fdir);
+	long f0;
 	char why[128];
 	int rc;
 
+	/* images released by earlier commits go after the next flush: let
+	 * that happen now, not (by the syncer) between the two counts */
+	store_sync(S);
+	f0 = files_in(fdir);
 	fault_arm(point, nth, err);
 	rc = wsess_commit(ws);
 	CHECK_EQ(fault_fired(point), 1, "%s: %s fired", what, point);
@@ -442,7 +446,8 @@ static void test_read_points(void)
 		/* the last: a failed submission gives up the ring for good */
 		read_fault(ino, &a, "uring_submit", EAGAIN, 0);
 	} else {
-		printf("ok %d - # skip uring_complete, uring_submit: no io_uring in this kernel\n", ++tap_n);
+		printf("ok %d - # skip uring_complete, uring_submit: no io_uring (kernel, or PAYLOADFS_NO_URING)\n",
+		       ++tap_n);
 	}
 	free(a.p);
 }
@@ -485,7 +490,11 @@ int main(void)
 	snprintf(fdir, sizeof(fdir), "%s/fragments", sdir);
 	snprintf(stdir, sizeof(stdir), "%s/staging", sdir);
 	mkdir(sdir, 0700);
-	have_uring = probe_uring();
+	/* PAYLOADFS_NO_URING (valgrind): the store reads with pread */
+	{
+		const char *nu = getenv("PAYLOADFS_NO_URING");
+		have_uring = probe_uring() && !(nu && *nu && strcmp(nu, "0") != 0);
+	}
 	if (open_store())
 		return 1;
 	test_commit_points();
