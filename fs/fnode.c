@@ -11,8 +11,13 @@
  * Invariants:
  *  (1) A node is in the id table iff its lookup count is > 0.
  *  (2) A file node is on the node list of its object, and an object is in
- *      the object table iff that list is not empty; obj->nnodes is the
- *      list's length.
+ *      the object table iff that list is not empty or view nodes of it
+ *      exist; obj->nnodes is the list's length, obj->nviews the number of
+ *      its view nodes. A view node keeps its object alive like an open
+ *      file: the object is forgotten (store_forget) only when both are 0,
+ *      so a view opened for writing commits into its object even after the
+ *      object's name was removed or replaced (as a write to an unlinked
+ *      file does on a local disk).
  *  (3) A name record is in the name table iff it is on the name list of
  *      the object it names; (parent, name) is unique in the table. An
  *      object keeps at most MAX_NAMES names (the oldest is dropped: a
@@ -80,6 +85,7 @@ struct fname {
 struct fobj {
 	uint64_t ino;
 	uint32_t nnodes, nnames, writers;
+	uint32_t nviews;            /* view nodes of the object: invariant (2) */
 	uint64_t cur_node;          /* invariant (4) */
 	struct fnode *nodes;
 	struct fname *names;
@@ -449,7 +455,7 @@ int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, u
 		if (name)
 			name_note(o, parent, name);
 	} else {
-		if (o && !o->nnodes)
+		if (o && !o->nnodes && !o->nviews)
 			obj_free(o);
 		rc = -ENOMEM;
 	}
@@ -474,13 +480,17 @@ int fn_ref_view(uint64_t base, const char *suffix, const struct view_spec *spec,
 		return -ENFILE;
 	}
 	if (!f) {
-		f = node_add(FN_VIEW_BIT | next_view, K_VIEW);
+		struct fobj *o = obj_get(base);
+		f = o ? node_add(FN_VIEW_BIT | next_view, K_VIEW) : NULL;
 		if (f && !(f->key = strdup(key))) {
 			node_unhash(f);
 			free(f);
 			f = NULL;
 		}
+		if (!f && o && !o->nnodes && !o->nviews)
+			obj_free(o);
 		if (f) {
+			o->nviews++;
 			next_view++;
 			counts.view_nodes++;
 			f->view.base = base;
@@ -509,7 +519,12 @@ static uint64_t node_drop(struct fnode *f)
 		gone = f->id;
 		counts.real_nodes--;
 	} else if (f->kind == K_VIEW) {
+		struct fobj *o = obj_find(f->view.base);
 		counts.view_nodes--;
+		if (o && o->nviews && --o->nviews == 0 && !o->nnodes) {
+			gone = o->ino;
+			obj_free(o);
+		}
 	} else {
 		struct fobj *o = f->obj;
 		struct fnode **p = &o->nodes;
@@ -525,7 +540,7 @@ static uint64_t node_drop(struct fnode *f)
 					best = g;
 			o->cur_node = best ? best->id : 0;
 		}
-		if (!o->nnodes) {
+		if (!o->nnodes && !o->nviews) {
 			gone = o->ino;
 			obj_free(o);
 		}

@@ -299,3 +299,23 @@ EOF
 	python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["rows"] == int(sys.argv[2])' \
 		"$MNT/d.csv@meta" $((R + 10))
 }
+
+@test "a view open for writing keeps its object alive when the name is replaced, like an unlinked file" {
+	gen_csv "$MNT/c.csv" 3000 1
+	gen_csv "$TWIN/t.csv" 500 2
+	cp "$TWIN/t.csv" "$MNT/t.csv"
+	python3 - "$MNT" <<'PY'
+import os, sys
+m = sys.argv[1]
+fd = os.open(m + "/c.csv@rows=10:20", os.O_WRONLY | os.O_TRUNC)
+os.rename(m + "/t.csv", m + "/c.csv")     # the object the view writes is now unlinked
+os.write(fd, b"id,name,value\nNEW,row,1\n")
+os.close(fd)                              # commits into the unlinked object: no error
+PY
+	same_file "$MNT/c.csv" "$TWIN/t.csv"
+	unmount_pfs
+	run "$PCTL" fsck "$STORE"
+	show_output
+	[ "$status" -eq 0 ]
+	[[ $output != *unreferenced* ]]       # the unlinked object's images went with it
+}
