@@ -32,7 +32,7 @@ mount_fresh() {
 	mkdir -p "$d/store" "$d/mnt" "$d/twin"
 	PIDF=$d/pid
 	"$BUILD/payloadfs" "$d/store" "$d/mnt" \
-		-o "fragment_size=65536,logfile=$d/log,pidfile=$PIDF" 3>&- || return 1
+		-o "fragment_size=65536,logfile=$d/log,pidfile=$PIDF${PFS_OPTS:+,$PFS_OPTS}" 3>&- || return 1
 	MNT=$d/mnt
 }
 # tap OK DESC — print one TAP line
@@ -63,7 +63,7 @@ run_stress() {  # run_stress SEED SECONDS
 }
 mount_fresh_again() {   # the same store again (persistence)
 	PIDF=$1/pid
-	"$BUILD/payloadfs" "$1/store" "$1/mnt" -o "fragment_size=65536,logfile=$1/log,pidfile=$PIDF" 3>&- || return 1
+	"$BUILD/payloadfs" "$1/store" "$1/mnt" -o "fragment_size=65536,logfile=$1/log,pidfile=$PIDF${PFS_OPTS:+,$PFS_OPTS}" 3>&- || return 1
 	MNT=$1/mnt
 }
 seed() { echo "${SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"; }
