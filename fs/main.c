@@ -34,7 +34,7 @@ struct opts {
 	char *fragment_size, *cache_size, *spill_size, *logfile, *pidfile, *read_ahead, *max_views;
 	char *threads;
 	char *sync_ms;
-	int ro, direct_io, page_cache, sync, splice, help, version;
+	int ro, direct_io, page_cache, sync, help, version;
 };
 
 enum { KEY_HELP, KEY_VERSION };
@@ -51,7 +51,6 @@ static const struct fuse_opt opt_spec[] = {
 	{ "read_ahead=%s", offsetof(struct opts, read_ahead), 0 },
 	{ "sync_ms=%s", offsetof(struct opts, sync_ms), 0 },
 	{ "sync", offsetof(struct opts, sync), 1 },   /* ours, not the kernel's MS_SYNCHRONOUS */
-	{ "splice", offsetof(struct opts, splice), 1 },
 	{ "direct_io", offsetof(struct opts, direct_io), 1 },
 	{ "isolate", offsetof(struct opts, direct_io), 1 },     /* older name of direct_io */
 	{ "page_cache", offsetof(struct opts, page_cache), 1 },
@@ -101,8 +100,6 @@ static void usage(const char *prog)
 	       "                            durable with the next one, at fsync(2), or within\n"
 	       "                            sync_ms\n"
 	       "    -o sync_ms=N            flush interval of the newest change (default 1000)\n"
-	       "    -o splice               reply to reads through a pipe (splice) instead of\n"
-	       "                            writev; off by default (docs/benchmarks.md)\n"
 	       "    -o read_ahead=BYTES     kernel read-ahead window of the mount (default 4M;\n"
 	       "                            needs root, else the kernel's default stays)\n"
 	       "    -o threads=N            worker threads for decompression, compression and\n"
@@ -405,7 +402,6 @@ int main(int argc, char *argv[])
 	}
 	pfs.rdonly = o.ro;
 	pfs.page_cache = !o.direct_io;
-	pfs.splice = o.splice;
 	pfs.cache_size = so.cache_size;
 	pfs.started_ns = store_now_ns();
 	snprintf(fsname, sizeof(fsname), "-ofsname=payloadfs:%s,subtype=payloadfs,default_permissions",

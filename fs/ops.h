@@ -17,8 +17,6 @@ struct pfs {
 			   * cache (default; -o direct_io turns it off) */
 	long long started_ns;   /* when the daemon started serving */
 	size_t cache_size;      /* the fragment cache budget */
-	int splice;             /* -o splice: read replies through a pipe (measured: see
-				 * docs/benchmarks.md) */
 	char ra_path[128];      /* sysfs read_ahead_kb of the mount, or "" */
 	size_t ra_bytes;        /* the window to set there */
 	int ra_done;            /* atomic: set (or tried) once */
