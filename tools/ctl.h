@@ -140,6 +140,16 @@ void ctl_fmt_eta(double secs, char *buf, size_t cap);
 /* MB/s (10^6 bytes) of BYTES in SECS (0 when SECS is 0). */
 double ctl_rate(uint64_t bytes, double secs);
 
+/* What import and export copied, for their summary line. */
+struct ctl_tally {
+	uint64_t files, dirs, symlinks, others, hardlinks;
+	int errors;                 /* entries left out (each reported) */
+};
+/* Print CMD's summary on stdout: "CMD: 3 files (1.5 KiB), 1 directory,
+ * 0 symlinks[, N hard links][, N other] in 0.01 s (0.1 MB/s)[; N errors]",
+ * for T and BYTES copied in SECS. */
+void ctl_tally_print(const char *cmd, const struct ctl_tally *t, uint64_t bytes, double secs);
+
 /* ---- subcommands: ARGV[0] is the subcommand name ---- */
 int ctl_init(int argc, char **argv);
 int ctl_ls(int argc, char **argv);

@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -60,8 +59,8 @@ struct exp {
 	uid_t euid;
 	struct hl_ent *hl;
 	size_t hl_cap, hl_used;
-	uint64_t files, dirs, symlinks, others, hardlinks;
-	int errors, fatal;
+	struct ctl_tally tally;   /* what was written; errors: entries left out */
+	int fatal;
 	char *buf;
 };
 
@@ -126,7 +125,7 @@ static void dest_failed(struct exp *ex, const char *path, const char *what, int 
 {
 	ctl_progress_clear(&ex->prog);
 	ctl_err(path, "%s: %s", what, strerror(err));
-	ex->errors++;
+	ex->tally.errors++;
 	if (dest_fatal(err))
 		ex->fatal = err;
 }
@@ -144,7 +143,7 @@ static void store_failed(struct exp *ex, const char *what, int rc)
 {
 	ctl_progress_clear(&ex->prog);
 	ctl_err(what, "%s", store_why(rc));
-	ex->errors++;
+	ex->tally.errors++;
 	if (rc == -ENOMEM)
 		ex->fatal = ENOMEM;
 }
@@ -298,16 +297,28 @@ static void export_file(struct exp *ex, const struct idx_inode *in, const char *
 		if ((err = make_room(ex, path)) || (link(first, path) < 0 && (err = errno)))
 			dest_failed(ex, path, "cannot link", err);
 		else
-			ex->hardlinks++;
+			ex->tally.hardlinks++;
 		ctl_progress_add(&ex->prog, 0, 1);
 		return;
 	}
 	if (export_object(ex, in->ino, &whole, what, path) == 0) {
-		ex->files++;
+		ex->tally.files++;
 		if (in->nlink > 1 && (!(copy = strdup(path)) || hl_add(ex, in->ino, copy)))
 			store_failed(ex, what, -ENOMEM);
 	}
 	ctl_progress_add(&ex->prog, 0, 1);
+}
+
+/* PATH (a symbolic link or a special file) was made for IN: set its
+ * attributes and count it in COUNT (a failure is reported). */
+static void created(struct exp *ex, const char *path, const struct idx_inode *in, uint64_t *count)
+{
+	int err = put_attrs(ex, path, -1, in);
+
+	if (err)
+		dest_failed(ex, path, "cannot set its attributes", err);
+	else
+		(*count)++;
 }
 
 static void export_symlink(struct exp *ex, const struct idx_inode *in, const char *what,
@@ -321,14 +332,10 @@ static void export_symlink(struct exp *ex, const struct idx_inode *in, const cha
 		store_failed(ex, what, (int)n);
 		return;
 	}
-	if ((err = make_room(ex, path)) || (symlink(target, path) < 0 && (err = errno))) {
+	if ((err = make_room(ex, path)) || (symlink(target, path) < 0 && (err = errno)))
 		dest_failed(ex, path, "cannot create", err);
-		return;
-	}
-	if ((err = put_attrs(ex, path, -1, in)))
-		dest_failed(ex, path, "cannot set its attributes", err);
 	else
-		ex->symlinks++;
+		created(ex, path, in, &ex->tally.symlinks);
 }
 
 static void export_special(struct exp *ex, const struct idx_inode *in, const char *path)
@@ -336,14 +343,10 @@ static void export_special(struct exp *ex, const struct idx_inode *in, const cha
 	int err;
 
 	if ((err = make_room(ex, path)) ||
-	    (mknod(path, (in->mode & S_IFMT) | 0600, (dev_t)in->rdev) < 0 && (err = errno))) {
+	    (mknod(path, (in->mode & S_IFMT) | 0600, (dev_t)in->rdev) < 0 && (err = errno)))
 		dest_failed(ex, path, "cannot create", err);
-		return;
-	}
-	if ((err = put_attrs(ex, path, -1, in)))
-		dest_failed(ex, path, "cannot set its attributes", err);
 	else
-		ex->others++;
+		created(ex, path, in, &ex->tally.others);
 }
 
 /* ---- directories ---- */
@@ -432,7 +435,7 @@ static void export_dir(struct exp *ex, const struct idx_inode *in, const char *w
 			return;
 		}
 	} else {
-		ex->dirs++;
+		ex->tally.dirs++;
 	}
 	export_children(ex, in->ino, what, path);
 	if (ex->fatal)
@@ -513,7 +516,7 @@ static void export_one(struct exp *ex, const char *path, const char *dest, int d
 
 	if (isview < 0) {
 		ctl_err(path, "bad view (NAME@rows=A:B, NAME@part=K/N or NAME@meta)");
-		ex->errors++;
+		ex->tally.errors++;
 		return;
 	}
 	if (!(base = strndup(path, blen))) {
@@ -543,7 +546,7 @@ static void export_one(struct exp *ex, const char *path, const char *dest, int d
 		store_failed(ex, path, -ENOMEM);
 	} else if (isview) {
 		if (export_object(ex, in.ino, &spec, path, target) == 0)
-			ex->files++;
+			ex->tally.files++;
 		ctl_progress_add(&ex->prog, 0, 1);
 	} else {
 		export_entry(ex, &in, path, target);
@@ -551,24 +554,6 @@ static void export_one(struct exp *ex, const char *path, const char *dest, int d
 out:
 	free(target);
 	free(base);
-}
-
-static void summary(const struct exp *ex, double secs)
-{
-	char b[32];
-
-	ctl_fmt_bytes(ex->prog.bytes, b, sizeof(b));
-	printf("export: %" PRIu64 " file%s (%s), %" PRIu64 " director%s, %" PRIu64 " symlink%s",
-	       ex->files, ex->files == 1 ? "" : "s", b, ex->dirs, ex->dirs == 1 ? "y" : "ies",
-	       ex->symlinks, ex->symlinks == 1 ? "" : "s");
-	if (ex->hardlinks)
-		printf(", %" PRIu64 " hard link%s", ex->hardlinks, ex->hardlinks == 1 ? "" : "s");
-	if (ex->others)
-		printf(", %" PRIu64 " other", ex->others);
-	printf(" in %.2f s (%.1f MB/s)", secs, ctl_rate(ex->prog.bytes, secs));
-	if (ex->errors)
-		printf("; %d error%s", ex->errors, ex->errors == 1 ? "" : "s");
-	putchar('\n');
 }
 
 int ctl_export(int argc, char **argv)
@@ -615,8 +600,8 @@ int ctl_export(int argc, char **argv)
 		export_one(&ex, argv[i], dest, dest_is_dir);
 	ctl_progress_clear(&ex.prog);
 	if (!quiet)
-		summary(&ex, ctl_now() - t0);
-	status = ex.errors ? CTL_FAIL : CTL_OK;
+		ctl_tally_print("export", &ex.tally, ex.prog.bytes, ctl_now() - t0);
+	status = ex.tally.errors ? CTL_FAIL : CTL_OK;
 out:
 	for (size_t i = 0; i < ex.hl_cap; i++)
 		free(ex.hl[i].path);

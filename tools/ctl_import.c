@@ -24,7 +24,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -70,10 +69,9 @@ struct imp {
 	uid_t euid;
 	struct hl_slot *hl;
 	size_t hl_cap, hl_used;
-	uint64_t files, dirs, symlinks, others, hardlinks;
+	struct ctl_tally tally;   /* what was made; errors: entries left out (reported) */
 	dev_t store_dev;     /* the store directory itself: never imported */
 	ino_t store_ino;
-	int errors;          /* entries left out (reported) */
 	int fatal;           /* a store failure: stop */
 	char *buf;           /* CTL_CHUNK bytes */
 };
@@ -142,7 +140,7 @@ static void store_failed(struct imp *im, const char *src, const char *what, int 
 			"@meta is reserved for views)", what);
 	else
 		ctl_err(src, "%s: %s", what, strerror(-rc));
-	im->errors++;
+	im->tally.errors++;
 	if (!entry_error(rc))
 		im->fatal = rc;
 }
@@ -151,7 +149,7 @@ static void source_failed(struct imp *im, const char *src, const char *what, int
 {
 	ctl_progress_clear(&im->prog);
 	ctl_err(src, "%s: %s", what, strerror(err));
-	im->errors++;
+	im->tally.errors++;
 }
 
 /* ---- entries ---- */
@@ -249,7 +247,7 @@ static void import_file(struct imp *im, uint64_t parent, const char *name, const
 		if (rc)
 			store_failed(im, src, "cannot link", rc);
 		else
-			im->hardlinks++;
+			im->tally.hardlinks++;
 		ctl_progress_add(&im->prog, 0, 1);
 		return;
 	}
@@ -258,7 +256,7 @@ static void import_file(struct imp *im, uint64_t parent, const char *name, const
 		ctl_progress_clear(&im->prog);
 		ctl_err(src, "cannot import: %s (a fixed:N object's size must be a multiple of N)",
 			strerror(EINVAL));
-		im->errors++;
+		im->tally.errors++;
 		return;
 	}
 	fd = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -294,7 +292,7 @@ static void import_file(struct imp *im, uint64_t parent, const char *name, const
 		ctl_progress_clear(&im->prog);
 		ctl_err(src, "cannot import: %s (a fixed:N object's size must be a multiple of N)",
 			strerror(EINVAL));
-		im->errors++;
+		im->tally.errors++;
 	} else if (rc < 0) {
 		store_failed(im, src, "cannot import", rc);
 	}
@@ -306,10 +304,27 @@ static void import_file(struct imp *im, uint64_t parent, const char *name, const
 	if (!rc && sb->st_nlink > 1 && hl_add(im, sb->st_dev, sb->st_ino, in.ino))
 		store_failed(im, src, "cannot remember its hard links", -ENOMEM);
 	if (!rc)
-		im->files++;
+		im->tally.files++;
 	ctl_progress_add(&im->prog, 0, 1);
 out:
 	close(fd);
+}
+
+/* The end of making a symbolic link or a special file IN for SRC: RC is
+ * the creation's result (IN is set only when 0); then its times are set
+ * and COUNT counted (a failure of either is reported). */
+static void created(struct imp *im, const char *src, int rc, const struct idx_inode *in,
+		    const struct stat *sb, uint64_t *count)
+{
+	if (rc) {
+		store_failed(im, src, "cannot create", rc);
+		return;
+	}
+	rc = set_attrs(im, in->ino, sb, 0);
+	if (rc)
+		store_failed(im, src, "cannot set its times", rc);
+	else
+		(*count)++;
 }
 
 static void import_symlink(struct imp *im, uint64_t parent, const char *name, const char *src,
@@ -326,15 +341,7 @@ static void import_symlink(struct imp *im, uint64_t parent, const char *name, co
 	}
 	target[n] = '\0';
 	rc = store_symlink(im->st, parent, name, target, owner_uid(im, sb), owner_gid(im, sb), &in);
-	if (rc) {
-		store_failed(im, src, "cannot create", rc);
-		return;
-	}
-	rc = set_attrs(im, in.ino, sb, 0);
-	if (rc)
-		store_failed(im, src, "cannot set its times", rc);
-	else
-		im->symlinks++;
+	created(im, src, rc, &in, sb, &im->tally.symlinks);
 }
 
 static void import_special(struct imp *im, uint64_t parent, const char *name, const char *src,
@@ -344,15 +351,7 @@ static void import_special(struct imp *im, uint64_t parent, const char *name, co
 	int rc = store_mknod(im->st, parent, name, sb->st_mode, sb->st_rdev, owner_uid(im, sb),
 			     owner_gid(im, sb), &in);
 
-	if (rc) {
-		store_failed(im, src, "cannot create", rc);
-		return;
-	}
-	rc = set_attrs(im, in.ino, sb, 0);
-	if (rc)
-		store_failed(im, src, "cannot set its times", rc);
-	else
-		im->others++;
+	created(im, src, rc, &in, sb, &im->tally.others);
 }
 
 static void import_entry(struct imp *im, uint64_t parent, const char *name, const char *src);
@@ -449,7 +448,7 @@ static void import_dir(struct imp *im, uint64_t parent, const char *name, const 
 	if (sb->st_dev == im->store_dev && sb->st_ino == im->store_ino) {
 		ctl_progress_clear(&im->prog);
 		ctl_err(src, "skipped: it is the store being imported into");
-		im->errors++;
+		im->tally.errors++;
 		return;
 	}
 	rc = store_mkdir(im->st, parent, name, sb->st_mode & 07777, owner_uid(im, sb),
@@ -461,7 +460,7 @@ static void import_dir(struct imp *im, uint64_t parent, const char *name, const 
 		if (!rc && !S_ISDIR(in.mode))
 			rc = -EEXIST;
 	} else if (!rc) {
-		im->dirs++;
+		im->tally.dirs++;
 	}
 	if (rc) {
 		store_failed(im, src, "cannot create", rc);
@@ -604,24 +603,6 @@ static int find_dest(struct imp *im, const char *dest, int nsrc, uint64_t *dir, 
 	return 0;
 }
 
-static void summary(const struct imp *im, double secs)
-{
-	char b[32];
-
-	ctl_fmt_bytes(im->prog.bytes, b, sizeof(b));
-	printf("import: %" PRIu64 " file%s (%s), %" PRIu64 " director%s, %" PRIu64 " symlink%s",
-	       im->files, im->files == 1 ? "" : "s", b, im->dirs, im->dirs == 1 ? "y" : "ies",
-	       im->symlinks, im->symlinks == 1 ? "" : "s");
-	if (im->hardlinks)
-		printf(", %" PRIu64 " hard link%s", im->hardlinks, im->hardlinks == 1 ? "" : "s");
-	if (im->others)
-		printf(", %" PRIu64 " other", im->others);
-	printf(" in %.2f s (%.1f MB/s)", secs, ctl_rate(im->prog.bytes, secs));
-	if (im->errors)
-		printf("; %d error%s", im->errors, im->errors == 1 ? "" : "s");
-	putchar('\n');
-}
-
 int ctl_import(int argc, char **argv)
 {
 	struct imp im = { .euid = geteuid() };
@@ -698,11 +679,11 @@ int ctl_import(int argc, char **argv)
 	/* durable when the command returns (an index flush), and its failure seen */
 	if ((rc = store_sync(im.st)) != 0) {
 		ctl_err(argv[1], "cannot make the import durable: %s", strerror(-rc));
-		im.errors++;
+		im.tally.errors++;
 	}
 	if (!quiet)
-		summary(&im, ctl_now() - t0);
-	status = im.errors ? CTL_FAIL : CTL_OK;
+		ctl_tally_print("import", &im.tally, im.prog.bytes, ctl_now() - t0);
+	status = im.tally.errors ? CTL_FAIL : CTL_OK;
 out:
 	free(im.buf);
 	free(im.hl);

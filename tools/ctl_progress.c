@@ -1,8 +1,10 @@
 /* ctl_progress — the progress line of import and export on a terminal
- * (stderr), and the figures their summaries print. Drawn with '\r' and
- * erased before anything else is printed; nothing at all when off. */
+ * (stderr), the figures their summaries print, and the summary line.
+ * Drawn with '\r' and erased before anything else is printed; nothing at
+ * all when off. */
 #include "tools/ctl.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -49,6 +51,24 @@ void ctl_fmt_eta(double secs, char *buf, size_t cap)
 double ctl_rate(uint64_t bytes, double secs)
 {
 	return secs > 0 ? (double)bytes / 1e6 / secs : 0;
+}
+
+void ctl_tally_print(const char *cmd, const struct ctl_tally *t, uint64_t bytes, double secs)
+{
+	char b[32];
+
+	ctl_fmt_bytes(bytes, b, sizeof(b));
+	printf("%s: %" PRIu64 " file%s (%s), %" PRIu64 " director%s, %" PRIu64 " symlink%s", cmd,
+	       t->files, t->files == 1 ? "" : "s", b, t->dirs, t->dirs == 1 ? "y" : "ies",
+	       t->symlinks, t->symlinks == 1 ? "" : "s");
+	if (t->hardlinks)
+		printf(", %" PRIu64 " hard link%s", t->hardlinks, t->hardlinks == 1 ? "" : "s");
+	if (t->others)
+		printf(", %" PRIu64 " other", t->others);
+	printf(" in %.2f s (%.1f MB/s)", secs, ctl_rate(bytes, secs));
+	if (t->errors)
+		printf("; %d error%s", t->errors, t->errors == 1 ? "" : "s");
+	putchar('\n');
 }
 
 void ctl_progress_line(const struct ctl_progress *p, double now, char *buf, size_t cap)
