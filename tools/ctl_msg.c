@@ -31,6 +31,30 @@ int ctl_usage(const char *cmd, const char *fmt, ...)
 	return CTL_USAGE;
 }
 
+/* What both parsers do alike with ARGV[I]: an operand (or anything after
+ * `--`) moves to ARGV[*N]; `--` ends the options; --help/-h prints HELP
+ * on stdout. @return ARG_PLAIN (done with it), ARG_HELP (help printed) or
+ * ARG_OPTION (an option, for the caller to parse). */
+enum { ARG_PLAIN, ARG_HELP, ARG_OPTION };
+static int plain_arg(char **argv, int i, int *n, int *opts_done, const char *help)
+{
+	const char *a = argv[i];
+
+	if (*opts_done || a[0] != '-' || a[1] == '\0') {
+		argv[(*n)++] = argv[i];
+		return ARG_PLAIN;
+	}
+	if (strcmp(a, "--") == 0) {
+		*opts_done = 1;
+		return ARG_PLAIN;
+	}
+	if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+		fputs(help, stdout);
+		return ARG_HELP;
+	}
+	return ARG_OPTION;
+}
+
 int ctl_getopt(const char *cmd, int argc, char **argv, const char *shortopts, int *flags,
 	       const char *help, int *nargs)
 {
@@ -39,16 +63,10 @@ int ctl_getopt(const char *cmd, int argc, char **argv, const char *shortopts, in
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (opts_done || a[0] != '-' || a[1] == '\0') {
-			argv[n++] = argv[i];
+		switch (plain_arg(argv, i, &n, &opts_done, help)) {
+		case ARG_PLAIN:
 			continue;
-		}
-		if (strcmp(a, "--") == 0) {
-			opts_done = 1;
-			continue;
-		}
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			fputs(help, stdout);
+		case ARG_HELP:
 			return CTL_OK;
 		}
 		if (a[1] == '-')
@@ -89,16 +107,10 @@ int ctl_parse(const char *cmd, int argc, char **argv, const struct ctl_opt *opts
 		const char *a = argv[i];
 		const struct ctl_opt *o;
 
-		if (opts_done || a[0] != '-' || a[1] == '\0') {
-			argv[n++] = argv[i];
+		switch (plain_arg(argv, i, &n, &opts_done, help)) {
+		case ARG_PLAIN:
 			continue;
-		}
-		if (strcmp(a, "--") == 0) {
-			opts_done = 1;
-			continue;
-		}
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			fputs(help, stdout);
+		case ARG_HELP:
 			return CTL_OK;
 		}
 		if (a[1] == '-') {
