@@ -38,6 +38,7 @@
 #include "index/store.h"
 #include "tools/ctl.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tstore.h"
 #include "tests/unit/tutil.h"
 
 static char tmp[4096];
@@ -314,32 +315,13 @@ static uint64_t object_hash(struct store *st, const char *path, uint64_t *size)
 	return h;
 }
 
-/* Write LEN bytes of DATA as the new content of object INO. */
-static int put_content(struct store *st, uint64_t ino, const void *data, size_t len)
-{
-	struct pver *pv;
-	struct wsess *ws;
-	int rc = store_pver_get(st, ino, &pv);
-
-	if (rc)
-		return rc;
-	rc = store_wsess_begin(st, pv, NULL, 1, &ws);
-	pver_put(pv);
-	if (!rc)
-		rc = wsess_write(ws, data, len, 0);
-	if (!rc)
-		rc = wsess_commit(ws);
-	wsess_free(ws);
-	return rc;
-}
-
 static int new_object(struct store *st, const char *name, const void *data, size_t len, uint64_t *ino)
 {
 	struct idx_inode in;
 	int rc = store_mknod(st, IDX_ROOT_INO, name, S_IFREG | 0644, 0, 0, 0, &in);
 
 	if (!rc)
-		rc = put_content(st, in.ino, data, len);
+		rc = tst_put_data(st, in.ino, data, len);
 	if (ino)
 		*ino = in.ino;
 	return rc;
@@ -698,7 +680,7 @@ static void test_gc(void)
 	new_object(st, "gone.txt", d + 100, 30000, &orphan_ino);
 	new_object(st, "mem.txt", "", 0, &mem_ino);
 	store_setxattr(st, mem_ino, "user.payload.storage", "memory", 6, 0);
-	rc = put_content(st, mem_ino, d, 20000);
+	rc = tst_put_data(st, mem_ino, d, 20000);
 	CHECK_EQ(rc, 0, "gc fixture: a storage=memory object with data");
 	/* an orphan: unlinked while a version is held, never forgotten */
 	store_pver_get(st, orphan_ino, &held);
@@ -806,7 +788,7 @@ static void race_hook(void *arg, int stage)
 	r->old_id = first_frag_id(r->st, r->ino);
 	memcpy(buf, r->next, sizeof(buf));
 	buf[0] = (char)('a' + r->stage1_calls % 26);
-	put_content(r->st, r->ino, buf, sizeof(buf));
+	tst_put_data(r->st, r->ino, buf, sizeof(buf));
 	store_sync(r->st);
 }
 
@@ -859,7 +841,7 @@ static void test_snapshot(void)
 	/* independence: writing the snapshot does not change the source */
 	s2 = open_store(dst, 0);
 	ctl_resolve(s2, "a.txt", 0, &in);
-	put_content(s2, in.ino, "changed\n", 8);
+	tst_put_data(s2, in.ino, "changed\n", 8);
 	store_close(s2);
 	st = open_store(src, 1);
 	CHECK(object_hash(st, "a.txt", &size) != 0 && size == 40000, "a commit in the snapshot leaves the source as it was");

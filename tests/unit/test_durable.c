@@ -26,6 +26,7 @@
 #include "cache/log.h"
 #include "index/store.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tstore.h"
 #include "tests/unit/tutil.h"
 
 #define ROOT IDX_ROOT_INO
@@ -51,24 +52,6 @@ static int64_t mk(struct store *st, const char *name)
 	int rc = store_mknod(st, ROOT, name, S_IFREG | 0644, 0, 1000, 1000, &in);
 
 	return rc ? rc : (int64_t)in.ino;
-}
-
-static int put_data(struct store *st, uint64_t ino, const void *data, size_t len)
-{
-	struct pver *pv;
-	struct wsess *ws;
-	int rc = store_pver_get(st, ino, &pv);
-
-	if (rc)
-		return rc;
-	rc = store_wsess_begin(st, pv, NULL, 1, &ws);
-	pver_put(pv);
-	if (!rc)
-		rc = wsess_write(ws, data, len, 0);
-	if (!rc)
-		rc = wsess_commit(ws);
-	wsess_free(ws);
-	return rc;
 }
 
 static int holds(struct store *st, const char *name, const void *data, size_t len)
@@ -138,7 +121,7 @@ static void test_flushes(void)
 
 	CHECK(st != NULL, "open a store (meta pages flushed lazily)");
 	ino = mk(st, "a.csv");
-	CHECK(ino > 0 && put_data(st, (uint64_t)ino, a, len) == 0, "a.csv: %zu bytes committed", len);
+	CHECK(ino > 0 && tst_put_data(st, (uint64_t)ino, a, len) == 0, "a.csv: %zu bytes committed", len);
 	s0 = syncs(st);
 	CHECK_EQ(store_sync(st), 0, "store_sync");
 	CHECK_EQ(syncs(st), s0 + 1, "... one index flush");
@@ -155,7 +138,7 @@ static void test_flushes(void)
 	/* invariant (1): a released image waits for the next flush */
 	before = nimages();
 	b = rows(3000, 2, &len);
-	CHECK_EQ(put_data(st, (uint64_t)ino, b, len), 0, "rewrite a.csv");
+	CHECK_EQ(tst_put_data(st, (uint64_t)ino, b, len), 0, "rewrite a.csv");
 	after_rewrite = nimages();
 	CHECK(after_rewrite > before, "the old images stay until a flush (%ld > %ld)", after_rewrite, before);
 	other = mk(st, "other");      /* a later commit flushes the rewrite's meta page */
@@ -165,7 +148,7 @@ static void test_flushes(void)
 	CHECK(holds(st, "a.csv", b, len), "a.csv reads its new bytes");
 	free(a);
 	a = rows(2000, 3, &len);
-	CHECK_EQ(put_data(st, (uint64_t)ino, a, len), 0, "rewrite again");
+	CHECK_EQ(tst_put_data(st, (uint64_t)ino, a, len), 0, "rewrite again");
 	before = nimages();
 	CHECK_EQ(store_sync(st), 0, "store_sync");
 	CHECK(nimages() < before, "store_sync let the released images go (%ld < %ld)", nimages(), before);
@@ -197,10 +180,10 @@ static void test_crash(void)
 	if (pid == 0) {
 		st = open_store(0, 600000);
 		int64_t ia = st ? mk(st, "pa.csv") : -1, ib;
-		if (ia < 0 || put_data(st, (uint64_t)ia, a, la))
+		if (ia < 0 || tst_put_data(st, (uint64_t)ia, a, la))
 			_exit(2);
 		ib = mk(st, "pb.csv");
-		if (ib < 0 || put_data(st, (uint64_t)ib, b, lb) || put_data(st, (uint64_t)ia, a2, la2))
+		if (ib < 0 || tst_put_data(st, (uint64_t)ib, b, lb) || tst_put_data(st, (uint64_t)ia, a2, la2))
 			_exit(3);
 		/* no store_close, no flush: a crash (SIGKILL, not _exit: under
 		 * valgrind an exit would run its leak check on what the crash
@@ -254,9 +237,9 @@ static void test_sync_mode(void)
 	st = open_store(1, 0);
 	CHECK(st != NULL, "open with opts.sync");
 	ino = mk(st, "s.csv");
-	CHECK(ino > 0 && put_data(st, (uint64_t)ino, a, len) == 0, "commit");
+	CHECK(ino > 0 && tst_put_data(st, (uint64_t)ino, a, len) == 0, "commit");
 	before = nimages();
-	CHECK_EQ(put_data(st, (uint64_t)ino, a, len / 2), 0, "rewrite to half");
+	CHECK_EQ(tst_put_data(st, (uint64_t)ino, a, len / 2), 0, "rewrite to half");
 	CHECK(nimages() < before && store_sync(st) == 0 && syncs(st) == 0,
 	      "the old version's images went at once; store_sync is a no-op");
 	store_close(st);

@@ -21,6 +21,7 @@
 #include "cache/log.h"
 #include "index/store.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tstore.h"
 #include "tests/unit/tutil.h"
 
 #ifndef RENAME_NOREPLACE
@@ -89,26 +90,6 @@ static struct idx_inode attr(uint64_t ino)
 static uint32_t nlink_of(uint64_t ino)
 {
 	return attr(ino).nlink;
-}
-
-/* Replace the content of INO with DATA/LEN in one commit. */
-static int put_data(uint64_t ino, const void *data, size_t len)
-{
-	struct pver *pv;
-	struct wsess *ws;
-	int rc = store_pver_get(st, ino, &pv);
-
-	if (rc)
-		return rc;
-	rc = store_wsess_begin(st, pv, NULL, 1, &ws);
-	pver_put(pv);
-	if (rc)
-		return rc;
-	rc = wsess_write(ws, data, len, 0);
-	if (!rc)
-		rc = wsess_commit(ws);
-	wsess_free(ws);
-	return rc;
 }
 
 /* 1 when PV's bytes equal DATA/LEN. */
@@ -545,7 +526,7 @@ static void test_rename(void)
 	CHECK(lk((uint64_t)p2, "d") == d && attr((uint64_t)d).parent == (uint64_t)p2, "d unchanged");
 
 	/* replace a file: atomic, the old inode becomes an orphan */
-	CHECK_EQ(put_data((uint64_t)c, "old c\n", 6), 0, "c holds data");
+	CHECK_EQ(tst_put_data(st, (uint64_t)c, "old c\n", 6), 0, "c holds data");
 	CHECK_EQ(store_rename(st, (uint64_t)p1, "b", (uint64_t)p2, "c", 0), 0, "rename p1/b over p2/c");
 	CHECK_EQ(lk((uint64_t)p2, "c"), a, "p2/c is now b's former inode");
 	before = attr((uint64_t)c);
@@ -653,7 +634,7 @@ static void test_xattrs(void)
 	}
 
 	/* data, then figures */
-	CHECK_EQ(put_data((uint64_t)f, "id,v\n1,a\n2,b\n3,c", 17), 0, "write 4 rows (header + 3, last without \\n)");
+	CHECK_EQ(tst_put_data(st, (uint64_t)f, "id,v\n1,a\n2,b\n3,c", 17), 0, "write 4 rows (header + 3, last without \\n)");
 	CHECK(getx_is((uint64_t)f, "user.payload.rows", "3"), "rows: 3 data rows");
 	CHECK(getx_is((uint64_t)f, "user.payload.version", "1"), "version: 1");
 	CHECK(getx_is((uint64_t)f, "user.payload.fragments", "0"), "fragments: 0 (inline)");
@@ -839,7 +820,7 @@ static void test_recut(void)
 	long files0, files1;
 	int rc;
 
-	CHECK_EQ(put_data((uint64_t)f, "abcdefgh", 8), 0, "8 bytes");
+	CHECK_EQ(tst_put_data(st, (uint64_t)f, "abcdefgh", 8), 0, "8 bytes");
 	before = attr((uint64_t)f);
 	rc = setx((uint64_t)f, "user.payload.format", "fixed:3", 0);
 	after = attr((uint64_t)f);
@@ -860,7 +841,7 @@ static void test_recut(void)
 	for (size_t i = 0; i < big; i++)
 		data[i] = i % 50 == 49 ? '\n' : (char)('a' + i % 26);
 	files0 = nfragfiles();
-	CHECK_EQ(put_data((uint64_t)f, data, big), 0, "%zu bytes in fragments of %d", big, FRAG);
+	CHECK_EQ(tst_put_data(st, (uint64_t)f, data, big), 0, "%zu bytes in fragments of %d", big, FRAG);
 	files1 = nfragfiles();
 	after = attr((uint64_t)f);
 	CHECK(after.nfrags >= big / FRAG && files1 - files0 == (long)after.nfrags,
@@ -909,9 +890,9 @@ static void test_inherit(void)
 	CHECK(in.fmt_kind == PFMT_FIXED && in.fmt_recsize == 16, "fx/a.csv inherits fixed:16");
 	CHECK(getx_is((uint64_t)o, "user.payload.header", "0"), "fx/a.csv: header reads 0 (fixed)");
 	CHECK(getx_is((uint64_t)o, "user.payload.format", "fixed:16"), "fx/a.csv: format fixed:16");
-	CHECK_EQ(put_data((uint64_t)o, "0123456789abcdef0123456789abcdef", 32), 0, "32 bytes into fx/a.csv");
+	CHECK_EQ(tst_put_data(st, (uint64_t)o, "0123456789abcdef0123456789abcdef", 32), 0, "32 bytes into fx/a.csv");
 	CHECK(getx_is((uint64_t)o, "user.payload.rows", "2"), "2 records");
-	CHECK_EQ(put_data((uint64_t)o, "0123456789", 10), -EINVAL, "10 bytes into fixed:16: -EINVAL");
+	CHECK_EQ(tst_put_data(st, (uint64_t)o, "0123456789", 10), -EINVAL, "10 bytes into fixed:16: -EINVAL");
 	CHECK(obj_equals((uint64_t)o, "0123456789abcdef0123456789abcdef", 32), "old content kept");
 	CHECK_EQ(store_removexattr(st, (uint64_t)hd, "user.payload.header"), 0, "hd forgets header");
 	CHECK_EQ(attr((uint64_t)mk((uint64_t)hd, "w.csv")).header, 1, "a new hd/w.csv gets the csv default again");
@@ -934,7 +915,7 @@ static void test_pinned(void)
 
 	for (size_t i = 0; i < len; i++)
 		data[i] = i % 64 == 63 ? '\n' : (char)('0' + i % 10);
-	CHECK_EQ(put_data((uint64_t)f, data, len), 0, "write %zu bytes", len);
+	CHECK_EQ(tst_put_data(st, (uint64_t)f, data, len), 0, "write %zu bytes", len);
 	files1 = nfragfiles();
 	CHECK(files1 > files0, "images written (%ld)", files1 - files0);
 	rc = store_pver_get(st, (uint64_t)f, &pv);
@@ -963,7 +944,7 @@ static void test_pinned(void)
 
 	/* a linked inode and a directory are left alone */
 	f = mk(ROOT, "linked.txt");
-	put_data((uint64_t)f, data, len);
+	tst_put_data(st, (uint64_t)f, data, len);
 	files1 = nfragfiles();
 	CHECK_EQ(store_forget(st, (uint64_t)f), 0, "forget of a linked inode: 0");
 	CHECK(attr((uint64_t)f).nlink == 1 && obj_equals((uint64_t)f, data, len) && nfragfiles() == files1,
@@ -1007,7 +988,7 @@ static void test_pinned(void)
 	}
 	/* fragment ids are never reused: new ones start above the stray id */
 	f = mk(ROOT, "after-sweep.txt");
-	CHECK_EQ(put_data((uint64_t)f, data, len), 0, "write after the sweep");
+	CHECK_EQ(tst_put_data(st, (uint64_t)f, data, len), 0, "write after the sweep");
 	{
 		struct pver *p3 = NULL;
 		int above = store_pver_get(st, (uint64_t)f, &p3) == 0 && pver_nfrags(p3) > 0;
@@ -1034,8 +1015,8 @@ static void test_memory_orphan(void)
 	CHECK_EQ(setx((uint64_t)d, "user.payload.storage", "memory", 0), 0, "memdir: storage=memory");
 	gone = mk((uint64_t)d, "gone.csv");
 	kept = mk((uint64_t)d, "kept.csv");
-	CHECK(put_data((uint64_t)gone, data, strlen(data)) == 0 &&
-	      put_data((uint64_t)kept, data, strlen(data)) == 0, "two memory objects with data");
+	CHECK(tst_put_data(st, (uint64_t)gone, data, strlen(data)) == 0 &&
+	      tst_put_data(st, (uint64_t)kept, data, strlen(data)) == 0, "two memory objects with data");
 	CHECK_EQ(store_unlink(st, (uint64_t)d, "gone.csv"), 0, "unlink one, never forgotten (as in a crash)");
 	store_close(st);
 	st = NULL;
@@ -1063,7 +1044,7 @@ static void test_open(void)
 
 	/* persistence */
 	f = mk(ROOT, "persist.csv");
-	put_data((uint64_t)f, "a,b\n1,2\n", 8);
+	tst_put_data(st, (uint64_t)f, "a,b\n1,2\n", 8);
 	setx((uint64_t)f, "user.note", "kept", 0);
 	store_close(st);
 	st = NULL;
