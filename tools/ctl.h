@@ -34,6 +34,9 @@ void ctl_err(const char *what, const char *fmt, ...) __attribute__((format(print
 /* Print `payloadctl: CMD: WHY` and a hint to --help on stderr.
  * @return CTL_USAGE */
 int ctl_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Flush stdout (a command's last step: its output is part of its result).
+ * @return 0, or -errno (printed as `payloadctl: stdout: WHY`). */
+int ctl_flush_stdout(void);
 
 /* Parse a subcommand's options: SHORTOPTS may only hold flag letters ("v").
  * Sets FLAGS[i] for the i-th letter; moves operands to the front of ARGV
@@ -111,6 +114,12 @@ void ctl_time_str(int64_t ns, char *buf, size_t cap);
 void ctl_put_name(FILE *f, const char *name);
 /* Write LEN bytes to FD, retrying short writes and EINTR. @return 0 or -errno. */
 int ctl_write_all(int fd, const void *buf, size_t len);
+
+/* ---- paths (ctl_path.c) ---- */
+
+/* A + "/" + B (no second '/' when A ends in one; just B when A is ""), in
+ * a malloc'd string. @return it, or NULL (out of memory). */
+char *ctl_join(const char *a, const char *b);
 
 /* ---- progress on a terminal and figures (ctl_progress.c) ---- */
 

@@ -380,20 +380,6 @@ static int collect(void *arg, const char *name, uint64_t child, uint32_t type)
 	return 0;
 }
 
-static char *join(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	char *p = malloc(la + lb + 2);
-
-	if (!p)
-		return NULL;
-	memcpy(p, a, la);
-	if (la && a[la - 1] != '/')
-		p[la++] = '/';
-	memcpy(p + la, b, lb + 1);
-	return p;
-}
-
 static void export_entry(struct exp *ex, const struct idx_inode *in, const char *what,
 			 const char *path);
 
@@ -407,7 +393,7 @@ static void export_children(struct exp *ex, uint64_t ino, const char *what, cons
 		store_failed(ex, what, rc);
 	for (size_t i = 0; i < c.n; i++) {
 		struct idx_inode in;
-		char *w = join(what, c.v[i].name), *p = join(path, c.v[i].name);
+		char *w = ctl_join(what, c.v[i].name), *p = ctl_join(path, c.v[i].name);
 		if (!w || !p)
 			store_failed(ex, what, -ENOMEM);
 		else if (!ex->fatal && (rc = store_getattr(ex->st, c.v[i].ino, &in)))
@@ -536,7 +522,7 @@ static void export_one(struct exp *ex, const char *path, const char *dest, int d
 	if (!dest_is_dir)
 		target = strdup(dest);
 	else if (name[0])
-		target = join(dest, name);
+		target = ctl_join(dest, name);
 	if (dest_is_dir && !name[0]) {
 		if (!S_ISDIR(in.mode))
 			store_failed(ex, path, -ENOTDIR);
@@ -608,9 +594,7 @@ out:
 	free(ex.hl);
 	free(ex.buf);
 	store_close(ex.st);
-	if (fflush(stdout) != 0) {
-		ctl_err("stdout", "%s", strerror(errno));
+	if (ctl_flush_stdout())
 		status = CTL_FAIL;
-	}
 	return status;
 }

@@ -407,9 +407,7 @@ out:
 	free(g.mem);
 	free(g.imgs);
 	store_close(g.st);
-	if (fflush(stdout) != 0) {
-		ctl_err("stdout", "%s", strerror(errno));
+	if (ctl_flush_stdout())
 		status = CTL_FAIL;
-	}
 	return status;
 }

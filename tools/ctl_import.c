@@ -403,20 +403,6 @@ static int list_dir(const char *src, char ***names, size_t *n)
 	return rc;
 }
 
-static char *join(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	char *p = malloc(la + lb + 2);
-
-	if (!p)
-		return NULL;
-	memcpy(p, a, la);
-	if (la && a[la - 1] != '/')
-		p[la++] = '/';
-	memcpy(p + la, b, lb + 1);
-	return p;
-}
-
 /* Import the entries of source directory SRC into store directory DINO. */
 static void import_children(struct imp *im, uint64_t dino, const char *src)
 {
@@ -427,7 +413,7 @@ static void import_children(struct imp *im, uint64_t dino, const char *src)
 	if (rc)
 		source_failed(im, src, "cannot read the directory", -rc);
 	for (size_t i = 0; i < n; i++) {
-		char *p = join(src, names[i]);
+		char *p = ctl_join(src, names[i]);
 		if (!p) {
 			store_failed(im, src, "cannot import", -ENOMEM);
 		} else if (!im->fatal) {
@@ -510,7 +496,7 @@ static void scan(struct ctl_progress *p, const char *src, int depth)
 	if (!S_ISDIR(sb.st_mode) || depth > 256 || list_dir(src, &names, &n))
 		return;
 	for (size_t i = 0; i < n; i++) {
-		char *c = join(src, names[i]);
+		char *c = ctl_join(src, names[i]);
 		if (c)
 			scan(p, c, depth + 1);
 		free(c);
@@ -688,9 +674,7 @@ out:
 	free(im.buf);
 	free(im.hl);
 	store_close(im.st);
-	if (fflush(stdout) != 0) {
-		ctl_err("stdout", "%s", strerror(errno));
+	if (ctl_flush_stdout())
 		status = CTL_FAIL;
-	}
 	return status;
 }

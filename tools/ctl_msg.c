@@ -31,6 +31,17 @@ int ctl_usage(const char *cmd, const char *fmt, ...)
 	return CTL_USAGE;
 }
 
+int ctl_flush_stdout(void)
+{
+	int err;
+
+	if (fflush(stdout) == 0)
+		return 0;
+	err = errno;
+	ctl_err("stdout", "%s", strerror(err));
+	return -err;
+}
+
 /* What both parsers do alike with ARGV[I]: an operand (or anything after
  * `--`) moves to ARGV[*N]; `--` ends the options; --help/-h prints HELP
  * on stdout. @return ARG_PLAIN (done with it), ARG_HELP (help printed) or

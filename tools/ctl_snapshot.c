@@ -487,9 +487,7 @@ int ctl_snapshot(int argc, char **argv)
 		       ctl_now() - t0);
 	free(s.linked.v);
 	free(s.sorted.v);
-	if (fflush(stdout) != 0) {
-		ctl_err("stdout", "%s", strerror(errno));
+	if (ctl_flush_stdout())
 		rc = -EIO;
-	}
 	return rc ? CTL_FAIL : CTL_OK;
 }
