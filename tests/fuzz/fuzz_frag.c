@@ -39,26 +39,10 @@
 
 #include "cache/codec.h"
 
-#define REQUIRE(c) do { if (!(c)) { \
-	fprintf(stderr, "fuzz_frag: property failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
-	abort(); } } while (0)
+#define FUZZ_NAME "fuzz_frag"
+#include "tests/fuzz/fuzz.h"
 
 #define RAW_CAP_MAX (1u << 20)   /* largest raw buffer the harness hands out */
-
-static uint64_t le(const unsigned char *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put_le(unsigned char *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++, v >>= 8)
-		p[i] = (unsigned char)v;
-}
 
 static int is_zero(const struct frag_info *fi)
 {

@@ -28,24 +28,8 @@
 
 #include "cache/codec.h"
 
-#define REQUIRE(c) do { if (!(c)) { \
-	fprintf(stderr, "fuzz_frag_header: property failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
-	abort(); } } while (0)
-
-static uint64_t le(const unsigned char *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put_le(unsigned char *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++, v >>= 8)
-		p[i] = (unsigned char)v;
-}
+#define FUZZ_NAME "fuzz_frag_header"
+#include "tests/fuzz/fuzz.h"
 
 /* The reference check of a header image H of LEN bytes. */
 static int ref_ok(const unsigned char *h, size_t len)

@@ -27,20 +27,10 @@
 
 #include "index/idx_rec.h"
 
-#define REQUIRE(c) do { if (!(c)) { \
-	fprintf(stderr, "fuzz_idx_rec: property failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
-	abort(); } } while (0)
+#define FUZZ_NAME "fuzz_idx_rec"
+#include "tests/fuzz/fuzz.h"
 
 enum { C_INODE, C_FRAG, C_DIRENT, C_NAME_KEY, C_ID_KEY, C_FRAG_KEY, C_REF, C_U64, C_FORMAT, C_COUNT };
-
-static uint64_t le(const unsigned char *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static uint64_t be(const unsigned char *p, int n)
 {

@@ -36,9 +36,8 @@
 
 #define NAME_MAX_FUZZ 1024
 
-#define REQUIRE(c) do { if (!(c)) { \
-	fprintf(stderr, "fuzz_view: property failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
-	abort(); } } while (0)
+#define FUZZ_NAME "fuzz_view"
+#include "tests/fuzz/fuzz.h"
 
 /* Reference integer parser: -?DIGITS within int64. @return 0 or -1. */
 static int ref_int(const char *s, size_t len, int64_t *out)

@@ -29,9 +29,8 @@
 
 #include "index/xattr_val.h"
 
-#define REQUIRE(c) do { if (!(c)) { \
-	fprintf(stderr, "fuzz_xattr: property failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
-	abort(); } } while (0)
+#define FUZZ_NAME "fuzz_xattr"
+#include "tests/fuzz/fuzz.h"
 
 /* Reference: decimal DIGITS (at least one) of S/LEN, value capped at
  * LIMIT + 1 so it never overflows. @return 0 or -1. */
