@@ -67,23 +67,6 @@ with open(p, "r+b") as f:
 EOF
 }
 
-need_mdb_tools() {
-	command -v mdb_dump >/dev/null && command -v mdb_load >/dev/null ||
-		skip "lmdb-utils (mdb_dump, mdb_load) not installed"
-}
-
-# mdb_put DB KEYHEX VALHEX — write one record into the unmounted store's index.
-mdb_put() {
-	printf 'VERSION=3\nformat=bytevalue\ndatabase=%s\ntype=btree\nHEADER=END\n %s\n %s\nDATA=END\n' \
-		"$1" "$2" "$3" | mdb_load -s "$1" "$STORE/index"
-}
-
-# u64be / u64le / u32le N — hex encodings for mdb_put.
-u64be() { printf '%016x' "$1"; }
-u64le() { python3 -c 'import struct,sys; print(struct.pack("<Q", int(sys.argv[1])).hex())' "$1"; }
-u32le() { python3 -c 'import struct,sys; print(struct.pack("<I", int(sys.argv[1])).hex())' "$1"; }
-hexstr() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
-
 # ---- general ---------------------------------------------------------------
 
 @test "payloadctl --help, COMMAND --help and --version" {

@@ -346,11 +346,7 @@ time.sleep(600)
 PY
 	BG_PIDS+=($!)
 	timeout 120 bash -c 'read -r _ <"$1"' _ "$TMP/ready"
-	kill -KILL "$DAEMON_PID"            # the daemon this test started
-	kill "${BG_PIDS[0]}" && wait "${BG_PIDS[0]}" || true
-	BG_PIDS=()
-	fusermount3 -u "$MNT" || fusermount3 -uz "$MNT"
-	wait_daemon_exit
+	crash_daemon
 	keep=$(ctl stat -v "$STORE" keep.csv | sed -n '/^fragment list:/,$p' | tail -n +3 | awk '{ print $6 }')
 	for id in $keep; do sha256sum "$STORE/fragments/${id:14:2}/$id.frag"; done >"$TMP/keep.sums"
 	n_before=$(find "$STORE/fragments" -name '*.frag' | wc -l)

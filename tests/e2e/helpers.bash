@@ -92,6 +92,18 @@ wait_daemon_exit() {
 	return 1
 }
 
+# crash_daemon — SIGKILL the daemon $DAEMON_PID (one this test started)
+# while the background holder ${BG_PIDS[0]} keeps a file open on $MNT, then
+# stop the holder, remove the dead mount and wait for the daemon to go.
+# Fails when the mount cannot be removed or the daemon does not exit.
+crash_daemon() {
+	kill -KILL "$DAEMON_PID"
+	kill "${BG_PIDS[0]}" && wait "${BG_PIDS[0]}" || true
+	BG_PIDS=()
+	fusermount3 -u "$MNT" || fusermount3 -uz "$MNT"
+	wait_daemon_exit
+}
+
 # unmount_pfs — unmount $MNT and wait for the daemon to exit. Retries while
 # the mount is busy; lazy-detaches as a last resort (and then fails).
 unmount_pfs() {
@@ -269,3 +281,23 @@ show_output() {
 	[ -z "${stderr:-}" ] || printf '# 2| %s\n' "${stderr_lines[@]}"
 	echo "# status $status"
 }
+
+# ---- editing an unmounted store's index (lmdb-utils) ----------------------
+
+# need_mdb_tools — skip the test when mdb_dump and mdb_load are missing.
+need_mdb_tools() {
+	command -v mdb_dump >/dev/null && command -v mdb_load >/dev/null ||
+		skip "lmdb-utils (mdb_dump, mdb_load) not installed"
+}
+
+# mdb_put DB KEYHEX VALHEX — write one record into the unmounted store's index.
+mdb_put() {
+	printf 'VERSION=3\nformat=bytevalue\ndatabase=%s\ntype=btree\nHEADER=END\n %s\n %s\nDATA=END\n' \
+		"$1" "$2" "$3" | mdb_load -s "$1" "$STORE/index"
+}
+
+# u64be / u64le / u32le N — hex encodings for mdb_put.
+u64be() { printf '%016x' "$1"; }
+u64le() { python3 -c 'import struct,sys; print(struct.pack("<Q", int(sys.argv[1])).hex())' "$1"; }
+u32le() { python3 -c 'import struct,sys; print(struct.pack("<I", int(sys.argv[1])).hex())' "$1"; }
+hexstr() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }

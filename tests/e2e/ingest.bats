@@ -172,11 +172,7 @@ PY
 	BG_PIDS+=($!)
 	timeout 120 bash -c 'read -r _ <"$1"' _ "$TMP/ready"
 	[ "$(frag_count)" -gt 10 ]          # pre-cut while the writer is open
-	kill -KILL "$DAEMON_PID"            # the daemon this test started
-	kill "${BG_PIDS[0]}" && wait "${BG_PIDS[0]}" || true
-	BG_PIDS=()
-	fusermount3 -u "$MNT" || fusermount3 -uz "$MNT"
-	wait_daemon_exit
+	crash_daemon
 	mount_pfs
 	same_file "$MNT/d.csv" "$TWIN/d.csv"
 	n=$(xget "$MNT/d.csv" user.payload.fragments)
