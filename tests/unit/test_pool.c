@@ -57,6 +57,24 @@ static void block_on_gate(void *arg)
 	pthread_mutex_unlock(&g->m);
 }
 
+/* Wait until N jobs are blocked on G. */
+static void gate_wait(struct gate *g, int n)
+{
+	pthread_mutex_lock(&g->m);
+	while (g->entered < n)
+		pthread_cond_wait(&g->c, &g->m);
+	pthread_mutex_unlock(&g->m);
+}
+
+/* Let the jobs blocked on G (and any later ones) go. */
+static void gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->m);
+	g->open = 1;
+	pthread_cond_broadcast(&g->c);
+	pthread_mutex_unlock(&g->m);
+}
+
 static void test_waiter_helps(void)
 {
 	struct pool *p = pool_new(2);
@@ -68,10 +86,7 @@ static void test_waiter_helps(void)
 	pool_group_init(&blockers);
 	pool_group_submit(p, &blockers, block_on_gate, &gt);
 	pool_group_submit(p, &blockers, block_on_gate, &gt);
-	pthread_mutex_lock(&gt.m);
-	while (gt.entered < 2)
-		pthread_cond_wait(&gt.c, &gt.m);
-	pthread_mutex_unlock(&gt.m);
+	gate_wait(&gt, 2);
 	/* both workers are now stuck: only the waiter can run these */
 	pool_group_init(&mine);
 	for (int i = 0; i < 8; i++)
@@ -80,10 +95,7 @@ static void test_waiter_helps(void)
 	for (int i = 0; i < 8; i++)
 		here += c[i].runs == 1 && pthread_equal(c[i].who, pthread_self());
 	CHECK_EQ(here, 8, "with every worker blocked, the waiter ran all 8 of its jobs itself");
-	pthread_mutex_lock(&gt.m);
-	gt.open = 1;
-	pthread_cond_broadcast(&gt.c);
-	pthread_mutex_unlock(&gt.m);
+	gate_open(&gt);
 	pool_group_wait(p, &blockers);
 	pool_free(p);
 }
@@ -122,18 +134,12 @@ static void test_bg_cancel(void)
 
 	pool_group_init(&blk);
 	pool_group_submit(p, &blk, block_on_gate, &gt);
-	pthread_mutex_lock(&gt.m);
-	while (gt.entered < 1)
-		pthread_cond_wait(&gt.c, &gt.m);
-	pthread_mutex_unlock(&gt.m);
+	gate_wait(&gt, 1);
 	for (int i = 0; i < 50; i++)
 		queued += pool_submit_bg(p, bg_run, bg_cancel, &r[i]) == 0;
 	CHECK_EQ(queued, 50, "50 background jobs accepted");
 	CHECK_EQ(pool_bg_queued(p), 50, "50 background jobs wait behind the blocked worker");
-	pthread_mutex_lock(&gt.m);
-	gt.open = 1;
-	pthread_cond_broadcast(&gt.c);
-	pthread_mutex_unlock(&gt.m);
+	gate_open(&gt);
 	pool_group_wait(p, &blk);
 	pool_free(p);
 	for (int i = 0; i < 50; i++) {
@@ -163,18 +169,12 @@ static void test_priority(void)
 
 	pool_group_init(&blk);
 	pool_group_submit(p, &blk, block_on_gate, &gt);
-	pthread_mutex_lock(&gt.m);
-	while (gt.entered < 1)
-		pthread_cond_wait(&gt.c, &gt.m);
-	pthread_mutex_unlock(&gt.m);
+	gate_wait(&gt, 1);
 	for (int i = 0; i < 10; i++)
 		pool_submit_bg(p, ord_bg, NULL, &o);
 	pool_group_init(&fg);
 	pool_group_submit(p, &fg, ord_fg, &o);
-	pthread_mutex_lock(&gt.m);
-	gt.open = 1;
-	pthread_cond_broadcast(&gt.c);
-	pthread_mutex_unlock(&gt.m);
+	gate_open(&gt);
 	pool_group_wait(p, &blk);
 	pool_group_wait(p, &fg);
 	pool_free(p);     /* runs or cancels the rest */
