@@ -123,6 +123,18 @@ static int put(uint64_t ino, const struct buf *b)
 	return rc;
 }
 
+/* A new object NAME holding B (bails out on failure). */
+static uint64_t mkobj_holding(const char *name, const struct buf *b)
+{
+	uint64_t ino = mkobj(name);
+
+	if (put(ino, b)) {
+		printf("Bail out! first commit of %s\n", name);
+		exit(1);
+	}
+	return ino;
+}
+
 /* Drop INO's fragments from the cache, so the next read comes from disk. */
 static void uncache(uint64_t ino)
 {
@@ -223,11 +235,7 @@ static void test_commit_points(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t ino;
 		snprintf(name, sizeof(name), "c%zu.csv", i);
-		ino = mkobj(name);
-		if (put(ino, &a)) {
-			printf("Bail out! first commit of %s\n", name);
-			exit(1);
-		}
+		ino = mkobj_holding(name, &a);
 		snprintf(name, sizeof(name), "fragments, %s", cases[i].point);
 		commit_fault(name, ino, &a, &b, cases[i].point, cases[i].nth, cases[i].err);
 	}
@@ -241,11 +249,7 @@ static void test_commit_points(void)
 		for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++) {
 			uint64_t ino;
 			snprintf(name, sizeof(name), "s%zu.csv", i);
-			ino = mkobj(name);
-			if (put(ino, &a)) {
-				printf("Bail out! first commit of %s\n", name);
-				exit(1);
-			}
+			ino = mkobj_holding(name, &a);
 			commit_fault("fragments (-o sync), frag_fsync", ino, &a, &b, "frag_fsync", fs[i].nth, fs[i].err);
 		}
 		store_close(S);
