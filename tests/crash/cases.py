@@ -204,6 +204,14 @@ def tree0(**change):
     return t
 
 
+def close_quietly(fd):
+    """close(2) FD, ignoring its error (the daemon may be dead)."""
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
 def rewrite_big(c):
     c.write("big.csv", BIG2, os.O_WRONLY | os.O_TRUNC)
 
@@ -214,10 +222,7 @@ def fsync_dir(c):
     try:
         os.fsync(fd)
     finally:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+        close_quietly(fd)
 
 
 def fsync_write(c, rel, data):
@@ -228,10 +233,7 @@ def fsync_write(c, rel, data):
         os.write(fd, data)
         os.fsync(fd)
     finally:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+        close_quietly(fd)
 
 
 APPEND = b"".join(b"4001,%d,appended\n" % i for i in range(100))
@@ -364,10 +366,7 @@ def memory_orphan(c):
     os.unlink(c.p("mem/m.csv"))
     c.m.kill()
     c.m.wait_exit()
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+    close_quietly(fd)
     c.m.unmount(dead=True)
     c.m = None
     c.fsck("of the crashed store")
@@ -445,10 +444,7 @@ def dirty(c):
     except OSError as e:
         c.check(e.errno in CRASH_ERRNOS, "the rewrite failed with %s" % e)
     for fd in (w, r, v):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+        close_quietly(fd)
     m.wait_exit()
     c.check(m.fault_fired("commit_release"), "commit_release did not fire")
     m.unmount(dead=True)
