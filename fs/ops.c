@@ -992,6 +992,56 @@ static void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 		fuse_reply_write(req, size);
 }
 
+/* copy_file_range(2): the destination handle's session references the
+ * source's bytes (wsess_copy: fragments shared by id at commit, no bytes
+ * moved); a source with a session of its own (O_RDWR) or a @meta/.stats
+ * snapshot is copied as bytes. Errors as ext4 would give them: EBADF (no
+ * write handle, O_APPEND), EINVAL (flags, overlapping ranges of one
+ * object), EFBIG; a range past the source's end copies less (0 at it). */
+#define COPY_MAX 0x7ffff000ull   /* the most one call copies (Linux's MAX_RW_COUNT) */
+
+static ssize_t copy_range_fh(struct fh *in, uint64_t off_in, struct fh *out, uint64_t off_out, uint64_t len)
+{
+	uint64_t in_ino, out_ino = pver_inode(wsess_base(out->ws))->ino;
+
+	if (in->kind == FH_META) {
+		uint64_t at = off_in < in->meta_len ? off_in : in->meta_len;
+		size_t n = len < in->meta_len - at ? (size_t)len : (size_t)(in->meta_len - at);
+		int rc = n ? wsess_write(out->ws, in->meta + at, n, off_out) : 0;
+		return rc ? rc : (ssize_t)n;
+	}
+	in_ino = in->ws ? pver_inode(wsess_base(in->ws))->ino : pver_inode(in->pv)->ino;
+	if (in->kind == FH_OBJ && out->kind == FH_OBJ && in_ino == out_ino &&
+	    off_out < off_in + len && off_in < off_out + len)
+		return -EINVAL;      /* as the kernel says for one inode */
+	if (in->ws)
+		return wsess_copy_sess(out->ws, in->ws, off_in, len, off_out);
+	return wsess_copy(out->ws, in->pv, in->kind == FH_VIEW ? &in->vm : NULL, off_in, len, off_out);
+}
+
+static void pfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *fi_in,
+				fuse_ino_t ino_out, off_t off_out, struct fuse_file_info *fi_out, size_t len,
+				int flags)
+{
+	struct fh *in = fh_of(fi_in), *out = fh_of(fi_out);
+	ssize_t n;
+
+	(void)ino_in;
+	(void)ino_out;
+	if (flags)
+		n = -EINVAL;
+	else if (!out->ws || out->append || (in->kind == FH_OBJ && !in->pv && !in->ws))
+		n = -EBADF;
+	else if (off_in < 0 || off_out < 0)
+		n = -EINVAL;
+	else
+		n = copy_range_fh(in, (uint64_t)off_in, out, (uint64_t)off_out, len < COPY_MAX ? len : COPY_MAX);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
 /* Commit a dirty handle, then tell the kernel the object changed (its
  * nodes' attributes and its names: ops.c (3a)). */
 static int commit_handle(struct fh *h)
@@ -1415,6 +1465,7 @@ const struct fuse_lowlevel_ops pfs_ops = {
 	.create = pfs_create,
 	.read = pfs_read,
 	.write = pfs_write,
+	.copy_file_range = pfs_copy_file_range,
 	.flush = pfs_flush,
 	.release = pfs_release,
 	.fsync = pfs_fsync,

@@ -246,6 +246,28 @@ int wsess_dirty(const struct wsess *ws);
  * @return 0, -ENOSPC, -EIO, -EINVAL (fixed:N size not a multiple of N,
  * view content without its header rows), -ENOENT (object deleted). */
 int wsess_commit(struct wsess *ws);
+/* copy_file_range(2) into a session: content [OFF, OFF+n) becomes bytes
+ * [SRC_OFF, SRC_OFF+n) of version SRC (of any object, or of a view of it:
+ * VM is the view's byte map, NULL for the whole object), with n = LEN
+ * clipped at the source's end (0 at or past it). Nothing is read or
+ * written: the session references SRC (pinned until the session is reset
+ * or freed) and its commit reuses SRC's fragments that lie whole at a row
+ * boundary by id, re-cutting only the pieces at the edges; a source of
+ * another format or storage is copied as bytes at commit. Past the end of
+ * the content the gap becomes zeros (a hole), as with a write. Writing
+ * either side later never changes the other.
+ * @return n, -EFBIG (OFF + n beyond 2^50), -ENOMEM (nothing changed). */
+ssize_t wsess_copy(struct wsess *ws, struct pver *src, const struct view_map *vm, uint64_t src_off,
+		   uint64_t len, uint64_t off);
+/* The same from the session's own content [SRC_OFF, SRC_OFF+LEN) (memmove
+ * semantics: overlapping ranges copy the bytes as they were). */
+ssize_t wsess_copy_within(struct wsess *ws, uint64_t src_off, uint64_t len, uint64_t off);
+/* The same from another session's content, as bytes (read, then written:
+ * its staged bytes are its own), at most 64 MiB per call (a short copy).
+ * SRC == DST is wsess_copy_within. Never holds both sessions' locks.
+ * @return bytes copied (short on a failure after some), -errno. */
+ssize_t wsess_copy_sess(struct wsess *dst, struct wsess *src, uint64_t src_off, uint64_t len,
+			uint64_t off);
 /* The version the session is based on (borrowed reference). */
 struct pver *wsess_base(const struct wsess *ws);
 /* Discard staged content and free. NULL-safe. */

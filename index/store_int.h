@@ -186,12 +186,15 @@ int wjob_wait(struct wjob *j);
 void wjob_free(struct wjob *j);
 
 /* Commit a new content described by a segment list over BASE (commit.c). */
-enum seg_kind { SEG_BASE = 0, SEG_STAGE = 1, SEG_ZERO = 2, SEG_PRECUT = 3 };
+enum seg_kind { SEG_BASE = 0, SEG_STAGE = 1, SEG_ZERO = 2, SEG_PRECUT = 3, SEG_FOREIGN = 4 };
 struct seg {
 	uint64_t off;        /* offset in the content */
 	uint64_t len;
-	uint64_t src;        /* base offset (SEG_BASE), stage offset (SEG_STAGE) or
-			      * offset in the pre-cut fragments (SEG_PRECUT) */
+	uint64_t src;        /* base offset (SEG_BASE), stage offset (SEG_STAGE),
+			      * offset in the pre-cut fragments (SEG_PRECUT) or
+			      * in the foreign version (SEG_FOREIGN) */
+	uint32_t fsrc;       /* SEG_FOREIGN: which of the session's foreign
+			      * versions (stage_foreign); 0 otherwise */
 	uint8_t kind;
 };
 struct stage;            /* append-only staged bytes (stage.c) */
@@ -211,6 +214,12 @@ size_t stage_precut_n(const struct stage *sg);
 const struct frag_desc *stage_precut_get(const struct stage *sg, size_t i, int *usable);
 void stage_precut_keep(struct stage *sg, size_t i);
 void stage_precut_mark_bad(struct stage *sg);
+/* Foreign versions of a session (stage.c (10)): pinned versions of other
+ * objects (or other versions of this one) whose bytes SEG_FOREIGN segments
+ * reference — what copy_file_range(2) copied in. SG may be NULL (none).
+ * stage_foreign_n: how many; stage_foreign: the I-th (borrowed). */
+size_t stage_foreign_n(const struct stage *sg);
+struct pver *stage_foreign(const struct stage *sg, uint32_t i);
 /* Pre-cut images a live session holds, after waiting for its jobs in
  * flight (tests: images no index record references yet). */
 size_t wsess_precut_count(struct wsess *ws);

@@ -76,7 +76,7 @@ ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *b
 static int recut(struct store *st, uint64_t ino, const struct idx_inode *newin)
 {
 	struct pver *pv;
-	struct seg s;
+	struct seg s = { 0 };
 	int rc = store_pver_get(st, ino, &pv);
 
 	if (rc)
