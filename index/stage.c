@@ -928,8 +928,10 @@ ssize_t wsess_copy_within(struct wsess *ws, uint64_t src_off, uint64_t len, uint
 	int rc = 0;
 
 	pthread_mutex_lock(&ws->lock);
-	if (src_off >= ws->size || !len)
+	if (src_off >= ws->size || !len) {
+		len = 0;
 		goto out;
+	}
 	if (len > ws->size - src_off)
 		len = ws->size - src_off;
 	if (off + len < off || off + len > ((uint64_t)1 << 50)) {
