@@ -771,6 +771,8 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, base->in.ino, &cur);
+	if (!rc)
+		rc = inode_ro(&cur);     /* snapshots never change (snap.c (2)) */
 	if (!rc && data && settings_moved(&cur, newin)) {
 		with_settings(moved, base, &cur);
 		rc = -EAGAIN;

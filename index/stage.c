@@ -769,7 +769,7 @@ int store_wsess_begin(struct store *st, struct pver *base, const struct view_spe
 	*out = NULL;
 	if (!ws)
 		return -ENOMEM;
-	if (st->rdonly) {
+	if (st->rdonly || inode_ro(pver_inode(base))) {
 		free(ws);
 		return -EROFS;
 	}

@@ -278,6 +278,31 @@ void wsess_free(struct wsess *ws);
  * -EROFS. */
 int store_truncate(struct store *st, uint64_t ino, const struct view_spec *view, uint64_t size);
 
+/* ---- snapshots (index/snap.c) ----
+ * A snapshot is a read-only copy of the whole tree as of one instant,
+ * under inode numbers of its own ([first, first + count): its root
+ * directory is FIRST); it shares every fragment (reference counts), so
+ * taking one costs O(index records) and no fragment bytes. Its inodes are
+ * read with the ordinary calls (store_getattr, store_lookup, store_readdir,
+ * store_pver_get, store_getxattr...); every call that would change one
+ * returns -EROFS. */
+/* Take snapshot NAME in one write txn. @param[out] out its record (may be
+ * NULL). @return 0, -EEXIST (a snapshot of that name), -EINVAL (empty, '/',
+ * a view suffix), -ENAMETOOLONG, -ENOSPC, -errno; on failure nothing
+ * changed. */
+int store_snap_create(struct store *st, const char *name, struct idx_snap *out);
+/* Drop snapshot NAME in one (freeing) txn: its records go, images no
+ * longer referenced are released (deleted at the next checkpoint).
+ * @return 0, -ENOENT, -errno. */
+int store_snap_drop(struct store *st, const char *name);
+/* @return 0 and *OUT, -ENOENT, -ENAMETOOLONG. */
+int store_snap_lookup(struct store *st, const char *name, struct idx_snap *out);
+/* Call CB for each snapshot in order of creation until it returns
+ * non-zero (returned). */
+int store_snap_list(struct store *st, int (*cb)(void *arg, const struct idx_snap *s), void *arg);
+/* The snapshot that inode INO belongs to. @return 0, -ENOENT (a live one). */
+int store_snap_of(struct store *st, uint64_t ino, struct idx_snap *out);
+
 /* ---- counters for tests and payloadctl ---- */
 struct store_stats {
 	uint64_t frags_written;    /* fragment images written since open */

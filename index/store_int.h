@@ -13,6 +13,7 @@
 #include "cache/fcache.h"
 #include "cache/pool.h"
 
+#include <errno.h>
 #include <pthread.h>
 
 /* u64 -> u32 counter map (open addressing), for fragment pins. */
@@ -113,8 +114,10 @@ void store_release_frag(struct store *st, const struct frag_desc *d);
 void store_unzombie(struct store *st, uint64_t id);
 uint64_t store_alloc_frag_id(struct store *st);
 struct frag_backend *store_backend_of(struct store *st, const struct frag_desc *d);
-/* Forget the cached current version of INO (after a commit or delete). */
+/* Forget the cached current version of INO (after a commit or delete),
+ * or of every inode FROM <= ino < TO (a dropped snapshot). */
 void store_pvcur_drop(struct store *st, uint64_t ino);
+void store_pvcur_drop_range(struct store *st, uint64_t from, uint64_t to);
 /* Make PV the cached current version of its inode (takes a reference). */
 void store_pvcur_set(struct store *st, struct pver *pv);
 
@@ -142,6 +145,9 @@ void store_reserve_open(struct store *st);
 void store_reserve_close(struct store *st);
 /* Commit (rc == 0) or abort T and release commit_lock; returns the result. */
 int store_wend(struct store *st, struct idx_txn *t, int rc);
+
+/* -EROFS when IN belongs to a snapshot (snap.c invariant 2), else 0. */
+static inline int inode_ro(const struct idx_inode *in) { return (in->flags & INODE_F_SNAP) ? -EROFS : 0; }
 
 /* Payload format of an inode: rows are lines or fixed records. */
 static inline int inode_is_fixed(const struct idx_inode *in) { return in->fmt_kind == PFMT_FIXED; }

@@ -100,6 +100,8 @@ static int set_setting(struct store *st, uint64_t ino, enum xattr_kind k, const 
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
+	if (!rc)
+		rc = inode_ro(&in);
 	if (!rc && !S_ISREG(in.mode) && !S_ISDIR(in.mode))
 		rc = -EPERM;
 	if (!rc && (flags & XATTR_CREATE) && has_value(&in, k))
@@ -192,6 +194,8 @@ int store_setxattr(struct store *st, uint64_t ino, const char *name, const void 
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
+	if (!rc)
+		rc = inode_ro(&in);
 	if (!rc && (flags & (XATTR_CREATE | XATTR_REPLACE))) {
 		int have = idx_xattr_get(t, ino, name, &old, &oldlen) == 0;
 		if ((flags & XATTR_CREATE) && have)
@@ -271,6 +275,8 @@ int store_removexattr(struct store *st, uint64_t ino, const char *name)
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
+	if (!rc)
+		rc = inode_ro(&in);
 	if (!rc && k != XK_OTHER) {
 		/* an object always has its settings; a directory forgets its
 		 * explicit one */
