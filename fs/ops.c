@@ -1175,6 +1175,14 @@ static void pfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		rc = snaps_list(pfs_of(req), dh_add, d);
 	else if (!rc && ino != FN_BYID_INO && !fn_is_view(ino))
 		rc = store_readdir(pfs_of(req)->st, ino, NULL, dh_add, d);
+	/* a real /.snapshots of an older store is hidden by the synthetic one */
+	for (size_t i = 2; !rc && ino == FUSE_ROOT_ID && i < d->n; i++)
+		if (strcmp(d->v[i].name, ".snapshots") == 0) {
+			free(d->v[i].name);
+			memmove(&d->v[i], &d->v[i + 1], (d->n - i - 1) * sizeof(d->v[0]));
+			d->n--;
+			break;
+		}
 	if (rc) {
 		dh_free(d);
 		fuse_reply_err(req, -rc);

@@ -19,7 +19,7 @@ static const char help[] =
 	"\n"
 	"Check STORE (also safe while it is mounted): every fragment image is read\n"
 	"and its checksum verified; every reference count is recounted from the\n"
-	"fragment records; every directory entry must name an existing inode and\n"
+	"fragment records (of the live tree and of every snapshot); every directory entry must name an existing inode and\n"
 	"every nlink must match the entries; fragment lists must be contiguous and\n"
 	"cover the object's size and rows. One line per problem, naming the object\n"
 	"(its path, else its id), the fragment and the byte range; images no record\n"
