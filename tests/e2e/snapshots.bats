@@ -166,12 +166,22 @@ PY'
 	mount_pfs fragment_size=65536
 	gen_csv "$TWIN/a.csv" 20000 7
 	cp "$TWIN/a.csv" "$MNT/a.csv"
-	cp "$MNT/a.csv@rows=100:15000" "$MNT/v.csv"
+	# (not cp: a view's st_ino is its node's, which a second lookup may
+	# change, and cp then refuses the source as "replaced while copied")
+	python3 - "$MNT" <<'PY'
+import os, sys
+m = sys.argv[1]
+for src, dst in (("a.csv@rows=100:15000", "v.csv"), ("a.csv@part=1/3", "p.csv"), ("a.csv@meta", "m.json")):
+    fi = os.open(os.path.join(m, src), os.O_RDONLY)
+    fo = os.open(os.path.join(m, dst), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    while os.copy_file_range(fi, fo, 1 << 30):
+        pass
+    os.close(fi)
+    os.close(fo)
+PY
 	slice_lines "$TWIN/a.csv" 100 15000 >"$TWIN/v.csv"
 	same_file "$MNT/v.csv" "$TWIN/v.csv"
-	cp "$MNT/a.csv@part=1/3" "$MNT/p.csv"
 	cmp "$MNT/p.csv" "$MNT/a.csv@part=1/3"
-	cp "$MNT/a.csv@meta" "$MNT/m.json"
 	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["rows"] == 20000' "$MNT/m.json"
 }
 
