@@ -28,7 +28,7 @@
  *      `snapshots` record in one freeing txn (store_wbegin_freeing: it
  *      works on a full file system), decrementing the counts; images whose
  *      count reaches 0 are released as after any commit (deleted at the
- *      next checkpoint, or at their last unpin).
+ *      next flush of the index, durable.c (1), or at their last unpin).
  *  (5) The first snapshot of a store raises its format version to 2
  *      (idx.h), in the same txn.
  */

@@ -292,7 +292,7 @@ int store_truncate(struct store *st, uint64_t ino, const struct view_spec *view,
  * changed. */
 int store_snap_create(struct store *st, const char *name, struct idx_snap *out);
 /* Drop snapshot NAME in one (freeing) txn: its records go, images no
- * longer referenced are released (deleted at the next checkpoint).
+ * longer referenced are released (deleted once the drop is durable).
  * @return 0, -ENOENT, -errno. */
 int store_snap_drop(struct store *st, const char *name);
 /* @return 0 and *OUT, -ENOENT, -ENAMETOOLONG. */

@@ -9,7 +9,7 @@
 # reads exactly as the tree was (manifest with SHA-256 of every file) after
 # everything live changed or went, views in snapshots, EROFS for every
 # write, names, rmdir frees the images nothing else lists (at the next
-# checkpoint), snapshots survive a remount, fsck is clean.
+# index flush), snapshots survive a remount, fsck is clean.
 
 load helpers
 
@@ -27,9 +27,9 @@ print(d)' "$MNT/.stats" "$1"
 
 images() { find "$STORE/fragments" -name '*.frag' | wc -l; }
 
-# checkpoint — make the daemon checkpoint now (fsync of a file in the
-# mount): deletions it defers happen.
-checkpoint() { python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"; }
+# flush — make the daemon flush its index now (fsync of the mount's root):
+# the image deletions it defers until then happen.
+flush() { python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"; }
 
 manifest() { python3 "$E2E/manifest.py" "$1"; }
 
@@ -37,7 +37,7 @@ manifest() { python3 "$E2E/manifest.py" "$1"; }
 	mount_pfs fragment_size=65536
 	gen_csv "$MNT/a.csv" 60000 1
 	local before_img before_w
-	checkpoint
+	flush
 	before_img=$(images)
 	before_w=$(stat_field io.fragments_written)
 	[ "$before_img" -gt 20 ]
@@ -66,7 +66,7 @@ manifest() { python3 "$E2E/manifest.py" "$1"; }
 	ln -s a.csv "$TWIN/ds/link"
 	cp -a "$TWIN/ds/." "$MNT/ds/"
 	local before
-	checkpoint
+	flush
 	before=$(images)
 	cp -r "$MNT/ds" "$MNT/ds.snap"
 	cp -r "$TWIN/ds" "$TWIN/ds.snap"
@@ -88,7 +88,7 @@ manifest() { python3 "$E2E/manifest.py" "$1"; }
 		cp b.csv c.csv; printf "c only\n" >> c.csv'
 	same_tree
 	rm "$MNT/a.csv" "$TWIN/a.csv"
-	checkpoint
+	flush
 	same_tree
 	unmount_pfs
 	mount_pfs
@@ -214,7 +214,7 @@ PY
 	mv "$MNT/ds/tiny.txt" "$MNT/moved.txt"
 	setfattr -n user.note -v changed "$MNT/ds/a.csv"
 	rm "$MNT/ds/link"
-	checkpoint
+	flush
 	[ "$(manifest "$MNT/.snapshots/before")" = "$want" ]
 	[ "$(cat "$MNT/.snapshots/before/ds/a.csv@rows=10:20" | md5sum)" = "$rows" ]
 	[ "$( (sed 1d "$MNT/.snapshots/before/ds/a.csv@part=0/2"; sed 1d "$MNT/.snapshots/before/ds/a.csv@part=1/2") | md5sum)" = \
@@ -289,19 +289,19 @@ assert d["rows"] == int(r0) and d["version"] == int(v0) and d["id"] != int(id0),
 	[ "$(stat -c %U:%a "$MNT/.snapshots")" = "$(stat -c %U "$MNT"):755" ]
 }
 
-@test "rmdir of a snapshot frees the images nothing else lists (at the next checkpoint); snapshots survive a remount; fsck is clean" {
+@test "rmdir of a snapshot frees the images nothing else lists (after the next index flush); snapshots survive a remount; fsck is clean" {
 	mount_pfs fragment_size=65536
 	mkdir "$MNT/ds"
 	gen_csv "$MNT/ds/a.csv" 40000 12
 	gen_csv "$MNT/ds/keep.csv" 20000 13
-	checkpoint
+	flush
 	local base both after
 	base=$(images)
 	mkdir "$MNT/.snapshots/one" "$MNT/.snapshots/two"
 	[ "$(images)" -eq "$base" ]
 	rm "$MNT/ds/a.csv"
 	gen_csv "$MNT/ds/new.csv" 10000 14
-	checkpoint
+	flush
 	both=$(images)
 	[ "$both" -gt "$base" ]            # a.csv's images are kept by the snapshots
 	local sum
@@ -314,10 +314,10 @@ assert d["rows"] == int(r0) and d["version"] == int(v0) and d["id"] != int(id0),
 	[ "$(ls "$MNT/.snapshots" | tr '\n' ' ')" = "one two " ]
 	[ "$(manifest "$MNT/.snapshots/one")" = "$sum" ]
 	rmdir "$MNT/.snapshots/one"
-	checkpoint
+	flush
 	[ "$(images)" -eq "$both" ]         # two still lists them
 	rmdir "$MNT/.snapshots/two"
-	checkpoint
+	flush
 	after=$(images)
 	[ "$after" -lt "$both" ]
 	[ "$(ls "$MNT/.snapshots" | wc -l)" -eq 0 ]

@@ -12,7 +12,7 @@
  * as memmove; a copy from a view; sources of another format or storage are
  * copied as bytes (still equal); both sides stay independent under later
  * writes, truncates and deletes; images shared by a copy survive the
- * deletion of the source and are deleted (at the next checkpoint) once no
+ * deletion of the source and are deleted (after the next index flush) once no
  * object lists them; a failed commit (injected ENOSPC) keeps the old
  * version and the reference counts; and a randomized sequence of writes,
  * copies (from other objects, from the object itself, within the
@@ -272,7 +272,7 @@ static int ic_get(const struct idcount *c, uint64_t id)
 	return 0;
 }
 
-/* refs == records; with FILES, after a checkpoint, one image file per
+/* refs == records; with FILES, after a store_sync, one image file per
  * referenced disk id and no other (nothing else may be pinned then). */
 static int refs_q(int files, char *why, size_t cap)
 {
@@ -475,7 +475,7 @@ static void test_independent(void)
 	same(b, &mb, "b after a was deleted");
 	check_refs(1, "after deleting the source");
 	CHECK_EQ(tut_count_files(fragdir, ".frag"), before, "no image was deleted: b lists all of a's");
-	/* overwrite b whole: the shared images go at the next checkpoint */
+	/* overwrite b whole: the shared images go after the next flush */
 	mb.len = 0;
 	gen_rows(&mb, 777, 20 * 1024);
 	CHECK_EQ(put_all(b, &mb), 0, "b is rewritten whole");

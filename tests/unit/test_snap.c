@@ -12,7 +12,7 @@
  * `.snapshots` name cannot be made real; names are checked (EEXIST,
  * EINVAL, ENOENT); the reference counts always equal the fragment records
  * over the live tree and every snapshot; dropping a snapshot deletes (at
- * the next checkpoint) exactly the images nothing else lists, also while a
+ * the next index flush) exactly the images nothing else lists, also while a
  * version of it is still pinned (deleted at its last unpin); snapshots and
  * their bytes survive a reopen and the mount's sweep, and raise the format
  * to 2; an injected failure of the txn (create or drop) changes nothing;
@@ -202,7 +202,7 @@ static void idc_free(struct idc *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* refs == records (disk and memory); with FILES, after a checkpoint, one
+/* refs == records (disk and memory); with FILES, after a store_sync, one
  * image file per referenced disk id. *NRECS gets the disk records. */
 static int refs_q(int files, char *why, size_t cap, size_t *nrecs)
 {
@@ -548,7 +548,7 @@ static void test_drop(void)
 	check_refs(0, "after dropping s1");
 	store_sync(st);
 	files_mid = tut_count_files(fragdir, ".frag");
-	CHECK(files_mid < files_before, "images only s1 listed were deleted at the checkpoint (%ld -> %ld)",
+	CHECK(files_mid < files_before, "images only s1 listed were deleted after the flush (%ld -> %ld)",
 	      files_before, files_mid);
 	{
 		char buf[64];
@@ -558,7 +558,7 @@ static void test_drop(void)
 	}
 	pver_put(pinned);
 	check_refs(1, "after the last unpin (its images deleted too)");
-	CHECK(tut_count_files(fragdir, ".frag") < files_mid, "the pinned images went at the unpin and checkpoint");
+	CHECK(tut_count_files(fragdir, ".frag") < files_mid, "the pinned images went at the unpin and the flush");
 	/* s2 is intact: it was taken after the changes */
 	CHECK_EQ(walk(s2.first, "moved.txt", &in), 0, "s2 has moved.txt");
 	b = get_bytes(in.ino, &len);
