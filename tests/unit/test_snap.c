@@ -35,6 +35,7 @@
 #include "cache/log.h"
 #include "index/store_int.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tstore.h"
 #include "tests/unit/tutil.h"
 
 #define ROOT IDX_ROOT_INO
@@ -81,25 +82,6 @@ static uint64_t mk(uint64_t parent, const char *name, uint32_t mode)
 	int rc = S_ISDIR(mode) ? store_mkdir(st, parent, name, mode & 07777, 0, 0, &in)
 			       : store_mknod(st, parent, name, mode, 0, 0, 0, &in);
 	return must(rc, in.ino, name);
-}
-
-static int put_bytes(uint64_t ino, const void *b, size_t len)
-{
-	struct pver *pv;
-	struct wsess *ws;
-	int rc = store_pver_get(st, ino, &pv);
-
-	if (rc)
-		return rc;
-	rc = store_wsess_begin(st, pv, NULL, 1, &ws);
-	pver_put(pv);
-	if (rc)
-		return rc;
-	rc = len ? wsess_write(ws, b, len, 0) : 0;
-	if (!rc)
-		rc = wsess_commit(ws);
-	wsess_free(ws);
-	return rc;
 }
 
 /* The bytes of INO (malloc'd; *LEN). NULL when it cannot be read. */
@@ -297,7 +279,7 @@ static void build_tree(void)
 	objs[3].bytes = rows_text(77, 30 * 1024, &objs[3].len);
 	objs[4].bytes = rows_text(9, 20 * 1024, &objs[4].len);
 	for (size_t i = 0; i < NOBJ; i++)
-		must(put_bytes(objs[i].ino, objs[i].bytes, objs[i].len), 0, objs[i].path);
+		must(tst_put_data(st, objs[i].ino, objs[i].bytes, objs[i].len), 0, objs[i].path);
 	must(store_symlink(st, d_ds, "link", "events.csv", 0, 0, &in), 0, "symlink");
 	must(store_link(st, objs[0].ino, d_logs, "events-hard.csv", &in), 0, "hard link");
 	must(store_setxattr(st, objs[0].ino, "user.note", "from stage 3", 12, 0), 0, "xattr");
@@ -507,8 +489,8 @@ static void test_live_changes(void)
 	char *b = rows_text(31337, 100 * 1024, &len);
 	struct idx_inode in;
 
-	CHECK_EQ(put_bytes(objs[0].ino, b, len), 0, "events.csv is rewritten whole");
-	CHECK_EQ(put_bytes(objs[3].ino, "x\n", 2), 0, "app.log becomes 2 bytes");
+	CHECK_EQ(tst_put_data(st, objs[0].ino, b, len), 0, "events.csv is rewritten whole");
+	CHECK_EQ(tst_put_data(st, objs[3].ino, "x\n", 2), 0, "app.log becomes 2 bytes");
 	CHECK_EQ(store_setxattr(st, objs[0].ino, "user.note", "changed", 7, 0), 0, "its xattr changes");
 	CHECK_EQ(store_unlink(st, d_logs, "events-hard.csv"), 0, "the hard link goes");
 	CHECK_EQ(store_unlink(st, d_sub, "deep.csv"), 0, "deep.csv is unlinked");
@@ -688,7 +670,7 @@ static void crash_child(int round)
 		snprintf(name, sizeof(name), "r%d-c%d", round, i);
 		if (store_snap_create(st, name, NULL))
 			_exit(3);
-		put_bytes(objs[3].ino, name, strlen(name));
+		tst_put_data(st, objs[3].ino, name, strlen(name));
 		if (i % 2 && store_snap_drop(st, name))
 			_exit(4);
 	}
