@@ -7,7 +7,16 @@
  *  - 1 .. 2^61-1: directories, symlinks and special files: the node id
  *    is the index inode number (root 1; IDX_FIRST_INO up).
  *  - FN_BYID_INO (2): the synthetic `.by-id` directory; FN_STATS_INO (3):
- *    the synthetic `.stats` file (cache and I/O counters as JSON).
+ *    the synthetic `.stats` file (cache and I/O counters as JSON);
+ *    FN_SNAPS_INO (4): the synthetic `.snapshots` directory (snapshots.h).
+ *  - Snapshot entries (`.snapshots/NAME/...`) are in the same spaces as
+ *    live ones: a snapshot's inodes are real index inodes with numbers of
+ *    their own, a range that snapshot owns ([first, first + count),
+ *    index/snap.c (1); its root directory is FIRST), so a snapshot's
+ *    directories, symlinks and special files have node id = inode number,
+ *    and its regular files get version nodes (FN_FILE_BIT) like live ones
+ *    — whose version never changes. Nothing in this table tells them
+ *    apart: the store refuses every change to them (EROFS).
  *  - FN_FILE_BIT | n: ONE VERSION of a regular file: (object ino,
  *    version). A lookup of a regular file returns the node of its current
  *    version; after a commit the next lookup gets a new node. The kernel
@@ -58,6 +67,7 @@
 
 #define FN_BYID_INO  2ull
 #define FN_STATS_INO 3ull     /* the synthetic `.stats` file */
+#define FN_SNAPS_INO 4ull     /* the synthetic `.snapshots` directory */
 #define FN_FILE_BIT  (1ull << 61)
 #define FN_VIEW_BIT  (1ull << 62)
 

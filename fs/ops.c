@@ -40,6 +40,7 @@
 #include "fs/ops.h"
 #include "fs/fnode.h"
 #include "fs/notify.h"
+#include "fs/snapshots.h"
 #include "index/store.h"
 #include "cache/log.h"
 
@@ -113,6 +114,13 @@ static struct dh *live_dh;     /* protected by live_lock */
 			(h)->next->prev = (h)->prev; \
 		pthread_mutex_unlock(&live_lock); \
 	} while (0)
+
+/* The synthetic directories (.by-id, .snapshots): no real entry is made
+ * or removed in them but for snapshots (mkdir/rmdir in .snapshots). */
+static int synthetic_dir(uint64_t ino)
+{
+	return ino == FN_BYID_INO || ino == FN_SNAPS_INO;
+}
 
 static struct pfs *pfs_of(fuse_req_t req)
 {
@@ -262,6 +270,10 @@ static int do_stat(struct pfs *p, uint64_t nodeid, struct stat *s, double *timeo
 		*timeout = 0;
 		return stats_stat(p, s);
 	}
+	if (nodeid == FN_SNAPS_INO) {
+		*timeout = 0;
+		return snaps_stat(p, s);
+	}
 	if (fn_is_view(nodeid)) {
 		*timeout = 0;
 		rc = fn_view(nodeid, &v);
@@ -376,8 +388,8 @@ static void lookup_view(fuse_req_t req, uint64_t parent, const char *name, uint6
 		(void)notify_entry(parent, name);   /* not waited for */
 }
 
-/* The synthetic entries of the root: .by-id and .stats. @return 1 when
- * NAME is one (and the reply was sent). */
+/* The synthetic entries of the root: .by-id, .stats and .snapshots.
+ * @return 1 when NAME is one (and the reply was sent). */
 static int lookup_synthetic(fuse_req_t req, const char *name)
 {
 	struct fuse_entry_param e;
@@ -387,13 +399,14 @@ static int lookup_synthetic(fuse_req_t req, const char *name)
 		e.ino = FN_BYID_INO;
 		e.entry_timeout = e.attr_timeout = ENTRY_TIMEOUT;
 		byid_stat(&e.attr);
-	} else if (strcmp(name, ".stats") == 0) {
-		int rc = stats_stat(pfs_of(req), &e.attr);
+	} else if (strcmp(name, ".stats") == 0 || strcmp(name, ".snapshots") == 0) {
+		int snaps = name[1] == 's' && name[2] == 'n';
+		int rc = snaps ? snaps_stat(pfs_of(req), &e.attr) : stats_stat(pfs_of(req), &e.attr);
 		if (rc) {
 			fuse_reply_err(req, -rc);
 			return 1;
 		}
-		e.ino = FN_STATS_INO;
+		e.ino = snaps ? FN_SNAPS_INO : FN_STATS_INO;
 	} else {
 		return 0;
 	}
@@ -441,6 +454,14 @@ static void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		lookup_part(req, parent, name);
 		return;
 	}
+	if (parent == FN_SNAPS_INO) {
+		rc = snaps_lookup(p, name, &in);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			reply_entry(req, parent, name, &in);
+		return;
+	}
 	isview = view_parse(name, &blen, &sp);
 	if (isview < 0) {
 		fuse_reply_err(req, -isview);
@@ -477,7 +498,7 @@ static void forget_one(struct pfs *p, uint64_t nodeid, uint64_t n)
 {
 	uint64_t gone;
 
-	if (nodeid == FN_BYID_INO || nodeid == FN_STATS_INO || nodeid == FUSE_ROOT_ID)
+	if (nodeid == FN_BYID_INO || nodeid == FN_STATS_INO || nodeid == FN_SNAPS_INO || nodeid == FUSE_ROOT_ID)
 		return;
 	if ((gone = fn_forget(nodeid, n)))
 		store_forget(p->st, gone);
@@ -586,7 +607,7 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (ino == FN_BYID_INO || ino == FN_STATS_INO ||
+	if (ino == FN_BYID_INO || ino == FN_STATS_INO || ino == FN_SNAPS_INO ||
 	    (fn_is_view(ino) && (to_set & ~(FUSE_SET_ATTR_SIZE)))) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -630,7 +651,7 @@ static void pfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct pfs *p = pfs_of(req);
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct idx_inode in;
-	int rc = parent == FN_BYID_INO || fn_is_view(parent) ? -EPERM :
+	int rc = synthetic_dir(parent) || fn_is_view(parent) ? -EPERM :
 		 store_mknod(p->st, parent, name, mode, rdev, c->uid, c->gid, &in);
 
 	if (rc)
@@ -644,7 +665,8 @@ static void pfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct pfs *p = pfs_of(req);
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct idx_inode in;
-	int rc = parent == FN_BYID_INO || fn_is_view(parent) ? -EPERM :
+	int rc = parent == FN_SNAPS_INO ? snaps_create(p, name, &in) :
+		 parent == FN_BYID_INO || fn_is_view(parent) ? -EPERM :
 		 store_mkdir(p->st, parent, name, mode, c->uid, c->gid, &in);
 
 	if (rc)
@@ -658,7 +680,7 @@ static void pfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
 	struct pfs *p = pfs_of(req);
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct idx_inode in;
-	int rc = parent == FN_BYID_INO || fn_is_view(parent) ? -EPERM :
+	int rc = synthetic_dir(parent) || fn_is_view(parent) ? -EPERM :
 		 store_symlink(p->st, parent, name, link, c->uid, c->gid, &in);
 
 	if (rc)
@@ -670,7 +692,7 @@ static void pfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
 static void pfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[4097];
-	ssize_t n = fn_is_view(ino) || fn_is_file(ino) || ino == FN_BYID_INO || ino == FN_STATS_INO ? -EINVAL :
+	ssize_t n = fn_is_view(ino) || fn_is_file(ino) || synthetic_dir(ino) || ino == FN_STATS_INO ? -EINVAL :
 		    store_readlink(pfs_of(req)->st, ino, buf, sizeof(buf));
 
 	if (n < 0)
@@ -683,7 +705,7 @@ static void pfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 {
 	struct idx_inode in;
 	uint64_t target = fn_is_view(ino) ? 0 : fn_ino(ino);
-	int rc = !target || ino == FN_BYID_INO || ino == FN_STATS_INO || newparent == FN_BYID_INO ||
+	int rc = !target || synthetic_dir(ino) || ino == FN_STATS_INO || synthetic_dir(newparent) ||
 		 fn_is_view(newparent) ? -EPERM : store_link(pfs_of(req)->st, target, newparent, newname, &in);
 
 	if (rc)
@@ -692,16 +714,18 @@ static void pfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 		reply_entry(req, newparent, newname, &in);
 }
 
-/* 1 when PARENT/NAME is a synthetic entry of the root (.by-id, .stats),
- * which nothing may remove, move or replace: it would hide a real entry. */
+/* 1 when PARENT/NAME is a synthetic entry of the root (.by-id, .stats,
+ * .snapshots), which nothing may remove, move or replace: it would hide a
+ * real entry. */
 static int is_synthetic(fuse_ino_t parent, const char *name)
 {
-	return parent == FUSE_ROOT_ID && (strcmp(name, ".by-id") == 0 || strcmp(name, ".stats") == 0);
+	return parent == FUSE_ROOT_ID && (strcmp(name, ".by-id") == 0 || strcmp(name, ".stats") == 0 ||
+					  strcmp(name, ".snapshots") == 0);
 }
 
 static void pfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int rc = parent == FN_BYID_INO || is_synthetic(parent, name) ? -EPERM :
+	int rc = synthetic_dir(parent) || is_synthetic(parent, name) ? -EPERM :
 		 view_name_reserved(name) ? -EPERM : store_unlink(pfs_of(req)->st, parent, name);
 
 	if (!rc)
@@ -711,8 +735,9 @@ static void pfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void pfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int rc = parent == FN_BYID_INO ? -EPERM :
-		 (parent == FUSE_ROOT_ID && strcmp(name, ".by-id") == 0) ? -EBUSY :
+	int rc = parent == FN_SNAPS_INO ? snaps_drop(pfs_of(req), name) :
+		 parent == FN_BYID_INO ? -EPERM :
+		 (parent == FUSE_ROOT_ID && (strcmp(name, ".by-id") == 0 || strcmp(name, ".snapshots") == 0)) ? -EBUSY :
 		 store_rmdir(pfs_of(req)->st, parent, name);
 
 	fuse_reply_err(req, -rc);
@@ -723,7 +748,7 @@ static void pfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 {
 	int rc;
 
-	if (parent == FN_BYID_INO || newparent == FN_BYID_INO)
+	if (synthetic_dir(parent) || synthetic_dir(newparent))
 		rc = -EPERM;
 	else if (is_synthetic(parent, name) || is_synthetic(newparent, newname))
 		rc = -EBUSY;
@@ -856,7 +881,7 @@ static void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int keep, direct, rc;
 
 	pfs_tune_read_ahead(pfs_of(req));
-	if (ino == FN_BYID_INO) {
+	if (synthetic_dir(ino)) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -882,7 +907,7 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	struct fh *h = NULL;
 	int keep, direct, rc;
 
-	if (parent == FN_BYID_INO || fn_is_view(parent)) {
+	if (synthetic_dir(parent) || fn_is_view(parent)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -992,6 +1017,56 @@ static void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 		fuse_reply_write(req, size);
 }
 
+/* copy_file_range(2): the destination handle's session references the
+ * source's bytes (wsess_copy: fragments shared by id at commit, no bytes
+ * moved); a source with a session of its own (O_RDWR) or a @meta/.stats
+ * snapshot is copied as bytes. Errors as ext4 would give them: EBADF (no
+ * write handle, O_APPEND), EINVAL (flags, overlapping ranges of one
+ * object), EFBIG; a range past the source's end copies less (0 at it). */
+#define COPY_MAX 0x7ffff000ull   /* the most one call copies (Linux's MAX_RW_COUNT) */
+
+static ssize_t copy_range_fh(struct fh *in, uint64_t off_in, struct fh *out, uint64_t off_out, uint64_t len)
+{
+	uint64_t in_ino, out_ino = pver_inode(wsess_base(out->ws))->ino;
+
+	if (in->kind == FH_META) {
+		uint64_t at = off_in < in->meta_len ? off_in : in->meta_len;
+		size_t n = len < in->meta_len - at ? (size_t)len : (size_t)(in->meta_len - at);
+		int rc = n ? wsess_write(out->ws, in->meta + at, n, off_out) : 0;
+		return rc ? rc : (ssize_t)n;
+	}
+	in_ino = in->ws ? pver_inode(wsess_base(in->ws))->ino : pver_inode(in->pv)->ino;
+	if (in->kind == FH_OBJ && out->kind == FH_OBJ && in_ino == out_ino &&
+	    off_out < off_in + len && off_in < off_out + len)
+		return -EINVAL;      /* as the kernel says for one inode */
+	if (in->ws)
+		return wsess_copy_sess(out->ws, in->ws, off_in, len, off_out);
+	return wsess_copy(out->ws, in->pv, in->kind == FH_VIEW ? &in->vm : NULL, off_in, len, off_out);
+}
+
+static void pfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *fi_in,
+				fuse_ino_t ino_out, off_t off_out, struct fuse_file_info *fi_out, size_t len,
+				int flags)
+{
+	struct fh *in = fh_of(fi_in), *out = fh_of(fi_out);
+	ssize_t n;
+
+	(void)ino_in;
+	(void)ino_out;
+	if (flags)
+		n = -EINVAL;
+	else if (!out->ws || out->append || (in->kind == FH_OBJ && !in->pv && !in->ws))
+		n = -EBADF;
+	else if (off_in < 0 || off_out < 0)
+		n = -EINVAL;
+	else
+		n = copy_range_fh(in, (uint64_t)off_in, out, (uint64_t)off_out, len < COPY_MAX ? len : COPY_MAX);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
 /* Commit a dirty handle, then tell the kernel the object changed (its
  * nodes' attributes and its names: ops.c (3a)). */
 static int commit_handle(struct fh *h)
@@ -1096,8 +1171,18 @@ static void pfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		rc = dh_add(d, ".", ino, S_IFDIR);
 	if (!rc)
 		rc = dh_add(d, "..", ino, S_IFDIR);   /* the kernel fixes up ".." */
-	if (!rc && ino != FN_BYID_INO && !fn_is_view(ino))
+	if (!rc && ino == FN_SNAPS_INO)
+		rc = snaps_list(pfs_of(req), dh_add, d);
+	else if (!rc && ino != FN_BYID_INO && !fn_is_view(ino))
 		rc = store_readdir(pfs_of(req)->st, ino, NULL, dh_add, d);
+	/* a real /.snapshots of an older store is hidden by the synthetic one */
+	for (size_t i = 2; !rc && ino == FUSE_ROOT_ID && i < d->n; i++)
+		if (strcmp(d->v[i].name, ".snapshots") == 0) {
+			free(d->v[i].name);
+			memmove(&d->v[i], &d->v[i + 1], (d->n - i - 1) * sizeof(d->v[0]));
+			d->n--;
+			break;
+		}
 	if (rc) {
 		dh_free(d);
 		fuse_reply_err(req, -rc);
@@ -1215,7 +1300,7 @@ static void pfs_statfs(fuse_req_t req, fuse_ino_t ino)
  * and views have no xattrs). */
 static uint64_t xattr_target(fuse_ino_t nodeid)
 {
-	if (nodeid == FN_BYID_INO || nodeid == FN_STATS_INO || fn_is_view(nodeid))
+	if (synthetic_dir(nodeid) || nodeid == FN_STATS_INO || fn_is_view(nodeid))
 		return 0;
 	return fn_ino(nodeid);
 }
@@ -1415,6 +1500,7 @@ const struct fuse_lowlevel_ops pfs_ops = {
 	.create = pfs_create,
 	.read = pfs_read,
 	.write = pfs_write,
+	.copy_file_range = pfs_copy_file_range,
 	.flush = pfs_flush,
 	.release = pfs_release,
 	.fsync = pfs_fsync,

@@ -1,11 +1,14 @@
 /* commit — turning a handle's staged content into a new version.
  *
  * The commit protocol (DESIGN §4):
- *  (1) The new content is a segment list over the base version and the
- *      session's pre-cut fragments (stage.c (5)). Fragments that the new
- *      content contains whole, at a row boundary — base fragments inside a
- *      SEG_BASE segment, pre-cut ones inside a SEG_PRECUT segment — are
- *      reused as they are; only the gaps between reused fragments
+ *  (1) The new content is a segment list over the base version, the
+ *      session's pre-cut fragments (stage.c (5)) and its foreign versions
+ *      (stage.c (10): copies). Fragments that the new content contains
+ *      whole, at a row boundary — base fragments inside a SEG_BASE segment,
+ *      pre-cut ones inside a SEG_PRECUT segment, a foreign version's inside
+ *      a SEG_FOREIGN segment (same format and storage) — are reused as
+ *      they are, by id (a fragment another object lists gets one more
+ *      reference: counts are kept across objects); only the gaps between reused fragments
  *      ("regions") are cut into new row-aligned fragments. So an append or
  *      a tail change writes only the fragments it touches, a streamed
  *      write (cp) writes at close only its last piece, and a change in the
@@ -57,13 +60,16 @@
 
 /* A run of CNT fragments, contiguous in their source and in the new
  * content: base fragments [idx, idx+cnt) whole inside one SEG_BASE
- * segment, or one pre-cut fragment (cnt 1). Runs keep the reuse plan
- * O(segments), not O(fragments): only a run's ends are checked. */
+ * segment (or a foreign version's inside one SEG_FOREIGN segment), or one
+ * pre-cut fragment (cnt 1). Runs keep the reuse plan O(segments), not
+ * O(fragments): only a run's ends are checked. */
 struct cand {
 	uint64_t off;      /* offset of the run in the new content */
 	uint32_t idx;      /* first fragment's index in its source */
 	uint32_t cnt;      /* fragments in the run; 0 = none reused */
+	uint32_t fsrc;     /* foreign: the session's foreign version */
 	uint8_t pre;       /* a pre-cut fragment of the session */
+	uint8_t foreign;   /* fragments of a foreign version */
 };
 
 struct cut {
@@ -94,12 +100,18 @@ static int read_exact(struct cut *c, void *buf, size_t len, uint64_t off)
 	return r < 0 ? (int)r : ((size_t)r == len ? 0 : -EIO);
 }
 
+/* The version run V's fragments come from (not for pre-cut runs). */
+static const struct pver *run_src(const struct cut *c, const struct cand *v)
+{
+	return v->foreign ? stage_foreign(c->sg, v->fsrc) : c->base;
+}
+
 /* Descriptor of fragment K of run V. */
 static const struct frag_desc *run_frag(const struct cut *c, const struct cand *v, uint32_t k)
 {
 	int usable;
 
-	return v->pre ? stage_precut_get(c->sg, v->idx, &usable) : &c->base->frags[v->idx + k];
+	return v->pre ? stage_precut_get(c->sg, v->idx, &usable) : &run_src(c, v)->frags[v->idx + k];
 }
 
 static uint64_t run_len(const struct cut *c, const struct cand *v)
@@ -113,11 +125,12 @@ static uint64_t run_len(const struct cut *c, const struct cand *v)
 	return b->off + b->len - a->off;
 }
 
-/* Does the run end at a row end whatever follows it? Base fragments but
- * the last, and pre-cut ones (never cut at the content's end), do. */
+/* Does the run end at a row end whatever follows it? A version's
+ * fragments but its last, and pre-cut ones (never cut at the content's
+ * end), do. */
 static int run_ends_row(const struct cut *c, const struct cand *v)
 {
-	return v->pre || v->idx + v->cnt < c->base->nfrags;
+	return v->pre || v->idx + v->cnt < run_src(c, v)->nfrags;
 }
 
 /* Drop the run's first (FIRST) or last fragment from reuse. */
@@ -133,7 +146,7 @@ static void run_trim(const struct cut *c, struct cand *v, int first)
 /* ---- reuse plan ---- */
 
 static int add_cand(struct cand **v, uint32_t *n, uint32_t *cap, uint64_t off, uint32_t idx,
-		    uint32_t cnt, int pre)
+		    uint32_t cnt, int pre, int foreign, uint32_t fsrc)
 {
 	if (*n == *cap) {
 		uint32_t nc = *cap ? *cap * 2 : 64;
@@ -143,16 +156,54 @@ static int add_cand(struct cand **v, uint32_t *n, uint32_t *cap, uint64_t off, u
 		*v = nv;
 		*cap = nc;
 	}
-	(*v)[(*n)++] = (struct cand){ off, idx, cnt, (uint8_t)pre };
+	(*v)[(*n)++] = (struct cand){ .off = off, .idx = idx, .cnt = cnt, .fsrc = fsrc, .pre = (uint8_t)pre,
+				      .foreign = (uint8_t)foreign };
 	return 0;
 }
 
+/* Fragments of B whole inside segment S (of SEG_BASE or SEG_FOREIGN kind,
+ * whose src is an offset in B): one run, found by two binary searches. */
+static int add_run(const struct pver *b, const struct seg *s, int foreign, struct cand **v, uint32_t *n,
+		   uint32_t *cap)
+{
+	uint32_t lo = 0, hi = b->nfrags, first;
+
+	while (lo < hi) {      /* first fragment with off >= src */
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (b->frags[mid].off < s->src)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	first = lo;
+	hi = b->nfrags;
+	while (lo < hi) {      /* first fragment ending past the segment */
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (b->frags[mid].off + b->frags[mid].len <= s->src + s->len)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == first)
+		return 0;
+	return add_cand(v, n, cap, s->off + (b->frags[first].off - s->src), first, lo - first, 0, foreign,
+			s->fsrc);
+}
+
+/* May fragments of version PV be listed as they are by a version in
+ * format and storage IN? */
+static int same_kind(const struct pver *pv, const struct idx_inode *in)
+{
+	return pv->nfrags && pv->in.fmt_kind == in->fmt_kind && pv->in.fmt_recsize == in->fmt_recsize &&
+	       (pv->in.flags & INODE_F_MEMORY) == (in->flags & INODE_F_MEMORY);
+}
+
 /* Fragments contained whole in a SEG_BASE segment (base fragments, when
- * BASE_OK) or a SEG_PRECUT segment (usable pre-cut ones), in content
+ * BASE_OK), a SEG_FOREIGN segment (of a version of the same format and
+ * storage) or a SEG_PRECUT segment (usable pre-cut ones), in content
  * order. */
 static int find_cands(struct cut *c, int base_ok, int pre_ok, struct cand **v, uint32_t *n)
 {
-	const struct pver *b = c->base;
 	uint32_t cap = 0, npc = (uint32_t)stage_precut_n(c->sg);
 	int rc = 0;
 
@@ -163,26 +214,11 @@ static int find_cands(struct cut *c, int base_ok, int pre_ok, struct cand **v, u
 		uint32_t lo = 0, hi;
 		int usable;
 		if (s->kind == SEG_BASE && base_ok) {
-			hi = b->nfrags;
-			while (lo < hi) {      /* first fragment with off >= src */
-				uint32_t mid = lo + (hi - lo) / 2;
-				if (b->frags[mid].off < s->src)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			uint32_t first = lo;
-			hi = b->nfrags;
-			while (lo < hi) {      /* first fragment ending past the segment */
-				uint32_t mid = lo + (hi - lo) / 2;
-				if (b->frags[mid].off + b->frags[mid].len <= s->src + s->len)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			if (lo > first)
-				rc = add_cand(v, n, &cap, s->off + (b->frags[first].off - s->src), first,
-					      lo - first, 0);
+			rc = add_run(c->base, s, 0, v, n, &cap);
+		} else if (s->kind == SEG_FOREIGN) {
+			const struct pver *f = stage_foreign(c->sg, s->fsrc);
+			if (same_kind(f, c->in))
+				rc = add_run(f, s, 1, v, n, &cap);
 		} else if (s->kind == SEG_PRECUT && pre_ok) {
 			hi = npc;
 			while (lo < hi) {
@@ -197,7 +233,7 @@ static int find_cands(struct cut *c, int base_ok, int pre_ok, struct cand **v, u
 				if (d->off + d->len > s->src + s->len)
 					break;
 				if (usable)
-					rc = add_cand(v, n, &cap, s->off + (d->off - s->src), k, 1, 1);
+					rc = add_cand(v, n, &cap, s->off + (d->off - s->src), k, 1, 1, 0, 0);
 			}
 		}
 	}
@@ -225,7 +261,6 @@ static int gap_after(const struct cut *c, const struct cand *v, uint32_t i, uint
  * run need a look. */
 static int check_cands(struct cut *c, struct cand *v, uint32_t n, uint64_t size)
 {
-	const struct pver *b = c->base;
 	int fixed = inode_is_fixed(c->in), base_nl = -1;
 	uint64_t half = c->st->frag_size / 2;
 	uint8_t *small;
@@ -245,16 +280,21 @@ static int check_cands(struct cut *c, struct cand *v, uint32_t n, uint64_t size)
 			if (ch != '\n')
 				run_trim(c, &v[i], 1);
 		}
-		if (v[i].cnt && !v[i].pre && v[i].idx + v[i].cnt == b->nfrags &&
+		if (v[i].cnt && !v[i].pre && v[i].idx + v[i].cnt == run_src(c, &v[i])->nfrags &&
 		    v[i].off + run_len(c, &v[i]) < size) {
-			if (base_nl < 0) {
+			/* the source's last fragment, not last here: does it end a row? */
+			int nl = v[i].foreign ? -1 : base_nl;
+			if (nl < 0) {
+				struct pver *src = v[i].foreign ? stage_foreign(c->sg, v[i].fsrc) : c->base;
 				char ch;
-				ssize_t r = pver_read(c->base, &ch, 1, b->in.size - 1);
+				ssize_t r = pver_read(src, &ch, 1, src->in.size - 1);
 				if (r != 1)
 					return r < 0 ? (int)r : -EIO;
-				base_nl = ch == '\n';
+				nl = ch == '\n';
+				if (!v[i].foreign)
+					base_nl = nl;
 			}
-			if (!base_nl)
+			if (!nl)
 				run_trim(c, &v[i], 0);
 		}
 	}
@@ -457,6 +497,7 @@ static int list_push_run(const struct cut *c, struct frag_desc **out, uint32_t *
 {
 	if (v->pre)
 		return list_push(out, cnt, cap, run_frag(c, v, 0));
+	const struct frag_desc *from = run_frag(c, v, 0);
 	if (*cnt + v->cnt > *cap) {
 		uint32_t nc = *cap ? *cap : 64;
 		while (nc < *cnt + v->cnt)
@@ -467,7 +508,7 @@ static int list_push_run(const struct cut *c, struct frag_desc **out, uint32_t *
 		*out = nv;
 		*cap = nc;
 	}
-	memcpy(*out + *cnt, &c->base->frags[v->idx], v->cnt * sizeof(**out));
+	memcpy(*out + *cnt, from, v->cnt * sizeof(**out));
 	*cnt += v->cnt;
 	return 0;
 }
@@ -730,6 +771,8 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, base->in.ino, &cur);
+	if (!rc)
+		rc = inode_ro(&cur);     /* snapshots never change (snap.c (2)) */
 	if (!rc && data && settings_moved(&cur, newin)) {
 		with_settings(moved, base, &cur);
 		rc = -EAGAIN;
@@ -778,7 +821,7 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 /* List positions [0, n) equal to the base's (its first run, unmoved). */
 static uint32_t shared_prefix(const struct cand *v, uint32_t n)
 {
-	return n && !v[0].pre && v[0].idx == 0 && v[0].off == 0 ? v[0].cnt : 0;
+	return n && !v[0].pre && !v[0].foreign && v[0].idx == 0 && v[0].off == 0 ? v[0].cnt : 0;
 }
 
 /* Wait for and free every job; with DISCARD delete their images. */

@@ -12,6 +12,7 @@
  *   inline   ino u64 -> bytes (tiny object data or symlink target)
  *   xattrs   ino u64 + name -> value
  *   orphans  ino u64 -> (empty): unlinked inodes still open
+ *   snapshots first ino u64 -> snapshot record (name, inode range, figures)
  *
  * A txn belongs to one thread at a time. A read txn sees one consistent
  * snapshot. Pointers returned into a txn are valid only until the txn ends.
@@ -23,7 +24,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define IDX_FORMAT_VERSION 1
+/* Formats this build reads: 1 (no snapshot was ever taken), 2 (the
+ * store has, or had, snapshots: inodes of reserved ranges that a reader
+ * of format 1 would take for lost ones). New stores are made as 1. */
+#define IDX_FORMAT_MIN     1
+#define IDX_FORMAT_VERSION 2
 #define IDX_ROOT_INO  1
 #define IDX_FIRST_INO 16          /* 2..15 reserved for synthetic entries */
 #define IDX_NAME_MAX  255
@@ -39,6 +44,7 @@ enum pfmt_kind { PFMT_LINES = 0, PFMT_FIXED = 1 };
 #define INODE_F_MEMORY      0x4   /* storage=memory */
 #define INODE_F_STORAGE_SET 0x8   /* storage set explicitly */
 #define INODE_F_INLINE      0x10  /* data lives in the inline db */
+#define INODE_F_SNAP        0x20  /* belongs to a snapshot: read-only */
 
 struct idx_inode {
 	uint64_t ino;
@@ -142,6 +148,34 @@ int idx_xattr_del_all(struct idx_txn *t, uint64_t ino);
 int idx_orphan_put(struct idx_txn *t, uint64_t ino);
 int idx_orphan_del(struct idx_txn *t, uint64_t ino);
 int idx_orphans_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t ino), void *arg);
+
+/* The format version record (idx_format_get), and raising it to
+ * IDX_FORMAT_VERSION inside T (a no-op when it is already). */
+int idx_format_get(struct idx_txn *t, uint32_t *version);
+int idx_format_raise(struct idx_txn *t);
+
+/* Snapshots: a snapshot owns the inode numbers [first, first + count);
+ * its root directory is inode FIRST. */
+struct idx_snap {
+	uint64_t first;
+	uint64_t count;
+	int64_t created_ns;
+	uint64_t frags;          /* fragment records it holds */
+	uint64_t bytes;          /* bytes of its objects */
+	char name[IDX_NAME_MAX + 1];
+};
+/* Put (or replace) S, keyed by S->first. @return 0, -EINVAL (name), -errno. */
+int idx_snap_put(struct idx_txn *t, const struct idx_snap *s);
+int idx_snap_del(struct idx_txn *t, uint64_t first);                     /* -ENOENT */
+/* Every snapshot in order of first inode (= of creation). */
+int idx_snaps_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_snap *s), void *arg);
+/* The snapshot whose range holds INO: O(log S). @return 0, -ENOENT. */
+int idx_snap_at(struct idx_txn *t, uint64_t ino, struct idx_snap *out);
+/* Inodes FROM <= ino < TO, in order. */
+int idx_inodes_iter_range(struct idx_txn *t, uint64_t from, uint64_t to,
+			  int (*cb)(void *arg, const struct idx_inode *in), void *arg);
+/* Delete every dirent of directory PARENT. */
+int idx_dirent_del_all(struct idx_txn *t, uint64_t parent);
 
 /* Iterate all inodes (fsck, sweeps). */
 int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_inode *in), void *arg);

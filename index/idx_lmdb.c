@@ -4,9 +4,14 @@
  *  (1) Keys are big-endian so a cursor walks one inode's dirents, frags and
  *      xattrs contiguously and in order; values are little-endian with a
  *      fixed layout (docs/format.md).
- *  (2) The "format" meta key is written once at creation; a store whose
- *      format differs from IDX_FORMAT_VERSION is refused at open.
+ *  (2) The "format" meta key is written at creation (IDX_FORMAT_MIN) and
+ *      raised to IDX_FORMAT_VERSION by the first snapshot (idx_format_raise,
+ *      in that snapshot's txn); a store whose format is outside
+ *      [IDX_FORMAT_MIN, IDX_FORMAT_VERSION] is refused at open.
  *  (3) A refs record exists iff its count is > 0.
+ *  (4) The "snapshots" db is created by the first read-write open that
+ *      lacks it (stores made before snapshots existed); a read-only open
+ *      without it sees no snapshots.
  */
 #include "index/idx.h"
 #include "index/idx_rec.h"
@@ -21,16 +26,19 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-enum { DB_META, DB_INODES, DB_DIRENTS, DB_FRAGS, DB_REFS, DB_INLINE, DB_XATTRS, DB_ORPHANS, DB_COUNT };
+enum { DB_META, DB_INODES, DB_DIRENTS, DB_FRAGS, DB_REFS, DB_INLINE, DB_XATTRS, DB_ORPHANS, DB_SNAPS,
+       DB_COUNT };
 static const char *const db_names[DB_COUNT] = {
-	"meta", "inodes", "dirents", "frags", "refs", "inline", "xattrs", "orphans",
+	"meta", "inodes", "dirents", "frags", "refs", "inline", "xattrs", "orphans", "snapshots",
 };
+#define DB_FIRST_OPTIONAL DB_SNAPS   /* invariant (4) */
 
 struct idx {
 	MDB_env *env;
 	MDB_dbi dbi[DB_COUNT];
 	int rdonly;
 	uint64_t commits;       /* atomic: write txns committed (durable.c) */
+	int no_snaps;           /* read-only, and the store has no snapshots db */
 };
 
 struct idx_txn {
@@ -77,7 +85,12 @@ static int open_dbs(struct idx *x, int create)
 	if (rc)
 		return mdb_err(rc, "begin");
 	for (int i = 0; i < DB_COUNT; i++) {
-		rc = mdb_dbi_open(txn, db_names[i], create ? MDB_CREATE : 0, &x->dbi[i]);
+		int opt = i >= DB_FIRST_OPTIONAL;
+		rc = mdb_dbi_open(txn, db_names[i], create || (opt && !x->rdonly) ? MDB_CREATE : 0, &x->dbi[i]);
+		if (rc == MDB_NOTFOUND && opt && x->rdonly) {
+			x->no_snaps = 1;
+			continue;
+		}
 		if (rc) {
 			mdb_txn_abort(txn);
 			return rc == MDB_NOTFOUND ? -EPROTO : mdb_err(rc, "open database");
@@ -98,7 +111,7 @@ static int check_format(struct idx *x, int create)
 		return rc;
 	rc = mdb_get(t->txn, x->dbi[DB_META], &k, &v);
 	if (rc == MDB_NOTFOUND && create && !x->rdonly) {
-		idx_rec_format_encode(buf, IDX_FORMAT_VERSION);
+		idx_rec_format_encode(buf, IDX_FORMAT_MIN);
 		v.mv_size = 4;
 		v.mv_data = buf;
 		rc = mdb_err(mdb_put(t->txn, x->dbi[DB_META], &k, &v, 0), "put format");
@@ -121,9 +134,9 @@ static int check_format(struct idx *x, int create)
 		idx_abort(t);
 		return mdb_err(rc, "get format");
 	}
-	if (idx_rec_format_decode(v.mv_data, v.mv_size, &ver) || ver != IDX_FORMAT_VERSION) {
-		log_err("index: store format version %u, this build reads version %u",
-			v.mv_size == 4 ? ver : 0, IDX_FORMAT_VERSION);
+	if (idx_rec_format_decode(v.mv_data, v.mv_size, &ver) || ver < IDX_FORMAT_MIN || ver > IDX_FORMAT_VERSION) {
+		log_err("index: store format version %u, this build reads versions %u to %u",
+			v.mv_size == 4 ? ver : 0, IDX_FORMAT_MIN, IDX_FORMAT_VERSION);
 		idx_abort(t);
 		return -EPROTO;
 	}
@@ -893,4 +906,183 @@ int idx_orphans_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t ino), void
 	}
 	mdb_cursor_close(c);
 	return cbrc ? cbrc : (rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "iterate orphans"));
+}
+
+/* ---- the format version ---- */
+
+int idx_format_get(struct idx_txn *t, uint32_t *version)
+{
+	MDB_val k = { 6, (void *)"format" }, v;
+	int rc = get(t, DB_META, &k, &v);
+
+	return rc ? rc : idx_rec_format_decode(v.mv_data, v.mv_size, version);
+}
+
+int idx_format_raise(struct idx_txn *t)
+{
+	unsigned char buf[4];
+	MDB_val k = { 6, (void *)"format" }, v = { 4, buf };
+	uint32_t cur;
+	int rc = idx_format_get(t, &cur);
+
+	if (rc || cur >= IDX_FORMAT_VERSION)
+		return rc;
+	idx_rec_format_encode(buf, IDX_FORMAT_VERSION);
+	return put(t, DB_META, &k, &v);
+}
+
+/* ---- snapshots ---- */
+
+/* Decode the snapshots record K/V (idx_rec.c); a damaged one is logged. */
+static int snap_decode(const MDB_val *k, const MDB_val *v, struct idx_snap *s)
+{
+	uint64_t first;
+	int rc = idx_rec_id_key_decode(k->mv_data, k->mv_size, &first);
+
+	if (!rc)
+		rc = idx_rec_snap_decode(v->mv_data, v->mv_size, first, s);
+	if (rc)
+		log_err("index: a damaged snapshot record");
+	return rc;
+}
+
+int idx_snap_put(struct idx_txn *t, const struct idx_snap *s)
+{
+	unsigned char kb[IDX_REC_ID_KEY_LEN], vb[IDX_REC_SNAP_MAX];
+	MDB_val k = { sizeof(kb), kb }, v = { 0, vb };
+	int rc = idx_rec_snap_encode(vb, s, &v.mv_size);
+
+	if (rc)
+		return rc;
+	if (t->x->no_snaps)
+		return -EROFS;
+	idx_rec_id_key(kb, s->first);
+	return put(t, DB_SNAPS, &k, &v);
+}
+
+int idx_snap_del(struct idx_txn *t, uint64_t first)
+{
+	unsigned char kb[IDX_REC_ID_KEY_LEN];
+	MDB_val k = { sizeof(kb), kb };
+
+	if (t->x->no_snaps)
+		return -ENOENT;
+	idx_rec_id_key(kb, first);
+	return del(t, DB_SNAPS, &k);
+}
+
+int idx_snaps_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_snap *s), void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, op = MDB_FIRST, cbrc = 0;
+
+	if (t->x->no_snaps)
+		return 0;
+	if ((rc = mdb_cursor_open(t->txn, t->x->dbi[DB_SNAPS], &c)))
+		return mdb_err(rc, "cursor");
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		struct idx_snap s;
+		op = MDB_NEXT;
+		cbrc = snap_decode(&k, &v, &s);
+		if (!cbrc)
+			cbrc = cb(arg, &s);
+		if (cbrc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return cbrc ? cbrc : (rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "iterate snapshots"));
+}
+
+int idx_snap_at(struct idx_txn *t, uint64_t ino, struct idx_snap *out)
+{
+	unsigned char kb[IDX_REC_ID_KEY_LEN];
+	MDB_cursor *c;
+	MDB_val k = { sizeof(kb), kb }, v;
+	int rc;
+
+	if (t->x->no_snaps)
+		return -ENOENT;
+	idx_rec_id_key(kb, ino);
+	if ((rc = mdb_cursor_open(t->txn, t->x->dbi[DB_SNAPS], &c)))
+		return mdb_err(rc, "cursor");
+	/* the last record keyed <= INO: the only range that may hold it */
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && !(k.mv_size == IDX_REC_ID_KEY_LEN && idx_rec_get_be64(k.mv_data) == ino))
+		rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+	else if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	rc = mdb_err(rc, "snapshot at");
+	if (!rc)
+		rc = snap_decode(&k, &v, out);
+	if (!rc && !(ino >= out->first && ino - out->first < out->count))
+		rc = -ENOENT;
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* ---- ranges ---- */
+
+int idx_inodes_iter_range(struct idx_txn *t, uint64_t from, uint64_t to,
+			  int (*cb)(void *arg, const struct idx_inode *in), void *arg)
+{
+	unsigned char kb[IDX_REC_ID_KEY_LEN];
+	MDB_cursor *c;
+	MDB_val k = { sizeof(kb), kb }, v;
+	int rc = mdb_cursor_open(t->txn, t->x->dbi[DB_INODES], &c), op = MDB_SET_RANGE, cbrc = 0;
+
+	if (rc)
+		return mdb_err(rc, "cursor");
+	idx_rec_id_key(kb, from);
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		struct idx_inode in;
+		uint64_t ino;
+		op = MDB_NEXT;
+		if ((cbrc = idx_rec_id_key_decode(k.mv_data, k.mv_size, &ino)))
+			break;
+		if (ino >= to)
+			break;
+		cbrc = inode_decode(&v, ino, &in);
+		if (!cbrc)
+			cbrc = cb(arg, &in);
+		if (cbrc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return cbrc ? cbrc : (rc == MDB_NOTFOUND || rc == 0 ? 0 : mdb_err(rc, "iterate inodes"));
+}
+
+struct name_list {
+	char **v;
+	size_t n;
+};
+
+static int name_collect(void *arg, const char *name, uint64_t child, uint32_t type)
+{
+	struct name_list *a = arg;
+	char **nv = realloc(a->v, (a->n + 1) * sizeof(*nv));
+
+	(void)child;
+	(void)type;
+	if (!nv)
+		return -ENOMEM;
+	a->v = nv;
+	if (!(a->v[a->n] = strdup(name)))
+		return -ENOMEM;
+	a->n++;
+	return 0;
+}
+
+int idx_dirent_del_all(struct idx_txn *t, uint64_t parent)
+{
+	struct name_list a = { 0 };
+	int rc = idx_dirent_iter(t, parent, NULL, name_collect, &a);
+
+	for (size_t i = 0; i < a.n; i++) {
+		if (!rc)
+			rc = idx_dirent_del(t, parent, a.v[i]);
+		free(a.v[i]);
+	}
+	free(a.v);
+	return rc;
 }

@@ -342,3 +342,51 @@ int idx_rec_format_decode(const void *p, size_t len, uint32_t *version)
 	*version = idx_rec_get_le32(p);
 	return 0;
 }
+
+/* ---- snapshot records ---- */
+
+enum { SN_VER = 0, SN_NAMELEN = 4, SN_COUNT = 8, SN_CREATED = 16, SN_FRAGS = 24, SN_BYTES = 32,
+       SN_ZERO40 = 40 };
+
+int idx_rec_snap_encode(unsigned char p[IDX_REC_SNAP_MAX], const struct idx_snap *s, size_t *len)
+{
+	size_t n = strnlen(s->name, sizeof(s->name));
+
+	*len = 0;
+	if (n == 0 || n > IDX_NAME_MAX || memchr(s->name, '/', n))
+		return -EINVAL;
+	memset(p, 0, IDX_REC_SNAP_HDR);
+	p[SN_VER] = IDX_REC_SNAP_VER;
+	idx_rec_put_le32(p + SN_NAMELEN, (uint32_t)n);
+	idx_rec_put_le64(p + SN_COUNT, s->count);
+	idx_rec_put_le64(p + SN_CREATED, (uint64_t)s->created_ns);
+	idx_rec_put_le64(p + SN_FRAGS, s->frags);
+	idx_rec_put_le64(p + SN_BYTES, s->bytes);
+	memcpy(p + IDX_REC_SNAP_HDR, s->name, n);
+	*len = IDX_REC_SNAP_HDR + n;
+	return 0;
+}
+
+int idx_rec_snap_decode(const void *rec, size_t len, uint64_t first, struct idx_snap *s)
+{
+	const unsigned char *p = rec;
+	uint32_t n;
+
+	if (len < IDX_REC_SNAP_HDR || len > IDX_REC_SNAP_MAX || p[SN_VER] != IDX_REC_SNAP_VER ||
+	    !all_zero(p + 1, 3) || !all_zero(p + SN_ZERO40, 8))
+		return -EUCLEAN;
+	n = idx_rec_get_le32(p + SN_NAMELEN);
+	if (n == 0 || n > IDX_NAME_MAX || len != IDX_REC_SNAP_HDR + (size_t)n ||
+	    memchr(p + IDX_REC_SNAP_HDR, '\0', n) || memchr(p + IDX_REC_SNAP_HDR, '/', n))
+		return -EUCLEAN;
+	s->first = first;
+	s->count = idx_rec_get_le64(p + SN_COUNT);
+	s->created_ns = (int64_t)idx_rec_get_le64(p + SN_CREATED);
+	s->frags = idx_rec_get_le64(p + SN_FRAGS);
+	s->bytes = idx_rec_get_le64(p + SN_BYTES);
+	memcpy(s->name, p + IDX_REC_SNAP_HDR, n);
+	s->name[n] = '\0';
+	if (s->count == 0 || s->count > UINT64_MAX - first)
+		return -EUCLEAN;
+	return 0;
+}

@@ -26,8 +26,11 @@
 #define IDX_REC_NAME_KEY_MAX (8 + IDX_NAME_MAX)
 #define IDX_REC_RAW_MAX    0x7fffffffu  /* a fragment's raw length (FRAG_MAX_RAW) */
 #define IDX_REC_RECSIZE_MAX (1u << 24)  /* largest N of fixed:N */
-#define IDX_REC_INODE_FLAGS 0x1fu       /* the INODE_F_* bits */
+#define IDX_REC_INODE_FLAGS 0x3fu       /* the INODE_F_* bits */
 #define IDX_REC_FRAG_FLAGS  0x1u        /* the FRAG_F_* bits */
+#define IDX_REC_SNAP_VER   1
+#define IDX_REC_SNAP_HDR   48    /* §Snapshot record, then the name */
+#define IDX_REC_SNAP_MAX   (IDX_REC_SNAP_HDR + IDX_NAME_MAX)
 
 /* Integers in a fixed byte order at P. */
 void idx_rec_put_be64(unsigned char *p, uint64_t v);
@@ -100,6 +103,19 @@ int idx_rec_ref_decode(const void *p, size_t len, uint32_t *count);
 void idx_rec_u64_encode(unsigned char p[8], uint64_t v);
 /* @return 0, or -EUCLEAN when LEN != 8. */
 int idx_rec_u64_decode(const void *p, size_t len, uint64_t *v);
+
+/* A snapshots value (the key is the snapshot's first inode, an id key):
+ * the 48-byte header, then the name's bytes (no NUL).
+ * @param[out] len the record's length (0 on failure)
+ * @return 0; -EINVAL when S->name is empty, longer than IDX_NAME_MAX or
+ * holds a '/' (nothing is written then). */
+int idx_rec_snap_encode(unsigned char p[IDX_REC_SNAP_MAX], const struct idx_snap *s, size_t *len);
+/* Decode a snapshots value of LEN bytes; OUT->first = FIRST (from the key).
+ * @return 0; -EUCLEAN when the length or record version is wrong, a
+ * reserved byte is not zero, the name's length is not 1..IDX_NAME_MAX or
+ * not the rest of the record, the name holds a NUL or a '/', the count is
+ * 0, or FIRST + count overflows 64 bits. */
+int idx_rec_snap_decode(const void *p, size_t len, uint64_t first, struct idx_snap *out);
 
 /* The meta "format" value, u32 LE. @return 0, or -EUCLEAN when LEN != 4. */
 void idx_rec_format_encode(unsigned char p[4], uint32_t version);

@@ -11,9 +11,12 @@
  *      dirent; rename keeps it so, and refuses to move a directory under
  *      itself (EINVAL).
  *  (4) No dirent name is empty, ".", "..", longer than IDX_NAME_MAX, holds
- *      '/', or is reserved for views.
+ *      '/', or is reserved for views; no entry of the root is named
+ *      `.snapshots` (the fs shows its snapshots there).
  *  (5) An entry created in a setgid directory gets the directory's group,
  *      a directory also its setgid bit (the BSD group rule ext4 follows).
+ *  (6) Nothing here changes an inode of a snapshot (INODE_F_SNAP) or an
+ *      entry of one of its directories: EROFS (snap.c invariant 2).
  */
 #include "index/store_int.h"
 
@@ -43,6 +46,14 @@ static int check_name(const char *name)
 	if (view_name_reserved(name))
 		return -EINVAL;
 	return 0;
+}
+
+#define SNAPS_NAME ".snapshots"
+
+/* Invariant (4): the root's `.snapshots` is not a real entry. */
+static int reserved_at(uint64_t parent, const char *name)
+{
+	return parent == IDX_ROOT_INO && strcmp(name, SNAPS_NAME) == 0;
 }
 
 static int get_dir(struct idx_txn *t, uint64_t ino, struct idx_inode *dir)
@@ -144,10 +155,14 @@ static int create_entry(struct store *st, uint64_t parent, const char *name, uin
 
 	if (rc)
 		return rc;
+	if (reserved_at(parent, name))
+		return -EEXIST;
 	rc = store_wbegin(st, &t);
 	if (rc)
 		return rc;
 	rc = get_dir(t, parent, &dir);
+	if (!rc)
+		rc = inode_ro(&dir);
 	if (!rc) {
 		rc = idx_dirent_get(t, parent, name, &existing, NULL);
 		rc = rc == 0 ? -EEXIST : (rc == -ENOENT ? 0 : rc);
@@ -253,10 +268,14 @@ int store_link(struct store *st, uint64_t ino, uint64_t newparent, const char *n
 
 	if (rc)
 		return rc;
+	if (reserved_at(newparent, newname))
+		return -EEXIST;
 	rc = store_wbegin(st, &t);
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
+	if (!rc)
+		rc = inode_ro(&in);
 	if (!rc && S_ISDIR(in.mode))
 		rc = -EPERM;
 	if (!rc && in.nlink >= 65000)
@@ -265,6 +284,8 @@ int store_link(struct store *st, uint64_t ino, uint64_t newparent, const char *n
 		rc = -ENOENT;
 	if (!rc)
 		rc = get_dir(t, newparent, &dir);
+	if (!rc)
+		rc = inode_ro(&dir);
 	if (!rc) {
 		rc = idx_dirent_get(t, newparent, newname, &existing, NULL);
 		rc = rc == 0 ? -EEXIST : (rc == -ENOENT ? 0 : rc);
@@ -330,6 +351,8 @@ static int remove_entry(struct store *st, uint64_t parent, const char *name, int
 	if (rc)
 		return rc;
 	rc = get_dir(t, parent, &dir);
+	if (!rc)
+		rc = inode_ro(&dir);
 	if (!rc)
 		rc = idx_dirent_get(t, parent, name, &child, NULL);
 	if (!rc)
@@ -399,6 +422,8 @@ static int rename_check(struct idx_txn *t, struct rn *r)
 	int rc;
 
 	if ((rc = get_dir(t, r->parent, &r->pd)) || (rc = get_dir(t, r->newparent, &r->npd)))
+		return rc;
+	if ((rc = inode_ro(&r->pd)) || (rc = inode_ro(&r->npd)))
 		return rc;
 	if ((rc = idx_dirent_get(t, r->parent, r->name, &ino, NULL)) ||
 	    (rc = idx_inode_get(t, ino, &r->src)))
@@ -521,6 +546,8 @@ int store_rename(struct store *st, uint64_t parent, const char *name,
 		return -ENAMETOOLONG;
 	if ((rc = check_name(newname)))
 		return rc == -EEXIST ? -EBUSY : rc;
+	if (reserved_at(newparent, newname))
+		return -EBUSY;
 	rc = store_wbegin(st, &t);
 	if (rc)
 		return rc;
@@ -577,6 +604,8 @@ int store_setattr(struct store *st, uint64_t ino, const struct idx_inode *a, uns
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
+	if (!rc)
+		rc = inode_ro(&in);
 	if (!rc) {
 		if (mask & STORE_SET_MODE)
 			in.mode = (in.mode & S_IFMT) | (a->mode & 07777);

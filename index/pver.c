@@ -90,6 +90,21 @@ void store_pvcur_drop(struct store *st, uint64_t ino)
 	pver_put(old);
 }
 
+void store_pvcur_drop_range(struct store *st, uint64_t from, uint64_t to)
+{
+	for (size_t i = 0; i < PVCUR_SLOTS; i++) {
+		struct pver *old = NULL;
+		pthread_mutex_lock(&st->lock);
+		if (i < st->pvcur_cap && st->pvcur[i].ino >= from && st->pvcur[i].ino < to) {
+			old = st->pvcur[i].pv;
+			st->pvcur[i].pv = NULL;
+			st->pvcur[i].ino = 0;
+		}
+		pthread_mutex_unlock(&st->lock);
+		pver_put(old);
+	}
+}
+
 static struct pver *pvcur_get(struct store *st, uint64_t ino)
 {
 	struct pver *pv = NULL;

@@ -39,6 +39,19 @@
  *      version). A failed fragment keeps its raw bytes and is never
  *      reused (bytes not handed to a job stay staged), so a later commit
  *      of the session re-cuts them.
+ * (10) Copies (copy_file_range(2)). A range of another version — another
+ *      object's, or another version of this one — is copied in as a
+ *      SEG_FOREIGN segment naming that version, which the session pins
+ *      (sg->fpv) until it is reset or freed; a copy from the base itself is
+ *      a SEG_BASE segment. No byte moves: the commit reuses every foreign
+ *      fragment that lies whole at a row boundary of the new content by id
+ *      (commit.c (1)) and re-cuts only the pieces at the edges, reading them
+ *      through the segment list. A copy within the session's own content
+ *      duplicates its segments (memmove semantics: the source segments are
+ *      taken before the destination changes); since two segments may then
+ *      name the same log bytes, the log's buffer is no longer handed to a
+ *      job without a copy (ws->dup_stage). Copied ranges are not pre-cut
+ *      (pc_end moves past them): their fragments exist already.
  */
 #include "index/store_int.h"
 #include "cache/bufpool.h"
@@ -77,6 +90,9 @@ struct stage {
 	size_t pc_reaped;       /* pc[0..pc_reaped) have no job in flight */
 	size_t pc_max;          /* jobs in flight at most (8) */
 	int pc_err;             /* (9) */
+	/* foreign versions (10): pinned, one reference each */
+	struct pver **fpv;
+	size_t nfpv, fpvcap;
 };
 
 struct wsess {
@@ -91,6 +107,7 @@ struct wsess {
 	int dirty;
 	int64_t changed_ns;         /* time of the last write or truncate */
 	int is_view;
+	int dup_stage;              /* two segments may name the same log bytes (10) */
 	struct view_map vm;         /* view sessions: the view's bytes in base */
 	pthread_mutex_t lock;
 };
@@ -333,9 +350,54 @@ static void pc_clear(struct stage *sg)
 	sg->pc_err = 0;
 }
 
+/* Drop the foreign versions (10). */
+static void foreign_clear(struct stage *sg)
+{
+	for (size_t i = 0; i < sg->nfpv; i++)
+		pver_put(sg->fpv[i]);
+	free(sg->fpv);
+	sg->fpv = NULL;
+	sg->nfpv = sg->fpvcap = 0;
+}
+
+size_t stage_foreign_n(const struct stage *sg)
+{
+	return sg ? sg->nfpv : 0;
+}
+
+struct pver *stage_foreign(const struct stage *sg, uint32_t i)
+{
+	return sg->fpv[i];
+}
+
+/* The index of PV among SG's foreign versions, added (with a reference)
+ * when it is not one yet. @return 0 and *IDX, or -ENOMEM (nothing added). */
+static int foreign_add(struct stage *sg, struct pver *pv, uint32_t *idx)
+{
+	for (size_t i = 0; i < sg->nfpv; i++)
+		if (sg->fpv[i] == pv) {
+			*idx = (uint32_t)i;
+			return 0;
+		}
+	if (sg->nfpv == UINT32_MAX)
+		return -ENOMEM;
+	if (sg->nfpv == sg->fpvcap) {
+		size_t cap = sg->fpvcap ? sg->fpvcap * 2 : 4;
+		struct pver **v = realloc(sg->fpv, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		sg->fpv = v;
+		sg->fpvcap = cap;
+	}
+	sg->fpv[sg->nfpv] = pver_ref(pv);
+	*idx = (uint32_t)sg->nfpv++;
+	return 0;
+}
+
 static void stage_reset(struct stage *sg)
 {
 	pc_clear(sg);
+	foreign_clear(sg);
 	bp_put(sg->mem, sg->mem_cap);
 	sg->mem = NULL;
 	sg->mem_len = sg->mem_cap = 0;
@@ -388,7 +450,8 @@ ssize_t segs_read(struct pver *base, struct stage *sg, const struct seg *s, size
 		} else if (s[i].kind == SEG_PRECUT) {
 			rc = stage_read_pc(sg, (char *)buf + done, k, s[i].src + in);
 		} else {
-			ssize_t r = pver_read(base, (char *)buf + done, k, s[i].src + in);
+			struct pver *from = s[i].kind == SEG_FOREIGN ? stage_foreign(sg, s[i].fsrc) : base;
+			ssize_t r = pver_read(from, (char *)buf + done, k, s[i].src + in);
 			rc = r < 0 ? (int)r : ((size_t)r != k ? -EIO : 0);
 		}
 		if (rc)
@@ -448,22 +511,38 @@ static void seg_cut_tail(struct wsess *ws, uint64_t off)
 	ws->size = off;
 }
 
-static int seg_push(struct wsess *ws, uint8_t kind, uint64_t src, uint64_t len)
+/* Do segments P and Q (Q right after P in the content) continue each
+ * other: same source, Q's bytes right after P's? */
+static int seg_continues(const struct seg *p, uint8_t kind, uint32_t fsrc, uint64_t src)
+{
+	if (p->kind != kind || p->fsrc != fsrc)
+		return 0;
+	return kind == SEG_ZERO || p->src + p->len == src;
+}
+
+static int seg_push_f(struct wsess *ws, uint8_t kind, uint32_t fsrc, uint64_t src, uint64_t len)
 {
 	struct seg *last = ws->n ? &ws->segs[ws->n - 1] : NULL;
 
 	if (!len)
 		return 0;
-	if (last && last->kind == kind &&
-	    (kind == SEG_ZERO || last->src + last->len == src)) {
+	if (kind != SEG_FOREIGN)
+		fsrc = 0;
+	if (last && seg_continues(last, kind, fsrc, src)) {
 		last->len += len;
 	} else {
 		if (segs_reserve(ws, 1))
 			return -ENOMEM;
-		ws->segs[ws->n++] = (struct seg){ .off = ws->size, .len = len, .src = src, .kind = kind };
+		ws->segs[ws->n++] = (struct seg){ .off = ws->size, .len = len, .src = kind == SEG_ZERO ? 0 : src,
+						  .fsrc = fsrc, .kind = kind };
 	}
 	ws->size += len;
 	return 0;
+}
+
+static int seg_push(struct wsess *ws, uint8_t kind, uint64_t src, uint64_t len)
+{
+	return seg_push_f(ws, kind, 0, src, len);
 }
 
 /* Merge segment I into I-1 when they continue each other. @return 1 when
@@ -476,7 +555,7 @@ static int seg_merge_prev(struct wsess *ws, size_t i)
 		return 0;
 	p = &ws->segs[i - 1];
 	q = &ws->segs[i];
-	if (p->kind != q->kind || (p->kind != SEG_ZERO && p->src + p->len != q->src))
+	if (!seg_continues(p, q->kind, q->fsrc, q->src))
 		return 0;
 	p->len += q->len;
 	memmove(q, q + 1, (ws->n - i - 1) * sizeof(*q));
@@ -487,12 +566,15 @@ static int seg_merge_prev(struct wsess *ws, size_t i)
 /* Replace content [off, off+len) with a segment, extending with zeros.
  * Needs room for 3 more segments (reserved first): the only failure is
  * that reservation (-ENOMEM), and then nothing changed. */
-static int seg_overlay(struct wsess *ws, uint64_t off, uint64_t len, uint8_t kind, uint64_t src)
+static int seg_overlay_f(struct wsess *ws, uint64_t off, uint64_t len, uint8_t kind, uint32_t fsrc,
+			 uint64_t src)
 {
 	uint64_t end = off + len;
 	size_t first, last;
 	int rc;
 
+	if (kind != SEG_FOREIGN)
+		fsrc = 0;
 	if ((rc = segs_reserve(ws, 3)))
 		return rc;
 	if (off > ws->size && (rc = seg_push(ws, SEG_ZERO, 0, off - ws->size)))
@@ -501,7 +583,7 @@ static int seg_overlay(struct wsess *ws, uint64_t off, uint64_t len, uint8_t kin
 		if ((rc = seg_split(ws, off)))
 			return rc;
 		seg_cut_tail(ws, off);
-		return seg_push(ws, kind, src, len);
+		return seg_push_f(ws, kind, fsrc, src, len);
 	}
 	if ((rc = seg_split(ws, off)) || (rc = seg_split(ws, end)))
 		return rc;
@@ -510,10 +592,16 @@ static int seg_overlay(struct wsess *ws, uint64_t off, uint64_t len, uint8_t kin
 	last = seg_find(ws->segs, ws->n, end);
 	memmove(&ws->segs[first + 1], &ws->segs[last], (ws->n - last) * sizeof(*ws->segs));
 	ws->n = first + 1 + (ws->n - last);
-	ws->segs[first] = (struct seg){ .off = off, .len = len, .src = kind == SEG_ZERO ? 0 : src, .kind = kind };
+	ws->segs[first] = (struct seg){ .off = off, .len = len, .src = kind == SEG_ZERO ? 0 : src,
+					.fsrc = fsrc, .kind = kind };
 	seg_merge_prev(ws, first + 1);
 	seg_merge_prev(ws, first);
 	return 0;
+}
+
+static int seg_overlay(struct wsess *ws, uint64_t off, uint64_t len, uint8_t kind, uint64_t src)
+{
+	return seg_overlay_f(ws, off, len, kind, 0, src);
 }
 
 /* ---- streaming: pre-cutting a sequential writer's tail (5) ---- */
@@ -562,7 +650,7 @@ static int stream_one(struct wsess *ws)
 
 	if (tail <= fs || ws->n - i > 8)
 		return 0;          /* not a fragment yet, or not a sequential tail */
-	handoff = ws->n - i == 1 && last->off == ws->pc_end && last->kind == SEG_STAGE &&
+	handoff = ws->n - i == 1 && last->off == ws->pc_end && last->kind == SEG_STAGE && !ws->dup_stage &&
 		  last->src == sg->mem_off &&
 		  last->src + last->len == sg->len && sg->fd < 0;
 	if (handoff) {
@@ -659,6 +747,7 @@ static int wsess_reset(struct wsess *ws, int truncate)
 	ws->n = 0;
 	ws->size = 0;
 	ws->pc_end = 0;
+	ws->dup_stage = 0;
 	stage_reset(&ws->sg);
 	ws->sg.fmt = *in;
 	if (truncate)
@@ -680,7 +769,7 @@ int store_wsess_begin(struct store *st, struct pver *base, const struct view_spe
 	*out = NULL;
 	if (!ws)
 		return -ENOMEM;
-	if (st->rdonly) {
+	if (st->rdonly || inode_ro(pver_inode(base))) {
 		free(ws);
 		return -EROFS;
 	}
@@ -777,6 +866,128 @@ ssize_t wsess_read(struct wsess *ws, void *buf, size_t len, uint64_t off)
 	return r;
 }
 
+/* ---- copies (10) ---- */
+
+static int copy_range(struct wsess *ws, struct wsess *out, uint64_t a, uint64_t b);
+
+/* The session changed by a copy into [off, end): dirty, and not pre-cut. */
+static void copied(struct wsess *ws, uint64_t end)
+{
+	ws->dirty = 1;
+	ws->changed_ns = store_now_ns();
+	if (ws->pc_end < end)
+		ws->pc_end = end < ws->size ? end : ws->size;
+}
+
+ssize_t wsess_copy(struct wsess *ws, struct pver *src, const struct view_map *vm, uint64_t src_off,
+		   uint64_t len, uint64_t off)
+{
+	uint64_t size = vm ? view_size(vm) : src->in.size, a[2], n[2], at = off;
+	const struct idx_inode *bin = pver_inode(ws->base);
+	uint32_t fi = 0;
+	int kind = SEG_FOREIGN, nr = 0, rc;
+
+	if (src_off >= size || !len)
+		return 0;
+	if (len > size - src_off)
+		len = size - src_off;
+	if (off + len < off || off + len > ((uint64_t)1 << 50))
+		return -EFBIG;
+	/* the source's bytes as object ranges: a view is its header, then its rows */
+	if (!vm) {
+		a[nr] = src_off, n[nr++] = len;
+	} else {
+		if (src_off < vm->hdr_len) {
+			uint64_t k = vm->hdr_len - src_off < len ? vm->hdr_len - src_off : len;
+			a[nr] = src_off, n[nr++] = k;
+		}
+		if (src_off + len > vm->hdr_len) {
+			uint64_t from = src_off > vm->hdr_len ? src_off - vm->hdr_len : 0;
+			a[nr] = vm->rows_off + from, n[nr++] = src_off + len - vm->hdr_len - from;
+		}
+	}
+	pthread_mutex_lock(&ws->lock);
+	if (src == ws->base || (src->in.ino == bin->ino && src->in.version == bin->version))
+		kind = SEG_BASE;           /* the session's own base: no foreign version */
+	rc = segs_reserve(ws, 8);      /* so that the overlays cannot fail */
+	if (!rc && kind == SEG_FOREIGN)
+		rc = foreign_add(&ws->sg, src, &fi);
+	for (int i = 0; !rc && i < nr; i++) {
+		rc = seg_overlay_f(ws, at, n[i], (uint8_t)kind, fi, a[i]);
+		at += n[i];
+	}
+	if (!rc)
+		copied(ws, off + len);
+	pthread_mutex_unlock(&ws->lock);
+	return rc ? rc : (ssize_t)len;
+}
+
+ssize_t wsess_copy_within(struct wsess *ws, uint64_t src_off, uint64_t len, uint64_t off)
+{
+	struct wsess tmp = { .st = ws->st, .base = ws->base };
+	int rc = 0;
+
+	pthread_mutex_lock(&ws->lock);
+	if (src_off >= ws->size || !len) {
+		len = 0;
+		goto out;
+	}
+	if (len > ws->size - src_off)
+		len = ws->size - src_off;
+	if (off + len < off || off + len > ((uint64_t)1 << 50)) {
+		rc = -EFBIG;
+		goto out;
+	}
+	/* the source segments first (memmove semantics), then overlay them */
+	rc = copy_range(ws, &tmp, src_off, src_off + len);
+	if (!rc)
+		rc = segs_reserve(ws, 3 * tmp.n + 3);
+	for (size_t i = 0; !rc && i < tmp.n; i++) {
+		const struct seg *t = &tmp.segs[i];
+		rc = seg_overlay_f(ws, off + t->off, t->len, t->kind, t->fsrc, t->src);   /* reserved */
+		if (t->kind == SEG_STAGE)
+			ws->dup_stage = 1;
+	}
+	if (!rc)
+		copied(ws, off + len);
+out:
+	pthread_mutex_unlock(&ws->lock);
+	free(tmp.segs);
+	return rc ? rc : (ssize_t)len;
+}
+
+#define COPY_BYTES_MAX ((uint64_t)64 << 20)
+
+ssize_t wsess_copy_sess(struct wsess *dst, struct wsess *src, uint64_t src_off, uint64_t len, uint64_t off)
+{
+	size_t chunk = 1 << 20;
+	uint64_t done = 0;
+	char *buf;
+	int rc = 0;
+
+	if (dst == src)
+		return wsess_copy_within(dst, src_off, len, off);
+	if (len > COPY_BYTES_MAX)
+		len = COPY_BYTES_MAX;      /* a short copy: the caller asks again */
+	if (off + len < off || off + len > ((uint64_t)1 << 50))
+		return -EFBIG;
+	if (!(buf = malloc(chunk)))
+		return -ENOMEM;
+	while (done < len) {
+		size_t k = len - done < chunk ? (size_t)(len - done) : chunk;
+		ssize_t r = wsess_read(src, buf, k, src_off + done);
+		if (r <= 0) {
+			rc = (int)r;
+			break;
+		}
+		if ((rc = wsess_write(dst, buf, (size_t)r, off + done)))
+			break;
+		done += (uint64_t)r;
+	}
+	free(buf);
+	return done ? (ssize_t)done : rc;
+}
+
 size_t wsess_precut_count(struct wsess *ws)
 {
 	size_t n = 0;
@@ -845,7 +1056,7 @@ static int copy_range(struct wsess *ws, struct wsess *out, uint64_t a, uint64_t 
 	for (size_t i = seg_find(ws->segs, ws->n, a); !rc && i < ws->n && ws->segs[i].off < b; i++) {
 		const struct seg *s = &ws->segs[i];
 		uint64_t from = s->off > a ? s->off : a, to = s->off + s->len < b ? s->off + s->len : b;
-		rc = seg_push(out, s->kind, s->kind == SEG_ZERO ? 0 : s->src + (from - s->off), to - from);
+		rc = seg_push_f(out, s->kind, s->fsrc, s->kind == SEG_ZERO ? 0 : s->src + (from - s->off), to - from);
 	}
 	return rc;
 }

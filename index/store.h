@@ -246,6 +246,28 @@ int wsess_dirty(const struct wsess *ws);
  * @return 0, -ENOSPC, -EIO, -EINVAL (fixed:N size not a multiple of N,
  * view content without its header rows), -ENOENT (object deleted). */
 int wsess_commit(struct wsess *ws);
+/* copy_file_range(2) into a session: content [OFF, OFF+n) becomes bytes
+ * [SRC_OFF, SRC_OFF+n) of version SRC (of any object, or of a view of it:
+ * VM is the view's byte map, NULL for the whole object), with n = LEN
+ * clipped at the source's end (0 at or past it). Nothing is read or
+ * written: the session references SRC (pinned until the session is reset
+ * or freed) and its commit reuses SRC's fragments that lie whole at a row
+ * boundary by id, re-cutting only the pieces at the edges; a source of
+ * another format or storage is copied as bytes at commit. Past the end of
+ * the content the gap becomes zeros (a hole), as with a write. Writing
+ * either side later never changes the other.
+ * @return n, -EFBIG (OFF + n beyond 2^50), -ENOMEM (nothing changed). */
+ssize_t wsess_copy(struct wsess *ws, struct pver *src, const struct view_map *vm, uint64_t src_off,
+		   uint64_t len, uint64_t off);
+/* The same from the session's own content [SRC_OFF, SRC_OFF+LEN) (memmove
+ * semantics: overlapping ranges copy the bytes as they were). */
+ssize_t wsess_copy_within(struct wsess *ws, uint64_t src_off, uint64_t len, uint64_t off);
+/* The same from another session's content, as bytes (read, then written:
+ * its staged bytes are its own), at most 64 MiB per call (a short copy).
+ * SRC == DST is wsess_copy_within. Never holds both sessions' locks.
+ * @return bytes copied (short on a failure after some), -errno. */
+ssize_t wsess_copy_sess(struct wsess *dst, struct wsess *src, uint64_t src_off, uint64_t len,
+			uint64_t off);
 /* The version the session is based on (borrowed reference). */
 struct pver *wsess_base(const struct wsess *ws);
 /* Discard staged content and free. NULL-safe. */
@@ -255,6 +277,31 @@ void wsess_free(struct wsess *ws);
  * one commit: truncate(2) without a handle. A view of another kind is
  * -EROFS. */
 int store_truncate(struct store *st, uint64_t ino, const struct view_spec *view, uint64_t size);
+
+/* ---- snapshots (index/snap.c) ----
+ * A snapshot is a read-only copy of the whole tree as of one instant,
+ * under inode numbers of its own ([first, first + count): its root
+ * directory is FIRST); it shares every fragment (reference counts), so
+ * taking one costs O(index records) and no fragment bytes. Its inodes are
+ * read with the ordinary calls (store_getattr, store_lookup, store_readdir,
+ * store_pver_get, store_getxattr...); every call that would change one
+ * returns -EROFS. */
+/* Take snapshot NAME in one write txn. @param[out] out its record (may be
+ * NULL). @return 0, -EEXIST (a snapshot of that name), -EINVAL (empty, '/',
+ * a view suffix), -ENAMETOOLONG, -ENOSPC, -errno; on failure nothing
+ * changed. */
+int store_snap_create(struct store *st, const char *name, struct idx_snap *out);
+/* Drop snapshot NAME in one (freeing) txn: its records go, images no
+ * longer referenced are released (deleted once the drop is durable).
+ * @return 0, -ENOENT, -errno. */
+int store_snap_drop(struct store *st, const char *name);
+/* @return 0 and *OUT, -ENOENT, -ENAMETOOLONG. */
+int store_snap_lookup(struct store *st, const char *name, struct idx_snap *out);
+/* Call CB for each snapshot in order of creation until it returns
+ * non-zero (returned). */
+int store_snap_list(struct store *st, int (*cb)(void *arg, const struct idx_snap *s), void *arg);
+/* The snapshot that inode INO belongs to. @return 0, -ENOENT (a live one). */
+int store_snap_of(struct store *st, uint64_t ino, struct idx_snap *out);
 
 /* ---- counters for tests and payloadctl ---- */
 struct store_stats {

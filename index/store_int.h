@@ -13,6 +13,7 @@
 #include "cache/fcache.h"
 #include "cache/pool.h"
 
+#include <errno.h>
 #include <pthread.h>
 
 /* u64 -> u32 counter map (open addressing), for fragment pins. */
@@ -113,8 +114,10 @@ void store_release_frag(struct store *st, const struct frag_desc *d);
 void store_unzombie(struct store *st, uint64_t id);
 uint64_t store_alloc_frag_id(struct store *st);
 struct frag_backend *store_backend_of(struct store *st, const struct frag_desc *d);
-/* Forget the cached current version of INO (after a commit or delete). */
+/* Forget the cached current version of INO (after a commit or delete),
+ * or of every inode FROM <= ino < TO (a dropped snapshot). */
 void store_pvcur_drop(struct store *st, uint64_t ino);
+void store_pvcur_drop_range(struct store *st, uint64_t from, uint64_t to);
 /* Make PV the cached current version of its inode (takes a reference). */
 void store_pvcur_set(struct store *st, struct pver *pv);
 
@@ -142,6 +145,9 @@ void store_reserve_open(struct store *st);
 void store_reserve_close(struct store *st);
 /* Commit (rc == 0) or abort T and release commit_lock; returns the result. */
 int store_wend(struct store *st, struct idx_txn *t, int rc);
+
+/* -EROFS when IN belongs to a snapshot (snap.c invariant 2), else 0. */
+static inline int inode_ro(const struct idx_inode *in) { return (in->flags & INODE_F_SNAP) ? -EROFS : 0; }
 
 /* Payload format of an inode: rows are lines or fixed records. */
 static inline int inode_is_fixed(const struct idx_inode *in) { return in->fmt_kind == PFMT_FIXED; }
@@ -186,12 +192,15 @@ int wjob_wait(struct wjob *j);
 void wjob_free(struct wjob *j);
 
 /* Commit a new content described by a segment list over BASE (commit.c). */
-enum seg_kind { SEG_BASE = 0, SEG_STAGE = 1, SEG_ZERO = 2, SEG_PRECUT = 3 };
+enum seg_kind { SEG_BASE = 0, SEG_STAGE = 1, SEG_ZERO = 2, SEG_PRECUT = 3, SEG_FOREIGN = 4 };
 struct seg {
 	uint64_t off;        /* offset in the content */
 	uint64_t len;
-	uint64_t src;        /* base offset (SEG_BASE), stage offset (SEG_STAGE) or
-			      * offset in the pre-cut fragments (SEG_PRECUT) */
+	uint64_t src;        /* base offset (SEG_BASE), stage offset (SEG_STAGE),
+			      * offset in the pre-cut fragments (SEG_PRECUT) or
+			      * in the foreign version (SEG_FOREIGN) */
+	uint32_t fsrc;       /* SEG_FOREIGN: which of the session's foreign
+			      * versions (stage_foreign); 0 otherwise */
 	uint8_t kind;
 };
 struct stage;            /* append-only staged bytes (stage.c) */
@@ -211,6 +220,12 @@ size_t stage_precut_n(const struct stage *sg);
 const struct frag_desc *stage_precut_get(const struct stage *sg, size_t i, int *usable);
 void stage_precut_keep(struct stage *sg, size_t i);
 void stage_precut_mark_bad(struct stage *sg);
+/* Foreign versions of a session (stage.c (10)): pinned versions of other
+ * objects (or other versions of this one) whose bytes SEG_FOREIGN segments
+ * reference — what copy_file_range(2) copied in. SG may be NULL (none).
+ * stage_foreign_n: how many; stage_foreign: the I-th (borrowed). */
+size_t stage_foreign_n(const struct stage *sg);
+struct pver *stage_foreign(const struct stage *sg, uint32_t i);
 /* Pre-cut images a live session holds, after waiting for its jobs in
  * flight (tests: images no index record references yet). */
 size_t wsess_precut_count(struct wsess *ws);

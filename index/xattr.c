@@ -76,7 +76,7 @@ ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *b
 static int recut(struct store *st, uint64_t ino, const struct idx_inode *newin)
 {
 	struct pver *pv;
-	struct seg s;
+	struct seg s = { 0 };
 	int rc = store_pver_get(st, ino, &pv);
 
 	if (rc)
@@ -100,6 +100,8 @@ static int set_setting(struct store *st, uint64_t ino, enum xattr_kind k, const 
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
+	if (!rc)
+		rc = inode_ro(&in);
 	if (!rc && !S_ISREG(in.mode) && !S_ISDIR(in.mode))
 		rc = -EPERM;
 	if (!rc && (flags & XATTR_CREATE) && has_value(&in, k))
@@ -192,6 +194,8 @@ int store_setxattr(struct store *st, uint64_t ino, const char *name, const void 
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
+	if (!rc)
+		rc = inode_ro(&in);
 	if (!rc && (flags & (XATTR_CREATE | XATTR_REPLACE))) {
 		int have = idx_xattr_get(t, ino, name, &old, &oldlen) == 0;
 		if ((flags & XATTR_CREATE) && have)
@@ -271,6 +275,8 @@ int store_removexattr(struct store *st, uint64_t ino, const char *name)
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
+	if (!rc)
+		rc = inode_ro(&in);
 	if (!rc && k != XK_OTHER) {
 		/* an object always has its settings; a directory forgets its
 		 * explicit one */

@@ -19,7 +19,7 @@ static const char help[] =
 	"\n"
 	"Check STORE (also safe while it is mounted): every fragment image is read\n"
 	"and its checksum verified; every reference count is recounted from the\n"
-	"fragment records; every directory entry must name an existing inode and\n"
+	"fragment records (of the live tree and of every snapshot); every directory entry must name an existing inode and\n"
 	"every nlink must match the entries; fragment lists must be contiguous and\n"
 	"cover the object's size and rows. One line per problem, naming the object\n"
 	"(its path, else its id), the fragment and the byte range; images no record\n"
@@ -56,6 +56,30 @@ struct fk_ino *fk_find(struct fsck *f, uint64_t ino)
 	return bsearch(&key, f->inos, f->ninos, sizeof(*f->inos), cmp_ino);
 }
 
+const struct idx_snap *fk_snap(const struct fsck *f, uint64_t ino)
+{
+	size_t lo = 0, hi = f->nsnaps;
+
+	while (lo < hi) {      /* the last snapshot whose first <= ino */
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->snaps[mid].first <= ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo)
+		return NULL;
+	const struct idx_snap *s = &f->snaps[lo - 1];
+	return ino - s->first < s->count ? s : NULL;
+}
+
+int fk_is_root(const struct fsck *f, uint64_t ino)
+{
+	const struct idx_snap *s;
+
+	return ino == IDX_ROOT_INO || ((s = fk_snap(f, ino)) && s->first == ino);
+}
+
 /* Append NAME to BUF at *N (CAP bytes) with control characters escaped as
  * ctl_put_name does; truncated at CAP. */
 static void put_escaped(char *buf, size_t cap, size_t *n, const char *name)
@@ -82,15 +106,21 @@ int fk_path(struct fsck *f, uint64_t ino, char *buf, size_t cap)
 	size_t n = 0, len = 0;
 	struct fk_ino *r;
 
-	for (uint64_t cur = ino; cur != IDX_ROOT_INO; cur = r->dparent) {
+	const struct idx_snap *s = fk_snap(f, ino);
+
+	for (uint64_t cur = ino; !fk_is_root(f, cur); cur = r->dparent) {
 		r = fk_find(f, cur);
 		if (!r || !r->dparent || !r->dname || n == sizeof(names) / sizeof(names[0]))
 			return -1;
 		names[n++] = r->dname;
 	}
 	buf[0] = '\0';
-	if (!n)
+	if (s) {
+		put_escaped(buf, cap, &len, "/.snapshots/");
+		put_escaped(buf, cap, &len, s->name);
+	} else if (!n) {
 		put_escaped(buf, cap, &len, "/");
+	}
 	while (n--) {
 		put_escaped(buf, cap, &len, "/");
 		put_escaped(buf, cap, &len, names[n]);
@@ -247,6 +277,18 @@ static int ref_cb(void *arg, uint64_t id, uint32_t count)
 	return 0;
 }
 
+static int snap_cb(void *arg, const struct idx_snap *s)
+{
+	struct fsck *f = arg;
+	struct idx_snap *v = grow(f->snaps, &f->cap_snaps, f->nsnaps, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	f->snaps = v;
+	f->snaps[f->nsnaps++] = *s;
+	return 0;
+}
+
 static int orphan_cb(void *arg, uint64_t ino)
 {
 	struct fsck *f = arg;
@@ -306,6 +348,8 @@ int fk_collect(struct fsck *f)
 		rc = idx_meta_get_u64(t, "next_ino", &f->next_ino);
 	if (!rc)
 		rc = idx_meta_get_u64(t, "next_frag", &f->next_frag);
+	if (!rc)
+		rc = idx_snaps_iter(t, snap_cb, f);
 	idx_abort(t);
 	return rc;
 }
@@ -325,6 +369,9 @@ void fk_free(struct fsck *f)
 	free(f->frags);
 	free(f->byid);
 	free(f->refs);
+	free(f->snaps);
+	f->snaps = NULL;
+	f->nsnaps = f->cap_snaps = 0;
 	f->dirents = NULL, f->inos = NULL, f->frags = NULL, f->byid = NULL, f->refs = NULL;
 	f->ndirents = f->ninos = f->nfrags = f->nrefs = 0;
 	f->cap_dirents = f->cap_inos = f->cap_frags = f->cap_refs = 0;

@@ -85,6 +85,8 @@ struct fsck {
 	struct fk_ref *refs;            /* sorted by id */
 	size_t nrefs, cap_refs;
 	uint64_t next_ino, next_frag;   /* meta counters */
+	struct idx_snap *snaps;         /* the snapshots, by first inode */
+	size_t nsnaps, cap_snaps;
 	unsigned long problems, warnings;
 	uint64_t objects, checked;      /* objects seen, fragment images read */
 	uint64_t skipped_memory;        /* fragments of storage=memory objects */
@@ -100,6 +102,10 @@ struct fsck {
 
 /* The record of inode INO, or NULL. */
 struct fk_ino *fk_find(struct fsck *f, uint64_t ino);
+/* The snapshot whose inode range holds INO, or NULL (a live inode). */
+const struct idx_snap *fk_snap(const struct fsck *f, uint64_t ino);
+/* 1 when INO is a root: the live root or a snapshot's root directory. */
+int fk_is_root(const struct fsck *f, uint64_t ino);
 
 /* Print one problem line (counted): "OBJ: WHAT" where OBJ names inode INO
  * by path and id ("" when INO is 0). */

@@ -385,6 +385,11 @@ int fk_fix(struct fsck *f)
 	free(live);
 	for (size_t i = 0; i < f->ninos && !rc; i++) {
 		const struct fk_ino *r = &f->inos[i];
+		if (r->recut && fk_snap(f, r->in.ino)) {
+			printf("repair: id %" PRIu64 ": in snapshot %s: not re-cut (snapshots are read-only)\n",
+			       r->in.ino, fk_snap(f, r->in.ino)->name);
+			continue;
+		}
 		if (r->recut && !r->destroy && (rc = recut(f->st, r->in.ino)) != 0)
 			printf("repair: id %" PRIu64 ": re-cutting failed: %s\n", r->in.ino, strerror(-rc));
 	}

@@ -4,7 +4,11 @@
  * directory is named by exactly one dirent, its parent field agrees, it is
  * reachable from the root and its nlink is 2 + its child directories; a
  * non-directory's nlink is its number of dirents, and one with none is an
- * orphan with nlink 0. */
+ * orphan with nlink 0. Snapshots (index/snap.c): each snapshot's root is a
+ * root like inode 1; every inode of a snapshot's range carries
+ * INODE_F_SNAP and no other does; entries never cross from one tree (the
+ * live one or a snapshot) into another; the ranges lie below next_ino and
+ * do not overlap. */
 #include "tools/ctl_fsck.h"
 
 #include <inttypes.h>
@@ -37,10 +41,14 @@ static void check_dirent(struct fsck *f, const struct fk_dirent *e)
 			   e->name, e->child);
 		return;
 	}
-	if (e->child == IDX_ROOT_INO) {
-		fk_problem(f, e->parent, "entry '%s' names the root directory", e->name);
+	if (fk_is_root(f, e->child)) {
+		fk_problem(f, e->parent, "entry '%s' names %s", e->name,
+			   e->child == IDX_ROOT_INO ? "the root directory" : "a snapshot's root");
 		return;
 	}
+	if (fk_snap(f, e->parent) != fk_snap(f, e->child))
+		fk_problem(f, e->parent, "entry '%s' names inode %" PRIu64 " of %s", e->name, e->child,
+			   fk_snap(f, e->child) ? "a snapshot" : "the live tree");
 	if ((c->in.mode & S_IFMT) != e->type)
 		fk_problem(f, e->parent, "entry '%s' records a %s, but inode %" PRIu64 " is a %s",
 			   e->name, ctl_type_name(e->type), e->child, ctl_type_name(c->in.mode));
@@ -58,7 +66,7 @@ static int reach(struct fsck *f, struct fk_ino *r)
 
 	while (!cur->reach) {
 		struct fk_ino *p;
-		if (cur->in.ino == IDX_ROOT_INO) {
+		if (fk_is_root(f, cur->in.ino)) {
 			cur->reach = 1;
 			break;
 		}
@@ -79,9 +87,11 @@ static void check_dir(struct fsck *f, struct fk_ino *r)
 	const struct idx_inode *in = &r->in;
 	uint32_t want = 2 + r->subdirs;
 
-	if (in->ino == IDX_ROOT_INO) {
+	if (fk_is_root(f, in->ino)) {
 		if (r->links)
 			fk_problem(f, in->ino, "the root is named by %" PRIu32 " directory entries", r->links);
+		if (in->ino != IDX_ROOT_INO && in->parent != in->ino)
+			fk_problem(f, in->ino, "a snapshot's root whose parent field says %" PRIu64, in->parent);
 	} else if (r->links == 0) {
 		fk_problem(f, in->ino, "directory is in no directory (lost)");
 	} else {
@@ -133,10 +143,28 @@ static void name_inodes(struct fsck *f)
 	for (size_t i = 0; i < f->ndirents; i++) {
 		const struct fk_dirent *e = &f->dirents[i];
 		struct fk_ino *p = fk_find(f, e->parent), *c = fk_find(f, e->child);
-		if (p && c && S_ISDIR(p->in.mode) && e->child != IDX_ROOT_INO && !c->dparent) {
+		if (p && c && S_ISDIR(p->in.mode) && !fk_is_root(f, e->child) && !c->dparent) {
 			c->dparent = e->parent;
 			c->dname = e->name;
 		}
+	}
+}
+
+/* Each snapshot's record: a range below next_ino, not overlapping the
+ * next, whose first inode is a directory. */
+static void check_snapshots(struct fsck *f)
+{
+	for (size_t i = 0; i < f->nsnaps; i++) {
+		const struct idx_snap *s = &f->snaps[i];
+		struct fk_ino *root = fk_find(f, s->first);
+		if (!s->count || s->first < IDX_FIRST_INO || s->first + s->count > f->next_ino)
+			fk_problem(f, 0, "snapshot %s: inodes %" PRIu64 "..%" PRIu64 " are not a range below the "
+				   "next inode number %" PRIu64, s->name, s->first, s->first + s->count, f->next_ino);
+		if (i + 1 < f->nsnaps && s->first + s->count > f->snaps[i + 1].first)
+			fk_problem(f, 0, "snapshot %s overlaps snapshot %s", s->name, f->snaps[i + 1].name);
+		if (!root || !S_ISDIR(root->in.mode))
+			fk_problem(f, 0, "snapshot %s: its root (inode %" PRIu64 ") is %s", s->name, s->first,
+				   root ? "not a directory" : "missing");
 	}
 }
 
@@ -157,7 +185,11 @@ void fk_check_namespace(struct fsck *f)
 			check_dir(f, r);
 		else
 			check_nondir(f, r);
+		if (!!(r->in.flags & INODE_F_SNAP) != !!fk_snap(f, r->in.ino))
+			fk_problem(f, r->in.ino, "%s", fk_snap(f, r->in.ino) ? "inode of a snapshot not marked read-only"
+						      : "a live inode marked as a snapshot's");
 	}
+	check_snapshots(f);
 	if (f->ninos && f->next_ino <= f->inos[f->ninos - 1].in.ino)
 		fk_problem(f, 0, "next inode number %" PRIu64 " is not above the highest inode %" PRIu64
 			   " (numbers would be reused)", f->next_ino, f->inos[f->ninos - 1].in.ino);

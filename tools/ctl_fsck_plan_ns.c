@@ -14,6 +14,12 @@
  *      Objects whose bytes were lost move there too (ctl_fsck_plan.c).
  *  (3) A symbolic link without a target is removed; one whose size is not
  *      its target's length gets the right size.
+ *  (5) Snapshots are never destroyed: a snapshot's root is a root; an
+ *      object of a snapshot whose bytes were lost keeps its name and what
+ *      verifies (moved up) in place, with the user.fsck.* xattrs; an inode
+ *      of a snapshot that nothing names is left where it is (reported
+ *      again by the check: dropping the snapshot frees it). Entries that
+ *      cross from one tree into another (live, or a snapshot) are removed.
  *  (4) nlink is recounted from the entries (directories: 2 + their child
  *      directories), orphan marks of linked inodes and of directories are
  *      removed, stray inline records of non-objects are removed, and the
@@ -99,8 +105,10 @@ static void plan_dirents(struct fsck *f)
 			why = "invalid name";
 		else if (!c)
 			why = "it names a missing inode";
-		else if (e->child == IDX_ROOT_INO)
+		else if (fk_is_root(f, e->child))
 			why = "it names the root";
+		else if (fk_snap(f, e->parent) != fk_snap(f, e->child))
+			why = "it crosses from one tree into another (live, snapshot)";
 		else if (S_ISDIR(c->in.mode) && (c->dparent != e->parent || c->dname != e->name))
 			why = "a second entry of a directory";
 		if (why) {
@@ -203,7 +211,7 @@ static int to_lf(struct fsck *f, struct fk_ino *r)
 static int reachable(struct fsck *f, const struct fk_ino *r)
 {
 	for (size_t steps = 0; steps <= f->ninos; steps++) {
-		if (r->in.ino == IDX_ROOT_INO || (f->lf_new && r->in.ino == f->lf))
+		if (fk_is_root(f, r->in.ino) || (f->lf_new && r->in.ino == f->lf))
 			return 1;
 		if (!r->dparent)
 			return 0;
@@ -224,12 +232,13 @@ static int plan_lost_dirs(struct fsck *f)
 		struct fk_ino *top = NULL;
 		for (size_t i = 0; i < f->ninos && !top; i++) {
 			struct fk_ino *r = &f->inos[i];
-			if (!S_ISDIR(r->in.mode) || r->in.ino == IDX_ROOT_INO || reachable(f, r))
-				continue;
+			if (!S_ISDIR(r->in.mode) || fk_is_root(f, r->in.ino) || fk_snap(f, r->in.ino) ||
+			    reachable(f, r))
+				continue;    /* policy (5): a snapshot's directory stays */
 			top = r;
 			for (size_t steps = 0; top->dparent && steps < f->ninos; steps++) {
 				struct fk_ino *p = fk_find(f, top->dparent);
-				if (!p || p->in.ino == IDX_ROOT_INO)
+				if (!p || fk_is_root(f, p->in.ino))
 					break;
 				top = p;
 			}
@@ -288,8 +297,14 @@ static int plan_inodes(struct fsck *f)
 			for (uint32_t k = 0; k < r->fn; k++)
 				f->frags[r->f0 + k].drop = 1;
 			fk_action(f, r->in.ino, "unlinked %s freed", ctl_type_name(mode));
+		} else if (r->lost && fk_snap(f, r->in.ino)) {
+			fk_action(f, r->in.ino, "kept in snapshot %s, in place (snapshots are read-only)",
+				  fk_snap(f, r->in.ino)->name);
 		} else if (r->lost) {
 			rc = to_lf(f, r);
+		} else if (r->nlinks == 0 && fk_snap(f, r->in.ino)) {
+			printf("repair: id %" PRIu64 ": an inode of snapshot %s that no entry names: left as it is "
+			       "(dropping the snapshot frees it)\n", r->in.ino, fk_snap(f, r->in.ino)->name);
 		} else if (r->nlinks == 0) {
 			rc = fk_mark_lost(f, r);
 			if (!rc)

@@ -95,6 +95,13 @@ static int resolve_from(struct store *st, uint64_t start, const char *path, int 
 				rc = id < IDX_FIRST_INO ? -ENOENT : store_getattr(st, id, &next);
 			if (!rc && !S_ISREG(next.mode))
 				rc = -ENOENT;
+		} else if (cur.ino == IDX_ROOT_INO && strcmp(name, ".snapshots") == 0) {
+			struct idx_snap s;
+			if (last || (len = next_comp(&p, name, &last, &slash)) <= 0)
+				return len < 0 ? len : -ENOENT;
+			rc = store_snap_lookup(st, name, &s);
+			if (!rc)
+				rc = store_getattr(st, s.first, &next);
 		} else {
 			rc = store_lookup(st, cur.ino, name, &next);
 		}

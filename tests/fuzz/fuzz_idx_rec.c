@@ -1,7 +1,7 @@
 /* fuzz_idx_rec — libFuzzer harness for every index record codec
  * (index/idx_rec.c): inode and fragment records, dirent values, refs
- * values, meta values (u64 counters, the format), and the three key kinds
- * (id, frag, id+name).
+ * values, meta values (u64 counters, the format), snapshot records, and
+ * the three key kinds (id, frag, id+name).
  *
  * Input: byte 0 picks the codec (low nibble) and the direction (bit 4);
  * the rest is the bytes.
@@ -12,10 +12,17 @@
  *  encoding the decoded value gives back exactly the same bytes (nothing is
  *  dropped or invented on the way through the struct).
  *
- *  Encode direction: the rest fills the fields of a struct (inode or
- *  fragment). Properties: the encoding has the record length and zero
- *  reserved bytes; decoding it succeeds exactly when the reference finds
- *  the struct valid, and then gives back every field.
+ *  For fragment and snapshot records the first 8 bytes (LE) are what the
+ *  key holds (the byte offset, the snapshot's first inode), the record
+ *  follows.
+ *
+ *  Encode direction: the rest fills the fields of a struct (inode,
+ *  fragment or snapshot; big-endian integers, zero past the end; a
+ *  snapshot's name is a length byte, then up to 255 bytes, cut at a NUL
+ *  as a C string is). Properties: the encoding has the record length and
+ *  zero reserved bytes (an invalid snapshot name: -EINVAL, length 0);
+ *  decoding it succeeds exactly when the reference finds the struct
+ *  valid, and then gives back every field.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -30,7 +37,8 @@
 #define FUZZ_NAME "fuzz_idx_rec"
 #include "tests/fuzz/fuzz.h"
 
-enum { C_INODE, C_FRAG, C_DIRENT, C_NAME_KEY, C_ID_KEY, C_FRAG_KEY, C_REF, C_U64, C_FORMAT, C_COUNT };
+enum { C_INODE, C_FRAG, C_DIRENT, C_NAME_KEY, C_ID_KEY, C_FRAG_KEY, C_REF, C_U64, C_FORMAT, C_SNAP,
+       C_COUNT };
 
 static uint64_t be(const unsigned char *p, int n)
 {
@@ -59,7 +67,7 @@ static int type_ok(uint32_t t)
 
 static int ref_inode_fields(uint32_t mode, uint32_t kind, uint32_t recsize, uint32_t flags)
 {
-	return type_ok(mode & S_IFMT) && !(mode & ~(uint32_t)(S_IFMT | 07777)) && !(flags & ~0x1fu) &&
+	return type_ok(mode & S_IFMT) && !(mode & ~(uint32_t)(S_IFMT | 07777)) && !(flags & ~0x3fu) &&
 	       (kind == 0 || (kind == 1 && recsize >= 1 && recsize <= (1u << 24)));
 }
 
@@ -89,12 +97,27 @@ static int ref_frag(const unsigned char *p, size_t n, uint64_t off)
 			       (uint16_t)le(p + 30, 2));
 }
 
+/* A snapshot record of N bytes for a range starting at FIRST. */
+static int ref_snap(const unsigned char *p, size_t n, uint64_t first)
+{
+	uint64_t len, count;
+
+	if (n < 48 || p[0] != 1 || !zero(p + 1, 3) || !zero(p + 40, 8))
+		return 0;
+	len = le(p + 4, 4);
+	count = le(p + 8, 8);
+	if (len < 1 || len > 255 || n != 48 + len || memchr(p + 48, 0, len) || memchr(p + 48, '/', len))
+		return 0;
+	return count != 0 && (unsigned __int128)first + count <= UINT64_MAX;
+}
+
 /* ---- decode direction ---- */
 
 static void decode_one(int codec, const unsigned char *p, size_t n)
 {
-	unsigned char out[IDX_REC_NAME_KEY_MAX + 8];
+	unsigned char out[IDX_REC_SNAP_MAX + 8];
 	char name[IDX_NAME_MAX + 1];
+	struct idx_snap sn;
 	struct idx_inode in;
 	struct frag_desc d;
 	uint64_t a = 0, b = 0;
@@ -178,6 +201,20 @@ static void decode_one(int codec, const unsigned char *p, size_t n)
 		if (!rc) {
 			idx_rec_u64_encode(out, a);
 			REQUIRE(memcmp(out, p, 8) == 0);
+		}
+		break;
+	case C_SNAP:
+		if (n < 8)
+			return;
+		a = le(p, 8);
+		memset(&sn, 0x5a, sizeof(sn));
+		rc = idx_rec_snap_decode(p + 8, n - 8, a, &sn);
+		want = ref_snap(p + 8, n - 8, a);
+		if (!rc) {
+			REQUIRE(sn.first == a && sn.count >= 1 && sn.first + sn.count >= sn.first);
+			REQUIRE(strlen(sn.name) == n - 8 - IDX_REC_SNAP_HDR && !strchr(sn.name, '/'));
+			REQUIRE(idx_rec_snap_encode(out, &sn, &klen) == 0);
+			REQUIRE(klen == n - 8 && memcmp(out, p + 8, klen) == 0);
 		}
 		break;
 	default:
@@ -276,6 +313,42 @@ static void encode_frag(const unsigned char *p, size_t n)
 		got.codec == d.codec && got.flags == d.flags && got.checksum == d.checksum);
 }
 
+static void encode_snap(const unsigned char *p, size_t n)
+{
+	struct idx_snap s, got;
+	unsigned char rec[IDX_REC_SNAP_MAX];
+	size_t len = 1, k;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	s.first = take(&p, &n, 8);
+	s.count = take(&p, &n, 8);
+	s.created_ns = (int64_t)take(&p, &n, 8);
+	s.frags = take(&p, &n, 8);
+	s.bytes = take(&p, &n, 8);
+	k = (size_t)take(&p, &n, 1);
+	k = k < n ? k : n;
+	memcpy(s.name, p, k);
+	s.name[k] = '\0';
+	k = strlen(s.name);          /* a NUL ends the name */
+	rc = idx_rec_snap_encode(rec, &s, &len);
+	REQUIRE(rc == 0 || rc == -EINVAL);
+	REQUIRE((rc == 0) == (k >= 1 && !strchr(s.name, '/')));
+	if (rc) {
+		REQUIRE(len == 0);
+		return;
+	}
+	REQUIRE(len == IDX_REC_SNAP_HDR + k && rec[0] == IDX_REC_SNAP_VER && zero(rec + 1, 3) &&
+		zero(rec + 40, 8) && le(rec + 4, 4) == k);
+	rc = idx_rec_snap_decode(rec, len, s.first, &got);
+	REQUIRE((rc == 0) == ref_snap(rec, len, s.first));
+	REQUIRE((rc == 0) == (s.count != 0 && s.count <= UINT64_MAX - s.first));
+	if (rc)
+		return;
+	REQUIRE(got.first == s.first && got.count == s.count && got.created_ns == s.created_ns &&
+		got.frags == s.frags && got.bytes == s.bytes && strcmp(got.name, s.name) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned char *p;
@@ -293,6 +366,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		decode_one(codec, p, size - 1);
 	else if (codec == C_FRAG)
 		encode_frag(p, size - 1);
+	else if (codec == C_SNAP)
+		encode_snap(p, size - 1);
 	else
 		encode_inode(p, size - 1);
 	free(p);

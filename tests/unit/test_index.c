@@ -838,12 +838,18 @@ static void test_open_errors(void)
 		idx_close(x);
 	}
 
-	CHECK_EQ(poke_format(dir, v2, 4), 0, "format record set to 2 with raw mdb calls");
+	CHECK_EQ(poke_format(dir, v2, 4), 0, "format record set to 2 (a store with snapshots)");
+	rc = idx_open(dir, 0, 1, &x);
+	CHECK_EQ(rc, 0, "format 2 opens (read-only)");
+	if (!rc)
+		idx_close(x);
+	v2[0] = IDX_FORMAT_VERSION + 1;
+	CHECK_EQ(poke_format(dir, v2, 4), 0, "format record set to %d with raw mdb calls", IDX_FORMAT_VERSION + 1);
 	x = (void *)1;
-	CHECK_EQ(idx_open(dir, 0, 0, &x), -EPROTO, "format 2: idx_open -EPROTO");
+	CHECK_EQ(idx_open(dir, 0, 0, &x), -EPROTO, "a newer format: idx_open -EPROTO");
 	CHECK(x == NULL, "... and the out-pointer is NULL");
-	CHECK_EQ(idx_open(dir, 1, 0, &x), -EPROTO, "format 2 with create: -EPROTO (not re-initialised)");
-	CHECK_EQ(idx_open(dir, 0, 1, &x), -EPROTO, "format 2 read-only: -EPROTO");
+	CHECK_EQ(idx_open(dir, 1, 0, &x), -EPROTO, "a newer format with create: -EPROTO (not re-initialised)");
+	CHECK_EQ(idx_open(dir, 0, 1, &x), -EPROTO, "a newer format read-only: -EPROTO");
 	CHECK_EQ(poke_format(dir, v8, 8), 0, "format record set to an 8-byte value");
 	CHECK_EQ(idx_open(dir, 0, 0, &x), -EPROTO, "a format record of the wrong size: -EPROTO");
 	CHECK_EQ(poke_format(dir, NULL, 0), 0, "format record deleted");
