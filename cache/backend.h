@@ -45,7 +45,7 @@ struct frag_backend_ops {
 	/* Make the N images IDS durable (each put() by the caller before this
 	 * call and not deleted since): their bytes and their names. Images of
 	 * other callers may become durable too. N == 0 does nothing. IDS NULL:
-	 * every image put() before this call (a checkpoint).
+	 * every image put() before this call.
 	 * @return 0 when all of them are durable, else -errno (-EIO, -ENOSPC,
 	 * -EDQUOT, -ENOMEM…, as the file system reported it). */
 	int (*sync)(struct frag_backend *b, const uint64_t *ids, size_t n);

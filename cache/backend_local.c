@@ -12,8 +12,8 @@
  *      mount deletes (store.c (4)) — and whose id it counts, so ids are
  *      never reused.
  *  (2) put() only starts the write-back (sync_file_range WRITE, so the
- *      disk works while the caller goes on). sync(NULL, 0) (a checkpoint:
- *      every image put so far) is one syncfs(2) of the store's file
+ *      disk works while the caller goes on). sync(NULL, 0) (every image
+ *      put so far; today only the tests ask for it) is one syncfs(2) of the store's file
  *      system when put() listed SYNCFS_MIN images or more since the last
  *      one, else an fsync batch of those (an image deleted meanwhile needs
  *      nothing). sync(ids) of fewer than SYNCFS_MIN ids fsyncs exactly those
@@ -296,8 +296,8 @@ static int open_for_sync(struct local_backend *b, uint64_t id, int dir, int faul
 /* One syncfs of the store's file system; caller holds syncfs_lock. A real
  * failure is sticky (invariant 2): later syncs of all images return it, and
  * syncs of ids fsync file by file. With FAULT, fault point "frag_fsync"
- * (not sticky: nothing was lost); a sync of all images (a checkpoint) has
- * its own points (lmdb_sync, checkpoint_write). @return 0 or -errno. */
+ * (not sticky: nothing was lost); the index flush that
+ * follows a commit has its own point (lmdb_sync). @return 0 or -errno. */
 static int syncfs_locked(struct local_backend *b, int fault)
 {
 	int rc = fault ? FAULT("frag_fsync") : 0;
@@ -311,13 +311,13 @@ static int syncfs_locked(struct local_backend *b, int fault)
 		b->all_err = rc;
 		__atomic_store_n(&b->sync_mode, SYNC_FSYNC, __ATOMIC_RELAXED);
 		log_err("fragments: syncfs failed (%s): images put before now cannot be vouched for; "
-			"checkpoints fail from now on, commits sync file by file", strerror(-rc));
+			"syncs of all images fail from now on, commits sync file by file", strerror(-rc));
 	}
 	return rc;
 }
 
 /* fsync images IDS (N > 0) and their fan-out folders in one batch. With
- * GONE_OK an image deleted meanwhile needs nothing (a checkpoint's list);
+ * GONE_OK an image deleted meanwhile needs nothing (a list of all images);
  * with FAULT, fault point "frag_fsync". @return 0, or -errno of
  * open/fsync (-ENOMEM). */
 static int fsync_ids(struct local_backend *b, const uint64_t *ids, size_t n, int gone_ok, int fault)
@@ -390,7 +390,7 @@ static int sync_all(struct local_backend *b)
 		pthread_mutex_lock(&b->syncfs_lock);
 		if (!b->all_err)
 			log_err("fragments: fsync failed (%s): images put before now cannot be vouched for; "
-				"checkpoints fail from now on", strerror(-rc));
+				"syncs of all images fail from now on", strerror(-rc));
 		b->all_err = rc;
 		pthread_mutex_unlock(&b->syncfs_lock);
 	}

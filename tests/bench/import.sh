@@ -1,6 +1,6 @@
 #!/bin/bash
 # import.sh BUILD [RUNS] — `payloadctl import` against `cp -r` into a mount,
-# end to end and durable when done (import ends with a checkpoint; the
+# end to end and durable when done (import ends with an index flush; the
 # mount is unmounted and its daemon waited for). Two data sets under a
 # fresh directory in $BENCH_DIR (default /var/tmp): one CSV of ~530 MB
 # (gencsv) and 10,000 files of 4,000 bytes (smallfiles). Prints one line

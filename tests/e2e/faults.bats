@@ -111,8 +111,8 @@ need_uring() {
 	commit_fault frag_write:3:EDQUOT
 }
 
-# frag_fsync: only -o sync commits sync their images (by default the next
-# checkpoint makes them durable; it has fault points of its own)
+# frag_fsync: the sync of a commit's new images before its index
+# transaction (commit.c invariant 3); these cases mount with -o sync
 @test "frag_fsync EIO (-o sync): close(2) fails with EIO, the old version stays" {
 	commit_fault frag_fsync:2:EIO sync
 }
@@ -440,8 +440,8 @@ PY
 	grep -q "index: commit: No space left on device" "$LOG"
 	[ "$(grep -c "Input/output error" "$LOG")" = 0 ]
 	# mkdir and setxattr are index transactions too: ENOSPC or OK, never EIO
-	# (on fill0: with checkpoints the index may have had no room for even
-	# the first small object, whose pages a checkpoint reader still pins)
+	# (on fill0 the index may have had no room for even the first small
+	# object)
 	for op in "mkdir $MNT/dir1" "setxattr $MNT/fill0 user.k $(printf 'v%.0s' {1..3000})"; do
 		r=$(fsop $op)
 		echo "# $op: $r" >&3

@@ -108,8 +108,8 @@ PY
 	[ "$status" -eq 0 ]
 	[[ $output == *OK ]]
 	# every image is referenced: pre-cut fragments the commits did not use
-	# are gone (images the commits released go at the next checkpoint: count
-	# after the unmount's)
+	# are gone (images the commits released go after the next index flush:
+	# count after the unmount's)
 	total=0
 	for f in "$MNT"/m*.csv; do
 		total=$((total + $(xget "$f" user.payload.fragments)))
@@ -146,7 +146,7 @@ PY
 	same_file "$MNT/f.csv" "$TMP/old.csv"
 	[ "$(xget "$MNT/f.csv" user.payload.version)" = "$v" ]
 	# the session's pre-cut images went with its handle (they were never
-	# referenced: deleted at once, not at a checkpoint)
+	# referenced: deleted at once, not after a flush)
 	[ "$(frag_count)" -eq "$n0" ]
 	# the next write succeeds
 	cp "$TMP/new.csv" "$MNT/f.csv"

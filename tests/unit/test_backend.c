@@ -503,7 +503,7 @@ static void test_local_sync(const char *mode)
 		CHECK_EQ(frag_sync(b, NULL, 0), 0, "sync auto: and so does every image");
 	}
 	fault_arm("frag_fsync", 1, ENOSPC);
-	CHECK_EQ(frag_sync(b, NULL, 0), 0, "sync %s: frag_fsync is not a point of a checkpoint's sync", m);
+	CHECK_EQ(frag_sync(b, NULL, 0), 0, "sync %s: frag_fsync is not a point of a sync of all images", m);
 	CHECK_EQ(frag_sync(b, ids, 3), -ENOSPC,
 		 "sync %s: ... the next sync of ids reaches it", m);
 	fault_reset();

@@ -424,8 +424,8 @@ static int refs_ok(struct tstore *t, int files_too, char *why, size_t cap)
 			ok = 0;
 		}
 	}
-	/* images whose last reference went are deleted by the next checkpoint
-	 * (index/checkpoint.c invariant 2): count after one */
+	/* images whose last reference went are deleted after the next index
+	 * flush (index/durable.c invariant 1): count after one */
 	if (files_too && store_sync(t->st) != 0) {
 		snprintf(why, cap, "store_sync failed");
 		ok = 0;
@@ -1228,12 +1228,12 @@ static void test_isolation(void)
 	all = 1;
 	for (uint32_t i = 0; i < n; i++)
 		all &= frag_file_exists(&S, ids[i]);
-	CHECK(all, "after the last unpin the old images wait for the next checkpoint");
-	CHECK_EQ(store_sync(S.st), 0, "a checkpoint");
+	CHECK(all, "after the last unpin the old images wait for the next index flush");
+	CHECK_EQ(store_sync(S.st), 0, "an index flush (store_sync)");
 	all = 1;
 	for (uint32_t i = 0; i < n; i++)
 		all &= !frag_file_exists(&S, ids[i]);
-	CHECK(all, "the checkpoint after the last unpin deletes the old images");
+	CHECK(all, "the flush after the last unpin deletes the old images");
 	check_refs(&S, 1, "after the pinned version went");
 	free(ids);
 
@@ -1458,8 +1458,8 @@ static void test_faults(void)
 		fault_case(&S, ino, &m, "lmdb_commit", 1, EIO, w);
 		fault_case(&S, ino, &m, "lmdb_commit", 1, ENOSPC, w);
 	}
-	/* frag_fsync: a commit syncs its own images only with -o sync (by
-	 * default the next checkpoint does: test_faults, test_checkpoint) */
+	/* frag_fsync: a commit syncs its new images before its index
+	 * transaction (commit.c invariant 3); more cases in test_faults */
 	{
 		struct tstore Y;
 		struct model ym = { 0 };
@@ -1701,7 +1701,7 @@ static void test_shared_pins(void)
 	CHECK(pv_matches(v2, len1 + 40 * 512), "v2 reads whole after v1 went");
 	pver_put(v2);
 	v2 = NULL;
-	store_sync(st);     /* deletions wait for a checkpoint */
+	store_sync(st);     /* deletions wait for an index flush */
 	files = tut_count_files(fr, ".frag");
 	CHECK_EQ(files, 100L, "v2 unpinned too: only v3's 100 images are left (%ld)", files);
 	CHECK(pv_matches(v3, 100 * 512), "v3 reads whole");

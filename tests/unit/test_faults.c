@@ -239,8 +239,8 @@ static void test_commit_points(void)
 		snprintf(name, sizeof(name), "fragments, %s", cases[i].point);
 		commit_fault(name, ino, &a, &b, cases[i].point, cases[i].nth, cases[i].err);
 	}
-	/* frag_fsync: only a -o sync commit syncs its images (by default the
-	 * next checkpoint does, which has points of its own) */
+	/* frag_fsync: the sync of a commit's new images, before its index
+	 * transaction (commit.c invariant 3) */
 	{
 		static const struct { unsigned nth; int err; } fs[] = { { 1, EIO }, { 2, ENOSPC }, { 3, EDQUOT } };
 		store_close(S);

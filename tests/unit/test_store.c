@@ -118,8 +118,8 @@ static int obj_equals(uint64_t ino, const void *data, size_t len)
 	return ok;
 }
 
-/* Image files after a checkpoint: deleted images go at the next one
- * (index/checkpoint.c invariant 2). */
+/* Image files after an index flush: released images go after the next
+ * one (index/durable.c invariant 1). */
 static long nfragfiles(void)
 {
 	if (st && store_sync(st) != 0)
@@ -937,7 +937,7 @@ static void test_pinned(void)
 	CHECK_EQ(nfragfiles(), files1, "images kept while pinned");
 	CHECK(pv_equals(pv, data, len), "the pinned version still reads after forget");
 	pver_put(pv);
-	CHECK_EQ(nfragfiles(), files0, "the last unpin (and the next checkpoint) deletes the images");
+	CHECK_EQ(nfragfiles(), files0, "the last unpin (and the next index flush) deletes the images");
 	store_get_stats(st, &s1);
 	CHECK_EQ(s1.frags_deleted - s0.frags_deleted, (uint64_t)(files1 - files0), "frags_deleted counts them");
 	CHECK_EQ(store_forget(st, (uint64_t)f), 0, "forget of a gone inode: 0");
