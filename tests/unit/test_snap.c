@@ -658,8 +658,9 @@ static int snap_whole(void *arg, const struct idx_snap *s)
 	return 0;
 }
 
-/* A child takes and drops snapshots (and writes) until it is killed. */
-static void crash_child(int round)
+/* A child takes and drops snapshots (and writes) until it is killed; it
+ * writes a byte to PROGRESS after each snapshot it took. */
+static void crash_child(int round, int progress)
 {
 	char name[32];
 
@@ -670,6 +671,8 @@ static void crash_child(int round)
 		snprintf(name, sizeof(name), "r%d-c%d", round, i);
 		if (store_snap_create(st, name, NULL))
 			_exit(3);
+		if (write(progress, "s", 1) != 1)
+			_exit(5);
 		tst_put_data(st, objs[3].ino, name, strlen(name));
 		if (i % 2 && store_snap_drop(st, name))
 			_exit(4);
@@ -688,20 +691,35 @@ static void test_crash(void)
 	int bad = 0, rounds = 6, made = 0;
 
 	for (int r = 0; r < rounds && !bad; r++) {
-		struct timespec ts = { 0, (long)(rnd_below(40) + 5) * 1000000L };
-		char why[300] = "";
-		int status;
+		/* killed at a random moment once it took K >= 3 snapshots: by
+		 * then snapshot 1 was dropped and 0 and 2 stay (so >= 2 a round,
+		 * however slow the machine or valgrind makes the child) */
+		struct timespec ts = { 0, (long)rnd_below(20) * 1000000L };
+		unsigned k = 3 + rnd_below(3), seen = 0;
+		char why[300] = "", c;
+		int status, pfd[2];
 		pid_t pid;
 
 		store_close(st);
 		st = NULL;
 		fflush(stdout);
+		if (pipe(pfd)) {
+			CHECK(0, "crash round %d: pipe: %s", r, strerror(errno));
+			bad = 1;
+			break;
+		}
 		pid = fork();
-		if (pid == 0)
-			crash_child(r);
+		if (pid == 0) {
+			close(pfd[0]);
+			crash_child(r, pfd[1]);
+		}
+		close(pfd[1]);
+		while (seen < k && read(pfd[0], &c, 1) == 1)
+			seen++;
 		nanosleep(&ts, NULL);
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
+		close(pfd[0]);
 		if (open_st(1))
 			exit(1);
 		if (!WIFSIGNALED(status)) {
@@ -713,11 +731,12 @@ static void test_crash(void)
 		} else {
 			int n = 0;
 			store_snap_list(st, count_snaps, &n);
-			printf("# crash round %d: killed after %ld ms, %d snapshots whole\n", r, ts.tv_nsec / 1000000, n);
+			printf("# crash round %d: killed %ld ms after its snapshot %u, %d snapshots whole\n", r,
+			       ts.tv_nsec / 1000000, k, n);
 			made += n;
 		}
 	}
-	CHECK(bad || made > 2 * rounds, "the killed processes had taken snapshots (%d in all)", made);
+	CHECK(bad || made >= 2 * rounds, "the killed processes had taken snapshots (%d in all)", made);
 	if (!bad)
 		CHECK(1, "%d processes killed while taking and dropping snapshots: every snapshot is whole, "
 		      "counts equal records, one image per referenced id", rounds);
