@@ -240,10 +240,20 @@ def close_checked(fd, what):
 # ---- writers ----
 
 def op_rewrite(ctx, csv):
-    """O_TRUNC rewrite; the lock is taken only around the close."""
+    """O_TRUNC rewrite; the lock is taken only around the close.
+
+    An empty rewrite (O_TRUNC, no write) holds the lock from before its
+    open instead: a session whose content equals its base is clean
+    (index/stage.c invariant (3)), so O_TRUNC of an object that was empty
+    at the open commits nothing at close, and a commit that lands between
+    that open and close stays current — as on a local file system, where
+    O_TRUNC takes effect at the open. Without the lock the model cannot
+    know whether the close commits."""
     name = ctx.rng.choice(CSV if csv else BIN)
     data = HEADER + csv_rows(ctx.rng, ctx.rng.randrange(0, 600)) if csv else \
         bin_data(ctx.rng, ctx.rng.choice([0, 100, 3000, 5000, 70000, 200000]))
+    if not data:
+        return op_rewrite_empty(ctx, name)
     try:
         fd = os.open(ctx.m(name), os.O_WRONLY | os.O_TRUNC)
     except FileNotFoundError:
@@ -263,6 +273,30 @@ def op_rewrite(ctx, csv):
         if fmt and len(data) % fmt:
             raise Fail("rewrite %s: fixed:%d, %d bytes: close did not fail" % (name, fmt, len(data)))
         committed(ctx, ino, t0, data)
+
+
+def op_rewrite_empty(ctx, name):
+    """O_TRUNC and close under the object's lock (see op_rewrite): the
+    object is empty after it, whether or not the close committed."""
+    try:
+        lk, fd, ino = locked_open(ctx, name, os.O_WRONLY | os.O_TRUNC)
+    except (Gone, FileNotFoundError):
+        return
+    try:
+        base = model_read(ctx.a, ino)
+        t0 = NOW()
+        try:
+            os.close(fd)
+        finally:
+            fd = -1
+        if base:
+            committed(ctx, ino, t0, b"")
+    except OSError as e:
+        raise Fail("rewrite %s to 0 bytes: close: %s" % (name, e))
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        lk.__exit__()
 
 
 def op_edit(ctx):
