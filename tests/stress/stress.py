@@ -63,6 +63,7 @@ LINKS = ["d%d/l%d" % (i, j) for i in range(2) for j in range(2)]
 SUBDIRS = ["d%d/s%d" % (i, j) for i in range(2) for j in range(2)]
 HEADER = b"id,value,note\n"
 NOW = time.monotonic_ns
+VERIFY = bool(os.environ.get("STRESS_VERIFY"))
 
 
 def H(b):
@@ -192,12 +193,26 @@ def view_rows(rows, a, b):
 
 # ---- helpers ----
 
-def committed(ctx, ino, t0, data):
+def committed(ctx, ino, t0, data, what):
     """Log that object INO's commit (started at T0) made DATA its version,
-    and mirror it in the model. Caller holds the object's lock."""
+    and mirror it in the model; WHAT says which operation (for the log).
+    Caller holds the object's lock. With STRESS_VERIFY=1 a fresh read
+    through .by-id (any name may move meanwhile; no commit of INO can)
+    must give DATA at once."""
     t1 = NOW()
     model_write(ctx.a, ino, data)
-    ctx.rec(k="ver", ino=ino, t0=t0, t1=t1, h=H(data), n=len(data))
+    ctx.rec(k="ver", ino=ino, t0=t0, t1=t1, h=H(data), n=len(data), op=what)
+    if VERIFY:
+        try:
+            with open(os.path.join(ctx.a.mount, ".by-id", str(ino)), "rb") as f:
+                cur = f.read()
+        except FileNotFoundError:
+            return          # unlinked and forgotten meanwhile
+        if cur != data:
+            at = next((i for i in range(min(len(cur), len(data))) if cur[i] != data[i]),
+                      min(len(cur), len(data)))
+            raise Fail("%s (object %d): after the commit a fresh read gives %d bytes, the model "
+                       "%d (first difference at %d)" % (what, ino, len(cur), len(data), at))
 
 
 def resolve(ctx, name):
@@ -272,7 +287,7 @@ def op_rewrite(ctx, csv):
             raise Fail("rewrite %s: close: %s" % (name, e))
         if fmt and len(data) % fmt:
             raise Fail("rewrite %s: fixed:%d, %d bytes: close did not fail" % (name, fmt, len(data)))
-        committed(ctx, ino, t0, data)
+        committed(ctx, ino, t0, data, "rewrite %s, %d bytes" % (name, len(data)))
 
 
 def op_rewrite_empty(ctx, name):
@@ -290,7 +305,7 @@ def op_rewrite_empty(ctx, name):
         finally:
             fd = -1
         if base:
-            committed(ctx, ino, t0, b"")
+            committed(ctx, ino, t0, b"", "rewrite %s to 0 bytes" % name)
     except OSError as e:
         raise Fail("rewrite %s to 0 bytes: close: %s" % (name, e))
     finally:
@@ -364,7 +379,7 @@ def op_edit(ctx):
                         continue
                     raise Fail("edit %s: fsync: %s" % (name, e))
                 base = bytes(data)
-                committed(ctx, ino, t0, base)
+                committed(ctx, ino, t0, base, "edit %s: fsync (%s)" % (name, "; ".join(done)))
         t0 = NOW()
         try:
             os.close(fd)
@@ -377,16 +392,7 @@ def op_edit(ctx):
         if fmt and len(data) % fmt:
             raise Fail("edit %s: fixed:%d and %d bytes, but close succeeded" % (name, fmt, len(data)))
         if bytes(data) != base:
-            committed(ctx, ino, t0, bytes(data))
-        if os.environ.get("STRESS_VERIFY"):
-            with open(ctx.m(name), "rb") as f:
-                cur = f.read()
-            if cur != bytes(data):
-                at = next((i for i in range(min(len(cur), len(data))) if cur[i] != data[i]),
-                          min(len(cur), len(data)))
-                raise Fail("edit %s: after the commit a fresh read gives %d bytes, the session "
-                           "wrote %d (first difference at %d; session: %s)" % (
-                               name, len(cur), len(data), at, "; ".join(done)))
+            committed(ctx, ino, t0, bytes(data), "edit %s: close (%s)" % (name, "; ".join(done)))
     finally:
         if fd >= 0:
             os.close(fd)
@@ -414,7 +420,8 @@ def op_truncate(ctx):
                 raise Fail("truncate %s %d: %s" % (name, n, e))
         if fmt and n % fmt:
             raise Fail("truncate %s to %d: fixed:%d, but it succeeded" % (name, n, fmt))
-        committed(ctx, ino, t0, data[:n] + bytes(max(0, n - len(data))))
+        committed(ctx, ino, t0, data[:n] + bytes(max(0, n - len(data))),
+                  "truncate %s %d" % (name, n))
 
 
 def op_format(ctx):
@@ -443,7 +450,7 @@ def op_format(ctx):
         if new and len(data) % new:
             raise Fail("format fixed:%d on %d bytes accepted" % (new, len(data)))
         model_set_fmt(ctx.a, ino, new)
-        committed(ctx, ino, t0, data)
+        committed(ctx, ino, t0, data, "format %s %s" % (name, val.decode()))
 
 
 def op_view_write(ctx):
@@ -460,12 +467,15 @@ def op_view_write(ctx):
     view = "@rows=%s:%s" % ("" if a is None else a, "" if b is None else b)
     new = csv_rows(ctx.rng, ctx.rng.randrange(0, 40))
     try:
-        lk, fd, ino2 = locked_open(ctx, name, os.O_WRONLY | os.O_TRUNC, view)
+        lk, fd, ino = locked_open(ctx, name, os.O_WRONLY | os.O_TRUNC, view)
     except (Gone, FileNotFoundError):
         return
     try:
-        if ino2 != ino:
-            return
+        # NAME may name another object by now (A and B were drawn from the
+        # old one's rows: any bounds are valid). Never close this
+        # descriptor unrecorded: closing an O_TRUNC view with nothing
+        # written commits (it deletes the rows; docs/design.md "Every
+        # flush commits").
         data = model_read(ctx.a, ino)
         hdr, rows = split_rows(data)
         lo, hi = view_rows(rows, a, b)
@@ -475,7 +485,9 @@ def op_view_write(ctx):
             os.close(fd)
         finally:
             fd = -1
-        committed(ctx, ino, t0, HEADER + b"".join(rows[:lo]) + new + b"".join(rows[hi:]))
+        committed(ctx, ino, t0, HEADER + b"".join(rows[:lo]) + new + b"".join(rows[hi:]),
+                  "view write %s%s: rows [%d:%d) of %d -> %d rows" % (name, view, lo, hi, len(rows),
+                                                                  new.count(b"\n")))
     except OSError as e:
         raise Fail("view write %s%s: %s" % (name, view, e))
     finally:
@@ -510,7 +522,7 @@ def op_replace(ctx, name=None):
         os.write(fd, data)
         t0 = NOW()
         close_checked(fd, "replace " + tmp)
-        committed(ctx, ino, t0, data)
+        committed(ctx, ino, t0, data, "replace %s, %d bytes" % (tmp, len(data)))
     with ns_lock(ctx.a):
         st = ns_state(ctx.a)
         t0 = NOW()
