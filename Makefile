@@ -90,6 +90,12 @@ $(CTL_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CTL_LIB_OBJ) $(CORE_LI
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CTL_LIB_OBJ) $(CORE_LIB) $(LDLIBS_CORE)
 
+# test_fnode tests the daemon's node table (no FUSE headers in it).
+$(BUILD)/tests/test_fnode: $(BUILD)/tests/unit/test_fnode.o $(BUILD)/fs/fnode.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/fs/fnode.o $(CORE_LIB) $(LDLIBS_CORE)
+
 unit: $(UNIT_BIN)
 
 # ---- fuzzing: libFuzzer harnesses tests/fuzz/fuzz_*.c, built with clang

@@ -98,9 +98,11 @@ static struct fnode **by_key;   /* protected by fn_lock */
 static struct fobj **objs;      /* protected by fn_lock */
 static struct fname **names;    /* protected by fn_lock */
 static uint64_t next_view = 1, next_file = 1;   /* protected by fn_lock */
-/* Opens refused with ESTALE, whose retry goes through: (object, thread),
- * kept apart from the objects (whose nodes may all be forgotten before
- * the retry's lookup); the oldest goes when full. Protected by fn_lock. */
+/* Opens refused with ESTALE, whose retry goes through: one per thread
+ * (the kernel retries within the same open(2), so a thread has at most
+ * one refused open pending), with the object it was refused on; kept
+ * apart from the objects (whose nodes may all be forgotten before the
+ * retry's lookup); the oldest goes when full. Protected by fn_lock. */
 static struct { uint64_t ino, tid; int64_t ns; } retry[RETRIES];
 static uint32_t nretry;
 static struct fn_stats counts;  /* protected by fn_lock */
@@ -346,9 +348,11 @@ int fn_ref_real(uint64_t ino)
 	return rc;
 }
 
-/* Whether this open of F by TID is the retry of an open refused with
- * ESTALE (a refusal is noted for at most RETRY_NS; any later open of the
- * object by TID consumes the note, conflicting or not). */
+/* Whether this open of F by TID is the retry of an open of the same
+ * object refused with ESTALE (a refusal is noted for at most RETRY_NS;
+ * the next open by TID consumes the note, conflicting or not, whatever
+ * object it opens: the retry's path walk may have found another object
+ * under the name). */
 static int is_retry(struct fnode *f, uint64_t tid)
 {
 	int64_t now = now_ns();
@@ -356,8 +360,8 @@ static int is_retry(struct fnode *f, uint64_t tid)
 	if (f->owner == tid)
 		f->owner = 0;           /* its open: the reservation is used */
 	for (uint32_t i = 0; i < nretry; i++)
-		if (retry[i].tid == tid && retry[i].ino == f->f.ino) {
-			int fresh = now - retry[i].ns < RETRY_NS;
+		if (retry[i].tid == tid) {
+			int fresh = now - retry[i].ns < RETRY_NS && retry[i].ino == f->f.ino;
 			retry[i] = retry[--nretry];
 			return fresh;
 		}
@@ -369,7 +373,8 @@ static int is_retry(struct fnode *f, uint64_t tid)
 static void note_refusal(struct fnode *f, uint64_t tid)
 {
 	for (uint32_t i = 0; i < nretry; i++)
-		if (retry[i].tid == tid && retry[i].ino == f->f.ino) {
+		if (retry[i].tid == tid) {
+			retry[i].ino = f->f.ino;
 			retry[i].ns = now_ns();
 			return;
 		}
@@ -380,13 +385,16 @@ static void note_refusal(struct fnode *f, uint64_t tid)
 	retry[nretry++].ns = now_ns();
 }
 
-/* Whether object INO has a fresh refusal note for TID (not consumed). */
-static int has_note(uint64_t ino, uint64_t tid)
+/* Whether TID has a fresh refusal note (not consumed): its lookups are
+ * then the retry's, of whatever object the name now names (a rename may
+ * have moved another object there since the refusal, one whose nodes
+ * have handles: the retry needs a node of its own there too). */
+static int has_note(uint64_t tid)
 {
 	int64_t now = now_ns();
 
 	for (uint32_t i = 0; i < nretry; i++)
-		if (retry[i].tid == tid && retry[i].ino == ino)
+		if (retry[i].tid == tid)
 			return now - retry[i].ns < RETRY_NS;
 	return 0;
 }
@@ -426,7 +434,7 @@ int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, u
 	pthread_mutex_lock(&fn_lock);
 	o = obj_get(in->ino);
 	/* the lookup of a refused open's retry: a node of its own (fnode.h) */
-	if (o && tid && has_note(in->ino, tid))
+	if (o && tid && has_note(tid))
 		reserve = sealed = 1;   /* and rc = 1 */
 	else if (o)
 		f = obj_node_of(o, in->version, &sealed);

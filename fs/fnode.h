@@ -41,7 +41,8 @@
  *    an older node), and the open is retried there. Fresh nodes made
  *    after a seal serve readers with direct I/O only (no_pc). The
  *    retry's lookup (same thread) gets a new node RESERVED for that
- *    thread: other threads' opens of it are refused (and retried on nodes
+ *    thread — also when the name now names another object (a rename
+ *    came between the refusal and the retry's lookup): other threads' opens of it are refused (and retried on nodes
  *    of their own) until the thread opened it, so a retry never meets a
  *    handle that arrived meanwhile. A retry on the same node (through
  *    /proc/self/fd, where there is no lookup) goes through with direct
@@ -113,8 +114,9 @@ int fn_ref_real(uint64_t ino);
 /* Count one lookup of regular file IN (its current version) reached as
  * NAME in directory PARENT (NAME may be NULL when no name is involved)
  * by thread TID (0: none). Returns the node of (IN->ino, IN->version),
- * made when there is none — or, when TID's open of the object was just
- * refused with ESTALE, a new node reserved for TID's retry — and
+ * made when there is none — or, when TID's open (of this or any other
+ * object: the name may have moved) was just refused with ESTALE, a new
+ * node reserved for TID's retry — and
  * remembers (PARENT, NAME) as a name the kernel may cache for the object.
  * @param[out] nodeid. @return 0, 1 (a reserved node: its version may
  *   still move before the open, so its attributes must not be cached),

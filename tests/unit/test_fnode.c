@@ -1,0 +1,85 @@
+/* test_fnode — the daemon's node table (fs/fnode.c) without a mount: the
+ * ESTALE retry protocol of fnode.h. An open refused with ESTALE is retried
+ * by the kernel once, inside the same open(2), after looking the name up
+ * again; that lookup may find ANOTHER object under the name (a rename
+ * landed in between), and the retry must still get a node of its own
+ * there (found by tests/stress: ESTALE reached open(2)). */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fs/fnode.h"
+#include "tests/unit/tap.h"
+
+static struct idx_inode obj(uint64_t ino, uint64_t version)
+{
+	struct idx_inode in;
+
+	memset(&in, 0, sizeof(in));
+	in.ino = ino;
+	in.version = version;
+	in.size = 100 * ino;
+	in.mode = 0100644;
+	in.nlink = 1;
+	return in;
+}
+
+/* A write open refused on object A (a reader is on A's node); before the
+ * retry's lookup the name was renamed to object B, whose node has a reader
+ * too: the lookup must give a node reserved for the retry, not B's node. */
+static void test_retry_meets_other_object(void)
+{
+	struct idx_inode a = obj(100, 1), b = obj(200, 1);
+	uint64_t na, nb, nr, n2;
+	int pc, rc;
+
+	CHECK_EQ(fn_ref_file(1, "a", &a, 10, &na), 0, "lookup of a");
+	CHECK_EQ(fn_ref_file(1, "b", &b, 11, &nb), 0, "lookup of b");
+	CHECK_EQ(fn_open_read(na, &a, 1, 10, &pc), 0, "a reader on a's node");
+	CHECK_EQ(fn_open_read(nb, &b, 1, 11, &pc), 0, "a reader on b's node");
+	CHECK_EQ(fn_open_write(na, a.ino, 12, NULL), -ESTALE, "a writer is refused on a's node");
+	/* rename b over a; the kernel's retry looks "a" up again: object B */
+	rc = fn_ref_file(1, "a", &b, 12, &nr);
+	CHECK_EQ(rc, 1, "the retry's lookup of another object gets a reserved node");
+	CHECK(nr != nb, "not the node that has a reader");
+	CHECK_EQ(fn_open_write(nr, b.ino, 12, NULL), 0, "the retry's write open goes through");
+	CHECK_EQ(fn_open_read(nr, &b, 1, 13, &pc), -ESTALE, "the writer is alone on its node");
+	/* the note was consumed by the open: the thread's next lookup is plain */
+	CHECK_EQ(fn_ref_file(1, "b", &b, 12, &n2), 0, "a later lookup by the thread is not a retry");
+	fn_close_write(nr, b.ino);
+	fn_close_read(na, 1);
+	fn_close_read(nb, 1);
+}
+
+/* A refusal on one object does not make the same thread's open of a node
+ * of another object lenient (the same-node retry of fnode.h, through
+ * /proc/self/fd, is for the object the open was refused on). */
+static void test_leniency_is_per_object(void)
+{
+	struct idx_inode c = obj(300, 1), d = obj(400, 1);
+	uint64_t nc, nd;
+	int pc;
+
+	CHECK_EQ(fn_ref_file(1, "c", &c, 20, &nc), 0, "lookup of c");
+	CHECK_EQ(fn_ref_file(1, "d", &d, 21, &nd), 0, "lookup of d");
+	CHECK_EQ(fn_open_write(nc, c.ino, 20, NULL), 0, "a writer on c's node");
+	CHECK_EQ(fn_open_write(nd, d.ino, 21, NULL), 0, "a writer on d's node");
+	CHECK_EQ(fn_open_read(nc, &c, 1, 22, &pc), -ESTALE, "a reader is refused on c's writer node");
+	CHECK_EQ(fn_open_read(nd, &d, 1, 22, &pc), -ESTALE,
+		 "the same thread's open of d's writer node (no lookup) is refused too");
+	CHECK_EQ(fn_open_read(nd, &d, 1, 22, &pc), 0,
+		 "its retry on that same node goes through (direct I/O)");
+	CHECK_EQ(pc, 0, "without the page cache");
+	fn_close_read(nd, 0);
+	fn_close_write(nc, c.ino);
+	fn_close_write(nd, d.ino);
+}
+
+int main(void)
+{
+	CHECK_EQ(fn_init(0), 0, "fn_init");
+	test_retry_meets_other_object();
+	test_leniency_is_per_object();
+	fn_fini();
+	return tap_done();
+}
