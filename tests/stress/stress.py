@@ -596,8 +596,11 @@ def ns_op(ctx, c):
                 st["dirs"].append(d)
             ch = {}
         elif c == 4:                                # rmdir of a non-empty dir
+            d = ctx.rng.choice(DIRS)
+            if not any(x.startswith(d + "/") for x in list(names) + st["dirs"]):
+                return      # renames and unlinks emptied it: rmdir would succeed
             try:
-                os.rmdir(ctx.m(ctx.rng.choice(DIRS)))
+                os.rmdir(ctx.m(d))
                 raise Fail("rmdir of a non-empty directory succeeded")
             except OSError as e:
                 if e.errno != errno.ENOTEMPTY:
@@ -724,7 +727,7 @@ def worker(a, wid, deadline, errors):
         errors.append("worker %s, op %d: %s" % (wid, ctx.ops, e))
         ctx.rec(k="fail", msg=str(e))
     except Exception:
-        errors.append("worker %s, op %d: %s" % (wid, ctx.ops, traceback.format_exc()))
+        errors.append("worker %s (tid %d), op %d: %s" % (wid, threading.get_native_id(), ctx.ops, traceback.format_exc()))
         ctx.rec(k="fail", msg=traceback.format_exc())
     finally:
         ctx.rec(k="ops", n=ctx.ops)
