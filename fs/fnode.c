@@ -579,6 +579,16 @@ uint64_t fn_forget(uint64_t nodeid, uint64_t n)
 	return gone;
 }
 
+int fn_in_use(uint64_t ino)
+{
+	int used;
+
+	pthread_mutex_lock(&fn_lock);
+	used = obj_find(ino) != NULL || node_find(ino) != NULL;   /* invariant (2) */
+	pthread_mutex_unlock(&fn_lock);
+	return used;
+}
+
 int fn_view(uint64_t nodeid, struct fnode_view *out)
 {
 	struct fnode *f;

@@ -52,7 +52,8 @@
  *
  * Lookup counts follow libfuse's contract: +1 for every entry replied,
  * -N on forget; reaching 0 drops the node. An object's data is freed
- * (store_forget) when the last node that names it is forgotten. A count
+ * (store_forget_unused with fn_in_use) when the last node that names it
+ * is forgotten and no new one was made before the store's transaction. A count
  * going negative is a bug: abort().
  *
  * All functions are thread-safe (one mutex, fn_lock; a leaf: never held
@@ -128,8 +129,14 @@ int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, u
  * (a new view while the table holds max_views of them). */
 int fn_ref_view(uint64_t base, const char *suffix, const struct view_spec *spec, uint64_t *nodeid);
 /* Drop N lookups of NODEID. @return the object/inode number the store
- * may now forget (its last node went), or 0. */
+ * may now forget (its last node went), or 0. Forget it with
+ * store_forget_unused(st, ino, fn_in_use): a lookup may have made a new
+ * node of it before the store's transaction runs. */
 uint64_t fn_forget(uint64_t nodeid, uint64_t n);
+/* Whether the kernel holds a node of inode INO (a file or view node of
+ * the object, or its real node): 1 or 0. Takes only fn_lock, so it may be
+ * called under the store's commit_lock. */
+int fn_in_use(uint64_t ino);
 
 /* Describe view / file node NODEID. @return 0, or -ENOENT (unknown). */
 int fn_view(uint64_t nodeid, struct fnode_view *out);

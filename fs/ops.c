@@ -340,7 +340,7 @@ static void unmake_entry(struct pfs *p, const struct fuse_entry_param *e)
 	uint64_t gone = fn_forget(e->ino, 1);
 
 	if (gone)
-		store_forget(p->st, gone);
+		store_forget_unused(p->st, gone, fn_in_use);
 }
 
 static void reply_entry(fuse_req_t req, uint64_t parent, const char *name, const struct idx_inode *in)
@@ -501,7 +501,7 @@ static void forget_one(struct pfs *p, uint64_t nodeid, uint64_t n)
 	if (nodeid == FN_BYID_INO || nodeid == FN_STATS_INO || nodeid == FN_SNAPS_INO || nodeid == FUSE_ROOT_ID)
 		return;
 	if ((gone = fn_forget(nodeid, n)))
-		store_forget(p->st, gone);
+		store_forget_unused(p->st, gone, fn_in_use);
 }
 
 static void pfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -1222,7 +1222,7 @@ static void unmake_entries(struct pfs *p, const uint64_t *nodes, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		uint64_t gone = fn_forget(nodes[i], 1);
 		if (gone)
-			store_forget(p->st, gone);
+			store_forget_unused(p->st, gone, fn_in_use);
 	}
 }
 

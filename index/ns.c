@@ -568,6 +568,11 @@ int store_rename(struct store *st, uint64_t parent, const char *name,
 
 int store_forget(struct store *st, uint64_t ino)
 {
+	return store_forget_unused(st, ino, NULL);
+}
+
+int store_forget_unused(struct store *st, uint64_t ino, int (*in_use)(uint64_t ino))
+{
 	struct frag_desc *freed = NULL;
 	uint32_t nfreed = 0;
 	struct idx_inode in;
@@ -580,7 +585,8 @@ int store_forget(struct store *st, uint64_t ino)
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
-	if (rc == -ENOENT || (!rc && in.nlink > 0) || (!rc && S_ISDIR(in.mode)))
+	if (rc == -ENOENT || (!rc && in.nlink > 0) || (!rc && S_ISDIR(in.mode)) ||
+	    (!rc && in_use && in_use(ino)))
 		return store_wend(st, t, -EALREADY) == -EALREADY ? 0 : -EIO;
 	if (!rc)
 		rc = store_destroy_inode(t, ino, &freed, &nfreed);

@@ -118,6 +118,14 @@ int store_rename(struct store *st, uint64_t parent, const char *name,
 /* Free an orphan's data if its link count is 0 (called by fs when the
  * kernel forgets the inode). A linked inode is left alone. */
 int store_forget(struct store *st, uint64_t ino);
+/* store_forget, unless IN_USE(INO) — called inside the write transaction,
+ * after the link count was read as 0 — says the caller holds a reference
+ * to INO again. The fs decides to forget when the kernel drops its last
+ * node of an object, then calls this; a lookup in between (made while the
+ * object still had a name) and an unlink before this transaction would
+ * otherwise free an object that an open file uses. IN_USE must take no
+ * store lock (it runs under commit_lock). */
+int store_forget_unused(struct store *st, uint64_t ino, int (*in_use)(uint64_t ino));
 
 #define STORE_SET_MODE  0x1
 #define STORE_SET_UID   0x2

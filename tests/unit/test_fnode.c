@@ -3,13 +3,20 @@
  * by the kernel once, inside the same open(2), after looking the name up
  * again; that lookup may find ANOTHER object under the name (a rename
  * landed in between), and the retry must still get a node of its own
- * there (found by tests/stress: ESTALE reached open(2)). */
+ * there (found by tests/stress: ESTALE reached open(2)). And the forget
+ * path: the kernel's last node of an object goes (fn_forget says "gone"),
+ * a lookup makes a new node and a writer opens it, the name is unlinked,
+ * and only then does the store's forget transaction run: it must keep
+ * the object (found by tests/stress: close(2) failed with ENOENT). */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fs/fnode.h"
+#include "index/store.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tutil.h"
 
 static struct idx_inode obj(uint64_t ino, uint64_t version)
 {
@@ -75,11 +82,59 @@ static void test_leniency_is_per_object(void)
 	fn_close_write(nd, d.ino);
 }
 
+/* The interleaving of ops.c's forget path (fn_forget, then
+ * store_forget_unused) with a lookup, an open for writing and an unlink. */
+static void test_forget_races_lookup(void)
+{
+	struct store_opts o = { .fragment_size = 4096, .create = 1, .no_threads = 1 };
+	char dir[4096];
+	struct store *st = NULL;
+	struct idx_inode in, got;
+	struct pver *pv = NULL;
+	struct wsess *ws = NULL;
+	uint64_t n1, n2, gone;
+
+	if (tut_mkdtemp(dir, sizeof(dir), "fnode")) {
+		CHECK(0, "a temporary directory");
+		return;
+	}
+	CHECK_EQ(store_open(dir, &o, &st), 0, "store_open");
+	if (!st)
+		goto out;
+	CHECK_EQ(store_mknod(st, IDX_ROOT_INO, "f", S_IFREG | 0644, 0, 0, 0, &in), 0, "create f");
+	CHECK_EQ(fn_ref_file(IDX_ROOT_INO, "f", &in, 30, &n1), 0, "a lookup of f");
+	gone = fn_forget(n1, 1);
+	CHECK_EQ(gone, in.ino, "its last node goes: the object may be forgotten");
+	/* before the store's forget runs: a lookup, a writer, an unlink */
+	CHECK_EQ(fn_ref_file(IDX_ROOT_INO, "f", &in, 31, &n2), 0, "a new lookup of f");
+	CHECK_EQ(fn_in_use(in.ino), 1, "the object is in use again");
+	CHECK_EQ(store_pver_get(st, in.ino, &pv), 0, "the writer's base");
+	CHECK_EQ(store_wsess_begin(st, pv, NULL, 0, &ws), 0, "a write session");
+	CHECK_EQ(fn_open_write(n2, in.ino, 31, ws), 0, "the writer opens the new node");
+	CHECK_EQ(wsess_write(ws, "hello\n", 6, 0), 0, "it writes");
+	CHECK_EQ(store_unlink(st, IDX_ROOT_INO, "f"), 0, "f is unlinked");
+	CHECK_EQ(store_forget_unused(st, gone, fn_in_use), 0, "the delayed forget");
+	CHECK_EQ(store_getattr(st, in.ino, &got), 0, "keeps the object an open file uses");
+	CHECK_EQ(wsess_commit(ws), 0, "the close commits into the unlinked object");
+	fn_close_write(n2, in.ino);
+	wsess_free(ws);
+	pver_put(pv);
+	gone = fn_forget(n2, 1);
+	CHECK_EQ(gone, in.ino, "the writer's node goes");
+	CHECK_EQ(fn_in_use(in.ino), 0, "nothing uses the object");
+	CHECK_EQ(store_forget_unused(st, gone, fn_in_use), 0, "forget");
+	CHECK_EQ(store_getattr(st, in.ino, &got), -ENOENT, "now the unlinked object is freed");
+	store_close(st);
+out:
+	tut_rmrf(dir);
+}
+
 int main(void)
 {
 	CHECK_EQ(fn_init(0), 0, "fn_init");
 	test_retry_meets_other_object();
 	test_leniency_is_per_object();
+	test_forget_races_lookup();
 	fn_fini();
 	return tap_done();
 }
