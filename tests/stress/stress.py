@@ -665,9 +665,11 @@ def op_read(ctx):
         d = read_slow(ctx, fd, s.st_size)
         if len(d) != s.st_size:
             raise Fail("read %s: %d bytes, fstat at open said %d" % (name, len(d), s.st_size))
-        if os.fstat(fd).st_size != len(d) or os.lseek(fd, 0, os.SEEK_END) != len(d):
-            raise Fail("read %s: fstat/lseek(SEEK_END) after the read differ from the %d bytes read"
-                       % (name, len(d)))
+        s2, end = os.fstat(fd).st_size, os.lseek(fd, 0, os.SEEK_END)
+        if s2 != len(d) or end != len(d):
+            raise Fail("read %s (object %d, thread %d): after reading %d bytes fstat says %d, "
+                       "lseek(SEEK_END) %d" % (name, s.st_ino, threading.get_native_id(), len(d),
+                                               s2, end))
     finally:
         os.close(fd)
     ctx.rec(k="read", name=name, t0=t0, t1=t1, ino=s.st_ino, h=H(d), n=len(d))
