@@ -100,10 +100,11 @@ static struct fname **names;    /* protected by fn_lock */
 static uint64_t next_view = 1, next_file = 1;   /* protected by fn_lock */
 /* Opens refused with ESTALE, whose retry goes through: one per thread
  * (the kernel retries within the same open(2), so a thread has at most
- * one refused open pending), with the object it was refused on; kept
+ * one refused open pending), with the object it was refused on and
+ * whether the thread looked a name up since (fn_lookup_begin); kept
  * apart from the objects (whose nodes may all be forgotten before the
  * retry's lookup); the oldest goes when full. Protected by fn_lock. */
-static struct { uint64_t ino, tid; int64_t ns; } retry[RETRIES];
+static struct { uint64_t ino, tid; int64_t ns; int looked; } retry[RETRIES];
 static uint32_t nretry;
 static struct fn_stats counts;  /* protected by fn_lock */
 static size_t max_views = FN_VIEW_MAX_DEFAULT;   /* set once by fn_init */
@@ -349,10 +350,15 @@ int fn_ref_real(uint64_t ino)
 }
 
 /* Whether this open of F by TID is the retry of an open of the same
- * object refused with ESTALE (a refusal is noted for at most RETRY_NS;
- * the next open by TID consumes the note, conflicting or not, whatever
- * object it opens: the retry's path walk may have found another object
- * under the name). */
+ * object refused with ESTALE that met the same node again without a
+ * lookup (through /proc/self/fd: fnode.h) — the open that may share a
+ * node. A refusal is noted for at most RETRY_NS; the next open by TID
+ * consumes the note, conflicting or not, whatever object it opens (the
+ * retry's path walk may have found another object under the name). A
+ * retry that looked a name up was given a reserved node and needs no
+ * sharing; and when the retry never opens (its lookup failed: the name
+ * went), a lookup came first too, so the thread's next open(2) is not
+ * taken for the retry. */
 static int is_retry(struct fnode *f, uint64_t tid)
 {
 	int64_t now = now_ns();
@@ -361,7 +367,8 @@ static int is_retry(struct fnode *f, uint64_t tid)
 		f->owner = 0;           /* its open: the reservation is used */
 	for (uint32_t i = 0; i < nretry; i++)
 		if (retry[i].tid == tid) {
-			int fresh = now - retry[i].ns < RETRY_NS && retry[i].ino == f->f.ino;
+			int fresh = now - retry[i].ns < RETRY_NS && retry[i].ino == f->f.ino &&
+				    !retry[i].looked;
 			retry[i] = retry[--nretry];
 			return fresh;
 		}
@@ -376,12 +383,14 @@ static void note_refusal(struct fnode *f, uint64_t tid)
 		if (retry[i].tid == tid) {
 			retry[i].ino = f->f.ino;
 			retry[i].ns = now_ns();
+			retry[i].looked = 0;
 			return;
 		}
 	if (nretry == RETRIES)
 		memmove(retry, retry + 1, --nretry * sizeof(retry[0]));
 	retry[nretry].ino = f->f.ino;
 	retry[nretry].tid = tid;
+	retry[nretry].looked = 0;
 	retry[nretry++].ns = now_ns();
 }
 
@@ -469,6 +478,15 @@ int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, u
 	}
 	pthread_mutex_unlock(&fn_lock);
 	return rc;
+}
+
+void fn_lookup_begin(uint64_t tid)
+{
+	pthread_mutex_lock(&fn_lock);
+	for (uint32_t i = 0; i < nretry; i++)
+		if (retry[i].tid == tid)
+			retry[i].looked = 1;
+	pthread_mutex_unlock(&fn_lock);
 }
 
 int fn_ref_view(uint64_t base, const char *suffix, const struct view_spec *spec, uint64_t *nodeid)

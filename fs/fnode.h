@@ -47,7 +47,10 @@
  *    handle that arrived meanwhile. A retry on the same node (through
  *    /proc/self/fd, where there is no lookup) goes through with direct
  *    I/O, unless the node has page-cache readers: then ESTALE reaches the
- *    application.
+ *    application. Only an open with no lookup by the thread since the
+ *    refusal is taken for such a retry (fn_lookup_begin): a retry whose
+ *    lookup failed leaves its note behind, and the thread's next open(2)
+ *    must not share a node because of it.
  *  Counters never hand out a number twice within a mount.
  *
  * Lookup counts follow libfuse's contract: +1 for every entry replied,
@@ -124,6 +127,11 @@ int fn_ref_real(uint64_t ino);
  *   or -ENOMEM. */
 int fn_ref_file(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t tid,
 		uint64_t *nodeid);
+/* A lookup by thread TID begins (every LOOKUP request, whatever it finds):
+ * a refused open of TID that was retried through a lookup, or whose retry
+ * failed there, no longer takes the same-node leniency of a retry without
+ * a lookup (fnode.h: through /proc/self/fd). */
+void fn_lookup_begin(uint64_t tid);
 /* Count one lookup of the view SUFFIX (text after '@') of object BASE.
  * @param[out] nodeid the view's node id. @return 0, -ENOMEM, or -ENFILE
  * (a new view while the table holds max_views of them). */

@@ -444,6 +444,7 @@ static void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	size_t blen;
 	int rc, isview;
 
+	fn_lookup_begin((uint64_t)fuse_req_ctx(req)->pid);
 	if (strlen(name) > IDX_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;

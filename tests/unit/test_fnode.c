@@ -82,6 +82,30 @@ static void test_leniency_is_per_object(void)
 	fn_close_write(nd, d.ino);
 }
 
+/* A write open refused on a writer's node whose retry never opened (its
+ * lookup found the name gone) leaves its note; the thread's next open(2),
+ * of another name of the same object reaching that node through a cached
+ * dentry, is not that retry: it must be refused, not share the writer's
+ * node (a reader there saw the writer's staged size in fstat: found by
+ * tests/stress with -o direct_io). */
+static void test_stale_note_is_no_retry(void)
+{
+	struct idx_inode e = obj(500, 1);
+	uint64_t ne;
+	int pc;
+
+	CHECK_EQ(fn_ref_file(1, "e", &e, 40, &ne), 0, "lookup of e");
+	CHECK_EQ(fn_open_write(ne, e.ino, 41, NULL), 0, "a writer on e's node");
+	CHECK_EQ(fn_open_write(ne, e.ino, 42, NULL), -ESTALE, "a second writer is refused");
+	fn_lookup_begin(42);       /* its retry's lookup: ENOENT, open(2) fails */
+	CHECK_EQ(fn_open_read(ne, &e, 1, 42, &pc), -ESTALE,
+		 "the thread's next open of the writer's node is refused too");
+	CHECK_EQ(fn_open_read(ne, &e, 1, 42, &pc), 0,
+		 "its retry on the same node without a lookup goes through");
+	fn_close_read(ne, pc);
+	fn_close_write(ne, e.ino);
+}
+
 /* The interleaving of ops.c's forget path (fn_forget, then
  * store_forget_unused) with a lookup, an open for writing and an unlink. */
 static void test_forget_races_lookup(void)
@@ -134,6 +158,7 @@ int main(void)
 	CHECK_EQ(fn_init(0), 0, "fn_init");
 	test_retry_meets_other_object();
 	test_leniency_is_per_object();
+	test_stale_note_is_no_retry();
 	test_forget_races_lookup();
 	fn_fini();
 	return tap_done();
