@@ -30,8 +30,9 @@ changed only by the thread holding the object's lock (flock, so it holds
 across processes), right after the commit it mirrors; the commit's hash
 and its time window (before the committing call .. after it) go to that
 thread's log. Writers whose result depends on the base (edits, views,
-truncate) hold the lock from before their open to after their close, so
-their base is the model's current version. Namespace changes hold one
+truncate, and O_TRUNC rewrites that write nothing: a clean session
+commits nothing, see op_rewrite) hold the lock from before their open to
+after their close, so their base is the model's current version. Namespace changes hold one
 namespace lock and log the names they change. Readers take no lock:
     every plain read must return exactly one committed version of the
     object it opened (its hash), one that was current at some time within
@@ -664,7 +665,8 @@ def op_read(ctx):
         s = os.fstat(fd)
         d = read_slow(ctx, fd, s.st_size)
         if len(d) != s.st_size:
-            raise Fail("read %s: %d bytes, fstat at open said %d" % (name, len(d), s.st_size))
+            raise Fail("read %s (object %d, thread %d): %d bytes, fstat at open said %d"
+                       % (name, s.st_ino, threading.get_native_id(), len(d), s.st_size))
         s2, end = os.fstat(fd).st_size, os.lseek(fd, 0, os.SEEK_END)
         if s2 != len(d) or end != len(d):
             raise Fail("read %s (object %d, thread %d): after reading %d bytes fstat says %d, "
