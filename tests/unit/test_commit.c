@@ -34,6 +34,7 @@
 #include "index/store_int.h"
 #include "tests/unit/tap.h"
 #include "tests/unit/tutil.h"
+#include "tests/unit/trefs.h"
 
 #define ROOT IDX_ROOT_INO
 #define FRAG 4096
@@ -347,96 +348,13 @@ static int verify(struct tstore *t, uint64_t ino, const struct model *m, const c
 
 /* ---- whole-store consistency: refs equal the fragment records ---- */
 
-struct idcount { uint64_t *id; uint32_t *n; size_t len, cap; };
-
-static void ic_add(struct idcount *c, uint64_t id, uint32_t n)
-{
-	for (size_t i = 0; i < c->len; i++)
-		if (c->id[i] == id) {
-			c->n[i] += n;
-			return;
-		}
-	if (c->len == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 256;
-		c->id = realloc(c->id, c->cap * sizeof(*c->id));
-		c->n = realloc(c->n, c->cap * sizeof(*c->n));
-	}
-	c->id[c->len] = id;
-	c->n[c->len++] = n;
-}
-
-static int ic_frag(void *arg, uint64_t ino, const struct frag_desc *d)
-{
-	(void)ino;
-	ic_add(arg, d->id, 1);
-	return 0;
-}
-
-static int ic_frag_disk(void *arg, uint64_t ino, const struct frag_desc *d)
-{
-	(void)ino;
-	if (!(d->flags & FRAG_F_MEMORY))
-		ic_add(arg, d->id, 1);
-	return 0;
-}
-
-static int ic_ref(void *arg, uint64_t id, uint32_t count)
-{
-	ic_add(arg, id, count);
-	return 0;
-}
-
 /* Every refs record equals the number of fragment records naming its id,
  * and (when nothing older is pinned) every referenced image is a file and
- * no other file lies in fragments/. */
+ * no other file lies in fragments/ (after an index flush: released images
+ * go after it, index/durable.c invariant 1). */
 static int refs_ok(struct tstore *t, int files_too, char *why, size_t cap)
 {
-	struct idcount recs = { 0 }, refs = { 0 }, disk = { 0 };
-	struct idx_txn *tx;
-	long files;
-	int ok = 1, rc = idx_begin(store_idx(t->st), 1, &tx);
-
-	if (rc) {
-		snprintf(why, cap, "idx_begin: %d", rc);
-		return 0;
-	}
-	rc = idx_frags_iter_all(tx, ic_frag, &recs);
-	if (!rc)
-		rc = idx_frags_iter_all(tx, ic_frag_disk, &disk);
-	if (!rc)
-		rc = idx_refs_iter(tx, ic_ref, &refs);
-	idx_abort(tx);
-	if (rc) {
-		snprintf(why, cap, "iteration: %d", rc);
-		ok = 0;
-	}
-	if (ok && recs.len != refs.len) {
-		snprintf(why, cap, "%zu fragment ids recorded, %zu refs records", recs.len, refs.len);
-		ok = 0;
-	}
-	for (size_t i = 0; ok && i < recs.len; i++) {
-		uint32_t want = recs.n[i], got = 0;
-		for (size_t k = 0; k < refs.len; k++)
-			if (refs.id[k] == recs.id[i])
-				got = refs.n[k];
-		if (got != want) {
-			snprintf(why, cap, "fragment %" PRIu64 ": %u records, reference count %u", recs.id[i], want, got);
-			ok = 0;
-		}
-	}
-	/* images whose last reference went are deleted after the next index
-	 * flush (index/durable.c invariant 1): count after one */
-	if (files_too && store_sync(t->st) != 0) {
-		snprintf(why, cap, "store_sync failed");
-		ok = 0;
-	}
-	files = tut_count_files(t->frags, NULL);
-	if (ok && files_too && files != (long)disk.len) {
-		snprintf(why, cap, "%ld files in fragments/, %zu referenced disk images", files, disk.len);
-		ok = 0;
-	}
-	free(recs.id); free(recs.n); free(refs.id); free(refs.n); free(disk.id); free(disk.n);
-	return ok;
+	return trefs_audit(t->st, t->frags, NULL, files_too, why, cap, NULL);
 }
 
 static void check_refs(struct tstore *t, int files_too, const char *what)

@@ -32,6 +32,7 @@
 #include "index/store_int.h"
 #include "tests/unit/tap.h"
 #include "tests/unit/tutil.h"
+#include "tests/unit/trefs.h"
 
 #define ROOT IDX_ROOT_INO
 #define FRAG 4096
@@ -225,95 +226,11 @@ static int same(uint64_t ino, const struct model *m, const char *what)
 
 /* ---- reference counts over all objects ---- */
 
-struct idcount { uint64_t *id; uint32_t *n; size_t len, cap; };
-
-static void ic_add(struct idcount *c, uint64_t id, uint32_t n)
-{
-	for (size_t i = 0; i < c->len; i++)
-		if (c->id[i] == id) {
-			c->n[i] += n;
-			return;
-		}
-	if (c->len == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 256;
-		c->id = realloc(c->id, c->cap * sizeof(*c->id));
-		c->n = realloc(c->n, c->cap * sizeof(*c->n));
-	}
-	c->id[c->len] = id;
-	c->n[c->len++] = n;
-}
-
-static int ic_frag(void *arg, uint64_t ino, const struct frag_desc *d)
-{
-	(void)ino;
-	ic_add(arg, d->id, 1);
-	return 0;
-}
-
-static int ic_frag_disk(void *arg, uint64_t ino, const struct frag_desc *d)
-{
-	(void)ino;
-	if (!(d->flags & FRAG_F_MEMORY))
-		ic_add(arg, d->id, 1);
-	return 0;
-}
-
-static int ic_ref(void *arg, uint64_t id, uint32_t count)
-{
-	ic_add(arg, id, count);
-	return 0;
-}
-
-static int ic_get(const struct idcount *c, uint64_t id)
-{
-	for (size_t i = 0; i < c->len; i++)
-		if (c->id[i] == id)
-			return (int)c->n[i];
-	return 0;
-}
-
 /* refs == records; with FILES, after a store_sync, one image file per
  * referenced disk id and no other (nothing else may be pinned then). */
 static int refs_q(int files, char *why, size_t cap)
 {
-	struct idcount recs = { 0 }, refs = { 0 }, disk = { 0 };
-	struct idx_txn *t;
-	int ok = 1, rc = idx_begin(store_idx(st), 1, &t);
-
-	if (rc) {
-		snprintf(why, cap, "idx_begin %d", rc);
-		return 0;
-	}
-	rc = idx_frags_iter_all(t, ic_frag, &recs);
-	if (!rc)
-		rc = idx_frags_iter_all(t, ic_frag_disk, &disk);
-	if (!rc)
-		rc = idx_refs_iter(t, ic_ref, &refs);
-	idx_abort(t);
-	if (rc || recs.len != refs.len) {
-		snprintf(why, cap, "rc %d: %zu ids recorded, %zu refs records", rc, recs.len, refs.len);
-		ok = 0;
-	}
-	for (size_t i = 0; ok && i < recs.len; i++)
-		if (ic_get(&refs, recs.id[i]) != (int)recs.n[i]) {
-			snprintf(why, cap, "fragment %" PRIu64 ": %u records, count %d", recs.id[i], recs.n[i],
-				 ic_get(&refs, recs.id[i]));
-			ok = 0;
-		}
-	if (ok && files) {
-		long nfiles;
-		if (store_sync(st)) {
-			snprintf(why, cap, "store_sync failed");
-			ok = 0;
-		}
-		nfiles = tut_count_files(fragdir, ".frag");
-		if (ok && nfiles != (long)disk.len) {
-			snprintf(why, cap, "%ld image files, %zu referenced disk ids", nfiles, disk.len);
-			ok = 0;
-		}
-	}
-	free(recs.id); free(recs.n); free(refs.id); free(refs.n); free(disk.id); free(disk.n);
-	return ok;
+	return trefs_audit(st, fragdir, ".frag", files, why, cap, NULL);
 }
 
 static void check_refs(int files, const char *what)

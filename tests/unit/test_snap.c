@@ -37,6 +37,7 @@
 #include "tests/unit/tap.h"
 #include "tests/unit/tstore.h"
 #include "tests/unit/tutil.h"
+#include "tests/unit/trefs.h"
 
 #define ROOT IDX_ROOT_INO
 #define FRAG 4096
@@ -129,107 +130,12 @@ static uint64_t written(void)
 
 /* ---- counts ---- */
 
-struct idc { uint64_t *id; uint32_t *n; size_t len, cap; };
-
-static void idc_add(struct idc *c, uint64_t id, uint32_t n)
-{
-	for (size_t i = 0; i < c->len; i++)
-		if (c->id[i] == id) {
-			c->n[i] += n;
-			return;
-		}
-	if (c->len == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 256;
-		c->id = realloc(c->id, c->cap * sizeof(*c->id));
-		c->n = realloc(c->n, c->cap * sizeof(*c->n));
-	}
-	c->id[c->len] = id;
-	c->n[c->len++] = n;
-}
-
-static int idc_frag(void *arg, uint64_t ino, const struct frag_desc *d)
-{
-	(void)ino;
-	if (!(d->flags & FRAG_F_MEMORY))
-		idc_add(arg, d->id, 1);
-	return 0;
-}
-
-static int idc_memfrag(void *arg, uint64_t ino, const struct frag_desc *d)
-{
-	(void)ino;
-	if (d->flags & FRAG_F_MEMORY)
-		idc_add(arg, d->id, 1);
-	return 0;
-}
-
-static int idc_ref(void *arg, uint64_t id, uint32_t count)
-{
-	idc_add(arg, id, count);
-	return 0;
-}
-
-static uint32_t idc_get(const struct idc *c, uint64_t id)
-{
-	for (size_t i = 0; i < c->len; i++)
-		if (c->id[i] == id)
-			return c->n[i];
-	return 0;
-}
-
-static void idc_free(struct idc *c)
-{
-	free(c->id);
-	free(c->n);
-	memset(c, 0, sizeof(*c));
-}
-
-/* refs == records (disk and memory); with FILES, after a store_sync, one
- * image file per referenced disk id. *NRECS gets the disk records. */
+/* refs == records (disk and memory, live tree and snapshots); with FILES,
+ * after a store_sync, one image file per referenced disk id. *NRECS gets
+ * the number of referenced disk ids. */
 static int refs_q(int files, char *why, size_t cap, size_t *nrecs)
 {
-	struct idc recs = { 0 }, mrecs = { 0 }, refs = { 0 };
-	struct idx_txn *t;
-	int ok = 1, rc = idx_begin(store_idx(st), 1, &t);
-
-	if (rc) {
-		snprintf(why, cap, "idx_begin %d", rc);
-		return 0;
-	}
-	rc = idx_frags_iter_all(t, idc_frag, &recs);
-	if (!rc)
-		rc = idx_frags_iter_all(t, idc_memfrag, &mrecs);
-	if (!rc)
-		rc = idx_refs_iter(t, idc_ref, &refs);
-	idx_abort(t);
-	for (size_t i = 0; i < mrecs.len; i++)
-		idc_add(&recs, mrecs.id[i], mrecs.n[i]);
-	if (rc || recs.len != refs.len) {
-		snprintf(why, cap, "rc %d: %zu ids recorded, %zu refs records", rc, recs.len, refs.len);
-		ok = 0;
-	}
-	for (size_t i = 0; ok && i < recs.len; i++)
-		if (idc_get(&refs, recs.id[i]) != recs.n[i]) {
-			snprintf(why, cap, "fragment %016" PRIx64 ": %u records, count %u", recs.id[i], recs.n[i],
-				 idc_get(&refs, recs.id[i]));
-			ok = 0;
-		}
-	if (nrecs)
-		*nrecs = recs.len - mrecs.len;
-	if (ok && files) {
-		long nfiles;
-		if (store_sync(st))
-			snprintf(why, cap, "store_sync failed"), ok = 0;
-		nfiles = tut_count_files(fragdir, ".frag");
-		if (ok && nfiles != (long)(recs.len - mrecs.len)) {
-			snprintf(why, cap, "%ld image files, %zu referenced disk ids", nfiles, recs.len - mrecs.len);
-			ok = 0;
-		}
-	}
-	idc_free(&recs);
-	idc_free(&mrecs);
-	idc_free(&refs);
-	return ok;
+	return trefs_audit(st, fragdir, ".frag", files, why, cap, nrecs);
 }
 
 static void check_refs(int files, const char *what)
