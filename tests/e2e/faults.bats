@@ -157,6 +157,37 @@ need_uring() {
 	serving
 }
 
+# lmdb_sync: the index flush fsync(2) asks for (store_sync). The commit
+# before it succeeded, so — as on ext4, whose page cache keeps what a failed
+# fsync could not write — the new bytes are what a fresh open reads; the
+# caller is told the flush failed, and the next fsync(2) flushes again.
+# sync_ms is 10 minutes so that the syncer thread never flushes first.
+lmdb_sync_fault() {
+	local err=$1
+	prepare
+	mount_fault "lmdb_sync:1:$err" sync_ms=600000
+	run fio put-fsync "$TMP/new.csv" "$MNT/d.csv" "$TWIN/d.csv"
+	echo "# lmdb_sync:1:$err: $output" >&3
+	[ "$output" = "fsync:$err old:DIFF close:OK" ]
+	fired lmdb_sync
+	tail -n "+$LOG_MARK" "$LOG" | grep -q "index flush failed: $(python3 -c "import os, errno; print(os.strerror(errno.$err))")"
+	same_file "$MNT/d.csv" "$TMP/new.csv"
+	[ "$(xget "$MNT/d.csv" user.payload.version)" = $((V0 + 1)) ]
+	# the next fsync(2) flushes again and succeeds (one flush has failed)
+	python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.close(fd)' "$MNT/d.csv"
+	grep -q '"sync_failures": 1' "$MNT/.stats"
+	same_file "$MNT/small.txt" "$TWIN/small.txt"
+	serving
+}
+
+@test "lmdb_sync EIO (the index flush of fsync(2)): fsync(2) fails with EIO, the commit stays, the next fsync flushes" {
+	lmdb_sync_fault EIO
+}
+
+@test "lmdb_sync ENOSPC: fsync(2) fails with ENOSPC, not EIO" {
+	lmdb_sync_fault ENOSPC
+}
+
 @test "staging_write ENOSPC: write(2) fails with ENOSPC, nothing is committed" {
 	prepare
 	mount_fault staging_write:1:ENOSPC
