@@ -12,15 +12,6 @@ load helpers
 setup() { pfs_init; }
 teardown() { pfs_teardown; }
 
-# stat_field PATH — print one number from MNT/.stats: stat_field io.fragments_read
-stat_field() {
-	python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    d = d[k]
-print(d)' "$MNT/.stats" "$1"
-}
-
 # daemon_reads — cache lookups the daemon served so far (hits + misses).
 daemon_reads() { echo $(($(stat_field cache.hits) + $(stat_field cache.misses))); }
 

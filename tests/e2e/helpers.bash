@@ -246,6 +246,16 @@ print(lo, max(lo, hi))' "$a" "$b" "$n")
 # xget PATH NAME — print the value of xattr NAME (nothing when absent).
 xget() { getfattr --only-values --absolute-names -n "$2" "$1" 2>/dev/null; }
 
+# stat_field NAME — print one counter of MNT/.stats (a dotted path):
+# stat_field io.fragments_read
+stat_field() {
+	python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    d = d[k]
+print(d)' "$MNT/.stats" "$1"
+}
+
 # daemon_alive — the mount still answers.
 daemon_alive() {
 	stat "$MNT" >/dev/null && ls "$MNT" >/dev/null

@@ -16,15 +16,6 @@ load helpers
 setup() { pfs_init; }
 teardown() { pfs_teardown; }
 
-# stat_field NAME — one number of MNT/.stats: stat_field io.fragments_written
-stat_field() {
-	python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    d = d[k]
-print(d)' "$MNT/.stats" "$1"
-}
-
 images() { find "$STORE/fragments" -name '*.frag' | wc -l; }
 
 # flush — make the daemon flush its index now (fsync of the mount's root):

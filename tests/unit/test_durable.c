@@ -170,9 +170,12 @@ static void test_flushes(void)
 	uint64_t s1 = syncs(st);
 	int settled = 0;
 	for (int i = 0; i < 20 && !settled; i++) {
+		uint64_t now;
+
 		usleep(150000);
-		settled = syncs(st) == s1;
-		s1 = syncs(st);
+		now = syncs(st);
+		settled = now == s1;
+		s1 = now;
 	}
 	CHECK(settled, "... the syncer settles once every commit is flushed (%llu flushes)",
 	      (unsigned long long)(s1 - s0));
