@@ -156,7 +156,7 @@ check: all unit $(STRESS_BIN)
 # `make crash ROUNDS=500 [SEED=N]`; prints rounds, operations, kills and a verdict.
 ROUNDS ?= 200
 crash: all
-	$(Q)tests/crash/crash.py --build $(BUILD) --cases --rounds $(ROUNDS) $(if $(SEED),--seed $(SEED))
+	$(Q)tests/crash/crash.py --build $(BUILD) --cases --rounds $(ROUNDS) --startup-rounds 32 $(if $(SEED),--seed $(SEED))
 
 # stress: the concurrency stress test and the fsx exerciser in their long
 # modes (tests/stress/README.md): SECONDS= of stress, FSX_OPS= per seed,

@@ -52,7 +52,9 @@ SPILL_SIZES = ["4K", "64K", "64K", "1M"]
 # first index txn of a daemon is its mount's sweep.
 KILL_POINTS = [
     ("frag_write", 1, 300), ("frag_fsync", 1, 300),
-    ("commit_txn", 1, 60), ("lmdb_commit", 2, 80), ("lmdb_committed", 2, 80),
+    # the 1st index txn is the mount's sweep (when it has work): N=1 kills
+    # the daemon in its start-up, before it serves (Harness.start_faulted)
+    ("commit_txn", 1, 60), ("lmdb_commit", 1, 80), ("lmdb_committed", 1, 80),
     ("commit_release", 1, 60), ("frag_release", 1, 200),
     ("staging_write", 1, 400), ("staging_spill", 1, 6),
     # a flush of the index: fsync(2), or the syncer (not with -o sync)
@@ -73,16 +75,18 @@ class Stats:
     def __init__(self):
         self.rounds = self.ops = self.timer_kills = self.fault_kills = 0
         self.sweep_kills = self.mixed = self.lost = self.torn = self.extra = 0
+        self.startup_kills = 0
         self.fsck_runs = self.unref_seen = self.clean_unmounts = 0
         self.outcomes = {}
 
     def line(self):
         oc = ", ".join("%s %d" % kv for kv in sorted(self.outcomes.items()))
-        return ("%d rounds, %d operations, %d kills (%d timer, %d fault point, %d during the "
-                "sweep), cut operations: %s; mixed %d, lost %d, torn %d, extra %d; fsck %d runs, "
+        return ("%d rounds, %d operations, %d kills (%d timer, %d fault point (%d in a mount's "
+                "start-up), %d during the sweep), cut operations: %s; mixed %d, lost %d, torn %d, extra %d; fsck %d runs, "
                 "all clean (%d unreferenced images seen in crashed stores, all swept)" % (
                     self.rounds, self.ops, self.timer_kills + self.fault_kills + self.sweep_kills,
-                    self.timer_kills, self.fault_kills, self.sweep_kills, oc or "none",
+                    self.timer_kills, self.fault_kills, self.startup_kills, self.sweep_kills,
+                    oc or "none",
                     self.mixed, self.lost, self.torn, self.extra, self.fsck_runs,
                     self.unref_seen))
 
@@ -102,6 +106,8 @@ class Harness:
         self.last_opts = ""
         self.prev = {}            # worker -> tree verified at the end of the last round
         self.stats = Stats()
+        self.kill_points = KILL_POINTS
+        self.fault_share = 0.4    # of the rounds that arm a fault point
 
     def say(self, msg):
         print("# " + msg, file=self.out, flush=True)
@@ -163,6 +169,29 @@ class Harness:
             raise RoundFailed(["mount failed: %s (daemon: %s)" % (m.error, m.died_by())] +
                               m.log_tail())
         self.mount = m
+
+    def start_faulted(self, fault):
+        """Mount for a round, armed with FAULT (or keep the live mount when
+        there is none). Returns False when FAULT killed the daemon in its
+        start-up (the mount's sweep commits, and the syncer may flush that
+        before the mount is up): a crash like any other, whose store must
+        recover to the tree of the last round. self.mount is then that
+        dead mount."""
+        if fault is None:
+            self.ensure_mount(None)
+            return True
+        if self.mount:
+            self.clean_unmount()
+        m = self.new_mount(fault)
+        if m.start():
+            self.mount = m
+            return True
+        if m.died_by() != "SIGKILL" or not m.fault_fired(fault.split(":")[0]):
+            raise RoundFailed(["mount with %s failed: %s (daemon: %s)" % (
+                fault, m.error, m.died_by())] + m.log_tail())
+        self.stats.startup_kills += 1
+        self.mount = m
+        return False
 
     # ---- one round ----
 
@@ -242,8 +271,15 @@ class Harness:
                 os.kill(pid, signal.SIGKILL)          # our children
                 os.waitpid(pid, 0)
             point = self.mount.fault.split(":")[0] if self.mount.fault else None
-            if point and not self.mount.alive() and self.mount.fault_fired(point):
-                return "before the workload"          # e.g. the syncer's flush, reached early
+            if point and self.mount.fault_fired(point):
+                # e.g. the syncer's flush, reached early. The workers saw the
+                # connection go when the daemon's files closed, which can be
+                # a moment before it is a zombie: wait for that.
+                deadline = time.monotonic() + 30
+                while self.mount.alive() and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                if not self.mount.alive():
+                    return "before the workload"
             raise RoundFailed(["the workload did not start"] + self.workload_err())
         os.write(gow, b"g" * n)
         os.close(gow)
@@ -304,14 +340,17 @@ class Harness:
         a = self.args
         rng = random.Random(a.seed * 1000003 + r)
         fault = None
-        if rng.random() < 0.4:
-            point, lo, hi = rng.choice(KILL_POINTS)
+        if rng.random() < self.fault_share:
+            point, lo, hi = rng.choice(self.kill_points)
             fault = "%s:%d:KILL" % (point, rng.randint(lo, hi))
         if r % 10 == 9 and self.mount:
             self.clean_unmount()
-        self.ensure_mount(fault)
-        m = self.mount
-        how = self.run_workload(rng, r, fault is not None)
+        if self.start_faulted(fault):
+            m = self.mount
+            how = self.run_workload(rng, r, fault is not None)
+        else:
+            m = self.mount
+            how = "before the workload"       # the fault fired in the mount's start-up
         m.wait_exit()
         end = m.died_by()
         if end != "SIGKILL":
@@ -433,13 +472,47 @@ def run_rounds(h, first, count, deadline):
     return count, None
 
 
+def startup_batch(a, out, n, count):
+    """TAP line N: COUNT rounds on a store of their own, each armed with
+    the sweep's index txn (lmdb_commit:1:KILL), so that the daemon dies in
+    its start-up whenever its sweep has work: the round must still recover
+    the last verified tree. Fails unless at least one kill came in a
+    start-up (else it did not test that)."""
+    h = Harness(a, out)
+    h.kill_points = [("lmdb_commit", 1, 1)]
+    h.fault_share = 0.5                 # the other rounds run workloads, so the trees grow
+    first = 1 << 20                     # round numbers (and so draws) apart from the batches
+    err = None
+    try:
+        h.setup()
+        ran, err = run_rounds(h, first, count, float("inf"))
+        if err is None:
+            h.clean_unmount()
+    except (RoundFailed, MountError, OSError) as e:
+        err = e if isinstance(e, RoundFailed) else RoundFailed([str(e)])
+        h.failure(first, err)
+    finally:
+        h.close()
+    desc = "crash: %d rounds armed with the sweep's txn (seed %d): %d killed in a mount's start-up" % (
+        count, a.seed, h.stats.startup_kills)
+    if err is None and h.stats.startup_kills == 0:
+        h.say("no round was killed in a mount's start-up: the sweep never had work")
+        err = RoundFailed(["no start-up kill"])
+    if a.tap:
+        print("%s %d - %s" % ("not ok" if err else "ok", n, desc), flush=True)
+    else:
+        h.say(desc)
+    h.say("crash (start-up batch): " + h.stats.line())
+    return err is None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=os.environ.get("PAYLOADFS_BUILD", "build"))
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--cases", action="store_true", help="run the fault-point cases first")
-    ap.add_argument("--no-rounds", action="store_true", help="only the cases")
+    ap.add_argument("--no-rounds", action="store_true", help="no random rounds (the cases, --startup-rounds)")
     ap.add_argument("--tap", action="store_true", help="TAP output, one line per batch and case")
     ap.add_argument("--batches", type=int, default=1)
     ap.add_argument("--budget", type=float, default=0,
@@ -447,6 +520,9 @@ def main():
     ap.add_argument("--max-delay", type=float, default=1.0, help="longest timer delay (s)")
     ap.add_argument("--max-ops", type=int, default=100000)
     ap.add_argument("--workers", type=int, default=2, help="workload processes at once")
+    ap.add_argument("--startup-rounds", type=int, default=0,
+                    help="then N rounds, each armed with lmdb_commit:1:KILL (the sweep's txn), "
+                    "as one more batch that fails unless some kill came in a mount's start-up")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
@@ -459,8 +535,9 @@ def main():
     import cases
     case_list = cases.CASES if a.cases else []
     nbatches = 0 if a.no_rounds else a.batches
+    startup = a.startup_rounds
     if a.tap:
-        print("1..%d" % (len(case_list) + nbatches), flush=True)
+        print("1..%d" % (len(case_list) + nbatches + (1 if startup else 0)), flush=True)
     print("# crash: seed %d (rerun: tests/crash/crash.py --seed %d --rounds %d)" % (
         a.seed, a.seed, a.rounds), flush=True)
     n = 0
@@ -511,6 +588,10 @@ def main():
             h.say("crash: " + h.stats.line())
         finally:
             h.close()
+    if startup:
+        n += 1
+        if not startup_batch(a, out, n, startup):
+            failed += 1
     secs = time.monotonic() - t0
     verdict = "PASS" if not failed else "FAIL"
     print("# crash: %s in %.0f s (seed %d)" % (verdict, secs, a.seed), flush=True)

@@ -10,6 +10,6 @@ BUILD=${1:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-exec "$PY" "$HERE/crash.py" --build "$BUILD" --tap --cases --batches 4 \
+exec "$PY" "$HERE/crash.py" --build "$BUILD" --tap --cases --batches 4 --startup-rounds 16 \
 	--rounds "${CRASH_ROUNDS:-150}" --budget "${CRASH_BUDGET:-100}" \
 	${CRASH_SEED:+--seed "$CRASH_SEED"}
