@@ -467,8 +467,8 @@ def run_rounds(h, first, count, deadline):
                 e = RoundFailed([str(e)])
             h.failure(r, e)
             return r - first, e
-        if not h.args.tap and (r + 1) % 10 == 0:
-            h.say("%d rounds: %s" % (r + 1, h.stats.line()))
+        if not h.args.tap and (r + 1 - first) % 10 == 0:
+            h.say("%d rounds: %s" % (h.stats.rounds, h.stats.line()))
     return count, None
 
 
