@@ -159,46 +159,38 @@ class Harness:
         if left:
             raise RoundFailed(["after a clean unmount: leftovers " + " ".join(left[:10])])
 
-    def ensure_mount(self, fault):
-        if self.mount and fault is None and self.mount.fault is None and self.mount.alive():
+    def ensure_mount(self):
+        """A live mount with no fault armed."""
+        if self.mount and self.mount.fault is None and self.mount.alive():
             return
         if self.mount:
             self.clean_unmount()
-        m = self.new_mount(fault)
+        m = self.new_mount()
         if not m.start():
             raise RoundFailed(["mount failed: %s (daemon: %s)" % (m.error, m.died_by())] +
                               m.log_tail())
         self.mount = m
 
-    def start_faulted(self, fault):
-        """Mount for a round, armed with FAULT (or keep the live mount when
-        there is none). Returns False when FAULT killed the daemon in its
-        start-up (the mount's sweep commits, and the syncer may flush that
-        before the mount is up): a crash like any other, whose store must
-        recover to the tree of the last round. self.mount is then that
-        dead mount."""
-        if fault is None:
-            self.ensure_mount(None)
-            return True
-        if self.mount:
-            self.clean_unmount()
-        m = self.new_mount(fault)
+    def start_armed(self, spec):
+        """A new mount armed with SPEC (point:N:KILL). Returns it live, or
+        reaped (status set) when SPEC killed the daemon in its start-up (the
+        mount's sweep, or the syncer flushing the sweep's txn before the
+        mount is up): a crash like any other. Any other failure to mount
+        fails."""
+        m = self.new_mount(spec)
         if m.start():
-            self.mount = m
-            return True
-        if m.died_by() != "SIGKILL" or not m.fault_fired(fault.split(":")[0]):
+            return m
+        if m.died_by() != "SIGKILL" or not m.fault_fired(spec.split(":")[0]):
             raise RoundFailed(["mount with %s failed: %s (daemon: %s)" % (
-                fault, m.error, m.died_by())] + m.log_tail())
-        self.stats.startup_kills += 1
-        self.mount = m
-        return False
+                spec, m.error, m.died_by())] + m.log_tail())
+        return m
 
     # ---- one round ----
 
     def setup(self):
         """Before round 0: the workers' folders, each with a storage=memory
         folder d5 (workload.MEM_DIR), then a clean unmount."""
-        self.ensure_mount(None)
+        self.ensure_mount()
         for k in range(self.args.workers):
             d = os.path.join(self.mnt, "w%d" % k)
             os.mkdir(d)
@@ -275,11 +267,8 @@ class Harness:
                 # e.g. the syncer's flush, reached early. The workers saw the
                 # connection go when the daemon's files closed, which can be
                 # a moment before it is a zombie: wait for that.
-                deadline = time.monotonic() + 30
-                while self.mount.alive() and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                if not self.mount.alive():
-                    return "before the workload"
+                self.mount.wait_exit(30)
+                return "before the workload"
             raise RoundFailed(["the workload did not start"] + self.workload_err())
         os.write(gow, b"g" * n)
         os.close(gow)
@@ -345,12 +334,20 @@ class Harness:
             fault = "%s:%d:KILL" % (point, rng.randint(lo, hi))
         if r % 10 == 9 and self.mount:
             self.clean_unmount()
-        if self.start_faulted(fault):
+        if fault is None:
+            self.ensure_mount()
             m = self.mount
-            how = self.run_workload(rng, r, fault is not None)
         else:
-            m = self.mount
-            how = "before the workload"       # the fault fired in the mount's start-up
+            if self.mount:
+                self.clean_unmount()
+            m = self.mount = self.start_armed(fault)
+        if m.status is not None:
+            # the fault fired in the mount's start-up: the store must come
+            # back as the tree verified at the end of the last round
+            self.stats.startup_kills += 1
+            how = "before the workload"
+        else:
+            how = self.run_workload(rng, r, fault is not None)
         m.wait_exit()
         end = m.died_by()
         if end != "SIGKILL":
@@ -370,17 +367,14 @@ class Harness:
         self.stats.unref_seen += self.fsck("of the crashed store")
         if rng.random() < 0.15:
             spec = rng.choice(SWEEP_POINTS) + ":KILL"
-            s = self.new_mount(spec)
-            if s.start():
+            s = self.start_armed(spec)
+            if s.status is None:
                 self.mount = s
                 self.clean_unmount()
             else:
-                if s.died_by() != "SIGKILL" or not s.fault_fired(spec.split(":")[0]):
-                    raise RoundFailed(["mount with %s failed: %s (daemon: %s)" % (
-                        spec, s.error, s.died_by())] + s.log_tail())
                 self.stats.sweep_kills += 1
                 self.fsck("after a crash during the sweep")
-        self.ensure_mount(None)
+        self.ensure_mount()
         self.fsck("after the remount", mounted=True)
         left = leftovers(self.store)
         if left:
@@ -473,9 +467,9 @@ def run_rounds(h, first, count, deadline):
 
 
 def startup_batch(a, out, n, count):
-    """TAP line N: COUNT rounds on a store of their own, each armed with
-    the sweep's index txn (lmdb_commit:1:KILL), so that the daemon dies in
-    its start-up whenever its sweep has work: the round must still recover
+    """TAP line N: COUNT rounds on a store of their own, half of them
+    armed with the sweep's index txn (lmdb_commit:1:KILL), so that the
+    daemon dies in its start-up whenever its sweep has work: the round must still recover
     the last verified tree. Fails unless at least one kill came in a
     start-up (else it did not test that)."""
     h = Harness(a, out)
@@ -521,7 +515,7 @@ def main():
     ap.add_argument("--max-ops", type=int, default=100000)
     ap.add_argument("--workers", type=int, default=2, help="workload processes at once")
     ap.add_argument("--startup-rounds", type=int, default=0,
-                    help="then N rounds, each armed with lmdb_commit:1:KILL (the sweep's txn), "
+                    help="then N rounds, half armed with lmdb_commit:1:KILL (the sweep's txn), "
                     "as one more batch that fails unless some kill came in a mount's start-up")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("-v", "--verbose", action="store_true")
