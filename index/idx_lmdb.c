@@ -37,14 +37,20 @@ struct idx {
 	MDB_env *env;
 	MDB_dbi dbi[DB_COUNT];
 	int rdonly;
-	uint64_t commits;       /* atomic: write txns committed (durable.c) */
+	uint64_t written;       /* atomic: LMDB id of the newest committed txn
+				 * that wrote something (durable.c (1)) */
 	int no_snaps;           /* read-only, and the store has no snapshots db */
 };
 
 struct idx_txn {
 	struct idx *x;
 	MDB_txn *txn;
+	int dirty;              /* a put or del succeeded: the commit writes pages,
+				 * flushes them and writes a meta page (an empty
+				 * txn's commit does none of that) */
 };
+
+static int put(struct idx_txn *t, int db, MDB_val *k, MDB_val *v);
 
 /* Keys and values are encoded and decoded by idx_rec.c (pure functions,
  * fuzzed by tests/fuzz/fuzz_idx_rec.c). */
@@ -114,7 +120,7 @@ static int check_format(struct idx *x, int create)
 		idx_rec_format_encode(buf, IDX_FORMAT_MIN);
 		v.mv_size = 4;
 		v.mv_data = buf;
-		rc = mdb_err(mdb_put(t->txn, x->dbi[DB_META], &k, &v, 0), "put format");
+		rc = put(t, DB_META, &k, &v);
 		if (!rc)
 			rc = idx_meta_put_u64(t, "next_ino", IDX_FIRST_INO);
 		if (!rc)
@@ -241,9 +247,20 @@ int idx_sync(struct idx *x)
 	return rc ? rc : mdb_err(mdb_env_sync(x->env, 1), "sync");
 }
 
-uint64_t idx_commits(struct idx *x)
+uint64_t idx_last_written(struct idx *x)
 {
-	return __atomic_load_n(&x->commits, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&x->written, __ATOMIC_ACQUIRE);
+}
+
+/* Raise X->written to ID (a max: a committer that stalled before this
+ * call never moves it back). */
+static void note_written(struct idx *x, uint64_t id)
+{
+	uint64_t cur = __atomic_load_n(&x->written, __ATOMIC_RELAXED);
+
+	while (cur < id && !__atomic_compare_exchange_n(&x->written, &cur, id, 0, __ATOMIC_RELEASE,
+						       __ATOMIC_RELAXED))
+		;
 }
 
 int idx_copy(struct idx *x, const char *dir)
@@ -266,6 +283,7 @@ int idx_begin(struct idx *x, int rdonly, struct idx_txn **out)
 		return -EROFS;
 	}
 	t->x = x;
+	t->dirty = 0;
 	rc = mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn);
 	if (rc) {
 		free(t);
@@ -292,6 +310,7 @@ static int commit_eio(struct idx *x)
 int idx_commit(struct idx_txn *t)
 {
 	int rc = FAULT("lmdb_commit");
+	uint64_t id = mdb_txn_id(t->txn);
 
 	if (rc) {
 		mdb_txn_abort(t->txn);
@@ -300,8 +319,8 @@ int idx_commit(struct idx_txn *t)
 	}
 	rc = mdb_txn_commit(t->txn);
 	rc = mdb_err(rc == EIO ? commit_eio(t->x) : rc, "commit");
-	if (!rc)
-		__atomic_add_fetch(&t->x->commits, 1, __ATOMIC_RELEASE);
+	if (!rc && t->dirty)
+		note_written(t->x, id);
 	free(t);
 	if (!rc)
 		FAULT_CRASH("lmdb_committed");
@@ -323,12 +342,18 @@ static int get(struct idx_txn *t, int db, MDB_val *k, MDB_val *v)
 
 static int put(struct idx_txn *t, int db, MDB_val *k, MDB_val *v)
 {
-	return mdb_err(mdb_put(t->txn, t->x->dbi[db], k, v, 0), "put");
+	int rc = mdb_put(t->txn, t->x->dbi[db], k, v, 0);
+
+	t->dirty |= rc == 0;
+	return mdb_err(rc, "put");
 }
 
 static int del(struct idx_txn *t, int db, MDB_val *k)
 {
-	return mdb_err(mdb_del(t->txn, t->x->dbi[db], k, NULL), "del");
+	int rc = mdb_del(t->txn, t->x->dbi[db], k, NULL);
+
+	t->dirty |= rc == 0;
+	return mdb_err(rc, "del");
 }
 
 /* ---- meta ---- */

@@ -669,6 +669,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	pthread_mutex_init(&st->sync_wlock, NULL);
 	pthread_cond_init(&st->sync_cond, NULL);
 	pthread_mutex_init(&st->dq_lock, NULL);
+	pthread_cond_init(&st->dq_cond, NULL);
+	pthread_cond_init(&st->dq_done, NULL);
 	st->sync_ms = o->sync_ms ? o->sync_ms : 1000;
 	st->dir = strdup(dir);
 	st->rdonly = o->rdonly;
@@ -711,8 +713,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	}
 	if (rc == -ENOENT && created == 0)
 		rc = -EPROTO;     /* an index without its databases or records */
-	if (!rc && !o->rdonly && !o->sync)
-		rc = dur_start(st);
+	if (!rc && !o->rdonly)
+		rc = dur_start(st, !o->sync);
 	if (!rc && o->sweep && !o->rdonly && (rc = sweep(st)) != 0)
 		log_err("%s: the sweep at open failed: %s", dir, strerror(-rc));
 	if (rc) {
@@ -749,6 +751,8 @@ void store_close(struct store *st)
 	pthread_mutex_destroy(&st->sync_wlock);
 	pthread_cond_destroy(&st->sync_cond);
 	pthread_mutex_destroy(&st->dq_lock);
+	pthread_cond_destroy(&st->dq_cond);
+	pthread_cond_destroy(&st->dq_done);
 	store_reserve_close(st);
 	if (st->lockfd >= 0)
 		close(st->lockfd);

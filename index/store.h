@@ -77,8 +77,14 @@ int64_t store_now_ns(void);
 /* Make everything committed so far durable (power loss included): one
  * index flush, shared with concurrent callers; a no-op with opts.sync
  * (already durable) and on read-only stores. @return 0 or -errno (EIO,
- * ENOSPC of the flush). */
+ * ENOSPC of the flush). Images that the flush lets go are deleted by the
+ * store's reaper thread, not by the caller. */
 int store_sync(struct store *st);
+
+/* Wait until the reaper deleted every released image that is due now
+ * (whose release is durable: after store_sync, all of them). For tests
+ * and tools that count image files; returns at once on read-only stores. */
+void store_reap_wait(struct store *st);
 
 /* One-line description of an open error from store_open (static string). */
 const char *store_strerror(int err);
