@@ -158,11 +158,13 @@ static void *reaper(void *arg)
 				if (st->dqhead == st->dqn)
 					st->dqhead = st->dqn = 0;
 				st->reap_busy = 1;
+				st->reap_busy_n = n;
 				pthread_mutex_unlock(&st->dq_lock);
 				for (size_t i = 0; i < n; i++)
 					store_delete_image(st, &go[i].d);
 				pthread_mutex_lock(&st->dq_lock);
 				st->reap_busy = 0;
+				st->reap_busy_n = 0;
 				pthread_cond_broadcast(&st->dq_done);
 				continue;
 			}
@@ -176,6 +178,16 @@ static void *reaper(void *arg)
 	pthread_mutex_unlock(&st->dq_lock);
 	free(go);
 	return NULL;
+}
+
+uint64_t dur_pending(struct store *st)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&st->dq_lock);
+	n = st->dqn - st->dqhead + (uint64_t)st->reap_busy_n;
+	pthread_mutex_unlock(&st->dq_lock);
+	return n;
 }
 
 void store_reap_wait(struct store *st)

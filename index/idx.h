@@ -195,6 +195,17 @@ int idx_set_metasync(struct idx *x, int on);
 int idx_sync(struct idx *x);
 uint64_t idx_last_written(struct idx *x);
 
+/* The clean-close marker (meta "clean"). idx_clean_mark(T, 1) records
+ * T's own txn id: the store is clean as long as no txn committed after T.
+ * idx_clean_mark(T, 0) clears it. idx_clean_get: *CLEAN is 1 when the
+ * marker names the newest committed txn (nothing, by any binary, wrote
+ * since the clean close), else 0. @return 0 or -errno. */
+int idx_clean_mark(struct idx_txn *t, int clean);
+int idx_clean_get(struct idx *x, int *clean);
+
+/* The LMDB map's current size in bytes (it grows: idx_lmdb.c (5)). */
+size_t idx_map_size(struct idx *x);
+
 /* Copy the environment to DIR (compacting), for payloadctl snapshot. */
 int idx_copy(struct idx *x, const char *dir);
 

@@ -325,6 +325,8 @@ struct store_stats {
 	uint64_t frag_records;     /* fragment index records put or deleted by commits */
 	uint64_t cache_hits, cache_misses, cache_bytes;
 	uint64_t syncs, sync_failures;   /* index flushes by store_sync */
+	uint64_t deletes_pending;  /* released images not deleted yet: waiting
+				    * for a flush, or for the reaper */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
 /* The fragment cache's counters (hits, misses, evictions, bytes, I/O

@@ -45,7 +45,8 @@ struct store {
 	/* durability and deferred deletion (durable.c) */
 	int dur_lazy;                /* NOMETASYNC index, the syncer; immutable while open */
 	int reap_running;            /* the reaper thread runs (read-write stores) */
-	int dur_leftover;            /* images were left undeleted (durable.c (5)) */
+	int dur_leftover;            /* atomic: something was left for the sweep (store.c (S2)) */
+	int clean_base;              /* opened clean or fully swept (store.c (S2)) */
 	unsigned sync_ms;            /* syncer interval */
 	uint64_t synced_written;     /* atomic: idx_last_written at the last flush */
 	pthread_mutex_t sync_lock;   /* serializes flushes */
@@ -61,6 +62,7 @@ struct store {
 	struct dq_ent *dq;           /* protected by dq_lock: entries [dqhead, dqn) */
 	size_t dqhead, dqn, dqcap;   /* protected by dq_lock */
 	int reap_busy, reap_stopping;   /* protected by dq_lock */
+	size_t reap_busy_n;          /* protected by dq_lock: images the reaper deletes now */
 	pthread_t reap_thread;
 	int reserve_fd;              /* index/reserve (reserve.c); -1 none; immutable */
 	uint64_t reserve_size;       /* immutable after open */
@@ -93,9 +95,17 @@ struct pvslot {
 int dur_start(struct store *st, int lazy);
 void dur_stop(struct store *st);
 int dur_defer_delete(struct store *st, const struct frag_desc *d);
+/* Images queued or being deleted by the reaper now. */
+uint64_t dur_pending(struct store *st);
 void dur_after_commit(struct store *st);
 /* Delete image D now (and drop it from the cache). */
 void store_delete_image(struct store *st, const struct frag_desc *d);
+/* Delete image ID of backend BE that no index record names (a failed
+ * commit's, a session's pre-cut one); a failure is left to the sweep. */
+void store_discard_image(struct store *st, struct frag_backend *be, uint64_t id);
+/* Something that only the next full sweep removes was left behind: the
+ * store is not marked clean at close (store.c (S2)). */
+void store_note_leftover(struct store *st);
 
 /* The store's worker pool (never NULL once open; may have 0 threads). */
 struct pool *store_pool(struct store *st);

@@ -9,6 +9,9 @@
  *    however late it returns, and an empty txn never counts (1);
  *  - a failed final flush at close deletes nothing queued; the next
  *    mount's sweep removes those images and only those (5);
+ *  - after a clean close a mount does not list the images (store.c (S2)),
+ *    after a crash it does; the sweep never deletes an image that a
+ *    fragment record names, even when its refs record is missing (4);
  *  - a daemon that dies (a child that _exits without closing) loses no
  *    commit: the kernel kept every page, the reopened store has them all
  *    and its sweep removes the images queued for deletion;
@@ -423,6 +426,112 @@ static void test_reaper_and_close(void)
 #endif
 }
 
+#define STRAY 0xfeed00ull
+
+/* Plant an image file no record names (what a crash can leave). */
+static void plant_stray(uint64_t id)
+{
+	char path[4800];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%02x/%016llx.frag", fragdir, (unsigned)(id & 0xff),
+		 (unsigned long long)id);
+	fp = fopen(path, "w");
+	if (fp) {
+		fputs("junk", fp);
+		fclose(fp);
+	}
+}
+
+static int stray_there(uint64_t id)
+{
+	char path[4800];
+
+	snprintf(path, sizeof(path), "%s/%02x/%016llx.frag", fragdir, (unsigned)(id & 0xff),
+		 (unsigned long long)id);
+	return access(path, F_OK) == 0;
+}
+
+/* A child opens the store, commits a create, and dies without closing. */
+static int crash_child(const char *name)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct store *st = open_store(0, 600000);
+		if (!st || mk(st, name) < 0)
+			_exit(2);
+		kill(getpid(), SIGKILL);
+		_exit(3);
+	}
+	waitpid(pid, &status, 0);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+/* store.c (S2): a clean close spares the next mount the image listing. */
+static void test_clean_marker(void)
+{
+	struct store *st = open_store(0, 600000);
+
+	CHECK(st != NULL, "open (a full sweep: the store was not closed cleanly before)");
+	store_close(st);
+	plant_stray(STRAY);
+	st = open_store(0, 600000);
+	CHECK(st && stray_there(STRAY),
+	      "after a clean close the mount's sweep does not list the images (the stray stays)");
+	store_close(st);
+	CHECK(crash_child("crashed"), "a daemon opens the store and dies without closing");
+	st = open_store(0, 600000);
+	CHECK(st && !stray_there(STRAY), "after that crash the mount's sweep lists the images (the stray went)");
+	store_close(st);
+	plant_stray(STRAY + 1);
+	/* a failed deletion leaves the store unclean: the sweep must run */
+	st = open_store(0, 600000);
+	store_note_leftover(st);
+	store_close(st);
+	st = open_store(0, 600000);
+	CHECK(st && !stray_there(STRAY + 1), "a close that left something behind is not clean: full sweep");
+	store_close(st);
+}
+
+/* store.c (4): a fragment record without its refs record is kept. */
+static void test_sweep_divergence(void)
+{
+	struct store *st = open_store(0, 600000);
+	struct idx_txn *t;
+	struct pver *pv = NULL;
+	struct idx_inode in;
+	size_t la;
+	char *a = rows(3000, 15, &la);
+	int64_t ino = st ? mk(st, "div.csv") : -1;
+	uint64_t id = 0;
+	uint32_t now = 1;
+	int rc;
+
+	CHECK(ino > 0 && tst_put_data(st, (uint64_t)ino, a, la) == 0, "div.csv committed");
+	rc = store_pver_get(st, (uint64_t)ino, &pv);
+	if (!rc && pver_nfrags(pv) > 1)
+		id = pver_frag(pv, 1)->id;
+	pver_put(pv);
+	CHECK(id != 0, "its second fragment: %016llx", (unsigned long long)id);
+	rc = store_wbegin(st, &t);
+	if (!rc)
+		rc = idx_ref_add(t, id, -1, &now);
+	rc = rc ? rc : store_wend(st, t, 0);
+	CHECK(rc == 0 && now == 0, "its refs record deleted behind the store's back");
+	store_close(st);
+	CHECK(crash_child("crashed2"), "a crash: the next mount sweeps fully");
+	log_init("test_durable", LOG_TO_STDERR, LOG_CRIT);
+	st = open_store(0, 600000);
+	log_init("test_durable", LOG_TO_STDERR, LOG_INFO);
+	CHECK(st && stray_there(id), "the sweep kept the image a fragment record names");
+	CHECK(st && holds(st, "div.csv", a, la), "div.csv reads whole");
+	CHECK(st && store_lookup(st, IDX_ROOT_INO, "div.csv", &in) == 0, "and is still there");
+	store_close(st);
+	free(a);
+}
+
 int main(void)
 {
 	if (tut_mkdtemp(tmp, sizeof(tmp), "durable")) {
@@ -439,6 +548,8 @@ int main(void)
 	test_early_flush();
 	test_empty_txn();
 	test_reaper_and_close();
+	test_clean_marker();
+	test_sweep_divergence();
 	tut_rmrf(tmp);
 	return tap_done();
 }
