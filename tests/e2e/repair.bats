@@ -55,7 +55,11 @@ damage() {
 	truncate) truncate -s 100 "$2" ;;
 	zero) python3 -c 'import os, sys; p = sys.argv[1]; n = os.path.getsize(p); open(p, "r+b").write(bytes(n))' "$2" ;;
 	delete) rm "$2" ;;
-	swap) mv "$2" "$2.x" && mv "$3" "$2" && mv "$2.x" "$3" ;;
+	swap)
+		mv "$2" "$2.x"
+		mv "$3" "$2"
+		mv "$2.x" "$3"
+		;;
 	esac
 }
 
