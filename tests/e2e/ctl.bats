@@ -401,6 +401,7 @@ expect_no_store() {
 	ctl cat "$STORE" 'd.csv@part=3/8' | cmp - <(slice_lines "$TWIN/d.csv" 1500 2000)
 	ctl cat "$STORE" ".by-id/$INO@rows=-3:" | cmp - <(slice_lines "$TWIN/d.csv" -3 "")
 	ctl cat "$STORE" 'sub/../link.csv@rows=0:1' | cmp - <(slice_lines "$TWIN/d.csv" 0 1)
+	ctl cat "$STORE" 'sub/n.txt@rows=0:3' | cmp - <(printf '1\n2\n3\n')    # no header
 }
 
 @test "cat streams a large object in bounded memory" {
