@@ -10,10 +10,11 @@ set -eu
 
 # clang + libclang-rt-14-dev: the libFuzzer harnesses (make fuzz; clang
 # only recommends the runtime, and --no-install-recommends skips it);
-# valgrind: make valgrind.
+# valgrind: make valgrind. python3-lmdb: e2e tests that make stores of older
+# formats.
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils
 liblz4-dev liburing-dev libxxhash-dev bats attr python3 e2fsprogs
-util-linux coreutils clang libclang-rt-14-dev valgrind"
+util-linux coreutils clang libclang-rt-14-dev valgrind python3-lmdb"
 BENCH_PKGS="bindfs squashfuse squashfs-tools linux-perf"
 
 for arg in "$@"; do
