@@ -23,7 +23,8 @@ ifneq ($(SANITIZE),)
 override CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
-LDLIBS_CORE := -llmdb $(shell pkg-config --libs liblz4 libxxhash liburing 2>/dev/null) -pthread
+# librados (librados-dev) ships no .pc file either: plain -lrados.
+LDLIBS_CORE := -llmdb -lrados $(shell pkg-config --libs liblz4 libxxhash liburing 2>/dev/null) -pthread
 LDLIBS_FUSE := $(shell pkg-config --libs fuse3 2>/dev/null)
 
 ifeq ($(V),1)
