@@ -96,7 +96,9 @@ struct rconn;
  * is durable on every replica); get_many() sends all reads at once and
  * waits for all; del() removes; list() lists the namespace. Every
  * operation ends within C's timeout: a dead OSD or monitor gives
- * -ETIMEDOUT, never a hang. Errors are librados's -errno as is.
+ * -ETIMEDOUT, never a hang. Errors are librados's -errno as is; an image
+ * larger than the OSDs' osd_max_write_size (90 MiB by default) fails its
+ * sync with -EMSGSIZE (images are not split over several objects).
  * backend_rados_open connects (rconn_open) for this backend alone;
  * backend_rados_open_conn shares CONN (it takes its own reference).
  * @param[out] out the backend, NULL on failure

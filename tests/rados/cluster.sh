@@ -11,6 +11,7 @@
 #   cluster.sh stop DIR           stop the OSD, then the monitor (DIR stays)
 #   cluster.sh env DIR            print `export NAME=VALUE` lines: CEPH_CONF,
 #                                 PFS_CEPH_CONF, PFS_RADOS_POOL, PFS_RADOS_CLUSTER
+#                                 (DIR), PFS_RADOS_CLUSTER_SH (this script)
 #   cluster.sh stop-osd DIR       stop the OSD only (its memstore is saved to
 #   cluster.sh start-osd DIR        DIR/osd and loaded again: data survives;
 #                                 start-osd returns once a write works again)
@@ -27,6 +28,7 @@
 set -u
 
 ME=cluster.sh
+HERE=$(cd "$(dirname "$0")" && pwd)
 TIMEOUT=${CLUSTER_TIMEOUT:-60}
 PY=/usr/bin/python3
 
@@ -350,6 +352,7 @@ cmd_env() {
 	printf 'export PFS_CEPH_CONF=%q\n' "$CONF"
 	printf 'export PFS_RADOS_POOL=%q\n' "$(cat "$D/pool")"
 	printf 'export PFS_RADOS_CLUSTER=%q\n' "$D"
+	printf 'export PFS_RADOS_CLUSTER_SH=%q\n' "$HERE/cluster.sh"
 }
 
 cmd_status() {
