@@ -7,20 +7,22 @@
  *  (1) put() sends one write operation: an exclusive create and a
  *      write_full of the image, applied by the OSD atomically: an object
  *      that exists is never replaced or modified (-EEXIST), and no object
- *      is ever seen partly written. A failed operation leaves no object,
+ *      is ever seen partly written. A failed operation writes nothing,
  *      except one that timed out (-ETIMEDOUT), which may still have been
  *      applied: the id then names an unreferenced image that the store's
  *      sweep removes, as after a crash.
  *  (2) put() returns once the operation is submitted; its entry stays in
  *      the pending table until a sync() that names it (or covers all)
- *      sees it succeed, or a del() of its id. The completion callback
- *      records the result; waiters wait on cond for done. RADOS completes
- *      a write only once it is durable on every replica, so a put that
- *      completed with 0 is durable: sync(ids) returns 0 only when every
- *      named id either completed with 0 or, put before and no longer
- *      pending, exists in the cluster. A failed put stays in the table
- *      with its error (sync keeps returning it; put of that id is -EEXIST)
- *      until del() of the id.
+ *      sees it succeed, a del() of its id, or (finished well, waited for
+ *      by nobody) a reap when the table passes reap_at entries, which
+ *      keeps it bounded for a caller that never syncs. The completion
+ *      callback records the result; waiters wait on cond for done.
+ *      RADOS completes a write only once it is durable on every replica,
+ *      so a put that completed with 0 is durable: sync(ids) returns 0
+ *      only when every named id either completed with 0 or, put before
+ *      and no longer pending, exists in the cluster. A failed put stays in
+ *      the table with its error (sync keeps returning it; put of that id
+ *      is -EEXIST) until del() of the id.
  *  (3) An id appears at most once in the pending table; put() refuses an
  *      id that is pending with -EEXIST before sending anything.
  *  (4) get_many() and del() of an id whose put is still in flight wait
@@ -33,8 +35,9 @@
  *      a full cluster answers -ENOSPC/-EDQUOT instead of blocking them;
  *      removes carry FULL_FORCE, so space can be freed on a full cluster).
  *  (6) An entry is freed when its last reference goes: the table holds
- *      one while it is linked, each waiter one while it waits. Its
- *      completion and write operation are released with it, after done.
+ *      one while it is linked, the write operation one until its
+ *      callback ran, each waiter one while it waits. Its completion and
+ *      write operation are released with it, after done.
  * Lock order: lock is a leaf (no librados call blocks while it is held;
  * the completion callback takes it).
  */
