@@ -15,7 +15,7 @@ set -eu
 # ceph-mon, ceph-osd, ceph-common: the throwaway test cluster that
 # tests/rados/cluster.sh starts on 127.0.0.1 (ceph-common has the `ceph`
 # and `rados` tools). Ceph 16.2 in Debian 12; about 60 MB of packages,
-# about 250 MB installed (--no-install-recommends).
+# about 230 MB installed (--no-install-recommends).
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils
 liblz4-dev liburing-dev libxxhash-dev bats attr python3 e2fsprogs
 util-linux coreutils clang libclang-rt-14-dev valgrind
