@@ -79,7 +79,7 @@ int rlog_watch(struct rlog *l, void (*cb)(void *arg), void *arg);
 /* ---- bases ---- */
 
 /* Write a base standing for log position LSN: PUT is called repeatedly to
- * fetch chunk after chunk (it returns 1 and sets *DATA/*LEN, or 0 at the
+ * fetch chunk after chunk (it returns 1 and sets *DATA and *LEN, or 0 at the
  * end, or -errno); then the head's pfs.base points at it (epoch-guarded)
  * and older bases are deleted. @return 0, -ESTALE, -errno. */
 int rlog_base_put(struct rlog *l, uint64_t lsn,
@@ -88,7 +88,7 @@ int rlog_base_put(struct rlog *l, uint64_t lsn,
  * @return 0; -ENOENT (no base yet); -errno. */
 int rlog_base_get(struct rlog *l, uint64_t *lsn,
 		  int (*cb)(void *arg, const void *data, size_t len), void *arg);
-/* Delete the log entries with lsn <= UPTO (epoch-guarded). */
+/* Delete the log entries with lsn up to UPTO (epoch-guarded). */
 int rlog_trim(struct rlog *l, uint64_t upto);
 
 /* ---- followers ---- */

@@ -41,6 +41,11 @@
  *      something since the last flush, so the newest commit is durable
  *      within that time even if no other commit follows, and no queued
  *      image waits longer (lazy mode).
+ *  (4a) On a RADOS store (docs/rados.md) the commit point is the log in the
+ *      cluster, not the local index: an image is tagged with the log
+ *      position of the newest local commit (>= the releasing entry's) and
+ *      is due once every live follower's horizon reached it
+ *      (srados_may_delete); a follower deletes nothing.
  *  (5) dur_stop: the syncer stops, then one final flush makes every queued
  *      entry due by (b), then the reaper deletes them and stops. If the
  *      final flush fails nothing queued is deleted: those images stay on
@@ -50,6 +55,7 @@
  * then dq_lock; sync_wlock is a leaf.
  */
 #include "index/store_int.h"
+#include "index/store_rados.h"
 #include "cache/fault.h"
 #include "cache/log.h"
 
@@ -74,6 +80,11 @@ static size_t due_prefix(struct store *st)
 	uint64_t w = idx_last_written(st->idx), g = done_gen(st);
 	size_t i = st->dqhead;
 
+	if (st->rados) {           /* (4a): written holds the log position */
+		while (i < st->dqn && srados_may_delete(st, st->dq[i].written))
+			i++;
+		return i - st->dqhead;
+	}
 	if (!st->dur_lazy)
 		return st->dqn - st->dqhead;
 	while (i < st->dqn && (st->dq[i].written < w || st->dq[i].gen < g))
@@ -85,6 +96,8 @@ int dur_defer_delete(struct store *st, const struct frag_desc *d)
 {
 	struct dq_ent *v;
 
+	if (st->rados && srados_follower(st))
+		return 1;           /* (4a): the writer deletes; nothing to do here */
 	if (!st->reap_running || (d->flags & FRAG_F_MEMORY))
 		return 0;           /* delete now: a memory image, or no reaper */
 	pthread_mutex_lock(&st->dq_lock);
@@ -105,9 +118,10 @@ int dur_defer_delete(struct store *st, const struct frag_desc *d)
 		st->dqcap = cap;
 	}
 	pthread_mutex_lock(&st->sync_wlock);
-	st->dq[st->dqn++] = (struct dq_ent){ *d, idx_last_written(st->idx), st->sync_gen };
+	st->dq[st->dqn++] = (struct dq_ent){ *d, st->rados ? srados_release_tag(st) : idx_last_written(st->idx),
+					     st->sync_gen };
 	pthread_mutex_unlock(&st->sync_wlock);
-	if (!st->dur_lazy)
+	if (!st->dur_lazy || st->rados)
 		pthread_cond_signal(&st->dq_cond);
 	pthread_mutex_unlock(&st->dq_lock);
 	return 1;
@@ -123,6 +137,12 @@ static void reap_kick(struct store *st)
 }
 
 void dur_after_commit(struct store *st)
+{
+	if (st->reap_running)
+		reap_kick(st);
+}
+
+void store_reap_kick(struct store *st)
 {
 	if (st->reap_running)
 		reap_kick(st);

@@ -38,6 +38,8 @@
  *      (and by the sweep after a crash): their images lived in its RAM.
  */
 #include "index/store_int.h"
+#include "index/store_rados.h"
+#include "cache/rados_conn.h"
 #include "cache/fault.h"
 #include "cache/log.h"
 #include "cache/pool.h"
@@ -247,7 +249,9 @@ static void unpin_one(struct store *st, const struct frag_desc *d)
 			idx_ref_get(t, d->id, &count);
 			idx_abort(t);
 		}
-		if (count == 0 && !dur_defer_delete(st, d))
+		if (count == 0 && srados_follower(st))
+			srados_unheld(st, d);       /* store_rados.c (4) */
+		else if (count == 0 && !dur_defer_delete(st, d))
 			store_delete_image(st, d);
 	}
 }
@@ -339,8 +343,30 @@ void store_release_frag(struct store *st, const struct frag_desc *d)
 	if (i >= 0)
 		st->pins.zombie[i] = 1;
 	pthread_mutex_unlock(&st->lock);
+	if (srados_follower(st)) {      /* the writer deletes (store_rados.c (4)) */
+		if (i >= 0)
+			srados_held(st, d);
+		fcache_drop(st->cache, d->id);
+		return;
+	}
 	if (i < 0 && !dur_defer_delete(st, d))
 		store_delete_image(st, d);
+}
+
+void store_set_change_cb(struct store *st, void (*cb)(void *arg, const struct store_change *c), void *arg)
+{
+	__atomic_store_n(&st->change_arg, arg, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->change_cb, cb, __ATOMIC_RELEASE);
+}
+
+void store_changed(struct store *st, enum store_change_kind kind, uint64_t ino, uint64_t parent,
+		   const char *name, size_t name_len)
+{
+	void (*cb)(void *, const struct store_change *) = __atomic_load_n(&st->change_cb, __ATOMIC_ACQUIRE);
+	struct store_change c = { kind, ino, parent, name, name_len };
+
+	if (cb)
+		cb(__atomic_load_n(&st->change_arg, __ATOMIC_RELAXED), &c);
 }
 
 void store_unzombie(struct store *st, uint64_t id)
@@ -684,6 +710,11 @@ static int sweep(struct store *st, int clean)
 		goto out;
 	id_sort(&c.refs);
 	id_sort(&c.named);
+	if (st->rados && !srados_sweep_ok(st)) {
+		log_info("sweep: a follower may still read released images: unreferenced images in the "
+			 "cluster are left to a later sweep");
+		goto out;
+	}
 	rc = frag_list(st->disk, sweep_one, &c);
 	if (c.removed)
 		log_info("sweep: removed %llu unreferenced fragment(s)", (unsigned long long)c.removed);
@@ -886,10 +917,6 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	st->spill_size = o->spill_size ? o->spill_size : (8u << 20);
 	snprintf(path, sizeof(path), "%s/index", dir);
 	rc = st->dir ? idx_open(path, created > 0, o->rdonly, &st->idx) : -ENOMEM;
-	if (!rc) {
-		snprintf(path, sizeof(path), "%s/fragments", dir);
-		rc = o->rdonly ? backend_local_open_ro(path, &st->disk) : backend_local_open(path, &st->disk);
-	}
 	if (!rc)
 		rc = backend_mem_open(&st->mem);
 	if (!rc && !(st->cache = fcache_new(o->cache_size)))
@@ -900,9 +927,19 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		fcache_configure(st->cache, st->pool, 0);
 	if (!rc)
 		rc = open_conf(st, o->conf, created > 0);
-	if (!rc && created > 0)
+	if (!rc && st->conf.kind == STORE_RADOS) {
+		rc = srados_open(st, o, created > 0);
+		if (!rc && srados_follower(st))
+			st->rdonly = 1;          /* the API refuses changes; the applier writes */
+	} else if (!rc) {
+		snprintf(path, sizeof(path), "%s/fragments", dir);
+		rc = o->rdonly ? backend_local_open_ro(path, &st->disk) : backend_local_open(path, &st->disk);
+	}
+	if (!rc && created > 0 && !st->rdonly && !o->takeover)
 		rc = init_root(st);
-	if (!rc && !o->rdonly)
+	if (!rc && created > 0 && !st->rdonly && !o->takeover)
+		rc = srados_created(st);
+	if (!rc && !st->rdonly)
 		store_reserve_open(st);
 	if (!rc && (rc = idx_begin(st->idx, 1, &t)) == 0) {
 		rc = idx_meta_get_u64(t, "next_frag", &st->next_frag);
@@ -912,10 +949,12 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = -EPROTO;     /* an index without its databases or records */
 	/* before dur_start: every txn of the sweep flushes its meta page, so
 	 * the marker is cleared durably and freed images can go at once */
-	if (!rc && !o->rdonly)
+	if (!rc && !st->rdonly)
 		rc = open_sweep(st, o->sweep);
-	if (!rc && !o->rdonly)
+	if (!rc && (!st->rdonly || srados_follower(st)))
 		rc = dur_start(st, !o->sync);
+	if (!rc)
+		rc = srados_start(st);
 	if (rc) {
 		store_close(st);
 		return rc;
@@ -928,6 +967,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	srados_stop(st);         /* no applier or follower pass from here on */
 	if (st->sweep && st->idx && mem_in_use(st) && sweep_inodes(st, 1, 0)) {
 		log_warn("storage=memory objects could not be emptied at close; the next mount does it");
 		store_note_leftover(st);
@@ -944,9 +984,11 @@ void store_close(struct store *st)
 			log_warn("%s: the clean-close marker could not be written: the next mount sweeps",
 				 st->dir);
 	}
+	srados_close(st);        /* its threads apply and release: before the rest */
 	fcache_free(st->cache);
 	frag_backend_destroy(st->disk);
 	frag_backend_destroy(st->mem);
+	rconn_put(st->rados_conn);
 	idx_close(st->idx);
 	free(st->pins.keys);
 	free(st->pins.vals);

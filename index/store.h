@@ -52,6 +52,26 @@ struct store_opts {
 	unsigned sync_ms;       /* flush interval of the newest commit; 0 = 1000 */
 	const struct store_conf *conf;   /* with create: what kind of store to
 				 * make (NULL: local); ignored for an existing one */
+	/* RADOS stores (docs/rados.md); 0 = the default */
+	unsigned rados_timeout;  /* seconds bounding every cluster operation (30) */
+	unsigned rados_lease;    /* the writer's lease, seconds (30) */
+	unsigned follower_lease; /* a follower is dropped after this many seconds
+				  * without renewing its record (30) */
+	unsigned base_every;     /* a base every this many log entries (10000) */
+	int takeover;            /* with create: a writer for an existing RADOS store */
+	unsigned takeover_wait;  /* seconds to wait for the old writer's lease */
+	int takeover_force;      /* break the old writer's lease at once */
+};
+
+/* What an applied log entry changed on a follower (store_set_change_cb):
+ * the daemon drops what the kernel caches for it. */
+enum store_change_kind { STORE_CHANGE_INODE, STORE_CHANGE_DIRENT, STORE_CHANGE_ALL };
+struct store_change {
+	enum store_change_kind kind;
+	uint64_t ino;            /* INODE */
+	uint64_t parent;         /* DIRENT: the directory and the name (not */
+	const char *name;        /*   NUL-terminated, valid during the call) */
+	size_t name_len;
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
@@ -88,6 +108,11 @@ int store_sync(struct store *st);
  * (whose release is durable: after store_sync, all of them). For tests
  * and tools that count image files; returns at once on read-only stores. */
 void store_reap_wait(struct store *st);
+
+/* Call CB(ARG, change) (on the store's thread that applies the log) for
+ * every change a follower applies. Set it right after store_open, before
+ * the store is used; NULL stops. */
+void store_set_change_cb(struct store *st, void (*cb)(void *arg, const struct store_change *c), void *arg);
 
 /* The kind of store ST is (its "store" record; local for a read-only open
  * of a store older than format 3). Valid while ST is open. */

@@ -24,9 +24,16 @@ struct pinmap {
 	size_t cap, used;
 };
 
+struct srados;
+struct rconn;
+
 struct store {
 	char *dir;
 	struct store_conf conf;      /* immutable after open */
+	struct srados *rados;        /* a RADOS store's side (store_rados.c), or NULL */
+	struct rconn *rados_conn;    /* dropped at close, after the backend */
+	void (*change_cb)(void *arg, const struct store_change *c);   /* set before use */
+	void *change_arg;
 	struct idx *idx;
 	struct frag_backend *disk, *mem;
 	struct fcache *cache;
@@ -99,6 +106,11 @@ int dur_defer_delete(struct store *st, const struct frag_desc *d);
 /* Images queued or being deleted by the reaper now. */
 uint64_t dur_pending(struct store *st);
 void dur_after_commit(struct store *st);
+/* Wake the reaper: more images may be due (store_rados.c's horizon moved). */
+void store_reap_kick(struct store *st);
+/* Tell the daemon what an applied log entry changed (store_change). */
+void store_changed(struct store *st, enum store_change_kind kind, uint64_t ino, uint64_t parent,
+		   const char *name, size_t name_len);
 /* Delete image D now (and drop it from the cache). */
 void store_delete_image(struct store *st, const struct frag_desc *d);
 /* Delete image ID of backend BE that no index record names (a failed
