@@ -34,6 +34,7 @@ struct opts {
 	char *fragment_size, *cache_size, *spill_size, *logfile, *pidfile, *read_ahead, *max_views;
 	char *threads;
 	char *sync_ms;
+	char *rados_timeout, *rados_lease, *follower_lease, *base_every;
 	int ro, direct_io, page_cache, sync, help, version;
 };
 
@@ -50,6 +51,10 @@ static const struct fuse_opt opt_spec[] = {
 	{ "threads=%s", offsetof(struct opts, threads), 0 },
 	{ "read_ahead=%s", offsetof(struct opts, read_ahead), 0 },
 	{ "sync_ms=%s", offsetof(struct opts, sync_ms), 0 },
+	{ "rados_timeout=%s", offsetof(struct opts, rados_timeout), 0 },
+	{ "rados_lease=%s", offsetof(struct opts, rados_lease), 0 },
+	{ "follower_lease=%s", offsetof(struct opts, follower_lease), 0 },
+	{ "base_every=%s", offsetof(struct opts, base_every), 0 },
 	{ "sync", offsetof(struct opts, sync), 1 },   /* ours, not the kernel's MS_SYNCHRONOUS */
 	{ "direct_io", offsetof(struct opts, direct_io), 1 },
 	{ "isolate", offsetof(struct opts, direct_io), 1 },     /* older name of direct_io */
@@ -105,6 +110,12 @@ static void usage(const char *prog)
 	       "    -o threads=N            worker threads for decompression, compression and\n"
 	       "                            read-ahead (default: one per CPU; 0: none, so\n"
 	       "                            no read-ahead and serial decoding)\n"
+	       "    -o rados_timeout=SECONDS  RADOS stores: bound of every cluster operation\n"
+	       "                            (default 30): a commit fails with ETIMEDOUT or EIO\n"
+	       "    -o rados_lease=SECONDS  RADOS writer: its lease on the store (default 30)\n"
+	       "    -o follower_lease=SECONDS  RADOS writer: a follower that did not renew its\n"
+	       "                            record for this long is dropped (default 30)\n"
+	       "    -o base_every=N         RADOS writer: a base every N log entries (10000)\n"
 	       "    -o direct_io            reads bypass the kernel page cache (every read goes\n"
 	       "                            to the daemon; no MAP_SHARED mmap); by default an\n"
 	       "                            object's current version is page-cached\n"
@@ -374,6 +385,14 @@ int main(int argc, char *argv[])
 		rc = fail("sync_ms", "must be a number of milliseconds from 10 to 600000");
 	else if (parse_size(o.spill_size, 4096, (size_t)1 << 40, &so.spill_size))
 		rc = fail("spill_size", "must be a size of at least 4K");
+	else if (parse_uint(o.rados_timeout, 1, 3600, &so.rados_timeout))
+		rc = fail("rados_timeout", "must be a number of seconds from 1 to 3600");
+	else if (parse_uint(o.rados_lease, 3, 3600, &so.rados_lease))
+		rc = fail("rados_lease", "must be a number of seconds from 3 to 3600");
+	else if (parse_uint(o.follower_lease, 3, 86400, &so.follower_lease))
+		rc = fail("follower_lease", "must be a number of seconds from 3 to 86400");
+	else if (parse_uint(o.base_every, 1, 100000000, &so.base_every))
+		rc = fail("base_every", "must be a number of log entries from 1 to 100000000");
 	else if (!realpath(o.store, store_abs))
 		rc = fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));
 	else if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
@@ -401,6 +420,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	pfs.rdonly = o.ro;
+	if (store_get_conf(pfs.st)->kind == STORE_RADOS && store_get_conf(pfs.st)->role == STORE_FOLLOWER) {
+		pfs.rdonly = 1;               /* a follower: every change is EROFS */
+		store_set_change_cb(pfs.st, pfs_applied, &pfs);
+	}
 	pfs.page_cache = !o.direct_io;
 	pfs.cache_size = so.cache_size;
 	pfs.started_ns = store_now_ns();
@@ -459,6 +482,10 @@ out:
 	free(o.threads);
 	free(o.read_ahead);
 	free(o.sync_ms);
+	free(o.rados_timeout);
+	free(o.rados_lease);
+	free(o.follower_lease);
+	free(o.base_every);
 	free(o.max_views);
 	free(o.spill_size);
 	free(o.logfile);

@@ -571,6 +571,33 @@ static void after_commit(uint64_t ino, uint64_t except, int wait)
 		notify_wait(ticket);
 }
 
+/* ---- a follower of a RADOS store (docs/rados.md) ---- */
+
+void pfs_applied(void *arg, const struct store_change *c)
+{
+	char name[IDX_NAME_MAX + 1];
+
+	(void)arg;
+	switch (c->kind) {
+	case STORE_CHANGE_INODE:
+		after_commit(c->ino, 0, 0);      /* a file object's nodes and names */
+		(void)notify_attr(c->ino);       /* a directory's node id is its inode number */
+		break;
+	case STORE_CHANGE_DIRENT:
+		if (c->name_len > IDX_NAME_MAX)
+			break;
+		memcpy(name, c->name, c->name_len);
+		name[c->name_len] = '\0';
+		fn_name_gone(c->parent, name);   /* the next lookup asks the index */
+		(void)notify_entry(c->parent, name);
+		break;
+	case STORE_CHANGE_ALL:
+		log_info("the index was replaced (a base was loaded, or a snapshot changed): names and "
+			 "attributes the kernel caches are refreshed at their next lookup");
+		break;
+	}
+}
+
 /* ---- setattr ---- */
 
 /* truncate(2) of NODEID (through handle H when it has a session). A

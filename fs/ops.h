@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 struct store;
+struct store_change;
 
 /* The daemon's state, passed as the session's userdata. Immutable once
  * the session runs. */
@@ -32,5 +33,9 @@ extern const struct fuse_lowlevel_ops pfs_ops;
  * I/O and node counters and the daemon's memory, as a malloc'd string.
  * @return 0 or -ENOMEM. Thread-safe. */
 int pfs_stats_json(struct pfs *p, char **out, size_t *len);
+
+/* A follower applied a change from the writer's log (store_set_change_cb):
+ * drop what the kernel caches for it. Runs on the store's applier thread. */
+void pfs_applied(void *arg, const struct store_change *c);
 
 #endif

@@ -179,4 +179,8 @@ int ctl_bench(int argc, char **argv);
 int ctl_snapshot_run(struct store *st, const char *src, const char *dest,
 		     void (*hook)(void *arg, int stage), void *arg, unsigned *rounds);
 
+/* Remove what a failed `init` made in DIR (index/, fragments/, staging/
+ * and their contents), so that the directory is as it was. */
+void ctl_remove_new_store(const char *dir);
+
 #endif

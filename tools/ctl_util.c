@@ -2,6 +2,10 @@
  * formatting helpers payloadctl's subcommands share. */
 #include "tools/ctl.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,4 +248,26 @@ int ctl_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;           /* go on: remove what can be removed */
+}
+
+void ctl_remove_new_store(const char *dir)
+{
+	static const char *const subs[] = { "index", "fragments", "staging", "cache" };
+	char path[4096];
+
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	}
 }
