@@ -115,6 +115,19 @@ int backend_rados_open(const struct rados_conf *c, const char *pool, const char 
 int backend_rados_open_conn(struct rconn *conn, const char *pool, const char *nspace,
 			    struct frag_backend **out);
 
+/* A bounded on-disk cache in front of INNER (backend_cached.c): get_many
+ * serves images from files under DIR when there, fetches the others with
+ * one INNER get_many and keeps them, least recently used first out past
+ * BUDGET bytes; put, sync, del (which also drops the copy) and list are
+ * INNER's. Takes INNER over on success (destroyed with the cache); leaves
+ * it to the caller on failure. @return 0 or -errno (DIR cannot be made). */
+int backend_cached_open(struct frag_backend *inner, const char *dir, uint64_t budget,
+			struct frag_backend **out);
+/* Its counters: reads served from DIR, images fetched from INNER, bytes
+ * and files held. B must be a backend_cached_open backend. */
+void backend_cached_stats(struct frag_backend *b, uint64_t *hits, uint64_t *misses, uint64_t *bytes,
+			  uint64_t *files);
+
 static inline int frag_put(struct frag_backend *b, uint64_t id, const void *d, size_t l)
 { return b->ops->put(b, id, d, l); }
 static inline int frag_sync(struct frag_backend *b, const uint64_t *ids, size_t n)

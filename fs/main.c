@@ -34,7 +34,7 @@ struct opts {
 	char *fragment_size, *cache_size, *spill_size, *logfile, *pidfile, *read_ahead, *max_views;
 	char *threads;
 	char *sync_ms;
-	char *rados_timeout, *rados_lease, *follower_lease, *base_every;
+	char *rados_timeout, *rados_lease, *follower_lease, *base_every, *disk_cache;
 	int ro, direct_io, page_cache, sync, help, version;
 };
 
@@ -55,6 +55,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "rados_lease=%s", offsetof(struct opts, rados_lease), 0 },
 	{ "follower_lease=%s", offsetof(struct opts, follower_lease), 0 },
 	{ "base_every=%s", offsetof(struct opts, base_every), 0 },
+	{ "disk_cache=%s", offsetof(struct opts, disk_cache), 0 },
 	{ "sync", offsetof(struct opts, sync), 1 },   /* ours, not the kernel's MS_SYNCHRONOUS */
 	{ "direct_io", offsetof(struct opts, direct_io), 1 },
 	{ "isolate", offsetof(struct opts, direct_io), 1 },     /* older name of direct_io */
@@ -116,6 +117,8 @@ static void usage(const char *prog)
 	       "    -o follower_lease=SECONDS  RADOS writer: a follower that did not renew its\n"
 	       "                            record for this long is dropped (default 30)\n"
 	       "    -o base_every=N         RADOS writer: a base every N log entries (10000)\n"
+	       "    -o disk_cache=BYTES     RADOS: images fetched from the cluster kept in\n"
+	       "                            STORE/cache (default 1G)\n"
 	       "    -o direct_io            reads bypass the kernel page cache (every read goes\n"
 	       "                            to the daemon; no MAP_SHARED mmap); by default an\n"
 	       "                            object's current version is page-cached\n"
@@ -349,7 +352,7 @@ int main(int argc, char *argv[])
 	struct fuse_session *se = NULL;
 	char store_abs[PATH_MAX], fsname[PATH_MAX + 96];
 	int rc = 1, mounted = 0;
-	size_t read_ahead = (size_t)4 << 20, max_views = 0;
+	size_t read_ahead = (size_t)4 << 20, max_views = 0, disk_cache = 0;
 
 	/* Fragments are ~1 MiB buffers freed in any order by many threads: a
 	 * fixed mmap threshold returns them to the system at once, so the
@@ -393,6 +396,8 @@ int main(int argc, char *argv[])
 		rc = fail("follower_lease", "must be a number of seconds from 3 to 86400");
 	else if (parse_uint(o.base_every, 1, 100000000, &so.base_every))
 		rc = fail("base_every", "must be a number of log entries from 1 to 100000000");
+	else if (parse_size(o.disk_cache, 1 << 20, (size_t)1 << 50, &disk_cache))
+		rc = fail("disk_cache", "must be a size of at least 1M");
 	else if (!realpath(o.store, store_abs))
 		rc = fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));
 	else if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
@@ -403,6 +408,7 @@ int main(int argc, char *argv[])
 		goto out;
 	rc = 1;
 	so.no_threads = o.threads && so.threads == 0;   /* threads=0: no workers */
+	so.disk_cache = disk_cache;
 	so.sync = o.sync;
 	so.rdonly = o.ro;
 	so.sweep = !o.ro;
@@ -486,6 +492,7 @@ out:
 	free(o.rados_lease);
 	free(o.follower_lease);
 	free(o.base_every);
+	free(o.disk_cache);
 	free(o.max_views);
 	free(o.spill_size);
 	free(o.logfile);

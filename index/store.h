@@ -58,6 +58,7 @@ struct store_opts {
 	unsigned follower_lease; /* a follower is dropped after this many seconds
 				  * without renewing its record (30) */
 	unsigned base_every;     /* a base every this many log entries (10000) */
+	uint64_t disk_cache;     /* bytes of fetched images kept in STORE/cache (1 GiB) */
 	int takeover;            /* with create: a writer for an existing RADOS store */
 	unsigned takeover_wait;  /* seconds to wait for the old writer's lease */
 	int takeover_force;      /* break the old writer's lease at once */

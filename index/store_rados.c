@@ -542,6 +542,15 @@ int srados_open(struct store *st, const struct store_opts *o, int created)
 	rc = rconn_open(&rc_conf, &r->conn);
 	if (!rc)
 		rc = backend_rados_open_conn(r->conn, st->conf.pool, st->conf.name, &st->disk);
+	if (!rc && !st->rdonly) {        /* tools that only read do not fill the cache */
+		struct frag_backend *cached;
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/cache", st->dir);
+		rc = backend_cached_open(st->disk, path, o->disk_cache ? o->disk_cache : ((uint64_t)1 << 30),
+					 &cached);
+		if (!rc)
+			st->disk = cached;
+	}
 	if (rc || r->role == ROLE_TOOL)
 		return rc;
 	rc = rlog_open(r->conn, st->conf.pool, st->conf.name, created && r->role == ROLE_WRITER && !o->takeover,
