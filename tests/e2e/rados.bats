@@ -1,0 +1,318 @@
+#!/usr/bin/env bats
+# rados.bats — stores on Ceph RADOS (docs/rados.md) on real mounts against a
+# real throwaway cluster (tests/rados/cluster.sh: one monitor, one memstore
+# OSD on 127.0.0.1; run-all.sh starts one for the run, else this file
+# starts its own and stops it by PID): a writer and two followers as
+# separate daemons with separate STORE directories; follower lag; a second
+# writer refused; takeover after kill -9 of the writer with nothing
+# acknowledged lost; the OSD and the monitor stopped mid-commit; deletion
+# of images held by a follower's open file; a follower that was down
+# catching up (from the log, and from a base); payloadctl on RADOS stores;
+# init's errors. Each test uses a namespace of its own.
+
+load helpers
+
+setup_file() {
+	if [ -z "${PFS_CEPH_CONF:-}" ]; then
+		OWN_CLUSTER=$(mktemp -d "${TMPDIR:-/tmp}/pfs-ceph.XXXXXX")
+		"$BATS_TEST_DIRNAME/../rados/cluster.sh" start "$OWN_CLUSTER" >&3 2>&1
+		eval "$("$BATS_TEST_DIRNAME/../rados/cluster.sh" env "$OWN_CLUSTER")"
+		export OWN_CLUSTER PFS_CEPH_CONF PFS_RADOS_POOL PFS_RADOS_CLUSTER PFS_RADOS_CLUSTER_SH
+	fi
+}
+
+teardown_file() {
+	if [ -n "${OWN_CLUSTER:-}" ]; then
+		"$BATS_TEST_DIRNAME/../rados/cluster.sh" stop "$OWN_CLUSTER"
+		rm -rf --one-file-system "$OWN_CLUSTER"
+	fi
+}
+
+setup() {
+	pfs_init
+	POOL=$PFS_RADOS_POOL
+	NS=t$(date +%s%N)$RANDOM
+	FOLLOWERS=()
+}
+
+teardown() {
+	local n
+	# the cluster's daemons back up if a test stopped one
+	"$PFS_RADOS_CLUSTER_SH" start-osd "$PFS_RADOS_CLUSTER" >/dev/null 2>&1 || true
+	"$PFS_RADOS_CLUSTER_SH" start-mon "$PFS_RADOS_CLUSTER" >/dev/null 2>&1 || true
+	for n in "${FOLLOWERS[@]:-}"; do
+		[ -n "$n" ] && funmount "$n"
+	done
+	pfs_teardown
+}
+
+# rinit ROLE STORE [ARGS...] — payloadctl init --rados|--follow POOL/NS STORE.
+rinit() {
+	local role=$1 store=$2
+	shift 2
+	"$PCTL" init "--$role" "$POOL/$NS" --ceph-conf "$PFS_CEPH_CONF" "$@" "$store"
+}
+
+# fmount NAME [OPTS] — mount $TMP/NAME.store on $TMP/NAME.mnt (its own log
+# and pidfile); the test's teardown unmounts it.
+fmount() {
+	local n=$1
+	mkdir -p "$TMP/$n.mnt"
+	with_san_log "$PFS" "$TMP/$n.store" "$TMP/$n.mnt" \
+		-o "logfile=$TMP/$n.log,pidfile=$TMP/$n.pid${2:+,$2}" 3>&-
+	FOLLOWERS+=("$n")
+}
+
+funmount() {
+	local n=$1 pid i
+	pid=$(cat "$TMP/$n.pid" 2>/dev/null) || pid=
+	is_mounted "$TMP/$n.mnt" && fusermount3 -u "$TMP/$n.mnt"
+	for ((i = 0; i < 1000 && ${#pid}; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		[ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" = Z ] && return 0
+		sleep 0.01
+	done
+}
+
+# wait_for SECONDS CMD... — poll (every 20 ms) until CMD succeeds.
+wait_for() {
+	local end=$((SECONDS + $1)) 
+	shift
+	while ! "$@" 2>/dev/null; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.02
+	done
+}
+
+# images — the fragment images of this test's store in the cluster.
+images() { rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" ls | grep -c '^f\.' || true; }
+has_image() { rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" stat "f.$1" >/dev/null 2>&1; }
+
+# The hex ids of an object's fragments (payloadctl stat -v).
+frag_ids() {
+	"$PCTL" stat -v "$1" "$2" | awk '/^ *[0-9]+ +[0-9a-f]{16} / { print $2 }'
+}
+
+@test "a writer and two followers: a CSV copied into the writer reads on both followers a moment later, views too; followers are read-only" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	rinit follow "$TMP/f2.store"
+	mount_pfs
+	fmount f1
+	fmount f2
+	gen_csv "$TWIN/e.csv" 30000 3
+	cp "$TWIN/e.csv" "$MNT/e.csv"
+	wait_for 10 cmp -s "$TWIN/e.csv" "$TMP/f1.mnt/e.csv"
+	wait_for 10 cmp -s "$TWIN/e.csv" "$TMP/f2.mnt/e.csv"
+	slice_lines "$TWIN/e.csv" 1 100 200 >"$TWIN/v.csv"
+	cmp "$TWIN/v.csv" "$TMP/f1.mnt/e.csv@rows=100:200"
+	cmp "$TWIN/v.csv" "$TMP/f2.mnt/e.csv@rows=100:200"
+	[ "$(xget "$TMP/f1.mnt/e.csv" user.payload.rows)" = 30001 ]
+	# a rename, a mkdir, an xattr and an unlink reach them too
+	mkdir "$MNT/d"
+	mv "$MNT/e.csv" "$MNT/d/e2.csv"
+	setfattr -n user.tag -v blue "$MNT/d/e2.csv"
+	wait_for 10 test -f "$TMP/f1.mnt/d/e2.csv"
+	wait_for 10 test ! -e "$TMP/f1.mnt/e.csv"
+	[ "$(xget "$TMP/f1.mnt/d/e2.csv" user.tag)" = blue ]
+	# every change on a follower is EROFS
+	expect_errno EROFS write "$TMP/f1.mnt/new.csv" x
+	expect_errno EROFS mkdir "$TMP/f1.mnt/dd"
+	expect_errno EROFS unlink "$TMP/f1.mnt/d/e2.csv"
+	expect_errno EROFS setxattr "$TMP/f1.mnt/d/e2.csv" user.k v
+	rm "$MNT/d/e2.csv"
+	wait_for 10 test ! -e "$TMP/f2.mnt/d/e2.csv"
+}
+
+@test "a second writer of the same RADOS store is refused with one line naming the holder" {
+	rinit rados "$STORE"
+	mount_pfs
+	run rinit rados "$TMP/w2.store" --takeover --wait 1
+	show_output
+	[ "$status" -ne 0 ]
+	[[ $output == *"$(hostname)"* ]]
+	[ ! -e "$TMP/w2.store/index" ]
+	echo still >"$MNT/a.txt"
+	[ "$(cat "$MNT/a.txt")" = still ]
+}
+
+@test "kill -9 of the writer: a takeover from another STORE finds every acknowledged file" {
+	rinit rados "$STORE"
+	mount_pfs
+	local i
+	for ((i = 0; i < 40; i++)); do
+		gen_lines "$MNT/f$i.txt" $((i * 50 + 1)) "$i"
+		gen_lines "$TWIN/f$i.txt" $((i * 50 + 1)) "$i"
+	done
+	kill -KILL "$DAEMON_PID"
+	fusermount3 -u "$MNT" || fusermount3 -uz "$MNT"
+	wait_daemon_exit
+	rinit rados "$TMP/w2.store" --takeover --force
+	fmount w2
+	for ((i = 0; i < 40; i++)); do
+		cmp "$TWIN/f$i.txt" "$TMP/w2.mnt/f$i.txt"
+	done
+	# the new writer carries on
+	echo after >"$TMP/w2.mnt/after.txt"
+	[ "$(cat "$TMP/w2.mnt/after.txt")" = after ]
+}
+
+@test "the OSD stopped mid-commit: close fails within rados_timeout, the old version stays and reads on; commits work again after it is back" {
+	rinit rados "$STORE"
+	mount_pfs rados_timeout=3
+	echo v1 >"$MNT/a.txt"
+	gen_lines "$MNT/b.txt" 2000 4
+	cat "$MNT/b.txt" >/dev/null          # in the caches now
+	"$PFS_RADOS_CLUSTER_SH" stop-osd "$PFS_RADOS_CLUSTER"
+	run timeout 30 python3 -c '
+import os, sys, time
+t = time.monotonic()
+try:
+    with open(sys.argv[1], "w") as f: f.write("v2\n")
+    print("closed OK")
+except OSError as e:
+    print("close:", os.strerror(e.errno))
+print("seconds %.1f" % (time.monotonic() - t))' "$MNT/a.txt"
+	show_output
+	[ "$status" -eq 0 ]
+	[[ ${lines[0]} == "close: Input/output error" || ${lines[0]} == "close: Connection timed out" ]]
+	[ "${lines[1]#seconds }" \< 20 ]
+	[ "$(cat "$MNT/a.txt")" = v1 ]
+	gen_lines "$TWIN/b.txt" 2000 4
+	cmp "$TWIN/b.txt" "$MNT/b.txt"
+	"$PFS_RADOS_CLUSTER_SH" start-osd "$PFS_RADOS_CLUSTER"
+	wait_for 60 bash -c "echo v3 >'$MNT/a.txt'"
+	[ "$(cat "$MNT/a.txt")" = v3 ]
+	echo v4 >"$MNT/c.txt"
+	[ "$(cat "$MNT/c.txt")" = v4 ]
+}
+
+@test "the monitor stopped and restarted: commits end within rados_timeout either way and work once it is back" {
+	rinit rados "$STORE"
+	mount_pfs rados_timeout=3
+	echo v1 >"$MNT/a.txt"
+	"$PFS_RADOS_CLUSTER_SH" stop-mon "$PFS_RADOS_CLUSTER"
+	run timeout 30 python3 -c '
+import os, sys, time
+t = time.monotonic()
+try:
+    with open(sys.argv[1], "w") as f: f.write("v2\n")
+    print("closed OK")
+except OSError as e:
+    print("close:", os.strerror(e.errno))
+print("seconds %.1f" % (time.monotonic() - t))' "$MNT/a.txt"
+	show_output
+	[ "$status" -eq 0 ]
+	[ "${lines[1]#seconds }" \< 20 ]
+	daemon_alive
+	"$PFS_RADOS_CLUSTER_SH" start-mon "$PFS_RADOS_CLUSTER"
+	wait_for 60 bash -c "echo v3 >'$MNT/a.txt'"
+	[ "$(cat "$MNT/a.txt")" = v3 ]
+}
+
+@test "an image a follower's open file still reads is kept until it closes, then deleted" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	mount_pfs fragment_size=65536
+	fmount f1
+	gen_csv "$TWIN/big.csv" 40000 9
+	cp "$TWIN/big.csv" "$MNT/big.csv"
+	wait_for 10 cmp -s "$TWIN/big.csv" "$TMP/f1.mnt/big.csv"
+	local old
+	old=$(frag_ids "$TMP/f1.store" /big.csv)
+	[ "$(echo "$old" | wc -l)" -gt 10 ]
+	# a reader on the follower holds the version open, reads half
+	mkfifo "$TMP/go"
+	python3 -c '
+import sys
+f = open(sys.argv[1], "rb"); a = f.read(1000000)
+open(sys.argv[3], "w").write("opened\n")
+open(sys.argv[2]).read()        # wait for the go
+b = f.read()
+sys.exit(0 if a + b == open(sys.argv[4], "rb").read() else 1)' \
+		"$TMP/f1.mnt/big.csv" "$TMP/go" "$TMP/opened" "$TWIN/big.csv" &
+	BG_PIDS+=($!)
+	wait_for 10 test -s "$TMP/opened"
+	gen_csv "$MNT/big.csv" 1000 10           # rewrite: every old image released
+	wait_for 10 bash -c "[ \"\$(xget '$TMP/f1.mnt/big.csv' user.payload.rows)\" = 1001 ]"
+	sleep 3                                  # several passes of the writer's horizon
+	local id
+	for id in $old; do
+		has_image "$id"
+	done
+	echo go >"$TMP/go"
+	wait "${BG_PIDS[0]}"                     # it read the old version whole
+	BG_PIDS=()
+	wait_for 20 bash -c "! rados --conf '$PFS_CEPH_CONF' -p '$POOL' -N '$NS' stat f.$(echo "$old" | head -n 1)"
+}
+
+@test "a follower that was down catches up, from the log and from a base after trimming" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	mount_pfs base_every=5
+	fmount f1
+	echo one >"$MNT/one.txt"
+	wait_for 10 test -f "$TMP/f1.mnt/one.txt"
+	funmount f1
+	local i
+	for ((i = 0; i < 30; i++)); do
+		echo "$i" >"$MNT/n$i.txt"
+	done
+	sleep 2                                  # a base and a trim pass
+	fmount f1
+	for ((i = 0; i < 30; i++)); do
+		[ "$(cat "$TMP/f1.mnt/n$i.txt")" = "$i" ]
+	done
+	[ "$(cat "$TMP/f1.mnt/one.txt")" = one ]
+}
+
+@test "payloadctl ls, stat, cat, export and fsck work on RADOS writer and follower stores" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	mount_pfs
+	gen_csv "$TWIN/e.csv" 5000 2
+	cp "$TWIN/e.csv" "$MNT/e.csv"
+	fmount f1
+	wait_for 10 cmp -s "$TWIN/e.csv" "$TMP/f1.mnt/e.csv"
+	run "$PCTL" ls "$STORE" /
+	[ "$status" -eq 0 ]
+	[[ $output == *e.csv* ]]
+	run "$PCTL" ls "$TMP/f1.store" /
+	[ "$status" -eq 0 ]
+	[[ $output == *e.csv* ]]
+	"$PCTL" cat "$TMP/f1.store" /e.csv | cmp - "$TWIN/e.csv"
+	"$PCTL" cat "$STORE" "/e.csv@rows=10:20" | cmp - <(slice_lines "$TWIN/e.csv" 1 10 20)
+	mkdir "$TMP/out"
+	"$PCTL" export "$TMP/f1.store" /e.csv "$TMP/out"
+	cmp "$TWIN/e.csv" "$TMP/out/e.csv"
+	unmount_pfs
+	run "$PCTL" fsck "$STORE"
+	show_output
+	[ "$status" -eq 0 ]
+	[[ ${lines[-1]} == *clean ]]
+}
+
+@test "init's errors: a bad POOL/NAME, a missing pool, an existing store without --takeover, a follower of nothing; nothing is left" {
+	run "$PCTL" init --rados nopool "$TMP/s1"
+	[ "$status" -eq 2 ]
+	[[ $output == *"not POOL/NAME"* ]]
+	run "$PCTL" init --rados "no-such-pool/$NS" --ceph-conf "$PFS_CEPH_CONF" --timeout 5 "$TMP/s2"
+	show_output
+	[ "$status" -eq 1 ]
+	[ ! -e "$TMP/s2/index" ]
+	run rinit follow "$TMP/s3"
+	show_output
+	[ "$status" -eq 1 ]
+	[ ! -e "$TMP/s3/index" ]
+	rinit rados "$STORE"
+	run rinit rados "$TMP/s4"
+	show_output
+	[ "$status" -eq 1 ]
+	[[ $output == *--takeover* ]]
+	[ ! -e "$TMP/s4/index" ]
+	run "$PCTL" init --takeover "$TMP/s5"
+	[ "$status" -eq 2 ]
+	run rinit rados "$STORE"
+	[ "$status" -eq 1 ]
+	[[ $output == *"already a payloadfs store"* ]]
+}
