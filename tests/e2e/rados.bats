@@ -66,7 +66,9 @@ fmount() {
 funmount() {
 	local n=$1 pid i
 	pid=$(cat "$TMP/$n.pid" 2>/dev/null) || pid=
-	is_mounted "$TMP/$n.mnt" && fusermount3 -u "$TMP/$n.mnt"
+	if is_mounted "$TMP/$n.mnt"; then
+		fusermount3 -u "$TMP/$n.mnt"
+	fi
 	for ((i = 0; i < 1000 && ${#pid}; i++)); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		[ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" = Z ] && return 0
