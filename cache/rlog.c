@@ -395,7 +395,7 @@ static int fetch_big(struct rlog *l, uint64_t lsn, const unsigned char *p, size_
 	epoch = rlog_get64(p + 8);
 	length = rlog_get64(p + 16);
 	hash = rlog_get64(p + 24);
-	if (length == 0 || length > (1ull << 40) ||
+	if (length == 0 || length > RLOG_ENTRY_MAX ||
 	    parts != (length + RLOG_PART_MAX - 1) / RLOG_PART_MAX)
 		return -EUCLEAN;
 	buf = malloc(length);

@@ -58,9 +58,11 @@ void rlog_close(struct rlog *l);
  * held by another writer for that long (a takeover waiting for a dead
  * writer's lease to expire); FORCE breaks it at once. HOLDER (may be NULL)
  * names this host: it is kept with the lock (rlog_holder) and in its
- * description. A writer whose lease was broken (FORCE) or waited out is
- * also blocklisted by its client address, so that a writer that was only
- * paused can do nothing more in the cluster (docs/rados.md).
+ * description. A writer whose lease was broken (FORCE) or waited out
+ * (unless it released it meanwhile) is also blocklisted by its client
+ * address, so that a writer that was only paused can do nothing more in
+ * the cluster (docs/rados.md); never this handle's own connection.
+ * A failed call ends the session the handle had.
  * Calling it again on a handle that has (or had) a session starts a new
  * session (the lease is kept if still held): this is how a writer goes on
  * after an append in doubt (rlog_append) or a lease lost to an outage.
@@ -84,7 +86,8 @@ int rlog_holder(struct rlog *l, char *buf, size_t cap);
  * -ESTALE, it stays so until the next rlog_acquire (the writer must stop
  * committing). -ESTALE also when no session was ever started. */
 int rlog_lease_ok(struct rlog *l);
-/* Append N entries (N >= 1) at lsns FIRST, FIRST+1, ... in one
+/* Append N entries (N >= 1, each at most RLOG_ENTRY_MAX bytes) at lsns
+ * FIRST, FIRST+1, ... in one
  * epoch-guarded write op that also checks that FIRST is the log's next
  * position (big entries go to objects of their own first). Returns when
  * the cluster acknowledged it (durable), then notifies the watchers
@@ -98,10 +101,12 @@ int rlog_lease_ok(struct rlog *l);
  * @return 0; -ESTALE (no session, lease not ok, fenced by another
  * session's epoch, or in doubt); -EEXIST (an lsn in FIRST.. already holds an
  * entry); -ERANGE (FIRST is past the log's end + 1: a gap); -EINVAL (N 0,
- * an lsn overflow); -ETIMEDOUT; -ENOSPC/-EDQUOT (the cluster is full);
+ * an lsn overflow); -EFBIG (an entry too big); -ETIMEDOUT; -ENOSPC/-EDQUOT (the cluster is full);
  * -errno; an injected error (fault point "rlog_append"). */
+#define RLOG_ENTRY_MAX (2ull << 30)
 int rlog_append(struct rlog *l, uint64_t first, const void *const *data, const size_t *len, size_t n);
-/* Give the lease back (a clean unmount) and end the session. @return 0,
+/* Give the lease back (a clean unmount) and end the session; pfs.writer
+ * then says "released" (a takeover waiting for it blocklists nobody). @return 0,
  * -ETIMEDOUT, -errno (the session ends anyway; the lock then expires). */
 int rlog_release(struct rlog *l);
 

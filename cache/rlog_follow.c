@@ -287,7 +287,7 @@ int rlog_followers(struct rlog *l, int (*cb)(void *arg, const struct rlog_follow
 			rados_omap_get_end(it);
 		rados_release_read_op(op);
 		if (rc || !more)
-			return rc < 0 || rc > 0 ? rc : 0;
+			return rc;
 	}
 }
 

@@ -205,6 +205,20 @@ static void blocklist(struct rlog *l, const struct locker *k)
 			 k->addr, cookie_holder(k->cookie));
 }
 
+/* Did CLIENT's last session end with rlog_release (pfs.writer says
+ * "released CLIENT ...")? */
+static int released_by(struct rlog *l, const char *client)
+{
+	char buf[RLOG_COOKIE_MAX + 200], want[80];
+	int n = rados_getxattr(l->io, RLOG_HEAD, RLOG_X_WRITER, buf, sizeof(buf) - 1);
+
+	if (n < 0)
+		return 0;
+	buf[n] = '\0';
+	snprintf(want, sizeof(want), "released %s ", client);
+	return strncmp(buf, want, strlen(want)) == 0;
+}
+
 /* Take the lock for LEASE_MS (RENEW: a lock this handle holds is kept).
  * @param[out] sent_ms when the successful request was sent
  * @return 0, -EBUSY, -errno. */
@@ -227,12 +241,12 @@ static int take_lock(struct rlog *l, unsigned lease_ms, unsigned wait_s, int for
 			return rc;
 		if (rc == 0 && empty++ < 3)
 			continue;       /* it expired in between: try again at once */
-		if (rc > 0 && !old.client[0]) {
-			old = k;
+		if (rc > 0 && !old.client[0])
 			log_warn("rlog %s: the lease is held by %s (%s at %s)%s", l->name,
 				 cookie_holder(k.cookie), k.client, k.addr,
 				 force ? ": breaking it" : wait_s ? ": waiting for it to expire" : "");
-		}
+		if (rc > 0)
+			old = k;        /* the last holder seen */
 		if (rc > 0 && force && forced < FORCE_TRIES) {
 			forced++;
 			blocklist(l, &k);
@@ -252,7 +266,7 @@ static int take_lock(struct rlog *l, unsigned lease_ms, unsigned wait_s, int for
 			nanosleep(&ts, NULL);
 		}
 	}
-	if (rc == 0 && old.client[0] && !forced)
+	if (rc == 0 && old.client[0] && !forced && !released_by(l, old.client))
 		blocklist(l, &old);     /* waited out: it may only be paused */
 	return rc;
 }
@@ -421,16 +435,39 @@ out:
 	return rc;
 }
 
+/* Say in pfs.writer that this session ended cleanly (epoch-guarded), so
+ * that a takeover that waited for it does not blocklist this client. */
+static void mark_released(struct rlog *l, uint64_t epoch)
+{
+	rados_write_op_t op = rados_create_write_op();
+	char hx[17], who[RLOG_COOKIE_MAX + 200];
+
+	if (!op)
+		return;
+	rlog_hex16(hx, epoch);
+	snprintf(who, sizeof(who), "released client.%" PRIu64 " %s",
+		 (uint64_t)rados_get_instance_id(l->cluster), l->desc);
+	rados_write_op_cmpxattr(op, RLOG_X_EPOCH, LIBRADOS_CMPXATTR_OP_EQ, hx, 16);
+	rados_write_op_setxattr(op, RLOG_X_WRITER, who, strlen(who));
+	rados_write_op_operate2(op, l->io, RLOG_HEAD, NULL, LIBRADOS_OPERATION_FULL_FORCE);
+	rados_release_write_op(op);
+}
+
 int rlog_release(struct rlog *l)
 {
-	int rc = 0, had;
+	uint64_t epoch;
+	int rc = 0, had, live;
 
 	pthread_mutex_lock(&l->slock);
 	rlog_renewer_stop(l);
 	pthread_mutex_lock(&l->lock);
 	had = l->state != S_NONE;
+	live = l->state == S_LIVE || l->state == S_DOUBT;
+	epoch = l->epoch;
 	l->state = S_NONE;
 	pthread_mutex_unlock(&l->lock);
+	if (live)
+		mark_released(l, epoch);
 	if (had && l->cookie[0]) {
 		rc = rados_unlock(l->io, RLOG_HEAD, RLOG_LOCK, l->cookie);
 		if (rc == -ENOENT)
@@ -702,9 +739,12 @@ int rlog_append(struct rlog *l, uint64_t first, const void *const *data, const s
 
 	if (n == 0 || !data || !len || first == 0 || last < first)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (!data[i] && len[i])
 			return -EINVAL;
+		if (len[i] > RLOG_ENTRY_MAX)
+			return -EFBIG;
+	}
 	rc = FAULT("rlog_append");
 	if (rc)
 		return rc;
