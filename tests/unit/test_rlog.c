@@ -1086,6 +1086,39 @@ static void test_watch(struct rconn *cw, struct rconn *cf)
 	qsort(lat, (size_t)n, sizeof(lat[0]), cmp_double);
 	CHECK(missed == 0, "watch: each of 20 appends woke the follower (notify after the append "
 	      "returned: median %.2f ms, max %.2f ms)", n ? lat[n / 2] : -1.0, n ? lat[n - 1] : -1.0);
+	/* the OSD drops the watch when the head goes: the keeper makes it again
+	 * once there is a head again, and wakes the follower */
+	{
+		rados_ioctx_t io = raw_io(cw, "watch");
+		struct rlog *w2 = NULL;
+		unsigned before = wakes();
+		double t0;
+		rlog_close(w);
+		w = NULL;
+		CHECK(io && rados_remove(io, "pfs.head") == 0, "watch: remove the head behind its back");
+		if (io)
+			rados_ioctx_destroy(io);
+		sleep_s(2.5);                /* the keeper fails to watch a missing head */
+#ifdef PFS_FAULT_INJECTION
+		fault_reset();
+		fault_arm("rlog_watch", 1, EIO);     /* and one attempt more */
+#endif
+		CHECK_EQ(open_ns(cw, "watch", 1, &w2), 0, "watch: a new head");
+		t0 = now_s();
+		CHECK(wait_wake(before, 15) > 0, "watch: the keeper watches it again and wakes the "
+		      "follower (%.1f s)", now_s() - t0);
+#ifdef PFS_FAULT_INJECTION
+		CHECK_EQ(fault_fired("rlog_watch"), 1, "watch: ... after an attempt failed (fault point "
+			 "rlog_watch)");
+		fault_reset();
+#endif
+		sleep_s(1.5);
+		before = wakes();
+		CHECK(w2 && rlog_acquire(w2, 30, 0, 0, "w2", &epoch, &tail) == 0 && append1(w2, 1, 10, 1) == 0,
+		      "watch: a writer appends to the new head");
+		CHECK(wait_wake(before, 5) > 0, "watch: ... its notify reaches the follower");
+		rlog_close(w2);
+	}
 out:
 	rlog_close(f);
 	rlog_close(w);
