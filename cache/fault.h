@@ -30,6 +30,12 @@
  *   staging_write  appending to a handle's staging log
  *   staging_read   reading staged bytes back (commit, read of a writer)
  *   lmdb_sync      flushing the index (store_sync: fsync(2), index/durable.c)
+ *   rlog_append    a RADOS store's log append, before anything is sent
+ *                  (KILL: the writer dies with the entry not in the log)
+ *   rlog_read      each page of a log read (cache/rlog.c)
+ *   rlog_renew     each renewal of the writer's lease (cache/rlog_writer.c)
+ *   rlog_base      a base's chunks written, the base not yet recorded
+ *   rlog_watch     each new attempt of the watch keeper to watch the head
  *
  * Crash points (FAULT_CRASH: only KILL has an effect there; an errno armed
  * on them is counted and ignored):
@@ -42,6 +48,8 @@
  *   staging_spill  a spill file was created and filled, not yet in use
  *   sweep_staging  before each staging file is removed at mount
  *   sweep_frag     before each unreferenced image is removed at mount
+ *   rlog_appended  a log append acknowledged (durable), watchers not yet
+ *                  notified (the writer dies with the entry in the log)
  * lmdb_commit counts every index write txn, the mount's own (its sweep)
  * included: tests/crash/cases.py says which one it aims at. */
 #ifndef PFS_FAULT_H

@@ -12,8 +12,8 @@
 # with pread (its fallback when io_uring is unavailable) instead.
 # The LMDB map: valgrind cannot map the index's 64 GiB; idx_open falls back
 # to a smaller map and logs a warning (expected here).
-# RADOS: a throwaway Ceph cluster is started for test_backend_rados (unless
-# PFS_CEPH_CONF names one) and stopped by PID at exit.
+# RADOS: a throwaway Ceph cluster is started for test_backend_rados and
+# test_rlog (unless PFS_CEPH_CONF names one) and stopped by PID at exit.
 #
 # Output: BUILD/valgrind/NAME.log (valgrind) and NAME.tap (the test's own
 # output); the counts go to BUILD/valgrind/test-counts as "passed failed
@@ -39,9 +39,10 @@ fi
 
 # The RADOS tests need a cluster: one for the run (tests/rados/cluster.sh),
 # stopped by PID at exit. librados needs no suppressions: measured 0
-# errors and no leaks for test_backend_rados under memcheck.
+# errors and no leaks for test_backend_rados and test_rlog under memcheck.
 CEPH_DIR=""
-if [ -x "$BUILD/tests/test_backend_rados" ] && [ -z "${PFS_CEPH_CONF:-}" ]; then
+if { [ -x "$BUILD/tests/test_backend_rados" ] || [ -x "$BUILD/tests/test_rlog" ]; } &&
+	[ -z "${PFS_CEPH_CONF:-}" ]; then
 	CEPH_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pfs-vg-ceph.XXXXXX")
 	trap '"$ROOT/tests/rados/cluster.sh" stop "$CEPH_DIR"; rm -rf --one-file-system "$CEPH_DIR"' EXIT
 	trap 'exit 130' INT TERM
