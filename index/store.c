@@ -45,6 +45,7 @@
 #include "cache/pool.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -63,8 +64,25 @@ int64_t store_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The last failed store_open of this thread may say more than its errno
+ * (who holds a RADOS store's lease): store_set_open_detail. */
+static __thread char open_detail[512];
+static __thread int open_detail_rc;
+
+void store_set_open_detail(int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(open_detail, sizeof(open_detail), fmt, ap);
+	va_end(ap);
+	open_detail_rc = rc;
+}
+
 const char *store_strerror(int err)
 {
+	if (err && err == open_detail_rc && open_detail[0])
+		return open_detail;
 	switch (err) {
 	case -ENOENT: return "no such store (missing directory, or not a payloadfs store)";
 	case -ENOTEMPTY: return "directory is not empty and is not a payloadfs store";
@@ -886,6 +904,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	int rc, created;
 
 	*out = NULL;
+	open_detail[0] = '\0';
+	open_detail_rc = 0;
 	created = open_layout(dir, o);
 	if (created < 0)
 		return created;

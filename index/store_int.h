@@ -106,6 +106,9 @@ int dur_defer_delete(struct store *st, const struct frag_desc *d);
 /* Images queued or being deleted by the reaper now. */
 uint64_t dur_pending(struct store *st);
 void dur_after_commit(struct store *st);
+/* A more precise message for store_strerror(RC) after this thread's
+ * failing store_open (e.g. who holds a RADOS store's lease). */
+void store_set_open_detail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Wake the reaper: more images may be due (store_rados.c's horizon moved). */
 void store_reap_kick(struct store *st);
 /* Tell the daemon what an applied log entry changed (store_change). */

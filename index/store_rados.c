@@ -555,8 +555,11 @@ int srados_open(struct store *st, const struct store_opts *o, int created)
 		return rc;
 	rc = rlog_open(r->conn, st->conf.pool, st->conf.name, created && r->role == ROLE_WRITER && !o->takeover,
 		       &r->log);
-	if (rc == -ENOENT)
+	if (rc == -ENOENT) {
 		log_err("%s: no payloadfs store %s/%s in the cluster", st->dir, st->conf.pool, st->conf.name);
+		store_set_open_detail(rc, "no payloadfs store %s/%s in the cluster (pool or store missing)",
+				      st->conf.pool, st->conf.name);
+	}
 	if (rc)
 		return rc;
 	if (r->role == ROLE_FOLLOWER) {
@@ -569,14 +572,21 @@ int srados_open(struct store *st, const struct store_opts *o, int created)
 	}
 	rc = rlog_acquire(r->log, r->lease_s, o->takeover ? o->takeover_wait : 0, o->takeover_force, r->host,
 			  &r->epoch, &last);
-	if (rc == -EBUSY)
+	if (rc == -EBUSY) {
+		char who[256];
+		if (rlog_holder(r->log, who, sizeof(who)) == 1)
+			store_set_open_detail(rc, "RADOS store %s/%s is being written by %s (lease held): "
+					      "one writer at a time", st->conf.pool, st->conf.name, who);
 		log_err("%s: another writer holds the store's lease", st->dir);
+	}
 	if (rc)
 		return rc;
 	if (created && !o->takeover) {
 		if (last || rlog_tail(r->log, &first, &last) || last) {
 			log_err("%s: the RADOS store %s/%s already holds a store: to make this host its writer, "
 				"use --takeover", st->dir, st->conf.pool, st->conf.name);
+			store_set_open_detail(-EEXIST, "RADOS store %s/%s exists already (to write it from "
+					      "this host: init --takeover)", st->conf.pool, st->conf.name);
 			return -EEXIST;
 		}
 		astore(&r->tail, 0);

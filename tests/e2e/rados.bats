@@ -36,7 +36,11 @@ setup() {
 }
 
 teardown() {
-	local n
+	local n p
+	for p in "${BG_PIDS[@]:-}"; do       # holders first: they keep mounts busy
+		[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	BG_PIDS=()
 	# the cluster's daemons back up if a test stopped one
 	"$PFS_RADOS_CLUSTER_SH" start-osd "$PFS_RADOS_CLUSTER" >/dev/null 2>&1 || true
 	"$PFS_RADOS_CLUSTER_SH" start-mon "$PFS_RADOS_CLUSTER" >/dev/null 2>&1 || true
@@ -67,7 +71,7 @@ funmount() {
 	local n=$1 pid i
 	pid=$(cat "$TMP/$n.pid" 2>/dev/null) || pid=
 	if is_mounted "$TMP/$n.mnt"; then
-		fusermount3 -u "$TMP/$n.mnt"
+		fusermount3 -u "$TMP/$n.mnt" || fusermount3 -uz "$TMP/$n.mnt" || true
 	fi
 	for ((i = 0; i < 1000 && ${#pid}; i++)); do
 		kill -0 "$pid" 2>/dev/null || return 0
@@ -87,12 +91,12 @@ wait_for() {
 }
 
 # images — the fragment images of this test's store in the cluster.
-images() { rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" ls | grep -c '^f\.' || true; }
-has_image() { rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" stat "f.$1" >/dev/null 2>&1; }
+# (an image is the object named by its id in 16 hex digits)
+has_image() { rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" stat "$1" >/dev/null 2>&1; }
 
 # The hex ids of an object's fragments (payloadctl stat -v).
 frag_ids() {
-	"$PCTL" stat -v "$1" "$2" | awk '/^ *[0-9]+ +[0-9a-f]{16} / { print $2 }'
+	"$PCTL" stat -v "$1" "$2" | awk 'length($6) == 16 && $6 ~ /^[0-9a-f]+$/ { print $6 }'
 }
 
 @test "a writer and two followers: a CSV copied into the writer reads on both followers a moment later, views too; followers are read-only" {
@@ -106,10 +110,10 @@ frag_ids() {
 	cp "$TWIN/e.csv" "$MNT/e.csv"
 	wait_for 10 cmp -s "$TWIN/e.csv" "$TMP/f1.mnt/e.csv"
 	wait_for 10 cmp -s "$TWIN/e.csv" "$TMP/f2.mnt/e.csv"
-	slice_lines "$TWIN/e.csv" 1 100 200 >"$TWIN/v.csv"
+	slice_lines "$TWIN/e.csv" 100 200 >"$TWIN/v.csv"
 	cmp "$TWIN/v.csv" "$TMP/f1.mnt/e.csv@rows=100:200"
 	cmp "$TWIN/v.csv" "$TMP/f2.mnt/e.csv@rows=100:200"
-	[ "$(xget "$TMP/f1.mnt/e.csv" user.payload.rows)" = 30001 ]
+	[ "$(xget "$TMP/f1.mnt/e.csv" user.payload.rows)" = "$(xget "$MNT/e.csv" user.payload.rows)" ]
 	# a rename, a mkdir, an xattr and an unlink reach them too
 	mkdir "$MNT/d"
 	mv "$MNT/e.csv" "$MNT/d/e2.csv"
@@ -174,11 +178,11 @@ try:
     print("closed OK")
 except OSError as e:
     print("close:", os.strerror(e.errno))
-print("seconds %.1f" % (time.monotonic() - t))' "$MNT/a.txt"
+print("within 20 s" if time.monotonic() - t < 20 else "took %.1f s" % (time.monotonic() - t))' "$MNT/a.txt"
 	show_output
 	[ "$status" -eq 0 ]
 	[[ ${lines[0]} == "close: Input/output error" || ${lines[0]} == "close: Connection timed out" ]]
-	[ "${lines[1]#seconds }" \< 20 ]
+	[ "${lines[1]}" = "within 20 s" ]
 	[ "$(cat "$MNT/a.txt")" = v1 ]
 	gen_lines "$TWIN/b.txt" 2000 4
 	cmp "$TWIN/b.txt" "$MNT/b.txt"
@@ -202,10 +206,10 @@ try:
     print("closed OK")
 except OSError as e:
     print("close:", os.strerror(e.errno))
-print("seconds %.1f" % (time.monotonic() - t))' "$MNT/a.txt"
+print("within 20 s" if time.monotonic() - t < 20 else "took %.1f s" % (time.monotonic() - t))' "$MNT/a.txt"
 	show_output
 	[ "$status" -eq 0 ]
-	[ "${lines[1]#seconds }" \< 20 ]
+	[ "${lines[1]}" = "within 20 s" ]
 	daemon_alive
 	"$PFS_RADOS_CLUSTER_SH" start-mon "$PFS_RADOS_CLUSTER"
 	wait_for 60 bash -c "echo v3 >'$MNT/a.txt'"
@@ -232,11 +236,11 @@ open(sys.argv[3], "w").write("opened\n")
 open(sys.argv[2]).read()        # wait for the go
 b = f.read()
 sys.exit(0 if a + b == open(sys.argv[4], "rb").read() else 1)' \
-		"$TMP/f1.mnt/big.csv" "$TMP/go" "$TMP/opened" "$TWIN/big.csv" &
+		"$TMP/f1.mnt/big.csv" "$TMP/go" "$TMP/opened" "$TWIN/big.csv" 3>&- &
 	BG_PIDS+=($!)
 	wait_for 10 test -s "$TMP/opened"
 	gen_csv "$MNT/big.csv" 1000 10           # rewrite: every old image released
-	wait_for 10 bash -c "[ \"\$(xget '$TMP/f1.mnt/big.csv' user.payload.rows)\" = 1001 ]"
+	wait_for 10 cmp -s "$MNT/big.csv" "$TMP/f1.mnt/big.csv"
 	sleep 3                                  # several passes of the writer's horizon
 	local id
 	for id in $old; do
@@ -245,7 +249,7 @@ sys.exit(0 if a + b == open(sys.argv[4], "rb").read() else 1)' \
 	echo go >"$TMP/go"
 	wait "${BG_PIDS[0]}"                     # it read the old version whole
 	BG_PIDS=()
-	wait_for 20 bash -c "! rados --conf '$PFS_CEPH_CONF' -p '$POOL' -N '$NS' stat f.$(echo "$old" | head -n 1)"
+	wait_for 20 bash -c "! rados --conf '$PFS_CEPH_CONF' -p '$POOL' -N '$NS' stat $(echo "$old" | head -n 1)"
 }
 
 @test "a follower that was down catches up, from the log and from a base after trimming" {
@@ -283,7 +287,7 @@ sys.exit(0 if a + b == open(sys.argv[4], "rb").read() else 1)' \
 	[ "$status" -eq 0 ]
 	[[ $output == *e.csv* ]]
 	"$PCTL" cat "$TMP/f1.store" /e.csv | cmp - "$TWIN/e.csv"
-	"$PCTL" cat "$STORE" "/e.csv@rows=10:20" | cmp - <(slice_lines "$TWIN/e.csv" 1 10 20)
+	"$PCTL" cat "$STORE" "/e.csv@rows=10:20" | cmp - <(slice_lines "$TWIN/e.csv" 10 20)
 	mkdir "$TMP/out"
 	"$PCTL" export "$TMP/f1.store" /e.csv "$TMP/out"
 	cmp "$TWIN/e.csv" "$TMP/out/e.csv"
