@@ -940,6 +940,10 @@ void store_close(struct store *st)
 	}
 	if (st->reap_running) {
 		dur_stop(st);    /* the final flush, after the last change */
+		/* (S2): the reaper's unlinks are durable before the marker says
+		 * that no garbage is left (found by the power-loss explorer) */
+		if (st->clean_base && !st->dur_leftover && frag_sync_dels(st->disk))
+			store_note_leftover(st);
 		if (st->clean_base && !st->dur_leftover && mark_clean(st, 1))
 			log_warn("%s: the clean-close marker could not be written: the next mount sweeps",
 				 st->dir);
