@@ -3,7 +3,8 @@
 # short run of each fuzz harness (tests/fuzz/run.sh: FUZZ_TIME seconds each,
 # default 20; 0 replays the seeds only), then the bats end-to-end suite
 # tests/e2e/ against BUILD's payloadfs and payloadctl, then the crash tests'
-# short mode (tests/crash/run.sh) and the short stress runs
+# short mode (tests/crash/run.sh), the power-loss explorer's short mode
+# (tests/crash/powerloss.py --tap) and the short stress runs
 # (tests/stress/run.sh short). Called by `make check` after building (which
 # also builds the fuzzers when clang and libFuzzer are installed; without
 # them each harness is one skip).
@@ -118,6 +119,12 @@ echo "# crash/run.sh"
 t0=$SECONDS
 (cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/run.sh "$BUILD") 2>&1 </dev/null | tee "$out"
 tally crash/run.sh "${PIPESTATUS[0]}"
+
+# ---- power-loss explorer (short mode; `make powerloss` is the long one) ----
+echo "# crash/powerloss.py"
+t0=$SECONDS
+(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/powerloss.py --build "$BUILD" --tap) 2>&1 </dev/null | tee "$out"
+tally crash/powerloss.py "${PIPESTATUS[0]}"
 
 # ---- stress: fsx against ext4 twins, the concurrency stress test ----
 if [ -x "$BUILD/stress/fsx" ]; then

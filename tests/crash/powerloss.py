@@ -535,9 +535,9 @@ def main():
     if a.seed is None:
         a.seed = int(os.environ.get("PL_SEED") or random.randrange(1 << 31))
     if a.max_states is None:
-        a.max_states = 100000 if a.long else 90
+        a.max_states = int(os.environ.get("PL_MAX_STATES") or (100000 if a.long else 90))
     if a.budget is None:
-        a.budget = 3600.0 if a.long else 40.0
+        a.budget = float(os.environ.get("PL_BUDGET") or (600 if a.long else 40))
     a.nrandom = 8 if a.long else 2
     a.cap_prefix = 48 if a.long else 8
     with open(os.path.join(a.build, "payloadfs"), "rb") as f:
