@@ -53,11 +53,12 @@ PAGE = 4096
 class Obj:
     """A file or directory. dops: its data and size operations in trace
     order, as indices into Model.ops."""
-    __slots__ = ("id", "kind", "path", "dops", "ignore", "changes", "ino")
+    __slots__ = ("id", "kind", "path", "dops", "dpos", "ignore", "changes", "ino")
 
     def __init__(self, oid, kind, path, ino=0):
         self.id, self.kind, self.path, self.ino = oid, kind, path, ino
         self.dops = []
+        self.dpos = []             # the trace positions of dops
         self.ignore = path.endswith("/lock.mdb") or path == "index/lock.mdb"
         self.changes = []          # trace positions of its metadata changes
 
@@ -67,14 +68,14 @@ class Op:
     'rename' 'link' (namespace), 'trunc' 'falloc' (size), 'write' (data).
     Metadata ops have mi (their index in the metadata log)."""
     __slots__ = ("pos", "kind", "obj", "path", "path2", "off", "length", "ev", "mi", "dsync",
-                 "oi", "extends")
+                 "oi", "extends", "keep")
 
     def __init__(self, pos, kind, **kw):
         self.pos, self.kind = pos, kind
         self.obj = self.path = self.path2 = self.ev = None
         self.off = self.length = 0
         self.mi = self.oi = -1
-        self.dsync = self.extends = False
+        self.dsync = self.extends = self.keep = False
         for k, v in kw.items():
             setattr(self, k, v)
 
@@ -109,6 +110,7 @@ class Model:
         self.syncs = []                   # (begin pos, end pos, obj id or None, ok)
         self.marks = []                   # (pos, mark dict)
         self.unsupported = []             # descriptions of what cannot be replayed
+        self.dirs = {"": 0}               # path -> obj id of the last directory made there
         self._build()
 
     # ---- building ----
@@ -131,20 +133,13 @@ class Model:
                 self.marks.append((e.pos, e.mark))
             elif t == T.OPEN:
                 p = self.rel(e.path)
-                if e.flags & T.F_CREATED or p not in live:
-                    if p in live and not (e.flags & T.F_CREATED):
-                        pass
-                    kind = "d" if (e.b & 0o170000) == 0o040000 else "f"
-                    if p not in live:
-                        if kind == "d":
-                            raise TraceError("#%d: directory %s opened but never made" % (e.pos, p))
-                        if not (e.flags & T.F_CREATED):
-                            raise TraceError("#%d: %s opened but its creation was not recorded" % (e.pos, p))
-                    if e.flags & T.F_CREATED:
-                        o = self._new_obj(kind, p, e.ino)
-                        live[p] = o.id
-                        size[o.id] = 0
-                        self._meta(Op(e.pos, "create", obj=o.id, path=p, ev=e))
+                if e.flags & T.F_CREATED:
+                    o = self._new_obj("f", p, e.ino)
+                    live[p] = o.id
+                    size[o.id] = 0
+                    self._meta(Op(e.pos, "create", obj=o.id, path=p, ev=e))
+                elif p not in live:
+                    raise TraceError("#%d: %s opened, but its creation was not recorded" % (e.pos, p))
                 fdmap[(e.pid, e.fd)] = live[p]
             elif t == T.CLOSE:
                 fdmap.pop((e.pid, e.fd), None)
@@ -171,8 +166,8 @@ class Model:
                 else:
                     if e.flags & 0x01 == 0:      # FALLOC_FL_KEEP_SIZE not set
                         size[oid] = max(size.get(oid, 0), e.a + e.b)
-                    op = Op(e.pos, "falloc", obj=oid, off=e.a, length=e.b, ev=e)
-                    op.dsync = bool(e.flags & 0x01)    # reused: keep-size
+                    op = Op(e.pos, "falloc", obj=oid, off=e.a, length=e.b, ev=e,
+                            keep=bool(e.flags & 0x01))
                 self._meta(op)
                 self._data_index(op)
             elif t == T.SYNC_BEGIN:
@@ -221,10 +216,15 @@ class Model:
             elif t == T.MSYNC:
                 pass    # no shared writable mapping of a store file is allowed (MMAPW)
         self.live_end = live
+        self.meta_pos = [self.ops[i].pos for i in self.meta]
+        for o in self.objs:
+            o.dpos = [self.ops[i].pos for i in o.dops]
 
     def _new_obj(self, kind, path, ino=0):
         o = Obj(len(self.objs), kind, path, ino)
         self.objs.append(o)
+        if kind == "d":
+            self.dirs[path] = o.id
         return o
 
     def _fd_obj(self, fdmap, e):
@@ -251,16 +251,13 @@ class Model:
     def _dir_of(self, path):
         """The obj id of the directory at PATH as the daemon saw it now (the
         last mkdir of it), or None."""
-        for o in reversed(self.objs):
-            if o.kind == "d" and o.path == path:
-                return o.id
-        return None
+        return self.dirs.get(path)
 
     def _data(self, op):
         self.ops.append(op)
-        self._data_index(op, appended=True)
+        self._data_index(op)
 
-    def _data_index(self, op, appended=True):
+    def _data_index(self, op):
         op.oi = len(self.objs[op.obj].dops)
         self.objs[op.obj].dops.append(len(self.ops) - 1)
 
@@ -275,7 +272,7 @@ class Model:
         d = Durable(len(self.objs))
         out = []
         ei = 0
-        meta_pos_list = [self.ops[i].pos for i in self.meta]
+        meta_pos_list = self.meta_pos
         # O_DSYNC writes: durable at their own record; folded in as we go
         dsync = [(self.ops[i].pos, i) for i in range(len(self.ops))
                  if self.ops[i].kind == "write" and self.ops[i].dsync]
@@ -296,7 +293,9 @@ class Model:
             ei += 1
         return out
 
-    def _count_before(self, lst, pos):
+    @staticmethod
+    def count_before(lst, pos):
+        """How many of the sorted positions LST are before POS."""
         lo, hi = 0, len(lst)
         while lo < hi:
             mid = (lo + hi) // 2
@@ -309,18 +308,17 @@ class Model:
     def _apply_sync(self, d, b, oid, meta_pos_list):
         if oid is None:                   # syncfs / sync: everything before b
             for o in self.objs:
-                d.upto[o.id] = max(d.upto[o.id], self._count_before(
-                    [self.ops[i].pos for i in o.dops], b))
-            d.meta = max(d.meta, self._count_before(meta_pos_list, b))
+                d.upto[o.id] = max(d.upto[o.id], self.count_before(o.dpos, b))
+            d.meta = max(d.meta, self.count_before(meta_pos_list, b))
             d.meta_pos = max(d.meta_pos, b)
             return
         o = self.objs[oid]
-        d.upto[oid] = max(d.upto[oid], self._count_before([self.ops[i].pos for i in o.dops], b))
+        d.upto[oid] = max(d.upto[oid], self.count_before(o.dpos, b))
         # the journal commits when the object has a metadata change after
         # the last commit the model knows of
-        k = self._count_before(o.changes, b)
+        k = self.count_before(o.changes, b)
         if k and o.changes[k - 1] > d.meta_pos:
-            d.meta = max(d.meta, self._count_before(meta_pos_list, b))
+            d.meta = max(d.meta, self.count_before(meta_pos_list, b))
             d.meta_pos = max(d.meta_pos, b)
 
     # ---- states ----
@@ -328,7 +326,7 @@ class Model:
     def volatile(self, p, d):
         """(metadata range [lo, hi), {obj id: [op index, ...]}) of what is
         recorded before P and not durable under D."""
-        hi = self._count_before([self.ops[i].pos for i in self.meta], p)
+        hi = self.count_before(self.meta_pos, p)
         vd = {}
         for o in self.objs:
             if o.ignore or o.kind != "f":
@@ -458,7 +456,7 @@ class Model:
                 del buf[a.length:]
                 size = a.length
             elif kind == "falloc":
-                if not a.dsync:        # dsync: FALLOC_FL_KEEP_SIZE
+                if not a.keep:         # FALLOC_FL_KEEP_SIZE
                     size = max(size, a.off + a.length)
         return buf, size
 

@@ -121,8 +121,10 @@ class Workload:
         self.gen += 1
         return b"id,val,g%d\n" % self.gen + b"".join(self.rows(nbytes))
 
-    def size(self):
+    def size(self, big=False):
         x = self.rng.random()
+        if big and x < 0.04:
+            return self.rng.randint(2200000, 2600000)  # 128 images or more: one syncfs
         if x < 0.25:
             return self.rng.randint(10, 3500)          # inline
         if x < 0.85:
@@ -340,14 +342,16 @@ class Random(Scenario):
     other files; remounts in the middle."""
     name = "random"
 
-    def __init__(self, rng, nops, sync=False):
-        self.rng, self.nops = rng, nops
+    def __init__(self, rng, nops, sync=False, big=False):
+        self.rng, self.nops, self.big = rng, nops, big
         self.sync = sync
+        # staged writes past 64 KiB spill to STORE/staging/ (swept at mount)
+        self.opts = "fragment_size=16K,spill_size=%s" % rng.choice(["64K", "8M"])
         self.sync_ms = rng.choice([30, 100, 300]) if not sync else 1000
         self.delay_ms = rng.choice([0, 0, 30, 150]) if not sync else 0
         self.remounts = 1 if nops >= 10 else 0
         self.name = "random-sync" if sync else "random"
-        self.about = ("%d random operations, %s" % (nops, "-o sync" if sync else
+        self.about = ("%d random operations, -o %s,%s" % (nops, self.opts, "sync" if sync else
                       "sync_ms=%d, index flushes delayed %d ms" % (self.sync_ms, self.delay_ms)))
 
     def body(self, w, remount):
@@ -370,9 +374,9 @@ class Random(Scenario):
         x = r.random()
         if not files or (free and x < 0.2):
             p = r.choice(free)
-            w.create(p, w.csv(w.size()), fsync=r.random() < 0.15)
+            w.create(p, w.csv(w.size(self.big)), fsync=r.random() < 0.15)
         elif x < 0.38:
-            w.rewrite(r.choice(files), w.csv(w.size()), fsync=r.random() < 0.2)
+            w.rewrite(r.choice(files), w.csv(w.size(self.big)), fsync=r.random() < 0.2)
         elif x < 0.5:
             w.append(r.choice(files), b"".join(w.rows(r.choice([100, 5000, 40000]))))
         elif x < 0.6 and w.csvs():
