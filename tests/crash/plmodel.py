@@ -32,7 +32,9 @@ The model (tests/crash/README.md, "Power loss", says the same for users):
    at every open.
 
 Generators of states at a crash point P (the trace cut before event P):
+  meta-all/data-none   every metadata call, only the durable data
   none       metadata: the durable prefix; data: only what is durable
+  meta-none/data-all   the durable metadata prefix, all data
   all        everything recorded before P (what a daemon crash leaves)
   meta-k     a metadata prefix of length k, with no or all volatile data
   file-k     one file's volatile writes as a prefix of length k, the rest all
@@ -342,8 +344,11 @@ class Model:
         lo, hi, vd = self.volatile(p, d)
         all_data = {o: ("all",) for o in vd}
         none_data = {}
-        yield "none", State(p, d, lo, none_data)
+        # first the state most likely to break an invariant: every name
+        # change (an unlink that went ahead) without the data that was to
+        # make it safe
         yield "meta-all/data-none", State(p, d, hi, none_data)
+        yield "none", State(p, d, lo, none_data)
         yield "meta-none/data-all", State(p, d, lo, all_data)
         yield "all", State(p, d, hi, all_data)
         for o, lst in sorted(vd.items(), key=lambda kv: (not self.objs[kv[0]].path.endswith(".mdb"), kv[0])):

@@ -369,10 +369,12 @@ class Explorer:
             cps = [(p, d) for p, d in cps if p > first]
         self.points = len(cps)
         # breadth-first: every crash point's first state, then every
-        # second one..., so a budget spreads over the whole trace
+        # second one..., so a budget spreads over the whole trace; the
+        # latest crash points first (the scenarios of issue 10 §1 end with
+        # the window they test)
         gens = [(p, self.model.states(p, d, random.Random(rng.random()),
                                       nrandom=self.a.nrandom, cap_prefix=self.a.cap_prefix))
-                for p, d in cps]
+                for p, d in reversed(cps)]
         jobs = max(1, self.a.jobs)
         for k in range(jobs):
             m = os.path.join(self.work, "cmnt%d" % k)
