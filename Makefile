@@ -76,6 +76,12 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
+# mkbigstore makes big stores for mount-time figures: it links the core.
+$(BUILD)/bench/mkbigstore: $(BUILD)/tests/bench/mkbigstore.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_LIB) $(LDLIBS_CORE)
+
 $(BUILD)/stress/%: $(BUILD)/tests/stress/%.o
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")

@@ -150,12 +150,27 @@ static int write_image(int fd, const void *data, size_t len)
 	return rc;
 }
 
-/* Remember ID for the next sync(NULL, 0). Out of memory: that sync is a
- * syncfs. */
+/* Remember ID for the next sync(NULL, 0). The list is bounded: past
+ * SYNCFS_MIN ids that sync is a syncfs anyway, so the list is dropped and
+ * only "over" is kept (a daemon puts images for its whole life and nothing
+ * but tests calls sync(NULL, 0): the list must not grow with it). Out of
+ * memory: that sync is a syncfs too. */
 static void pend_add(struct local_backend *b, uint64_t id)
 {
 	pthread_mutex_lock(&b->pend_lock);
-	if (b->npend == b->pendcap && !b->pend_over) {
+	if (b->pend_over) {
+		pthread_mutex_unlock(&b->pend_lock);
+		return;
+	}
+	if (b->npend >= SYNCFS_MIN) {
+		free(b->pend);
+		b->pend = NULL;
+		b->npend = b->pendcap = 0;
+		b->pend_over = 1;
+		pthread_mutex_unlock(&b->pend_lock);
+		return;
+	}
+	if (b->npend == b->pendcap) {
 		size_t cap = b->pendcap ? b->pendcap * 2 : 256;
 		uint64_t *v = realloc(b->pend, cap * sizeof(*v));
 		if (v) {
@@ -165,7 +180,7 @@ static void pend_add(struct local_backend *b, uint64_t id)
 			b->pend_over = 1;
 		}
 	}
-	if (b->npend < b->pendcap)
+	if (b->npend < b->pendcap && !b->pend_over)
 		b->pend[b->npend++] = id;
 	pthread_mutex_unlock(&b->pend_lock);
 }

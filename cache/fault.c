@@ -26,6 +26,13 @@ static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fault_point faults[FAULT_MAX];  /* protected by fault_lock */
 static int fault_any;                          /* protected by fault_lock */
 
+#define HOOK_MAX 4
+static struct {
+	char name[32];
+	void (*fn)(void *arg);
+	void *arg;
+} hooks[HOOK_MAX];                             /* protected by fault_lock */
+
 /* The KILL action: one line on stderr with the time, then SIGKILL. */
 static void kill_now(const char *name)
 {
@@ -47,9 +54,17 @@ int fault_hit(const char *name)
 {
 	int rc = 0;
 
+	void (*fn)(void *) = NULL;
+	void *arg = NULL;
+
 	if (!__atomic_load_n(&fault_any, __ATOMIC_RELAXED))
 		return 0;
 	pthread_mutex_lock(&fault_lock);
+	for (int i = 0; i < HOOK_MAX && !fn; i++)
+		if (hooks[i].fn && strcmp(hooks[i].name, name) == 0) {
+			fn = hooks[i].fn;
+			arg = hooks[i].arg;
+		}
 	for (int i = 0; i < FAULT_MAX; i++) {
 		struct fault_point *f = &faults[i];
 		if (f->left && strcmp(f->name, name) == 0) {
@@ -61,6 +76,8 @@ int fault_hit(const char *name)
 		}
 	}
 	pthread_mutex_unlock(&fault_lock);
+	if (fn)
+		fn(arg);
 	if (rc == -FAULT_KILL)
 		kill_now(name);
 	if (rc)   /* tests look for this line to know the point was reached */
@@ -115,9 +132,29 @@ int fault_arm(const char *name, unsigned nth, int err)
 	return f ? 0 : -ENOSPC;
 }
 
+int fault_hook(const char *name, void (*fn)(void *arg), void *arg)
+{
+	int rc = -ENOSPC;
+
+	if (!name || !*name || strlen(name) >= sizeof(hooks[0].name) || !fn)
+		return -EINVAL;
+	pthread_mutex_lock(&fault_lock);
+	for (int i = 0; i < HOOK_MAX && rc; i++)
+		if (!hooks[i].fn) {
+			strcpy(hooks[i].name, name);
+			hooks[i].fn = fn;
+			hooks[i].arg = arg;
+			__atomic_store_n(&fault_any, 1, __ATOMIC_RELAXED);
+			rc = 0;
+		}
+	pthread_mutex_unlock(&fault_lock);
+	return rc;
+}
+
 void fault_reset(void)
 {
 	pthread_mutex_lock(&fault_lock);
+	memset(hooks, 0, sizeof(hooks));
 	memset(faults, 0, sizeof(faults));
 	__atomic_store_n(&fault_any, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&fault_lock);

@@ -61,6 +61,12 @@ int fault_arm(const char *name, unsigned nth, int err);
 /* Parse a PAYLOADFS_FAULT-style spec and arm each point. @return 0 or
  * -EINVAL. */
 int fault_arm_spec(const char *spec);
+/* Unit tests: call FN(ARG) at every call of point NAME (on the caller's
+ * thread, no lock held), until fault_reset(); an armed errno of the same
+ * point still fires after it. For interleavings: a hook can block the
+ * point's thread until the test lets it go. @return 0, -EINVAL, -ENOSPC
+ * (4 hooks at most). */
+int fault_hook(const char *name, void (*fn)(void *arg), void *arg);
 /* How many times NAME fired since the last fault_reset(). */
 unsigned fault_fired(const char *name);
 /* Disarm every point and zero the counts. */

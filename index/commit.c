@@ -829,7 +829,7 @@ static void free_jobs(struct cut *c, int discard)
 {
 	for (uint32_t i = 0; i < c->njobs; i++) {
 		if (discard && wjob_wait(c->jobs[i]) == 0)
-			frag_del(c->be, c->jobs[i]->d.id);
+			store_discard_image(c->jobs[i]->st, c->be, c->jobs[i]->d.id);
 		wjob_free(c->jobs[i]);
 	}
 	free(c->jobs);

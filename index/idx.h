@@ -184,11 +184,27 @@ int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_ino
  * page at every commit (LMDB's default); off (MDB_NOMETASYNC) leaves it to
  * the next flush: the newest commit may be undone by a power loss, the
  * environment never torn. idx_sync: flush everything committed (fault
- * point "lmdb_sync"). idx_commits: write txns committed since open.
+ * point "lmdb_sync"). idx_last_written: the LMDB txn id of the newest
+ * txn committed by this process that wrote something (0: none yet). Its
+ * commit flushed the data file after every earlier txn's meta page was
+ * written, so a larger value than one read after txn T committed means
+ * T's meta page is durable. An empty txn (no put or del) writes nothing
+ * and flushes nothing, and never moves it.
  * @return 0 or -errno. */
 int idx_set_metasync(struct idx *x, int on);
 int idx_sync(struct idx *x);
-uint64_t idx_commits(struct idx *x);
+uint64_t idx_last_written(struct idx *x);
+
+/* The clean-close marker (meta "clean"). idx_clean_mark(T, 1) records
+ * T's own txn id: the store is clean as long as no txn committed after T.
+ * idx_clean_mark(T, 0) clears it. idx_clean_get: *CLEAN is 1 when the
+ * marker names the newest committed txn (nothing, by any binary, wrote
+ * since the clean close), else 0. @return 0 or -errno. */
+int idx_clean_mark(struct idx_txn *t, int clean);
+int idx_clean_get(struct idx *x, int *clean);
+
+/* The LMDB map's current size in bytes (it grows: idx_lmdb.c (5)). */
+size_t idx_map_size(struct idx *x);
 
 /* Copy the environment to DIR (compacting), for payloadctl snapshot. */
 int idx_copy(struct idx *x, const char *dir);

@@ -12,6 +12,20 @@
  *  (4) The "snapshots" db is created by the first read-write open that
  *      lacks it (stores made before snapshots existed); a read-only open
  *      without it sees no snapshots.
+ *  (5) The map grows: before a write txn begins, when the used pages
+ *      exceed a third of the map, the map is raised to max(2 x map,
+ *      4 x used) — so one txn can write as much as the whole index (a
+ *      snapshot) without filling it; after a txn hit MDB_MAP_FULL (it
+ *      failed with ENOSPC, nothing changed), to max(4 x map, 4 x used). LMDB
+ *      remaps on mdb_env_set_mapsize, so that is done only while no txn of
+ *      this process is open: x->active counts them, new ones wait while
+ *      x->growing (but for a thread that already holds one: it would wait
+ *      for itself), and the grower waits at most GROW_WAIT_MS for the
+ *      count to reach 0, else postpones to the next write txn. Another
+ *      process that grew the map makes our txn_begin fail with
+ *      MDB_MAP_RESIZED: we adopt its size the same way and retry.
+ *  (6) No pointer into the map outlives its txn (LMDB's rule; a remap
+ *      moves the map).
  */
 #include "index/idx.h"
 #include "index/idx_rec.h"
@@ -20,6 +34,8 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,14 +53,28 @@ struct idx {
 	MDB_env *env;
 	MDB_dbi dbi[DB_COUNT];
 	int rdonly;
-	uint64_t commits;       /* atomic: write txns committed (durable.c) */
+	pthread_mutex_t glock;  /* leaf: the fields below (invariant 5) */
+	pthread_cond_t gcond;
+	unsigned active;        /* protected by glock: txns open in this process */
+	int growing;            /* protected by glock: a remap waits for active == 0 */
+	int grow_want;          /* atomic: the last write hit MDB_MAP_FULL */
+	uint64_t written;       /* atomic: LMDB id of the newest committed txn
+				 * that wrote something (durable.c (1)) */
 	int no_snaps;           /* read-only, and the store has no snapshots db */
 };
 
 struct idx_txn {
 	struct idx *x;
 	MDB_txn *txn;
+	int dirty;              /* a put or del succeeded: the commit writes pages,
+				 * flushes them and writes a meta page (an empty
+				 * txn's commit does none of that) */
 };
+
+static int put(struct idx_txn *t, int db, MDB_val *k, MDB_val *v);
+
+#define GROW_WAIT_MS 2000
+static __thread unsigned tls_txns;   /* txns this thread holds (invariant 5) */
 
 /* Keys and values are encoded and decoded by idx_rec.c (pure functions,
  * fuzzed by tests/fuzz/fuzz_idx_rec.c). */
@@ -114,7 +144,7 @@ static int check_format(struct idx *x, int create)
 		idx_rec_format_encode(buf, IDX_FORMAT_MIN);
 		v.mv_size = 4;
 		v.mv_data = buf;
-		rc = mdb_err(mdb_put(t->txn, x->dbi[DB_META], &k, &v, 0), "put format");
+		rc = put(t, DB_META, &k, &v);
 		if (!rc)
 			rc = idx_meta_put_u64(t, "next_ino", IDX_FIRST_INO);
 		if (!rc)
@@ -167,9 +197,32 @@ static int env_open(struct idx *x, const char *dir, int rdonly, size_t map)
 	return rc;
 }
 
+static void idx_free(struct idx *x)
+{
+	pthread_mutex_destroy(&x->glock);
+	pthread_cond_destroy(&x->gcond);
+	free(x);
+}
+
+/* The first map size: IDX_MAP_SIZE, or PAYLOADFS_INDEX_MAP bytes (tests
+ * of growth, invariant 5; at least 64 KiB). LMDB takes the data file's
+ * size when that is larger. */
+static size_t first_map(void)
+{
+	const char *e = getenv("PAYLOADFS_INDEX_MAP");
+	char *end;
+	unsigned long long v;
+
+	if (!e || !*e)
+		return IDX_MAP_SIZE;
+	v = strtoull(e, &end, 10);
+	return *end || v < 65536 ? IDX_MAP_SIZE : (size_t)v;
+}
+
 int idx_open(const char *dir, int create, int rdonly, struct idx **out)
 {
 	struct idx *x = calloc(1, sizeof(*x));
+	size_t map0 = first_map();
 	struct stat st;
 	int rc;
 
@@ -177,29 +230,31 @@ int idx_open(const char *dir, int create, int rdonly, struct idx **out)
 	if (!x)
 		return -ENOMEM;
 	x->rdonly = rdonly;
+	pthread_mutex_init(&x->glock, NULL);
+	pthread_cond_init(&x->gcond, NULL);
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		free(x);
+		idx_free(x);
 		return -ENOENT;
 	}
 	if (!create) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/data.mdb", dir);
 		if (stat(path, &st) < 0) {
-			free(x);
+			idx_free(x);
 			return -ENOENT;
 		}
 	}
-	rc = env_open(x, dir, rdonly, IDX_MAP_SIZE);
+	rc = env_open(x, dir, rdonly, map0);
 	/* An address space too small for the map (ulimit -v, valgrind's 64 GiB
 	 * limit) fails the mmap with ENOMEM or EINVAL: try smaller maps. */
-	for (size_t map = IDX_MAP_SIZE / 2; (rc == ENOMEM || rc == EINVAL) && map >= IDX_MAP_MIN;
+	for (size_t map = map0 / 2; (rc == ENOMEM || rc == EINVAL) && map >= IDX_MAP_MIN;
 	     map /= 2) {
 		mdb_env_close(x->env);
 		x->env = NULL;
 		rc = env_open(x, dir, rdonly, map);
 		if (!rc)
 			log_warn("index: the address space does not fit a %zu GiB map: using %zu GiB",
-				 (size_t)(IDX_MAP_SIZE >> 30), map >> 30);
+				 map0 >> 30, map >> 30);
 	}
 	if (rc) {
 		rc = mdb_err(rc, "open environment");
@@ -215,7 +270,7 @@ int idx_open(const char *dir, int create, int rdonly, struct idx **out)
 fail:
 	if (x->env)
 		mdb_env_close(x->env);
-	free(x);
+	idx_free(x);
 	return rc;
 }
 
@@ -224,7 +279,7 @@ void idx_close(struct idx *x)
 	if (!x)
 		return;
 	mdb_env_close(x->env);
-	free(x);
+	idx_free(x);
 }
 
 /* ---- durability (index/durable.c) ---- */
@@ -241,9 +296,20 @@ int idx_sync(struct idx *x)
 	return rc ? rc : mdb_err(mdb_env_sync(x->env, 1), "sync");
 }
 
-uint64_t idx_commits(struct idx *x)
+uint64_t idx_last_written(struct idx *x)
 {
-	return __atomic_load_n(&x->commits, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&x->written, __ATOMIC_ACQUIRE);
+}
+
+/* Raise X->written to ID (a max: a committer that stalled before this
+ * call never moves it back). */
+static void note_written(struct idx *x, uint64_t id)
+{
+	uint64_t cur = __atomic_load_n(&x->written, __ATOMIC_RELAXED);
+
+	while (cur < id && !__atomic_compare_exchange_n(&x->written, &cur, id, 0, __ATOMIC_RELEASE,
+						       __ATOMIC_RELAXED))
+		;
 }
 
 int idx_copy(struct idx *x, const char *dir)
@@ -252,6 +318,107 @@ int idx_copy(struct idx *x, const char *dir)
 }
 
 /* ---- txns ---- */
+
+/* ---- map growth (invariant 5) ---- */
+
+static void txn_done(struct idx *x)
+{
+	tls_txns--;
+	pthread_mutex_lock(&x->glock);
+	if (--x->active == 0 && x->growing)
+		pthread_cond_broadcast(&x->gcond);
+	pthread_mutex_unlock(&x->glock);
+}
+
+/* Count a txn about to begin; wait while a remap is under way (unless
+ * this thread already holds a txn). */
+static void txn_enter(struct idx *x)
+{
+	pthread_mutex_lock(&x->glock);
+	while (x->growing && tls_txns == 0)
+		pthread_cond_wait(&x->gcond, &x->glock);
+	x->active++;
+	pthread_mutex_unlock(&x->glock);
+	tls_txns++;
+}
+
+/* Remap to SIZE bytes (0: adopt the size another process set) once no
+ * txn of this process is open; give up after GROW_WAIT_MS. The caller
+ * holds no txn. @return 0, -EBUSY (postponed), or an MDB/errno code. */
+static int remap(struct idx *x, size_t size)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += GROW_WAIT_MS / 1000;
+	until.tv_nsec += (GROW_WAIT_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&x->glock);
+	while (x->growing && rc == 0)      /* one grower at a time */
+		rc = pthread_cond_timedwait(&x->gcond, &x->glock, &until);
+	if (rc) {
+		pthread_mutex_unlock(&x->glock);
+		return -EBUSY;
+	}
+	x->growing = 1;
+	while (x->active && rc == 0)
+		rc = pthread_cond_timedwait(&x->gcond, &x->glock, &until);
+	if (!x->active)
+		rc = mdb_env_set_mapsize(x->env, size);
+	else
+		rc = -EBUSY;
+	x->growing = 0;
+	pthread_cond_broadcast(&x->gcond);
+	pthread_mutex_unlock(&x->glock);
+	return rc;
+}
+
+size_t idx_map_size(struct idx *x)
+{
+	MDB_envinfo info;
+
+	return mdb_env_info(x->env, &info) == 0 ? info.me_mapsize : 0;
+}
+
+/* Before a write txn: grow the map when it is a third full or a write hit
+ * MDB_MAP_FULL (invariant 5). Failures are logged, never fatal: the txn
+ * then runs in the map there is. */
+static void maybe_grow(struct idx *x)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+	size_t used, want;
+	int rc, full = __atomic_load_n(&x->grow_want, __ATOMIC_RELAXED);
+
+	if (mdb_env_info(x->env, &info) || mdb_env_stat(x->env, &ms))
+		return;
+	used = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
+	if (!full && used * 3 < info.me_mapsize)
+		return;
+	/* after MAP_FULL a txn needed more than the map had free: 4x */
+	want = info.me_mapsize * (full ? 4 : 2);
+	if (want < used * 4)
+		want = used * 4;
+	rc = remap(x, want);
+	if (rc == -EBUSY) {
+		log_warn("index: the map (%zu MiB, %zu MiB used) could not grow: transactions stayed "
+			 "open for %d ms; trying again at the next write", info.me_mapsize >> 20, used >> 20,
+			 GROW_WAIT_MS);
+		return;
+	}
+	if (rc) {
+		log_err("index: growing the map from %zu to %zu MiB failed: %s", info.me_mapsize >> 20,
+			want >> 20, mdb_strerror(rc));
+		return;
+	}
+	__atomic_store_n(&x->grow_want, 0, __ATOMIC_RELAXED);
+	log_info("index: map grown from %zu to %zu MiB (%zu MiB used)", info.me_mapsize >> 20,
+		 want >> 20, used >> 20);
+}
 
 int idx_begin(struct idx *x, int rdonly, struct idx_txn **out)
 {
@@ -266,7 +433,25 @@ int idx_begin(struct idx *x, int rdonly, struct idx_txn **out)
 		return -EROFS;
 	}
 	t->x = x;
-	rc = mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn);
+	t->dirty = 0;
+	if (!rdonly && tls_txns == 0)
+		maybe_grow(x);
+	for (int tries = 0;; tries++) {
+		txn_enter(x);
+		rc = mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn);
+		if (!rc)
+			break;
+		txn_done(x);
+		if (rc != MDB_MAP_RESIZED || tries == 3 || tls_txns)
+			break;
+		/* another process grew the map: adopt its size */
+		rc = remap(x, 0);
+		if (rc && rc != -EBUSY) {
+			rc = mdb_err(rc, "adopt the map size");
+			free(t);
+			return rc;
+		}
+	}
 	if (rc) {
 		free(t);
 		return mdb_err(rc, "begin");
@@ -292,16 +477,21 @@ static int commit_eio(struct idx *x)
 int idx_commit(struct idx_txn *t)
 {
 	int rc = FAULT("lmdb_commit");
+	uint64_t id = mdb_txn_id(t->txn);
 
 	if (rc) {
 		mdb_txn_abort(t->txn);
+		txn_done(t->x);
 		free(t);
 		return rc;
 	}
 	rc = mdb_txn_commit(t->txn);
+	if (rc == MDB_MAP_FULL)
+		__atomic_store_n(&t->x->grow_want, 1, __ATOMIC_RELAXED);
 	rc = mdb_err(rc == EIO ? commit_eio(t->x) : rc, "commit");
-	if (!rc)
-		__atomic_add_fetch(&t->x->commits, 1, __ATOMIC_RELEASE);
+	if (!rc && t->dirty)
+		note_written(t->x, id);
+	txn_done(t->x);
 	free(t);
 	if (!rc)
 		FAULT_CRASH("lmdb_committed");
@@ -313,6 +503,7 @@ void idx_abort(struct idx_txn *t)
 	if (!t)
 		return;
 	mdb_txn_abort(t->txn);
+	txn_done(t->x);
 	free(t);
 }
 
@@ -323,12 +514,20 @@ static int get(struct idx_txn *t, int db, MDB_val *k, MDB_val *v)
 
 static int put(struct idx_txn *t, int db, MDB_val *k, MDB_val *v)
 {
-	return mdb_err(mdb_put(t->txn, t->x->dbi[db], k, v, 0), "put");
+	int rc = mdb_put(t->txn, t->x->dbi[db], k, v, 0);
+
+	t->dirty |= rc == 0;
+	if (rc == MDB_MAP_FULL)
+		__atomic_store_n(&t->x->grow_want, 1, __ATOMIC_RELAXED);
+	return mdb_err(rc, "put");
 }
 
 static int del(struct idx_txn *t, int db, MDB_val *k)
 {
-	return mdb_err(mdb_del(t->txn, t->x->dbi[db], k, NULL), "del");
+	int rc = mdb_del(t->txn, t->x->dbi[db], k, NULL);
+
+	t->dirty |= rc == 0;
+	return mdb_err(rc, "del");
 }
 
 /* ---- meta ---- */
@@ -909,6 +1108,34 @@ int idx_orphans_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t ino), void
 }
 
 /* ---- the format version ---- */
+
+/* ---- the clean-close marker (store.c invariant on sweeps) ---- */
+
+int idx_clean_mark(struct idx_txn *t, int clean)
+{
+	return idx_meta_put_u64(t, "clean", clean ? (uint64_t)mdb_txn_id(t->txn) : 0);
+}
+
+int idx_clean_get(struct idx *x, int *clean)
+{
+	struct idx_txn *t;
+	MDB_envinfo info;
+	uint64_t mark = 0;
+	int rc;
+
+	*clean = 0;
+	rc = mdb_err(mdb_env_info(x->env, &info), "env info");
+	if (!rc)
+		rc = idx_begin(x, 1, &t);
+	if (rc)
+		return rc;
+	rc = idx_meta_get_u64(t, "clean", &mark);
+	idx_abort(t);
+	if (rc == -ENOENT)
+		return 0;
+	*clean = !rc && mark && mark == (uint64_t)info.me_last_txnid;
+	return rc;
+}
 
 int idx_format_get(struct idx_txn *t, uint32_t *version)
 {

@@ -338,7 +338,7 @@ static void pc_clear(struct stage *sg)
 		struct pcfrag *p = &sg->pc[i];
 		pc_settle(sg, i);
 		if (!p->err && !p->kept) {
-			frag_del(store_backend_of(sg->st, &p->d), p->d.id);
+			store_discard_image(sg->st, store_backend_of(sg->st, &p->d), p->d.id);
 			fcache_drop(sg->st->cache, p->d.id);
 		}
 		wjob_free(p->job);
@@ -404,7 +404,8 @@ static void stage_reset(struct stage *sg)
 	sg->mem_off = 0;
 	if (sg->fd >= 0) {
 		close(sg->fd);
-		unlink(sg->path);
+		if (unlink(sg->path) < 0 && errno != ENOENT)
+			store_note_leftover(sg->st);
 		sg->fd = -1;
 	}
 	sg->len = 0;

@@ -10,10 +10,25 @@
  *      serialized by commit_lock, so no image can be deleted between a
  *      version being read from the index and its fragments being pinned.
  *  (3) Fragment ids are allocated from st->next_frag, which starts above
- *      every id in the index and on disk, and each commit records the
- *      high-water mark in meta "next_frag": ids are never reused.
+ *      every id in the index and on disk, and each commit (and the clean
+ *      close) records the high-water mark in meta "next_frag": ids are
+ *      never reused.
  *  (4) Sweep (daemon mount only): staging files, orphan inodes, data of
  *      storage=memory objects, and images no index record references.
+ *      An image is deleted by the sweep only when neither a refs record nor
+ *      any fragment record (of a live object or of a snapshot) names it: a
+ *      fragment record without its refs record is a divergence between the
+ *      two tables (a bug, a damaged page), logged and left for fsck.
+ *  (S2) The full sweep of (4) runs only when the store was not closed
+ *      cleanly. A read-write close whose final flush and deletions all
+ *      succeeded (and that opened a clean or fully swept store) records the
+ *      clean marker in its last txn (idx_clean_mark); the first txn of
+ *      every read-write open that found it clears it, durably, before
+ *      anything else is written. So a crash, a failed deletion
+ *      (store_note_leftover) or a session of an older binary that wrote
+ *      anything leaves the marker unset and the next mount sweeps fully;
+ *      after a clean close a mount looks only at staging/ and the orphans:
+ *      its cost follows what changed, not the size of the store.
  *  (5) At most one process opens a store for writing: it holds an
  *      exclusive flock() on the STORE directory for as long as it is open.
  *      A read-only daemon holds a shared lock (it caches versions, so no
@@ -185,6 +200,11 @@ int store_pin_frags(struct store *st, const struct frag_desc *d, uint32_t n)
 	return rc;
 }
 
+void store_note_leftover(struct store *st)
+{
+	__atomic_store_n(&st->dur_leftover, 1, __ATOMIC_RELAXED);
+}
+
 void store_delete_image(struct store *st, const struct frag_desc *d)
 {
 	int rc;
@@ -192,11 +212,24 @@ void store_delete_image(struct store *st, const struct frag_desc *d)
 	FAULT_CRASH("frag_release");
 	rc = frag_del(store_backend_of(st, d), d->id);
 	fcache_drop(st->cache, d->id);
-	if (rc && rc != -ENOENT)
+	if (rc && rc != -ENOENT) {
 		log_warn("fragment %016llx: delete failed: %s (swept at next mount)",
 			 (unsigned long long)d->id, strerror(-rc));
-	else
+		store_note_leftover(st);
+	} else {
 		__atomic_add_fetch(&st->stats.frags_deleted, 1, __ATOMIC_RELAXED);
+	}
+}
+
+void store_discard_image(struct store *st, struct frag_backend *be, uint64_t id)
+{
+	int rc = frag_del(be, id);
+
+	if (rc && rc != -ENOENT) {
+		log_warn("fragment %016llx: delete of an unused image failed: %s (swept at next mount)",
+			 (unsigned long long)id, strerror(-rc));
+		store_note_leftover(st);
+	}
 }
 
 /* Unpin D; the last pin of a zombie re-checks the count and deletes. */
@@ -512,9 +545,15 @@ static int cmp_u64(const void *a, const void *b)
 
 struct sweep_ctx {
 	struct store *st;
-	struct id_set refs;
-	uint64_t max_seen, removed;
+	struct id_set refs;          /* ids with a refs record, sorted */
+	struct id_set named;         /* ids a fragment record names, sorted */
+	uint64_t max_seen, removed, diverged;
 };
+
+static int in_set(const struct id_set *s, uint64_t id)
+{
+	return s->n && bsearch(&id, s->v, s->n, sizeof(uint64_t), cmp_u64);
+}
 
 static int sweep_one(void *arg, uint64_t id)
 {
@@ -522,12 +561,38 @@ static int sweep_one(void *arg, uint64_t id)
 
 	if (id > c->max_seen)
 		c->max_seen = id;
-	if (c->refs.n && bsearch(&id, c->refs.v, c->refs.n, sizeof(uint64_t), cmp_u64))
+	if (in_set(&c->refs, id))
 		return 0;
+	if (in_set(&c->named, id)) {     /* invariant (4): never deleted */
+		if (c->diverged++ < 10)
+			log_err("sweep: fragment %016llx is named by a fragment record but has no "
+				"reference count: kept (run payloadctl fsck)", (unsigned long long)id);
+		return 0;
+	}
 	FAULT_CRASH("sweep_frag");
 	if (frag_del(c->st->disk, id) == 0)
 		c->removed++;
 	return 0;
+}
+
+static int named_add(void *arg, uint64_t ino, const struct frag_desc *d)
+{
+	(void)ino;
+	return d->flags & FRAG_F_MEMORY ? 0 : id_add(arg, d->id, 0);
+}
+
+/* Sort S and drop repeats. */
+static void id_sort(struct id_set *s)
+{
+	size_t k = 0;
+
+	if (!s->n)
+		return;
+	qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
+	for (size_t i = 1; i < s->n; i++)
+		if (s->v[i] != s->v[k])
+			s->v[++k] = s->v[i];
+	s->n = k + 1;
 }
 
 static int orphan_collect(void *arg, uint64_t ino)
@@ -542,9 +607,10 @@ static int memobj_collect(void *arg, const struct idx_inode *in)
 	return 0;
 }
 
-/* Destroy orphan inodes and empty storage=memory objects (their data died
- * with the previous daemon). */
-static int sweep_inodes(struct store *st)
+/* Destroy orphan inodes and, with MEMORY, empty storage=memory objects
+ * (their data died with the previous daemon); with UNMARK also clear the
+ * clean marker (S2) in the same txn. */
+static int sweep_inodes(struct store *st, int memory, int unmark)
 {
 	struct id_set orph = { 0 }, mem = { 0 };
 	size_t emptied = 0;
@@ -555,8 +621,10 @@ static int sweep_inodes(struct store *st)
 
 	if (rc)
 		return rc;
-	rc = idx_orphans_iter(t, orphan_collect, &orph);
+	rc = unmark ? idx_clean_mark(t, 0) : 0;
 	if (!rc)
+		rc = idx_orphans_iter(t, orphan_collect, &orph);
+	if (!rc && memory)
 		rc = idx_inodes_iter(t, memobj_collect, &mem);
 	for (size_t i = 0; i < orph.n && !rc; i++)
 		rc = store_destroy_inode(t, orph.v[i], &freed, &nfreed);
@@ -582,42 +650,78 @@ static int sweep_inodes(struct store *st)
 	rc = store_wend(st, t, rc);
 	if (!rc && (orph.n || emptied))
 		log_info("sweep: %zu unlinked inode(s) freed, %zu memory object(s) emptied", orph.n, emptied);
-	/* images of memory objects are gone anyway; disk ones are swept next */
-	free(freed);
+	if (!rc)         /* memory images go at once, disk ones once durable */
+		store_release_list(st, freed, nfreed);
+	else
+		free(freed);
 	free(orph.v);
 	free(mem.v);
 	return rc;
 }
 
-static int sweep(struct store *st)
+/* The sweep at a read-write mount: everything (4) when the store was not
+ * closed cleanly, else only staging/ and the orphans, clearing the marker
+ * durably (S2). */
+static int sweep(struct store *st, int clean)
 {
 	struct sweep_ctx c = { .st = st };
 	struct idx_txn *t;
 	int rc;
 
 	sweep_staging(st);
-	rc = sweep_inodes(st);
-	if (rc)
+	rc = sweep_inodes(st, !clean, clean);
+	if (rc || clean)
 		return rc;
 	rc = idx_begin(st->idx, 1, &t);
 	if (rc)
 		return rc;
 	rc = idx_refs_iter(t, id_add, &c.refs);
+	if (!rc)
+		rc = idx_frags_iter_all(t, named_add, &c.named);
 	idx_abort(t);
 	if (rc)
 		goto out;
-	if (c.refs.n)
-		qsort(c.refs.v, c.refs.n, sizeof(uint64_t), cmp_u64);
+	id_sort(&c.refs);
+	id_sort(&c.named);
 	rc = frag_list(st->disk, sweep_one, &c);
 	if (c.removed)
 		log_info("sweep: removed %llu unreferenced fragment(s)", (unsigned long long)c.removed);
+	if (c.diverged)
+		log_err("sweep: %llu image(s) named by fragment records lack a reference count: "
+			"kept; the index is inconsistent (payloadctl fsck --repair)",
+			(unsigned long long)c.diverged);
 	if (c.max_seen >= st->next_frag)
 		st->next_frag = c.max_seen + 1;
 	if (c.refs.max >= st->next_frag)
 		st->next_frag = c.refs.max + 1;
+	if (c.named.max >= st->next_frag)
+		st->next_frag = c.named.max + 1;
 out:
 	free(c.refs.v);
+	free(c.named.v);
 	return rc;
+}
+
+/* Set (CLEAN) or clear the clean marker (S2) in a txn of its own, made
+ * durable before this returns. */
+static int mark_clean(struct store *st, int clean)
+{
+	struct idx_txn *t;
+	int rc;
+
+	if (clean) {     /* after dur_stop: no syncer; flush this commit's meta page */
+		rc = idx_set_metasync(st->idx, 1);
+		if (!rc)
+			rc = idx_begin(st->idx, 0, &t);
+		if (rc)
+			return rc;
+		rc = idx_meta_put_u64(t, "next_frag", __atomic_load_n(&st->next_frag, __ATOMIC_RELAXED));
+		if (!rc)
+			rc = idx_clean_mark(t, 1);
+		return rc ? (idx_abort(t), rc) : idx_commit(t);
+	}
+	rc = store_wbegin(st, &t);      /* before dur_start: its meta page is flushed */
+	return rc ? rc : store_wend(st, t, idx_clean_mark(t, 0));
 }
 
 static int open_layout(const char *dir, const struct store_opts *o)
@@ -649,6 +753,25 @@ static int open_layout(const char *dir, const struct store_opts *o)
 	return 1;   /* created */
 }
 
+/* A read-write open: the sweep (S2) when SWEEP, then the marker cleared. */
+static int open_sweep(struct store *st, int sweep_on)
+{
+	int clean = 0, rc = idx_clean_get(st->idx, &clean);
+
+	if (rc)
+		return rc;
+	if (sweep_on && clean)
+		log_info("%s: closed cleanly: the sweep looks at staging/ and the orphans only", st->dir);
+	if (sweep_on && (rc = sweep(st, clean)) != 0) {
+		log_err("%s: the sweep at open failed: %s", st->dir, strerror(-rc));
+		return rc;
+	}
+	st->clean_base = clean || sweep_on;
+	if (clean && !sweep_on && (rc = mark_clean(st, 0)) != 0)
+		log_err("%s: clearing the clean-close marker failed: %s", st->dir, strerror(-rc));
+	return rc;
+}
+
 int store_open(const char *dir, const struct store_opts *o, struct store **out)
 {
 	struct store *st;
@@ -669,6 +792,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	pthread_mutex_init(&st->sync_wlock, NULL);
 	pthread_cond_init(&st->sync_cond, NULL);
 	pthread_mutex_init(&st->dq_lock, NULL);
+	pthread_cond_init(&st->dq_cond, NULL);
+	pthread_cond_init(&st->dq_done, NULL);
 	st->sync_ms = o->sync_ms ? o->sync_ms : 1000;
 	st->dir = strdup(dir);
 	st->rdonly = o->rdonly;
@@ -711,10 +836,12 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	}
 	if (rc == -ENOENT && created == 0)
 		rc = -EPROTO;     /* an index without its databases or records */
-	if (!rc && !o->rdonly && !o->sync)
-		rc = dur_start(st);
-	if (!rc && o->sweep && !o->rdonly && (rc = sweep(st)) != 0)
-		log_err("%s: the sweep at open failed: %s", dir, strerror(-rc));
+	/* before dur_start: every txn of the sweep flushes its meta page, so
+	 * the marker is cleared durably and freed images can go at once */
+	if (!rc && !o->rdonly)
+		rc = open_sweep(st, o->sweep);
+	if (!rc && !o->rdonly)
+		rc = dur_start(st, !o->sync);
 	if (rc) {
 		store_close(st);
 		return rc;
@@ -727,15 +854,22 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
-	if (st->sweep && st->idx && sweep_inodes(st))
+	if (st->sweep && st->idx && sweep_inodes(st, 1, 0)) {
 		log_warn("storage=memory objects could not be emptied at close; the next mount does it");
+		store_note_leftover(st);
+	}
 	pool_free(st->pool);     /* first: read-ahead jobs hold versions */
 	if (st->pvcur) {
 		for (size_t i = 0; i < st->pvcur_cap; i++)
 			pver_put(st->pvcur[i].pv);
 		free(st->pvcur);
 	}
-	dur_stop(st);            /* the final flush, after the last change */
+	if (st->reap_running) {
+		dur_stop(st);    /* the final flush, after the last change */
+		if (st->clean_base && !st->dur_leftover && mark_clean(st, 1))
+			log_warn("%s: the clean-close marker could not be written: the next mount sweeps",
+				 st->dir);
+	}
 	fcache_free(st->cache);
 	frag_backend_destroy(st->disk);
 	frag_backend_destroy(st->mem);
@@ -749,6 +883,8 @@ void store_close(struct store *st)
 	pthread_mutex_destroy(&st->sync_wlock);
 	pthread_cond_destroy(&st->sync_cond);
 	pthread_mutex_destroy(&st->dq_lock);
+	pthread_cond_destroy(&st->dq_cond);
+	pthread_cond_destroy(&st->dq_done);
 	store_reserve_close(st);
 	if (st->lockfd >= 0)
 		close(st->lockfd);
@@ -775,6 +911,7 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->commits = __atomic_load_n(&st->stats.commits, __ATOMIC_RELAXED);
 	out->syncs = __atomic_load_n(&st->stats.syncs, __ATOMIC_RELAXED);
 	out->sync_failures = __atomic_load_n(&st->stats.sync_failures, __ATOMIC_RELAXED);
+	out->deletes_pending = dur_pending(st);
 	out->frag_records = __atomic_load_n(&st->stats.frag_records, __ATOMIC_RELAXED);
 	fcache_get_stats(st->cache, &cs);
 	out->cache_hits = cs.hits;

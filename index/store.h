@@ -77,8 +77,14 @@ int64_t store_now_ns(void);
 /* Make everything committed so far durable (power loss included): one
  * index flush, shared with concurrent callers; a no-op with opts.sync
  * (already durable) and on read-only stores. @return 0 or -errno (EIO,
- * ENOSPC of the flush). */
+ * ENOSPC of the flush). Images that the flush lets go are deleted by the
+ * store's reaper thread, not by the caller. */
 int store_sync(struct store *st);
+
+/* Wait until the reaper deleted every released image that is due now
+ * (whose release is durable: after store_sync, all of them). For tests
+ * and tools that count image files; returns at once on read-only stores. */
+void store_reap_wait(struct store *st);
 
 /* One-line description of an open error from store_open (static string). */
 const char *store_strerror(int err);
@@ -319,6 +325,8 @@ struct store_stats {
 	uint64_t frag_records;     /* fragment index records put or deleted by commits */
 	uint64_t cache_hits, cache_misses, cache_bytes;
 	uint64_t syncs, sync_failures;   /* index flushes by store_sync */
+	uint64_t deletes_pending;  /* released images not deleted yet: waiting
+				    * for a flush, or for the reaper */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
 /* The fragment cache's counters (hits, misses, evictions, bytes, I/O

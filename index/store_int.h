@@ -42,20 +42,28 @@ struct store {
 	struct pvslot *pvcur;        /* protected by lock: ino -> current pver */
 	size_t pvcur_cap;
 	struct store_stats stats;    /* atomic fields */
-	/* durability (durable.c) */
-	int dur_on;                  /* NOMETASYNC index, deferred deletion, syncer */
+	/* durability and deferred deletion (durable.c) */
+	int dur_lazy;                /* NOMETASYNC index, the syncer; immutable while open */
+	int reap_running;            /* the reaper thread runs (read-write stores) */
+	int dur_leftover;            /* atomic: something was left for the sweep (store.c (S2)) */
+	int clean_base;              /* opened clean or fully swept (store.c (S2)) */
 	unsigned sync_ms;            /* syncer interval */
-	uint64_t syncs;              /* atomic: index flushes by store_sync */
-	uint64_t synced_commits;     /* atomic: idx_commits at the last flush */
+	uint64_t synced_written;     /* atomic: idx_last_written at the last flush */
 	pthread_mutex_t sync_lock;   /* serializes flushes */
-	pthread_mutex_t sync_wlock;  /* leaf: the fields below */
+	pthread_mutex_t sync_wlock;  /* leaf: sync_gen, sync_stopping */
 	pthread_cond_t sync_cond;    /* stop the syncer */
-	uint64_t sync_gen, sync_done_gen;   /* flushes started / last completed */
+	uint64_t sync_gen;           /* protected by sync_wlock: flushes started */
+	uint64_t sync_done_gen;      /* atomic: generation of the last successful flush */
 	int sync_stopping, sync_running;
 	pthread_t sync_thread;
 	pthread_mutex_t dq_lock;     /* the deferred deletions */
-	struct dq_ent *dq;           /* protected by dq_lock */
-	size_t dqn, dqcap;           /* protected by dq_lock */
+	pthread_cond_t dq_cond;      /* wakes the reaper */
+	pthread_cond_t dq_done;      /* the reaper finished a batch */
+	struct dq_ent *dq;           /* protected by dq_lock: entries [dqhead, dqn) */
+	size_t dqhead, dqn, dqcap;   /* protected by dq_lock */
+	int reap_busy, reap_stopping;   /* protected by dq_lock */
+	size_t reap_busy_n;          /* protected by dq_lock: images the reaper deletes now */
+	pthread_t reap_thread;
 	int reserve_fd;              /* index/reserve (reserve.c); -1 none; immutable */
 	uint64_t reserve_size;       /* immutable after open */
 	int reserve_held;            /* protected by commit_lock: the reserve is allocated */
@@ -77,17 +85,27 @@ struct pvslot {
 	struct pver *pv;             /* holds one reference */
 };
 
-/* Durability (durable.c). dur_start: NOMETASYNC index, the syncer;
- * dur_stop: the syncer, a final flush. dur_defer_delete: @return 1 when
- * image D's deletion waits for the next flush (invariant 1), 0 when the
- * caller deletes it now. dur_after_commit: after a write txn committed,
- * delete what the commit's flush made safe. */
-int dur_start(struct store *st);
+/* Durability (durable.c). dur_start: the reaper, and with LAZY the
+ * NOMETASYNC index and the syncer; dur_stop: the syncer, a final flush,
+ * the reaper's last deletions. dur_defer_delete: @return 1 when image D
+ * was queued for the reaper (deleted once its release is durable,
+ * invariant 1), 0 when the caller deletes it now (a memory image, or no
+ * reaper). dur_after_commit: after a write txn committed, wake the reaper
+ * for what the commit's flush made due. */
+int dur_start(struct store *st, int lazy);
 void dur_stop(struct store *st);
 int dur_defer_delete(struct store *st, const struct frag_desc *d);
+/* Images queued or being deleted by the reaper now. */
+uint64_t dur_pending(struct store *st);
 void dur_after_commit(struct store *st);
 /* Delete image D now (and drop it from the cache). */
 void store_delete_image(struct store *st, const struct frag_desc *d);
+/* Delete image ID of backend BE that no index record names (a failed
+ * commit's, a session's pre-cut one); a failure is left to the sweep. */
+void store_discard_image(struct store *st, struct frag_backend *be, uint64_t id);
+/* Something that only the next full sweep removes was left behind: the
+ * store is not marked clean at close (store.c (S2)). */
+void store_note_leftover(struct store *st);
 
 /* The store's worker pool (never NULL once open; may have 0 threads). */
 struct pool *store_pool(struct store *st);

@@ -579,8 +579,13 @@ EOF
 	[ "$status" -eq 0 ]
 	[[ ${lines[0]} == "warning: fragment image fragments/ff/00000000ffffffff.frag is not referenced"* ]]
 	[[ ${lines[-1]} == *": clean" ]]
-	# the daemon sweeps it at mount
+	# after a clean unmount the mount does not list the images: it stays
 	mount_pfs
+	[ -e "$STORE/fragments/ff/00000000ffffffff.frag" ]
+	unmount_pfs
+	# gc removes it
+	run ctl gc "$STORE"
+	[ "$status" -eq 0 ]
 	[ ! -e "$STORE/fragments/ff/00000000ffffffff.frag" ]
 }
 

@@ -18,9 +18,19 @@ teardown() { pfs_teardown; }
 
 images() { find "$STORE/fragments" -name '*.frag' | wc -l; }
 
-# flush — make the daemon flush its index now (fsync of the mount's root):
-# the image deletions it defers until then happen.
-flush() { python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"; }
+# flush — make the daemon flush its index now (fsync of the mount's root),
+# then wait (10 s at most) until its reaper deleted the images that the
+# flush let go (io.deletes_pending back to 0).
+flush() {
+	local i
+	python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"
+	for ((i = 0; i < 1000; i++)); do
+		[ "$(stat_field io.deletes_pending)" -eq 0 ] && return 0
+		sleep 0.01
+	done
+	echo "# flush: deletions still pending after 10 s" >&2
+	return 1
+}
 
 manifest() { python3 "$E2E/manifest.py" "$1"; }
 
@@ -340,4 +350,22 @@ assert d["rows"] == int(r0) and d["version"] == int(v0) and d["id"] != int(id0),
 	run "$PCTL" ls "$STORE" /.snapshots/s
 	show_output
 	[ "$status" -eq 0 ] && [[ $output == *a.csv* ]]
+}
+
+@test "an index that starts with a 1 MiB map grows past it: 1500 small objects, a snapshot, a remount" {
+	PAYLOADFS_INDEX_MAP=1048576 mount_pfs
+	local i
+	for ((i = 0; i < 1500; i++)); do
+		printf '%04d,%01000d\n' "$i" "$i" >"$MNT/o$i.csv"
+	done
+	mkdir "$MNT/.snapshots/s"
+	[ "$(ls "$MNT/.snapshots/s" | wc -l)" -eq 1500 ]
+	[ "$(cat "$MNT/.snapshots/s/o1499.csv")" = "$(printf '%04d,%01000d' 1499 1499)" ]
+	grep -q "index: map grown from" "$LOG"
+	unmount_pfs
+	PAYLOADFS_INDEX_MAP=1048576 mount_pfs
+	[ "$(ls "$MNT" | wc -l)" -eq 1500 ]
+	[ "$(cat "$MNT/o7.csv")" = "$(printf '%04d,%01000d' 7 7)" ]
+	mkdir "$MNT/.snapshots/t"
+	[ "$(ls "$MNT/.snapshots/t" | wc -l)" -eq 1500 ]
 }

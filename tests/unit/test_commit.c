@@ -1147,7 +1147,7 @@ static void test_isolation(void)
 	for (uint32_t i = 0; i < n; i++)
 		all &= frag_file_exists(&S, ids[i]);
 	CHECK(all, "after the last unpin the old images wait for the next index flush");
-	CHECK_EQ(store_sync(S.st), 0, "an index flush (store_sync)");
+	CHECK_EQ(tst_sync(S.st), 0, "an index flush (store_sync)");
 	all = 1;
 	for (uint32_t i = 0; i < n; i++)
 		all &= !frag_file_exists(&S, ids[i]);
@@ -1619,7 +1619,7 @@ static void test_shared_pins(void)
 	CHECK(pv_matches(v2, len1 + 40 * 512), "v2 reads whole after v1 went");
 	pver_put(v2);
 	v2 = NULL;
-	store_sync(st);     /* deletions wait for an index flush */
+	tst_sync(st);     /* deletions wait for an index flush */
 	files = tut_count_files(fr, ".frag");
 	CHECK_EQ(files, 100L, "v2 unpinned too: only v3's 100 images are left (%ld)", files);
 	CHECK(pv_matches(v3, 100 * 512), "v3 reads whole");

@@ -384,7 +384,7 @@ static void test_independent(void)
 	wsess_free(ws);
 	pver_put(pv);
 	m_dup(&mb, &ma);
-	store_sync(st);      /* b's previous images go */
+	tst_sync(st);      /* b's previous images go */
 	before = tut_count_files(fragdir, ".frag");
 	CHECK_EQ(store_unlink(st, ROOT, "ia.csv"), 0, "a is unlinked");
 	CHECK_EQ(store_forget(st, a), 0, "and forgotten (its data freed)");

@@ -789,7 +789,7 @@ static void race_hook(void *arg, int stage)
 	memcpy(buf, r->next, sizeof(buf));
 	buf[0] = (char)('a' + r->stage1_calls % 26);
 	tst_put_data(r->st, r->ino, buf, sizeof(buf));
-	store_sync(r->st);
+	tst_sync(r->st);
 }
 
 static void test_snapshot(void)

@@ -3,7 +3,15 @@
  *    flushes, concurrent callers share flushes, and the syncer flushes by
  *    itself within sync_ms after a commit;
  *  - an image whose last reference went is deleted only after the next
- *    flush (a later commit, or store_sync): invariant (1);
+ *    flush (a later commit that wrote something, or store_sync), by the
+ *    reaper thread: invariants (1) and (3);
+ *  - a flush that began before the releasing commit never counts for it,
+ *    however late it returns, and an empty txn never counts (1);
+ *  - a failed final flush at close deletes nothing queued; the next
+ *    mount's sweep removes those images and only those (5);
+ *  - after a clean close a mount does not list the images (store.c (S2)),
+ *    after a crash it does; the sweep never deletes an image that a
+ *    fragment record names, even when its refs record is missing (4);
  *  - a daemon that dies (a child that _exits without closing) loses no
  *    commit: the kernel kept every page, the reopened store has them all
  *    and its sweep removes the images queued for deletion;
@@ -25,6 +33,7 @@
 #include "cache/fault.h"
 #include "cache/log.h"
 #include "index/store.h"
+#include "index/store_int.h"
 #include "tests/unit/tap.h"
 #include "tests/unit/tstore.h"
 #include "tests/unit/tutil.h"
@@ -143,6 +152,7 @@ static void test_flushes(void)
 	CHECK(after_rewrite > before, "the old images stay until a flush (%ld > %ld)", after_rewrite, before);
 	other = mk(st, "other");      /* a later commit flushes the rewrite's meta page */
 	CHECK(other > 0, "another commit (a create)");
+	store_reap_wait(st);
 	CHECK(nimages() < after_rewrite, "the next commit's flush let the old images go (%ld < %ld)",
 	      nimages(), after_rewrite);
 	CHECK(holds(st, "a.csv", b, len), "a.csv reads its new bytes");
@@ -151,6 +161,7 @@ static void test_flushes(void)
 	CHECK_EQ(tst_put_data(st, (uint64_t)ino, a, len), 0, "rewrite again");
 	before = nimages();
 	CHECK_EQ(store_sync(st), 0, "store_sync");
+	store_reap_wait(st);
 	CHECK(nimages() < before, "store_sync let the released images go (%ld < %ld)", nimages(), before);
 	store_close(st);
 	free(a);
@@ -255,8 +266,268 @@ static void test_sync_mode(void)
 	CHECK(ino > 0 && tst_put_data(st, (uint64_t)ino, a, len) == 0, "commit");
 	before = nimages();
 	CHECK_EQ(tst_put_data(st, (uint64_t)ino, a, len / 2), 0, "rewrite to half");
-	CHECK(nimages() < before && store_sync(st) == 0 && syncs(st) == 0,
-	      "the old version's images went at once; store_sync is a no-op");
+	store_reap_wait(st);
+	CHECK(nimages() < before, "the old version's images went at once (%ld < %ld)", nimages(), before);
+	CHECK_EQ(store_sync(st), 0, "store_sync is a no-op ...");
+	CHECK_EQ(syncs(st), 0, "... that flushes nothing");
+	store_close(st);
+	free(a);
+}
+
+/* A hook on lmdb_sync that holds the flushing thread until released. */
+struct gate {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int entered, open;
+};
+
+static void gate_hook(void *arg)
+{
+	struct gate *g = arg;
+
+	pthread_mutex_lock(&g->m);
+	g->entered++;
+	pthread_cond_broadcast(&g->c);
+	while (!g->open)
+		pthread_cond_wait(&g->c, &g->m);
+	pthread_mutex_unlock(&g->m);
+}
+
+struct bg_sync { struct store *st; int rc; };
+
+static void *bg_sync_main(void *arg)
+{
+	struct bg_sync *b = arg;
+
+	b->rc = store_sync(b->st);
+	return NULL;
+}
+
+/* Invariant (1b): a flush that began before the release does not count. */
+static void test_early_flush(void)
+{
+#ifdef PFS_FAULT_INJECTION
+	struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	struct bg_sync b;
+	struct store *st = open_store(0, 600000);
+	size_t la, lb;
+	char *a = rows(3000, 11, &la), *bb = rows(3000, 12, &lb);
+	int64_t ino = st ? mk(st, "early.csv") : -1;
+	long before, during;
+	pthread_t t;
+
+	CHECK(ino > 0 && tst_put_data(st, (uint64_t)ino, a, la) == 0 && tst_sync(st) == 0,
+	      "early.csv committed and flushed");
+	before = nimages();
+	fault_hook("lmdb_sync", gate_hook, &g);
+	b = (struct bg_sync){ st, -1 };
+	pthread_create(&t, NULL, bg_sync_main, &b);
+	pthread_mutex_lock(&g.m);
+	while (!g.entered)
+		pthread_cond_wait(&g.c, &g.m);
+	pthread_mutex_unlock(&g.m);
+	/* the flush has begun; now a commit releases the old images */
+	CHECK_EQ(tst_put_data(st, (uint64_t)ino, bb, lb), 0, "a rewrite commits while a flush is under way");
+	during = nimages();
+	pthread_mutex_lock(&g.m);
+	g.open = 1;
+	pthread_cond_broadcast(&g.c);
+	pthread_mutex_unlock(&g.m);
+	pthread_join(t, NULL);
+	fault_reset();
+	CHECK_EQ(b.rc, 0, "the flush that began before the rewrite returns after it");
+	store_reap_wait(st);
+	CHECK(nimages() == during && during > before,
+	      "... and does not let the rewrite's released images go (%ld images, %ld before the rewrite)",
+	      nimages(), before);
+	CHECK_EQ(tst_sync(st), 0, "a flush that begins after the rewrite");
+	CHECK(nimages() < during, "... lets them go (%ld < %ld)", nimages(), during);
+	CHECK(holds(st, "early.csv", bb, lb), "early.csv reads its new bytes");
+	store_close(st);
+	free(a);
+	free(bb);
+#else
+	printf("ok %d - # skip fault injection not compiled in\n", ++tap_n);
+#endif
+}
+
+/* Invariant (1): an empty txn is no flush. */
+static void test_empty_txn(void)
+{
+	struct store *st = open_store(0, 600000);
+	struct idx_txn *t;
+	size_t la;
+	char *a = rows(3000, 13, &la);
+	int64_t ino = st ? mk(st, "empty.csv") : -1, other;
+	long during;
+
+	CHECK(ino > 0 && tst_put_data(st, (uint64_t)ino, a, la) == 0 && tst_sync(st) == 0,
+	      "empty.csv committed and flushed");
+	CHECK_EQ(tst_put_data(st, (uint64_t)ino, a, la / 2), 0, "rewrite: its old images are released");
+	during = nimages();
+	CHECK_EQ(store_wbegin(st, &t), 0, "a write txn ...");
+	CHECK_EQ(store_wend(st, t, 0), 0, "... committed without a change (LMDB writes nothing)");
+	store_reap_wait(st);
+	CHECK_EQ(nimages(), during, "the empty txn did not let the released images go");
+	other = mk(st, "other-empty");
+	store_reap_wait(st);
+	CHECK(other > 0 && nimages() < during, "a txn that wrote something did (%ld < %ld)", nimages(),
+	      during);
+	store_close(st);
+	free(a);
+}
+
+static pthread_t deleter;
+static int deleted_off_thread = 1, deletions;
+
+static void note_deleter(void *arg)
+{
+	(void)arg;
+	__atomic_add_fetch(&deletions, 1, __ATOMIC_RELAXED);
+	if (pthread_equal(pthread_self(), deleter))
+		__atomic_store_n(&deleted_off_thread, 0, __ATOMIC_RELAXED);
+}
+
+/* Invariants (3) and (5): the reaper deletes; a failed final flush
+ * deletes nothing and leaves the images to the next mount's sweep. */
+static void test_reaper_and_close(void)
+{
+#ifdef PFS_FAULT_INJECTION
+	struct store *st = open_store(0, 600000);
+	size_t la;
+	char *a = rows(3000, 14, &la);
+	int64_t ino = st ? mk(st, "r.csv") : -1;
+	long during, kept;
+
+	CHECK(ino > 0 && tst_put_data(st, (uint64_t)ino, a, la) == 0 && tst_sync(st) == 0, "r.csv committed");
+	deleter = pthread_self();
+	fault_hook("frag_release", note_deleter, NULL);
+	CHECK_EQ(tst_put_data(st, (uint64_t)ino, a, la / 3), 0, "rewrite");
+	CHECK_EQ(tst_sync(st), 0, "flush");
+	fault_reset();
+	CHECK(deletions > 0 && deleted_off_thread,
+	      "%d released images were deleted, none on the thread that committed or flushed", deletions);
+	CHECK_EQ(tst_put_data(st, (uint64_t)ino, a, la), 0, "rewrite again: a third of the images released");
+	during = nimages();
+	log_init("test_durable", LOG_TO_STDERR, LOG_CRIT);
+	fault_arm("lmdb_sync", 1, EIO);
+	store_close(st);      /* the final flush fails */
+	fault_reset();
+	log_init("test_durable", LOG_TO_STDERR, LOG_INFO);
+	kept = nimages();
+	CHECK_EQ(kept, during, "a failed final flush deleted none of the queued images (%ld)", kept);
+	st = open_store(0, 600000);
+	CHECK(st && nimages() < kept, "the next mount's sweep removed them (%ld < %ld)", nimages(), kept);
+	CHECK(st && holds(st, "r.csv", a, la), "r.csv is whole");
+	store_close(st);
+	free(a);
+#else
+	printf("ok %d - # skip fault injection not compiled in\n", ++tap_n);
+#endif
+}
+
+#define STRAY 0xfeed00ull
+
+/* Plant an image file no record names (what a crash can leave). */
+static void plant_stray(uint64_t id)
+{
+	char path[4800];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%02x/%016llx.frag", fragdir, (unsigned)(id & 0xff),
+		 (unsigned long long)id);
+	fp = fopen(path, "w");
+	if (fp) {
+		fputs("junk", fp);
+		fclose(fp);
+	}
+}
+
+static int stray_there(uint64_t id)
+{
+	char path[4800];
+
+	snprintf(path, sizeof(path), "%s/%02x/%016llx.frag", fragdir, (unsigned)(id & 0xff),
+		 (unsigned long long)id);
+	return access(path, F_OK) == 0;
+}
+
+/* A child opens the store, commits a create, and dies without closing. */
+static int crash_child(const char *name)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct store *st = open_store(0, 600000);
+		if (!st || mk(st, name) < 0)
+			_exit(2);
+		kill(getpid(), SIGKILL);
+		_exit(3);
+	}
+	waitpid(pid, &status, 0);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+/* store.c (S2): a clean close spares the next mount the image listing. */
+static void test_clean_marker(void)
+{
+	struct store *st = open_store(0, 600000);
+
+	CHECK(st != NULL, "open (a full sweep: the store was not closed cleanly before)");
+	store_close(st);
+	plant_stray(STRAY);
+	st = open_store(0, 600000);
+	CHECK(st && stray_there(STRAY),
+	      "after a clean close the mount's sweep does not list the images (the stray stays)");
+	store_close(st);
+	CHECK(crash_child("crashed"), "a daemon opens the store and dies without closing");
+	st = open_store(0, 600000);
+	CHECK(st && !stray_there(STRAY), "after that crash the mount's sweep lists the images (the stray went)");
+	store_close(st);
+	plant_stray(STRAY + 1);
+	/* a failed deletion leaves the store unclean: the sweep must run */
+	st = open_store(0, 600000);
+	store_note_leftover(st);
+	store_close(st);
+	st = open_store(0, 600000);
+	CHECK(st && !stray_there(STRAY + 1), "a close that left something behind is not clean: full sweep");
+	store_close(st);
+}
+
+/* store.c (4): a fragment record without its refs record is kept. */
+static void test_sweep_divergence(void)
+{
+	struct store *st = open_store(0, 600000);
+	struct idx_txn *t;
+	struct pver *pv = NULL;
+	struct idx_inode in;
+	size_t la;
+	char *a = rows(3000, 15, &la);
+	int64_t ino = st ? mk(st, "div.csv") : -1;
+	uint64_t id = 0;
+	uint32_t now = 1;
+	int rc;
+
+	CHECK(ino > 0 && tst_put_data(st, (uint64_t)ino, a, la) == 0, "div.csv committed");
+	rc = store_pver_get(st, (uint64_t)ino, &pv);
+	if (!rc && pver_nfrags(pv) > 1)
+		id = pver_frag(pv, 1)->id;
+	pver_put(pv);
+	CHECK(id != 0, "its second fragment: %016llx", (unsigned long long)id);
+	rc = store_wbegin(st, &t);
+	if (!rc)
+		rc = idx_ref_add(t, id, -1, &now);
+	rc = rc ? rc : store_wend(st, t, 0);
+	CHECK(rc == 0 && now == 0, "its refs record deleted behind the store's back");
+	store_close(st);
+	CHECK(crash_child("crashed2"), "a crash: the next mount sweeps fully");
+	log_init("test_durable", LOG_TO_STDERR, LOG_CRIT);
+	st = open_store(0, 600000);
+	log_init("test_durable", LOG_TO_STDERR, LOG_INFO);
+	CHECK(st && stray_there(id), "the sweep kept the image a fragment record names");
+	CHECK(st && holds(st, "div.csv", a, la), "div.csv reads whole");
+	CHECK(st && store_lookup(st, IDX_ROOT_INO, "div.csv", &in) == 0, "and is still there");
 	store_close(st);
 	free(a);
 }
@@ -274,6 +545,11 @@ int main(void)
 	test_crash();
 	test_faults();
 	test_sync_mode();
+	test_early_flush();
+	test_empty_txn();
+	test_reaper_and_close();
+	test_clean_marker();
+	test_sweep_divergence();
 	tut_rmrf(tmp);
 	return tap_done();
 }

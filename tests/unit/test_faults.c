@@ -29,6 +29,7 @@
 #include "index/store.h"
 #include "tests/unit/tap.h"
 #include "tests/unit/tutil.h"
+#include "tests/unit/tstore.h"
 
 #ifndef PFS_FAULT_INJECTION
 int main(void)
@@ -198,7 +199,7 @@ static void commit_fault(const char *what, uint64_t ino, const struct buf *old,
 
 	/* images released by earlier commits go after the next flush: let
 	 * that happen now, not (by the syncer) between the two counts */
-	store_sync(S);
+	tst_sync(S);
 	f0 = files_in(fdir);
 	fault_arm(point, nth, err);
 	rc = wsess_commit(ws);

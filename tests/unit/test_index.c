@@ -8,6 +8,7 @@
  * environment) and open errors. The format record is corrupted with raw
  * mdb_* calls here, since idx.h deliberately offers no way to write it. */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdint.h>
@@ -949,6 +950,150 @@ static void test_map_fallback(void)
 	}
 }
 
+/* ---- map growth (idx_lmdb.c invariant 5) ---- */
+
+struct mg_reader { struct idx *x; int stop, fails; long reads; };
+
+static void *mg_read_main(void *arg)
+{
+	struct mg_reader *r = arg;
+	struct idx_txn *t;
+	struct idx_inode in;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		if (idx_begin(r->x, 1, &t)) {
+			r->fails++;
+			continue;
+		}
+		if (idx_inode_get(t, 100, &in) && idx_inode_get(t, 100, &in) != -ENOENT)
+			r->fails++;
+		idx_abort(t);
+		r->reads++;
+	}
+	return NULL;
+}
+
+/* Put NBLOBS inline records of 4 KiB from inode FIRST on, one txn per
+ * PER records. @return 0 or the first -errno. */
+static int mg_fill(struct idx *x, uint64_t first, int nblobs, int per)
+{
+	static char blob[4096];
+
+	memset(blob, 'b', sizeof(blob));
+	for (int i = 0; i < nblobs; i += per) {
+		struct idx_txn *t;
+		int rc = idx_begin(x, 0, &t);
+		for (int k = 0; k < per && i + k < nblobs && !rc; k++) {
+			struct idx_inode in = sample_inode(first + (uint64_t)(i + k));
+			rc = idx_inode_put(t, &in);
+			if (!rc)
+				rc = idx_inline_put(t, first + (uint64_t)(i + k), blob, sizeof(blob));
+		}
+		rc = rc ? (idx_abort(t), rc) : idx_commit(t);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int mg_count(struct idx *x, uint64_t first, int n)
+{
+	struct idx_txn *t;
+	int found = 0;
+
+	if (idx_begin(x, 1, &t))
+		return -1;
+	for (int i = 0; i < n; i++) {
+		const void *d;
+		size_t len;
+		found += idx_inline_get(t, first + (uint64_t)i, &d, &len) == 0 && len == 4096;
+	}
+	idx_abort(t);
+	return found;
+}
+
+static void test_map_growth(void)
+{
+	char dir[4200];
+	struct idx *x = NULL;
+	struct mg_reader r = { 0 };
+	pthread_t th;
+	size_t map0, map1;
+	int rc, pipefd[2], status, ok = -1;
+	pid_t pid;
+
+	mkenvdir(dir, sizeof(dir), "growth");
+	setenv("PAYLOADFS_INDEX_MAP", "262144", 1);
+	rc = idx_open(dir, 1, 0, &x);
+	unsetenv("PAYLOADFS_INDEX_MAP");
+	CHECK_EQ(rc, 0, "map growth: open an index with a 256 KiB map");
+	if (rc)
+		return;
+	map0 = idx_map_size(x);
+	CHECK_EQ(map0, (size_t)262144, "map growth: the map starts at 256 KiB");
+	r.x = x;
+	pthread_create(&th, NULL, mg_read_main, &r);
+	rc = mg_fill(x, 1000, 600, 10);           /* 2.4 MB of records in 60 txns */
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	map1 = idx_map_size(x);
+	CHECK_EQ(rc, 0, "map growth: 600 records of 4 KiB committed while a reader ran (%ld reads)", r.reads);
+	CHECK(map1 > 8 * map0, "map growth: the map grew to %zu KiB", map1 >> 10);
+	CHECK_EQ(r.fails, 0, "map growth: no read txn failed meanwhile");
+	CHECK_EQ(mg_count(x, 1000, 600), 600, "map growth: every record reads back");
+	/* one txn as big as the whole index (what a snapshot writes) */
+	CHECK_EQ(mg_fill(x, 5000, 600, 600), 0, "map growth: one txn as big as the index commits");
+	CHECK_EQ(mg_count(x, 5000, 600), 600, "map growth: ... and reads back");
+	/* a txn of 1.5 x map / 4 KiB records of two pages each (3 x the map):
+	 * ENOSPC once, then the map grows enough for it */
+	map1 = idx_map_size(x);
+	rc = mg_fill(x, 10000, (int)(map1 * 3 / 2 / 4096), (int)(map1 * 3 / 2 / 4096));
+	CHECK_EQ(rc, -ENOSPC, "map growth: a txn bigger than the map fails with ENOSPC (map %zu KiB)", map1 >> 10);
+	CHECK_EQ(mg_count(x, 10000, 1), 0, "map growth: ... and leaves nothing");
+	rc = mg_fill(x, 10000, (int)(map1 * 3 / 2 / 4096), (int)(map1 * 3 / 2 / 4096));
+	CHECK_EQ(rc, 0, "map growth: the same txn again commits: the map grew (%zu KiB)", idx_map_size(x) >> 10);
+	map1 = idx_map_size(x);
+
+	/* another process holding the index open adopts the grown map */
+	if (pipe(pipefd) < 0) {
+		CHECK(0, "map growth: pipe");
+		idx_close(x);
+		return;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct idx *y = NULL;
+		char go;
+		int res = -1;
+		close(pipefd[1]);
+		setenv("PAYLOADFS_INDEX_MAP", "262144", 1);    /* the file's size, then */
+		if (idx_open(dir, 0, 1, &y) == 0 && read(pipefd[0], &go, 1) == 1)
+			res = mg_count(y, 20000, 2000) == 2000 ? 0 : 1;
+		idx_close(y);
+		_exit(res == 0 ? 0 : 3);
+	}
+	close(pipefd[0]);
+	usleep(100000);                 /* let the child map the index first */
+	rc = mg_fill(x, 20000, 2000, 500);
+	CHECK(rc == 0 && idx_map_size(x) > map1, "map growth: 8 MB more grew the map to %zu KiB",
+	      idx_map_size(x) >> 10);
+	if (write(pipefd[1], "g", 1) != 1)
+		rc = -EIO;
+	close(pipefd[1]);
+	waitpid(pid, &status, 0);
+	ok = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	CHECK_EQ(ok, 0, "map growth: a reader process opened before the growth reads the new records");
+	idx_close(x);
+	setenv("PAYLOADFS_INDEX_MAP", "262144", 1);
+	rc = idx_open(dir, 0, 0, &x);
+	unsetenv("PAYLOADFS_INDEX_MAP");
+	CHECK(rc == 0 && idx_map_size(x) >= map1, "map growth: reopened with a small first map: LMDB takes the file's size");
+	CHECK(rc == 0 && mg_count(x, 20000, 2000) == 2000, "map growth: ... and every record is there");
+	if (!rc)
+		idx_close(x);
+}
+
 int main(void)
 {
 	char dir[4200];
@@ -976,6 +1121,7 @@ int main(void)
 	}
 	test_open_errors();
 	test_map_fallback();
+	test_map_growth();
 	tut_rmrf(root);
 	return tap_done();
 }

@@ -434,7 +434,7 @@ static void test_drop(void)
 	CHECK_EQ(store_snap_lookup(st, "s1", NULL), -ENOENT, "s1 is gone");
 	CHECK_EQ(store_getattr(st, s1.first, &in), -ENOENT, "its root inode is gone");
 	check_refs(0, "after dropping s1");
-	store_sync(st);
+	tst_sync(st);
 	files_mid = tut_count_files(fragdir, ".frag");
 	CHECK(files_mid < files_before, "images only s1 listed were deleted after the flush (%ld -> %ld)",
 	      files_before, files_mid);

@@ -122,7 +122,7 @@ static int obj_equals(uint64_t ino, const void *data, size_t len)
  * one (index/durable.c invariant 1). */
 static long nfragfiles(void)
 {
-	if (st && store_sync(st) != 0)
+	if (st && tst_sync(st) != 0)
 		printf("# store_sync failed\n");
 	return tut_count_files(fragdir, ".frag");
 }

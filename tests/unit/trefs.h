@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "tests/unit/tstore.h"
+
 /* id -> count, a linear list (tests hold at most a few thousand ids) */
 struct trefs_count { uint64_t *id; uint32_t *n; size_t len, cap; };
 
@@ -100,7 +102,7 @@ static inline int trefs_audit(struct store *st, const char *fragdir, const char 
 		*ndisk = recs[1].len;
 	if (ok && files) {
 		long nfiles;
-		if (store_sync(st)) {
+		if (tst_sync(st)) {
 			snprintf(why, cap, "store_sync failed");
 			ok = 0;
 		}

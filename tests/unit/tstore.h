@@ -28,4 +28,14 @@ static inline int tst_put_data(struct store *st, uint64_t ino, const void *data,
 	return rc;
 }
 
+/* store_sync, then wait until the reaper deleted every image the flush
+ * let go (tests that count image files). @return store_sync's result. */
+static inline int tst_sync(struct store *st)
+{
+	int rc = store_sync(st);
+
+	store_reap_wait(st);
+	return rc;
+}
+
 #endif
