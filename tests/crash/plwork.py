@@ -304,8 +304,9 @@ class Scenario:
 
 class FlushBeforeCommit(Scenario):
     name = "flush-before-commit"
-    about = ("issue 10 §1 (a): an index flush (fsync(2) of another file) starts, a commit "
-             "that releases images lands while it runs, and the flush's return deletes them")
+    about = ("the window of issue 10 §1 (a): an index flush (fsync(2) of another file) starts, "
+             "a commit that releases images lands while it runs (flushes delayed 300 ms), then "
+             "one more commit and the unmount")
     sync_ms = 600000        # no syncer: the only flushes are the ones below
     delay_ms = 300
 
@@ -325,8 +326,8 @@ class FlushBeforeCommit(Scenario):
 
 class EmptyTxnAtUnmount(Scenario):
     name = "empty-txn-at-unmount"
-    about = ("issue 10 §1 (b): the unmount's sweep commits an empty transaction, which "
-             "counted as a flush, so the last commit's old images went before the final flush")
+    about = ("the window of issue 10 §1 (b): a rewrite releases images, then the unmount "
+             "(whose sweep commits an empty transaction) before any other flush")
     sync_ms = 600000
 
     def body(self, w, remount):

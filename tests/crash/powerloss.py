@@ -277,9 +277,13 @@ def open_state(a, sdir, mnt):
                      if v.startswith("error"))
     if not probs:
         rc, lines, unref = fsck(a.build, store)
-        if rc != 0 or unref:
-            probs.append("payloadctl fsck after the mount: exit %d, %d unreferenced image(s):" % (rc, unref))
+        if rc != 0:
+            probs.append("payloadctl fsck after the mount: exit %d:" % rc)
             probs.extend("    " + ln for ln in lines[:12])
+        elif unref:
+            probs.append("%d fragment image(s) that no index record references survived the mount "
+                         "(its sweep did not delete them: space nothing will reclaim):" % unref)
+            probs.extend("    " + ln for ln in lines[:6])
     return tree, probs
 
 
@@ -535,7 +539,7 @@ def report(res, n, tap, out):
         out.write("%s %s\n" % ("PASS" if ok else "FAIL", line))
     pre = "# " if tap else "  "
     if not ok:
-        out.write("%s%s\n" % (pre, res["about"]))
+        out.write("%sthe scenario: %s\n" % (pre, res["about"]))
     for ln in res["error"] or []:
         out.write("%s%s\n" % (pre, ln))
     for f in res["failures"]:
