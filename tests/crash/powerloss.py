@@ -36,6 +36,7 @@ sys.path.insert(0, HERE)
 import plmodel  # noqa: E402
 import pltrace  # noqa: E402
 import plwork  # noqa: E402
+import test_plmodel  # noqa: E402
 
 MOUNT_TIMEOUT = 60
 
@@ -592,17 +593,23 @@ def main():
             sys.exit("powerloss: %s/%s is missing (make %s)" % (a.build, need,
                      "powerloss" if need.endswith(".so") else "all"))
     scs = scenarios(a)
+    nmodel = len(test_plmodel.CASES)
     if a.tap:
-        out.write("1..%d\n" % len(scs))
+        out.write("1..%d\n" % (nmodel + len(scs)))
     say("powerloss: seed %d (rerun: tests/crash/powerloss.py --build %s --seed %d%s)" % (
         a.seed, a.build, a.seed, " --long" if a.long else ""))
-    failed = 0
     t0 = time.monotonic()
-    for i, sc in enumerate(scs, 1):
+    # the model's rules first (tests/crash/test_plmodel.py)
+    mout = sys.stdout if a.tap else open(os.devnull, "w")
+    failed = test_plmodel.run(mout, 1)
+    if failed and not a.tap:
+        out.write("FAIL the model: %d rule(s) broken (tests/crash/test_plmodel.py)\n" % failed)
+    for i, sc in enumerate(scs, nmodel + 1):
         res = run_scenario(a, sc, i, say)
         if not report(res, i, a.tap, out):
             failed += 1
-    say("powerloss: %d scenario(s), %d failed, %.0f s" % (len(scs), failed, time.monotonic() - t0))
+    say("powerloss: %d model rules and %d scenario(s), %d failed, %.0f s" % (
+        nmodel, len(scs), failed, time.monotonic() - t0))
     sys.exit(1 if failed else 0)
 
 
