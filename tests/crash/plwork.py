@@ -238,6 +238,8 @@ class Workload:
         self.data.pop(p)
 
     def rename(self, a, b):
+        """rename(2) A onto B (A != B: a step must be a commit)."""
+        assert a != b
         t = self.after({b: None})
         t[b] = t.pop(a)
         self.begin("rename %s %s" % (a, b), [t])
@@ -385,7 +387,8 @@ class Random(Scenario):
         elif x < 0.7 and free:
             w.copy(r.choice(files), r.choice(free))
         elif x < 0.76:
-            w.rename(r.choice(files), r.choice(names))
+            src = r.choice(files)      # never onto itself: that commits nothing
+            w.rename(src, r.choice([n for n in names if n != src]))
         elif x < 0.82 and len(files) > 1:
             w.unlink(r.choice(files))
         elif x < 0.9:
