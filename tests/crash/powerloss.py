@@ -113,8 +113,8 @@ def daemon_opts(sc):
 
 
 def run_traced(a, sc, work, rng, say):
-    """Run scenario SC on a fresh store under the shim. Returns (store,
-    trace path)."""
+    """Run scenario SC on a fresh store under the shim. Returns (the store
+    directory, the trace's path, the Workload)."""
     store = os.path.realpath(os.path.join(work, "store"))
     mnt = os.path.join(work, "mnt")
     trace = os.path.join(work, "trace")
