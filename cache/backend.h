@@ -59,6 +59,11 @@ struct frag_backend_ops {
 	int (*list)(struct frag_backend *b, int (*cb)(void *arg, uint64_t id), void *arg);
 	/* Free the backend; NULL-safe through frag_backend_destroy(). */
 	void (*destroy)(struct frag_backend *b);
+	/* Optional (NULL: nothing to do). Remove what interrupted puts of
+	 * older versions may have left that list() does not show (the local
+	 * backend's temporary files); called by the full sweep after an
+	 * unclean shutdown. @return 0 or -errno. */
+	int (*sweep_partial)(struct frag_backend *b);
 };
 
 struct frag_backend {
@@ -67,8 +72,9 @@ struct frag_backend {
 
 /* Open the local-directory backend rooted at DIR (STORE/fragments): images
  * are DIR/XX/ID.frag, XX the low byte of the id in hex, ID 16 hex digits.
- * Creates DIR and the 256 fan-out folders (mode 0700) when missing; removes
- * leftover temporary files (.tmp.*) of older versions' interrupted puts.
+ * Creates DIR and the 256 fan-out folders (mode 0700) when missing; its
+ * sweep_partial removes leftover temporary files (.tmp.*) of older
+ * versions' interrupted puts.
  * sync() of many ids is one syncfs(2), of a few one batch of fsyncs;
  * PAYLOADFS_SYNC=fsync|syncfs (benchmarks) forces either.
  * @param[out] out the backend, NULL on failure
@@ -92,6 +98,8 @@ static inline int frag_get_many(struct frag_backend *b, struct frag_get *r, size
 static inline int frag_del(struct frag_backend *b, uint64_t id) { return b->ops->del(b, id); }
 static inline int frag_list(struct frag_backend *b, int (*cb)(void *, uint64_t), void *arg)
 { return b->ops->list(b, cb, arg); }
+static inline int frag_sweep_partial(struct frag_backend *b)
+{ return b->ops->sweep_partial ? b->ops->sweep_partial(b) : 0; }
 static inline void frag_backend_destroy(struct frag_backend *b) { if (b) b->ops->destroy(b); }
 
 #endif

@@ -30,8 +30,10 @@
  *      that pages put before were lost): every later sync(NULL, 0) fails
  *      with it, and sync(ids) fsyncs file by file (each file's own error
  *      stays unseen until its own fsync).
- *  (3) Older versions wrote XX/.tmp.ID.PID.SEQ and renamed; open still
- *      removes such leftovers.
+ *  (3) Older versions wrote XX/.tmp.ID.PID.SEQ and renamed; sweep_partial
+ *      (the store's full sweep after an unclean shutdown) still removes
+ *      such leftovers. Open does not list the folders: its cost does not
+ *      grow with the number of images.
  *  (4) A read ring is used by one get_many() at a time (its slot's lock),
  *      and holds no pending SQE or unreaped CQE whenever that lock is free.
  *      There are RING_SLOTS rings, so that concurrent batches (several
@@ -805,9 +807,9 @@ static void sweep_tmp(int rootfd, unsigned d)
 	closedir(dir);
 }
 
-/* Create (0700) and sweep the 256 fan-out folders; fsync ROOTFD when any
- * folder was made. @return 0 or -errno of mkdir/fsync. */
-static int make_fanout(int rootfd, int sweep)
+/* Create (0700) the 256 fan-out folders; fsync ROOTFD when any folder was
+ * made. @return 0 or -errno of mkdir/fsync. */
+static int make_fanout(int rootfd)
 {
 	char name[4];
 	int made = 0;
@@ -818,8 +820,6 @@ static int make_fanout(int rootfd, int sweep)
 			made = 1;
 		else if (errno != EEXIST)
 			return -errno;
-		if (sweep)
-			sweep_tmp(rootfd, d);
 	}
 	if (made && fsync(rootfd) < 0)
 		return -errno;
@@ -920,6 +920,16 @@ static void local_destroy(struct frag_backend *fb)
 	free(b);
 }
 
+/* Invariant (3). */
+static int local_sweep_partial(struct frag_backend *fb)
+{
+	struct local_backend *b = to_local(fb);
+
+	for (unsigned d = 0; d < FANOUT; d++)
+		sweep_tmp(b->rootfd, d);
+	return 0;
+}
+
 static const struct frag_backend_ops local_ops = {
 	.name = "local",
 	.put = local_put,
@@ -927,6 +937,7 @@ static const struct frag_backend_ops local_ops = {
 	.get_many = local_get_many,
 	.del = local_del,
 	.list = local_list,
+	.sweep_partial = local_sweep_partial,
 	.destroy = local_destroy,
 };
 
@@ -959,7 +970,7 @@ static int local_open(const char *dir, int rdonly, struct frag_backend **out)
 		rc = rdonly ? -errno : b->rootfd;
 		goto fail;
 	}
-	rc = rdonly ? 0 : make_fanout(b->rootfd, 1);
+	rc = rdonly ? 0 : make_fanout(b->rootfd);
 	if (rc)
 		goto fail;
 	ring_init(b);

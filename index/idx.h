@@ -203,6 +203,43 @@ uint64_t idx_last_written(struct idx *x);
 int idx_clean_mark(struct idx_txn *t, int clean);
 int idx_clean_get(struct idx *x, int *clean);
 
+/* ---- the index log (idx_lmdb.c invariants 7 and 8; index/ilog.h) ---- */
+struct ilog_buf;
+struct ilog_op;
+/* Store the entry in BUF (its ops) durably at the log's next position:
+ * complete it with ilog_buf_finish(BUF, lsn, epoch), store it, set *LSN.
+ * Called by idx_commit under LMDB's writer lock, before the local commit.
+ * @return 0, or -errno (the txn is then aborted: nothing changes). */
+typedef int (*idx_commit_hook)(void *arg, struct ilog_buf *buf, uint64_t *lsn);
+/* Capture every later write txn's ops and pass them to HOOK (NULL: stop).
+ * Call while no write txn is open. */
+void idx_set_commit_hook(struct idx *x, idx_commit_hook hook, void *arg);
+/* The position of the last log entry this index holds (meta "log_lsn";
+ * 0: none). @return 0 or -errno. */
+int idx_log_lsn(struct idx *x, uint64_t *lsn);
+/* Apply the log entry DATA/LEN (ilog_check'ed here) in one write txn that
+ * also records its position, if it is the next one (lsn == log_lsn + 1).
+ * After the commit, CB(ARG, op) is called for each op (may be NULL).
+ * @return 0; 1 when the entry is already in (lsn <= log_lsn: nothing
+ * done); -EUCLEAN damaged; -ERANGE a gap (lsn > log_lsn + 1: the entries
+ * between are needed first); -errno. */
+int idx_apply(struct idx *x, const void *data, size_t len,
+	      void (*cb)(void *arg, const struct ilog_op *op), void *arg);
+/* A base: the whole index (but local meta keys) as a series of log
+ * entries of puts (about CHUNK bytes each; lsn = the index's log_lsn,
+ * epoch = the chunk's number from 0), from one read txn. EMIT(ARG, data,
+ * len) stores each; a non-zero return stops the dump and is returned.
+ * @param[out] lsn the position the base stands for. @return 0 or -errno. */
+int idx_base_dump(struct idx *x, size_t chunk, int (*emit)(void *arg, const void *data, size_t len),
+		  void *arg, uint64_t *lsn);
+/* Replace the whole index (but local meta keys) by a base, in one write
+ * txn: idx_base_begin empties it, idx_base_add applies one chunk
+ * (checked: -EUCLEAN), idx_base_end records LSN as log_lsn and commits
+ * (or aborts when RC != 0). @return 0 or -errno. */
+int idx_base_begin(struct idx *x, struct idx_txn **t);
+int idx_base_add(struct idx_txn *t, const void *data, size_t len);
+int idx_base_end(struct idx_txn *t, uint64_t lsn, int rc);
+
 /* The LMDB map's current size in bytes (it grows: idx_lmdb.c (5)). */
 size_t idx_map_size(struct idx *x);
 

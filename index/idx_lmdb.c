@@ -26,9 +26,20 @@
  *      MDB_MAP_RESIZED: we adopt its size the same way and retry.
  *  (6) No pointer into the map outlives its txn (LMDB's rule; a remap
  *      moves the map).
+ *  (7) With a commit hook (a RADOS store's writer), every put and del of a
+ *      write txn but those of local meta keys (ilog_meta_local) is also
+ *      captured as an index log entry; idx_commit hands a non-empty entry
+ *      to the hook BEFORE the LMDB commit and commits only when the hook
+ *      stored it (then "log_lsn" records its position in the same txn). A
+ *      hook failure aborts the txn: the local index never holds a change
+ *      the log lacks. If the LMDB commit then fails, the local index is
+ *      behind the log (x->behind): every later write txn fails with EIO
+ *      until the store is opened again and catches up from the log.
+ *  (8) Applied entries (idx_apply) and bases are never captured.
  */
 #include "index/idx.h"
 #include "index/idx_rec.h"
+#include "index/ilog.h"
 #include "cache/fault.h"
 #include "cache/log.h"
 
@@ -42,8 +53,11 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-enum { DB_META, DB_INODES, DB_DIRENTS, DB_FRAGS, DB_REFS, DB_INLINE, DB_XATTRS, DB_ORPHANS, DB_SNAPS,
-       DB_COUNT };
+/* The databases, numbered as the index log numbers them (ilog.h, docs/format.md). */
+enum { DB_META = ILOG_DB_META, DB_INODES = ILOG_DB_INODES, DB_DIRENTS = ILOG_DB_DIRENTS,
+       DB_FRAGS = ILOG_DB_FRAGS, DB_REFS = ILOG_DB_REFS, DB_INLINE = ILOG_DB_INLINE,
+       DB_XATTRS = ILOG_DB_XATTRS, DB_ORPHANS = ILOG_DB_ORPHANS, DB_SNAPS = ILOG_DB_SNAPS,
+       DB_COUNT = ILOG_DB_COUNT };
 static const char *const db_names[DB_COUNT] = {
 	"meta", "inodes", "dirents", "frags", "refs", "inline", "xattrs", "orphans", "snapshots",
 };
@@ -60,6 +74,10 @@ struct idx {
 	int grow_want;          /* atomic: the last write hit MDB_MAP_FULL */
 	uint64_t written;       /* atomic: LMDB id of the newest committed txn
 				 * that wrote something (durable.c (1)) */
+	idx_commit_hook hook;   /* invariant (7); set before any write txn */
+	void *hook_arg;
+	struct ilog_buf wbuf;   /* the write txn's entry (LMDB has one writer) */
+	int behind;             /* atomic: invariant (7) */
 	int no_snaps;           /* read-only, and the store has no snapshots db */
 };
 
@@ -69,6 +87,8 @@ struct idx_txn {
 	int dirty;              /* a put or del succeeded: the commit writes pages,
 				 * flushes them and writes a meta page (an empty
 				 * txn's commit does none of that) */
+	struct ilog_buf *log;   /* capture (invariant 7), or NULL */
+	int logged;             /* the hook stored this txn's entry */
 };
 
 static int put(struct idx_txn *t, int db, MDB_val *k, MDB_val *v);
@@ -434,6 +454,13 @@ int idx_begin(struct idx *x, int rdonly, struct idx_txn **out)
 	}
 	t->x = x;
 	t->dirty = 0;
+	t->log = NULL;
+	t->logged = 0;
+	if (!rdonly && __atomic_load_n(&x->behind, __ATOMIC_RELAXED)) {
+		free(t);
+		log_err("index: behind the index log after a failed local commit: reopen the store");
+		return -EIO;
+	}
 	if (!rdonly && tls_txns == 0)
 		maybe_grow(x);
 	for (int tries = 0;; tries++) {
@@ -456,6 +483,10 @@ int idx_begin(struct idx *x, int rdonly, struct idx_txn **out)
 		free(t);
 		return mdb_err(rc, "begin");
 	}
+	if (!rdonly && x->hook) {        /* one write txn at a time: x->wbuf is ours */
+		ilog_buf_reset(&x->wbuf);
+		t->log = &x->wbuf;
+	}
 	*out = t;
 	return 0;
 }
@@ -474,11 +505,41 @@ static int commit_eio(struct idx *x)
 	return EIO;
 }
 
+/* Invariant (7): hand T's entry to the hook, record its position. */
+static int log_entry(struct idx_txn *t)
+{
+	uint64_t lsn = 0;
+	unsigned char b[8];
+	MDB_val k = { 7, (void *)"log_lsn" }, v = { 8, b };
+	int rc;
+
+	if (!t->log || (!t->log->nops && !t->log->err))
+		return 0;
+	if (t->log->err)
+		return t->log->err;
+	rc = t->x->hook(t->x->hook_arg, t->log, &lsn);
+	if (rc)
+		return rc;
+	idx_rec_u64_encode(b, lsn);
+	rc = mdb_put(t->txn, t->x->dbi[DB_META], &k, &v, 0);
+	if (rc) {
+		__atomic_store_n(&t->x->behind, 1, __ATOMIC_RELAXED);
+		log_err("index: entry %llu is in the log but the local index could not record it: %s",
+			(unsigned long long)lsn, mdb_strerror(rc));
+		return mdb_err(rc, "put log_lsn");
+	}
+	t->dirty = 1;
+	t->logged = 1;
+	return 0;
+}
+
 int idx_commit(struct idx_txn *t)
 {
 	int rc = FAULT("lmdb_commit");
 	uint64_t id = mdb_txn_id(t->txn);
 
+	if (!rc)
+		rc = log_entry(t);
 	if (rc) {
 		mdb_txn_abort(t->txn);
 		txn_done(t->x);
@@ -488,6 +549,11 @@ int idx_commit(struct idx_txn *t)
 	rc = mdb_txn_commit(t->txn);
 	if (rc == MDB_MAP_FULL)
 		__atomic_store_n(&t->x->grow_want, 1, __ATOMIC_RELAXED);
+	if (rc && t->logged) {
+		__atomic_store_n(&t->x->behind, 1, __ATOMIC_RELAXED);
+		log_err("index: the local commit of a logged txn failed (%s): the local index is behind "
+			"the log until the store is opened again", mdb_strerror(rc));
+	}
 	rc = mdb_err(rc == EIO ? commit_eio(t->x) : rc, "commit");
 	if (!rc && t->dirty)
 		note_written(t->x, id);
@@ -512,9 +578,22 @@ static int get(struct idx_txn *t, int db, MDB_val *k, MDB_val *v)
 	return mdb_err(mdb_get(t->txn, t->x->dbi[db], k, v), "get");
 }
 
+/* Invariant (7): capture an op of a logged write txn. */
+static int capture(struct idx_txn *t, int db, int kind, MDB_val *k, MDB_val *v)
+{
+	if (!t->log || (db == DB_META && ilog_meta_local(k->mv_data, k->mv_size)))
+		return 0;
+	return ilog_buf_add(t->log, (uint8_t)db, (uint8_t)kind, k->mv_data, k->mv_size,
+			    v ? v->mv_data : NULL, v ? v->mv_size : 0);
+}
+
 static int put(struct idx_txn *t, int db, MDB_val *k, MDB_val *v)
 {
-	int rc = mdb_put(t->txn, t->x->dbi[db], k, v, 0);
+	int rc = capture(t, db, ILOG_PUT, k, v);
+
+	if (rc)
+		return rc;
+	rc = mdb_put(t->txn, t->x->dbi[db], k, v, 0);
 
 	t->dirty |= rc == 0;
 	if (rc == MDB_MAP_FULL)
@@ -525,6 +604,11 @@ static int put(struct idx_txn *t, int db, MDB_val *k, MDB_val *v)
 static int del(struct idx_txn *t, int db, MDB_val *k)
 {
 	int rc = mdb_del(t->txn, t->x->dbi[db], k, NULL);
+
+	/* only a del that removed something is logged: applying it must not
+	 * meet a missing record */
+	if (rc == 0 && (rc = capture(t, db, ILOG_DEL, k, NULL)) != 0)
+		return rc;
 
 	t->dirty |= rc == 0;
 	return mdb_err(rc, "del");
@@ -1312,4 +1396,239 @@ int idx_dirent_del_all(struct idx_txn *t, uint64_t parent)
 	}
 	free(a.v);
 	return rc;
+}
+
+/* ---- the index log (invariants 7 and 8) ---- */
+
+void idx_set_commit_hook(struct idx *x, idx_commit_hook hook, void *arg)
+{
+	x->hook = hook;
+	x->hook_arg = arg;
+	if (!hook)
+		ilog_buf_free(&x->wbuf);
+}
+
+static int log_lsn_in(struct idx_txn *t, uint64_t *lsn)
+{
+	int rc = idx_meta_get_u64(t, "log_lsn", lsn);
+
+	if (rc == -ENOENT) {
+		*lsn = 0;
+		rc = 0;
+	}
+	return rc;
+}
+
+int idx_log_lsn(struct idx *x, uint64_t *lsn)
+{
+	struct idx_txn *t;
+	int rc = idx_begin(x, 1, &t);
+
+	*lsn = 0;
+	if (rc)
+		return rc;
+	rc = log_lsn_in(t, lsn);
+	idx_abort(t);
+	return rc;
+}
+
+/* Apply the ops of a checked entry inside T (never captured: T->log is
+ * NULL for apply and base txns). */
+static int apply_ops(struct idx_txn *t, const void *data, size_t len)
+{
+	struct ilog_op op;
+	size_t pos = 0;
+	int rc = 0;
+
+	while (!rc && ilog_next(data, len, &pos, &op)) {
+		MDB_val k = { op.klen, (void *)op.key }, v = { op.vlen, (void *)op.val };
+		if (op.db == DB_META && ilog_meta_local(op.key, op.klen))
+			continue;           /* never logged; ignore if ever seen */
+		if (op.db == DB_SNAPS && t->x->no_snaps)
+			return -EROFS;
+		if (op.kind == ILOG_PUT) {
+			rc = put(t, op.db, &k, &v);
+		} else {
+			rc = del(t, op.db, &k);
+			if (rc == -ENOENT) {
+				log_err("index log: a deleted record was not there (db %s): the copy diverged",
+					db_names[op.db]);
+				rc = -EUCLEAN;
+			}
+		}
+	}
+	return rc;
+}
+
+static int put_log_lsn(struct idx_txn *t, uint64_t lsn)
+{
+	unsigned char b[8];
+	MDB_val k = { 7, (void *)"log_lsn" }, v = { 8, b };
+
+	idx_rec_u64_encode(b, lsn);
+	return put(t, DB_META, &k, &v);
+}
+
+/* A write txn that captures nothing. */
+static int begin_uncaptured(struct idx *x, struct idx_txn **t)
+{
+	int rc = idx_begin(x, 0, t);
+
+	if (!rc)
+		(*t)->log = NULL;
+	return rc;
+}
+
+int idx_apply(struct idx *x, const void *data, size_t len,
+	      void (*cb)(void *arg, const struct ilog_op *op), void *arg)
+{
+	struct idx_txn *t;
+	uint64_t lsn, have;
+	int rc = ilog_check(data, len, &lsn, NULL, NULL);
+
+	if (rc) {
+		log_err("index log: a damaged entry (%zu bytes): not applied", len);
+		return rc;
+	}
+	rc = begin_uncaptured(x, &t);
+	if (rc)
+		return rc;
+	rc = log_lsn_in(t, &have);
+	if (!rc && lsn <= have) {
+		idx_abort(t);
+		return 1;
+	}
+	if (!rc && lsn != have + 1) {
+		idx_abort(t);
+		return -ERANGE;
+	}
+	if (!rc)
+		rc = apply_ops(t, data, len);
+	if (!rc)
+		rc = put_log_lsn(t, lsn);
+	rc = rc ? (idx_abort(t), rc) : idx_commit(t);
+	if (!rc && cb) {
+		struct ilog_op op;
+		size_t pos = 0;
+		while (ilog_next(data, len, &pos, &op))
+			cb(arg, &op);
+	}
+	return rc;
+}
+
+struct dump {
+	struct ilog_buf buf;
+	size_t chunk;
+	uint64_t lsn, n;
+	int (*emit)(void *arg, const void *data, size_t len);
+	void *arg;
+};
+
+static int dump_flush(struct dump *d)
+{
+	int rc;
+
+	if (!d->buf.nops)
+		return 0;
+	rc = ilog_buf_finish(&d->buf, d->lsn, d->n++);
+	if (!rc)
+		rc = d->emit(d->arg, d->buf.data, d->buf.len);
+	ilog_buf_reset(&d->buf);
+	return rc;
+}
+
+int idx_base_dump(struct idx *x, size_t chunk, int (*emit)(void *arg, const void *data, size_t len),
+		  void *arg, uint64_t *lsn)
+{
+	struct dump d = { .chunk = chunk ? chunk : ((size_t)4 << 20), .emit = emit, .arg = arg };
+	struct idx_txn *t;
+	int rc = idx_begin(x, 1, &t);
+
+	*lsn = 0;
+	ilog_buf_init(&d.buf);
+	if (rc)
+		return rc;
+	rc = log_lsn_in(t, &d.lsn);
+	for (int db = 0; db < DB_COUNT && !rc; db++) {
+		MDB_cursor *c;
+		MDB_val k, v;
+		int op = MDB_FIRST, g;
+		if (db == DB_SNAPS && x->no_snaps)
+			continue;
+		rc = mdb_err(mdb_cursor_open(t->txn, x->dbi[db], &c), "cursor");
+		while (!rc && (g = mdb_cursor_get(c, &k, &v, op)) == 0) {
+			op = MDB_NEXT;
+			if (db == DB_META && ilog_meta_local(k.mv_data, k.mv_size))
+				continue;
+			rc = ilog_buf_add(&d.buf, (uint8_t)db, ILOG_PUT, k.mv_data, k.mv_size, v.mv_data,
+					  v.mv_size);
+			if (!rc && d.buf.len >= d.chunk)
+				rc = dump_flush(&d);
+		}
+		if (!rc && g != MDB_NOTFOUND)
+			rc = mdb_err(g, "cursor get");
+		if (c)
+			mdb_cursor_close(c);
+	}
+	if (!rc)
+		rc = dump_flush(&d);
+	idx_abort(t);
+	ilog_buf_free(&d.buf);
+	if (!rc)
+		*lsn = d.lsn;
+	return rc;
+}
+
+int idx_base_begin(struct idx *x, struct idx_txn **out)
+{
+	struct idx_txn *t;
+	int rc = begin_uncaptured(x, &t);
+
+	*out = NULL;
+	if (rc)
+		return rc;
+	for (int db = 0; db < DB_COUNT && !rc; db++) {
+		if (db == DB_SNAPS && x->no_snaps)
+			continue;
+		if (db != DB_META) {
+			rc = mdb_err(mdb_drop(t->txn, x->dbi[db], 0), "empty");
+			t->dirty = 1;
+			continue;
+		}
+		/* meta: every key but the local ones */
+		MDB_cursor *c;
+		MDB_val k, v;
+		rc = mdb_err(mdb_cursor_open(t->txn, x->dbi[db], &c), "cursor");
+		while (!rc && mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+			if (!ilog_meta_local(k.mv_data, k.mv_size)) {
+				rc = mdb_err(mdb_cursor_del(c, 0), "del");
+				t->dirty = 1;
+			}
+		if (c)
+			mdb_cursor_close(c);
+	}
+	if (rc) {
+		idx_abort(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+int idx_base_add(struct idx_txn *t, const void *data, size_t len)
+{
+	int rc = ilog_check(data, len, NULL, NULL, NULL);
+
+	if (rc) {
+		log_err("index base: a damaged chunk (%zu bytes)", len);
+		return rc;
+	}
+	return apply_ops(t, data, len);
+}
+
+int idx_base_end(struct idx_txn *t, uint64_t lsn, int rc)
+{
+	if (!rc)
+		rc = put_log_lsn(t, lsn);
+	return rc ? (idx_abort(t), rc) : idx_commit(t);
 }

@@ -9,10 +9,23 @@
 # also builds the fuzzers when clang and libFuzzer are installed; without
 # them each harness is one skip).
 #
+# Before them, the checks of the test suite itself: tests/lint-bats.sh (no
+# bats assertion that can never fail) and tests/run-all-selftest.sh (this
+# script's counting, on fake binaries).
+#
 # Counting: each TAP "ok" line is a pass, "not ok" a failure, an "ok ... #
 # skip" a skip. A binary (or bats file) that exits non-zero without any "not
 # ok" line — a crash, a sanitizer abort, a timeout — counts as one failure;
-# a unit binary exiting 77 without output counts as one skip.
+# a unit binary exiting 77 without test lines counts as one skip. Every
+# other run must print exactly one TAP plan "1..N" (first or last), with N
+# the number of test lines it printed: a missing plan, two plans or a plan
+# that does not match (a binary that stopped early, even with status 0)
+# count as one more failure, noted in the summary, unless the run already
+# counts one for its exit status.
+#
+# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, crash, stress;
+# default all of them) runs only those parts: for a quick look, and for the
+# self-test. `make check` runs them all.
 #
 # Output: the TAP of every file as it runs, a per-file summary, and as the
 # last line "N passed, N failed" (", N skipped" when some were). The counts
@@ -48,13 +61,19 @@ export TMPDIR=$RUN_TMP
 # tally NAME STATUS — count the TAP lines in $out for one file (which
 # started at $t0).
 tally() {
-	local name=$1 status=$2 pass fail skip note="" secs=$((SECONDS - t0))
+	local name=$1 status=$2 pass fail skip note="" secs=$((SECONDS - t0)) seen plans n
 	skip=$(grep -Eci '^ok [0-9]+.*# skip' "$out")
 	pass=$(($(grep -Ec '^ok [0-9]+' "$out") - skip))
 	fail=$(grep -Ec '^not ok [0-9]+' "$out")
-	if [ "$status" -eq 77 ] && [ $((pass + fail + skip)) -eq 0 ]; then
+	seen=$((pass + fail + skip))
+	plans=$(grep -Ec '^1\.\.[0-9]+([[:space:]]|$)' "$out")
+	n=$(grep -E -m 1 '^1\.\.[0-9]+([[:space:]]|$)' "$out" | grep -Eo '^1\.\.[0-9]+' | cut -c4-)
+	if [ "$status" -eq 77 ] && [ "$seen" -eq 0 ]; then
 		skip=1 note=" (skipped: exit 77)"
-	elif [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then
+		add_counts "$name" "$pass" "$fail" "$skip" "$note" "$secs"
+		return
+	fi
+	if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then
 		fail=1
 		if [ "$status" -eq 124 ]; then
 			note=" (timed out)"
@@ -63,7 +82,22 @@ tally() {
 		else
 			note=" (exit status $status without a failed test)"
 		fi
+	elif [ "$plans" -ne 1 ] || [ "$n" -ne "$seen" ]; then
+		fail=$((fail + 1))
 	fi
+	if [ "$plans" -eq 0 ]; then
+		note="$note (no TAP plan 1..N: stopped early?)"
+	elif [ "$plans" -gt 1 ]; then
+		note="$note ($plans TAP plans)"
+	elif [ "$n" -ne "$seen" ]; then
+		note="$note (TAP plan 1..$n but $seen test lines)"
+	fi
+	add_counts "$name" "$pass" "$fail" "$skip" "$note" "$secs"
+}
+
+# add_counts NAME PASS FAIL SKIP NOTE SECS — add one file's counts.
+add_counts() {
+	local name=$1 pass=$2 fail=$3 skip=$4 note=$5 secs=$6
 	total_pass=$((total_pass + pass))
 	total_fail=$((total_fail + fail))
 	total_skip=$((total_skip + skip))
@@ -71,10 +105,28 @@ tally() {
 		"$([ "$skip" -gt 0 ] && echo ", $skip skipped")" "$note" "$secs")")
 }
 
+# part NAME — NAME is one of the parts to run ($RUN_ALL_PARTS).
+RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,crash,stress}
+part() { [[ ,$RUN_ALL_PARTS, == *,$1,* ]]; }
+
+# ---- the test suite's own checks ----
+if part lint; then
+	for s in lint-bats.sh run-all-selftest.sh; do
+		name=suite/${s%.sh}
+		echo "# $name"
+		t0=$SECONDS
+		(cd "$ROOT" && timeout -k 10 "$UNIT_TIMEOUT" "tests/$s") 2>&1 </dev/null | tee "$out"
+		tally "$name" "${PIPESTATUS[0]}"
+	done
+fi
+
 # ---- unit tests ----
-shopt -s nullglob
-units=("$BUILD"/tests/test_*)
-shopt -u nullglob
+units=()
+if part unit; then
+	shopt -s nullglob
+	units=("$BUILD"/tests/test_*)
+	shopt -u nullglob
+fi
 for t in "${units[@]}"; do
 	if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
 	name=unit/$(basename "$t")
@@ -87,7 +139,7 @@ done
 # ---- fuzzers: one TAP line per harness ----
 export FUZZ_TIME=${FUZZ_TIME:-20}
 for f in "$ROOT"/tests/fuzz/fuzz_*.c; do
-	[ -f "$f" ] || continue
+	part fuzz && [ -f "$f" ] || continue
 	name=$(basename "$f" .c)
 	echo "# fuzz/$name"
 	t0=$SECONDS
@@ -99,7 +151,9 @@ done
 export PAYLOADFS_BUILD=$BUILD
 # A hung test fails after this long and its teardown still unmounts.
 export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-300}
-if ! command -v bats >/dev/null; then
+if ! part e2e; then
+	:
+elif ! command -v bats >/dev/null; then
 	echo "# bats not installed (run packaging/install-deps.sh)"
 	: >"$out"
 	t0=$SECONDS
@@ -115,10 +169,12 @@ else
 fi
 
 # ---- crash tests (short mode; `make crash` is the long one) ----
-echo "# crash/run.sh"
-t0=$SECONDS
-(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/run.sh "$BUILD") 2>&1 </dev/null | tee "$out"
-tally crash/run.sh "${PIPESTATUS[0]}"
+if part crash; then
+	echo "# crash/run.sh"
+	t0=$SECONDS
+	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/run.sh "$BUILD") 2>&1 </dev/null | tee "$out"
+	tally crash/run.sh "${PIPESTATUS[0]}"
+fi
 
 # ---- power-loss explorer (short mode; `make powerloss` is the long one) ----
 echo "# crash/powerloss.py"
@@ -127,7 +183,7 @@ t0=$SECONDS
 tally crash/powerloss.py "${PIPESTATUS[0]}"
 
 # ---- stress: fsx against ext4 twins, the concurrency stress test ----
-if [ -x "$BUILD/stress/fsx" ]; then
+if part stress && [ -x "$BUILD/stress/fsx" ]; then
 	echo "# stress/run.sh short"
 	t0=$SECONDS
 	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/stress/run.sh "$BUILD" short) 2>&1 </dev/null | tee "$out"

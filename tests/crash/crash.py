@@ -450,14 +450,15 @@ class Harness:
 
 
 def run_rounds(h, first, count, deadline):
-    """Run rounds FIRST.. up to COUNT of them. Returns (rounds run, error)."""
+    """Run rounds FIRST.. up to COUNT of them, the first one whatever the
+    DEADLINE says. Returns (rounds run, error)."""
     for r in range(first, first + count):
-        if time.monotonic() > deadline:
+        if r > first and time.monotonic() > deadline:
             return r - first, None
         try:
             h.round(r)
-        except (RoundFailed, MountError) as e:
-            if isinstance(e, MountError):
+        except (RoundFailed, MountError, oracle.JournalError) as e:
+            if not isinstance(e, RoundFailed):
                 e = RoundFailed([str(e)])
             h.failure(r, e)
             return r - first, e
@@ -572,9 +573,11 @@ def main():
                         h.failure(first + cnt, e)
                         err = e
                 desc = "crash rounds %d-%d (seed %d): %d run" % (first, first + cnt - 1, a.seed, ran)
-                if a.tap and not err and ran == 0:
-                    print("ok %d - %s # skip the time budget (--budget) was spent" % (n, desc), flush=True)
-                elif a.tap:
+                if not err and ran == 0:
+                    # a batch that tested nothing fails, never passes or skips
+                    err = RoundFailed(["batch %d ran none of its %d rounds" % (b + 1, cnt)])
+                    h.say("FAILED: " + err.lines[0])
+                if a.tap:
                     print("%s %d - %s" % ("not ok" if err else "ok", n, desc), flush=True)
                 if err:
                     failed += 1

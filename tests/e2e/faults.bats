@@ -230,7 +230,8 @@ for _ in range(2):
 	fired staging_write
 	# ext4 truncates at open(2) and keeps what write(2) stored: nothing
 	# here; the commit at close does the same
-	[ -f "$MNT/d.csv" ] && [ ! -s "$MNT/d.csv" ]
+	[ -f "$MNT/d.csv" ]
+	[ ! -s "$MNT/d.csv" ]
 	[ "$(xget "$MNT/d.csv" user.payload.version)" = $((V0 + 1)) ]
 	same_file "$MNT/small.txt" "$TWIN/small.txt"
 	serving

@@ -121,7 +121,8 @@ time.sleep(60)' "$MNT/spill" "$TMP/written" &
 	[ -e "$TMP/written" ]
 	[ -n "$(ls "$STORE/staging")" ]
 	ls "$STORE/fragments"/*/* >/dev/null      # images exist
-	[ -e "$STORE/index/data.mdb" ] && [ -e "$STORE/index/lock.mdb" ]
+	[ -e "$STORE/index/data.mdb" ]
+	[ -e "$STORE/index/lock.mdb" ]
 	local loose
 	loose=$(find "$STORE" -mindepth 1 \( \( -type d ! -perm 700 \) -o \( ! -type d -perm /077 \) \) -printf '%m %p\n')
 	[ -z "$loose" ] || { echo "# not owner-only:" >&2; echo "$loose" | sed 's/^/#   /' >&2; return 1; }
@@ -138,8 +139,10 @@ time.sleep(60)' "$MNT/spill" "$TMP/written" &
 	mount_pfs
 	echo hi >"$MNT/pub"
 	chmod 644 "$MNT/pub"
-	grep " $MNT " /proc/mounts | grep -q default_permissions
-	! grep " $MNT " /proc/mounts | grep -q allow_other
+	local opts
+	opts=$(awk -v m="$MNT" '$2 == m { print $4 }' /proc/mounts)
+	[[ ,$opts, == *,default_permissions,* ]]
+	[[ ,$opts, != *,allow_other,* ]]
 	# bob cannot even enter the mount; the same on the twin works
 	[ "$(as bob stat .)" = cwd:EACCES ]
 	[ "$(python3 "$E2E/fsop.py" as bob "$TWIN" stat .)" = OK ]
@@ -270,7 +273,8 @@ EOF
 	show_output
 	[ "$status" -eq 0 ]
 	read -r n left <<<"$output"
-	[ "$n" -ge 19000 ] && [ "$left" -lt 100 ]
+	[ "$n" -ge 19000 ]
+	[ "$left" -lt 100 ]
 	h1=$(vm_hwm)
 	echo "# VmHWM ${h0} KiB -> ${h1} KiB after $n open views; $left view nodes left" >&3
 	# about 0.4 KiB per open view; 200 MiB is generous (sanitizers included)
@@ -315,7 +319,8 @@ EOF
 	mkdir "$TMP/m2"
 	run pfs "$STORE" "$TMP/m2" -o max_views=0
 	show_output
-	[ "$status" -ne 0 ] && [[ $output == *max_views* ]]
+	[ "$status" -ne 0 ]
+	[[ $output == *max_views* ]]
 	not_mounted "$TMP/m2"
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
-# repair.bats — damaged fragment images on a real mount, and
-# `payloadctl fsck --repair`. For a flipped byte, a truncated, a
-# zero-filled, a deleted and a swapped image: reading the object through the
+# repair.bats — damaged fragment images on a real mount, and `payloadctl
+# fsck --repair`. For a flipped byte, a truncated, a zero-filled, a deleted
+# and a swapped image: reading the object (or a view of it) through the
 # mount fails with EIO after only correct bytes (never wrong bytes), the
 # daemon logs a line naming the object and the fragment and keeps serving
 # everything else; --repair refuses while the store is mounted; unmounted,
@@ -55,7 +55,11 @@ damage() {
 	truncate) truncate -s 100 "$2" ;;
 	zero) python3 -c 'import os, sys; p = sys.argv[1]; n = os.path.getsize(p); open(p, "r+b").write(bytes(n))' "$2" ;;
 	delete) rm "$2" ;;
-	swap) mv "$2" "$2.x" && mv "$3" "$2" && mv "$2.x" "$3" ;;
+	swap)
+		mv "$2" "$2.x"
+		mv "$3" "$2"
+		mv "$2.x" "$3"
+		;;
 	esac
 }
 
@@ -92,6 +96,10 @@ corruption_case() {
 	[ "${output#EIO:}" -le "$off" ]
 	run fsop readok "$MNT/d.csv" --compare "$TWIN/d.csv"
 	[[ $output =~ ^EIO:[0-9]+$ ]]
+	# a view over the damaged fragment (all rows: the same bytes) too
+	run fsop readok "$MNT/d.csv@rows=:" --compare "$TWIN/d.csv"
+	[[ $output =~ ^EIO:[0-9]+$ ]]
+	[ "${output#EIO:}" -le "$off" ]
 	# the log names the object and the fragment
 	grep -E "object $D_INO: .*fragment $id .*could not be read" "$LOG"
 	# the daemon keeps serving the rest

@@ -201,7 +201,8 @@ PY
 	rows=$(cat "$MNT/ds/a.csv@rows=10:20" | md5sum)
 	meta=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["id"], d["version"], d["rows"])' "$MNT/ds/a.csv@meta")
 	run ls "$MNT/.snapshots"
-	[ "$status" -eq 0 ] && [ -z "$output" ]
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
 	mkdir "$MNT/.snapshots/before"
 	run ls "$MNT/.snapshots"
 	[ "$output" = before ]
@@ -267,11 +268,14 @@ assert d["rows"] == int(r0) and d["version"] == int(v0) and d["id"] != int(id0),
 	expect_errno EROFS setxattr "$S/x.csv" user.payload.format fixed:2
 	expect_errno EROFS removexattr "$S/x.csv" user.payload.header
 	run chmod 600 "$S/x.csv"
-	[ "$status" -ne 0 ] && [[ $output == *Read-only* ]]
+	[ "$status" -ne 0 ]
+	[[ $output == *Read-only* ]]
 	run touch "$S/x.csv"
-	[ "$status" -ne 0 ] && [[ $output == *Read-only* ]]
+	[ "$status" -ne 0 ]
+	[[ $output == *Read-only* ]]
 	run mknod "$S/fifo" p
-	[ "$status" -ne 0 ] && [[ $output == *Read-only* ]]
+	[ "$status" -ne 0 ]
+	[[ $output == *Read-only* ]]
 	expect_errno EROFS truncate "$MNT/.snapshots/s/d/x.csv@rows=0:1" 0
 	expect_errno OK read "$S/x.csv"
 	[ "$(cat "$S/x.csv")" = "$(printf 'a,b\n1,2')" ]
@@ -310,7 +314,8 @@ assert d["rows"] == int(r0) and d["version"] == int(v0) and d["id"] != int(id0),
 	unmount_pfs
 	run "$PCTL" fsck "$STORE"
 	show_output
-	[ "$status" -eq 0 ] && [[ $output == *clean* ]]
+	[ "$status" -eq 0 ]
+	[[ $output == *clean* ]]
 	mount_pfs
 	[ "$(ls "$MNT/.snapshots" | tr '\n' ' ')" = "one two " ]
 	[ "$(manifest "$MNT/.snapshots/one")" = "$sum" ]
@@ -326,7 +331,8 @@ assert d["rows"] == int(r0) and d["version"] == int(v0) and d["id"] != int(id0),
 	unmount_pfs
 	run "$PCTL" fsck "$STORE"
 	show_output
-	[ "$status" -eq 0 ] && [[ $output == *clean* ]]
+	[ "$status" -eq 0 ]
+	[[ $output == *clean* ]]
 	run "$PCTL" fsck --repair "$STORE"
 	[ "$status" -eq 0 ]
 }
@@ -341,7 +347,8 @@ assert d["rows"] == int(r0) and d["version"] == int(v0) and d["id"] != int(id0),
 	unmount_pfs
 	run "$PCTL" fsck "$STORE"
 	show_output
-	[ "$status" -eq 0 ] && [[ $output == *clean* ]]
+	[ "$status" -eq 0 ]
+	[[ $output == *clean* ]]
 	run "$PCTL" fsck --repair "$STORE"
 	show_output
 	[ "$status" -eq 0 ]
@@ -349,7 +356,8 @@ assert d["rows"] == int(r0) and d["version"] == int(v0) and d["id"] != int(id0),
 	[ "$(md5sum <"$MNT/.snapshots/s/a.csv")" = "$sum" ]
 	run "$PCTL" ls "$STORE" /.snapshots/s
 	show_output
-	[ "$status" -eq 0 ] && [[ $output == *a.csv* ]]
+	[ "$status" -eq 0 ]
+	[[ $output == *a.csv* ]]
 }
 
 @test "an index that starts with a 1 MiB map grows past it: 1500 small objects, a snapshot, a remount" {

@@ -24,6 +24,7 @@
 #include "cache/codec.h"
 #include "index/idx.h"
 #include "index/idx_rec.h"
+#include "index/ilog.h"
 #include "index/store.h"
 #include "tests/unit/tutil.h"
 
@@ -464,6 +465,33 @@ static void roundtrip_seeds(void)
 	}
 }
 
+/* ---- fuzz_ilog: entries built by the encoder ---- */
+
+static void ilog_seeds(void)
+{
+	struct ilog_buf b;
+	unsigned char key[24], val[120];
+
+	memset(val, 0x5a, sizeof(val));
+	for (int n = 0; n < 4; n++) {
+		ilog_buf_init(&b);
+		for (int i = 0; i < n * 3; i++) {
+			idx_rec_put_be64(key, 16 + (uint64_t)i);
+			memcpy(key + 8, "name.csv", 8);
+			switch (i % 4) {
+			case 0: ilog_buf_add(&b, ILOG_DB_INODES, ILOG_PUT, key, 8, val, 120); break;
+			case 1: ilog_buf_add(&b, ILOG_DB_DIRENTS, ILOG_PUT, key, 16, val, 12); break;
+			case 2: ilog_buf_add(&b, ILOG_DB_REFS, ILOG_DEL, key, 8, NULL, 0); break;
+			default: ilog_buf_add(&b, ILOG_DB_META, ILOG_PUT, "next_ino", 8, val, 8); break;
+			}
+		}
+		ilog_buf_finish(&b, 1 + (uint64_t)n, 3);
+		seed("fuzz_ilog", 0, b.data, b.len, "entry-%d-ops", n * 3);
+		seed("fuzz_ilog", 1, b.data, b.len, "entry-%d-ops-fixup", n * 3);
+		ilog_buf_free(&b);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -473,6 +501,7 @@ int main(int argc, char **argv)
 	outdir = argv[1];
 	view_seeds();
 	xattr_seeds();
+	ilog_seeds();
 	build_store();
 	index_seeds();
 	snap_seeds();

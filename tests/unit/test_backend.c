@@ -344,7 +344,8 @@ static void test_local_truncate(const char *root, struct frag_backend *b)
 	frag_del(b, id);
 }
 
-/* Leftovers: temporary files go at open, strangers stay but are not listed. */
+/* Leftovers: temporary files stay at open (it lists nothing), go at
+ * sweep_partial; strangers stay but are not listed. */
 static void test_local_reopen(const char *root, struct frag_backend **bp, uint64_t *keep)
 {
 	char path[512];
@@ -362,7 +363,9 @@ static void test_local_reopen(const char *root, struct frag_backend **bp, uint64
 	close(open(path, O_CREAT | O_WRONLY, 0600));
 	frag_backend_destroy(*bp);
 	CHECK_EQ(backend_local_open(root, bp), 0, "local: reopen");
-	CHECK_EQ(count_prefix(root, ".tmp."), 0, "local: leftover temporary file removed at open");
+	CHECK_EQ(count_prefix(root, ".tmp."), 1, "local: open does not list the folders: the temporary file stays");
+	CHECK_EQ(frag_sweep_partial(*bp), 0, "local: sweep_partial");
+	CHECK_EQ(count_prefix(root, ".tmp."), 0, "local: leftover temporary file removed by sweep_partial");
 	CHECK(stat(path, &st) == 0, "local: other files left alone");
 	struct seen s = { keep, 1, 0, 0, 0 };
 	frag_list(*bp, seen_cb, &s);
