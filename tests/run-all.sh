@@ -23,7 +23,7 @@
 # count as one more failure, noted in the summary, unless the run already
 # counts one for its exit status.
 #
-# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, crash, stress;
+# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, crash, powerloss, stress;
 # default all of them) runs only those parts: for a quick look, and for the
 # self-test. `make check` runs them all.
 #
@@ -106,7 +106,7 @@ add_counts() {
 }
 
 # part NAME — NAME is one of the parts to run ($RUN_ALL_PARTS).
-RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,crash,stress}
+RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,crash,powerloss,stress}
 part() { [[ ,$RUN_ALL_PARTS, == *,$1,* ]]; }
 
 # ---- the test suite's own checks ----
@@ -177,10 +177,12 @@ if part crash; then
 fi
 
 # ---- power-loss explorer (short mode; `make powerloss` is the long one) ----
-echo "# crash/powerloss.py"
-t0=$SECONDS
-(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/powerloss.py --build "$BUILD" --tap) 2>&1 </dev/null | tee "$out"
-tally crash/powerloss.py "${PIPESTATUS[0]}"
+if part powerloss; then
+	echo "# crash/powerloss.py"
+	t0=$SECONDS
+	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/powerloss.py --build "$BUILD" --tap) 2>&1 </dev/null | tee "$out"
+	tally crash/powerloss.py "${PIPESTATUS[0]}"
+fi
 
 # ---- stress: fsx against ext4 twins, the concurrency stress test ----
 if part stress && [ -x "$BUILD/stress/fsx" ]; then
