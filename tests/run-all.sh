@@ -23,9 +23,9 @@
 # count as one more failure, noted in the summary, unless the run already
 # counts one for its exit status.
 #
-# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, crash, powerloss, stress;
-# default all of them) runs only those parts: for a quick look, and for the
-# self-test. `make check` runs them all.
+# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, crash, powerloss,
+# stress; default all of them) runs only those parts: for a quick look, and
+# for the self-test. `make check` runs them all.
 #
 # Output: the TAP of every file as it runs, a per-file summary, and as the
 # last line "N passed, N failed" (", N skipped" when some were). The counts
