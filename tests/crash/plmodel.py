@@ -307,6 +307,15 @@ class Model:
                 hi = mid
         return lo
 
+    def index_sync_ends(self):
+        """The trace positions of the ends of successful syncs of an LMDB
+        data.mdb, of syncfs/sync, and the end of the trace."""
+        out = {len(self.trace.events)}
+        for b, e, oid, ok in self.syncs:
+            if ok and (oid is None or self.objs[oid].path.endswith("data.mdb")):
+                out.add(e)
+        return out
+
     def _apply_sync(self, d, b, oid, meta_pos_list):
         if oid is None:                   # syncfs / sync: everything before b
             for o in self.objs:

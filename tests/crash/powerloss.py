@@ -372,6 +372,12 @@ class Explorer:
             # see README, "what it does not cover"
             first = next(pos for pos, m in self.model.marks if m["k"] == "mount")
             cps = [(p, d) for p, d in cps if p > first]
+        if self.a.index_points < 1.0:
+            # the short mode: every index flush (and syncfs, and the end),
+            # a sample of the others (the images' fsyncs)
+            index = self.model.index_sync_ends()
+            pick = random.Random(self.a.seed + 1)
+            cps = [(p, d) for p, d in cps if p in index or pick.random() < self.a.index_points]
         self.points = len(cps)
         # breadth-first: every crash point's first state, then every
         # second one..., so a budget spreads over the whole trace; the
@@ -580,6 +586,7 @@ def main():
     if a.budget is None:
         a.budget = float(os.environ.get("PL_BUDGET") or (600 if a.long else 40))
     a.nrandom = 8 if a.long else 2
+    a.index_points = 1.0 if a.long else 0.2
     a.cap_prefix = 48 if a.long else 8
     with open(os.path.join(a.build, "payloadfs"), "rb") as f:
         a.asan = b"__asan_init" in f.read()
