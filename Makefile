@@ -23,7 +23,8 @@ ifneq ($(SANITIZE),)
 override CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
-LDLIBS_CORE := -llmdb $(shell pkg-config --libs liblz4 libxxhash liburing 2>/dev/null) -pthread
+# librados (librados-dev) ships no .pc file either: plain -lrados.
+LDLIBS_CORE := -llmdb -lrados $(shell pkg-config --libs liblz4 libxxhash liburing 2>/dev/null) -pthread
 LDLIBS_FUSE := $(shell pkg-config --libs fuse3 2>/dev/null)
 
 ifeq ($(V),1)
@@ -76,8 +77,9 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-# mkbigstore makes big stores for mount-time figures: it links the core.
-$(BUILD)/bench/mkbigstore: $(BUILD)/tests/bench/mkbigstore.o $(CORE_LIB)
+# mkbigstore (big stores for mount-time figures) and bench_rados (the RADOS
+# backend itself) link the core.
+$(BUILD)/bench/mkbigstore $(BUILD)/bench/bench_rados: $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_LIB) $(LDLIBS_CORE)
@@ -194,6 +196,12 @@ bench: all $(BENCH_BIN)
 	$(Q)packaging/install-deps.sh --bench
 	$(Q)tests/bench/run.sh $(BUILD)
 
+# bench-rados: `rados bench` (1 MiB objects, 16 ops in flight, write and
+# seq) and the RADOS backend's own figures (bench_rados) on one throwaway
+# cluster (tests/bench/rados.sh); not part of check.
+bench-rados: $(BUILD)/bench/bench_rados
+	$(Q)tests/bench/rados.sh $(BUILD)
+
 demo: all
 	$(Q)packaging/demo.sh $(BUILD)
 
@@ -206,7 +214,7 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit check crash powerloss bench stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
+.PHONY: all unit check crash powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,12 +1,13 @@
 /* backend — where immutable fragment images live: one small interface
  * (put / sync / get-many / delete / list of fragments by 64-bit id) with a
- * local-directory backend and an in-memory backend behind it. A distributed
- * backend implements the same ops; nothing above cache/ knows which one it
- * talks to.
+ * local-directory backend, an in-memory backend and a RADOS backend (Ceph,
+ * librados) behind it; nothing above cache/ knows which one it talks to.
  *
  * Contract for every backend:
  *  (1) A fragment id is written at most once; put() of an id that exists
- *      replaces nothing and returns -EEXIST.
+ *      replaces nothing and returns -EEXIST. A backend whose puts are
+ *      asynchronous (RADOS) may learn that only when the write completes:
+ *      its put() returns 0 and the sync() naming the id returns -EEXIST.
  *  (2) After put() returns 0 and a later sync() naming its id (or all ids)
  *      returns 0,
  *      the image is durable (survives a crash) — for the memory backend,
@@ -88,6 +89,31 @@ int backend_local_open_ro(const char *dir, struct frag_backend **out);
 
 /* Open an in-memory backend (images kept in RAM until destroy). */
 int backend_mem_open(struct frag_backend **out);
+
+struct rados_conf;   /* cache/rados_conn.h */
+struct rconn;
+
+/* Open the RADOS backend: images are the objects of namespace NSPACE (one
+ * per store, non-empty) in POOL, named by the id in 16 lower-case hex
+ * digits; objects of other names there are ignored. put() sends an
+ * exclusive create + write_full in one write operation and returns once
+ * it is sent (its result, -EEXIST included, comes with the sync() naming
+ * the id); sync() waits for those writes (RADOS completes a write once it
+ * is durable on every replica); get_many() sends all reads at once and
+ * waits for all; del() removes; list() lists the namespace. Every
+ * operation ends within C's timeout: a dead OSD or monitor gives
+ * -ETIMEDOUT, never a hang. Errors are librados's -errno as is; an image
+ * larger than the OSDs' osd_max_write_size (90 MiB by default) fails its
+ * sync with -EMSGSIZE (images are not split over several objects).
+ * backend_rados_open connects (rconn_open) for this backend alone;
+ * backend_rados_open_conn shares CONN (it takes its own reference).
+ * @param[out] out the backend, NULL on failure
+ * @return 0 or -errno: -ENOENT (no such pool, or no configuration file),
+ *         -EINVAL (empty pool or namespace), -ETIMEDOUT (no monitor), ... */
+int backend_rados_open(const struct rados_conf *c, const char *pool, const char *nspace,
+		       struct frag_backend **out);
+int backend_rados_open_conn(struct rconn *conn, const char *pool, const char *nspace,
+			    struct frag_backend **out);
 
 static inline int frag_put(struct frag_backend *b, uint64_t id, const void *d, size_t l)
 { return b->ops->put(b, id, d, l); }

@@ -17,10 +17,10 @@
  *
  * Names in use (docs/design.md "Fault points" says what each one proves):
  *   alloc          fcache, memory-backend and wjob allocations
- *   frag_write     writing a fragment image (put)
+ *   frag_write     writing a fragment image (put; local and RADOS backends)
  *   frag_fsync     the sync of a commit's new images: opening an image or
- *                  folder for fsync, or its syncfs
- *   frag_read      opening an image for a batched read
+ *                  folder for fsync, or its syncfs; each RADOS sync call
+ *   frag_read      opening an image for a batched read (RADOS: each request)
  *   uring_init     the ring at open (the local backend then uses pread)
  *   uring_submit   one io_uring submission (the batch finishes with pread)
  *   uring_complete one io_uring completion (that read fails)

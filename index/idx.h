@@ -28,7 +28,7 @@
  * store has, or had, snapshots: inodes of reserved ranges that a reader
  * of format 1 would take for lost ones). New stores are made as 1. */
 #define IDX_FORMAT_MIN     1
-#define IDX_FORMAT_VERSION 2
+#define IDX_FORMAT_VERSION 3
 #define IDX_ROOT_INO  1
 #define IDX_FIRST_INO 16          /* 2..15 reserved for synthetic entries */
 #define IDX_NAME_MAX  255
@@ -95,6 +95,10 @@ void idx_abort(struct idx_txn *t);
 /* meta counters */
 int idx_meta_get_u64(struct idx_txn *t, const char *key, uint64_t *val);   /* -ENOENT */
 int idx_meta_put_u64(struct idx_txn *t, const char *key, uint64_t val);
+/* A meta record's bytes (copied into BUF, cap CAP; *LEN its length).
+ * @return 0, -ENOENT, -EOVERFLOW (longer than CAP), -errno. */
+int idx_meta_get_bytes(struct idx_txn *t, const char *key, void *buf, size_t cap, size_t *len);
+int idx_meta_put_bytes(struct idx_txn *t, const char *key, const void *val, size_t len);
 
 /* inodes */
 int idx_inode_get(struct idx_txn *t, uint64_t ino, struct idx_inode *out);  /* -ENOENT */

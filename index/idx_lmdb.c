@@ -633,6 +633,27 @@ int idx_meta_put_u64(struct idx_txn *t, const char *key, uint64_t val)
 	return put(t, DB_META, &k, &v);
 }
 
+int idx_meta_get_bytes(struct idx_txn *t, const char *key, void *buf, size_t cap, size_t *len)
+{
+	MDB_val k = { strlen(key), (void *)key }, v;
+	int rc = get(t, DB_META, &k, &v);
+
+	if (rc)
+		return rc;
+	*len = v.mv_size;
+	if (v.mv_size > cap)
+		return -EOVERFLOW;
+	memcpy(buf, v.mv_data, v.mv_size);
+	return 0;
+}
+
+int idx_meta_put_bytes(struct idx_txn *t, const char *key, const void *val, size_t len)
+{
+	MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)val };
+
+	return put(t, DB_META, &k, &v);
+}
+
 /* ---- inodes ---- */
 
 /* Decode the inode record V of INO; a damaged one is logged. */

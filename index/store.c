@@ -769,6 +769,62 @@ static int mem_in_use(struct store *st)
 	return !st->mem || frag_list(st->mem, stop_at_first, NULL) != 0;
 }
 
+/* The store's kind (format 3, docs/format.md): a new store records CONF
+ * (or local); an older one opened read-write is upgraded to 3 as a local
+ * store, in one txn; read-only, it is taken as local. */
+static int open_conf(struct store *st, const struct store_conf *conf, int created)
+{
+	char buf[STORECONF_MAX];
+	struct idx_txn *t;
+	uint32_t ver = 0;
+	size_t len = 0;
+	int rc = idx_begin(st->idx, 1, &t), have;
+
+	if (rc)
+		return rc;
+	rc = idx_format_get(t, &ver);
+	if (!rc) {
+		rc = idx_meta_get_bytes(t, "store", buf, sizeof(buf), &len);
+		have = rc == 0;
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	idx_abort(t);
+	if (rc)
+		return rc == -EOVERFLOW ? -EPROTO : rc;
+	if (have && !created) {
+		rc = storeconf_decode(buf, len, &st->conf);
+		if (rc)
+			log_err("%s: the store's configuration record is %s", st->dir,
+				rc == -EPROTO ? "of a newer build" : "damaged");
+		return rc ? -EPROTO : 0;
+	}
+	memset(&st->conf, 0, sizeof(st->conf));
+	if (created && conf)
+		st->conf = *conf;
+	if (st->rdonly)
+		return 0;
+	rc = storeconf_encode(&st->conf, buf, sizeof(buf));
+	if (rc < 0)
+		return rc;
+	len = (size_t)rc;
+	rc = store_wbegin(st, &t);
+	if (rc)
+		return rc;
+	rc = idx_format_raise(t);
+	if (!rc)
+		rc = idx_meta_put_bytes(t, "store", buf, len);
+	rc = store_wend(st, t, rc);
+	if (!rc && !created)
+		log_info("%s: store format %u upgraded to %u", st->dir, ver, IDX_FORMAT_VERSION);
+	return rc;
+}
+
+const struct store_conf *store_get_conf(const struct store *st)
+{
+	return &st->conf;
+}
+
 /* A read-write open: the sweep (S2) when SWEEP, then the marker cleared. */
 static int open_sweep(struct store *st, int sweep_on)
 {
@@ -842,6 +898,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = -ENOMEM;
 	if (!rc)
 		fcache_configure(st->cache, st->pool, 0);
+	if (!rc)
+		rc = open_conf(st, o->conf, created > 0);
 	if (!rc && created > 0)
 		rc = init_root(st);
 	if (!rc && !o->rdonly)

@@ -22,6 +22,7 @@
 #include <sys/uio.h>
 
 #include "index/idx.h"
+#include "index/storeconf.h"
 #include "index/view.h"
 
 struct store;
@@ -49,6 +50,8 @@ struct store_opts {
 				 * when it returns (two flushes each); else the
 				 * newest one is durable within sync_ms (durable.c) */
 	unsigned sync_ms;       /* flush interval of the newest commit; 0 = 1000 */
+	const struct store_conf *conf;   /* with create: what kind of store to
+				 * make (NULL: local); ignored for an existing one */
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
@@ -85,6 +88,10 @@ int store_sync(struct store *st);
  * (whose release is durable: after store_sync, all of them). For tests
  * and tools that count image files; returns at once on read-only stores. */
 void store_reap_wait(struct store *st);
+
+/* The kind of store ST is (its "store" record; local for a read-only open
+ * of a store older than format 3). Valid while ST is open. */
+const struct store_conf *store_get_conf(const struct store *st);
 
 /* One-line description of an open error from store_open (static string). */
 const char *store_strerror(int err);

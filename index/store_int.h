@@ -26,6 +26,7 @@ struct pinmap {
 
 struct store {
 	char *dir;
+	struct store_conf conf;      /* immutable after open */
 	struct idx *idx;
 	struct frag_backend *disk, *mem;
 	struct fcache *cache;

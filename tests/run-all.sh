@@ -1,7 +1,9 @@
 #!/bin/bash
-# run-all.sh BUILD — run every unit test binary BUILD/tests/test_*, a
-# short run of each fuzz harness (tests/fuzz/run.sh: FUZZ_TIME seconds each,
-# default 20; 0 replays the seeds only), then the bats end-to-end suite
+# run-all.sh BUILD — start a throwaway Ceph cluster for the RADOS tests
+# (tests/rados/cluster.sh; stopped by PID at exit), run every unit test
+# binary BUILD/tests/test_*, a short run of each fuzz harness
+# (tests/fuzz/run.sh: FUZZ_TIME seconds each, default 20; 0 replays the
+# seeds only), then the bats end-to-end suite
 # tests/e2e/ against BUILD's payloadfs and payloadctl, then the crash tests'
 # short mode (tests/crash/run.sh), the power-loss explorer's short mode
 # (tests/crash/powerloss.py --tap) and the short stress runs
@@ -47,6 +49,10 @@ RUN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/payloadfs-check.XXXXXX")
 out=$RUN_TMP/tap
 cleanup() {
 	local m
+	# the test cluster's daemons, by the PIDs cluster.sh recorded
+	if [ -r "$RUN_TMP/ceph/ceph.conf" ]; then
+		"$ROOT/tests/rados/cluster.sh" stop "$RUN_TMP/ceph"
+	fi
 	awk -v p="$RUN_TMP/" 'index($2, p) == 1 && $3 ~ /^fuse/ { print $2 }' /proc/mounts |
 		sort -r | while read -r m; do
 			echo "# run-all: unmounting leftover $m" >&2
@@ -118,6 +124,25 @@ if part lint; then
 		(cd "$ROOT" && timeout -k 10 "$UNIT_TIMEOUT" "tests/$s") 2>&1 </dev/null | tee "$out"
 		tally "$name" "${PIPESTATUS[0]}"
 	done
+fi
+
+# ---- a Ceph cluster for the RADOS tests ----
+# One throwaway cluster (tests/rados/cluster.sh: one monitor, one memstore
+# OSD on 127.0.0.1) serves every RADOS test of the run; its variables
+# (cluster.sh env: PFS_CEPH_CONF, PFS_RADOS_POOL, ...) are exported, and
+# cleanup stops it by PID. A cluster that does not start is one failure
+# (its RADOS tests then fail too: they find no cluster).
+if part unit || part e2e || part crash; then
+	echo "# rados/cluster.sh start"
+	t0=$SECONDS
+	if "$ROOT/tests/rados/cluster.sh" start "$RUN_TMP/ceph" >"$out" 2>&1; then
+		eval "$("$ROOT/tests/rados/cluster.sh" env "$RUN_TMP/ceph")"
+		sed 's/^/# /' "$out"
+	else
+		cat "$out"
+		: >"$out"
+		tally rados/cluster.sh 1
+	fi
 fi
 
 # ---- unit tests ----

@@ -12,6 +12,8 @@
 # with pread (its fallback when io_uring is unavailable) instead.
 # The LMDB map: valgrind cannot map the index's 64 GiB; idx_open falls back
 # to a smaller map and logs a warning (expected here).
+# RADOS: a throwaway Ceph cluster is started for test_backend_rados (unless
+# PFS_CEPH_CONF names one) and stopped by PID at exit.
 #
 # Output: BUILD/valgrind/NAME.log (valgrind) and NAME.tap (the test's own
 # output); the counts go to BUILD/valgrind/test-counts as "passed failed
@@ -33,6 +35,21 @@ if ! command -v valgrind >/dev/null 2>&1; then
 	echo "0 0 1" >"$OUT/test-counts"
 	echo "0 passed, 0 failed, 1 skipped"
 	exit 0
+fi
+
+# The RADOS tests need a cluster: one for the run (tests/rados/cluster.sh),
+# stopped by PID at exit. librados needs no suppressions: measured 0
+# errors and no leaks for test_backend_rados under memcheck.
+CEPH_DIR=""
+if [ -x "$BUILD/tests/test_backend_rados" ] && [ -z "${PFS_CEPH_CONF:-}" ]; then
+	CEPH_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pfs-vg-ceph.XXXXXX")
+	trap '"$ROOT/tests/rados/cluster.sh" stop "$CEPH_DIR"; rm -rf --one-file-system "$CEPH_DIR"' EXIT
+	trap 'exit 130' INT TERM
+	if "$ROOT/tests/rados/cluster.sh" start "$CEPH_DIR" >"$OUT/cluster.log" 2>&1; then
+		eval "$("$ROOT/tests/rados/cluster.sh" env "$CEPH_DIR")"
+	else
+		echo "# valgrind: the test cluster did not start (see $OUT/cluster.log)"
+	fi
 fi
 
 shopt -s nullglob

@@ -125,6 +125,56 @@ set_store_format() {
 	[ "$(cat "$MNT/a.txt")" = hello ]
 }
 
+# make_old_store VERSION — turn the unmounted $STORE into one an older
+# build made: format VERSION, no "store" record (Debian's python3-lmdb).
+make_old_store() {
+	python3 - "$STORE/index" "$1" <<'PY'
+import lmdb, struct, sys
+env = lmdb.open(sys.argv[1], max_dbs=16, map_size=1 << 30)
+meta = env.open_db(b"meta")
+with env.begin(write=True, db=meta) as t:
+    assert t.delete(b"store"), "no store record to remove"
+    t.put(b"format", struct.pack("<I", int(sys.argv[2])))
+env.close()
+PY
+}
+
+store_record() {
+	python3 - "$STORE/index" <<'PY'
+import lmdb, sys
+env = lmdb.open(sys.argv[1], max_dbs=16, map_size=1 << 30, readonly=True, lock=False)
+with env.begin(db=env.open_db(b"meta", create=False)) as t:
+    v = t.get(b"store")
+print(repr(v))
+PY
+}
+
+@test "stores of formats 1 and 2 are upgraded to 3 at their first read-write mount; read-only opens leave them" {
+	local v
+	mount_pfs
+	echo hello >"$MNT/a.txt"
+	mkdir "$MNT/d"
+	unmount_pfs
+	[ "$(get_store_format)" = 3 ]
+	[ "$(store_record)" = "b'kind=local\\n'" ]
+	for v in 1 2; do
+		make_old_store "$v"
+		[ "$(get_store_format)" = "$v" ]
+		[ "$(store_record)" = None ]
+		run "$PCTL" cat "$STORE" /a.txt
+		[ "$status" -eq 0 ]
+		[ "$output" = hello ]
+		[ "$(get_store_format)" = "$v" ]          # a read-only open changed nothing
+		mount_pfs
+		[ "$(cat "$MNT/a.txt")" = hello ]
+		[ -d "$MNT/d" ]
+		unmount_pfs
+		[ "$(get_store_format)" = 3 ]
+		[ "$(store_record)" = "b'kind=local\\n'" ]
+		grep -q "store format $v upgraded to 3" "$LOG"
+	done
+}
+
 @test "a store already mounted is refused by a second daemon" {
 	mount_pfs
 	mkdir "$TMP/mnt2"

@@ -288,7 +288,7 @@ static void test_create_and_read(void)
 		pver_put(live);
 	}
 	idx_abort(t);
-	CHECK_EQ(fmt, 2, "the store's format is 2 now");
+	CHECK_EQ(fmt, IDX_FORMAT_VERSION, "the store's format is the current one (%u)", fmt);
 	CHECK_EQ(cnt, 2, "a fragment of events.csv has count 2 (live + snapshot)");
 	CHECK(tree_as_built(s1.first, why, sizeof(why)), "the snapshot reads as the tree was%s%s", *why ? ": " : "",
 	      why);
