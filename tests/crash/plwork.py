@@ -195,8 +195,7 @@ class Workload:
         """Replace rows [a:b) of CSV P through P@rows=a:b (DESIGN.md 1: what
         is written starts with the header, which replaces the object's)."""
         old = self.data[p]
-        lines = old.splitlines(keepends=True)
-        hdr, rows = lines[0], lines[1:]
+        rows = old.splitlines(keepends=True)[1:]     # the header is replaced
         n = len(rows)
         a = self.rng.randint(0, n)
         bnd = self.rng.randint(a, n)
