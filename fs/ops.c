@@ -39,6 +39,7 @@
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
+#include "fs/killpriv.h"
 #include "fs/notify.h"
 #include "fs/snapshots.h"
 #include "index/store.h"
@@ -51,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
@@ -75,6 +77,7 @@ struct fh {
 	int reader;               /* FH_OBJ read handle: counted in fn_open_read */
 	int failed;               /* a commit failed: close(2) returned its error */
 	int writer;               /* FH_OBJ write handle: counted in fn_open_write */
+	uint64_t kp_seen;         /* kill_privs: the epoch the object had no setuid/setgid */
 	pthread_mutex_t ra_lock;  /* the kernel may send reads of one handle at once */
 	struct readahead ra;      /* protected by ra_lock */
 	struct fh *prev, *next;   /* on live_fh; protected by live_lock */
@@ -571,6 +574,58 @@ static void after_commit(uint64_t ino, uint64_t except, int wait)
 		notify_wait(ticket);
 }
 
+/* ---- setuid and setgid on data changes (killpriv.h) ---- */
+
+/* Bumped before every chmod reaches the store: a handle that saw its
+ * object without setuid/setgid bits at epoch E need not look again while
+ * the epoch is E (nothing but chmod sets a bit on an existing object). */
+static atomic_uint_fast64_t mode_epoch = 1;
+
+/* The caller of REQ changes the data of object INO (write, O_TRUNC,
+ * truncate, fallocate, copy_file_range): clear the bits a local file
+ * system clears (killpriv.h). *SEEN (may be NULL) caches, per handle, the
+ * epoch at which the object had neither bit.
+ * @return 0, or -errno from the store (the change must then fail, as a
+ *   failed file_remove_privs fails it on ext4). */
+static int kill_privs(fuse_req_t req, uint64_t ino, uint64_t *seen)
+{
+	struct pfs *p = pfs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	uint64_t epoch = atomic_load(&mode_epoch);
+	struct kp_caller c = { .fsgid = (uint32_t)ctx->gid };
+	struct idx_inode in, a;
+	gid_t gl[256];
+	uint32_t groups[256], kill;
+	int rc;
+
+	if (seen && *seen == epoch)
+		return 0;
+	rc = store_getattr(p->st, ino, &in);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	if (!S_ISREG(in.mode) || !(in.mode & (S_ISUID | S_ISGID))) {
+		if (seen)
+			*seen = epoch;
+		return 0;
+	}
+	c.capable = kp_capable((uint32_t)ctx->pid);
+	if (!c.capable && kp_need_groups(in.mode, in.gid, c.fsgid)) {
+		int n = fuse_req_getgroups(req, 256, gl);
+		for (int i = 0; i < n && i < 256; i++)
+			groups[i] = (uint32_t)gl[i];
+		c.groups = groups;
+		c.ngroups = n > 0 ? (size_t)(n < 256 ? n : 256) : 0;
+	}
+	if (!(kill = kp_kill_mask(in.mode, in.gid, &c)))
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.mode = kill;
+	rc = store_setattr(p->st, ino, &a, STORE_CLEAR_MODE, NULL);
+	if (!rc)
+		after_commit(ino, 0, 0);   /* every node's mode (not waited for) */
+	return rc;
+}
+
 /* ---- setattr ---- */
 
 /* truncate(2) of NODEID (through handle H when it has a session). A
@@ -613,8 +668,15 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (to_set & FUSE_SET_ATTR_SIZE)
-		rc = set_size(p, ino, h, (uint64_t)attr->st_size);
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		struct fnode_view v;
+		uint64_t obj = !fn_is_view(ino) ? fn_ino(ino) : fn_view(ino, &v) == 0 ? v.base : 0;
+		rc = obj ? kill_privs(req, obj, NULL) : 0;   /* truncate(2), ftruncate(2) */
+		if (!rc)
+			rc = set_size(p, ino, h, (uint64_t)attr->st_size);
+	}
+	if (to_set & FUSE_SET_ATTR_MODE)
+		atomic_fetch_add(&mode_epoch, 1);
 	memset(&a, 0, sizeof(a));
 	if (to_set & FUSE_SET_ATTR_MODE)
 		mask |= STORE_SET_MODE, a.mode = attr->st_mode;
@@ -876,6 +938,12 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 	return 0;
 }
 
+/* The object whose data handle H changes (its session's). */
+static uint64_t fh_object(const struct fh *h)
+{
+	return h->ws ? pver_inode(wsess_base(h->ws))->ino : h->ino;
+}
+
 static void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *h;
@@ -887,6 +955,8 @@ static void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	rc = fh_open(pfs_of(req), ino, fi->flags, (uint64_t)fuse_req_ctx(req)->pid, &h, &keep, &direct);
+	if (!rc && h->ws && (fi->flags & O_TRUNC) && (rc = kill_privs(req, fh_object(h), NULL)))
+		fh_free(h);              /* open(O_TRUNC) clears setuid/setgid like truncate(2) */
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -1009,7 +1079,13 @@ static void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	if (h->append)
+	/* page write-back of a shared mapping (writepage) is no write(2):
+	 * its offsets are the pages', and it clears no setuid bit */
+	if (!fi->writepage && (rc = kill_privs(req, fh_object(h), &h->kp_seen))) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (h->append && !fi->writepage)
 		off = (off_t)wsess_size(h->ws);
 	rc = wsess_write(h->ws, buf, size, (uint64_t)off);
 	if (rc)
@@ -1060,6 +1136,8 @@ static void pfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		n = -EBADF;
 	else if (off_in < 0 || off_out < 0)
 		n = -EINVAL;
+	else if (len && (n = kill_privs(req, fh_object(out), &out->kp_seen)) < 0)
+		;                        /* the destination's setuid/setgid: as write(2) */
 	else
 		n = copy_range_fh(in, (uint64_t)off_in, out, (uint64_t)off_out, len < COPY_MAX ? len : COPY_MAX);
 	if (n < 0)
@@ -1435,6 +1513,11 @@ static void pfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* the daemon clears setuid/setgid on data changes itself, with the
+	 * caller's credentials (killpriv.h): the kernel must not do it again
+	 * from a stale mode */
+	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV)
+		conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
 	/* no splice: replies are writev of the pinned cache buffers, 20%
 	 * faster on cold reads than splicing them (docs/benchmarks.md) */
 	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);

@@ -133,6 +133,9 @@ int store_forget_unused(struct store *st, uint64_t ino, int (*in_use)(uint64_t i
 #define STORE_SET_ATIME 0x8
 #define STORE_SET_MTIME 0x10
 #define STORE_SET_CTIME 0x20
+#define STORE_CLEAR_MODE 0x40  /* clear the bits ATTR->mode & 07777 (setuid and
+				* setgid on a data change): nothing is written
+				* when none of them is set */
 /* Change metadata (not size: sizes go through a write session).
  * ctime is set to now unless STORE_SET_CTIME. */
 int store_setattr(struct store *st, uint64_t ino, const struct idx_inode *attr, unsigned mask,

@@ -39,6 +39,10 @@ More ops, mostly for the POSIX errno table (posix.table, see `table`):
   mtime PATH                lstat; prints OK MTIME-SECONDS
   nlink PATH                lstat; prints OK NLINK
   fallocate PATH OFF LEN    open O_RDWR, fallocate(2) mode 0 (step "fallocate:")
+  writefstat PATH FLAGS DATA  open, write DATA, fstat the same descriptor
+                            (steps "write:", "fstat:"); prints OK MODE(octal)
+  copyrange SRC DST         copy_file_range(2) all of SRC into DST (opened
+                            O_WRONLY; step "copy:"), close
   mkdir PATH [MODE] / mknod PATH fifo|chr|sock [MODE] / readlink PATH
   listdir PATH              os.listdir: prints OK N
   chmod PATH MODE / chown PATH UID GID (-1 keeps) / lchown PATH UID GID
@@ -223,6 +227,25 @@ def op_ftruncate(path, flags, size):
     with_fd(path, flags, "ftruncate", lambda fd: os.ftruncate(fd, int(size)))
 
 
+def op_writefstat(path, flags, data):
+    def wf(fd):
+        step("write", os.write, fd, data.encode())
+        return "OK %o" % step("fstat", os.fstat, fd).st_mode
+    return with_fd(path, flags, "", wf)
+
+
+def op_copyrange(src, dst):
+    fi = step("", os.open, src, os.O_RDONLY)
+    try:
+        fo = step("", os.open, dst, os.O_WRONLY)
+        try:
+            step("copy", os.copy_file_range, fi, fo, os.fstat(fi).st_size)
+        finally:
+            os.close(fo)
+    finally:
+        os.close(fi)
+
+
 def op_lseek(path, off):
     with_fd(path, "r", "lseek", lambda fd: os.lseek(fd, int(off), os.SEEK_SET))
 
@@ -344,6 +367,7 @@ def op_listxattr(path):
 
 MORE = {"open": op_open, "openwrite": op_openwrite, "openread": op_openread,
         "ftruncate": op_ftruncate, "lseek": op_lseek, "statm": op_statm, "nlink": op_nlink, "fallocate": op_fallocate, "mtime": op_mtime,
+        "writefstat": op_writefstat, "copyrange": op_copyrange,
         "mkdir": op_mkdir, "mknod": op_mknod, "readlink": op_readlink, "listdir": op_listdir,
         "chmod": op_chmod, "chown": op_chown, "lchown": op_lchown, "utime": op_utime,
         "rename2": op_rename2, "getxattr2": op_getxattr2, "listxattr2": op_listxattr2,
