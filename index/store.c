@@ -15,7 +15,8 @@
  *  (4) Sweep (daemon mount only): staging files, orphan inodes, data of
  *      storage=memory objects, and images no index record references.
  *  (5) At most one process opens a store for writing: it holds an
- *      exclusive flock() on the STORE directory for as long as it is open.
+ *      exclusive flock() on the STORE directory for as long as it is open
+ *      (storelock.h: an opener waits for a holder that is exiting).
  *      A read-only daemon holds a shared lock (it caches versions, so no
  *      writer may run beside it). Tools reading a store take no lock
  *      (LMDB readers are safe beside a writer) and never sweep.
@@ -23,6 +24,7 @@
  *      (and by the sweep after a crash): their images lived in its RAM.
  */
 #include "index/store_int.h"
+#include "index/storelock.h"
 #include "cache/fault.h"
 #include "cache/log.h"
 #include "cache/pool.h"
@@ -674,13 +676,13 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	st->rdonly = o->rdonly;
 	st->no_stream = o->no_stream || (getenv("PAYLOADFS_NO_STREAM") && *getenv("PAYLOADFS_NO_STREAM") == '1');
 	st->lockfd = -1;
+	st->markfd = -1;
 	st->reserve_fd = -1;
 	st->sweep = o->sweep && !o->rdonly;
 	if (!o->rdonly || o->lock_shared) {
-		st->lockfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (st->lockfd < 0 ||
-		    flock(st->lockfd, (o->rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		struct storelock_opts lo = { .shared = o->rdonly, .daemon = o->daemon,
+					     .note = o->lock_note };
+		if ((rc = storelock_take(dir, &lo, &st->lockfd, &st->markfd)) != 0) {
 			store_close(st);
 			return rc;
 		}
@@ -727,6 +729,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	storelock_unmark(&st->markfd);   /* exiting: openers now wait (storelock.h) */
 	if (st->sweep && st->idx && sweep_inodes(st))
 		log_warn("storage=memory objects could not be emptied at close; the next mount does it");
 	pool_free(st->pool);     /* first: read-ahead jobs hold versions */

@@ -49,6 +49,11 @@ struct store_opts {
 				 * when it returns (two flushes each); else the
 				 * newest one is durable within sync_ms (durable.c) */
 	unsigned sync_ms;       /* flush interval of the newest commit; 0 = 1000 */
+	int daemon;             /* the FUSE daemon: its mount of the store tells
+				 * other openers it is live (storelock.h) */
+	/* Called once when the store's lock is held by a process that is
+	 * exiting and store_open waits for it (NULL: a log line). */
+	void (*lock_note)(const char *dir, unsigned wait_ms);
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
@@ -65,9 +70,12 @@ struct store_opts {
 
 /* Open the store in DIR. With CREATE, an empty or missing-index directory
  * is initialised (index/, fragments/, staging/ created 0700).
+ * A store locked by a process that is exiting is waited for, a few
+ * seconds at most (storelock.h).
  * @return 0; -ENOENT DIR missing, or not a store and !create; -ENOTEMPTY
  *   DIR is not empty and not a store; -EPROTO unknown format version (a
- *   clear message is logged); -errno. */
+ *   clear message is logged); -EBUSY another daemon or tool uses it;
+ *   -errno. */
 int store_open(const char *dir, const struct store_opts *o, struct store **out);
 void store_close(struct store *st);
 
