@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1146,6 +1147,35 @@ static void pfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* fallocate(2) on a write handle, staged in its session like a write
+ * (store.h wsess_allocate, wsess_zero): modes 0 and KEEP_SIZE check the
+ * space and extend the content where asked, PUNCH_HOLE and ZERO_RANGE
+ * write zeros (the store keeps no holes). COLLAPSE_RANGE and INSERT_RANGE
+ * (which the kernel does not pass to FUSE anyway), UNSHARE_RANGE and
+ * anything else are EOPNOTSUPP. The answer is never ENOSYS: the kernel
+ * would take it as "no fallocate" for the whole mount. */
+static void pfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			  struct fuse_file_info *fi)
+{
+	struct fh *h = fh_of(fi);
+	int keep = !!(mode & FALLOC_FL_KEEP_SIZE), rc;
+
+	(void)ino;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		rc = -EOPNOTSUPP;
+	else if ((mode & FALLOC_FL_PUNCH_HOLE) && (!keep || (mode & FALLOC_FL_ZERO_RANGE)))
+		rc = -EINVAL;            /* as vfs_fallocate says */
+	else if (off < 0 || len <= 0)
+		rc = -EINVAL;
+	else if (!h->ws)
+		rc = -EBADF;
+	else if ((rc = kill_privs(req, fh_object(h), &h->kp_seen)) == 0)
+		rc = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)
+		     ? wsess_zero(h->ws, (uint64_t)off, (uint64_t)len, keep)
+		     : wsess_allocate(h->ws, (uint64_t)off, (uint64_t)len, keep);
+	fuse_reply_err(req, -rc);
+}
+
 /* Commit a dirty handle, then tell the kernel the object changed (its
  * nodes' attributes and its names: ops.c (3a)). */
 static int commit_handle(struct fh *h)
@@ -1585,6 +1615,7 @@ const struct fuse_lowlevel_ops pfs_ops = {
 	.read = pfs_read,
 	.write = pfs_write,
 	.copy_file_range = pfs_copy_file_range,
+	.fallocate = pfs_fallocate,
 	.flush = pfs_flush,
 	.release = pfs_release,
 	.fsync = pfs_fsync,

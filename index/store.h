@@ -254,6 +254,20 @@ int store_wsess_begin(struct store *st, struct pver *base, const struct view_spe
 		      int truncate, struct wsess **out);
 int wsess_write(struct wsess *ws, const void *buf, size_t len, uint64_t off);
 int wsess_truncate(struct wsess *ws, uint64_t size);
+/* fallocate(2) of the session's content [OFF, OFF+LEN) (LEN > 0), staged
+ * like a write and committed with the session. The store keeps no holes:
+ * zeros cost next to nothing once compressed.
+ *  - wsess_allocate (modes 0 and FALLOC_FL_KEEP_SIZE): the space the range
+ *    adds past the end must be free on the store's file system (checked,
+ *    not held: -ENOSPC); without KEEP_SIZE the content grows to OFF+LEN
+ *    with zeros. Nothing changes inside the content.
+ *  - wsess_zero (FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE): the range
+ *    reads as zeros; with KEEP_SIZE only the part before the end changes,
+ *    else the content grows to OFF+LEN (the growth checked as above).
+ * @return 0, -EFBIG (OFF+LEN beyond STORE_SIZE_MAX), -ENOSPC, -ENOMEM
+ *   (nothing changed). */
+int wsess_allocate(struct wsess *ws, uint64_t off, uint64_t len, int keep_size);
+int wsess_zero(struct wsess *ws, uint64_t off, uint64_t len, int keep_size);
 /* Read the session's current content. @return bytes read or -errno. */
 ssize_t wsess_read(struct wsess *ws, void *buf, size_t len, uint64_t off);
 uint64_t wsess_size(const struct wsess *ws);
