@@ -5,8 +5,21 @@
  *      of a read-only handle never see later commits.
  *  (2) A handle opened for writing owns a write session (fh.ws): its
  *      writes are staged, invisible to other handles, and committed by
- *      flush (close), fsync or release. Writable handles use direct I/O so
- *      staged bytes never enter a page cache.
+ *      flush (close), fsync or release. O_WRONLY handles and views use
+ *      direct I/O.
+ *  (2a) An O_RDWR handle of an object (the only kind that can be mapped
+ *      for writing) uses the page cache of its node, without keep_cache:
+ *      a writer is alone on its node (fnode.h), and a reader that opens
+ *      the node after it (a stale dentry) drops those pages first
+ *      (FN_PC_FRESH: no keep_cache), so staged bytes are never served to
+ *      anyone else. So MAP_SHARED works: the kernel writes dirty pages back as
+ *      WRITE requests with fi->writepage set through this handle (at
+ *      msync(MS_SYNC) and fsync before FSYNC, close(2) before FLUSH,
+ *      munmap, and its own write-back), staged like writes; they commit
+ *      at the next fsync/msync, close, or at release (the munmap that
+ *      drops the last reference after the close). A write-back WRITE
+ *      takes its offset as given (not O_APPEND's end) and clears no
+ *      setuid bit.
  *  (3) Each version of a regular file is its own FUSE node (fnode.h): the
  *      kernel keeps one page cache and one i_size per node, so a node's
  *      cached bytes are always its version's bytes. A read-only handle
@@ -15,9 +28,10 @@
  *      as the version lasts). A handle opened on the node of an older
  *      version (a dentry the kernel had not revalidated yet) reads the
  *      current version with direct I/O: the node's pages belong to its own
- *      version. While a writer of the object is open, new read handles use
- *      direct I/O too (the writer's direct writes move the node's i_size).
- *      -o direct_io makes every read handle use direct I/O.
+ *      version. A writer is alone on its node, so readers opened while it
+ *      is open use the page cache of theirs as well; on a node a writer
+ *      had, the open drops the pages first (2a). -o direct_io makes every
+ *      read handle, and every write handle, use direct I/O.
  *  (3a) A commit (close, fsync, truncate, a format change) queues, for
  *      every node and name the kernel may cache for the object, an
  *      attribute invalidation and an entry invalidation (notify.h: sent by
@@ -912,6 +926,10 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 		h->ino = v.base;
 		rc = fn_open_write(nodeid, v.base, tid, h->ws);   /* -ESTALE: the node has handles */
 		h->writer = !rc;
+		/* (2a) an O_RDWR writer may be mapped MAP_SHARED: the page
+		 * cache of its node (it is alone there) holds its content */
+		if (!rc && (flags & O_ACCMODE) == O_RDWR && p->page_cache)
+			*direct = 0;
 	}
 	if (!rc && !wr && h->kind != FH_OBJ) {
 		rc = view_attr(h->pv, &v.spec, &size, &h->vm, &h->meta, &h->meta_len);
@@ -924,9 +942,10 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 		rc = fn_open_read(nodeid, pver_inode(h->pv), p->page_cache, tid, &h->pc);
 		h->reader = !rc;
 		if (h->pc) {
-			/* the node's pages are this version's: keep them */
+			/* the node's pages are this version's: keep them,
+			 * unless a writer left its own there (FN_PC_FRESH) */
 			*direct = 0;
-			*keep = 1;
+			*keep = h->pc == FN_PC_KEEP;
 		}
 	}
 	if (rc == -EISDIR && fn_is_view(nodeid))

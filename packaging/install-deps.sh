@@ -10,9 +10,9 @@ set -eu
 
 # clang + libclang-rt-14-dev: the libFuzzer harnesses (make fuzz; clang
 # only recommends the runtime, and --no-install-recommends skips it);
-# valgrind: make valgrind.
+# valgrind: make valgrind; python3-numpy: numpy.memmap in mmap.bats.
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils
-liblz4-dev liburing-dev libxxhash-dev bats attr python3 e2fsprogs
+liblz4-dev liburing-dev libxxhash-dev bats attr python3 python3-numpy e2fsprogs
 util-linux coreutils clang libclang-rt-14-dev valgrind"
 BENCH_PKGS="bindfs squashfuse squashfs-tools linux-perf"
 
