@@ -1183,7 +1183,7 @@ static void pfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, o
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
 		rc = -EOPNOTSUPP;
 	else if ((mode & FALLOC_FL_PUNCH_HOLE) && (!keep || (mode & FALLOC_FL_ZERO_RANGE)))
-		rc = -EINVAL;            /* as vfs_fallocate says */
+		rc = -EOPNOTSUPP;        /* as vfs_fallocate says (it answers first) */
 	else if (off < 0 || len <= 0)
 		rc = -EINVAL;
 	else if (!h->ws)
