@@ -591,9 +591,11 @@ static void after_commit(uint64_t ino, uint64_t except, int wait)
 
 /* ---- setuid and setgid on data changes (killpriv.h) ---- */
 
-/* Bumped before every chmod reaches the store: a handle that saw its
- * object without setuid/setgid bits at epoch E need not look again while
- * the epoch is E (nothing but chmod sets a bit on an existing object). */
+/* Bumped before every chmod reaches the store and again after it: a
+ * handle that saw its object without setuid/setgid bits at epoch E need
+ * not look again while the epoch is E (nothing but chmod sets a bit on an
+ * existing object; a look that raced a chmod saw an epoch that the second
+ * bump moves on). */
 static atomic_uint_fast64_t mode_epoch = 1;
 
 /* The caller of REQ changes the data of object INO (write, O_TRUNC,
@@ -712,6 +714,8 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 	if (!rc && (mask || (to_set & FUSE_SET_ATTR_CTIME)) && !fn_is_view(ino)) {
 		uint64_t target = fn_ino(ino);
 		rc = target ? store_setattr(p->st, target, &a, mask, NULL) : -ENOENT;
+		if (mask & STORE_SET_MODE)
+			atomic_fetch_add(&mode_epoch, 1);   /* and after: see kill_privs */
 		if (!rc && fn_is_file(ino))
 			after_commit(target, ino, 0);   /* other nodes of the object: mode, times */
 	}
