@@ -104,6 +104,12 @@ $(BUILD)/tests/test_fnode: $(BUILD)/tests/unit/test_fnode.o $(BUILD)/fs/fnode.o 
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/fs/fnode.o $(CORE_LIB) $(LDLIBS_CORE)
 
+# test_killpriv tests the setuid/setgid rule (no FUSE headers in it).
+$(BUILD)/tests/test_killpriv: $(BUILD)/tests/unit/test_killpriv.o $(BUILD)/fs/killpriv.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/fs/killpriv.o $(CORE_LIB) $(LDLIBS_CORE)
+
 unit: $(UNIT_BIN)
 
 # ---- fuzzing: libFuzzer harnesses tests/fuzz/fuzz_*.c, built with clang
