@@ -4,12 +4,16 @@
  *  (1) The new content is a segment list over the base version, the
  *      session's pre-cut fragments (stage.c (5)) and its foreign versions
  *      (stage.c (10): copies). Fragments that the new content contains
- *      whole, at a row boundary — base fragments inside a SEG_BASE segment,
- *      pre-cut ones inside a SEG_PRECUT segment, a foreign version's inside
- *      a SEG_FOREIGN segment (same format and storage) — are reused as
- *      they are, by id (a fragment another object lists gets one more
- *      reference: counts are kept across objects); only the gaps between reused fragments
- *      ("regions") are cut into new row-aligned fragments. So an append or
+ *      whole, starting a row or continuing one exactly as their FRAG_F_CONT
+ *      says (fixed:N: at the same place in a record) — base fragments
+ *      inside a SEG_BASE segment, pre-cut ones inside a SEG_PRECUT segment,
+ *      a foreign version's inside a SEG_FOREIGN segment (same format and
+ *      storage) — are reused as they are, by id (a fragment another object
+ *      lists gets one more reference: counts are kept across objects); only
+ *      the gaps between reused fragments ("regions") are cut into new
+ *      fragments of at most fragment_size bytes, at the last row end within
+ *      that size or inside a longer row (pver.c (4)), so a row of any length
+ *      is cut with one fragment's worth of buffer. So an append or
  *      a tail change writes only the fragments it touches, a streamed
  *      write (cp) writes at close only its last piece, and a change in the
  *      middle rewrites the fragments around the change (the index records

@@ -14,8 +14,10 @@
  *  (4) ws->lock serializes the session's calls (the kernel may send reads
  *      and writes of one handle concurrently).
  *  (5) Streaming ingest. When content [pc_end, size) is more than a
- *      fragment (a writer appending: cp, >>), a row-aligned piece is cut
- *      from pc_end, handed to a wjob (encode + put on the store's pool)
+ *      fragment (a writer appending: cp, >>), a piece is cut from pc_end
+ *      (to the last row end within a fragment, or a fragment's worth of a
+ *      longer row, whose next piece continues it: FRAG_F_CONT, with the
+ *      phase pc_phase finds), handed to a wjob (encode + put on the store's pool)
  *      and the range is re-pointed at once to SEG_PRECUT: the pre-cut
  *      space is the concatenation of the pre-cut fragments in cut order,
  *      pc[i].d.off its offset there. Reading a SEG_PRECUT byte waits for
