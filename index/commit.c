@@ -342,11 +342,11 @@ static int check_cands(struct cut *c, struct cand *v, uint32_t n, uint64_t size)
 		if (!v[i].cnt)
 			continue;
 		if (fixed) {
-			uint64_t n = c->in->fmt_recsize, ph = v[i].off % n;
+			uint64_t rec = c->in->fmt_recsize, ph = v[i].off % rec;
 			/* every fragment of the run is shifted alike; records that fit
 			 * a fragment stay whole (a pre-cut piece after a truncate to
 			 * a partial record may start inside one: re-cut) */
-			if (ph != run_src_off(c, &v[i]) % n || (ph && n <= c->st->frag_size))
+			if (ph != run_src_off(c, &v[i]) % rec || (ph && rec <= c->st->frag_size))
 				v[i].cnt = 0;
 			continue;
 		}
@@ -473,6 +473,7 @@ size_t cut_piece_len(const struct idx_inode *in, size_t frag_size, const char *b
 		     int final, uint32_t phase)
 {
 	const char *nl;
+	size_t p;
 
 	if (have <= frag_size)
 		return final ? have : 0;
@@ -481,7 +482,18 @@ size_t cut_piece_len(const struct idx_inode *in, size_t frag_size, const char *b
 		return end <= frag_size ? end + (frag_size - end) / n * n : frag_size;
 	}
 	nl = memrchr(buf, '\n', frag_size);
-	return nl ? (size_t)(nl - buf) + 1 : frag_size;   /* else a row longer than a fragment */
+	if (!nl)
+		return frag_size;     /* a row longer than a fragment */
+	p = (size_t)(nl - buf) + 1;
+	if (p >= frag_size / 2)
+		return p;
+	/* less than half a fragment of rows, then a row that does not fit the
+	 * rest: when that row is longer than a fragment too (it is cut anyway)
+	 * the fragment is filled with its start, so rows a little longer than
+	 * a fragment do not leave a small fragment each */
+	if (have - p < frag_size)
+		return final || memchr(buf + p, '\n', have - p) ? p : 0;
+	return memchr(buf + p, '\n', frag_size) ? p : frag_size;
 }
 
 uint32_t next_phase(const struct idx_inode *in, const char *buf, size_t len, uint32_t phase)
@@ -492,20 +504,22 @@ uint32_t next_phase(const struct idx_inode *in, const char *buf, size_t len, uin
 }
 
 /* Cut content [a, b), whose first byte is of phase PHASE, into pieces of
- * at most frag_size bytes: a buffer holds at most frag_size + 1 bytes, so
+ * at most frag_size bytes. The buffer holds frag_size + 1 bytes, and up
+ * to 2 x frag_size + 1 when cut_piece_len needs to see more to decide, so
  * memory stays bounded however long a row is. Each piece's buffer goes to
  * its job and only the bytes after the piece are copied into the next
  * buffer. *POS is the list position of the next new fragment. */
 static int cut_region(struct cut *c, uint64_t a, uint64_t b, uint32_t phase, uint32_t *pos)
 {
-	size_t fs = c->st->frag_size, have = 0, cap = 0, chunk = fs + 1;
+	size_t fs = c->st->frag_size, have = 0, cap = 0, fill = fs + 1;
 	uint64_t at = a;       /* content offset of buf[0] */
 	char *buf = NULL;
 	int rc = 0;
 
 	while (at < b && !rc) {
 		uint64_t left = b - at - have;
-		size_t take = left < chunk - have ? (size_t)left : chunk - have, piece, ncap = 0;
+		size_t take = have >= fill ? 0 : left < fill - have ? (size_t)left : fill - have;
+		size_t piece, ncap = 0, rest;
 		uint32_t ph = phase;
 		char *next = NULL;
 		if (take) {
@@ -514,21 +528,26 @@ static int cut_region(struct cut *c, uint64_t a, uint64_t b, uint32_t phase, uin
 				break;
 			have += take;
 		}
-		/* HAVE is frag_size + 1 bytes, or all that is left: a piece */
 		piece = cut_piece_len(c->in, fs, buf, have, at + have == b, phase);
-		if (!piece) {
-			rc = -EIO;
-			break;
+		if (!piece) {       /* only with less than 2 x frag_size + 1 bytes */
+			if (fill > fs + 1 || at + have == b) {
+				rc = -EIO;
+				break;
+			}
+			fill = 2 * fs + 1;
+			continue;
 		}
-		if (at + piece < b && (rc = bgrow(&next, &ncap, 0, chunk)))
+		fill = fs + 1;
+		rest = have - piece;
+		if (at + piece < b && (rc = bgrow(&next, &ncap, 0, rest > fill ? rest : fill)))
 			break;
 		if (next)
-			memcpy(next, buf + piece, have - piece);
+			memcpy(next, buf + piece, rest);
 		phase = next_phase(c->in, buf, piece, phase);
 		rc = emit(c, buf, cap, piece, ph, (*pos)++);
 		buf = next;
 		cap = ncap;
-		have -= piece;
+		have = rest;
 		at += piece;
 	}
 	bp_put(buf, cap);

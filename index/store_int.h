@@ -267,8 +267,11 @@ size_t wsess_precut_count(struct wsess *ws);
 /* Length of the next piece of BUF (HAVE bytes, of phase PHASE; FINAL
  * when the content ends there) for fragments of at most FRAG_SIZE bytes
  * in format IN: up to the last row (record) end within FRAG_SIZE bytes,
- * or FRAG_SIZE bytes of a row longer than that; 0 when HAVE <= FRAG_SIZE
- * and not FINAL (more bytes are needed to decide). commit.c. */
+ * or FRAG_SIZE bytes when a row longer than FRAG_SIZE starts before half
+ * of it (lines; in fixed:N only when no record ends within it); 0 when
+ * more bytes are needed to decide (not FINAL, and HAVE <= FRAG_SIZE, or
+ * less than FRAG_SIZE bytes past that row's start: 2 x FRAG_SIZE + 1
+ * bytes always decide). commit.c. */
 size_t cut_piece_len(const struct idx_inode *in, size_t frag_size, const char *buf, size_t have,
 		     int final, uint32_t phase);
 /* The phase of the piece that follows piece BUF/LEN of phase PHASE. */
