@@ -59,8 +59,10 @@ struct store_opts {
 /* Limits (docs/guide.md "Limits"). An object holds at most STORE_SIZE_MAX
  * bytes (ext4's largest file with 4 KiB blocks, so truncate(2) and
  * write(2) fail with EFBIG where ext4's do) and at most STORE_FRAGS_MAX
- * fragments (a commit needing more fails with EFBIG: 16 TiB - 4 KiB in
- * 1 MiB fragments fits). Rows have no limit of their own: a row (or
+ * fragments (a commit needing more fails with EFBIG: 16 TiB of full 1 MiB
+ * fragments; fragments cut at row ends are a little less full, so a lines
+ * object very close to the size limit may not fit). Rows have no limit of
+ * their own: a row (or
  * record) longer than a fragment spans several, each at most
  * fragment_size, so what one commit allocates is bounded by a few
  * fragments whatever the rows. */
