@@ -4,12 +4,16 @@
  *  (1) The new content is a segment list over the base version, the
  *      session's pre-cut fragments (stage.c (5)) and its foreign versions
  *      (stage.c (10): copies). Fragments that the new content contains
- *      whole, at a row boundary — base fragments inside a SEG_BASE segment,
- *      pre-cut ones inside a SEG_PRECUT segment, a foreign version's inside
- *      a SEG_FOREIGN segment (same format and storage) — are reused as
- *      they are, by id (a fragment another object lists gets one more
- *      reference: counts are kept across objects); only the gaps between reused fragments
- *      ("regions") are cut into new row-aligned fragments. So an append or
+ *      whole, starting a row or continuing one exactly as their FRAG_F_CONT
+ *      says (fixed:N: at the same place in a record) — base fragments
+ *      inside a SEG_BASE segment, pre-cut ones inside a SEG_PRECUT segment,
+ *      a foreign version's inside a SEG_FOREIGN segment (same format and
+ *      storage) — are reused as they are, by id (a fragment another object
+ *      lists gets one more reference: counts are kept across objects); only
+ *      the gaps between reused fragments ("regions") are cut into new
+ *      fragments of at most fragment_size bytes, at the last row end within
+ *      that size or inside a longer row (pver.c (4)), so a row of any length
+ *      is cut with one fragment's worth of buffer. So an append or
  *      a tail change writes only the fragments it touches, a streamed
  *      write (cp) writes at close only its last piece, and a change in the
  *      middle rewrites the fragments around the change (the index records
@@ -86,6 +90,7 @@ struct cut {
 	struct frag_backend *be;
 	char *buf;                    /* inline content */
 	size_t bufcap;
+	int base_nl;                  /* the base's last byte is '\n' (-1: not read yet) */
 };
 
 static uint64_t content_size(const struct seg *s, size_t n)
@@ -125,12 +130,73 @@ static uint64_t run_len(const struct cut *c, const struct cand *v)
 	return b->off + b->len - a->off;
 }
 
-/* Does the run end at a row end whatever follows it? A version's
- * fragments but its last, and pre-cut ones (never cut at the content's
- * end), do. */
-static int run_ends_row(const struct cut *c, const struct cand *v)
+/* Is the last byte of the version run V comes from (base or foreign) a
+ * '\n'? Read once for the base. @return 1, 0 or -errno. */
+static int src_ends_nl(struct cut *c, const struct cand *v)
 {
-	return v->pre || v->idx + v->cnt < run_src(c, v)->nfrags;
+	struct pver *src = v->foreign ? stage_foreign(c->sg, v->fsrc) : c->base;
+	ssize_t r;
+	char ch;
+
+	if (!v->foreign && c->base_nl >= 0)
+		return c->base_nl;
+	r = pver_read(src, &ch, 1, src->in.size - 1);
+	if (r != 1)
+		return r < 0 ? (int)r : -EIO;
+	if (!v->foreign)
+		c->base_nl = ch == '\n';
+	return ch == '\n';
+}
+
+/* Does run V (cnt > 0, lines) end with '\n'? Told by the fragment after
+ * it in its source (FRAG_F_CONT: that one continues a row), by the
+ * session for a pre-cut one, else by the source's last byte: no read but
+ * for a source's last fragment. @return 1, 0 or -errno. */
+static int run_end_nl(struct cut *c, const struct cand *v)
+{
+	const struct pver *src;
+
+	if (v->pre)
+		return stage_precut_ends_nl(c->sg, v->idx);
+	src = run_src(c, v);
+	if (v->idx + v->cnt < src->nfrags)
+		return !(src->frags[v->idx + v->cnt].flags & FRAG_F_CONT);
+	return src_ends_nl(c, v);
+}
+
+/* The phase (store_int.h: frag_rows) of new content at OFF; PREV is the
+ * run before OFF (or NULL): when it ends at OFF it tells without a read.
+ * @return 0 and *PHASE, or -errno. */
+static int phase_at(struct cut *c, const struct cand *prev, uint64_t off, uint32_t *phase)
+{
+	int nl;
+	char ch;
+
+	*phase = 0;
+	if (inode_is_fixed(c->in)) {
+		*phase = (uint32_t)(off % c->in->fmt_recsize);
+		return 0;
+	}
+	if (off == 0)
+		return 0;
+	if (prev && prev->cnt && prev->off + run_len(c, prev) == off) {
+		nl = run_end_nl(c, prev);
+	} else {
+		nl = read_exact(c, &ch, 1, off - 1);
+		if (!nl)
+			nl = ch == '\n';
+	}
+	if (nl < 0)
+		return nl;
+	*phase = !nl;
+	return 0;
+}
+
+/* Offset of run V's first fragment in its source (a pre-cut one: where
+ * the session cut it). */
+static uint64_t run_src_off(const struct cut *c, const struct cand *v)
+{
+	return v->pre ? stage_precut_at(c->sg, v->idx) : run_frag(c, v, 0)->off;
 }
 
 /* Drop the run's first (FIRST) or last fragment from reuse. */
@@ -254,46 +320,45 @@ static int gap_after(const struct cut *c, const struct cand *v, uint32_t i, uint
 	return end < size && !(i + 1 < n && v[i + 1].cnt && v[i + 1].off == end);
 }
 
-/* Check each run starts and ends on a row boundary of the new content
- * (trimming the fragments that do not); then absorb small fragments next
- * to regions (invariant 2). Inside a run every fragment follows a base
- * fragment that is not the last, so it starts a row: only the ends of a
- * run need a look. */
+/* Check each run continues the rows of the new content as it did in its
+ * source (trimming the fragments that do not); then absorb small fragments
+ * next to regions (invariant 2). Inside a run every fragment follows the
+ * same byte as in its source, so its FRAG_F_CONT and rows still hold:
+ * only the ends of a run need a look.
+ * - lines: the first fragment has FRAG_F_CONT exactly when the byte
+ *   before it here is not '\n' (0 bytes before it: a row starts);
+ * - fixed:N: the run moved by a multiple of N (its phase is kept);
+ * - the source's last fragment, when it ends without '\n', is reused only
+ *   where it is still last: a short last row is re-cut with what follows
+ *   it rather than continued by a new fragment. */
 static int check_cands(struct cut *c, struct cand *v, uint32_t n, uint64_t size)
 {
-	int fixed = inode_is_fixed(c->in), base_nl = -1;
+	int fixed = inode_is_fixed(c->in), rc;
 	uint64_t half = c->st->frag_size / 2;
 	uint8_t *small;
 
 	for (uint32_t i = 0; i < n; i++) {
+		uint32_t phase;
+		if (!v[i].cnt)
+			continue;
 		if (fixed) {
-			if (v[i].off % c->in->fmt_recsize)
-				v[i].cnt = 0;      /* every fragment of the run is shifted alike */
+			uint64_t rec = c->in->fmt_recsize, ph = v[i].off % rec;
+			/* every fragment of the run is shifted alike; records that fit
+			 * a fragment stay whole (a pre-cut piece after a truncate to
+			 * a partial record may start inside one: re-cut) */
+			if (ph != run_src_off(c, &v[i]) % rec || (ph && rec <= c->st->frag_size))
+				v[i].cnt = 0;
 			continue;
 		}
-		if (v[i].off > 0 && !(i && v[i - 1].cnt && v[i - 1].off + run_len(c, &v[i - 1]) == v[i].off &&
-				      run_ends_row(c, &v[i - 1]))) {
-			char ch;
-			int rc = read_exact(c, &ch, 1, v[i].off - 1);
-			if (rc)
-				return rc;
-			if (ch != '\n')
-				run_trim(c, &v[i], 1);
-		}
+		if ((rc = phase_at(c, i ? &v[i - 1] : NULL, v[i].off, &phase)))
+			return rc;
+		if (!!(run_frag(c, &v[i], 0)->flags & FRAG_F_CONT) != phase)
+			run_trim(c, &v[i], 1);
 		if (v[i].cnt && !v[i].pre && v[i].idx + v[i].cnt == run_src(c, &v[i])->nfrags &&
 		    v[i].off + run_len(c, &v[i]) < size) {
-			/* the source's last fragment, not last here: does it end a row? */
-			int nl = v[i].foreign ? -1 : base_nl;
-			if (nl < 0) {
-				struct pver *src = v[i].foreign ? stage_foreign(c->sg, v[i].fsrc) : c->base;
-				char ch;
-				ssize_t r = pver_read(src, &ch, 1, src->in.size - 1);
-				if (r != 1)
-					return r < 0 ? (int)r : -EIO;
-				nl = ch == '\n';
-				if (!v[i].foreign)
-					base_nl = nl;
-			}
+			int nl = src_ends_nl(c, &v[i]);
+			if (nl < 0)
+				return nl;
 			if (!nl)
 				run_trim(c, &v[i], 0);
 		}
@@ -358,8 +423,6 @@ static int bgrow(char **p, size_t *cap, size_t len, size_t need)
 
 	if (need <= *cap)
 		return 0;
-	if (need < 2 * *cap)
-		need = 2 * *cap;    /* a long row: grow geometrically */
 	if (!(np = bp_get(need, &nc)))
 		return -ENOMEM;
 	if (len)
@@ -371,14 +434,14 @@ static int bgrow(char **p, size_t *cap, size_t len, size_t need)
 }
 
 /* Queue RAW/LEN (a bufpool buffer of CAP bytes, taken over in every case)
- * as the new fragment at list position POS (invariant 7). @return 0 or
- * -errno (of this piece or of an earlier job). */
-static int emit(struct cut *c, char *raw, size_t cap, size_t len, uint32_t pos)
+ * of phase PHASE as the new fragment at list position POS (invariant 7).
+ * @return 0 or -errno (of this piece or of an earlier job). */
+static int emit(struct cut *c, char *raw, size_t cap, size_t len, uint32_t phase, uint32_t pos)
 {
 	struct wjob *j;
 	int rc = 0;
 
-	if (len > STORE_ROW_MAX || c->njobs >= STORE_FRAGS_MAX)
+	if (c->njobs >= STORE_FRAGS_MAX)
 		rc = -EFBIG;
 	while (!rc && c->njobs - c->waited >= c->max_inflight)
 		rc = wait_oldest(c);
@@ -396,7 +459,7 @@ static int emit(struct cut *c, char *raw, size_t cap, size_t len, uint32_t pos)
 		}
 	}
 	if (!rc)
-		rc = wjob_start(c->st, c->in, raw, cap, len, &j);
+		rc = wjob_start(c->st, c->in, raw, cap, len, phase, &j);
 	if (rc) {
 		bp_put(raw, cap);
 		return rc;
@@ -407,70 +470,84 @@ static int emit(struct cut *c, char *raw, size_t cap, size_t len, uint32_t pos)
 }
 
 size_t cut_piece_len(const struct idx_inode *in, size_t frag_size, const char *buf, size_t have,
-		     int final)
+		     int final, uint32_t phase)
 {
-	size_t target = frag_size;
+	const char *nl;
+	size_t p;
 
-	if (inode_is_fixed(in)) {
-		size_t n = in->fmt_recsize;
-		target = target / n * n;
-		if (target < n)
-			target = n;
-		return have <= target ? (final ? have : 0) : target;
-	}
-	if (have <= target)
+	if (have <= frag_size)
 		return final ? have : 0;
-	const char *nl = memrchr(buf, '\n', target);
-	if (nl)
-		return (size_t)(nl - buf) + 1;
-	nl = memchr(buf + target, '\n', have - target);   /* one long row */
-	if (nl)
-		return (size_t)(nl - buf) + 1;
-	return final ? have : 0;
+	if (inode_is_fixed(in)) {
+		size_t n = in->fmt_recsize, end = phase % n ? n - phase % n : n;   /* first record end */
+		return end <= frag_size ? end + (frag_size - end) / n * n : frag_size;
+	}
+	nl = memrchr(buf, '\n', frag_size);
+	if (!nl)
+		return frag_size;     /* a row longer than a fragment */
+	p = (size_t)(nl - buf) + 1;
+	if (p >= frag_size / 2)
+		return p;
+	/* less than half a fragment of rows, then a row that does not fit the
+	 * rest: when that row is longer than a fragment too (it is cut anyway)
+	 * the fragment is filled with its start, so rows a little longer than
+	 * a fragment do not leave a small fragment each */
+	if (have - p < frag_size)
+		return final || memchr(buf + p, '\n', have - p) ? p : 0;
+	return memchr(buf + p, '\n', frag_size) ? p : frag_size;
 }
 
-/* Cut content [a, b) into pieces; each piece's buffer goes to its job and
- * only the bytes after the piece are copied into the next buffer. *POS is
- * the list position of the next new fragment. */
-static int cut_region(struct cut *c, uint64_t a, uint64_t b, uint32_t *pos)
+uint32_t next_phase(const struct idx_inode *in, const char *buf, size_t len, uint32_t phase)
 {
-	size_t have = 0, cap = 0, chunk = c->st->frag_size + 1;
+	if (inode_is_fixed(in))
+		return (uint32_t)(((uint64_t)phase + len) % in->fmt_recsize);
+	return len ? buf[len - 1] != '\n' : phase;
+}
+
+/* Cut content [a, b), whose first byte is of phase PHASE, into pieces of
+ * at most frag_size bytes. The buffer holds frag_size + 1 bytes, and up
+ * to 2 x frag_size + 1 when cut_piece_len needs to see more to decide, so
+ * memory stays bounded however long a row is. Each piece's buffer goes to
+ * its job and only the bytes after the piece are copied into the next
+ * buffer. *POS is the list position of the next new fragment. */
+static int cut_region(struct cut *c, uint64_t a, uint64_t b, uint32_t phase, uint32_t *pos)
+{
+	size_t fs = c->st->frag_size, have = 0, cap = 0, fill = fs + 1;
 	uint64_t at = a;       /* content offset of buf[0] */
 	char *buf = NULL;
 	int rc = 0;
 
 	while (at < b && !rc) {
 		uint64_t left = b - at - have;
-		/* a row longer than the buffer is read on geometrically (each
-		 * scan for its end costs O(have)), and never past
-		 * STORE_ROW_MAX + 1 bytes: that proves it too long */
-		size_t want = have > chunk ? have : chunk, piece;
-		if (want > STORE_ROW_MAX + 1 - have)
-			want = STORE_ROW_MAX + 1 - have;
-		size_t take = left < want ? (size_t)left : want;
+		size_t take = have >= fill ? 0 : left < fill - have ? (size_t)left : fill - have;
+		size_t piece, ncap = 0, rest;
+		uint32_t ph = phase;
+		char *next = NULL;
 		if (take) {
 			if ((rc = bgrow(&buf, &cap, have, have + take)) ||
 			    (rc = read_exact(c, buf + have, take, at + have)))
 				break;
 			have += take;
 		}
-		piece = cut_piece_len(c->in, c->st->frag_size, buf, have, at + have == b);
-		if (!piece && have > STORE_ROW_MAX) {
-			rc = -EFBIG;     /* a row longer than any fragment may be */
-			break;
+		piece = cut_piece_len(c->in, fs, buf, have, at + have == b, phase);
+		if (!piece) {       /* only with less than 2 x frag_size + 1 bytes */
+			if (fill > fs + 1 || at + have == b) {
+				rc = -EIO;
+				break;
+			}
+			fill = 2 * fs + 1;
+			continue;
 		}
-		if (!piece)
-			continue;     /* a row longer than the buffer: read on */
-		char *next = NULL;
-		size_t ncap = 0;
-		if (at + piece < b && (rc = bgrow(&next, &ncap, 0, have - piece + chunk)))
+		fill = fs + 1;
+		rest = have - piece;
+		if (at + piece < b && (rc = bgrow(&next, &ncap, 0, rest > fill ? rest : fill)))
 			break;
 		if (next)
-			memcpy(next, buf + piece, have - piece);
-		rc = emit(c, buf, cap, piece, (*pos)++);
+			memcpy(next, buf + piece, rest);
+		phase = next_phase(c->in, buf, piece, phase);
+		rc = emit(c, buf, cap, piece, ph, (*pos)++);
 		buf = next;
 		cap = ncap;
-		have -= piece;
+		have = rest;
 		at += piece;
 	}
 	bp_put(buf, cap);
@@ -521,6 +598,7 @@ static int build_list(struct cut *c, struct cand *v, uint32_t n, uint64_t size,
 {
 	uint64_t pos = 0;
 	struct frag_desc *out = NULL, d;
+	const struct cand *prev = NULL;
 	uint32_t cnt = 0, cap = 0;
 	int rc = 0;
 
@@ -531,8 +609,10 @@ static int build_list(struct cut *c, struct cand *v, uint32_t n, uint64_t size,
 		if (i < n)
 			next = v[i].off;
 		if (next > pos) {
-			uint32_t first = c->njobs, at = cnt;
-			rc = cut_region(c, pos, next, &at);
+			uint32_t first = c->njobs, at = cnt, phase;
+			rc = phase_at(c, prev, pos, &phase);
+			if (!rc)
+				rc = cut_region(c, pos, next, phase, &at);
 			memset(&d, 0, sizeof(d));
 			for (uint32_t k = first; !rc && k < c->njobs; k++)
 				rc = list_push(&out, &cnt, &cap, &d);
@@ -544,6 +624,7 @@ static int build_list(struct cut *c, struct cand *v, uint32_t n, uint64_t size,
 			break;
 		}
 		rc = list_push_run(c, &out, &cnt, &cap, &v[i]);
+		prev = &v[i];
 		pos = v[i].off + run_len(c, &v[i]);
 	}
 	if (rc) {
@@ -873,7 +954,8 @@ static int commit_once(struct store *st, struct pver *base, const struct seg *se
 		       struct stage *sg, const struct idx_inode *newin, int data,
 		       struct idx_inode *moved, int64_t mtime_ns, struct pver **newpv)
 {
-	struct cut c = { .st = st, .base = base, .sg = sg, .segs = segs, .nsegs = n, .in = newin };
+	struct cut c = { .st = st, .base = base, .sg = sg, .segs = segs, .nsegs = n, .in = newin,
+			 .base_nl = -1 };
 	uint64_t size = content_size(segs, n), rows = 0;
 	struct frag_desc *list = NULL;
 	struct txn_out o = { 0 };

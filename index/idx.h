@@ -26,7 +26,9 @@
 
 /* Formats this build reads: 1 (no snapshot was ever taken), 2 (the
  * store has, or had, snapshots: inodes of reserved ranges that a reader
- * of format 1 would take for lost ones). New stores are made as 1. */
+ * of format 1 would take for lost ones), 3 (the store record; fragments
+ * that continue a row, FRAG_F_CONT). New stores are made as 3, and a
+ * read-write open raises an older store to 3 before anything else. */
 #define IDX_FORMAT_MIN     1
 #define IDX_FORMAT_VERSION 3
 #define IDX_ROOT_INO  1
@@ -64,14 +66,21 @@ struct idx_inode {
 	int64_t  mset_ns;       /* when mtime was last set explicitly (utimens) */
 };
 
-/* A fragment as an object's version lists it. */
+/* A fragment as an object's version lists it. A row (lines) or record
+ * (fixed:N) longer than a fragment spans several: every fragment but the
+ * first of such a run has FRAG_F_CONT, its first byte continuing the row
+ * that started in an earlier fragment (format 3, docs/format.md). first_row
+ * is the number of rows that start before the fragment, so for a
+ * FRAG_F_CONT fragment it is the number of the first row that STARTS in
+ * it (if any: rows may be 0 for a fragment wholly inside a row). */
 #define FRAG_F_MEMORY 0x1     /* image lives in the memory backend */
+#define FRAG_F_CONT   0x2     /* its first byte continues the previous fragment's row */
 struct frag_desc {
 	uint64_t off;           /* byte offset in the object */
-	uint64_t first_row;     /* row number of its first row */
+	uint64_t first_row;     /* rows starting before it (its first row's number) */
 	uint64_t id;
 	uint32_t len;           /* raw bytes */
-	uint32_t rows;          /* rows starting in it */
+	uint32_t rows;          /* rows starting in it (0 when it lies inside one) */
 	uint32_t stored_len;    /* image bytes after the header */
 	uint16_t codec;
 	uint16_t flags;         /* FRAG_F_* */

@@ -10,6 +10,16 @@
  *  (3) Fragments are sorted by offset with no gaps: frags[i].off +
  *      frags[i].len == frags[i+1].off, the last ends at in.size; first_row
  *      likewise accumulates rows. Lookups are binary searches: O(log F).
+ *  (4) A row may span fragments (format 3): a fragment whose first byte
+ *      continues the row of the one before has FRAG_F_CONT, and its rows
+ *      count only the rows that start in it (0 for a fragment wholly
+ *      inside a row). The first fragment never has it; in fixed:N it is
+ *      set exactly when the offset is not a multiple of N. So the
+ *      fragment where row R starts is the last one with first_row <= R
+ *      (a fragment of 0 rows is followed by one of the same first_row),
+ *      still one binary search, and R starts at the fragment's offset
+ *      unless the fragment has FRAG_F_CONT (then after its
+ *      (R - first_row + 1)-th newline).
  */
 #include "index/store_int.h"
 #include "cache/log.h"
@@ -36,13 +46,26 @@ uint64_t rows_in(const struct idx_inode *in, const char *buf, size_t len)
 	return n;
 }
 
-/* Invariant (3); also run on every load: a damaged list is EIO. */
+uint64_t frag_rows(const struct idx_inode *in, const char *raw, size_t len, uint32_t phase)
+{
+	if (inode_is_fixed(in)) {
+		uint64_t n = in->fmt_recsize, first = phase % n ? n - phase % n : 0;
+		return first < len ? 1 + (len - 1 - first) / n : 0;
+	}
+	return rows_in(in, raw, len) - (phase && len ? 1 : 0);
+}
+
+/* Invariants (3) and (4) (what the list alone shows); also run on every
+ * load: a damaged list is EIO. */
 static int pver_check(const struct pver *pv)
 {
 	uint64_t off = 0, row = 0;
 
 	for (uint32_t i = 0; i < pv->nfrags; i++) {
+		int cont = !!(pv->frags[i].flags & FRAG_F_CONT);
 		if (pv->frags[i].off != off || pv->frags[i].first_row != row || !pv->frags[i].len)
+			return 0;
+		if (inode_is_fixed(&pv->in) ? cont != (off % pv->in.fmt_recsize != 0) : (cont && i == 0))
 			return 0;
 		off += pv->frags[i].len;
 		row += pv->frags[i].rows;
@@ -240,7 +263,9 @@ static uint32_t frag_by_off(const struct pver *pv, uint64_t off)
 	return lo;
 }
 
-/* Index of the fragment holding row ROW (ROW < rows). */
+/* Index of the fragment where row ROW starts (ROW < rows): the last one
+ * with first_row <= ROW (invariant 4: fragments of 0 rows lie inside a
+ * row and are never last with first_row <= ROW < rows). */
 static uint32_t frag_by_row(const struct pver *pv, uint64_t row)
 {
 	uint32_t lo = 0, hi = pv->nfrags;
@@ -252,8 +277,19 @@ static uint32_t frag_by_row(const struct pver *pv, uint64_t row)
 		else
 			hi = mid;
 	}
-	/* fragments with 0 rows cannot exist (each holds >= 1 byte) */
 	return lo;
+}
+
+/* Row ROW starts at fragment D's first byte (no scan needed)? */
+static int row_at_frag_start(const struct frag_desc *d, uint64_t row)
+{
+	return row == d->first_row && !(d->flags & FRAG_F_CONT);
+}
+
+/* Newlines of fragment D to skip to reach the start of row ROW in it. */
+static uint64_t newlines_before(const struct frag_desc *d, uint64_t row)
+{
+	return row - d->first_row + (d->flags & FRAG_F_CONT ? 1 : 0);
 }
 
 static void to_ref(struct store *st, const struct frag_desc *d, struct frag_ref *r)
@@ -346,7 +382,7 @@ int pver_row_offsets(struct pver *pv, const uint64_t *rows, size_t n, uint64_t *
 		if (row >= pv->in.rows || inode_is_fixed(&pv->in) || pv->inl)
 			continue;
 		uint32_t i = frag_by_row(pv, row), j;
-		if (row == pv->frags[i].first_row)
+		if (row_at_frag_start(&pv->frags[i], row))
 			continue;
 		for (j = 0; j < m && idx[j] != i; j++)
 			;
@@ -377,14 +413,14 @@ int pver_row_offsets(struct pver *pv, const uint64_t *rows, size_t n, uint64_t *
 			offs[k] = nth_row(pv->inl, pv->in.size, row);
 		else {
 			uint32_t i = frag_by_row(pv, row), j;
-			if (row == pv->frags[i].first_row) {
+			if (row_at_frag_start(&pv->frags[i], row)) {
 				offs[k] = pv->frags[i].off;
 				continue;
 			}
 			for (j = 0; idx[j] != i; j++)
 				;
 			offs[k] = pv->frags[i].off + nth_row(bufs[j]->data, bufs[j]->len,
-							     row - pv->frags[i].first_row);
+							     newlines_before(&pv->frags[i], row));
 		}
 	}
 	for (size_t j = 0; j < m; j++)
@@ -411,14 +447,14 @@ int pver_row_offset(struct pver *pv, uint64_t row, uint64_t *off)
 		return 0;
 	}
 	i = frag_by_row(pv, row);
-	if (row == pv->frags[i].first_row) {
+	if (row_at_frag_start(&pv->frags[i], row)) {
 		*off = pv->frags[i].off;
 		return 0;
 	}
 	rc = fetch_range(pv, i, i + 1, &fb);
 	if (rc)
 		return rc;
-	*off = pv->frags[i].off + nth_row(fb->data, fb->len, row - pv->frags[i].first_row);
+	*off = pv->frags[i].off + nth_row(fb->data, fb->len, newlines_before(&pv->frags[i], row));
 	fbuf_put(fb);
 	return 0;
 }

@@ -14,8 +14,10 @@
  *  (4) ws->lock serializes the session's calls (the kernel may send reads
  *      and writes of one handle concurrently).
  *  (5) Streaming ingest. When content [pc_end, size) is more than a
- *      fragment (a writer appending: cp, >>), a row-aligned piece is cut
- *      from pc_end, handed to a wjob (encode + put on the store's pool)
+ *      fragment (a writer appending: cp, >>), a piece is cut from pc_end
+ *      (to the last row end within a fragment, or a fragment's worth of a
+ *      longer row, whose next piece continues it: FRAG_F_CONT, with the
+ *      phase pc_phase finds), handed to a wjob (encode + put on the store's pool)
  *      and the range is re-pointed at once to SEG_PRECUT: the pre-cut
  *      space is the concatenation of the pre-cut fragments in cut order,
  *      pc[i].d.off its offset there. Reading a SEG_PRECUT byte waits for
@@ -68,6 +70,8 @@
 
 struct pcfrag {
 	struct frag_desc d;     /* d.off: offset in the pre-cut space */
+	uint64_t at;            /* content offset where it was cut (phase) */
+	int end_nl;             /* its last byte is '\n' */
 	struct wjob *job;       /* in flight, or failed (holds the raw bytes) */
 	int err;                /* the job failed with err */
 	int bad;                /* not reusable (failed, or its sync failed) */
@@ -304,6 +308,16 @@ const struct frag_desc *stage_precut_get(const struct stage *sg, size_t i, int *
 {
 	*usable = !sg->pc[i].bad && !sg->pc[i].job;
 	return &sg->pc[i].d;
+}
+
+uint64_t stage_precut_at(const struct stage *sg, size_t i)
+{
+	return sg->pc[i].at;
+}
+
+int stage_precut_ends_nl(const struct stage *sg, size_t i)
+{
+	return sg->pc[i].end_nl;
 }
 
 int stage_precut_settle(struct stage *sg)
@@ -635,9 +649,40 @@ static void stage_drop_below(struct stage *sg, uint64_t lo)
 	sg->mem_off += n;
 }
 
-/* Cut one piece from [pc_end, size) if there is one. @return 1 when a
- * piece was cut, 0 when there is none (yet), -errno when a job could not
- * be started (nothing changed; the bytes stay staged). */
+/* The phase (store_int.h: frag_rows) of content at pc_end: fixed:N from
+ * the offset; lines from the last pre-cut piece when it ends there, else
+ * from the byte before (once per session, or after a truncate). A phase
+ * that a later write makes wrong only costs the reuse: the commit checks
+ * every pre-cut fragment against the content (commit.c check_cands).
+ * @return 0 or -errno. */
+static int pc_phase(struct wsess *ws, uint32_t *phase)
+{
+	const struct pcfrag *last = ws->sg.npc ? &ws->sg.pc[ws->sg.npc - 1] : NULL;
+	char ch;
+	ssize_t r;
+
+	*phase = 0;
+	if (inode_is_fixed(&ws->sg.fmt)) {
+		*phase = (uint32_t)(ws->pc_end % ws->sg.fmt.fmt_recsize);
+		return 0;
+	}
+	if (ws->pc_end == 0)
+		return 0;
+	if (last && last->at + last->d.len == ws->pc_end) {
+		*phase = !last->end_nl;
+		return 0;
+	}
+	r = segs_read(ws->base, &ws->sg, ws->segs, ws->n, &ch, 1, ws->pc_end - 1);
+	if (r != 1)
+		return r < 0 ? (int)r : -EIO;
+	*phase = ch != '\n';
+	return 0;
+}
+
+/* Cut one piece from [pc_end, size) if there is one: at most a fragment,
+ * so a row longer than a fragment is cut as it comes and never held whole.
+ * @return 1 when a piece was cut, 0 when there is none (yet), -errno when
+ * a job could not be started (nothing changed; the bytes stay staged). */
 static int stream_one(struct wsess *ws)
 {
 	struct stage *sg = &ws->sg;
@@ -648,10 +693,13 @@ static int stream_one(struct wsess *ws)
 	int handoff;
 	char *raw = NULL, *rest = NULL;
 	struct wjob *job;
-	int rc;
+	uint32_t phase;
+	int rc, end_nl;
 
 	if (tail <= fs || ws->n - i > 8)
 		return 0;          /* not a fragment yet, or not a sequential tail */
+	if ((rc = pc_phase(ws, &phase)))
+		return rc;
 	handoff = ws->n - i == 1 && last->off == ws->pc_end && last->kind == SEG_STAGE && !ws->dup_stage &&
 		  last->src == sg->mem_off &&
 		  last->src + last->len == sg->len && sg->fd < 0;
@@ -659,7 +707,7 @@ static int stream_one(struct wsess *ws)
 		/* the log's buffer goes to the job; what follows the piece is
 		 * copied into a fresh (recycled) buffer */
 		have = sg->mem_len;
-		piece = cut_piece_len(&sg->fmt, fs, sg->mem, have, 0);
+		piece = cut_piece_len(&sg->fmt, fs, sg->mem, have, 0, phase);
 		if (!piece)
 			return 0;
 		if (!(rest = bp_get(sg->mem_cap, &rest_cap)))
@@ -672,7 +720,7 @@ static int stream_one(struct wsess *ws)
 		if (!(raw = bp_get(have, &raw_cap)))
 			return -ENOMEM;
 		ssize_t r = segs_read(ws->base, sg, ws->segs, ws->n, raw, have, ws->pc_end);
-		piece = r == (ssize_t)have ? cut_piece_len(&sg->fmt, fs, raw, have, 0) : 0;
+		piece = r == (ssize_t)have ? cut_piece_len(&sg->fmt, fs, raw, have, 0, phase) : 0;
 		if (!piece) {
 			bp_put(raw, raw_cap);
 			return r < 0 ? (int)r : 0;
@@ -689,7 +737,7 @@ static int stream_one(struct wsess *ws)
 		}
 	}
 	if (!rc)
-		rc = wjob_new(ws->st, &sg->fmt, piece, &job);
+		rc = wjob_new(ws->st, &sg->fmt, piece, phase, &job);
 	if (rc) {
 		if (handoff)
 			bp_put(rest, rest_cap);
@@ -698,8 +746,9 @@ static int stream_one(struct wsess *ws)
 		return rc;
 	}
 	/* nothing can fail from here on */
+	end_nl = raw[piece - 1] == '\n';
 	wjob_submit(job, raw, raw_cap);
-	sg->pc[sg->npc++] = (struct pcfrag){ .d = job->d, .job = job };
+	sg->pc[sg->npc++] = (struct pcfrag){ .d = job->d, .job = job, .at = ws->pc_end, .end_nl = end_nl };
 	sg->pc[sg->npc - 1].d.off = sg->pc_len;
 	seg_overlay(ws, ws->pc_end, piece, SEG_PRECUT, sg->pc_len);   /* reserved: cannot fail */
 	sg->pc_len += piece;

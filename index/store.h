@@ -85,12 +85,15 @@ struct store_change {
 /* Limits (docs/guide.md "Limits"). An object holds at most STORE_SIZE_MAX
  * bytes (ext4's largest file with 4 KiB blocks, so truncate(2) and
  * write(2) fail with EFBIG where ext4's do) and at most STORE_FRAGS_MAX
- * fragments. In the lines format a row is never split, so the longest row
- * is STORE_ROW_MAX (the largest fragment_size): a commit needing a longer
- * one fails with EFBIG. Together they bound what one commit allocates. */
+ * fragments (a commit needing more fails with EFBIG: 16 TiB of full 1 MiB
+ * fragments; fragments cut at row ends are a little less full, so a lines
+ * object very close to the size limit may not fit). Rows have no limit of
+ * their own: a row (or
+ * record) longer than a fragment spans several, each at most
+ * fragment_size, so what one commit allocates is bounded by a few
+ * fragments whatever the rows. */
 #define STORE_SIZE_MAX  0xFFFFFFFF000ull          /* 16 TiB - 4 KiB */
 #define STORE_FRAGS_MAX (1u << 24)
-#define STORE_ROW_MAX   ((size_t)256 << 20)
 
 /* Open the store in DIR. With CREATE, an empty or missing-index directory
  * is initialised (index/, fragments/, staging/ created 0700).

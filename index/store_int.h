@@ -191,6 +191,14 @@ static inline int inode_is_fixed(const struct idx_inode *in) { return in->fmt_ki
  * one for a last row without '\n'; fixed: len / N). */
 uint64_t rows_in(const struct idx_inode *in, const char *buf, size_t len);
 
+/* Where a piece of content starts relative to the rows (its "phase"):
+ * lines: 1 when it starts inside a row (offset > 0 and the byte before it
+ * is not '\n'), else 0; fixed:N: its offset mod N. A piece of phase != 0
+ * is a FRAG_F_CONT fragment (pver.c invariant 4). */
+/* Rows starting in piece RAW/LEN of phase PHASE in format IN: what its
+ * fragment record's rows says. */
+uint64_t frag_rows(const struct idx_inode *in, const char *raw, size_t len, uint32_t phase);
+
 /* One fragment being encoded and put on the pool (wjob.c). */
 struct wjob {
 	struct pool_group g;
@@ -200,6 +208,7 @@ struct wjob {
 	char *raw;                   /* owned (bufpool); given back when the put succeeded */
 	size_t raw_cap;              /* its bufpool capacity */
 	size_t len;
+	uint32_t phase;              /* where the piece starts (frag_rows) */
 	struct frag_desc d;          /* immutable once started: id, len, flags */
 	struct frag_desc out;        /* the job's result: d + rows, codec, lengths, checksum */
 	int rc;                      /* valid after wjob_wait */
@@ -209,15 +218,17 @@ struct wjob {
 /* Allocate the next fragment id and queue the encode + put of RAW/LEN
  * (a bufpool buffer of RAW_CAP bytes: taken over when this returns 0,
  * left to the caller on failure). FMT gives the row
- * format and the storage (INODE_F_MEMORY picks the memory backend).
+ * format and the storage (INODE_F_MEMORY picks the memory backend);
+ * PHASE where the piece starts (frag_rows: its rows, and FRAG_F_CONT).
  * @return 0 and *OUT, or -ENOMEM / -EFBIG (nothing queued). */
 int wjob_start(struct store *st, const struct idx_inode *fmt, char *raw, size_t raw_cap, size_t len,
-	       struct wjob **out);
+	       uint32_t phase, struct wjob **out);
 /* wjob_start in two steps: wjob_new allocates the job and its id
  * (-ENOMEM, -EFBIG; free an unsubmitted job with wjob_free), wjob_submit
  * hands RAW (LEN bytes as given to wjob_new) over and queues it; it
  * cannot fail. */
-int wjob_new(struct store *st, const struct idx_inode *fmt, size_t len, struct wjob **out);
+int wjob_new(struct store *st, const struct idx_inode *fmt, size_t len, uint32_t phase,
+	     struct wjob **out);
 void wjob_submit(struct wjob *j, char *raw, size_t raw_cap);
 /* Finished (no wait)? */
 int wjob_done(const struct wjob *j);
@@ -253,6 +264,10 @@ int stage_read(struct stage *sg, void *buf, size_t len, uint64_t off);
 int stage_precut_settle(struct stage *sg);
 size_t stage_precut_n(const struct stage *sg);
 const struct frag_desc *stage_precut_get(const struct stage *sg, size_t i, int *usable);
+/* Where pre-cut fragment I was cut (its content offset then: the phase of
+ * a fixed:N piece is that mod N), and whether its last byte is '\n'. */
+uint64_t stage_precut_at(const struct stage *sg, size_t i);
+int stage_precut_ends_nl(const struct stage *sg, size_t i);
 void stage_precut_keep(struct stage *sg, size_t i);
 void stage_precut_mark_bad(struct stage *sg);
 /* Foreign versions of a session (stage.c (10)): pinned versions of other
@@ -265,11 +280,18 @@ struct pver *stage_foreign(const struct stage *sg, uint32_t i);
  * flight (tests: images no index record references yet). */
 size_t wsess_precut_count(struct wsess *ws);
 
-/* Length of the next row-aligned piece of BUF (HAVE bytes; FINAL when the
- * content ends there) for fragments of about FRAG_SIZE bytes in format IN,
- * or 0 when more bytes are needed to find a row end (commit.c). */
+/* Length of the next piece of BUF (HAVE bytes, of phase PHASE; FINAL
+ * when the content ends there) for fragments of at most FRAG_SIZE bytes
+ * in format IN: up to the last row (record) end within FRAG_SIZE bytes,
+ * or FRAG_SIZE bytes when a row longer than FRAG_SIZE starts before half
+ * of it (lines; in fixed:N only when no record ends within it); 0 when
+ * more bytes are needed to decide (not FINAL, and HAVE <= FRAG_SIZE, or
+ * less than FRAG_SIZE bytes past that row's start: 2 x FRAG_SIZE + 1
+ * bytes always decide). commit.c. */
 size_t cut_piece_len(const struct idx_inode *in, size_t frag_size, const char *buf, size_t have,
-		     int final);
+		     int final, uint32_t phase);
+/* The phase of the piece that follows piece BUF/LEN of phase PHASE. */
+uint32_t next_phase(const struct idx_inode *in, const char *buf, size_t len, uint32_t phase);
 /* Read content [off, off+len) of segment list S/N (base bytes from BASE,
  * staged bytes from SG). @return bytes read (short at the end) or -errno. */
 ssize_t segs_read(struct pver *base, struct stage *sg, const struct seg *s, size_t n,

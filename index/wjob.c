@@ -34,7 +34,7 @@ static void wjob_run(void *arg)
 	int rc = enc ? 0 : -ENOMEM;
 
 	if (!rc)
-		rc = frag_encode(j->d.id, j->raw, j->len, (uint32_t)rows_in(&j->fmt, j->raw, j->len),
+		rc = frag_encode(j->d.id, j->raw, j->len, (uint32_t)frag_rows(&j->fmt, j->raw, j->len, j->phase),
 				 enc, cap, &enc_len, &info);
 	if (!rc)
 		rc = frag_put(j->be, j->d.id, enc, enc_len);
@@ -53,7 +53,8 @@ static void wjob_run(void *arg)
 	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
 }
 
-int wjob_new(struct store *st, const struct idx_inode *fmt, size_t len, struct wjob **out)
+int wjob_new(struct store *st, const struct idx_inode *fmt, size_t len, uint32_t phase,
+	     struct wjob **out)
 {
 	struct wjob *j;
 
@@ -68,7 +69,8 @@ int wjob_new(struct store *st, const struct idx_inode *fmt, size_t len, struct w
 	j->len = len;
 	j->d.id = store_alloc_frag_id(st);
 	j->d.len = (uint32_t)len;
-	j->d.flags = fmt->flags & INODE_F_MEMORY ? FRAG_F_MEMORY : 0;
+	j->phase = phase;
+	j->d.flags = (fmt->flags & INODE_F_MEMORY ? FRAG_F_MEMORY : 0) | (phase ? FRAG_F_CONT : 0);
 	j->waited = 1;           /* nothing to wait for until submitted */
 	*out = j;
 	return 0;
@@ -84,9 +86,9 @@ void wjob_submit(struct wjob *j, char *raw, size_t raw_cap)
 }
 
 int wjob_start(struct store *st, const struct idx_inode *fmt, char *raw, size_t raw_cap, size_t len,
-	       struct wjob **out)
+	       uint32_t phase, struct wjob **out)
 {
-	int rc = wjob_new(st, fmt, len, out);
+	int rc = wjob_new(st, fmt, len, phase, out);
 
 	if (!rc)
 		wjob_submit(*out, raw, raw_cap);

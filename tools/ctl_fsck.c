@@ -182,6 +182,21 @@ void fk_action(struct fsck *f, uint64_t ino, const char *fmt, ...)
 	putchar('\n');
 }
 
+uint64_t fk_frag_rows(const struct idx_inode *in, uint64_t off, uint32_t len, uint32_t nls, int nl_end,
+		      int cont)
+{
+	if (in->fmt_kind == PFMT_FIXED) {
+		uint64_t n = in->fmt_recsize, first;
+		if (!n)
+			return 0;
+		first = off % n ? n - off % n : 0;
+		return first < len ? 1 + (len - 1 - first) / n : 0;
+	}
+	if (!len)
+		return 0;
+	return (uint64_t)nls + !nl_end - (cont ? 1 : 0);
+}
+
 uint64_t fk_count_rows(const struct idx_inode *in, const char *buf, size_t len)
 {
 	uint64_t n = 0;
@@ -260,6 +275,7 @@ static int frag_cb(void *arg, uint64_t ino, const struct frag_desc *d)
 	f->frags = v;
 	memset(&f->frags[f->nfrags], 0, sizeof(f->frags[0]));
 	f->frags[f->nfrags].ino = ino;
+	f->frags[f->nfrags].nflags = d->flags;
 	f->frags[f->nfrags++].d = *d;
 	return 0;
 }
@@ -386,6 +402,8 @@ int fk_check_all(struct fsck *f)
 	rc = fk_check_refs(f);
 	if (!rc)
 		rc = fk_check_images(f);
+	if (!rc)
+		fk_check_rows_span(f);
 	if (!rc)
 		rc = fk_check_unreferenced(f);
 	return rc;

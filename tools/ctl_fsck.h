@@ -66,6 +66,7 @@ struct fk_frag {                /* one fragment record */
 	uint8_t drop;           /* the record is deleted */
 	uint64_t noff, nrow;    /* where a kept record goes */
 	uint32_t nrows;         /* and the rows it holds */
+	uint16_t nflags;        /* and its flags (FRAG_F_CONT as its bytes say) */
 };
 
 struct fk_ref {                 /* one refs record */
@@ -118,6 +119,11 @@ void fk_warn(struct fsck *f, uint64_t ino, const char *fmt, ...)
 /* Rows in BUF/LEN of an object in IN's format (lines: newlines, plus a
  * last row without one; fixed:N: LEN / N). */
 uint64_t fk_count_rows(const struct idx_inode *in, const char *buf, size_t len);
+/* Rows that start in a fragment of NLS newlines, ending in one when
+ * NL_END, of LEN bytes at offset OFF, whose first byte continues a row
+ * when CONT (lines), in IN's format (fixed:N: the record starts). */
+uint64_t fk_frag_rows(const struct idx_inode *in, uint64_t off, uint32_t len, uint32_t nls, int nl_end,
+		      int cont);
 
 /* Write the path of INO into BUF (CAP bytes), control characters escaped
  * like ctl_put_name. @return 0, or -1 when no directory reaches INO. */
@@ -140,6 +146,10 @@ void fk_check_namespace(struct fsck *f);
 void fk_check_lists(struct fsck *f);
 int fk_check_refs(struct fsck *f);
 int fk_check_images(struct fsck *f);
+/* After the images: in each lines object, a fragment continues a row
+ * (FRAG_F_CONT) exactly when the verified one before it ends without
+ * '\n'. */
+void fk_check_rows_span(struct fsck *f);
 int fk_check_unreferenced(struct fsck *f);
 
 /* ctl_fsck_plan_ns.c: decide the repair on a checked snapshot (nothing is

@@ -3,7 +3,10 @@
  * (or its inline bytes do); each reference count equals the number of
  * fragment records naming the id; every fragment image is read through the
  * daemon's read path (fcache_fetch: header, id, length and checksum
- * verified) and its rows counted; images nothing references are warnings.
+ * verified) and the rows starting in it counted; a fragment continues a
+ * row (FRAG_F_CONT) exactly when it should (lines: the bytes before it do
+ * not end a row; fixed:N: its offset is inside a record; never the first);
+ * images nothing references are warnings.
  *
  * While a mount commits, a fragment of the snapshot may be deleted before
  * it is read: a fragment that fails to read is reported only if a fresh
@@ -78,6 +81,14 @@ static void check_list(struct fsck *f, const struct fk_ino *r)
 		if (!!(d->flags & FRAG_F_MEMORY) != mem)
 			fk_problem(f, in->ino, FRAG_FMT ": image lives in %s, but the object is storage=%s",
 				   FRAG_ARGS(d), mem ? "a file" : "memory", mem ? "memory" : "disk");
+		if (in->fmt_kind == PFMT_FIXED && in->fmt_recsize &&
+		    !!(d->flags & FRAG_F_CONT) != (d->off % in->fmt_recsize != 0))
+			fk_problem(f, in->ino, FRAG_FMT ": %s as continuing a record, but it starts %s one",
+				   FRAG_ARGS(d), d->flags & FRAG_F_CONT ? "marked" : "not marked",
+				   d->off % in->fmt_recsize ? "inside" : "at the start of");
+		else if (in->fmt_kind != PFMT_FIXED && k == 0 && (d->flags & FRAG_F_CONT))
+			fk_problem(f, in->ino, FRAG_FMT ": the first fragment is marked as continuing a row",
+				   FRAG_ARGS(d));
 		off += d->len;
 		row += d->rows;
 	}
@@ -273,8 +284,10 @@ static void diagnose(struct fsck *f, const struct frag_desc *d, int rc, char *wh
 	free(req.buf);
 }
 
-/* Rows and row boundaries of the verified bytes BUF of record FR. */
-static void check_rows(struct fsck *f, const struct fk_frag *fr, const struct fbuf *buf)
+/* Rows that start in the verified bytes of record FR (NLS newlines,
+ * NL_END), as its own FRAG_F_CONT and offset say; whether that flag is
+ * right is fk_check_rows_span's (lines) and check_list's (fixed). */
+static void check_rows(struct fsck *f, const struct fk_frag *fr, uint32_t nls, int nl_end)
 {
 	const struct fk_ino *r = fk_find(f, fr->ino);
 	const struct frag_desc *d = &fr->d;
@@ -282,23 +295,18 @@ static void check_rows(struct fsck *f, const struct fk_frag *fr, const struct fb
 
 	if (!r || !S_ISREG(r->in.mode))
 		return;
-	rows = fk_count_rows(&r->in, buf->data, buf->len);
+	rows = fk_frag_rows(&r->in, d->off, d->len, nls, nl_end, !!(d->flags & FRAG_F_CONT));
 	if (rows != d->rows)
-		fk_problem(f, fr->ino, FRAG_FMT ": holds %" PRIu64 " rows, its record says %" PRIu32,
+		fk_problem(f, fr->ino, FRAG_FMT ": %" PRIu64 " rows start in it, its record says %" PRIu32,
 			   FRAG_ARGS(d), rows, d->rows);
-	if (r->in.fmt_kind == PFMT_FIXED) {
-		if (r->in.fmt_recsize && buf->len % r->in.fmt_recsize)
-			fk_problem(f, fr->ino, FRAG_FMT ": not whole %" PRIu32 "-byte records",
-				   FRAG_ARGS(d), r->in.fmt_recsize);
-	} else if (d->off + d->len < r->in.size && buf->len && buf->data[buf->len - 1] != '\n') {
-		fk_problem(f, fr->ino, FRAG_FMT ": does not end at a row boundary", FRAG_ARGS(d));
-	}
 }
 
+/* Records A and B describe the same image (FRAG_F_CONT is where a record
+ * puts it, not what the image holds). */
 static int same_desc(const struct frag_desc *a, const struct frag_desc *b)
 {
 	return a->len == b->len && a->stored_len == b->stored_len && a->checksum == b->checksum &&
-	       a->codec == b->codec && a->flags == b->flags;
+	       a->codec == b->codec && (a->flags & FRAG_F_MEMORY) == (b->flags & FRAG_F_MEMORY);
 }
 
 /* Read and verify the image of record FR through the read path. Sets its
@@ -323,7 +331,7 @@ static int verify_record(struct fsck *f, struct fk_frag *fr, size_t i, size_t e)
 		fr->nl_end = buf->len && buf->data[buf->len - 1] == '\n';
 		for (size_t k = i; k < e; k++)
 			if (same_desc(&f->frags[f->byid[k]].d, d))
-				check_rows(f, &f->frags[f->byid[k]], buf);
+				check_rows(f, &f->frags[f->byid[k]], fr->nls, fr->nl_end);
 		fbuf_put(buf);
 		fcache_drop(store_cache(f->st), d->id);   /* each image is read once */
 		return 0;
@@ -398,6 +406,25 @@ int fk_check_images(struct fsck *f)
 			return rc;
 	}
 	return 0;
+}
+
+void fk_check_rows_span(struct fsck *f)
+{
+	for (size_t i = 0; i < f->ninos; i++) {
+		const struct fk_ino *r = &f->inos[i];
+		if (!S_ISREG(r->in.mode) || r->in.fmt_kind == PFMT_FIXED || (r->in.flags & INODE_F_INLINE))
+			continue;
+		for (uint32_t k = 1; k < r->fn; k++) {
+			const struct fk_frag *p = &f->frags[r->f0 + k - 1], *fr = &f->frags[r->f0 + k];
+			int cont = !!(fr->d.flags & FRAG_F_CONT);
+			if (p->state != FK_GOOD || p->d.off + p->d.len != fr->d.off || cont == !p->nl_end)
+				continue;
+			fk_problem(f, r->in.ino, FRAG_FMT ": %s", FRAG_ARGS(&fr->d), cont ?
+				   "marked as continuing a row, but the fragment before it ends one" :
+				   "the fragment before it does not end at a row boundary, and this one is not "
+				   "marked as continuing that row");
+		}
+	}
 }
 
 /* ---- images nothing references ---- */

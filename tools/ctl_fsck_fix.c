@@ -10,7 +10,7 @@
  *  (2) Fragment images no final reference count names are deleted (the
  *      dropped damaged ones, and leftovers of interrupted commits); staging
  *      files are deleted.
- *  (3) Objects whose fragments were not cut at row ends are re-cut: their
+ *  (3) Objects that were fixed:N and became lines are re-cut: their
  *      bytes are read and committed again through the store API, like a
  *      daemon commit (new fragments, then one txn).
  * A crash between the steps leaves a consistent index; what (2) did not
@@ -84,6 +84,7 @@ static int fix_records(struct fsck *f, struct idx_txn *t, const struct fk_ino *r
 		d.off = fr->noff;
 		d.first_row = fr->nrow;
 		d.rows = fr->nrows;
+		d.flags = fr->nflags;
 		rc = idx_frag_put(t, r->in.ino, &d);
 	}
 	return rc;

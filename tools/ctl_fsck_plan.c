@@ -7,20 +7,24 @@
  *  (1) A healthy object (every fragment verified, the list contiguous from
  *      0 and covering exactly its size, rows right) is left untouched.
  *  (2) Only metadata wrong (row counts, first rows, the fragment counter,
- *      a stale inline record, empty fragment records): the records are
- *      rewritten in place; the bytes, the path and the version stay.
+ *      a stale inline record, empty fragment records, a fragment's mark of
+ *      continuing a row): the records are rewritten in place; the bytes,
+ *      the path and the version stay. Each kept record's FRAG_F_CONT and
+ *      rows are set from the verified bytes: lines, it continues a row
+ *      when the kept fragment before it ends without '\n'; fixed:N, when
+ *      its new offset is inside a record.
  *  (3) Bytes lost — a fragment whose image is missing or does not verify
  *      (truncated, zero-filled, flipped, swapped, another id), a gap or an
  *      overlap in the list, a list shorter or longer than the size, missing
  *      inline bytes: the object keeps every fragment that verifies, in
- *      order, moved up to close the gaps (fragments hold whole rows, so it
- *      is still whole rows), its size and rows become what it now holds,
+ *      order, moved up to close the gaps (with (2) for their marks and
+ *      rows, so rows that a dropped fragment cut join), its size and rows
+ *      become what it now holds,
  *      its version goes up by one, and it moves to /lost+found/ID-NAME with
  *      xattrs user.fsck.path (where it was) and user.fsck.lost (each byte
  *      range dropped and why). Its other names are removed.
- *  (4) Kept fragments that do not end at a row boundary (or a fixed:N
- *      object whose size is no multiple of N, which becomes `lines`): the
- *      object's bytes are re-cut into new fragments through the store API
+ *  (4) A fixed:N object whose size is no multiple of N becomes `lines`,
+ *      and its bytes are re-cut into new fragments through the store API
  *      after the index is consistent.
  *  (5) A storage=memory object with any of the above is emptied: its data
  *      lived in a daemon's memory and is gone (a mount does the same).
@@ -75,14 +79,26 @@ int fk_mark_lost(struct fsck *f, struct fk_ino *r)
 	return r->origin ? 0 : -ENOMEM;
 }
 
-/* Rows of good record FR under format IN. */
-static uint64_t rows_of(const struct idx_inode *in, const struct fk_frag *fr)
+/* FR's flags and rows at offset OFF under format IN, after PREV (the kept
+ * record before it, or NULL): FRAG_F_CONT as the bytes say (policy 2), or
+ * as recorded where they were not read (FK_SKIPPED). */
+static void place(const struct idx_inode *in, struct fk_frag *fr, const struct fk_frag *prev, uint64_t off)
 {
-	if (fr->state != FK_GOOD)
-		return fr->d.rows;
+	int cont;
+
 	if (in->fmt_kind == PFMT_FIXED)
-		return in->fmt_recsize ? fr->d.len / in->fmt_recsize : 0;
-	return fr->nls + (fr->d.len && !fr->nl_end);
+		cont = in->fmt_recsize && off % in->fmt_recsize;
+	else if (!prev)
+		cont = 0;
+	else if (fr->state == FK_GOOD && prev->state == FK_GOOD)
+		cont = !prev->nl_end;
+	else
+		cont = !!(fr->d.flags & FRAG_F_CONT);
+	fr->nflags = (uint16_t)((fr->d.flags & ~FRAG_F_CONT) | (cont ? FRAG_F_CONT : 0));
+	if (fr->state != FK_GOOD && in->fmt_kind != PFMT_FIXED)
+		fr->nrows = fr->d.rows;
+	else
+		fr->nrows = (uint32_t)fk_frag_rows(in, off, fr->d.len, fr->nls, fr->nl_end, cont);
 }
 
 /* 1 when FR's bytes can be kept in an object of storage MEM. */
@@ -226,17 +242,12 @@ static int plan_frags(struct fsck *f, struct fk_ino *r)
 			continue;
 		fr->noff = off;
 		fr->nrow = row;
-		fr->nrows = (uint32_t)rows_of(in, fr);
-		moved |= off != fr->d.off || row != fr->d.first_row || fr->nrows != fr->d.rows;
+		place(in, fr, last == UINT32_MAX ? NULL : &f->frags[r->f0 + last], off);
+		moved |= off != fr->d.off || row != fr->d.first_row || fr->nrows != fr->d.rows ||
+			 fr->nflags != fr->d.flags;
 		off += fr->d.len;
 		row += fr->nrows;
 		nkept++;
-		if (last != UINT32_MAX) {   /* the previous kept one is not last */
-			const struct fk_frag *p = &f->frags[r->f0 + last];
-			if (p->state == FK_GOOD &&
-			    (in->fmt_kind == PFMT_FIXED ? p->d.len % in->fmt_recsize != 0 : !p->nl_end))
-				r->recut = 1;
-		}
 		last = k;
 	}
 	if (nkept != r->fn || moved)
@@ -251,7 +262,7 @@ static int plan_frags(struct fsck *f, struct fk_ino *r)
 			  " bytes, %" PRIu64 " rows (the bytes are unchanged)", nkept, off, row);
 	}
 	if (r->recut)
-		fk_action(f, in->ino, "fragments not cut at row ends: the bytes are re-cut into new fragments");
+		fk_action(f, in->ino, "now lines: the bytes are re-cut into new fragments");
 	if (lost || r->recut)
 		in->version++;
 	in->size = off;

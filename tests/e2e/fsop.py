@@ -49,6 +49,10 @@ More ops, mostly for the POSIX errno table (posix.table, see `table`):
                             (steps "write:", "fstat:"); prints OK MODE(octal)
   copyrange SRC DST         copy_file_range(2) all of SRC into DST (opened
                             O_WRONLY; step "copy:"), close
+  pwriteat PATH OFF DATA    open O_WRONLY|O_CREAT, pwrite(2) DATA at OFF, close
+                            (steps "pwrite:", "close:"), then open again:
+                            prints OK SIZE and the bytes at OFF (pjdfstest
+                            open/25.t)
   mkdir PATH [MODE] / mknod PATH fifo|chr|sock [MODE] / readlink PATH
   listdir PATH              os.listdir: prints OK N
   chmod PATH MODE / chown PATH UID GID (-1 keeps) / lchown PATH UID GID
@@ -405,6 +409,26 @@ MORE = {"open": op_open, "openwrite": op_openwrite, "openread": op_openread,
         "chmod": op_chmod, "chown": op_chown, "lchown": op_lchown, "utime": op_utime,
         "rename2": op_rename2, "getxattr2": op_getxattr2, "listxattr2": op_listxattr2,
         "setxattr2": op_setxattr2, "lsetxattr": op_lsetxattr, "access": op_access, "listxattr": op_listxattr}
+
+
+def op_pwriteat(path, off, data):
+    fd = step("", os.open, path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        step("pwrite", os.pwrite, fd, data.encode(), int(off))
+    except Failed:
+        os.close(fd)
+        raise
+    step("close", os.close, fd)
+    fd = step("reopen", os.open, path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        got = step("pread", os.pread, fd, len(data), int(off))
+    finally:
+        os.close(fd)
+    return "OK %d %s" % (size, got.decode(errors="replace"))
+
+
+MORE["pwriteat"] = op_pwriteat
 
 
 # ---- the errno table ------------------------------------------------------

@@ -4,7 +4,8 @@
  * It builds a small store through the store API (a CSV object cut into
  * lz4 fragments, a fixed:16 object of random bytes in raw fragments, a
  * storage=memory log, a directory with inherited settings, a symlink, a
- * tiny inline object, an xattr, then a snapshot of it all), then reads
+ * tiny inline object, an xattr, a row longer than a fragment (records
+ * with FRAG_F_CONT, one of 0 rows), then a snapshot of it all), then reads
  * back every index record (encoded again with idx_rec.c, which writes
  * them byte for byte as LMDB holds them) and every fragment image from
  * the backend. View names and xattr values are the examples of
@@ -216,6 +217,11 @@ static void build_store(void)
 	if ((rc = store_symlink(st, IDX_ROOT_INO, "link", "events.csv", 1000, 1000, &in)))
 		die("symlink", rc);
 	mkfile(IDX_ROOT_INO, "empty.txt");
+
+	ino = mkfile(IDX_ROOT_INO, "long.txt");   /* a 5,000-byte row in 1 KiB fragments */
+	memset(csv, 'z', 5000);
+	memcpy(csv + 5000, "\nend\n", 5);
+	put_data(ino, csv, 5005);
 }
 
 /* ---- index records ---- */

@@ -2,9 +2,11 @@
  * write sessions, on a temporary store with 4 KiB fragments so that objects
  * have many fragments. Every change is applied to a model (a plain byte
  * buffer) too; after each commit the object must equal the model, its
- * fragment list must be contiguous and row-aligned (every fragment but the
- * last ends in '\n'), agree with the index records and the row count, and
- * the reference counts must match the fragment records.
+ * fragment list must be contiguous, each fragment at most 4 KiB, marked
+ * FRAG_F_CONT exactly when the byte before it is not '\n' (fixed:N: when
+ * it starts inside a record) and counting the rows that start in it, agree
+ * with the index records and the row count, and the reference counts must
+ * match the fragment records.
  *
  * Fragment writes are counted with store_get_stats().frags_written: an
  * append or a small change rewrites at most 2 fragments of a 1 MiB object
@@ -19,7 +21,11 @@
  * cost of an append against F = 10 / 1,000 / 100,000 fragments (images and
  * records written are equal; CPU time printed), pin chunks shared between
  * versions, and a randomized sequence (seed logged as "# seed N"; TEST_SEED
- * repeats it). */
+ * repeats it). Rows longer than a fragment (FRAG_F_CONT): views over and
+ * around them, appends into them, patches and new or removed row ends
+ * inside them, truncates into them, a 4 MiB row streamed (never held
+ * whole), fixed:N records longer than a fragment, copies half a record
+ * off, and the random tests again with rows of ~5,000 bytes. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -146,6 +152,19 @@ static uint64_t m_rows(const struct model *m, uint32_t fixed)
 	return n + (m->len && m->b[m->len - 1] != '\n');
 }
 
+/* Rows that start in bytes [off, off+len) of M: the record starts
+ * (FIXED), or the row starts (lines: offset 0 and each byte after a '\n'
+ * that is not M's last byte). */
+static uint64_t m_frag_rows(const struct model *m, uint32_t fixed, size_t off, size_t len)
+{
+	uint64_t n = 0;
+
+	for (size_t p = off; p < off + len; p++)
+		if (fixed ? p % fixed == 0 : p == 0 || m->b[p - 1] == '\n')
+			n++;
+	return n;
+}
+
 /* Byte offset where row R starts (lines, or records of FIXED bytes); the
  * size when R >= rows. */
 static size_t m_rowstart_f(const struct model *m, uint32_t fixed, uint64_t r)
@@ -262,29 +281,33 @@ static int verify_q(struct tstore *t, uint64_t ino, const struct model *m, char 
 	}
 	for (uint32_t i = 0; i < nf; i++) {
 		const struct frag_desc *d = pver_frag(pv, i);
-		struct model piece = { m->b + d->off, d->len, 0 };
-		if (d->off != off || d->first_row != row || d->len == 0) {
+		int cont = !!(d->flags & FRAG_F_CONT), want_cont;
+		uint64_t want_rows;
+		if (d->off != off || d->first_row != row || d->len == 0 || d->off + d->len > m->len) {
 			snprintf(why, cap, "fragment %u: off %" PRIu64 " first_row %" PRIu64 " len %u; want off %"
 				 PRIu64 " first_row %" PRIu64, i, d->off, d->first_row, d->len, off, row);
 			goto out;
 		}
-		if (d->off + d->len > m->len || d->rows != m_rows(&piece, fixed)) {
-			snprintf(why, cap, "fragment %u: %u rows, its bytes hold %" PRIu64, i, d->rows,
-				 d->off + d->len > m->len ? 0 : m_rows(&piece, fixed));
+		want_cont = fixed ? d->off % fixed != 0 : d->off > 0 && m->b[d->off - 1] != '\n';
+		want_rows = m_frag_rows(m, fixed, d->off, d->len);
+		if (cont != want_cont) {
+			snprintf(why, cap, "fragment %u of %u (off %" PRIu64 ", len %u): FRAG_F_CONT %d, but it %s a row",
+				 i, nf, d->off, d->len, cont, want_cont ? "continues" : "starts");
 			goto out;
 		}
-		if (!fixed && i + 1 < nf && m->b[d->off + d->len - 1] != '\n') {
-			snprintf(why, cap, "fragment %u of %u (off %" PRIu64 ", len %u) does not end in '\\n'", i, nf,
-				 d->off, d->len);
+		if (d->rows != want_rows) {
+			snprintf(why, cap, "fragment %u: %u rows, %" PRIu64 " rows start in its bytes", i, d->rows,
+				 want_rows);
 			goto out;
 		}
-		if (fixed && d->len % fixed) {
-			snprintf(why, cap, "fragment %u: len %u not a multiple of %u", i, d->len, fixed);
+		if (d->len > FRAG) {
+			snprintf(why, cap, "fragment %u: %u bytes > %d (a fragment is cut inside a longer row)",
+				 i, d->len, FRAG);
 			goto out;
 		}
-		if (d->len > FRAG && d->rows != 1 && !(fixed && d->len <= fixed)) {
-			snprintf(why, cap, "fragment %u: %u bytes > %d with %u rows (only a single long row may exceed)",
-				 i, d->len, FRAG, d->rows);
+		if (fixed && fixed <= FRAG && (d->off % fixed || d->len % fixed)) {
+			snprintf(why, cap, "fragment %u: off %" PRIu64 " len %u not whole records of %u", i, d->off,
+				 d->len, fixed);
 			goto out;
 		}
 		off += d->len;
@@ -648,7 +671,10 @@ static void test_truncate(void)
 		rc = wsess_commit(ws);
 	w1 = frags_written(&S);
 	wsess_free(ws);
-	CHECK(rc == 0 && w1 - w0 <= 2, "extend by 10000 zero bytes: %" PRIu64 " fragments written", w1 - w0);
+	/* the row ending mid-fragment is re-cut with the zeros that extend it: a
+	 * row of ~10000 bytes spans ceil(/FRAG) fragments of at most FRAG */
+	CHECK(rc == 0 && w1 - w0 <= 1 + (10000 + FRAG - 1) / FRAG, "extend by 10000 zero bytes: %" PRIu64
+	      " fragments written (<= %d)", w1 - w0, 1 + (10000 + FRAG - 1) / FRAG);
 	verify(&S, big_ino, &big, "after extending with zeros (a long row without '\\n')");
 
 	/* a write past the end leaves a hole of zeros */
@@ -1059,6 +1085,425 @@ static void test_fixed(void)
 	}
 	m_free(&m);
 	m_free(&old);
+}
+
+/* ---- (g) rows longer than a fragment (pver.c invariant 4) ---- */
+
+/* Fragments of INO: how many, how many continue a row, how many lie
+ * wholly inside one (0 rows). */
+static void frag_shape(struct tstore *t, uint64_t ino, uint32_t *nf, uint32_t *conts, uint32_t *inside)
+{
+	struct pver *pv;
+
+	*nf = *conts = *inside = 0;
+	if (store_pver_get(t->st, ino, &pv))
+		return;
+	*nf = pver_nfrags(pv);
+	for (uint32_t i = 0; i < *nf; i++) {
+		const struct frag_desc *d = pver_frag(pv, i);
+		*conts += !!(d->flags & FRAG_F_CONT);
+		*inside += (d->flags & FRAG_F_CONT) && d->rows == 0;
+	}
+	pver_put(pv);
+}
+
+/* Commit session WS (changes already in model M) of object INO; *W: the
+ * images the commit itself wrote (pre-cut ones settled first). */
+static int commit_counted(struct tstore *t, struct wsess *ws, uint64_t *w)
+{
+	uint64_t w0;
+	int rc;
+
+	wsess_precut_count(ws);        /* waits for the session's jobs */
+	w0 = frags_written(t);
+	rc = wsess_commit(ws);
+	*w = frags_written(t) - w0;
+	return rc;
+}
+
+/* Append LEN bytes of one letter (no '\n': a row goes on) to M. */
+static void m_fill(struct model *m, char c, size_t len, size_t off)
+{
+	char *b = malloc(len);
+
+	memset(b, c, len);
+	m_write(m, b, len, off);
+	free(b);
+}
+
+static void test_giant_rows(void)
+{
+	uint64_t ino = mkobj(&S, "giant.csv"), w;
+	struct model m = { 0 };
+	struct wsess *ws;
+	uint32_t nf, conts, inside;
+	size_t g1, g1_len = 30000, g2;
+	char row[64];
+	int rc, ok;
+	const char *reads[] = { "giant.csv@rows=0:3", "giant.csv@rows=4:5", "giant.csv@rows=3:6",
+				"giant.csv@rows=4:", "giant.csv@rows=-1:", "giant.csv@rows=-2:-1",
+				"giant.csv@rows=5:8", "giant.csv@part=0/3", "giant.csv@part=1/3",
+				"giant.csv@part=2/3", "giant.csv@rows=:" };
+
+	/* header, 4 rows, a 30,000-byte row, 3 rows, a 20,000-byte last row without '\n' */
+	m_set(&m, "id,text\n", 8);
+	for (int i = 0; i < 4; i++) {
+		int n = snprintf(row, sizeof(row), "%d,short\n", i);
+		m_write(&m, row, (size_t)n, m.len);
+	}
+	g1 = m.len;
+	m_fill(&m, 'G', g1_len, m.len);
+	{
+		const char *mid = "\n5,after\n6,after\n7,after\n";
+		m_write(&m, mid, strlen(mid), m.len);
+	}
+	g2 = m.len;
+	m_fill(&m, 'H', 20000, m.len);
+	rc = write_all(&S, ino, &m);
+	CHECK_EQ(rc, 0, "giant.csv: rows of 30,000 and 20,000 bytes in %d-byte fragments (%zu bytes)", FRAG, m.len);
+	verify(&S, ino, &m, "giant rows: FRAG_F_CONT marks, rows, offsets of every row");
+	frag_shape(&S, ino, &nf, &conts, &inside);
+	CHECK(nf >= 13 && conts >= 11 && inside >= 9, "%u fragments, %u continue a row, %u lie inside one", nf, conts,
+	      inside);
+	{
+		struct pver *pv;
+		uint64_t off = 0;
+		store_pver_get(S.st, ino, &pv);
+		CHECK(pver_inode(pv)->rows == 10 && pver_row_offset(pv, 5, &off) == 0 && off == g1 &&
+		      pver_row_offset(pv, 6, &off) == 0 && off == g1 + g1_len + 1 &&
+		      pver_row_offset(pv, 9, &off) == 0 && off == g2,
+		      "10 rows; row 5 (the long one) starts at %zu, row 6 after its '\\n', row 9 at %zu", g1, g2);
+		pver_put(pv);
+	}
+	ok = 1;
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+		ok &= view_reads_ok(&S, ino, &m, 1, 0, reads[i]);
+	CHECK(ok, "%zu views over, around and ending in the long rows read right",
+	      sizeof(reads) / sizeof(reads[0]));
+
+	/* an append to the last row (it has no '\n'): its last fragment and the new bytes */
+	ws = begin(&S, ino, NULL, 0);
+	{
+		char *b = malloc(10000);
+		memset(b, 'I', 10000);
+		rc = wsess_write(ws, b, 10000, m.len);
+		free(b);
+	}
+	m_fill(&m, 'I', 10000, m.len);
+	if (!rc)
+		rc = commit_counted(&S, ws, &w);
+	wsess_free(ws);
+	CHECK(rc == 0 && w <= 2 + 10000 / FRAG + 1, "10,000 bytes appended to the long last row: %" PRIu64
+	      " fragments written (<= %d)", w, 2 + 10000 / FRAG + 1);
+	verify(&S, ino, &m, "after an append into a long row");
+
+	/* a patch inside the 30,000-byte row: only its fragment */
+	ws = begin(&S, ino, NULL, 0);
+	rc = wsess_write(ws, "PATCH", 5, g1 + 14000);
+	m_write(&m, "PATCH", 5, g1 + 14000);
+	if (!rc)
+		rc = commit_counted(&S, ws, &w);
+	wsess_free(ws);
+	CHECK(rc == 0 && w <= 2, "5 bytes patched inside a long row: %" PRIu64 " fragments written (<= 2)", w);
+	verify(&S, ino, &m, "after a patch inside a long row");
+
+	/* a '\n' written inside it splits it: the fragments after it keep their bytes */
+	ws = begin(&S, ino, NULL, 0);
+	rc = wsess_write(ws, "\n", 1, g1 + 21000);
+	m_write(&m, "\n", 1, g1 + 21000);
+	if (!rc)
+		rc = commit_counted(&S, ws, &w);
+	wsess_free(ws);
+	CHECK(rc == 0 && w <= 2, "a '\\n' inside a long row splits it: %" PRIu64 " fragments written (<= 2)", w);
+	verify(&S, ino, &m, "after splitting a long row");
+	ok = 1;
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+		ok &= view_reads_ok(&S, ino, &m, 1, 0, reads[i]);
+	CHECK(ok, "the views read right after the split (11 rows)");
+
+	/* the '\n' that ended it overwritten: two long rows become one */
+	ws = begin(&S, ino, NULL, 0);
+	rc = wsess_write(ws, "J", 1, g1 + g1_len);
+	m_write(&m, "J", 1, g1 + g1_len);
+	if (!rc)
+		rc = commit_counted(&S, ws, &w);
+	wsess_free(ws);
+	CHECK(rc == 0 && w <= 2, "the end of a long row removed (it joins the next row): %" PRIu64
+	      " fragments written (<= 2)", w);
+	verify(&S, ino, &m, "after joining rows");
+
+	/* a '\n' written as the last byte of a fragment inside a long row: the
+	 * next fragment now starts a row (it cannot be kept as it is), and
+	 * then that '\n' overwritten again: it continues the row once more */
+	for (int round = 0; round < 2; round++) {
+		struct pver *pv;
+		uint64_t at = 0;
+		store_pver_get(S.st, ino, &pv);
+		for (uint32_t i = 0; i + 1 < pver_nfrags(pv) && !at; i++) {
+			const struct frag_desc *d = pver_frag(pv, i), *e = pver_frag(pv, i + 1);
+			if (round == 0 && (d->flags & FRAG_F_CONT) && d->rows == 0 && (e->flags & FRAG_F_CONT))
+				at = d->off + d->len - 1;
+			if (round == 1 && m.b[d->off + d->len - 1] == '\n' && !(e->flags & FRAG_F_CONT) && d->len == FRAG)
+				at = d->off + d->len - 1;
+		}
+		pver_put(pv);
+		CHECK(at > 0, "%s at byte %" PRIu64, round ? "a fragment ends with '\\n' and the next starts a row" :
+		      "a fragment inside a long row is followed by another", at);
+		ws = begin(&S, ino, NULL, 0);
+		rc = wsess_write(ws, round ? "L" : "\n", 1, at);
+		m_write(&m, round ? "L" : "\n", 1, at);
+		if (!rc)
+			rc = commit_counted(&S, ws, &w);
+		wsess_free(ws);
+		CHECK(rc == 0 && w <= 2, "%s: %" PRIu64 " fragments written (<= 2)", round ?
+		      "the '\\n' at a fragment's end overwritten" : "a '\\n' at a fragment's end inside a long row", w);
+		verify(&S, ino, &m, round ? "the next fragment continues the row now" :
+		       "the next fragment starts a row now");
+	}
+
+	/* a view write replaces the long row and its neighbours with short rows, then one long row again */
+	{
+		struct view_spec sp = spec_of("giant.csv@rows=3:6");
+		struct model wm = { 0 };
+		ws = begin(&S, ino, &sp, 1);
+		m_set(&wm, "id,text\nx\ny\n", 12);
+		rc = wsess_write(ws, wm.b, wm.len, 0);
+		view_write_model(&m, 1, 0, &sp, wm.b, wm.len);
+		if (!rc)
+			rc = wsess_commit(ws);
+		wsess_free(ws);
+		CHECK_EQ(rc, 0, "@rows=3:6 (a long row and its neighbours) replaced by 2 short rows");
+		verify(&S, ino, &m, "after a view write over a long row");
+		sp = spec_of("giant.csv@rows=1:2");
+		ws = begin(&S, ino, &sp, 1);
+		m_set(&wm, "id,text\n", 8);
+		m_fill(&wm, 'K', 25000, wm.len);
+		m_write(&wm, "\n", 1, wm.len);
+		rc = wsess_write(ws, wm.b, wm.len, 0);
+		view_write_model(&m, 1, 0, &sp, wm.b, wm.len);
+		if (!rc)
+			rc = wsess_commit(ws);
+		wsess_free(ws);
+		CHECK_EQ(rc, 0, "@rows=1:2 replaced by a 25,000-byte row");
+		verify(&S, ino, &m, "after a view write of a long row");
+		ok = 1;
+		for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+			ok &= view_reads_ok(&S, ino, &m, 1, 0, reads[i]);
+		CHECK(ok, "the views read right after the view writes");
+		m_free(&wm);
+	}
+
+	/* truncate into the middle of a long row, then extend it with zeros */
+	{
+		struct pver *pv;
+		uint64_t a = 0, b = 0;
+		store_pver_get(S.st, ino, &pv);
+		pver_row_offset(pv, 2, &a);
+		pver_row_offset(pv, 3, &b);
+		pver_put(pv);
+		CHECK(b - a > 3 * FRAG, "row 2 is the long one (%" PRIu64 " bytes)", b - a);
+		ws = begin(&S, ino, NULL, 0);
+		rc = wsess_truncate(ws, a + (b - a) / 2);
+		m_truncate(&m, (size_t)(a + (b - a) / 2));
+		if (!rc)
+			rc = commit_counted(&S, ws, &w);
+		wsess_free(ws);
+		CHECK(rc == 0 && w <= 1, "truncate into the middle of a long row: %" PRIu64 " fragments written (<= 1)", w);
+		verify(&S, ino, &m, "after a truncate into a long row");
+		ws = begin(&S, ino, NULL, 0);
+		rc = wsess_truncate(ws, m.len + 50000);
+		m_truncate(&m, m.len + 50000);
+		if (!rc)
+			rc = commit_counted(&S, ws, &w);
+		wsess_free(ws);
+		CHECK(rc == 0 && w <= 1 + (50000 + FRAG - 1) / FRAG + 1, "50,000 zeros extend the long last row: %" PRIu64
+		      " fragments written", w);
+		verify(&S, ino, &m, "after extending a long row with zeros");
+	}
+	check_refs(&S, 1, "giant rows");
+	m_free(&m);
+}
+
+/* Rows a little longer than a fragment (JSON lines of 1.2 fragments): a
+ * fragment that would hold less than half a fragment of rows is filled
+ * with the start of the next row instead (it is cut anyway), so such rows
+ * do not leave a small fragment each; rows that fit a fragment are not
+ * split. */
+static void test_rows_just_over(void)
+{
+	uint64_t ino = mkobj(&S, "over.jsonl"), ino2 = mkobj(&S, "under.jsonl");
+	struct model m = { 0 }, m2 = { 0 };
+	struct pver *pv;
+	uint32_t nf, small = 0, split = 0;
+	int rc;
+
+	for (int i = 0; i < 30; i++) {
+		m_fill(&m, (char)('a' + i % 26), FRAG + FRAG / 5, m.len);
+		m_write(&m, "\n", 1, m.len);
+		m_fill(&m2, (char)('a' + i % 26), FRAG / 10 + (i % 3) * (FRAG / 2), m2.len);   /* 0.1, 0.6, 1.1 */
+		m_write(&m2, "\n", 1, m2.len);
+	}
+	rc = write_all(&S, ino, &m);
+	CHECK_EQ(rc, 0, "30 rows of %d bytes (1.2 fragments each)", FRAG + FRAG / 5 + 1);
+	verify(&S, ino, &m, "rows a little longer than a fragment");
+	store_pver_get(S.st, ino, &pv);
+	nf = pver_nfrags(pv);
+	for (uint32_t i = 0; i + 1 < nf; i++)
+		small += pver_frag(pv, i)->len < FRAG / 2;
+	pver_put(pv);
+	CHECK(small == 0, "%u fragments for %zu bytes, none but the last under half a fragment (%u are)", nf, m.len,
+	      small);
+	rc = write_all(&S, ino2, &m2);
+	CHECK_EQ(rc, 0, "30 rows of 0.1, 0.6 and 1.1 fragments");
+	verify(&S, ino2, &m2, "rows around a fragment's size");
+	store_pver_get(S.st, ino2, &pv);
+	for (uint32_t i = 0; i < pver_nfrags(pv); i++) {
+		const struct frag_desc *d = pver_frag(pv, i);
+		uint64_t a = d->off, rs;
+		if (!(d->flags & FRAG_F_CONT))
+			continue;
+		while (a > 0 && m2.b[a - 1] != '\n')
+			a--;
+		rs = (uint64_t)((const char *)memchr(m2.b + d->off, '\n', m2.len - d->off) - m2.b) + 1 - a;
+		split += rs <= FRAG;    /* a row that fits a fragment was split */
+	}
+	pver_put(pv);
+	CHECK_EQ(split, 0, "only rows longer than a fragment span fragments");
+	check_refs(&S, 1, "rows around a fragment's size");
+	m_free(&m);
+	m_free(&m2);
+}
+
+/* A sequential writer of one long row: pieces are cut and handed to jobs
+ * while it writes (never the whole row in memory, nothing spilled), and
+ * the commit reuses them all. */
+static void test_giant_stream(void)
+{
+	struct tstore T;
+	struct model m = { 0 };
+	struct wsess *ws;
+	uint64_t ino, w;
+	char chunk[8192];
+	size_t pre;
+	int rc = 0;
+
+	if (open_tstore(&T, "gstream", 64 * 1024, 0, 0))   /* streaming, spill past 64 KiB */
+		return;
+	ino = mkobj(&T, "row.txt");
+	ws = begin(&T, ino, NULL, 1);
+	for (size_t off = 0; off < (4u << 20) && !rc; off += sizeof(chunk)) {
+		for (size_t i = 0; i < sizeof(chunk); i++)
+			chunk[i] = (char)('a' + (off / 8192 + i) % 26);
+		rc = wsess_write(ws, chunk, sizeof(chunk), off);
+		m_write(&m, chunk, sizeof(chunk), off);
+	}
+	pre = wsess_precut_count(ws);
+	CHECK(rc == 0 && pre >= (4u << 20) / FRAG - 2, "a 4 MiB row without '\\n' written in 8 KiB pieces: %zu fragments "
+	      "pre-cut while writing", pre);
+	CHECK_EQ(tut_count_files(T.staging, NULL), 0, "nothing spilled to staging/ (the row is never held whole)");
+	rc = commit_counted(&T, ws, &w);
+	CHECK(rc == 0 && w <= 1, "the commit reuses every pre-cut piece of the row: %" PRIu64 " written (<= 1)", w);
+	verify(&T, ino, &m, "a streamed 4 MiB row");
+	wsess_free(ws);
+
+	/* the same row goes on in a new session (its base ends inside the row) */
+	ws = begin(&T, ino, NULL, 0);
+	for (size_t k = 0; k < 40 && !rc; k++) {
+		memset(chunk, 'q', sizeof(chunk));
+		rc = wsess_write(ws, chunk, sizeof(chunk), m.len);
+		m_write(&m, chunk, sizeof(chunk), m.len);
+	}
+	rc = rc ? rc : commit_counted(&T, ws, &w);
+	wsess_free(ws);
+	CHECK(rc == 0 && w <= 2, "320 KiB more of the row, streamed: the commit wrote %" PRIu64 " fragments (<= 2: "
+	      "the base's last and the tail; the pre-cut pieces continue the row)", w);
+	verify(&T, ino, &m, "a long row continued by a second session");
+	check_refs(&T, 1, "streamed long row");
+	store_close(T.st);
+	m_free(&m);
+}
+
+/* fixed:N with N > fragment_size: a record spans fragments. */
+static void test_fixed_big(void)
+{
+	uint64_t ino = mkobj(&S, "big.rec"), w;
+	struct model m = { 0 };
+	struct wsess *ws;
+	uint32_t nf, conts, inside;
+	int rc;
+
+	rc = store_setxattr(S.st, ino, "user.payload.format", "fixed:10000", 11, 0);
+	CHECK_EQ(rc, 0, "big.rec: fixed:10000 (records longer than a %d-byte fragment)", FRAG);
+	for (int i = 0; i < 6; i++)
+		m_fill(&m, (char)('A' + i), 10000, m.len);
+	rc = write_all(&S, ino, &m);
+	CHECK_EQ(rc, 0, "6 records of 10,000 bytes");
+	verify(&S, ino, &m, "fixed:10000: records start a fragment, FRAG_F_CONT inside them");
+	frag_shape(&S, ino, &nf, &conts, &inside);
+	CHECK(nf == 18 && conts == 12 && inside == 12, "18 fragments (4096 + 4096 + 1808 per record), 12 continue a "
+	      "record and hold no record start (got %u, %u, %u)", nf, conts, inside);
+	CHECK(view_reads_ok(&S, ino, &m, 0, 10000, "big.rec@rows=1:3") &&
+	      view_reads_ok(&S, ino, &m, 0, 10000, "big.rec@part=1/4") &&
+	      view_reads_ok(&S, ino, &m, 0, 10000, "big.rec@rows=-1:"), "views of records that span fragments");
+	ws = begin(&S, ino, NULL, 0);
+	rc = wsess_write(ws, "changed", 7, 3 * 10000 + 5000);
+	m_write(&m, "changed", 7, 3 * 10000 + 5000);
+	if (!rc)
+		rc = commit_counted(&S, ws, &w);
+	wsess_free(ws);
+	CHECK(rc == 0 && w <= 2, "7 bytes changed inside record 3: %" PRIu64 " fragments written (<= 2)", w);
+	verify(&S, ino, &m, "after a change inside a record");
+	ws = begin(&S, ino, NULL, 0);
+	m_fill(&m, 'Z', 10000, m.len);
+	rc = wsess_write(ws, m.b + m.len - 10000, 10000, m.len - 10000);
+	if (!rc)
+		rc = wsess_truncate(ws, m.len - 10000 + 5000);
+	if (!rc)
+		rc = wsess_commit(ws);
+	CHECK_EQ(rc, -EINVAL, "a record and a half appended: -EINVAL (not a multiple of 10000)");
+	if (!rc || rc == -EINVAL)
+		rc = wsess_truncate(ws, m.len);
+	if (!rc)
+		rc = wsess_write(ws, m.b + m.len - 5000, 5000, m.len - 5000);
+	if (!rc)
+		rc = commit_counted(&S, ws, &w);
+	wsess_free(ws);
+	CHECK(rc == 0 && w <= 4, "the record completed and committed: %" PRIu64 " fragments written (<= 4)", w);
+	verify(&S, ino, &m, "after appending a record");
+	rc = store_truncate(S.st, ino, NULL, 3 * 10000);
+	m_truncate(&m, 3 * 10000);
+	CHECK_EQ(rc, 0, "truncate to 3 records");
+	verify(&S, ino, &m, "after truncating to 3 records");
+	/* records of another object copied in half a record off: their
+	 * fragments would start at another place in a record, so they are cut
+	 * again (a copy at a record boundary reuses them) */
+	{
+		uint64_t src = mkobj(&S, "src.rec");
+		struct model sm = { 0 };
+		struct pver *spv;
+		ssize_t n;
+		store_setxattr(S.st, src, "user.payload.format", "fixed:10000", 11, 0);
+		for (int i = 0; i < 3; i++)
+			m_fill(&sm, (char)('a' + i), 10000, sm.len);
+		rc = write_all(&S, src, &sm);
+		store_pver_get(S.st, src, &spv);
+		ws = begin(&S, ino, NULL, 0);
+		n = wsess_copy(ws, spv, NULL, 0, 20000, 5000);
+		m_write(&m, sm.b, 20000, 5000);
+		rc = n == 20000 ? commit_counted(&S, ws, &w) : (int)n;
+		CHECK(rc == 0 && w >= 5, "2 records copied in at byte 5000: cut again (%" PRIu64 " written)", w);
+		verify(&S, ino, &m, "after a copy half a record off");
+		n = wsess_copy(ws, spv, NULL, 10000, 20000, 10000);
+		m_write(&m, sm.b + 10000, 20000, 10000);
+		rc = n == 20000 ? commit_counted(&S, ws, &w) : (int)n;
+		CHECK(rc == 0 && w == 0, "2 records copied in at a record boundary: reused (%" PRIu64 " written)", w);
+		verify(&S, ino, &m, "after a copy at a record boundary");
+		wsess_free(ws);
+		pver_put(spv);
+		m_free(&sm);
+	}
+	check_refs(&S, 1, "fixed:10000");
+	m_free(&m);
 }
 
 /* A session begun before a format change (found by tests/stress): its
@@ -1666,8 +2111,14 @@ static void test_append_cost(void)
 
 /* ---- (j) randomized sequences ---- */
 
+/* When set, random text has a '\n' about every LONG_ROWS bytes instead
+ * of its usual density: rows longer than a fragment (FRAG_F_CONT). */
+static int long_rows;
+
 static void rand_text(char *p, size_t n, int newline_every)
 {
+	if (newline_every && long_rows)
+		newline_every = long_rows;
 	for (size_t i = 0; i < n; i++)
 		p[i] = newline_every && rnd_below((uint64_t)newline_every) == 0 ? '\n' : (char)('a' + rnd_below(26));
 }
@@ -2010,6 +2461,10 @@ int main(void)
 	test_rewrite();
 	test_views();
 	test_fixed();
+	test_giant_rows();
+	test_rows_just_over();
+	test_giant_stream();
+	test_fixed_big();
 	test_format_race();
 	test_isolation();
 	test_spill();
@@ -2022,10 +2477,15 @@ int main(void)
 	test_shared_pins();
 	test_stream_random("stream.csv", 0, 300);
 	test_stream_random("stream.bin", 12, 300);
+	test_stream_random("stream.rec", 6000, 150);      /* records longer than a fragment */
+	long_rows = 5000;                                 /* rows longer than a fragment */
+	test_stream_random("stream.long", 0, 200);
 	test_random("rand.csv", 0, 0, 400);
 	test_random("rand.txt", 0, 0, 200);
 	test_random("rand.bin", 16, 0, 200);
 	test_random("mem.csv", 0, 1, 200);
+	test_random("rand.long", 0, 0, 300);
+	long_rows = 0;
 	store_close(S.st);
 	m_free(&big);
 	tut_rmrf(tmp);

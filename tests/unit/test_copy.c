@@ -188,15 +188,18 @@ static int same_q(uint64_t ino, const struct model *m, char *why, size_t cap)
 	}
 	for (uint32_t i = 0; i < nf; i++) {
 		const struct frag_desc *d = pver_frag(pv, i);
-		struct idx_inode fin = *in;
-		uint64_t rows = rows_in(&fin, m->b + d->off, d->len);
+		/* where it starts: inside a row (lines) or at an offset in a record */
+		uint32_t phase = fixed ? (uint32_t)(d->off % fixed) : d->off && m->b[d->off - 1] != '\n';
+		uint64_t rows = d->off + d->len <= m->len ? frag_rows(in, m->b + d->off, d->len, phase) : 0;
 		if (d->off != off || d->first_row != row || !d->len || d->rows != rows) {
 			snprintf(why, cap, "fragment %u: off %" PRIu64 " row %" PRIu64 " rows %u (want %" PRIu64 ", %"
 				 PRIu64 ", %" PRIu64 ")", i, d->off, d->first_row, d->rows, off, row, rows);
 			goto out;
 		}
-		if ((!fixed && i + 1 < nf && m->b[d->off + d->len - 1] != '\n') || (fixed && d->len % fixed)) {
-			snprintf(why, cap, "fragment %u (off %" PRIu64 ", %u bytes) is not row-aligned", i, d->off, d->len);
+		if (!!(d->flags & FRAG_F_CONT) != !!phase || (fixed && d->len % fixed)) {
+			snprintf(why, cap, "fragment %u (off %" PRIu64 ", %u bytes): FRAG_F_CONT %d, but it %s a row%s",
+				 i, d->off, d->len, !!(d->flags & FRAG_F_CONT), phase ? "continues" : "starts",
+				 fixed && d->len % fixed ? ", not whole records" : "");
 			goto out;
 		}
 		off += d->len;

@@ -107,11 +107,26 @@ static uint64_t put_obj(struct store *st, uint64_t parent, const char *name, con
 
 /* The store of each case: a.csv, b.csv (many 4 KiB fragments), small.txt
  * (inline), sub/c.csv and its hard link sub/hard.csv, rec.bin (fixed:16,
- * binary). */
+ * binary), long.txt (rows of 10,000 and 9,000 bytes: each spans fragments,
+ * FRAG_F_CONT), big.rec (fixed:5000, records longer than a fragment). */
 struct fixture {
-	uint64_t a, b, small, sub, c, rec;
-	struct buf da, db, ds, dc, drec;
+	uint64_t a, b, small, sub, c, rec, lng, brec;
+	struct buf da, db, ds, dc, drec, dl, dbrec;
 };
+
+static struct buf long_rows(void)
+{
+	struct buf b = { malloc(20000), 0 };
+
+	b.len = (size_t)sprintf(b.p, "a\nbb\n");
+	memset(b.p + b.len, 'x', 10000);
+	b.len += 10000;
+	b.len += (size_t)sprintf(b.p + b.len, "\ntail1\ntail2\n");
+	memset(b.p + b.len, 'y', 9000);
+	b.len += 9000;
+	b.p[b.len++] = '\n';
+	return b;
+}
 
 static void make_store(struct fixture *x, const char *tag)
 {
@@ -138,6 +153,25 @@ static void make_store(struct fixture *x, const char *tag)
 	store_mknod(st, ROOT, "rec.bin", S_IFREG | 0644, 0, 0, 0, &in);
 	x->rec = in.ino;
 	store_setxattr(st, x->rec, "user.payload.format", "fixed:16", 8, 0);
+	x->dl = long_rows();
+	x->lng = put_obj(st, ROOT, "long.txt", &x->dl);
+	x->dbrec = (struct buf){ malloc(5000 * 3), 5000 * 3 };
+	for (size_t i = 0; i < x->dbrec.len; i++)
+		x->dbrec.p[i] = (char)('A' + i / 5000);
+	store_mknod(st, ROOT, "big.rec", S_IFREG | 0644, 0, 0, 0, &in);
+	x->brec = in.ino;
+	store_setxattr(st, x->brec, "user.payload.format", "fixed:5000", 10, 0);
+	{
+		struct pver *pv;
+		struct wsess *ws;
+		store_pver_get(st, x->brec, &pv);
+		store_wsess_begin(st, pv, NULL, 1, &ws);
+		pver_put(pv);
+		wsess_write(ws, x->dbrec.p, x->dbrec.len, 0);
+		if (wsess_commit(ws))
+			printf("Bail out! big.rec\n");
+		wsess_free(ws);
+	}
 	store_close(st);
 	st = open_rw();
 	{
@@ -156,7 +190,8 @@ static void make_store(struct fixture *x, const char *tag)
 
 static void free_fixture(struct fixture *x)
 {
-	free(x->da.p), free(x->db.p), free(x->dc.p), free(x->ds.p), free(x->drec.p);
+	free(x->da.p), free(x->db.p), free(x->dc.p), free(x->ds.p), free(x->drec.p), free(x->dl.p);
+	free(x->dbrec.p);
 }
 
 /* ---- looking at stores ---- */
@@ -213,7 +248,8 @@ static int same_sum(const struct objsum *a, const struct objsum *b)
 	       a->hash == b->hash;
 }
 
-static const char *healthy_paths[] = { "a.csv", "b.csv", "small.txt", "sub/c.csv", "sub/hard.csv", "rec.bin" };
+static const char *healthy_paths[] = { "a.csv", "b.csv", "small.txt", "sub/c.csv", "sub/hard.csv", "rec.bin",
+				       "long.txt", "big.rec" };
 #define NHEALTHY (sizeof(healthy_paths) / sizeof(healthy_paths[0]))
 
 static void take_sums(struct objsum *s)
@@ -251,6 +287,28 @@ static struct fr frag_of(uint64_t ino, uint32_t k)
 	if (store_pver_get(st, ino, &pv) == 0) {
 		if (k < pver_nfrags(pv))
 			r = (struct fr){ pver_frag(pv, k)->id, pver_frag(pv, k)->off, pver_frag(pv, k)->len };
+		pver_put(pv);
+	}
+	store_close(st);
+	return r;
+}
+
+/* The first fragment of INO with FRAG_F_CONT and ROWS rows (k: its
+ * index), or id 0. */
+static struct fr cont_frag(uint64_t ino, uint32_t rows, uint32_t *k)
+{
+	struct store *st = open_ro();
+	struct pver *pv;
+	struct fr r = { 0 };
+
+	if (store_pver_get(st, ino, &pv) == 0) {
+		for (uint32_t i = 0; i < pver_nfrags(pv) && !r.id; i++) {
+			const struct frag_desc *d = pver_frag(pv, i);
+			if ((d->flags & FRAG_F_CONT) && d->rows == rows) {
+				r = (struct fr){ d->id, d->off, d->len };
+				*k = i;
+			}
+		}
 		pver_put(pv);
 	}
 	store_close(st);
@@ -719,7 +777,7 @@ static void test_recut(void)
 		CHECK(a.ino == x.a && a.hash == before[0].hash && a.size == before[0].size,
 		      "fixed:7: a.csv stays in place with the same bytes (now lines, re-cut)");
 		CHECK(r.ino == x.rec && r.hash == before[5].hash && r.size == before[5].size,
-		      "mis-cut: rec.bin stays in place with the same bytes (re-cut at row ends)");
+		      "fixed records read as lines: rec.bin stays in place with the same bytes (rows and marks set)");
 	}
 	free_fixture(&x);
 }
@@ -747,6 +805,90 @@ static void test_inline_missing(void)
 	v = xattr_of(lpath, "user.fsck.lost");
 	CHECK(v && strstr(v, "bytes 0..13: inline data missing"), "inline bytes missing: user.fsck.lost says so");
 	free(v);
+	free_fixture(&x);
+}
+
+/* Rows that span fragments (FRAG_F_CONT). */
+static struct fr span_frag;
+
+/* long.txt: a fragment inside the 10,000-byte row loses its mark (its
+ * rows stay 0); big.rec: the fragment that starts inside record 0 loses
+ * its mark. */
+static int edit_spans(struct idx_txn *t, const struct fixture *x)
+{
+	struct frag_desc *v;
+	uint32_t n;
+	int rc = idx_frags_load(t, x->lng, &v, &n);
+
+	for (uint32_t i = 0; !rc && i < n; i++)
+		if (v[i].off == span_frag.off) {
+			v[i].flags &= (uint16_t)~FRAG_F_CONT;
+			rc = idx_frag_put(t, x->lng, &v[i]);
+		}
+	free(v);
+	if (!rc)
+		rc = idx_frags_load(t, x->brec, &v, &n);
+	if (!rc && n > 1 && (v[1].flags & FRAG_F_CONT)) {
+		v[1].flags &= (uint16_t)~FRAG_F_CONT;
+		rc = idx_frag_put(t, x->brec, &v[1]);
+	} else if (!rc) {
+		printf("Bail out! big.rec: its second fragment does not continue a record\n");
+		rc = -EINVAL;
+	}
+	free(v);
+	return rc;
+}
+
+static void test_spans(void)
+{
+	struct fixture x;
+	struct objsum before[NHEALTHY];
+	struct store *st;
+	struct pver *pv;
+	uint32_t k = 0, conts = 0, nf = 0;
+	int rc;
+
+	make_store(&x, "spans");
+	take_sums(before);
+	st = open_ro();
+	if (store_pver_get(st, x.lng, &pv) == 0) {
+		nf = pver_nfrags(pv);
+		for (uint32_t i = 0; i < nf; i++)
+			conts += !!(pver_frag(pv, i)->flags & FRAG_F_CONT);
+		pver_put(pv);
+	}
+	store_close(st);
+	CHECK(conts >= 4 && nf >= 5, "long.txt: %u fragments, %u continue a row (rows of 10,000 and 9,000 bytes)",
+	      nf, conts);
+	rc = run_fsck(0);
+	CHECK(rc == 0 && strstr(out, ": clean\n"), "rows spanning fragments: fsck is clean (exit %d)", rc);
+	span_frag = cont_frag(x.lng, 0, &k);
+	CHECK(span_frag.id != 0, "long.txt has a fragment wholly inside a row (#%u, bytes %" PRIu64 "..%" PRIu64 ")",
+	      k, span_frag.off, span_frag.off + span_frag.len);
+	edit_index(&x, edit_spans);
+	rc = run_fsck(0);
+	CHECK(rc == 1 && strstr(out, "not marked as continuing a record"),
+	      "big.rec: fsck finds a fragment inside a record without its mark");
+	check_repair_check("a mark lost", "is not marked as continuing that row", "fragment records rewritten");
+	check_healthy(before, NULL, "a mark lost");
+	free_fixture(&x);
+
+	/* the image of a fragment inside a row is lost: the rest of the row
+	 * joins what follows, and the rows are counted again */
+	make_store(&x, "span-lost");
+	take_sums(before);
+	span_frag = cont_frag(x.lng, 0, &k);
+	{
+		char p[4500], lost[64];
+		const char *skip[] = { "long.txt", NULL };
+		image_path(p, sizeof(p), span_frag.id);
+		unlink(p);
+		snprintf(lost, sizeof(lost), "moved to /lost+found/%" PRIu64 "-long.txt", x.lng);
+		check_repair_check("a lost piece of a row", "missing: no image", lost);
+		check_healthy(before, skip, "a lost piece of a row");
+		snprintf(lost, sizeof(lost), "lost+found/%" PRIu64 "-long.txt", x.lng);
+		check_lost("a lost piece of a row", lost, "/long.txt", &x.dl, &span_frag, 1, before[6].version);
+	}
 	free_fixture(&x);
 }
 
@@ -799,6 +941,7 @@ int main(void)
 	test_namespace();
 	test_lists();
 	test_recut();
+	test_spans();
 	test_inline_missing();
 	test_clean_and_locked();
 	tut_rmrf(tmp);

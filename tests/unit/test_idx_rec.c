@@ -154,7 +154,8 @@ static void test_frag(void)
 	BAD_FRAG(id, 0, "fragment id 0: -EUCLEAN");
 	BAD_FRAG(len, 0, "raw length 0: -EUCLEAN");
 	BAD_FRAG(codec, 2, "codec 2: -EUCLEAN");
-	BAD_FRAG(flags, 2, "unknown flag 0x2: -EUCLEAN");
+	BAD_FRAG(flags, 4, "unknown flag 0x4: -EUCLEAN");
+	BAD_FRAG(flags, 0x8000, "unknown flag 0x8000: -EUCLEAN");
 	BAD_FRAG(stored_len, 1000, "lz4 not smaller than raw: -EUCLEAN");
 	BAD_FRAG(stored_len, 0, "lz4 stored length 0: -EUCLEAN");
 	BAD_FRAG(off, UINT64_MAX - 999 + 1, "offset + length past 2^64: -EUCLEAN");
@@ -169,6 +170,12 @@ static void test_frag(void)
 	CHECK(frag_rt(&e, &got) == 0 && frag_eq(&got, &e), "raw length 2^31-1 decodes");
 	e.len = e.stored_len = 0x80000000u;
 	CHECK_EQ(frag_rt(&e, &got), -EUCLEAN, "raw length 2^31: -EUCLEAN");
+	e = sample_frag();
+	e.flags = FRAG_F_CONT;
+	e.rows = 0;
+	CHECK(frag_rt(&e, &got) == 0 && frag_eq(&got, &e), "FRAG_F_CONT (0x2, format 3) with 0 rows decodes");
+	e.flags = FRAG_F_CONT | FRAG_F_MEMORY;
+	CHECK(frag_rt(&e, &got) == 0 && got.flags == 3, "flags 0x3 (continues a row, memory backend) decode");
 	e = sample_frag();
 	e.off = UINT64_MAX - e.len;
 	e.first_row = UINT64_MAX - e.rows;
