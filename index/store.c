@@ -952,6 +952,12 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		fcache_configure(st->cache, st->pool, 0);
 	if (!rc)
 		rc = open_conf(st, o->conf, created > 0);
+	if (!rc && st->conf.kind == STORE_RADOS && st->frag_size > STORE_RADOS_FRAG_MAX) {
+		/* an image is one RADOS object: OSDs refuse writes past 90 MiB */
+		log_warn("%s: fragment_size %zu MiB is over what one RADOS object takes: %u MiB",
+			 dir, st->frag_size >> 20, (unsigned)(STORE_RADOS_FRAG_MAX >> 20));
+		st->frag_size = STORE_RADOS_FRAG_MAX;
+	}
 	if (!rc && st->conf.kind == STORE_RADOS) {
 		rc = srados_open(st, o, created > 0);
 		if (!rc && srados_follower(st))

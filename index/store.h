@@ -81,6 +81,9 @@ struct store_change {
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
+/* The largest fragment_size of a RADOS store: an image is one RADOS object
+ * and OSDs refuse writes past osd_max_write_size (90 MiB by default). */
+#define STORE_RADOS_FRAG_MAX ((size_t)64 << 20)
 
 /* Limits (docs/guide.md "Limits"). An object holds at most STORE_SIZE_MAX
  * bytes (ext4's largest file with 4 KiB blocks, so truncate(2) and
