@@ -93,7 +93,7 @@ const char *store_strerror(int err)
 	case -EACCES: return "permission denied";
 	case -EROFS: return "read-only file system";
 	case -EAGAIN: return "store is busy";
-	case -EBUSY: return "store is in use by another payloadfs daemon or payloadctl (RADOS: or written from another host)";
+	case -EBUSY: return "store is in use by another payloadfs daemon or payloadctl";
 	case -EEXIST: return "a RADOS store of that name exists already (to write it from this host: init --takeover)";
 	case -ETIMEDOUT: return "the Ceph cluster did not answer in time";
 	case -ESTALE: return "another host took this RADOS store over";
