@@ -19,7 +19,7 @@
  * flattened. Thread-safe: any thread may call anything; appends are
  * serialized by the caller (the store's commit lock).
  *
- * Refinements of the first draft of this contract (2027-01, with the
+ * Refinements of the first draft of this contract (2026-12, with the
  * implementation): rlog_holder(); the "in doubt" rule after an append timed
  * out (rlog_append); -ERANGE for an append that would leave a gap; -EUCLEAN
  * for a log with a hole; the "start over" call of rlog_base_get's CB; the
