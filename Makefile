@@ -1,4 +1,4 @@
-# payloadfs — one entry point: all, check, crash, bench, demo, install, clean
+# payloadfs — one entry point: all, check, crash, powerloss, bench, demo, install, clean
 # (and fuzz, fuzz-run, valgrind for the test tiers beside check).
 # Flags: CFLAGS is yours (default -O2 -g); what the build needs is added with
 # override. SANITIZE=address,undefined builds with sanitizers. V=1 is verbose.
@@ -104,6 +104,12 @@ $(BUILD)/tests/test_fnode: $(BUILD)/tests/unit/test_fnode.o $(BUILD)/fs/fnode.o 
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/fs/fnode.o $(CORE_LIB) $(LDLIBS_CORE)
 
+# test_killpriv tests the setuid/setgid rule (no FUSE headers in it).
+$(BUILD)/tests/test_killpriv: $(BUILD)/tests/unit/test_killpriv.o $(BUILD)/fs/killpriv.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/fs/killpriv.o $(CORE_LIB) $(LDLIBS_CORE)
+
 unit: $(UNIT_BIN)
 
 # ---- fuzzing: libFuzzer harnesses tests/fuzz/fuzz_*.c, built with clang
@@ -154,9 +160,18 @@ $(BUILD)/tests/fuzz/gen_corpus: $(BUILD)/tests/fuzz/gen_corpus.o $(CORE_LIB)
 valgrind: unit
 	$(Q)tests/valgrind.sh $(BUILD)
 
+# The power-loss explorer's LD_PRELOAD shim (tests/crash/plshim.c): for the
+# tests only, and built without SANITIZE (a preloaded library cannot bring
+# its own sanitizer runtime).
+SHIM := $(BUILD)/crash/plshim.so
+$(SHIM): tests/crash/plshim.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  SHIM    $@")
+	$(Q)$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl -pthread
+
 # check: unit tests, a short fuzz run (when clang and libFuzzer are
 # installed), then end-to-end tests; the last line is "N passed, N failed".
-check: all unit $(STRESS_BIN)
+check: all unit $(STRESS_BIN) $(SHIM)
 	$(Q)if tests/fuzz/have-libfuzzer.sh "$(FUZZ_CC)"; then $(MAKE) --no-print-directory fuzz || true; fi
 	$(Q)FUZZ_CC="$(FUZZ_CC)" FUZZ_TIME=$(CHECK_FUZZ_TIME) tests/run-all.sh $(BUILD)
 
@@ -165,6 +180,12 @@ check: all unit $(STRESS_BIN)
 ROUNDS ?= 200
 crash: all
 	$(Q)tests/crash/crash.py --build $(BUILD) --cases --rounds $(ROUNDS) --startup-rounds 32 $(if $(SEED),--seed $(SEED))
+
+# powerloss: the power-loss explorer's long mode (tests/crash/README.md,
+# "Power loss"): thousands of crash states; SEED= to replay one run,
+# PL_BUDGET= seconds of states per scenario.
+powerloss: all $(SHIM)
+	$(Q)tests/crash/powerloss.py --build $(BUILD) --long $(if $(SEED),--seed $(SEED))
 
 # stress: the concurrency stress test and the fsx exerciser in their long
 # modes (tests/stress/README.md): SECONDS= of stress, FSX_OPS= per seed,
@@ -199,7 +220,7 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit check crash bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
+.PHONY: all unit check crash powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

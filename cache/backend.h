@@ -65,6 +65,10 @@ struct frag_backend_ops {
 	 * backend's temporary files); called by the full sweep after an
 	 * unclean shutdown. @return 0 or -errno. */
 	int (*sweep_partial)(struct frag_backend *b);
+	/* Optional (NULL: del() is durable when it returns). Make every del()
+	 * that returned before this call durable (the local backend: one
+	 * syncfs, which commits the folders' unlinks). @return 0 or -errno. */
+	int (*sync_dels)(struct frag_backend *b);
 };
 
 struct frag_backend {
@@ -124,6 +128,8 @@ static inline int frag_get_many(struct frag_backend *b, struct frag_get *r, size
 static inline int frag_del(struct frag_backend *b, uint64_t id) { return b->ops->del(b, id); }
 static inline int frag_list(struct frag_backend *b, int (*cb)(void *, uint64_t), void *arg)
 { return b->ops->list(b, cb, arg); }
+static inline int frag_sync_dels(struct frag_backend *b)
+{ return b->ops->sync_dels ? b->ops->sync_dels(b) : 0; }
 static inline int frag_sweep_partial(struct frag_backend *b)
 { return b->ops->sweep_partial ? b->ops->sweep_partial(b) : 0; }
 static inline void frag_backend_destroy(struct frag_backend *b) { if (b) b->ops->destroy(b); }

@@ -920,6 +920,20 @@ static void local_destroy(struct frag_backend *fb)
 	free(b);
 }
 
+/* Unlinks are metadata: one syncfs commits them (and anything else
+ * pending on the file system; nothing else waits for it at unmount). */
+static int local_sync_dels(struct frag_backend *fb)
+{
+	struct local_backend *b = to_local(fb);
+
+	if (syncfs(b->rootfd) < 0) {
+		int rc = -errno;
+		log_err("fragments: syncfs after deletions failed: %s", strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
 /* Invariant (3). */
 static int local_sweep_partial(struct frag_backend *fb)
 {
@@ -938,6 +952,7 @@ static const struct frag_backend_ops local_ops = {
 	.del = local_del,
 	.list = local_list,
 	.sweep_partial = local_sweep_partial,
+	.sync_dels = local_sync_dels,
 	.destroy = local_destroy,
 };
 

@@ -30,7 +30,9 @@
  *      no other handle, and every read handle of a node pins the node's
  *      version (fnode.h), unless a thread's retry met the same node again
  *      (a retry note: then the open goes through, with direct I/O) — never
- *      when the node has page-cache readers.
+ *      when the node has page-cache readers. On a node that ever had a
+ *      writer (wpages), whose pages may hold what it staged, a page-cache
+ *      reader's open drops the pages first (FN_PC_FRESH).
  *  (6) A node with an owner (reserved for that thread's retry) is opened
  *      by its owner first, or by nobody within RETRY_NS.
  */
@@ -679,10 +681,9 @@ int fn_open_read(uint64_t nodeid, const struct idx_inode *in, int want, uint64_t
 			note_refusal(f, tid);   /* an older version's node */
 			rc = -ESTALE;
 		} else {
-			if (want && f->f.version == version && !f->f.no_pc && !f->obj->writers &&
-			    !f->f.writers) {
+			if (want && f->f.version == version && !f->f.no_pc && !f->f.writers) {
 				f->f.pc_readers++;
-				*pc = 1;
+				*pc = f->f.wpages ? FN_PC_FRESH : FN_PC_KEEP;
 			}
 			f->f.readers++;
 		}
@@ -741,6 +742,9 @@ int fn_open_write(uint64_t nodeid, uint64_t ino, uint64_t tid, const struct wses
 		if (f) {
 			f->f.writers++;
 			f->ws = ws;
+			/* its page cache may hold the writer's staged bytes
+			 * (ops.c (2a)): a reader's open drops them first */
+			f->f.wpages = 1;
 			/* the writer's own: no lookup reply (the committed
 			 * size) may move its i_size again */
 			node_seal(f);

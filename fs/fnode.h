@@ -97,6 +97,9 @@ struct fnode_file {
 	uint32_t readers;         /* open read handles of the node (pc or not) */
 	uint32_t writers;         /* open write handles of the node */
 	int no_pc;                /* made after a seal: direct I/O only */
+	int wpages;               /* a writer had it: its page cache may hold
+				   * staged bytes, so a reader's open drops it
+				   * first (FN_PC_FRESH) */
 	int sealed;               /* never handed out again */
 };
 
@@ -155,18 +158,25 @@ uint64_t fn_ino(uint64_t nodeid);
 
 /* A read handle of the version IN opens on file node NODEID for thread
  * TID. It may use the node's page cache when WANT, the node shows that
- * version, the node is not no_pc and no writer of the object is open. A
+ * version, the node is not no_pc and has no writer (the writer is alone
+ * on its node: writers of the object on other nodes do not matter). A
  * node reserved for TID that nobody opened yet takes IN's version.
- * @param[out] pc 1 page cache, 0 direct I/O.
+ * @param[out] pc FN_PC_KEEP (the page cache, kept across opens),
+ *   FN_PC_FRESH (the page cache, which this open must drop first: a writer
+ *   had the node, and its pages may hold bytes it staged, ops.c (2a)), or
+ *   0 (direct I/O).
  * @return 0 (counted: call fn_close_read(NODEID, *PC) at release), or
  *   -ESTALE when the node has a writer (it is sealed) or shows an older
  *   version and has open handles (the kernel retries on a fresh node). */
+#define FN_PC_KEEP  1
+#define FN_PC_FRESH 2
 int fn_open_read(uint64_t nodeid, const struct idx_inode *in, int want, uint64_t tid, int *pc);
 void fn_close_read(uint64_t nodeid, int pc);
 
 /* A write handle with session WS opens on file node NODEID of object INO
  * for thread TID. The node becomes the writer's: sealed, and its
- * attributes show WS's size (fn_writer_size) until fn_close_write.
+ * attributes show WS's size (fn_writer_size) until fn_close_write; it is
+ * marked wpages for good (a later reader's open drops its page cache).
  * @return 0 (counted: call fn_close_write(NODEID, INO) before freeing
  *   WS), or -ESTALE when the node has open handles (it is sealed; the
  *   kernel retries the open on a fresh node). */

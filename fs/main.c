@@ -220,6 +220,20 @@ static int fail(const char *what, const char *why)
 	return 1;
 }
 
+/* store_opts.lock_note: the old daemon of the store is still exiting (an
+ * unmount just returned) and store_open waits for it. Said in the log and,
+ * while the daemon's start-up still has the terminal, there too. */
+static int note_to_stderr;
+
+static void lock_note(const char *dir, unsigned wait_ms)
+{
+	log_warn("%s: the store is held by a payloadfs daemon or payloadctl that is exiting: "
+		 "waiting for it (%u ms at most)", dir, wait_ms);
+	if (note_to_stderr)
+		fprintf(stderr, "payloadfs: %s: the store is held by a payloadfs daemon or payloadctl "
+			"that is exiting: waiting for it (%u s at most)\n", dir, (wait_ms + 999) / 1000);
+}
+
 /* Daemon mode: the parent waits for the child's word and exits with it. */
 static int become_daemon(void)
 {
@@ -291,6 +305,22 @@ static int write_pidfile(const char *path)
 	}
 	fprintf(f, "%d\n", (int)getpid());
 	return fclose(f) ? -errno : 0;
+}
+
+/* Remove PATH if it still names this process (a daemon that mounted the
+ * store after us may have written its own pid there). */
+static void remove_pidfile(const char *path)
+{
+	char buf[32] = "";
+	FILE *f = fopen(path, "re");
+
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	if (f && atoi(buf) == (int)getpid())
+		unlink(path);
 }
 
 static void setup_log(const struct opts *o, int foreground, int debug)
@@ -388,6 +418,9 @@ int main(int argc, char *argv[])
 	so.rdonly = o.ro;
 	so.sweep = !o.ro;
 	so.lock_shared = o.ro;
+	so.daemon = 1;
+	so.lock_note = lock_note;
+	note_to_stderr = !co.foreground && !o.logfile;   /* else the log is stderr */
 	if (!co.foreground && become_daemon() < 0) {
 		fail("daemon", strerror(errno));
 		goto out;
@@ -448,9 +481,11 @@ out:
 		fuse_session_destroy(se);
 	}
 	fn_fini();
-	store_close(pfs.st);
+	/* before the store's lock goes: a daemon remounting the store at once
+	 * (storelock.h) may then write the same pidfile */
 	if (o.pidfile && mounted)
-		unlink(o.pidfile);
+		remove_pidfile(o.pidfile);
+	store_close(pfs.st);
 	free(co.mountpoint);
 	fuse_opt_free_args(&args);
 	free(o.store);

@@ -5,8 +5,21 @@
  *      of a read-only handle never see later commits.
  *  (2) A handle opened for writing owns a write session (fh.ws): its
  *      writes are staged, invisible to other handles, and committed by
- *      flush (close), fsync or release. Writable handles use direct I/O so
- *      staged bytes never enter a page cache.
+ *      flush (close), fsync or release. O_WRONLY handles and views use
+ *      direct I/O.
+ *  (2a) An O_RDWR handle of an object (the only kind that can be mapped
+ *      for writing) uses the page cache of its node, without keep_cache:
+ *      a writer is alone on its node (fnode.h), and a reader that opens
+ *      the node after it (a stale dentry) drops those pages first
+ *      (FN_PC_FRESH: no keep_cache), so staged bytes are never served to
+ *      anyone else. So MAP_SHARED works: the kernel writes dirty pages back as
+ *      WRITE requests with fi->writepage set through this handle (at
+ *      msync(MS_SYNC) and fsync before FSYNC, close(2) before FLUSH,
+ *      munmap, and its own write-back), staged like writes; they commit
+ *      at the next fsync/msync, close, or at release (the munmap that
+ *      drops the last reference after the close). A write-back WRITE
+ *      takes its offset as given (not O_APPEND's end) and clears no
+ *      setuid bit.
  *  (3) Each version of a regular file is its own FUSE node (fnode.h): the
  *      kernel keeps one page cache and one i_size per node, so a node's
  *      cached bytes are always its version's bytes. A read-only handle
@@ -15,9 +28,10 @@
  *      as the version lasts). A handle opened on the node of an older
  *      version (a dentry the kernel had not revalidated yet) reads the
  *      current version with direct I/O: the node's pages belong to its own
- *      version. While a writer of the object is open, new read handles use
- *      direct I/O too (the writer's direct writes move the node's i_size).
- *      -o direct_io makes every read handle use direct I/O.
+ *      version. A writer is alone on its node, so readers opened while it
+ *      is open use the page cache of theirs as well; on a node a writer
+ *      had, the open drops the pages first (2a). -o direct_io makes every
+ *      read handle, and every write handle, use direct I/O.
  *  (3a) A commit (close, fsync, truncate, a format change) queues, for
  *      every node and name the kernel may cache for the object, an
  *      attribute invalidation and an entry invalidation (notify.h: sent by
@@ -39,6 +53,7 @@
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
+#include "fs/killpriv.h"
 #include "fs/notify.h"
 #include "fs/snapshots.h"
 #include "index/store.h"
@@ -47,10 +62,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
@@ -75,6 +92,7 @@ struct fh {
 	int reader;               /* FH_OBJ read handle: counted in fn_open_read */
 	int failed;               /* a commit failed: close(2) returned its error */
 	int writer;               /* FH_OBJ write handle: counted in fn_open_write */
+	uint64_t kp_seen;         /* kill_privs: the epoch the object had no setuid/setgid */
 	pthread_mutex_t ra_lock;  /* the kernel may send reads of one handle at once */
 	struct readahead ra;      /* protected by ra_lock */
 	struct fh *prev, *next;   /* on live_fh; protected by live_lock */
@@ -571,6 +589,60 @@ static void after_commit(uint64_t ino, uint64_t except, int wait)
 		notify_wait(ticket);
 }
 
+/* ---- setuid and setgid on data changes (killpriv.h) ---- */
+
+/* Bumped before every chmod reaches the store and again after it: a
+ * handle that saw its object without setuid/setgid bits at epoch E need
+ * not look again while the epoch is E (nothing but chmod sets a bit on an
+ * existing object; a look that raced a chmod saw an epoch that the second
+ * bump moves on). */
+static atomic_uint_fast64_t mode_epoch = 1;
+
+/* The caller of REQ changes the data of object INO (write, O_TRUNC,
+ * truncate, fallocate, copy_file_range): clear the bits a local file
+ * system clears (killpriv.h). *SEEN (may be NULL) caches, per handle, the
+ * epoch at which the object had neither bit.
+ * @return 0, or -errno from the store (the change must then fail, as a
+ *   failed file_remove_privs fails it on ext4). */
+static int kill_privs(fuse_req_t req, uint64_t ino, uint64_t *seen)
+{
+	struct pfs *p = pfs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	uint64_t epoch = atomic_load(&mode_epoch);
+	struct kp_caller c = { .fsgid = (uint32_t)ctx->gid };
+	struct idx_inode in, a;
+	gid_t gl[256];
+	uint32_t groups[256], kill;
+	int rc;
+
+	if (seen && *seen == epoch)
+		return 0;
+	rc = store_getattr(p->st, ino, &in);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	if (!S_ISREG(in.mode) || !(in.mode & (S_ISUID | S_ISGID))) {
+		if (seen)
+			*seen = epoch;
+		return 0;
+	}
+	c.capable = kp_capable((uint32_t)ctx->pid);
+	if (!c.capable && kp_need_groups(in.mode, in.gid, c.fsgid)) {
+		int n = fuse_req_getgroups(req, 256, gl);
+		for (int i = 0; i < n && i < 256; i++)
+			groups[i] = (uint32_t)gl[i];
+		c.groups = groups;
+		c.ngroups = n > 0 ? (size_t)(n < 256 ? n : 256) : 0;
+	}
+	if (!(kill = kp_kill_mask(in.mode, in.gid, &c)))
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.mode = kill;
+	rc = store_setattr(p->st, ino, &a, STORE_CLEAR_MODE, NULL);
+	if (!rc)
+		after_commit(ino, 0, 0);   /* every node's mode (not waited for) */
+	return rc;
+}
+
 /* ---- setattr ---- */
 
 /* truncate(2) of NODEID (through handle H when it has a session). A
@@ -613,8 +685,15 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (to_set & FUSE_SET_ATTR_SIZE)
-		rc = set_size(p, ino, h, (uint64_t)attr->st_size);
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		struct fnode_view v;
+		uint64_t obj = !fn_is_view(ino) ? fn_ino(ino) : fn_view(ino, &v) == 0 ? v.base : 0;
+		rc = obj ? kill_privs(req, obj, NULL) : 0;   /* truncate(2), ftruncate(2) */
+		if (!rc)
+			rc = set_size(p, ino, h, (uint64_t)attr->st_size);
+	}
+	if (to_set & FUSE_SET_ATTR_MODE)
+		atomic_fetch_add(&mode_epoch, 1);
 	memset(&a, 0, sizeof(a));
 	if (to_set & FUSE_SET_ATTR_MODE)
 		mask |= STORE_SET_MODE, a.mode = attr->st_mode;
@@ -635,6 +714,8 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 	if (!rc && (mask || (to_set & FUSE_SET_ATTR_CTIME)) && !fn_is_view(ino)) {
 		uint64_t target = fn_ino(ino);
 		rc = target ? store_setattr(p->st, target, &a, mask, NULL) : -ENOENT;
+		if (mask & STORE_SET_MODE)
+			atomic_fetch_add(&mode_epoch, 1);   /* and after: see kill_privs */
 		if (!rc && fn_is_file(ino))
 			after_commit(target, ino, 0);   /* other nodes of the object: mode, times */
 	}
@@ -849,6 +930,10 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 		h->ino = v.base;
 		rc = fn_open_write(nodeid, v.base, tid, h->ws);   /* -ESTALE: the node has handles */
 		h->writer = !rc;
+		/* (2a) an O_RDWR writer may be mapped MAP_SHARED: the page
+		 * cache of its node (it is alone there) holds its content */
+		if (!rc && (flags & O_ACCMODE) == O_RDWR && p->page_cache)
+			*direct = 0;
 	}
 	if (!rc && !wr && h->kind != FH_OBJ) {
 		rc = view_attr(h->pv, &v.spec, &size, &h->vm, &h->meta, &h->meta_len);
@@ -861,9 +946,10 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 		rc = fn_open_read(nodeid, pver_inode(h->pv), p->page_cache, tid, &h->pc);
 		h->reader = !rc;
 		if (h->pc) {
-			/* the node's pages are this version's: keep them */
+			/* the node's pages are this version's: keep them,
+			 * unless a writer left its own there (FN_PC_FRESH) */
 			*direct = 0;
-			*keep = 1;
+			*keep = h->pc == FN_PC_KEEP;
 		}
 	}
 	if (rc == -EISDIR && fn_is_view(nodeid))
@@ -874,6 +960,12 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 	}
 	*out = h;
 	return 0;
+}
+
+/* The object whose data handle H changes (its session's). */
+static uint64_t fh_object(const struct fh *h)
+{
+	return h->ws ? pver_inode(wsess_base(h->ws))->ino : h->ino;
 }
 
 static void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -887,6 +979,8 @@ static void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	rc = fh_open(pfs_of(req), ino, fi->flags, (uint64_t)fuse_req_ctx(req)->pid, &h, &keep, &direct);
+	if (!rc && h->ws && (fi->flags & O_TRUNC) && (rc = kill_privs(req, fh_object(h), NULL)))
+		fh_free(h);              /* open(O_TRUNC) clears setuid/setgid like truncate(2) */
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -1009,7 +1103,13 @@ static void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	if (h->append)
+	/* page write-back of a shared mapping (writepage) is no write(2):
+	 * its offsets are the pages', and it clears no setuid bit */
+	if (!fi->writepage && (rc = kill_privs(req, fh_object(h), &h->kp_seen))) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (h->append && !fi->writepage)
 		off = (off_t)wsess_size(h->ws);
 	rc = wsess_write(h->ws, buf, size, (uint64_t)off);
 	if (rc)
@@ -1060,12 +1160,43 @@ static void pfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		n = -EBADF;
 	else if (off_in < 0 || off_out < 0)
 		n = -EINVAL;
+	else if (len && (n = kill_privs(req, fh_object(out), &out->kp_seen)) < 0)
+		;                        /* the destination's setuid/setgid: as write(2) */
 	else
 		n = copy_range_fh(in, (uint64_t)off_in, out, (uint64_t)off_out, len < COPY_MAX ? len : COPY_MAX);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
+}
+
+/* fallocate(2) on a write handle, staged in its session like a write
+ * (store.h wsess_allocate, wsess_zero): modes 0 and KEEP_SIZE check the
+ * space and extend the content where asked, PUNCH_HOLE and ZERO_RANGE
+ * write zeros (the store keeps no holes). COLLAPSE_RANGE and INSERT_RANGE
+ * (which the kernel does not pass to FUSE anyway), UNSHARE_RANGE and
+ * anything else are EOPNOTSUPP. The answer is never ENOSYS: the kernel
+ * would take it as "no fallocate" for the whole mount. */
+static void pfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			  struct fuse_file_info *fi)
+{
+	struct fh *h = fh_of(fi);
+	int keep = !!(mode & FALLOC_FL_KEEP_SIZE), rc;
+
+	(void)ino;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		rc = -EOPNOTSUPP;
+	else if ((mode & FALLOC_FL_PUNCH_HOLE) && (!keep || (mode & FALLOC_FL_ZERO_RANGE)))
+		rc = -EOPNOTSUPP;        /* as vfs_fallocate says (it answers first) */
+	else if (off < 0 || len <= 0)
+		rc = -EINVAL;
+	else if (!h->ws)
+		rc = -EBADF;
+	else if ((rc = kill_privs(req, fh_object(h), &h->kp_seen)) == 0)
+		rc = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)
+		     ? wsess_zero(h->ws, (uint64_t)off, (uint64_t)len, keep)
+		     : wsess_allocate(h->ws, (uint64_t)off, (uint64_t)len, keep);
+	fuse_reply_err(req, -rc);
 }
 
 /* Commit a dirty handle, then tell the kernel the object changed (its
@@ -1435,6 +1566,11 @@ static void pfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* the daemon clears setuid/setgid on data changes itself, with the
+	 * caller's credentials (killpriv.h): the kernel must not do it again
+	 * from a stale mode */
+	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV)
+		conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
 	/* no splice: replies are writev of the pinned cache buffers, 20%
 	 * faster on cold reads than splicing them (docs/benchmarks.md) */
 	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
@@ -1502,6 +1638,7 @@ const struct fuse_lowlevel_ops pfs_ops = {
 	.read = pfs_read,
 	.write = pfs_write,
 	.copy_file_range = pfs_copy_file_range,
+	.fallocate = pfs_fallocate,
 	.flush = pfs_flush,
 	.release = pfs_release,
 	.fsync = pfs_fsync,

@@ -612,9 +612,13 @@ int store_setattr(struct store *st, uint64_t ino, const struct idx_inode *a, uns
 	rc = idx_inode_get(t, ino, &in);
 	if (!rc)
 		rc = inode_ro(&in);
+	if (!rc && (mask & STORE_CLEAR_MODE) && !(in.mode & a->mode & 07777))
+		return store_wend(st, t, -EALREADY) == -EALREADY ? 0 : -EIO;   /* already clear */
 	if (!rc) {
 		if (mask & STORE_SET_MODE)
 			in.mode = (in.mode & S_IFMT) | (a->mode & 07777);
+		if (mask & STORE_CLEAR_MODE)
+			in.mode &= ~(a->mode & 07777);
 		if (mask & STORE_SET_UID)
 			in.uid = a->uid;
 		if (mask & STORE_SET_GID)

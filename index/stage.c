@@ -63,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 struct pcfrag {
@@ -850,6 +851,63 @@ int wsess_truncate(struct wsess *ws, uint64_t size)
 		rc = seg_push(ws, SEG_ZERO, 0, size - ws->size);
 	}
 	if (!rc) {
+		ws->dirty = 1;
+		ws->changed_ns = store_now_ns();
+	}
+	pthread_mutex_unlock(&ws->lock);
+	return rc;
+}
+
+/* fallocate(2) must find NEED more bytes free on the store's file system
+ * (ext4 allocates them; here they are zeros until written, so the check
+ * tells a caller reserving space whether its writes will fit).
+ * @return 0, -ENOSPC or -errno of statvfs. */
+static int space_for(struct store *st, uint64_t need)
+{
+	struct statvfs v;
+
+	if (!need)
+		return 0;
+	if (statvfs(st->dir, &v) < 0)
+		return -errno;
+	return (uint64_t)v.f_bavail * v.f_frsize < need ? -ENOSPC : 0;
+}
+
+int wsess_allocate(struct wsess *ws, uint64_t off, uint64_t len, int keep_size)
+{
+	uint64_t end = off + len;
+	int rc;
+
+	if (end < off || end > STORE_SIZE_MAX)
+		return -EFBIG;
+	pthread_mutex_lock(&ws->lock);
+	rc = space_for(ws->st, end > ws->size ? end - ws->size : 0);
+	if (!rc && !keep_size && end > ws->size) {
+		rc = seg_push(ws, SEG_ZERO, 0, end - ws->size);
+		if (!rc) {
+			ws->dirty = 1;
+			ws->changed_ns = store_now_ns();
+		}
+	}
+	pthread_mutex_unlock(&ws->lock);
+	return rc;
+}
+
+int wsess_zero(struct wsess *ws, uint64_t off, uint64_t len, int keep_size)
+{
+	uint64_t end = off + len;
+	int rc = 0;
+
+	if (end < off || end > STORE_SIZE_MAX)
+		return -EFBIG;
+	pthread_mutex_lock(&ws->lock);
+	if (keep_size && end > ws->size)
+		end = ws->size;
+	else if (end > ws->size)
+		rc = space_for(ws->st, end - ws->size);
+	if (!rc && off < end)
+		rc = seg_overlay(ws, off, end - off, SEG_ZERO, 0);
+	if (!rc && off < end) {
 		ws->dirty = 1;
 		ws->changed_ns = store_now_ns();
 	}

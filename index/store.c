@@ -30,7 +30,8 @@
  *      after a clean close a mount looks only at staging/ and the orphans:
  *      its cost follows what changed, not the size of the store.
  *  (5) At most one process opens a store for writing: it holds an
- *      exclusive flock() on the STORE directory for as long as it is open.
+ *      exclusive flock() on the STORE directory for as long as it is open
+ *      (storelock.h: an opener waits for a holder that is exiting).
  *      A read-only daemon holds a shared lock (it caches versions, so no
  *      writer may run beside it). Tools reading a store take no lock
  *      (LMDB readers are safe beside a writer) and never sweep.
@@ -38,6 +39,7 @@
  *      (and by the sweep after a crash): their images lived in its RAM.
  */
 #include "index/store_int.h"
+#include "index/storelock.h"
 #include "cache/fault.h"
 #include "cache/log.h"
 #include "cache/pool.h"
@@ -871,13 +873,13 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	st->rdonly = o->rdonly;
 	st->no_stream = o->no_stream || (getenv("PAYLOADFS_NO_STREAM") && *getenv("PAYLOADFS_NO_STREAM") == '1');
 	st->lockfd = -1;
+	st->markfd = -1;
 	st->reserve_fd = -1;
 	st->sweep = o->sweep && !o->rdonly;
 	if (!o->rdonly || o->lock_shared) {
-		st->lockfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (st->lockfd < 0 ||
-		    flock(st->lockfd, (o->rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		struct storelock_opts lo = { .shared = o->rdonly, .daemon = o->daemon,
+					     .note = o->lock_note };
+		if ((rc = storelock_take(dir, &lo, &st->lockfd, &st->markfd)) != 0) {
 			store_close(st);
 			return rc;
 		}
@@ -928,6 +930,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	storelock_unmark(&st->markfd);   /* exiting: openers now wait (storelock.h) */
 	if (st->sweep && st->idx && mem_in_use(st) && sweep_inodes(st, 1, 0)) {
 		log_warn("storage=memory objects could not be emptied at close; the next mount does it");
 		store_note_leftover(st);
@@ -940,6 +943,10 @@ void store_close(struct store *st)
 	}
 	if (st->reap_running) {
 		dur_stop(st);    /* the final flush, after the last change */
+		/* (S2): the reaper's unlinks are durable before the marker says
+		 * that no garbage is left (found by the power-loss explorer) */
+		if (st->clean_base && !st->dur_leftover && frag_sync_dels(st->disk))
+			store_note_leftover(st);
 		if (st->clean_base && !st->dur_leftover && mark_clean(st, 1))
 			log_warn("%s: the clean-close marker could not be written: the next mount sweeps",
 				 st->dir);

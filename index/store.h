@@ -52,6 +52,11 @@ struct store_opts {
 	unsigned sync_ms;       /* flush interval of the newest commit; 0 = 1000 */
 	const struct store_conf *conf;   /* with create: what kind of store to
 				 * make (NULL: local); ignored for an existing one */
+	int daemon;             /* the FUSE daemon: its mount of the store tells
+				 * other openers it is live (storelock.h) */
+	/* Called once when the store's lock is held by a process that is
+	 * exiting and store_open waits for it (NULL: a log line). */
+	void (*lock_note)(const char *dir, unsigned wait_ms);
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
@@ -68,9 +73,12 @@ struct store_opts {
 
 /* Open the store in DIR. With CREATE, an empty or missing-index directory
  * is initialised (index/, fragments/, staging/ created 0700).
+ * A store locked by a process that is exiting is waited for, a few
+ * seconds at most (storelock.h).
  * @return 0; -ENOENT DIR missing, or not a store and !create; -ENOTEMPTY
  *   DIR is not empty and not a store; -EPROTO unknown format version (a
- *   clear message is logged); -errno. */
+ *   clear message is logged); -EBUSY another daemon or tool uses it;
+ *   -errno. */
 int store_open(const char *dir, const struct store_opts *o, struct store **out);
 void store_close(struct store *st);
 
@@ -146,6 +154,9 @@ int store_forget_unused(struct store *st, uint64_t ino, int (*in_use)(uint64_t i
 #define STORE_SET_ATIME 0x8
 #define STORE_SET_MTIME 0x10
 #define STORE_SET_CTIME 0x20
+#define STORE_CLEAR_MODE 0x40  /* clear the bits ATTR->mode & 07777 (setuid and
+				* setgid on a data change): nothing is written
+				* when none of them is set */
 /* Change metadata (not size: sizes go through a write session).
  * ctime is set to now unless STORE_SET_CTIME. */
 int store_setattr(struct store *st, uint64_t ino, const struct idx_inode *attr, unsigned mask,
@@ -256,6 +267,20 @@ int store_wsess_begin(struct store *st, struct pver *base, const struct view_spe
 		      int truncate, struct wsess **out);
 int wsess_write(struct wsess *ws, const void *buf, size_t len, uint64_t off);
 int wsess_truncate(struct wsess *ws, uint64_t size);
+/* fallocate(2) of the session's content [OFF, OFF+LEN) (LEN > 0), staged
+ * like a write and committed with the session. The store keeps no holes:
+ * zeros cost next to nothing once compressed.
+ *  - wsess_allocate (modes 0 and FALLOC_FL_KEEP_SIZE): the space the range
+ *    adds past the end must be free on the store's file system (checked,
+ *    not held: -ENOSPC); without KEEP_SIZE the content grows to OFF+LEN
+ *    with zeros. Nothing changes inside the content.
+ *  - wsess_zero (FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE): the range
+ *    reads as zeros; with KEEP_SIZE only the part before the end changes,
+ *    else the content grows to OFF+LEN (the growth checked as above).
+ * @return 0, -EFBIG (OFF+LEN beyond STORE_SIZE_MAX), -ENOSPC, -ENOMEM
+ *   (nothing changed). */
+int wsess_allocate(struct wsess *ws, uint64_t off, uint64_t len, int keep_size);
+int wsess_zero(struct wsess *ws, uint64_t off, uint64_t len, int keep_size);
 /* Read the session's current content. @return bytes read or -errno. */
 ssize_t wsess_read(struct wsess *ws, void *buf, size_t len, uint64_t off);
 uint64_t wsess_size(const struct wsess *ws);

@@ -36,6 +36,7 @@ struct store {
 	int no_stream;               /* opts.no_stream */
 	int sweep;                   /* daemon: sweeps at open, empties memory objects at close */
 	int lockfd;                  /* STORE itself, flock()ed exclusively unless rdonly */
+	int markfd;                  /* storelock.h: a tool's busy mark, or -1 */
 	uint64_t next_frag;          /* atomic */
 	pthread_mutex_t commit_lock; /* serializes commits and namespace writes */
 	pthread_mutex_t lock;        /* protects pins and pvcur */

@@ -5,7 +5,8 @@
 # (tests/fuzz/run.sh: FUZZ_TIME seconds each, default 20; 0 replays the
 # seeds only), then the bats end-to-end suite
 # tests/e2e/ against BUILD's payloadfs and payloadctl, then the crash tests'
-# short mode (tests/crash/run.sh) and the short stress runs
+# short mode (tests/crash/run.sh), the power-loss explorer's short mode
+# (tests/crash/powerloss.py --tap) and the short stress runs
 # (tests/stress/run.sh short). Called by `make check` after building (which
 # also builds the fuzzers when clang and libFuzzer are installed; without
 # them each harness is one skip).
@@ -24,9 +25,9 @@
 # count as one more failure, noted in the summary, unless the run already
 # counts one for its exit status.
 #
-# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, crash, stress;
-# default all of them) runs only those parts: for a quick look, and for the
-# self-test. `make check` runs them all.
+# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, crash, powerloss,
+# stress; default all of them) runs only those parts: for a quick look, and
+# for the self-test. `make check` runs them all.
 #
 # Output: the TAP of every file as it runs, a per-file summary, and as the
 # last line "N passed, N failed" (", N skipped" when some were). The counts
@@ -111,7 +112,7 @@ add_counts() {
 }
 
 # part NAME — NAME is one of the parts to run ($RUN_ALL_PARTS).
-RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,crash,stress}
+RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,crash,powerloss,stress}
 part() { [[ ,$RUN_ALL_PARTS, == *,$1,* ]]; }
 
 # ---- the test suite's own checks ----
@@ -198,6 +199,14 @@ if part crash; then
 	t0=$SECONDS
 	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/run.sh "$BUILD") 2>&1 </dev/null | tee "$out"
 	tally crash/run.sh "${PIPESTATUS[0]}"
+fi
+
+# ---- power-loss explorer (short mode; `make powerloss` is the long one) ----
+if part powerloss; then
+	echo "# crash/powerloss.py"
+	t0=$SECONDS
+	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/powerloss.py --build "$BUILD" --tap) 2>&1 </dev/null | tee "$out"
+	tally crash/powerloss.py "${PIPESTATUS[0]}"
 fi
 
 # ---- stress: fsx against ext4 twins, the concurrency stress test ----

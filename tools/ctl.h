@@ -80,6 +80,9 @@ int ctl_open(const char *dir, struct store **out);
  *   mounted or held by another payloadctl; exit with CTL_USAGE), another
  *   -errno (printed; exit with CTL_FAIL). */
 int ctl_open_rw(const char *dir, const char *cmd, const struct store_opts *o, struct store **out);
+/* store_opts.lock_note of payloadctl: says on stderr that it waits for the
+ * exiting holder of DIR's lock (index/storelock.h). */
+void ctl_lock_note(const char *dir, unsigned wait_ms);
 /* The exit status for a failed ctl_open_rw: CTL_USAGE for -EBUSY, else
  * CTL_FAIL. */
 int ctl_open_status(int rc);

@@ -408,7 +408,7 @@ static void summary(const struct fsck *f)
  * @return 0, or -errno (printed). */
 static int open_for_repair(const char *dir, struct store **st)
 {
-	struct store_opts o = { .cache_size = CTL_CACHE };
+	struct store_opts o = { .cache_size = CTL_CACHE, .lock_note = ctl_lock_note };
 	int rc = store_open(dir, &o, st);
 
 	if (rc == -EBUSY)

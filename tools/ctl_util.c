@@ -21,10 +21,20 @@ int ctl_open(const char *dir, struct store **out)
 	return rc;
 }
 
+void ctl_lock_note(const char *dir, unsigned wait_ms)
+{
+	ctl_err(dir, "the store is held by a payloadfs daemon or payloadctl that is exiting: "
+		"waiting for it (%u s at most)", (wait_ms + 999) / 1000);
+}
+
 int ctl_open_rw(const char *dir, const char *cmd, const struct store_opts *o, struct store **out)
 {
 	struct store_opts d = { .cache_size = CTL_CACHE };
-	int rc = store_open(dir, o ? o : &d, out);
+	int rc;
+
+	d = o ? *o : d;
+	d.lock_note = ctl_lock_note;
+	rc = store_open(dir, &d, out);
 
 	if (rc == -EBUSY)
 		ctl_err(dir, "the store is in use (mounted by payloadfs, or another payloadctl "

@@ -38,7 +38,17 @@ More ops, mostly for the POSIX errno table (posix.table, see `table`):
   statm PATH                lstat; prints OK MODE(octal) UID GID
   mtime PATH                lstat; prints OK MTIME-SECONDS
   nlink PATH                lstat; prints OK NLINK
-  fallocate PATH OFF LEN    open O_RDWR, fallocate(2) mode 0 (step "fallocate:")
+  fallocate PATH OFF LEN [MODE [FLAGS]]  open with FLAGS (default rw),
+                            fallocate(2) with MODE, a comma list of keep
+                            punch zero collapse insert unshare bad (default
+                            0) (step "fallocate:"), close
+  size PATH                 lstat; prints OK SIZE
+  sum PATH                  read all; prints OK SIZE and the first 12 hex
+                            digits of its SHA-256
+  writefstat PATH FLAGS DATA  open, write DATA, fstat the same descriptor
+                            (steps "write:", "fstat:"); prints OK MODE(octal)
+  copyrange SRC DST         copy_file_range(2) all of SRC into DST (opened
+                            O_WRONLY; step "copy:"), close
   mkdir PATH [MODE] / mknod PATH fifo|chr|sock [MODE] / readlink PATH
   listdir PATH              os.listdir: prints OK N
   chmod PATH MODE / chown PATH UID GID (-1 keeps) / lchown PATH UID GID
@@ -223,6 +233,25 @@ def op_ftruncate(path, flags, size):
     with_fd(path, flags, "ftruncate", lambda fd: os.ftruncate(fd, int(size)))
 
 
+def op_writefstat(path, flags, data):
+    def wf(fd):
+        step("write", os.write, fd, data.encode())
+        return "OK %o" % step("fstat", os.fstat, fd).st_mode
+    return with_fd(path, flags, "", wf)
+
+
+def op_copyrange(src, dst):
+    fi = step("", os.open, src, os.O_RDONLY)
+    try:
+        fo = step("", os.open, dst, os.O_WRONLY)
+        try:
+            step("copy", os.copy_file_range, fi, fo, os.fstat(fi).st_size)
+        finally:
+            os.close(fo)
+    finally:
+        os.close(fi)
+
+
 def op_lseek(path, off):
     with_fd(path, "r", "lseek", lambda fd: os.lseek(fd, int(off), os.SEEK_SET))
 
@@ -236,13 +265,40 @@ def op_nlink(path):
     return "OK %d" % step("", os.lstat, path).st_nlink
 
 
-def op_fallocate(path, off, length):
+FALLOC = {"keep": 0x01, "punch": 0x02, "collapse": 0x08, "zero": 0x10, "insert": 0x20,
+          "unshare": 0x40, "bad": 0x4000}
+
+
+def op_fallocate(path, off, length, mode="", flags="rw"):
     libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    fd = step("", os.open, path, os.O_RDWR)
+    m = 0
+    for w in filter(None, mode.split(",")):
+        m |= FALLOC[w]
+    fd = step("", os.open, path, flags_of(flags))
     try:
-        cstep("fallocate", libc.fallocate(fd, 0, int(off), int(length)))
+        cstep("fallocate", libc.fallocate(fd, m, int(off), int(length)))
     finally:
         os.close(fd)
+
+
+def op_size(path):
+    return "OK %d" % step("", os.lstat, path).st_size
+
+
+def op_sum(path):
+    import hashlib
+    h, n = hashlib.sha256(), 0
+    fd = step("", os.open, path, os.O_RDONLY)
+    try:
+        while True:
+            b = step("read", os.read, fd, 1 << 20)
+            if not b:
+                break
+            h.update(b)
+            n += len(b)
+    finally:
+        os.close(fd)
+    return "OK %d %s" % (n, h.hexdigest()[:12])
 
 
 def op_mtime(path):
@@ -344,6 +400,7 @@ def op_listxattr(path):
 
 MORE = {"open": op_open, "openwrite": op_openwrite, "openread": op_openread,
         "ftruncate": op_ftruncate, "lseek": op_lseek, "statm": op_statm, "nlink": op_nlink, "fallocate": op_fallocate, "mtime": op_mtime,
+        "writefstat": op_writefstat, "copyrange": op_copyrange, "size": op_size, "sum": op_sum,
         "mkdir": op_mkdir, "mknod": op_mknod, "readlink": op_readlink, "listdir": op_listdir,
         "chmod": op_chmod, "chown": op_chown, "lchown": op_lchown, "utime": op_utime,
         "rename2": op_rename2, "getxattr2": op_getxattr2, "listxattr2": op_listxattr2,

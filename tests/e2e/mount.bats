@@ -311,3 +311,110 @@ perm_checks() {
 	mount_pfs allow_other
 	perm_checks
 }
+
+# ms_since T0 — milliseconds since T0 (from date +%s%N).
+ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+
+# hold_lock SECONDS — a background process holds the store's lock (an
+# exclusive flock of the directory) without a busy mark or a mount: to an
+# opener it looks like a daemon whose mount is gone and that is still
+# closing the store. Returns once it holds it; killing it lets go.
+hold_lock() {
+	rm -f "$TMP/held"
+	"$PY" -c 'import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+open(sys.argv[3], "w").close()
+time.sleep(float(sys.argv[2]))' "$STORE" "$1" "$TMP/held" 3>&- &
+	BG_PIDS+=($!)
+	local i
+	for ((i = 0; i < 500; i++)); do
+		[ -e "$TMP/held" ] && return 0
+		sleep 0.01
+	done
+	echo "# the holder never took the store's lock" >&2
+	return 1
+}
+
+@test "remount right after unmount: fusermount3 -u MNT && payloadfs STORE MNT, 40 times" {
+	local i cur old=() waited
+	mount_pfs
+	# memory objects make the old daemon's exit longer (it empties them)
+	mkdir "$MNT/mem"
+	setfattr -n user.payload.storage -v memory "$MNT/mem"
+	for ((i = 0; i < 40; i++)); do
+		echo "$i" >"$MNT/f$i"
+		echo "$i" >"$MNT/mem/m$i"
+		old+=("$DAEMON_PID")
+		# as a script does it: the old daemon may still hold the store
+		fusermount3 -u "$MNT"
+		with_san_log "$PFS" "$STORE" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE" 3>&-
+		DAEMON_PID=$(cat "$PIDFILE")
+		[ "$DAEMON_PID" != "${old[-1]}" ]
+		mountpoint -q "$MNT"
+	done
+	for ((i = 0; i < 40; i++)); do
+		[ "$(cat "$MNT/f$i")" = "$i" ]
+	done
+	waited=$(grep -c 'exiting: waiting' "$LOG" || true)
+	echo "# $waited of 40 remounts waited for the old daemon" >&3
+	# the old daemons all exited, and none removed the new one's pidfile
+	[ "$(cat "$PIDFILE")" = "$DAEMON_PID" ]
+	cur=$DAEMON_PID
+	for i in "${old[@]}"; do
+		DAEMON_PID=$i
+		wait_daemon_exit
+	done
+	DAEMON_PID=$cur
+	daemon_alive
+}
+
+@test "a store held by an exiting process is waited for, a bounded time; a live mount is refused at once" {
+	local t0 ms
+	# released after 1 s: the mount waits for it, says so, and goes on
+	hold_lock 1
+	t0=$(date +%s%N)
+	mount_pfs
+	ms=$(ms_since "$t0")
+	echo "# the mount waited $ms ms" >&3
+	[ "$ms" -ge 300 ]
+	grep -q 'exiting: waiting for it' "$LOG"
+	echo x >"$MNT/x"
+	unmount_pfs
+	# never released: the wait ends at the bound, with the reason on stderr
+	hold_lock 60
+	t0=$(date +%s%N)
+	PAYLOADFS_LOCK_WAIT_MS=1000 run pfs "$STORE" "$MNT"
+	ms=$(ms_since "$t0")
+	show_output
+	[ "$status" -ne 0 ]
+	[[ ${lines[0]} == *"exiting: waiting for it (1 s at most)" ]]
+	[[ ${lines[1]} == *"store is in use by another payloadfs daemon or payloadctl" ]]
+	[ "$ms" -ge 1000 ]
+	[ "$ms" -lt 10000 ]
+	not_mounted "$MNT"
+	kill "${BG_PIDS[-1]}"
+	wait "${BG_PIDS[-1]}" || true
+	# payloadctl waits the same way
+	hold_lock 1
+	run "$PCTL" gc "$STORE"
+	show_output
+	[ "$status" -eq 0 ]
+	[[ $output == *"exiting: waiting for it"* ]]
+	# a live mount is refused at once, however long the bound
+	mount_pfs
+	mkdir "$TMP/mnt2"
+	t0=$(date +%s%N)
+	PAYLOADFS_LOCK_WAIT_MS=30000 run pfs "$STORE" "$TMP/mnt2"
+	ms=$(ms_since "$t0")
+	show_output
+	[ "$status" -ne 0 ]
+	[ "$ms" -lt 5000 ]
+	[[ $output != *waiting* ]]
+	not_mounted "$TMP/mnt2"
+	PAYLOADFS_LOCK_WAIT_MS=30000 run "$PCTL" gc "$STORE"
+	[ "$status" -eq 2 ]
+	[[ $output == *"the store is in use"* ]]
+	[[ $output != *waiting* ]]
+	[ "$(cat "$MNT/x")" = x ]
+}

@@ -25,9 +25,15 @@
  *    the committed size, or the staged size while the name still leads to
  *    the writer's node; fstat and lseek(SEEK_END) of a reader show its
  *    version's size.
- *  - Known differences that are not compared: MAP_SHARED of a descriptor
- *    that uses direct I/O (opened while a writer was open) fails with
- *    ENODEV on payloadfs (docs/guide.md), so fsx then maps MAP_PRIVATE.
+ *  - The writer also writes through MAP_SHARED mappings of its O_RDWR
+ *    descriptor (extending the file with ftruncate first, like xfstests'
+ *    fsx), sometimes followed by msync(MS_SYNC), which commits; mapped
+ *    bytes not msync'ed are staged at munmap and commit with the next
+ *    commit of the writer. It reads through such mappings too, and calls
+ *    fallocate(2) (modes 0, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE with and
+ *    without KEEP_SIZE), staged like writes; the twin gets the same calls.
+ *  - Readers map MAP_SHARED or MAP_PRIVATE whether or not a writer is
+ *    open (each is on a node of its own version).
  *
  * Usage: fsx [-s SEED] [-n OPS] [-f FILES] [-m MAXSIZE] [-o MAXOP] [-q]
  *            MOUNT_DIR TWIN_DIR
@@ -41,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/falloc.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -67,7 +74,7 @@ struct ver {                    /* one committed version, shared by readers */
 struct reader {
 	int fd;                 /* -1: slot free */
 	struct ver *v;          /* the version it pinned at open */
-	int direct;             /* opened while a writer was open (direct I/O) */
+	int direct;             /* opened while a writer was open (noted) */
 	unsigned char *map;     /* a kept mapping of [0, maplen), or NULL */
 	size_t maplen;
 	int mapflags;
@@ -85,17 +92,20 @@ struct file {
 enum op {
 	OP_READ_W, OP_READ_R, OP_READ_SEQ, OP_MMAP, OP_WRITE, OP_PWRITE, OP_APPEND,
 	OP_TRUNC_W, OP_TRUNC_PATH, OP_FSYNC, OP_DUPCLOSE, OP_CLOSE_W, OP_OPEN_R,
-	OP_CLOSE_R, OP_SEEK_END, OP_FSTAT, OP_STAT, OP_FRESH, OP_ERRNO, OP_N
+	OP_CLOSE_R, OP_SEEK_END, OP_FSTAT, OP_STAT, OP_FRESH, OP_ERRNO,
+	OP_MAPWRITE, OP_MAPREAD_W, OP_FALLOC, OP_N
 };
 static const char *op_name[OP_N] = {
 	"read_w", "read_r", "read_seq", "mmap", "write", "pwrite", "append",
 	"ftruncate", "truncate", "fsync", "dup_close", "close_w", "open_r",
 	"close_r", "seek_end", "fstat", "stat", "fresh_read", "errno",
+	"mapwrite", "mapread_w", "fallocate",
 };
 static const int op_weight[OP_N] = {
 	10, 10, 3, 6, 10, 10, 6,
 	5, 2, 1, 2, 4, 4,
 	3, 3, 3, 2, 2, 1,
+	6, 4, 5,
 };
 
 static struct file files[MAXFILES];
@@ -421,7 +431,7 @@ static void do_read_r(struct file *f, int seq)
 		r = open_reader(f);
 	off = below(r->v->size + r->v->size / 8 + 2);
 	note("%s %s off=%" PRIu64 " len=%zu (reader of %zu bytes%s)", fname(f),
-	     seq ? "lseek+read" : "pread", off, len, r->v->size, r->direct ? ", direct" : "");
+	     seq ? "lseek+read" : "pread", off, len, r->v->size, r->direct ? ", writer open" : "");
 	if (seq) {
 		if (lseek(r->fd, (off_t)off, SEEK_SET) != (off_t)off)
 			fail("lseek SEEK_SET of a reader: %s", strerror(errno));
@@ -451,11 +461,9 @@ static void do_mmap(struct file *f)
 	}
 	unmap_reader(r);
 	flags = below(2) ? MAP_SHARED : MAP_PRIVATE;
-	if (r->direct)
-		flags = MAP_PRIVATE;   /* MAP_SHARED of direct I/O: ENODEV, documented */
 	note("%s mmap %s of a reader of %zu bytes%s", fname(f),
 	     flags == MAP_SHARED ? "MAP_SHARED" : "MAP_PRIVATE", r->v->size,
-	     r->direct ? " (direct)" : "");
+	     r->direct ? " (writer open)" : "");
 	if (r->v->size == 0)
 		return;
 	p = mmap(NULL, r->v->size, PROT_READ, flags, r->fd, 0);
@@ -586,7 +594,7 @@ static void do_open_r(struct file *f)
 	struct reader *r = open_reader(f);
 
 	note("%s open reader (version of %zu bytes%s)", fname(f), r->v->size,
-	     r->direct ? ", writer open: direct" : "");
+	     r->direct ? ", writer open" : "");
 }
 
 static void do_close_r(struct file *f)
@@ -637,7 +645,7 @@ static void do_fstat(struct file *f)
 	}
 	if (!r)
 		r = open_reader(f);
-	note("%s fstat of a reader of %zu bytes%s", fname(f), r->v->size, r->direct ? " (direct)" : "");
+	note("%s fstat of a reader of %zu bytes%s", fname(f), r->v->size, r->direct ? " (writer open)" : "");
 	if (fstat(r->fd, &s))
 		fail("fstat of a reader: %s", strerror(errno));
 	if ((size_t)s.st_size != r->v->size)
@@ -717,6 +725,129 @@ static void do_errno(struct file *f)
 	close(rt);
 }
 
+/* ---- the writer's mappings and fallocate ---- */
+
+/* memcpy with a mapping on one side: SIGBUS there is a difference. */
+static void guarded_copy(void *dst, const void *src, size_t n, const char *what)
+{
+	bus_armed = 1;
+	if (sigsetjmp(bus_jmp, 1)) {
+		bus_armed = 0;
+		fail("SIGBUS %s", what);
+	}
+	memcpy(dst, src, n);
+	bus_armed = 0;
+}
+
+/* Map [OFF, OFF+LEN) of descriptor FD (MAP_SHARED, PROT), page-aligned:
+ * *BASE gets the mapping, the return value points at OFF in it. */
+static unsigned char *map_range(int fd, uint64_t off, size_t len, int prot, void **base, size_t *mlen)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	uint64_t pg = off / page * page;
+	void *p;
+
+	*mlen = (size_t)(off - pg) + len;
+	p = mmap(NULL, *mlen, prot, MAP_SHARED, fd, (off_t)pg);
+	if (p == MAP_FAILED)
+		return NULL;
+	*base = p;
+	return (unsigned char *)p + (off - pg);
+}
+
+/* Both sides: write LEN bytes at OFF through a shared mapping of the
+ * writer, after growing the file to cover them (mmap cannot extend);
+ * then msync(MS_SYNC) (a commit on payloadfs) or not, and munmap. */
+static void do_mapwrite(struct file *f)
+{
+	uint64_t off = below(f->maxsize);
+	size_t len = (size_t)below(maxop) + 1, mlm, mlt;
+	int sync = below(3) == 0;
+	struct stat sm, st;
+	unsigned char *pm, *pt;
+	void *bm, *bt;
+
+	ensure_writer(f);
+	if (off + len > f->maxsize + maxop)
+		len = 1;
+	if (fstat(f->wm, &sm) || fstat(f->wt, &st))
+		fail("fstat of the writer before a mapped write: %s", strerror(errno));
+	if (sm.st_size != st.st_size)
+		fail("fstat of the writer: size %lld, ext4 %lld", (long long)sm.st_size,
+		     (long long)st.st_size);
+	fill(buf_w, len, off);
+	note("%s mapwrite off=%" PRIu64 " len=%zu%s%s", fname(f), off, len,
+	     off + len > (uint64_t)st.st_size ? " (ftruncate to cover it first)" : "",
+	     sync ? ", msync(MS_SYNC)" : "");
+	if (off + len > (uint64_t)st.st_size)
+		same_res(R(ftruncate(f->wm, (off_t)(off + len))), R(ftruncate(f->wt, (off_t)(off + len))),
+			 "ftruncate before a mapped write");
+	pm = map_range(f->wm, off, len, PROT_READ | PROT_WRITE, &bm, &mlm);
+	if (!pm)
+		fail("mmap MAP_SHARED PROT_WRITE of the writer: %s", strerror(errno));
+	pt = map_range(f->wt, off, len, PROT_READ | PROT_WRITE, &bt, &mlt);
+	if (!pt)
+		die("mmap of the twin's writer");
+	guarded_copy(pm, buf_w, len, "writing through a shared mapping of the writer");
+	memcpy(pt, buf_w, len);
+	if (sync) {
+		same_res(R(msync(bm, mlm, MS_SYNC)), R(msync(bt, mlt, MS_SYNC)), "msync(MS_SYNC)");
+		commit(f);
+	}
+	if (munmap(bm, mlm) || munmap(bt, mlt))
+		die("munmap");
+	if (sync)
+		check_maps(f, "mappings after msync");
+}
+
+/* A shared read-only mapping of the writer shows its staged bytes. */
+static void do_mapread_w(struct file *f)
+{
+	struct stat st;
+	uint64_t off;
+	size_t len = (size_t)below(maxop) + 1, mlm;
+	unsigned char *pm;
+	void *bm;
+
+	ensure_writer(f);
+	if (fstat(f->wt, &st))
+		die("fstat of the twin");
+	if (st.st_size == 0) {
+		note("%s mapread_w of an empty writer: nothing", fname(f));
+		return;
+	}
+	off = below((uint64_t)st.st_size);
+	if (off + len > (uint64_t)st.st_size)
+		len = (size_t)((uint64_t)st.st_size - off);
+	note("%s mapread_w off=%" PRIu64 " len=%zu", fname(f), off, len);
+	if (pread(f->wt, buf_t, len, (off_t)off) != (ssize_t)len)
+		die("pread of the twin");
+	pm = map_range(f->wm, off, len, PROT_READ, &bm, &mlm);
+	if (!pm)
+		fail("mmap MAP_SHARED PROT_READ of the writer: %s", strerror(errno));
+	guarded_copy(buf_m, pm, len, "reading a shared mapping of the writer");
+	munmap(bm, mlm);
+	same_bytes(buf_m, buf_t, len, off, "a shared mapping of the writer");
+}
+
+static void do_falloc(struct file *f)
+{
+	static const int modes[] = { 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				     FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE };
+	static const char *names[] = { "0", "KEEP_SIZE", "PUNCH_HOLE|KEEP_SIZE", "ZERO_RANGE",
+				       "ZERO_RANGE|KEEP_SIZE" };
+	int k = (int)below(5);
+	uint64_t off = below(f->maxsize);
+	size_t len = (size_t)below(maxop) + 1;
+
+	ensure_writer(f);
+	if (off + len > f->maxsize + maxop)
+		len = 1;
+	note("%s fallocate %s off=%" PRIu64 " len=%zu", fname(f), names[k], off, len);
+	same_res(R(fallocate(f->wm, modes[k], (off_t)off, (off_t)len)),
+		 R(fallocate(f->wt, modes[k], (off_t)off, (off_t)len)), "fallocate");
+}
+
 static enum op pick_op(void)
 {
 	static int total;
@@ -763,6 +894,9 @@ static void run_op(struct file *f, enum op o)
 	case OP_STAT: do_stat(f); break;
 	case OP_FRESH: do_fresh(f); break;
 	case OP_ERRNO: do_errno(f); break;
+	case OP_MAPWRITE: do_mapwrite(f); break;
+	case OP_MAPREAD_W: do_mapread_w(f); break;
+	case OP_FALLOC: do_falloc(f); break;
 	default: break;
 	}
 }

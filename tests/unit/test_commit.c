@@ -101,6 +101,21 @@ static void m_truncate(struct model *m, size_t size)
 	m->len = size;
 }
 
+/* fallocate(2) PUNCH_HOLE / ZERO_RANGE of [OFF, OFF+LEN): zeros; with
+ * KEEP only up to the end. */
+static void m_zero(struct model *m, size_t off, size_t len, int keep)
+{
+	size_t end = off + len;
+
+	if (keep && end > m->len)
+		end = m->len;
+	if (off >= end)
+		return;
+	if (end > m->len)
+		m_truncate(m, end);
+	memset(m->b + off, 0, end - off);
+}
+
 static void m_set(struct model *m, const void *p, size_t len)
 {
 	m->len = 0;
@@ -1911,6 +1926,17 @@ static void test_random(const char *name, uint32_t fixed, int memory, int ops)
 			rand_text(r->buf, n, 40);
 			rc = wsess_write(r->ws, r->buf, n, r->m.len);
 			m_write(&r->m, r->buf, n, r->m.len);
+		} else if (x < 47) {                         /* fallocate (store.h wsess_zero, _allocate) */
+			size_t off = (size_t)rnd_below(r->m.len + 2000), n = 1 + (size_t)rnd_below(3000);
+			int keep = (int)rnd_below(2);
+			if (rnd_below(2)) {
+				rc = wsess_zero(r->ws, off, n, keep);
+				m_zero(&r->m, off, n, keep);
+			} else {
+				rc = wsess_allocate(r->ws, off, n, keep);
+				if (!keep && off + n > r->m.len)
+					m_truncate(&r->m, off + n);
+			}
 		} else if (x < 50) {                         /* truncate */
 			size_t size = rnd_below(6) ? r->m.len - (size_t)rnd_below(r->m.len / 8 + 1)
 				      : rnd_below(4) ? r->m.len + (size_t)rnd_below(3000) : (size_t)rnd_below(5000);

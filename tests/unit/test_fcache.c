@@ -495,7 +495,7 @@ static int slow_list(struct frag_backend *b, int (*cb)(void *, uint64_t), void *
 }
 static void slow_destroy(struct frag_backend *b) { (void)b; }
 static const struct frag_backend_ops slow_ops = {
-	"slow", slow_put, slow_sync, slow_get_many, slow_del, slow_list, slow_destroy, NULL
+	"slow", slow_put, slow_sync, slow_get_many, slow_del, slow_list, slow_destroy, NULL, NULL
 };
 
 static void slow_init(struct slow *s, struct frag_backend *inner, int delay_ms)

@@ -106,6 +106,32 @@ static void test_stale_note_is_no_retry(void)
 	fn_close_write(ne, e.ino);
 }
 
+/* A node a writer had may hold its staged bytes in the page cache (an
+ * O_RDWR writer uses it, ops.c (2a)): a reader that later opens it through
+ * a cached dentry (a session that committed nothing leaves the dentry)
+ * uses the page cache only after dropping it (FN_PC_FRESH, no keep_cache);
+ * a node no writer had keeps it (FN_PC_KEEP). */
+static void test_writer_pages_dropped(void)
+{
+	struct idx_inode g = obj(600, 1), h = obj(700, 1);
+	uint64_t ng, nh;
+	int pc;
+
+	CHECK_EQ(fn_ref_file(1, "g", &g, 50, &ng), 0, "lookup of g");
+	CHECK_EQ(fn_open_write(ng, g.ino, 50, NULL), 0, "a writer on g's node");
+	fn_close_write(ng, g.ino);              /* closed without a commit */
+	CHECK_EQ(fn_open_read(ng, &g, 1, 51, &pc), 0, "a reader opens the writer's old node");
+	CHECK_EQ(pc, FN_PC_FRESH, "with the page cache, dropped first");
+	fn_close_read(ng, pc);
+	CHECK_EQ(fn_open_read(ng, &g, 1, 52, &pc), 0, "and so does every later reader");
+	CHECK_EQ(pc, FN_PC_FRESH, "of that node");
+	fn_close_read(ng, pc);
+	CHECK_EQ(fn_ref_file(1, "h", &h, 53, &nh), 0, "lookup of h");
+	CHECK_EQ(fn_open_read(nh, &h, 1, 53, &pc), 0, "a reader of a node no writer had");
+	CHECK_EQ(pc, FN_PC_KEEP, "keeps the page cache across opens");
+	fn_close_read(nh, pc);
+}
+
 /* The interleaving of ops.c's forget path (fn_forget, then
  * store_forget_unused) with a lookup, an open for writing and an unlink. */
 static void test_forget_races_lookup(void)
@@ -159,6 +185,7 @@ int main(void)
 	test_retry_meets_other_object();
 	test_leniency_is_per_object();
 	test_stale_note_is_no_retry();
+	test_writer_pages_dropped();
 	test_forget_races_lookup();
 	fn_fini();
 	return tap_done();
