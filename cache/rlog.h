@@ -19,7 +19,7 @@
  * flattened. Thread-safe: any thread may call anything; appends are
  * serialized by the caller (the store's commit lock).
  *
- * Refinements of the first draft of this contract (2027-01, with the
+ * Refinements of the first draft of this contract (2026-12, with the
  * implementation): rlog_holder(); the "in doubt" rule after an append timed
  * out (rlog_append); -ERANGE for an append that would leave a gap; -EUCLEAN
  * for a log with a hole; the "start over" call of rlog_base_get's CB; the
@@ -46,8 +46,9 @@ struct rlog;
 #define RLOG_FORMAT 1
 int rlog_open(struct rconn *rc, const char *pool, const char *nspace, int create, struct rlog **out);
 /* Stop the watch, give a held lease back (rlog_release), wait for the
- * notifies in flight, drop the connection's reference. May take up to the
- * connection's timeout when the cluster does not answer. NULL-safe. */
+ * notifies in flight, drop the connection's reference. When the cluster
+ * does not answer this takes a few times the connection's timeout (each
+ * of those steps is bounded by it). NULL-safe. */
 void rlog_close(struct rlog *l);
 
 /* ---- the writer ---- */

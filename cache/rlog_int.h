@@ -1,7 +1,8 @@
 /* rlog_int — what the files of the rlog module share (rlog.c: open, the
- * head's xattrs, reading the log; rlog_writer.c: the lease, the session,
- * appends, trims; rlog_base.c: bases; rlog_follow.c: the watch and the
- * followers' records). Not for use outside cache/rlog*.c.
+ * head's xattrs, reading the log; rlog_writer.c: the lease and sessions;
+ * rlog_append.c: appends, notifies, trims; rlog_base.c: bases;
+ * rlog_follow.c: the watch and the followers' records). Not for use
+ * outside cache/rlog*.c.
  *
  * The objects and byte layouts are in docs/format.md "RADOS objects".
  *
@@ -150,7 +151,7 @@ int rlog_remove_all(struct rlog *l, char (*names)[64], size_t n);
  * EPOCH when it is not 0. */
 int rlog_omap_rm(struct rlog *l, const char *const *keys, size_t n, uint64_t epoch);
 
-/* ---- rlog_writer.c ---- */
+/* ---- rlog_writer.c, rlog_append.c ---- */
 
 /* The session's epoch when it may write (LIVE and lease in time), else
  * -ESTALE. @param[out] epoch */

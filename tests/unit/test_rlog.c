@@ -447,10 +447,18 @@ static void test_big(struct rconn *c)
 	snprintf(oid, sizeof(oid), "pfs.e.%016x.%016" PRIx64 ".0002", 5, epoch);
 	CHECK(obj_exists(io, oid), "big: 40 MiB is three parts");
 	CHECK_EQ(count_keys(io, "e."), 3, "big: one intent key per big entry");
-	t0 = now_s();
+	{
+		uint64_t n = 0;
+		size_t all = 0;
+		for (int i = 1; i <= 5; i++)
+			all += big_len[i];
+		t0 = now_s();
+		rc = rlog_read(w, 0, 0, count_cb, &n);
+		t = now_s() - t0;
+		CHECK(rc == 0 && n == 5, "big: read all 5 (%.1f ms, %.0f MB/s)", t * 1000, all / t / 1e6);
+	}
 	rc = rlog_read(w, 0, 0, rd_cb, &rd);
-	t = now_s() - t0;
-	CHECK_EQ(rc, 0, "big: read all (%.1f ms, %.0f MB/s)", t * 1000, rd.bytes / t / 1e6);
+	CHECK_EQ(rc, 0, "big: read all again, checking the bytes");
 	CHECK(rd.n == 5 && rd.bad == 0 && rd.order == 0, "big: each entry's bytes (%" PRIu64
 	      " entries, %d bad)", rd.n, rd.bad);
 	/* many near the limit in one append: past the op's inline budget */
@@ -529,6 +537,8 @@ static void test_lease(void)
 	CHECK(t >= 1.9 && t < 2 + SLACK_S, "lease: ... after the wait (%.2f s)", t);
 	sleep_s(LEASE_S * 1.2);
 	CHECK_EQ(rlog_lease_ok(a), 0, "lease: a renews: its lease holds past its duration");
+	CHECK_EQ(rlog_acquire(b, LEASE_S, 0, 0, "host-b", &eb, &tail), -EBUSY,
+		 "lease: ... in the cluster too: b is still refused");
 	CHECK_EQ(append1(a, 2, 10, 1), 0, "lease: a appends 2");
 	/* b breaks it */
 	t0 = now_s();
@@ -909,6 +919,23 @@ static void test_trim_base(struct rconn *c)
 	CHECK(rados_remove(io, oid) == 0, "base: remove the chunk");
 	g = (struct got){ .want = &c3 };
 	CHECK_EQ(rlog_base_get(r, &lsn, got_cb, &g), -EUCLEAN, "base: a missing chunk: -EUCLEAN");
+	/* the whole log trimmed: the tail stays, appends go on after it */
+	c3.i = 0;
+	CHECK_EQ(rlog_base_put(w, 51, chunk_next, &c3), 0, "all: a base at the tail (51)");
+	CHECK_EQ(rlog_trim(w, 51), 0, "all: trim everything");
+	CHECK(rlog_tail(r, &first, &last) == 0 && first == 0 && last == 51,
+	      "all: no entry held, the tail still 51 (%" PRIu64 ", %" PRIu64 ")", first, last);
+	CHECK_EQ(count_keys(io, "l."), 0, "all: no entry key left");
+	CHECK_EQ(count_keys(io, "e."), 0, "all: no intent left");
+	CHECK_EQ(count_objs(io, "pfs.e."), 0, "all: no big entry object left");
+	{
+		uint64_t n = 0;
+		CHECK_EQ(rlog_read(r, 40, 0, count_cb, &n), -ERANGE, "all: a read after 40: -ERANGE");
+		CHECK(rlog_read(r, 51, 0, count_cb, &n) == 0 && n == 0, "all: a read after 51: nothing");
+		CHECK_EQ(append1(w, 51, 10, 1), -EEXIST, "all: an append at 51: -EEXIST");
+		CHECK_EQ(append1(w, 52, 10, 1), 0, "all: an append at 52");
+		CHECK(rlog_read(r, 51, 0, count_cb, &n) == 0 && n == 1, "all: a read after 51: 52");
+	}
 out:
 	free(c1.cur), free(c2.cur), free(c3.cur);
 	rlog_close(w);
