@@ -422,7 +422,8 @@ static int rebuild(struct cached *c)
 		}
 		closedir(dir);
 	}
-	qsort(v, n, sizeof(*v), by_mtime);
+	if (n)
+		qsort(v, n, sizeof(*v), by_mtime);
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < n; i++)
 		note(c, v[i].id, v[i].size);

@@ -219,6 +219,7 @@ static int env_open(struct idx *x, const char *dir, int rdonly, size_t map)
 
 static void idx_free(struct idx *x)
 {
+	ilog_buf_free(&x->wbuf);
 	pthread_mutex_destroy(&x->glock);
 	pthread_cond_destroy(&x->gcond);
 	free(x);
