@@ -77,6 +77,8 @@ struct srados {
 	struct held *held;        /* follower: zombies holding the horizon */
 	size_t nheld, capheld;
 	uint64_t applying;        /* follower: the entry being applied */
+	uint64_t held_floor;      /* follower: a held image could not be noted
+				   * (no memory): the horizon stays at or below this */
 };
 
 static int64_t now_ns(void)
@@ -433,6 +435,8 @@ static void follower_record(struct srados *r)
 	for (size_t i = 0; i < r->nheld; i++)
 		if (r->held[i].lsn - 1 < horizon)
 			horizon = r->held[i].lsn - 1;
+	if (r->held_floor && r->held_floor < horizon)
+		horizon = r->held_floor;
 	f.seq = ++r->seq;
 	pthread_mutex_unlock(&r->m);
 	snprintf(f.id, sizeof(f.id), "%s", r->id);
@@ -705,9 +709,13 @@ void srados_held(struct store *st, const struct frag_desc *d)
 	if (r->nheld == r->capheld) {
 		size_t cap = r->capheld ? r->capheld * 2 : 16;
 		struct held *v = realloc(r->held, cap * sizeof(*v));
-		if (!v) {             /* hold everything back: never unsafe */
+		if (!v) {             /* hold everything back from here: never unsafe */
+			uint64_t at = r->applying ? r->applying : aload(&r->tail);
+			if (!r->held_floor || at - 1 < r->held_floor)
+				r->held_floor = at - 1;
 			pthread_mutex_unlock(&r->m);
-			log_err("%s: out of memory noting a held image: the horizon stops", st->dir);
+			log_err("%s: out of memory noting a held image: the horizon stays at %" PRIu64
+				" until this follower is mounted again", st->dir, at - 1);
 			return;
 		}
 		r->held = v;
