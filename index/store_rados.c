@@ -286,70 +286,120 @@ static int append_hook(void *arg, struct ilog_buf *buf, uint64_t *lsn)
 	return 0;
 }
 
-static int base_next(void *arg, const void **data, size_t *len)
-{
-	(void)arg;
-	(void)data;
-	(void)len;
-	return 0;
-}
-
-struct base_buf {
-	unsigned char **chunk;
-	size_t *len;
-	size_t n, cap, at;
+/* A base is dumped from one read txn (idx_base_dump, which pushes chunks)
+ * and uploaded by rlog_base_put (which pulls them): a producer thread and
+ * a hand-over of one chunk at a time, so a base of any size takes two
+ * chunks of memory, not the index's size. */
+struct handover {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	unsigned char *chunk;        /* owned by the hand-over while set */
+	size_t len;
+	int done, rc, stop;          /* producer finished (rc), consumer gave up */
+	unsigned char *taken;        /* the chunk the consumer holds (freed next call) */
+	struct store *st;
+	uint64_t lsn;
 };
 
-static int base_keep(void *arg, const void *data, size_t len)
+static int ho_emit(void *arg, const void *data, size_t len)
 {
-	struct base_buf *b = arg;
+	struct handover *h = arg;
+	unsigned char *copy = malloc(len);
 
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
-		unsigned char **c = realloc(b->chunk, cap * sizeof(*c));
-		size_t *l = c ? realloc(b->len, cap * sizeof(*l)) : NULL;
-		if (c)
-			b->chunk = c;
-		if (!l)
-			return -ENOMEM;
-		b->len = l;
-		b->cap = cap;
-	}
-	if (!(b->chunk[b->n] = malloc(len)))
+	if (!copy)
 		return -ENOMEM;
-	memcpy(b->chunk[b->n], data, len);
-	b->len[b->n++] = len;
+	memcpy(copy, data, len);
+	pthread_mutex_lock(&h->m);
+	while (h->chunk && !h->stop)
+		pthread_cond_wait(&h->c, &h->m);
+	if (h->stop) {
+		pthread_mutex_unlock(&h->m);
+		free(copy);
+		return -ECANCELED;
+	}
+	h->chunk = copy;
+	h->len = len;
+	pthread_cond_broadcast(&h->c);
+	pthread_mutex_unlock(&h->m);
 	return 0;
 }
 
-static int base_give(void *arg, const void **data, size_t *len)
+static void *ho_producer(void *arg)
 {
-	struct base_buf *b = arg;
+	struct handover *h = arg;
+	int rc = idx_base_dump(h->st->idx, (size_t)4 << 20, ho_emit, h, &h->lsn);
 
-	if (b->at == b->n)
-		return 0;
-	*data = b->chunk[b->at];
-	*len = b->len[b->at++];
-	return 1;
+	pthread_mutex_lock(&h->m);
+	h->done = 1;
+	h->rc = rc;
+	pthread_cond_broadcast(&h->c);
+	pthread_mutex_unlock(&h->m);
+	return NULL;
 }
 
-/* Write a base of the local index (the writer). A base of a large index
- * is held in memory while it is written: the index's size. */
+static int ho_next(void *arg, const void **data, size_t *len)
+{
+	struct handover *h = arg;
+	int rc;
+
+	pthread_mutex_lock(&h->m);
+	free(h->taken);
+	h->taken = NULL;
+	while (!h->chunk && !h->done)
+		pthread_cond_wait(&h->c, &h->m);
+	if (h->chunk) {
+		h->taken = h->chunk;
+		*data = h->chunk;
+		*len = h->len;
+		h->chunk = NULL;
+		pthread_cond_broadcast(&h->c);
+		rc = 1;
+	} else {
+		rc = h->rc ? h->rc : 0;
+	}
+	pthread_mutex_unlock(&h->m);
+	return rc;
+}
+
+/* The position the base will stand for: the log position of the read txn
+ * the producer opens. rlog_base_put needs it before the first chunk, so
+ * the producer's first chunk is awaited (its header carries it). */
 static int write_base(struct store *st)
 {
 	struct srados *r = st->rados;
-	struct base_buf b = { 0 };
-	uint64_t lsn;
+	struct handover h;
+	pthread_t th;
+	uint64_t lsn = 0;
 	int rc;
 
-	(void)base_next;
-	rc = idx_base_dump(st->idx, (size_t)4 << 20, base_keep, &b, &lsn);
+	memset(&h, 0, sizeof(h));
+	pthread_mutex_init(&h.m, NULL);
+	pthread_cond_init(&h.c, NULL);
+	h.st = st;
+	rc = -pthread_create(&th, NULL, ho_producer, &h);
+	if (rc)
+		goto out;
+	pthread_mutex_lock(&h.m);
+	while (!h.chunk && !h.done)
+		pthread_cond_wait(&h.c, &h.m);
+	if (h.chunk)
+		ilog_check(h.chunk, h.len, &lsn, NULL, NULL);   /* a base chunk: its lsn */
+	rc = h.chunk ? 0 : h.rc ? h.rc : -ENODATA;
+	pthread_mutex_unlock(&h.m);
 	if (!rc)
-		rc = rlog_base_put(r->log, lsn, base_give, &b);
-	for (size_t i = 0; i < b.n; i++)
-		free(b.chunk[i]);
-	free(b.chunk);
-	free(b.len);
+		rc = rlog_base_put(r->log, lsn, ho_next, &h);
+	pthread_mutex_lock(&h.m);
+	h.stop = 1;                       /* the producer ends if it still waits */
+	pthread_cond_broadcast(&h.c);
+	pthread_mutex_unlock(&h.m);
+	pthread_join(th, NULL);
+	if (!rc && h.rc && h.rc != -ECANCELED)    /* stopped: rlog needed no more */
+		rc = h.rc;
+out:
+	free(h.chunk);
+	free(h.taken);
+	pthread_mutex_destroy(&h.m);
+	pthread_cond_destroy(&h.c);
 	if (rc)
 		log_warn("%s: writing a base at %" PRIu64 " failed: %s", st->dir, lsn, strerror(-rc));
 	else

@@ -270,6 +270,8 @@ sys.exit(0 if a + b == open(sys.argv[4], "rb").read() else 1)' \
 		[ "$(cat "$TMP/f1.mnt/n$i.txt")" = "$i" ]
 	done
 	[ "$(cat "$TMP/f1.mnt/one.txt")" = one ]
+	# the log it had stopped at was trimmed: it loaded a base
+	grep -q "the index was loaded from the base" "$TMP/f1.log"
 }
 
 @test "payloadctl ls, stat, cat, export and fsck work on RADOS writer and follower stores" {
