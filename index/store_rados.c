@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -508,11 +509,37 @@ static void on_notify(void *arg)
 
 /* ---- opening and closing ---- */
 
+/* This writer STORE's tag (local meta "writer_tag", made once): its
+ * sessions' lease cookies carry it, so that a restart after a crash takes
+ * back the lease its dead session still holds (rlog_set_tag; the STORE's
+ * exclusive lock makes sure that session is gone). */
+static int writer_tag(struct store *st, uint64_t *tag)
+{
+	struct idx_txn *t;
+	int rc = idx_begin(st->idx, 1, &t);
+
+	if (rc)
+		return rc;
+	rc = idx_meta_get_u64(t, "writer_tag", tag);
+	idx_abort(t);
+	if (rc != -ENOENT)
+		return rc;
+	do {
+		if (getrandom(tag, sizeof(*tag), 0) != sizeof(*tag))
+			*tag = (uint64_t)now_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	} while (!*tag);
+	rc = idx_begin(st->idx, 0, &t);
+	if (rc)
+		return rc;
+	rc = idx_meta_put_u64(t, "writer_tag", *tag);
+	return rc ? (idx_abort(t), rc) : idx_commit(t);
+}
+
 int srados_open(struct store *st, const struct store_opts *o, int created)
 {
 	struct srados *r = calloc(1, sizeof(*r));
 	struct rados_conf rc_conf = { 0 };
-	uint64_t first = 0, last = 0;
+	uint64_t first = 0, last = 0, tag;
 	int rc;
 
 	if (!r)
@@ -570,6 +597,9 @@ int srados_open(struct store *st, const struct store_opts *o, int created)
 			follower_record(r);
 		return rc;
 	}
+	if ((rc = writer_tag(st, &tag)) != 0)
+		return rc;
+	rlog_set_tag(r->log, tag);
 	rc = rlog_acquire(r->log, r->lease_s, o->takeover ? o->takeover_wait : 0, o->takeover_force, r->host,
 			  &r->epoch, &last);
 	if (rc == -EBUSY) {
