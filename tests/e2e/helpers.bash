@@ -42,6 +42,62 @@ pfs_init() {
 		"UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$TMP/sanitizer"
 		"TSAN_OPTIONS=${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$TMP/sanitizer")
 	DAEMON_PID=
+	E2E_NS=
+	if rados_mode; then
+		rados_store_init "$STORE" || return 1
+	fi
+}
+
+# ---- RADOS mode -----------------------------------------------------------
+#
+# PFS_E2E_RADOS=1 runs a file's tests against a RADOS writer store: pfs_init
+# makes $STORE a writer store (payloadctl init --rados) of a fresh namespace
+# of the run's cluster (PFS_CEPH_CONF, PFS_RADOS_POOL: tests/run-all.sh
+# starts one; by hand, tests/rados/with-cluster.sh), and pfs_teardown removes
+# that namespace's objects once the daemon is gone. Tests that look at
+# STORE/fragments, or need a local store's layout, say so with local_only.
+
+rados_mode() { [ "${PFS_E2E_RADOS:-0}" = 1 ]; }
+
+# rados_store_init DIR — DIR (empty) becomes a writer store of a new
+# namespace ($E2E_NS).
+rados_store_init() {
+	if [ -z "${PFS_CEPH_CONF:-}" ] || [ -z "${PFS_RADOS_POOL:-}" ]; then
+		echo "# PFS_E2E_RADOS=1 needs a cluster: PFS_CEPH_CONF and PFS_RADOS_POOL" \
+			"(tests/rados/with-cluster.sh, or tests/run-all.sh)" >&2
+		return 1
+	fi
+	E2E_NS=e2e$(date +%s%N)$RANDOM
+	"$PCTL" init --rados "$PFS_RADOS_POOL/$E2E_NS" --ceph-conf "$PFS_CEPH_CONF" "$1" >/dev/null 3>&-
+}
+
+# store_images — the ids (16 hex digits) of $STORE's fragment images,
+# sorted, one a line: its fragments/ folder, or in RADOS mode the image
+# objects of its namespace.
+store_images() {
+	if rados_mode; then
+		/usr/bin/python3 "$E2E/../rados/ns.py" images "$PFS_CEPH_CONF" "$PFS_RADOS_POOL" "$E2E_NS"
+	else
+		find "$STORE/fragments" -type f -name '*.frag' -printf '%f\n' | sed 's/\.frag$//' | sort
+	fi
+}
+
+# store_image_bytes — the total size of $STORE's fragment images in bytes
+# (apparent sizes; the images are written whole).
+store_image_bytes() {
+	if rados_mode; then
+		/usr/bin/python3 "$E2E/../rados/ns.py" bytes "$PFS_CEPH_CONF" "$PFS_RADOS_POOL" "$E2E_NS"
+	else
+		find "$STORE/fragments" -type f -name '*.frag' -printf '%s\n' | awk '{ n += $1 } END { print n + 0 }'
+	fi
+}
+
+# local_only REASON — skip this test in RADOS mode (it inspects what only a
+# local store has). A skip is not a pass: run-all.sh counts it as a skip.
+local_only() {
+	if rados_mode; then
+		skip "RADOS mode: $1"
+	fi
 }
 
 # 0 when $1 is a mount point in /proc/mounts (also when the daemon died and
@@ -157,6 +213,10 @@ pfs_teardown() {
 		[ -n "$m" ] && is_mounted "$m" && { umount "$m" || umount -l "$m" || rc=1; }
 	done
 	check_log_clean || rc=1
+	# RADOS mode: the store's objects go with the test (the daemon is gone)
+	if [ -n "${E2E_NS:-}" ]; then
+		/usr/bin/python3 "$E2E/../rados/ns.py" purge "$PFS_CEPH_CONF" "$PFS_RADOS_POOL" "$E2E_NS" || rc=1
+	fi
 	if [ -z "${BATS_TEST_COMPLETED:-}" ] || [ $rc -ne 0 ]; then
 		if [ -s "$LOG" ]; then
 			{

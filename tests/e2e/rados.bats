@@ -29,7 +29,7 @@ teardown_file() {
 }
 
 setup() {
-	pfs_init
+	PFS_E2E_RADOS=0 pfs_init        # this file makes its own RADOS stores
 	POOL=$PFS_RADOS_POOL
 	NS=t$(date +%s%N)$RANDOM
 	FOLLOWERS=()
