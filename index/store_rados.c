@@ -715,6 +715,20 @@ void srados_close(struct store *st)
 	free(r);
 }
 
+int srados_space(struct store *st, uint64_t *total, uint64_t *avail)
+{
+	struct rados_cluster_stat_t cs;
+	int rc = rados_cluster_stat(rconn_cluster(st->rados->conn), &cs);
+
+	if (rc < 0)
+		return rc;
+	if (!cs.kb)
+		return -ENODATA;
+	*total = cs.kb << 10;
+	*avail = cs.kb_avail << 10;
+	return 0;
+}
+
 /* ---- deletion across hosts ---- */
 
 uint64_t srados_release_tag(struct store *st)
@@ -758,4 +772,246 @@ void srados_unheld(struct store *st, const struct frag_desc *d)
 			break;
 		}
 	pthread_mutex_unlock(&r->m);
+}
+
+/* ---- tools (store.h: store_unref_delete_ok, store_hold_*, store_log_*) ---- */
+
+/* The log handle: the session's, or (a tool's read-only open) one opened
+ * on first use. Caller: the tool's one thread. */
+static int tool_log(struct srados *r, struct rlog **out)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&r->m);
+	if (!r->log)
+		rc = rlog_open(r->conn, r->st->conf.pool, r->st->conf.name, 0, &r->log);
+	*out = r->log;
+	pthread_mutex_unlock(&r->m);
+	if (rc == -ENOENT)
+		log_err("%s: no payloadfs store %s/%s in the cluster", r->st->dir, r->st->conf.pool,
+			r->st->conf.name);
+	return rc;
+}
+
+struct unref_chk {
+	uint64_t tail;
+	unsigned n, holding;
+	struct rlog_follower first;    /* the first that holds back */
+};
+
+static int unref_chk_one(void *arg, const struct rlog_follower *f)
+{
+	struct unref_chk *c = arg;
+
+	c->n++;
+	if (f->horizon < c->tail && !c->holding++)
+		c->first = *f;
+	return 0;
+}
+
+int srados_unref_ok(struct store *st, char *why, size_t cap)
+{
+	struct srados *r = st->rados;
+	struct unref_chk c;
+	struct rlog *log;
+	uint64_t first, last, local;
+	int rc;
+
+	if (!r || st->conf.role == STORE_FOLLOWER)
+		return -EROFS;
+	if ((rc = tool_log(r, &log)) != 0)
+		return rc;
+	if (r->role == ROLE_WRITER) {
+		last = aload(&r->tail);      /* the lease is ours: the log's end */
+	} else {
+		if ((rc = rlog_tail(log, &first, &last)) != 0 || (rc = idx_log_lsn(st->idx, &local)) != 0)
+			return rc;
+		if (local != last) {
+			snprintf(why, cap, "this store's index is at log position %" PRIu64 " but the log at %"
+				 PRIu64 " (it lacks newer commits: mount it, or take it over, first)", local, last);
+			return 0;
+		}
+	}
+	memset(&c, 0, sizeof(c));
+	c.tail = last;
+	if ((rc = rlog_followers(log, unref_chk_one, &c)) != 0)
+		return rc;
+	if (c.holding) {
+		snprintf(why, cap, "%u of %u follower(s) may still read released images: %s on %s holds "
+			 "images released after log position %" PRIu64 " (the log is at %" PRIu64 ")",
+			 c.holding, c.n, c.first.id, c.first.host, c.first.horizon, last);
+		return 0;
+	}
+	return 1;
+}
+
+struct store_hold {
+	struct srados *r;
+	struct rlog *log;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	pthread_t thread;
+	int stopping, running, expired;   /* protected by m */
+	struct rlog_follower f;           /* protected by m */
+};
+
+/* Write the record (a new seq). Caller holds h->m. */
+static int hold_put(struct store_hold *h)
+{
+	int rc;
+
+	h->f.seq++;
+	h->f.applied = h->f.horizon;     /* the writer trims no entry after it */
+	rc = rlog_follower_put(h->log, &h->f);
+	if (rc == -ESTALE)
+		h->expired = 1;
+	return h->expired ? -ESTALE : rc;
+}
+
+static void *hold_main(void *arg)
+{
+	struct store_hold *h = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&h->m);
+	while (!h->stopping && !h->expired) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&h->c, &h->m, &until);
+		if (!h->stopping && hold_put(h) && !h->expired)
+			log_warn("%s: the hold's follower record could not be renewed", h->r->st->dir);
+	}
+	pthread_mutex_unlock(&h->m);
+	return NULL;
+}
+
+int store_hold_start(struct store *st, uint64_t horizon, struct store_hold **out)
+{
+	struct srados *r = st->rados;
+	struct store_hold *h;
+	int rc;
+
+	*out = NULL;
+	if (!r)
+		return -EINVAL;
+	if (!(h = calloc(1, sizeof(*h))))
+		return -ENOMEM;
+	h->r = r;
+	pthread_mutex_init(&h->m, NULL);
+	pthread_cond_init(&h->c, NULL);
+	if ((rc = tool_log(r, &h->log)) != 0)
+		goto fail;
+	snprintf(h->f.id, sizeof(h->f.id), "tool.%.30s.%d.%lld", r->host, (int)getpid(), (long long)now_ns());
+	snprintf(h->f.host, sizeof(h->f.host), "%s", r->host);
+	h->f.horizon = horizon;
+	pthread_mutex_lock(&h->m);
+	rc = hold_put(h);
+	pthread_mutex_unlock(&h->m);
+	if (rc)
+		goto fail;
+	if ((rc = -pthread_create(&h->thread, NULL, hold_main, h)) != 0) {
+		rlog_follower_del(h->log, h->f.id);
+		goto fail;
+	}
+	h->running = 1;
+	*out = h;
+	return 0;
+fail:
+	pthread_mutex_destroy(&h->m);
+	pthread_cond_destroy(&h->c);
+	free(h);
+	return rc;
+}
+
+int store_hold_set(struct store_hold *h, uint64_t horizon)
+{
+	int rc;
+
+	pthread_mutex_lock(&h->m);
+	h->f.horizon = horizon;
+	rc = h->expired ? -ESTALE : hold_put(h);
+	pthread_mutex_unlock(&h->m);
+	return rc;
+}
+
+int store_hold_check(struct store_hold *h)
+{
+	int rc;
+
+	pthread_mutex_lock(&h->m);
+	rc = h->expired ? -ESTALE : 0;
+	pthread_mutex_unlock(&h->m);
+	if (!rc && rlog_follower_expired(h->log, h->f.id) == 1) {
+		pthread_mutex_lock(&h->m);
+		h->expired = 1;
+		pthread_mutex_unlock(&h->m);
+		rc = -ESTALE;
+	}
+	return rc;
+}
+
+void store_hold_end(struct store_hold *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->m);
+	h->stopping = 1;
+	pthread_cond_signal(&h->c);
+	pthread_mutex_unlock(&h->m);
+	if (h->running)
+		pthread_join(h->thread, NULL);
+	rlog_follower_del(h->log, h->f.id);
+	pthread_mutex_destroy(&h->m);
+	pthread_cond_destroy(&h->c);
+	free(h);
+}
+
+int store_log_tail(struct store *st, uint64_t *tail)
+{
+	struct rlog *log;
+	uint64_t first;
+	int rc;
+
+	if (!st->rados)
+		return -EINVAL;
+	if ((rc = tool_log(st->rados, &log)) != 0)
+		return rc;
+	return rlog_tail(log, &first, tail);
+}
+
+struct copy_apply { struct idx *idx; };
+
+static int copy_apply_one(void *arg, uint64_t lsn, const void *data, size_t len)
+{
+	int rc = idx_apply(((struct copy_apply *)arg)->idx, data, len, NULL, NULL);
+
+	(void)lsn;
+	return rc < 0 ? rc : 0;
+}
+
+int store_log_catch_up(struct store *st, struct idx *idx, uint64_t *pos)
+{
+	struct copy_apply a = { idx };
+	struct base_ctx b;
+	struct rlog *log;
+	uint64_t have = 0, lsn = 0;
+	int rc;
+
+	if (!st->rados)
+		return -EINVAL;
+	if ((rc = tool_log(st->rados, &log)) != 0 || (rc = idx_log_lsn(idx, &have)) != 0)
+		return rc;
+	rc = rlog_read(log, have, 0, copy_apply_one, &a);
+	if (rc == -ERANGE) {         /* trimmed past it: from the newest base */
+		rc = idx_base_begin(idx, &b.t);
+		if (!rc) {
+			rc = rlog_base_get(log, &lsn, base_chunk, &b);
+			rc = idx_base_end(b.t, lsn, rc);
+		}
+		if (!rc)
+			rc = rlog_read(log, lsn, 0, copy_apply_one, &a);
+	}
+	if (!rc)
+		rc = idx_log_lsn(idx, pos);
+	return rc;
 }

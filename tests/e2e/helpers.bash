@@ -92,6 +92,65 @@ store_image_bytes() {
 	fi
 }
 
+# Fragment images by id (16 hex digits), wherever $STORE keeps them: the
+# file fragments/XX/ID.frag, or in RADOS mode the object ID of its
+# namespace (the rados tool; a test's store is unmounted or idle).
+rados_ns() { rados -c "$PFS_CEPH_CONF" -p "$PFS_RADOS_POOL" -N "$E2E_NS" "$@"; }
+# image_where ID — how payloadfs and payloadctl name the image in messages.
+image_where() {
+	if rados_mode; then
+		echo "RADOS object $PFS_RADOS_POOL/$E2E_NS/$1"
+	else
+		echo "fragments/${1:14:2}/$1.frag"
+	fi
+}
+# image_exists ID
+image_exists() {
+	if rados_mode; then rados_ns stat "$1" >/dev/null 2>&1; else [ -f "$STORE/fragments/${1:14:2}/$1.frag" ]; fi
+}
+# image_size ID — its size in bytes.
+image_size() {
+	if rados_mode; then
+		rados_ns stat "$1" | sed -n 's/.* size \([0-9]*\)$/\1/p'
+	else
+		stat -c %s "$STORE/fragments/${1:14:2}/$1.frag"
+	fi
+}
+# image_get ID FILE / image_put ID FILE — copy an image out, or write one
+# (a new id, or replacing an image's bytes).
+image_get() {
+	if rados_mode; then rados_ns get "$1" "$2"; else cp "$STORE/fragments/${1:14:2}/$1.frag" "$2"; fi
+}
+image_put() {
+	if rados_mode; then rados_ns put "$1" "$2"; else cp "$2" "$STORE/fragments/${1:14:2}/$1.frag"; fi
+}
+# image_rm ID
+image_rm() {
+	if rados_mode; then rados_ns rm "$1"; else rm "$STORE/fragments/${1:14:2}/$1.frag"; fi
+}
+# image_flip ID — invert the byte in the middle of the image.
+image_flip() {
+	local f
+	f=$(mktemp "$TMP/img.XXXXXX")
+	image_get "$1" "$f" || return 1
+	python3 - "$f" <<'EOF'
+import os, sys
+p = sys.argv[1]
+n = os.path.getsize(p)
+with open(p, "r+b") as f:
+    f.seek(n // 2)
+    b = f.read(1)
+    f.seek(n // 2)
+    f.write(bytes([b[0] ^ 0xFF]))
+EOF
+	if rados_mode; then
+		image_put "$1" "$f"
+	else
+		cat "$f" >"$STORE/fragments/${1:14:2}/$1.frag"   # in place: its inode stays
+	fi
+	rm -f "$f"
+}
+
 # local_only REASON — skip this test in RADOS mode (it inspects what only a
 # local store has). A skip is not a pass: run-all.sh counts it as a skip.
 local_only() {
