@@ -1091,6 +1091,24 @@ int store_unref_delete_ok(struct store *st, char *why, size_t cap)
 	return st->conf.kind == STORE_RADOS ? srados_unref_ok(st, why, cap) : 1;
 }
 
+int store_index_make_local(struct idx *idx)
+{
+	struct store_conf local;
+	char buf[STORECONF_MAX];
+	struct idx_txn *t;
+	int len, rc;
+
+	memset(&local, 0, sizeof(local));
+	if ((len = storeconf_encode(&local, buf, sizeof(buf))) < 0)
+		return len;
+	if ((rc = idx_begin(idx, 0, &t)) != 0)
+		return rc;
+	rc = idx_meta_put_bytes(t, "store", buf, (size_t)len);
+	if (!rc)
+		rc = idx_meta_put_u64(t, "log_lsn", 0);
+	return rc ? (idx_abort(t), rc) : idx_commit(t);
+}
+
 struct idx *store_idx(struct store *st) { return st->idx; }
 struct frag_backend *store_backend(struct store *st, int memory) { return memory ? st->mem : st->disk; }
 struct fcache *store_cache(struct store *st) { return st->cache; }

@@ -436,6 +436,11 @@ int store_log_tail(struct store *st, uint64_t *tail);
  * -errno. */
 int store_log_catch_up(struct store *st, struct idx *idx, uint64_t *pos);
 
+/* Make IDX (a copy of a RADOS store's index: payloadctl snapshot) the
+ * index of a local store: its "store" record says local, its log position
+ * goes. @return 0 or -errno. */
+int store_index_make_local(struct idx *idx);
+
 /* Internal access for tools living on the same core (fsck). */
 struct idx *store_idx(struct store *st);
 struct frag_backend *store_backend(struct store *st, int memory);
