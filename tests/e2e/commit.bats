@@ -336,6 +336,7 @@ PY
 }
 
 @test "ENOSPC from a commit reaches close(2) or write(2), never EIO; the old version stays" {
+	local_only "a full local file system: the store's images live in the cluster"
 	mkdir "$TMP/small"
 	mount -t tmpfs -o size=12m tmpfs "$TMP/small"
 	EXTRA_MOUNTS+=("$TMP/small")

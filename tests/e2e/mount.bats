@@ -152,6 +152,7 @@ PY
 }
 
 @test "stores of formats 1 and 2 are upgraded to 3 at their first read-write mount; read-only opens leave them" {
+	local_only "stores of formats 1 and 2 are local stores (RADOS stores began with format 3)"
 	local v
 	mount_pfs
 	echo hello >"$MNT/a.txt"

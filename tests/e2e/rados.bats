@@ -322,3 +322,95 @@ sys.exit(0 if a + b == open(sys.argv[4], "rb").read() else 1)' \
 	[ "$status" -eq 1 ]
 	[[ $output == *"already a payloadfs store"* ]]
 }
+
+# flip_obj ID — damage image object ID in the cluster: one byte of its
+# stored bytes inverted (rados get, then put of the modified bytes).
+flip_obj() {
+	rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" get "$1" "$TMP/obj.$1"
+	cp "$TMP/obj.$1" "$TMP/obj.$1.good"
+	python3 -c 'import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[48 + (len(b) - 48) // 2] ^= 0x5a
+open(p, "wb").write(b)' "$TMP/obj.$1"
+	rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" put "$1" "$TMP/obj.$1"
+}
+
+@test "a corrupted image in RADOS: EIO and a log line naming the object and fragment on the writer and a follower, fsck of both finds it; no bad copy is kept" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	mount_pfs fragment_size=65536
+	gen_csv "$TWIN/d.csv" 20000 5
+	cp "$TWIN/d.csv" "$MNT/d.csv"
+	local ino id off
+	ino=$(stat -c %i "$MNT/d.csv")
+	unmount_pfs
+	id=$(frag_ids "$STORE" /d.csv | sed -n 3p)
+	off=$("$PCTL" stat -v "$STORE" /d.csv | awk -v id="$id" '$6 == id { print $2 }')
+	[ -n "$id" ]
+	[ "$off" -gt 0 ]
+	flip_obj "$id"
+	mount_pfs
+	fmount f1
+	wait_for 10 test "$(stat -c %s "$TMP/f1.mnt/d.csv" 2>/dev/null)" = "$(stat -c %s "$TWIN/d.csv")"
+	# reads: EIO after only correct bytes, on both hosts, twice
+	run fsop readok "$MNT/d.csv" --compare "$TWIN/d.csv"
+	[[ $output =~ ^EIO:[0-9]+$ ]]
+	[ "${output#EIO:}" -le "$off" ]
+	run fsop readok "$TMP/f1.mnt/d.csv" --compare "$TWIN/d.csv"
+	[[ $output =~ ^EIO:[0-9]+$ ]]
+	run fsop readok "$TMP/f1.mnt/d.csv" --compare "$TWIN/d.csv"
+	[[ $output =~ ^EIO:[0-9]+$ ]]
+	# the log lines name the RADOS object, the fragment and the object
+	grep -F "fragment $id (RADOS object $POOL/$NS/$id): " "$LOG"
+	grep -E "object $ino: version [0-9]+: fragment $id .*could not be read: damaged" "$LOG"
+	grep -F "fragment $id (RADOS object $POOL/$NS/$id): " "$TMP/f1.log"
+	# neither host keeps a copy of the bad bytes in its image cache
+	[ ! -e "$STORE/cache/${id:14:2}/$id" ]
+	[ ! -e "$TMP/f1.store/cache/${id:14:2}/$id" ]
+	# the store serves on
+	echo still >"$MNT/new.txt"
+	wait_for 10 test -f "$TMP/f1.mnt/new.txt"
+	[ "$(cat "$TMP/f1.mnt/new.txt")" = still ]
+	# fsck of the writer's and of the follower's STORE (both mounted) name it
+	run "$PCTL" fsck "$STORE"
+	show_output
+	[ "$status" -eq 1 ]
+	[[ $output == *"/d.csv (id $ino): fragment $id (bytes $off.."*"): damaged: "*"(RADOS object $POOL/$NS/$id)"* ]]
+	run "$PCTL" fsck "$TMP/f1.store"
+	show_output
+	[ "$status" -eq 1 ]
+	[[ $output == *"/d.csv (id $ino): fragment $id (bytes $off.."*"): damaged: "*"(RADOS object $POOL/$NS/$id)"* ]]
+	# the object mended in the cluster: both read it whole again (nothing
+	# bad was kept anywhere)
+	rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" put "$id" "$TMP/obj.$id.good"
+	cmp "$MNT/d.csv" "$TWIN/d.csv"
+	cmp "$TMP/f1.mnt/d.csv" "$TWIN/d.csv"
+	run "$PCTL" fsck "$TMP/f1.store"
+	[ "$status" -eq 0 ]
+}
+
+@test "a damaged copy in a host's image cache is dropped and read again from the cluster: right bytes, one log line" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	mount_pfs fragment_size=65536
+	fmount f1
+	gen_csv "$TWIN/d.csv" 20000 6
+	cp "$TWIN/d.csv" "$MNT/d.csv"
+	wait_for 10 cmp -s "$TWIN/d.csv" "$TMP/f1.mnt/d.csv"
+	local id c
+	id=$(frag_ids "$TMP/f1.store" /d.csv | sed -n 2p)
+	c=$TMP/f1.store/cache/${id:14:2}/$id
+	[ -f "$c" ]                  # the read kept a copy
+	funmount f1                  # forget what is in memory
+	python3 -c 'import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0x5a
+open(p, "wb").write(b)' "$c"
+	fmount f1
+	cmp "$TMP/f1.mnt/d.csv" "$TWIN/d.csv"
+	grep -F "fragment $id: the copy in the image cache is damaged" "$TMP/f1.log"
+	grep -F "dropped, read again from RADOS object $POOL/$NS/$id" "$TMP/f1.log"
+	# the copy kept now is the cluster's image
+	rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" get "$id" "$TMP/obj"
+	cmp "$c" "$TMP/obj"
+	run grep -c "could not be read" "$TMP/f1.log"
+	[ "$output" = 0 ]
+}
