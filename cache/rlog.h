@@ -175,6 +175,9 @@ int rlog_base_put(struct rlog *l, uint64_t lsn,
  * read: try again); CB's non-zero return; -ETIMEDOUT; -errno. */
 int rlog_base_get(struct rlog *l, uint64_t *lsn,
 		  int (*cb)(void *arg, const void *data, size_t len), void *arg);
+/* The log position the newest base stands for, without reading it.
+ * @return 0; -ENOENT (no base yet); -errno. */
+int rlog_base_pos(struct rlog *l, uint64_t *lsn);
 /* Delete the log entries with lsn <= UPTO (epoch-guarded), with the
  * objects of big ones. UPTO must not pass the newest base (a log without
  * a base keeps every entry: a new follower needs them).

@@ -50,6 +50,7 @@ struct fol {                  /* a follower as the writer sees it */
 	uint64_t seq, horizon, applied;
 	int64_t changed_ns;       /* our clock, when seq last changed */
 	int dead;
+	uint64_t seen;            /* the scan that last saw its record */
 };
 
 struct held { uint64_t id, lsn; };
@@ -73,6 +74,7 @@ struct srados {
 	struct fol *fol;          /* writer: followers seen */
 	size_t nfol;
 	uint64_t last_base;       /* writer: position of the newest base */
+	uint64_t scans;           /* writer: passes that read the records */
 	char id[64];              /* follower: this session's id */
 	uint64_t seq;
 	struct held *held;        /* follower: zombies holding the horizon */
@@ -390,6 +392,7 @@ static int scan_one(void *arg, const struct rlog_follower *f)
 	}
 	k->horizon = f->horizon;
 	k->applied = f->applied;
+	k->seen = r->scans;
 	if (!k->dead && s->now - k->changed_ns > (int64_t)r->follower_lease_s * 1000000000) {
 		k->dead = 1;
 		rlog_follower_expire(r->log, k->id);
@@ -411,8 +414,14 @@ static void writer_pass(struct srados *r)
 	struct scan s = { r, now_ns(), UINT64_MAX, UINT64_MAX, 0 };
 	uint64_t tail = aload(&r->tail);
 
+	r->scans++;
 	if (rlog_followers(r->log, scan_one, &s) != 0)
 		return;           /* keep the last horizon: deleting nothing new */
+	for (size_t i = 0; i < r->nfol;)         /* records gone: forget them */
+		if (r->fol[i].seen != r->scans)
+			r->fol[i] = r->fol[--r->nfol];
+		else
+			i++;
 	astore(&r->horizon, s.live ? (s.min_horizon < tail ? s.min_horizon : tail) : tail);
 	store_reap_kick(r->st);
 	if (r->base_every && tail >= r->last_base + r->base_every && !write_base(r->st)) {
@@ -449,20 +458,43 @@ static void new_follower_id(struct srados *r)
 	snprintf(r->id, sizeof(r->id), "%.40s.%d.%lld", r->host, (int)getpid(), (long long)now_ns());
 }
 
+/* The writer expired this follower (it did not renew its record within
+ * the writer's follower_lease: a pause, a partition): images this host
+ * held may be gone (an open file reading one gets EIO, never wrong
+ * bytes). Register again under a new identity (invariant (5): the
+ * horizon is the position it starts from) and re-sync: from the newest
+ * base when that is ahead of the local index (never back in time: a
+ * reader must not see an older state), else from the log. */
+static int resync(struct srados *r)
+{
+	struct store *st = r->st;
+	uint64_t base = 0, here = aload(&r->tail);
+	char old[64];
+
+	snprintf(old, sizeof(old), "%s", r->id);
+	rlog_follower_del(r->log, old);
+	new_follower_id(r);
+	follower_record(r);
+	if (rlog_base_pos(r->log, &base) == 0 && base > here) {
+		log_warn("%s: the writer expired this follower (%s: its record was not renewed in time): "
+			 "re-syncing as %s from the newest base (log position %" PRIu64 ", this index at %"
+			 PRIu64 ")", st->dir, old, r->id, base, here);
+		return load_base(st);
+	}
+	log_warn("%s: the writer expired this follower (%s: its record was not renewed in time): "
+		 "re-syncing as %s from the log at position %" PRIu64 " (the newest base, at %" PRIu64
+		 ", is not newer)", st->dir, old, r->id, here, base);
+	return 0;
+}
+
 static void follower_pass(struct srados *r)
 {
 	struct store *st = r->st;
 	struct apply_ctx a = { st, 0 };
 	int rc;
 
-	if (rlog_follower_expired(r->log, r->id) == 1) {
-		log_warn("%s: the writer expired this follower (%s): loading the newest base", st->dir, r->id);
-		rlog_follower_del(r->log, r->id);
-		new_follower_id(r);
-		follower_record(r);
-		if (load_base(st))
-			return;
-	}
+	if (rlog_follower_expired(r->log, r->id) == 1 && resync(r))
+		return;
 	rc = rlog_read(r->log, aload(&r->tail), 0, apply_one, &a);
 	if (rc == -ERANGE && !load_base(st))
 		rc = rlog_read(r->log, aload(&r->tail), 0, apply_one, &a);

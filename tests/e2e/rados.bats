@@ -33,10 +33,13 @@ setup() {
 	POOL=$PFS_RADOS_POOL
 	NS=t$(date +%s%N)$RANDOM
 	FOLLOWERS=()
+	STOPPED_PID=
 }
 
 teardown() {
 	local n p
+	# a follower a test stopped (SIGSTOP) must run to be unmounted
+	[ -z "${STOPPED_PID:-}" ] || kill -CONT "$STOPPED_PID" 2>/dev/null || true
 	for p in "${BG_PIDS[@]:-}"; do       # holders first: they keep mounts busy
 		[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
@@ -413,4 +416,76 @@ open(p, "wb").write(b)' "$c"
 	cmp "$c" "$TMP/obj"
 	run grep -c "could not be read" "$TMP/f1.log"
 	[ "$output" = 0 ]
+}
+
+@test "a follower stopped past follower_lease is dropped: the writer deletes what only it held; woken, it re-syncs from a base, serves on, and its old open file reads EIO, never wrong bytes" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	mount_pfs fragment_size=65536,follower_lease=3,base_every=5
+	fmount f1 threads=0                  # no read-ahead: what was not read is not fetched
+	gen_csv "$TWIN/big.csv" 200000 9
+	cp "$TWIN/big.csv" "$MNT/big.csv"
+	wait_for 10 test "$(stat -c %s "$TMP/f1.mnt/big.csv" 2>/dev/null)" = "$(stat -c %s "$TWIN/big.csv")"
+	local old last
+	old=$(frag_ids "$TMP/f1.store" /big.csv)
+	last=$(echo "$old" | tail -n 1)
+	[ "$(echo "$old" | wc -l)" -gt 100 ]
+	# an open file on the follower: 1 MB read, the rest after the go
+	mkfifo "$TMP/go"
+	"$PY" - "$TMP/f1.mnt/big.csv" "$TMP/go" "$TMP/opened" "$TWIN/big.csv" >"$TMP/holder.out" 3>&- <<'PY' &
+import errno, os, sys
+ref = open(sys.argv[4], "rb").read()
+fd = os.open(sys.argv[1], os.O_RDONLY)
+got = b""
+while len(got) < 1000000:
+    got += os.read(fd, 65536)
+open(sys.argv[3], "w").write("opened\n")
+open(sys.argv[2]).read()             # wait for the go
+try:
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            break
+        got += b
+    print("OK" if got == ref else "WRONG")
+except OSError as e:
+    print("%s after %d bytes, %s" % (errno.errorcode[e.errno], len(got),
+                                     "right ones" if ref[:len(got)] == got else "WRONG ones"))
+PY
+	BG_PIDS+=($!)
+	wait_for 10 test -s "$TMP/opened"
+	gen_csv "$TWIN/new.csv" 1000 10
+	cp "$TWIN/new.csv" "$MNT/big.csv"    # every old image released
+	wait_for 10 cmp -s "$TWIN/new.csv" "$TMP/f1.mnt/big.csv"
+	sleep 2                              # writer passes: the follower holds them
+	has_image "$last"
+	STOPPED_PID=$(cat "$TMP/f1.pid")
+	kill -STOP "$STOPPED_PID"
+	local i
+	for ((i = 0; i < 8; i++)); do        # commits past base_every: a newer base
+		echo "$i" >"$MNT/n$i.txt"
+	done
+	# dropped after 3 s without a renewal: the images only it held go
+	wait_for 30 bash -c "! rados --conf '$PFS_CEPH_CONF' -p '$POOL' -N '$NS' stat $last"
+	grep -q "follower .* stopped renewing its record: its images are no longer kept" "$LOG"
+	kill -CONT "$STOPPED_PID"
+	STOPPED_PID=
+	wait_for 30 grep -q "the writer expired this follower" "$TMP/f1.log"
+	grep -q "re-syncing as .* from the newest base" "$TMP/f1.log"
+	# it serves on, the newest state
+	wait_for 20 test -f "$TMP/f1.mnt/n7.txt"
+	[ "$(cat "$TMP/f1.mnt/n7.txt")" = 7 ]
+	cmp "$TMP/f1.mnt/big.csv" "$TWIN/new.csv"
+	echo go >"$TMP/go"
+	wait "${BG_PIDS[0]}"
+	BG_PIDS=()
+	cat "$TMP/holder.out" | sed 's/^/# holder: /' >&3
+	[[ $(cat "$TMP/holder.out") == "EIO after "*" bytes, right ones" ]]
+	grep -q "could not be read: missing" "$TMP/f1.log"
+	# and its new record lets the writer go on deleting
+	local cur
+	cur=$(frag_ids "$STORE" /big.csv | head -n 1)
+	[ -n "$cur" ]
+	echo x >"$MNT/big.csv"
+	wait_for 20 bash -c "! rados --conf '$PFS_CEPH_CONF' -p '$POOL' -N '$NS' stat $cur"
 }
