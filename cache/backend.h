@@ -33,8 +33,10 @@ struct frag_backend;
 struct frag_get {
 	uint64_t id;     /* [in]  fragment id */
 	void    *buf;    /* [in]  destination, CAP bytes */
-	size_t   cap;    /* [in]  expected image size (header + stored bytes) */
-	size_t   len;    /* [out] bytes read */
+	size_t   cap;    /* [in]  expected image size (header + stored bytes);
+			  *       0 asks only whether the image exists and its
+			  *       size (BUF unused): err 0 and LEN = its size */
+	size_t   len;    /* [out] bytes read (cap 0: the image's size) */
 	int      err;    /* [out] 0, -ENOENT (no such fragment), -EIO, ... */
 };
 
@@ -69,6 +71,17 @@ struct frag_backend_ops {
 	 * that returned before this call durable (the local backend: one
 	 * syncfs, which commits the folders' unlinks). @return 0 or -errno. */
 	int (*sync_dels)(struct frag_backend *b);
+	/* Optional (NULL: "image ID"). Where image ID lives, for messages:
+	 * "fragments/XX/ID.frag" (local, relative to STORE), "RADOS object
+	 * POOL/NSPACE/ID", into BUF (CAP bytes, NUL-terminated). */
+	void (*where)(struct frag_backend *b, uint64_t id, char *buf, size_t cap);
+	/* Optional (NULL: 0). The bytes of image ID that the last get_many()
+	 * gave did not verify (checksum, header). A backend keeping a local
+	 * copy of another's images (backend_cached) drops its copy, so that a
+	 * damaged copy is never served again. @return 1 when those bytes came
+	 * from such a copy (reading again fetches them from the source), 0
+	 * when they came from the source itself (reading again cannot help). */
+	int (*invalidate)(struct frag_backend *b, uint64_t id);
 };
 
 struct frag_backend {
@@ -145,6 +158,9 @@ static inline int frag_sync_dels(struct frag_backend *b)
 { return b->ops->sync_dels ? b->ops->sync_dels(b) : 0; }
 static inline int frag_sweep_partial(struct frag_backend *b)
 { return b->ops->sweep_partial ? b->ops->sweep_partial(b) : 0; }
+static inline int frag_invalidate(struct frag_backend *b, uint64_t id)
+{ return b->ops->invalidate ? b->ops->invalidate(b, id) : 0; }
+void frag_where(struct frag_backend *b, uint64_t id, char *buf, size_t cap);
 static inline void frag_backend_destroy(struct frag_backend *b) { if (b) b->ops->destroy(b); }
 
 #endif

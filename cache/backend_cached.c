@@ -9,9 +9,15 @@
  *      fetches all the others with ONE inner get_many(); each image
  *      fetched is then written to DIR (temporary name, rename: a reader
  *      never sees a partial file). Checksums are checked above, when an
- *      image enters the fragment cache: a cache file with a bad checksum
- *      reads as EIO like a bad image in the cluster, and `payloadctl fsck`
- *      reads through the inner backend too.
+ *      image enters the fragment cache (fcache.c): an image whose bytes
+ *      do not verify is invalidated (invalidate()), which drops the copy
+ *      here, so a damaged copy is never served twice; when the bytes came
+ *      from the copy (not fetched by this very call) the fragment cache
+ *      reads the image again, from the inner backend. A damaged image in
+ *      the cluster itself is EIO, and is not kept. `payloadctl fsck` reads
+ *      through the inner backend (tools open no image cache).
+ *      A request with cap 0 (existence and size) goes to the inner
+ *      backend and is never kept.
  *  (2) The files' total size stays within the budget: least recently
  *      used first out (an in-memory LRU of the files, rebuilt at open
  *      from the directory, oldest modification first).
@@ -40,6 +46,8 @@
 struct centry {
 	uint64_t id;
 	uint64_t size;
+	int fresh;                    /* kept by keep() and not served from the
+				       * file since: invalidate() says 0 */
 	struct centry *prev, *next;   /* LRU: head = most recent */
 	struct centry *hnext;
 };
@@ -216,6 +224,7 @@ static int read_cached(struct cached *c, struct frag_get *r)
 		if (e) {
 			lru_unlink(c, e);
 			lru_front(c, e);
+			e->fresh = 0;
 		}
 		c->hits++;
 	} else {
@@ -264,6 +273,8 @@ static void keep(struct cached *c, uint64_t id, const void *data, size_t len)
 		pthread_mutex_lock(&c->lock);
 		if (note(c, id, len))
 			ok = 0;
+		else
+			find(c, id)->fresh = 1;
 		pthread_mutex_unlock(&c->lock);
 		if (!ok)
 			unlinkat(c->dirfd, name, 0);
@@ -282,7 +293,7 @@ static int c_get_many(struct frag_backend *b, struct frag_get *reqs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		reqs[i].err = 0;
 		reqs[i].len = 0;
-		if (read_cached(c, &reqs[i]))
+		if (reqs[i].cap && read_cached(c, &reqs[i]))
 			continue;
 		if (!miss && (!(miss = malloc(n * sizeof(*miss))) || !(at = malloc(n * sizeof(*at))))) {
 			free(miss);
@@ -298,7 +309,7 @@ static int c_get_many(struct frag_backend *b, struct frag_get *reqs, size_t n)
 		rc = frag_get_many(c->inner, miss, nmiss);
 		for (size_t k = 0; k < nmiss && !rc; k++) {
 			reqs[at[k]] = miss[k];
-			if (!miss[k].err)
+			if (!miss[k].err && miss[k].cap)
 				keep(c, miss[k].id, miss[k].buf, miss[k].len);
 		}
 	}
@@ -354,7 +365,33 @@ static void c_destroy(struct frag_backend *b)
 	free(c);
 }
 
+static void c_where(struct frag_backend *b, uint64_t id, char *buf, size_t cap)
+{
+	frag_where(to_c(b)->inner, id, buf, cap);
+}
+
+/* Invariant (1): drop the copy of ID; 1 when the bytes the caller checked
+ * were read from it (not just fetched from the inner backend). */
+static int c_invalidate(struct frag_backend *b, uint64_t id)
+{
+	struct cached *c = to_c(b);
+	struct centry *e;
+	int from_copy = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if ((e = find(c, id))) {
+		from_copy = !e->fresh;
+		tab_remove(c, e);
+		free(e);
+	}
+	pthread_mutex_unlock(&c->lock);
+	unlink_ids(c, &id, 1);
+	return from_copy;
+}
+
 static const struct frag_backend_ops cached_ops = {
+	.where = c_where,
+	.invalidate = c_invalidate,
 	.name = "cached",
 	.put = c_put,
 	.sync = c_sync,

@@ -570,8 +570,14 @@ static void open_all(struct local_backend *b, struct frag_get *reqs, size_t n,
 		st[i].fd = openat(b->rootfd, path, O_RDONLY | O_CLOEXEC);
 		if (st[i].fd < 0)
 			r->err = -errno;
-		else if (r->cap == 0)
+		else if (r->cap == 0) {      /* existence and size only */
+			struct stat sb;
+			if (fstat(st[i].fd, &sb) == 0)
+				r->len = (size_t)sb.st_size;
+			else
+				r->err = -errno;
 			st[i].fd = (close(st[i].fd), -1);
+		}
 	}
 }
 
@@ -944,7 +950,14 @@ static int local_sweep_partial(struct frag_backend *fb)
 	return 0;
 }
 
+static void local_where(struct frag_backend *fb, uint64_t id, char *buf, size_t cap)
+{
+	(void)fb;
+	snprintf(buf, cap, "fragments/%02x/%016" PRIx64 ".frag", (unsigned)(id & 0xff), id);
+}
+
 static const struct frag_backend_ops local_ops = {
+	.where = local_where,
 	.name = "local",
 	.put = local_put,
 	.sync = local_sync,

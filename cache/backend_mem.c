@@ -135,6 +135,10 @@ static int mem_get_many(struct frag_backend *fb, struct frag_get *reqs, size_t n
 		r->err = e ? 0 : -ENOENT;
 		if (!e)
 			continue;
+		if (r->cap == 0) {           /* existence and size only */
+			r->len = e->len;
+			continue;
+		}
 		r->len = e->len < r->cap ? e->len : r->cap;
 		if (r->len)
 			memcpy(r->buf, e->data, r->len);

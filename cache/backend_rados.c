@@ -81,6 +81,7 @@ struct rados_backend {
 	size_t nbuckets;            /* protected by lock: a power of two */
 	size_t count;               /* protected by lock: linked entries */
 	size_t reap_at;             /* protected by lock */
+	char where[200];            /* immutable: "POOL/NSPACE", for messages */
 };
 
 static struct rados_backend *to_rados(struct frag_backend *fb)
@@ -453,19 +454,21 @@ static void wait_puts(struct rados_backend *b, const struct frag_get *reqs, size
 /* Each request: err 0 and len == cap, -ENOENT (no such image), -EIO (the
  * object is shorter than cap; len says how long), -ETIMEDOUT, an injected
  * error (fault point "frag_read", per request), or another -errno. All
- * reads are in flight at once (cap 0 asks whether the object exists).
+ * reads are in flight at once (cap 0 asks whether the object exists, and
+ * its size: len).
  * @return 0, or -ENOMEM when nothing could be done (then every request's
  * err is -ENOMEM). */
 static int rados_get_many(struct frag_backend *fb, struct frag_get *reqs, size_t n)
 {
 	struct rados_backend *b = to_rados(fb);
 	rados_completion_t *cs;
-	uint64_t size;
+	uint64_t *size;
 	time_t mtime;
 
 	if (n == 0)
 		return 0;
-	cs = calloc(n, sizeof(*cs));
+	cs = calloc(n, sizeof(*cs) + sizeof(*size));
+	size = (uint64_t *)(cs + n);
 	if (!cs) {
 		for (size_t i = 0; i < n; i++)
 			reqs[i].err = -ENOMEM, reqs[i].len = 0;
@@ -484,7 +487,7 @@ static int rados_get_many(struct frag_backend *fb, struct frag_get *reqs, size_t
 			rc = rados_aio_create_completion2(NULL, NULL, &cs[i]);
 		if (!rc)
 			rc = r->cap ? rados_aio_read(b->io, oid, cs[i], r->buf, r->cap, 0)
-				    : rados_aio_stat(b->io, oid, cs[i], &size, &mtime);
+				    : rados_aio_stat(b->io, oid, cs[i], &size[i], &mtime);
 		if (rc < 0) {
 			r->err = rc;
 			if (cs[i])
@@ -506,6 +509,8 @@ static int rados_get_many(struct frag_backend *fb, struct frag_get *reqs, size_t
 		} else if (r->cap) {
 			r->len = (size_t)rc;
 			r->err = r->len == r->cap ? 0 : -EIO;
+		} else {
+			r->len = (size_t)size[i];
 		}
 	}
 	free(cs);
@@ -599,7 +604,13 @@ static void rados_destroy(struct frag_backend *fb)
 	free(b);
 }
 
+static void rados_where(struct frag_backend *fb, uint64_t id, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "RADOS object %s/%016" PRIx64, to_rados(fb)->where, id);
+}
+
 static const struct frag_backend_ops rados_ops = {
+	.where = rados_where,
 	.name = "rados",
 	.put = rados_put,
 	.sync = rados_sync,
@@ -633,6 +644,7 @@ int backend_rados_open_conn(struct rconn *conn, const char *pool, const char *ns
 	rc = rconn_ioctx(conn, pool, nspace, &b->io);
 	if (rc)
 		goto fail;
+	snprintf(b->where, sizeof(b->where), "%s/%s", pool, nspace);
 	*out = &b->base;
 	return 0;
 fail:

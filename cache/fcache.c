@@ -28,6 +28,12 @@
  *      an LRU list and never evicted. Its state changes only under the
  *      shard lock, followed by a broadcast of the shard's condition.
  *      Only verified bytes are ever READY; bytes never change once READY.
+ *  (6a) Bytes that do not verify are reported to their backend
+ *      (frag_invalidate), so a backend's local copy of another's image
+ *      (backend_cached) is dropped and never served again; when the bytes
+ *      came from such a copy the image is read once more (from the
+ *      source), in the same load. Damage is logged with where the image
+ *      lives (frag_where).
  *  (7) In-flight accounting (fcache.h (5)): a load adds its image and
  *      decode bytes to inflight_fg or inflight_bg before any I/O and
  *      removes them when the load finished.
@@ -461,6 +467,7 @@ struct load {
 	struct entry *e;
 	struct frag_get *get;       /* the image read (during load_backend) */
 	int rc;                     /* result of decode */
+	const char *why;            /* rc -EIO: what is wrong with the image */
 };
 
 static int load_cmp(const void *a, const void *b)
@@ -495,16 +502,19 @@ static const char *damage_reason(const struct frag_get *r, const struct frag_ref
 }
 
 /* Decode the image read for L into its entry, verified (invariant 6).
- * Sets l->rc: 0, the read's -errno (-ENOENT missing, ...), -EIO damaged
- * (logged with the id). */
+ * Sets l->rc: 0, the read's -errno (-ENOENT missing, ...; logged), -EIO
+ * damaged (l->why; logged by the caller, which may read it again). */
 static void decode_one(void *arg)
 {
 	struct load *l = arg;
 	struct frag_info fi;
 	int rc;
 
+	l->why = NULL;
 	if (l->get->err) {
-		log_err("fragment %016" PRIx64 ": %s", l->ref.id,
+		char where[128];
+		frag_where(l->ref.backend, l->ref.id, where, sizeof(where));
+		log_err("fragment %016" PRIx64 " (%s): %s", l->ref.id, where,
 			l->get->err == -ENOENT ? "missing" : strerror(-l->get->err));
 		l->rc = l->get->err;
 		return;
@@ -513,8 +523,7 @@ static void decode_one(void *arg)
 	if (!rc && (fi.raw_len != l->ref.raw_len || fi.checksum != l->ref.checksum))
 		rc = -EIO;
 	if (rc) {
-		log_err("fragment %016" PRIx64 ": %s", l->ref.id, damage_reason(l->get, &l->ref));
-		stat_add(&l->e->shard->cache->damaged, 1);
+		l->why = damage_reason(l->get, &l->ref);
 		l->rc = -EIO;
 		return;
 	}
@@ -542,8 +551,8 @@ static void finish_load(struct load *l)
 
 /* Read the images of LS[0..M) (one backend) with ONE get_many() — one
  * I/O submission — then decode them, in parallel on the pool when there
- * are several. Every ls[i].rc is set; every entry is published. */
-static void load_backend(struct fcache *c, struct load *ls, size_t m)
+ * are several. Every ls[i].rc is set. */
+static void read_decode(struct fcache *c, struct load *ls, size_t m)
 {
 	struct frag_get stackv[16], *gv = m <= 16 ? stackv : xmalloc(m * sizeof(*gv));
 	size_t capv[16], *caps = m <= 16 ? capv : xmalloc(m * sizeof(*caps));
@@ -572,7 +581,7 @@ static void load_backend(struct fcache *c, struct load *ls, size_t m)
 	}
 	if (rc) {
 		for (size_t i = 0; i < m; i++)
-			ls[i].rc = rc;
+			ls[i].rc = rc, ls[i].why = NULL;
 	} else if (m > 1 && pool_threads(c->pool)) {
 		struct pool_group g;
 		pool_group_init(&g);
@@ -588,12 +597,69 @@ static void load_backend(struct fcache *c, struct load *ls, size_t m)
 		bp_put(gv[i].buf, gv[i].buf ? caps[i] : 0);
 	for (size_t i = 0; i < m; i++)
 		ls[i].get = NULL;
-	for (size_t i = 0; i < m; i++)
-		finish_load(&ls[i]);
 	if (gv != stackv)
 		free(gv);
 	if (caps != capv)
 		free(caps);
+}
+
+/* An image of L did not verify: log it (with where it lives) and tell
+ * the backend (invariant 6a). @return 1 when the bytes came from a local
+ * copy that is now dropped: reading again may give good bytes. */
+static int damaged(struct fcache *c, struct load *l, int again)
+{
+	char where[128];
+	int retry = frag_invalidate(l->ref.backend, l->ref.id);
+
+	frag_where(l->ref.backend, l->ref.id, where, sizeof(where));
+	if (retry && !again) {
+		log_warn("fragment %016" PRIx64 ": the copy in the image cache is damaged (%s): "
+			 "dropped, read again from %s", l->ref.id, l->why, where);
+		return 1;
+	}
+	log_err("fragment %016" PRIx64 " (%s): %s", l->ref.id, where, l->why);
+	stat_add(&c->damaged, 1);
+	return 0;
+}
+
+/* Load LS[0..M) (one backend); an image whose local copy was damaged is
+ * read once more (invariant 6a). Every entry is published. */
+static void load_backend(struct fcache *c, struct load *ls, size_t m)
+{
+	struct load stackr[16], *redo = NULL;
+	size_t *at = NULL, nredo = 0;
+	int nomem = 0;
+
+	read_decode(c, ls, m);
+	for (size_t i = 0; i < m; i++) {
+		if (ls[i].rc != -EIO || !ls[i].why || !damaged(c, &ls[i], 0) || nomem)
+			continue;
+		if (!redo) {
+			redo = m <= 16 ? stackr : xmalloc(m * sizeof(*redo));
+			at = xmalloc(m * sizeof(*at));
+			if (!redo || !at) {
+				nomem = 1;    /* no memory: they stay EIO */
+				continue;
+			}
+		}
+		redo[nredo] = ls[i];
+		at[nredo++] = i;
+	}
+	if (nomem)
+		nredo = 0;
+	if (nredo && redo && at) {
+		read_decode(c, redo, nredo);
+		for (size_t k = 0; k < nredo; k++) {
+			if (redo[k].rc == -EIO && redo[k].why)
+				damaged(c, &redo[k], 1);
+			ls[at[k]].rc = redo[k].rc;
+		}
+	}
+	if (redo && redo != stackr)
+		free(redo);
+	free(at);
+	for (size_t i = 0; i < m; i++)
+		finish_load(&ls[i]);
 }
 
 /* Load LS[0..M): one batch per backend. Each ls[i].rc tells its outcome;

@@ -75,6 +75,16 @@ void rlog_close(struct rlog *l);
  * holder; rlog_holder tells who); -ETIMEDOUT; -errno. */
 int rlog_acquire(struct rlog *l, unsigned lease_s, unsigned wait_s, int force, const char *holder,
 		 uint64_t *epoch, uint64_t *tail);
+/* Tag this handle's writer sessions with TAG (non-zero): the cookie of
+ * the lock a session holds starts with it. A caller that persists one tag
+ * per place its sessions run from (the writer's STORE directory), and
+ * runs at most one session from that place at a time (its own lock on
+ * it), tells rlog_acquire that a lease held under the same tag and
+ * another cookie belongs to a session of that place that is gone (the
+ * process died): rlog_acquire then breaks it at once (blocklisting its
+ * client) instead of waiting for it to expire, so a writer restarted
+ * after a crash carries on at once. Call before rlog_acquire. */
+void rlog_set_tag(struct rlog *l, uint64_t tag);
 /* Who holds the lease now: the HOLDER its writer gave (with the time it
  * took the lease: "HOST since 2027-01-02T03:04:05Z"), into BUF (CAP bytes,
  * NUL-terminated, cut to fit). For "store is being written by HOST".
@@ -165,6 +175,9 @@ int rlog_base_put(struct rlog *l, uint64_t lsn,
  * read: try again); CB's non-zero return; -ETIMEDOUT; -errno. */
 int rlog_base_get(struct rlog *l, uint64_t *lsn,
 		  int (*cb)(void *arg, const void *data, size_t len), void *arg);
+/* The log position the newest base stands for, without reading it.
+ * @return 0; -ENOENT (no base yet); -errno. */
+int rlog_base_pos(struct rlog *l, uint64_t *lsn);
 /* Delete the log entries with lsn <= UPTO (epoch-guarded), with the
  * objects of big ones. UPTO must not pass the newest base (a log without
  * a base keeps every entry: a new follower needs them).

@@ -401,6 +401,17 @@ static int read_chunks(struct rlog *l, const struct rlog_base_rec *b,
 	return rc;
 }
 
+int rlog_base_pos(struct rlog *l, uint64_t *lsn)
+{
+	struct rlog_head h;
+	int rc = rlog_head_read(l, &h);
+
+	if (rc == 0 && !h.has_base)
+		rc = -ENOENT;
+	*lsn = rc ? 0 : h.base.lsn;
+	return rc;
+}
+
 int rlog_base_get(struct rlog *l, uint64_t *lsn,
 		  int (*cb)(void *arg, const void *data, size_t len), void *arg)
 {

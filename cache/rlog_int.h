@@ -93,6 +93,8 @@ struct rlog {
 				     * "" until the first acquire */
 	char desc[RLOG_HOLDER_MAX]; /* as cookie: the lock's description */
 	char holder[RLOG_HOLDER_MAX]; /* as cookie: the HOLDER it was made for */
+	uint64_t tag;               /* as cookie: rlog_set_tag (0: none), the
+				     * cookie's first 16 hex digits when set */
 	int renewing;               /* protected by lock: renewer started */
 	int renew_stop;             /* protected by lock */
 	pthread_t renewer;          /* owned by whoever set renewing */

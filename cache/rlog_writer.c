@@ -172,12 +172,37 @@ static void make_cookie(struct rlog *l, const char *holder)
 	for (i = 0; holder[i] && i < sizeof(clean) - 1; i++)
 		clean[i] = holder[i] >= 0x20 && holder[i] < 0x7f ? holder[i] : '?';
 	clean[i] = '\0';
-	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+	if (l->tag)
+		rnd = l->tag;
+	else if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint64_t)rlog_now_ms() * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(l->desc, sizeof(l->desc), "%s since %s", clean, when);
 	snprintf(l->cookie, sizeof(l->cookie), "%016" PRIx64 " %s", rnd, l->desc);
+}
+
+void rlog_set_tag(struct rlog *l, uint64_t tag)
+{
+	pthread_mutex_lock(&l->slock);
+	if (tag != l->tag) {
+		l->tag = tag;
+		l->holder[0] = '\0';       /* the next acquire makes a new cookie */
+	}
+	pthread_mutex_unlock(&l->slock);
+}
+
+/* Is K's lock held by an earlier session of this handle's tag (a process
+ * that is gone: rlog_set_tag), from another client than ours? */
+static int own_dead_session(const struct rlog *l, const struct locker *k)
+{
+	char want[18], own[48];
+
+	if (!l->tag)
+		return 0;
+	snprintf(want, sizeof(want), "%016" PRIx64 " ", l->tag);
+	snprintf(own, sizeof(own), "client.%" PRIu64, (uint64_t)rados_get_instance_id(l->cluster));
+	return strncmp(k->cookie, want, 17) == 0 && strcmp(k->client, own) != 0;
 }
 
 /* Keep K's client from doing anything more in the cluster (a writer that
@@ -239,6 +264,16 @@ static int take_lock(struct rlog *l, unsigned lease_ms, unsigned wait_s, int for
 			return rc;
 		if (rc == 0 && empty++ < 3)
 			continue;       /* it expired in between: try again at once */
+		if (rc > 0 && own_dead_session(l, &k) && forced < FORCE_TRIES) {
+			log_warn("rlog %s: the lease is held by an earlier session of this store (%s) "
+				 "that is gone: taking it back", l->name, cookie_holder(k.cookie));
+			forced++;
+			blocklist(l, &k);
+			rc = rados_break_lock(l->io, RLOG_HEAD, RLOG_LOCK, k.client, k.cookie);
+			if (rc && rc != -ENOENT)
+				return rc;
+			continue;
+		}
 		if (rc > 0 && !old.client[0])
 			log_warn("rlog %s: the lease is held by %s (%s at %s)%s", l->name,
 				 cookie_holder(k.cookie), k.client, k.addr,

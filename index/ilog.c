@@ -11,7 +11,7 @@
 #define ILOG_VERSION 1
 #define ILOG_MAX_LEN ((size_t)1 << 30)
 
-static const char *const local_keys[] = { "clean", "log_lsn", "store" };
+static const char *const local_keys[] = { "clean", "log_lsn", "store", "writer_tag" };
 
 int ilog_meta_local(const void *key, size_t klen)
 {

@@ -907,18 +907,20 @@ int wsess_truncate(struct wsess *ws, uint64_t size)
 	return rc;
 }
 
-/* fallocate(2) must find NEED more bytes free on the store's file system
- * (ext4 allocates them; here they are zeros until written, so the check
- * tells a caller reserving space whether its writes will fit).
- * @return 0, -ENOSPC or -errno of statvfs. */
+/* fallocate(2) must find NEED more bytes free where the store keeps its
+ * images (its file system; a RADOS store's cluster: store_statfs) (ext4
+ * allocates them; here they are zeros until written, so the check tells
+ * a caller reserving space whether its writes will fit).
+ * @return 0, -ENOSPC or -errno of statfs. */
 static int space_for(struct store *st, uint64_t need)
 {
 	struct statvfs v;
+	int rc;
 
 	if (!need)
 		return 0;
-	if (statvfs(st->dir, &v) < 0)
-		return -errno;
+	if ((rc = store_statfs(st, &v)) != 0)
+		return rc;
 	return (uint64_t)v.f_bavail * v.f_frsize < need ? -ENOSPC : 0;
 }
 

@@ -1048,6 +1048,19 @@ int store_statfs(struct store *st, struct statvfs *out)
 {
 	if (statvfs(st->dir, out) < 0)
 		return -errno;
+	if (st->rados) {        /* the images live in the cluster: its space */
+		uint64_t total, avail;
+		int rc = srados_space(st, &total, &avail);
+		if (rc == -ENODATA)     /* no figures (no manager): the local ones */
+			return 0;
+		if (rc) {
+			log_warn("%s: statfs: the cluster's space is unknown: %s", st->dir, strerror(-rc));
+			return rc;
+		}
+		out->f_bsize = out->f_frsize = 4096;
+		out->f_blocks = total / 4096;
+		out->f_bfree = out->f_bavail = avail / 4096;
+	}
 	out->f_namemax = IDX_NAME_MAX;
 	if (st->rdonly)
 		out->f_flag |= ST_RDONLY;
@@ -1069,6 +1082,31 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->cache_hits = cs.hits;
 	out->cache_misses = cs.misses;
 	out->cache_bytes = cs.bytes;
+}
+
+int store_unref_delete_ok(struct store *st, char *why, size_t cap)
+{
+	if (cap)
+		why[0] = '\0';
+	return st->conf.kind == STORE_RADOS ? srados_unref_ok(st, why, cap) : 1;
+}
+
+int store_index_make_local(struct idx *idx)
+{
+	struct store_conf local;
+	char buf[STORECONF_MAX];
+	struct idx_txn *t;
+	int len, rc;
+
+	memset(&local, 0, sizeof(local));
+	if ((len = storeconf_encode(&local, buf, sizeof(buf))) < 0)
+		return len;
+	if ((rc = idx_begin(idx, 0, &t)) != 0)
+		return rc;
+	rc = idx_meta_put_bytes(t, "store", buf, (size_t)len);
+	if (!rc)
+		rc = idx_meta_put_u64(t, "log_lsn", 0);
+	return rc ? (idx_abort(t), rc) : idx_commit(t);
 }
 
 struct idx *store_idx(struct store *st) { return st->idx; }

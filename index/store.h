@@ -397,6 +397,50 @@ void store_get_stats(struct store *st, struct store_stats *out);
  * batches, read-ahead, in-flight bytes). */
 void store_get_cache_stats(struct store *st, struct fcache_stats *out);
 
+/* ---- RADOS stores: what tools need (docs/rados.md) ---- */
+
+/* May a tool that holds store ST (gc, fsck --repair) delete fragment
+ * images no index record names, now? A local store: yes. A RADOS writer
+ * store: only while no follower record holds an image back (each
+ * follower's horizon at the log's end: docs/rados.md "Deleting images
+ * across hosts"; a live follower may still read an image released after
+ * its horizon), and (opened read-only) only when the local index is at the
+ * log's end (else it would call images of newer commits unreferenced).
+ * @return 1 yes; 0 not now (WHY, CAP bytes: what holds back); -EROFS a
+ * follower store (its writer deletes); -errno (the cluster did not
+ * answer). */
+int store_unref_delete_ok(struct store *st, char *why, size_t cap);
+
+/* A tool holding images of a RADOS store while it copies a state of it
+ * (payloadctl snapshot): a follower record of its own, with HORIZON, its
+ * record renewed every second by a thread, so that the writer deletes no
+ * image released after HORIZON while the hold lives (docs/rados.md). The
+ * writer sees the record at its next pass (a second or so): images it
+ * deleted before may be gone. */
+struct store_hold;
+/* @return 0; -EINVAL (not a RADOS store); -errno. */
+int store_hold_start(struct store *st, uint64_t horizon, struct store_hold **out);
+/* Move the horizon (forward or back). @return 0; -ESTALE (the writer
+ * expired the hold: it renewed too late; start a new one); -errno. */
+int store_hold_set(struct store_hold *h, uint64_t horizon);
+/* 0 while the hold is live; -ESTALE once the writer expired it. */
+int store_hold_check(struct store_hold *h);
+/* Remove the record. NULL-safe. */
+void store_hold_end(struct store_hold *h);
+/* The last position of ST's index log in the cluster (a RADOS store).
+ * @return 0, -EINVAL (local), -errno. */
+int store_log_tail(struct store *st, uint64_t *tail);
+/* Bring IDX (a copy of ST's index, made by idx_copy) up to ST's log end:
+ * apply the entries after its log_lsn, from the newest base when the log
+ * no longer holds them. @param[out] pos its position now. @return 0 or
+ * -errno. */
+int store_log_catch_up(struct store *st, struct idx *idx, uint64_t *pos);
+
+/* Make IDX (a copy of a RADOS store's index: payloadctl snapshot) the
+ * index of a local store: its "store" record says local, its log position
+ * goes. @return 0 or -errno. */
+int store_index_make_local(struct idx *idx);
+
 /* Internal access for tools living on the same core (fsck). */
 struct idx *store_idx(struct store *st);
 struct frag_backend *store_backend(struct store *st, int memory);

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +50,7 @@ struct fol {                  /* a follower as the writer sees it */
 	uint64_t seq, horizon, applied;
 	int64_t changed_ns;       /* our clock, when seq last changed */
 	int dead;
+	uint64_t seen;            /* the scan that last saw its record */
 };
 
 struct held { uint64_t id, lsn; };
@@ -72,6 +74,7 @@ struct srados {
 	struct fol *fol;          /* writer: followers seen */
 	size_t nfol;
 	uint64_t last_base;       /* writer: position of the newest base */
+	uint64_t scans;           /* writer: passes that read the records */
 	char id[64];              /* follower: this session's id */
 	uint64_t seq;
 	struct held *held;        /* follower: zombies holding the horizon */
@@ -441,6 +444,7 @@ static int scan_one(void *arg, const struct rlog_follower *f)
 	}
 	k->horizon = f->horizon;
 	k->applied = f->applied;
+	k->seen = r->scans;
 	if (!k->dead && s->now - k->changed_ns > (int64_t)r->follower_lease_s * 1000000000) {
 		k->dead = 1;
 		rlog_follower_expire(r->log, k->id);
@@ -462,8 +466,14 @@ static void writer_pass(struct srados *r)
 	struct scan s = { r, now_ns(), UINT64_MAX, UINT64_MAX, 0 };
 	uint64_t tail = aload(&r->tail);
 
+	r->scans++;
 	if (rlog_followers(r->log, scan_one, &s) != 0)
 		return;           /* keep the last horizon: deleting nothing new */
+	for (size_t i = 0; i < r->nfol;)         /* records gone: forget them */
+		if (r->fol[i].seen != r->scans)
+			r->fol[i] = r->fol[--r->nfol];
+		else
+			i++;
 	astore(&r->horizon, s.live ? (s.min_horizon < tail ? s.min_horizon : tail) : tail);
 	store_reap_kick(r->st);
 	if (r->base_every && tail >= r->last_base + r->base_every && !write_base(r->st)) {
@@ -502,20 +512,43 @@ static void new_follower_id(struct srados *r)
 	snprintf(r->id, sizeof(r->id), "%.40s.%d.%lld", r->host, (int)getpid(), (long long)now_ns());
 }
 
+/* The writer expired this follower (it did not renew its record within
+ * the writer's follower_lease: a pause, a partition): images this host
+ * held may be gone (an open file reading one gets EIO, never wrong
+ * bytes). Register again under a new identity (invariant (5): the
+ * horizon is the position it starts from) and re-sync: from the newest
+ * base when that is ahead of the local index (never back in time: a
+ * reader must not see an older state), else from the log. */
+static int resync(struct srados *r)
+{
+	struct store *st = r->st;
+	uint64_t base = 0, here = aload(&r->tail);
+	char old[64];
+
+	snprintf(old, sizeof(old), "%s", r->id);
+	rlog_follower_del(r->log, old);
+	new_follower_id(r);
+	follower_record(r);
+	if (rlog_base_pos(r->log, &base) == 0 && base > here) {
+		log_warn("%s: the writer expired this follower (%s: its record was not renewed in time): "
+			 "re-syncing as %s from the newest base (log position %" PRIu64 ", this index at %"
+			 PRIu64 ")", st->dir, old, r->id, base, here);
+		return load_base(st);
+	}
+	log_warn("%s: the writer expired this follower (%s: its record was not renewed in time): "
+		 "re-syncing as %s from the log at position %" PRIu64 " (the newest base, at %" PRIu64
+		 ", is not newer)", st->dir, old, r->id, here, base);
+	return 0;
+}
+
 static void follower_pass(struct srados *r)
 {
 	struct store *st = r->st;
 	struct apply_ctx a = { st, 0 };
 	int rc;
 
-	if (rlog_follower_expired(r->log, r->id) == 1) {
-		log_warn("%s: the writer expired this follower (%s): loading the newest base", st->dir, r->id);
-		rlog_follower_del(r->log, r->id);
-		new_follower_id(r);
-		follower_record(r);
-		if (load_base(st))
-			return;
-	}
+	if (rlog_follower_expired(r->log, r->id) == 1 && resync(r))
+		return;
 	rc = rlog_read(r->log, aload(&r->tail), 0, apply_one, &a);
 	if (rc == -ERANGE && !load_base(st))
 		rc = rlog_read(r->log, aload(&r->tail), 0, apply_one, &a);
@@ -562,11 +595,37 @@ static void on_notify(void *arg)
 
 /* ---- opening and closing ---- */
 
+/* This writer STORE's tag (local meta "writer_tag", made once): its
+ * sessions' lease cookies carry it, so that a restart after a crash takes
+ * back the lease its dead session still holds (rlog_set_tag; the STORE's
+ * exclusive lock makes sure that session is gone). */
+static int writer_tag(struct store *st, uint64_t *tag)
+{
+	struct idx_txn *t;
+	int rc = idx_begin(st->idx, 1, &t);
+
+	if (rc)
+		return rc;
+	rc = idx_meta_get_u64(t, "writer_tag", tag);
+	idx_abort(t);
+	if (rc != -ENOENT)
+		return rc;
+	do {
+		if (getrandom(tag, sizeof(*tag), 0) != sizeof(*tag))
+			*tag = (uint64_t)now_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	} while (!*tag);
+	rc = idx_begin(st->idx, 0, &t);
+	if (rc)
+		return rc;
+	rc = idx_meta_put_u64(t, "writer_tag", *tag);
+	return rc ? (idx_abort(t), rc) : idx_commit(t);
+}
+
 int srados_open(struct store *st, const struct store_opts *o, int created)
 {
 	struct srados *r = calloc(1, sizeof(*r));
 	struct rados_conf rc_conf = { 0 };
-	uint64_t first = 0, last = 0;
+	uint64_t first = 0, last = 0, tag;
 	int rc;
 
 	if (!r)
@@ -624,6 +683,9 @@ int srados_open(struct store *st, const struct store_opts *o, int created)
 			follower_record(r);
 		return rc;
 	}
+	if ((rc = writer_tag(st, &tag)) != 0)
+		return rc;
+	rlog_set_tag(r->log, tag);
 	rc = rlog_acquire(r->log, r->lease_s, o->takeover ? o->takeover_wait : 0, o->takeover_force, r->host,
 			  &r->epoch, &last);
 	if (rc == -EBUSY) {
@@ -739,6 +801,20 @@ void srados_close(struct store *st)
 	free(r);
 }
 
+int srados_space(struct store *st, uint64_t *total, uint64_t *avail)
+{
+	struct rados_cluster_stat_t cs;
+	int rc = rados_cluster_stat(rconn_cluster(st->rados->conn), &cs);
+
+	if (rc < 0)
+		return rc;
+	if (!cs.kb)
+		return -ENODATA;
+	*total = cs.kb << 10;
+	*avail = cs.kb_avail << 10;
+	return 0;
+}
+
 /* ---- deletion across hosts ---- */
 
 uint64_t srados_release_tag(struct store *st)
@@ -786,4 +862,246 @@ void srados_unheld(struct store *st, const struct frag_desc *d)
 			break;
 		}
 	pthread_mutex_unlock(&r->m);
+}
+
+/* ---- tools (store.h: store_unref_delete_ok, store_hold_*, store_log_*) ---- */
+
+/* The log handle: the session's, or (a tool's read-only open) one opened
+ * on first use. Caller: the tool's one thread. */
+static int tool_log(struct srados *r, struct rlog **out)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&r->m);
+	if (!r->log)
+		rc = rlog_open(r->conn, r->st->conf.pool, r->st->conf.name, 0, &r->log);
+	*out = r->log;
+	pthread_mutex_unlock(&r->m);
+	if (rc == -ENOENT)
+		log_err("%s: no payloadfs store %s/%s in the cluster", r->st->dir, r->st->conf.pool,
+			r->st->conf.name);
+	return rc;
+}
+
+struct unref_chk {
+	uint64_t tail;
+	unsigned n, holding;
+	struct rlog_follower first;    /* the first that holds back */
+};
+
+static int unref_chk_one(void *arg, const struct rlog_follower *f)
+{
+	struct unref_chk *c = arg;
+
+	c->n++;
+	if (f->horizon < c->tail && !c->holding++)
+		c->first = *f;
+	return 0;
+}
+
+int srados_unref_ok(struct store *st, char *why, size_t cap)
+{
+	struct srados *r = st->rados;
+	struct unref_chk c;
+	struct rlog *log;
+	uint64_t first, last, local;
+	int rc;
+
+	if (!r || st->conf.role == STORE_FOLLOWER)
+		return -EROFS;
+	if ((rc = tool_log(r, &log)) != 0)
+		return rc;
+	if (r->role == ROLE_WRITER) {
+		last = aload(&r->tail);      /* the lease is ours: the log's end */
+	} else {
+		if ((rc = rlog_tail(log, &first, &last)) != 0 || (rc = idx_log_lsn(st->idx, &local)) != 0)
+			return rc;
+		if (local != last) {
+			snprintf(why, cap, "this store's index is at log position %" PRIu64 " but the log at %"
+				 PRIu64 " (it lacks newer commits: mount it, or take it over, first)", local, last);
+			return 0;
+		}
+	}
+	memset(&c, 0, sizeof(c));
+	c.tail = last;
+	if ((rc = rlog_followers(log, unref_chk_one, &c)) != 0)
+		return rc;
+	if (c.holding) {
+		snprintf(why, cap, "%u of %u follower(s) may still read released images: %s on %s holds "
+			 "images released after log position %" PRIu64 " (the log is at %" PRIu64 ")",
+			 c.holding, c.n, c.first.id, c.first.host, c.first.horizon, last);
+		return 0;
+	}
+	return 1;
+}
+
+struct store_hold {
+	struct srados *r;
+	struct rlog *log;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	pthread_t thread;
+	int stopping, running, expired;   /* protected by m */
+	struct rlog_follower f;           /* protected by m */
+};
+
+/* Write the record (a new seq). Caller holds h->m. */
+static int hold_put(struct store_hold *h)
+{
+	int rc;
+
+	h->f.seq++;
+	h->f.applied = h->f.horizon;     /* the writer trims no entry after it */
+	rc = rlog_follower_put(h->log, &h->f);
+	if (rc == -ESTALE)
+		h->expired = 1;
+	return h->expired ? -ESTALE : rc;
+}
+
+static void *hold_main(void *arg)
+{
+	struct store_hold *h = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&h->m);
+	while (!h->stopping && !h->expired) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&h->c, &h->m, &until);
+		if (!h->stopping && hold_put(h) && !h->expired)
+			log_warn("%s: the hold's follower record could not be renewed", h->r->st->dir);
+	}
+	pthread_mutex_unlock(&h->m);
+	return NULL;
+}
+
+int store_hold_start(struct store *st, uint64_t horizon, struct store_hold **out)
+{
+	struct srados *r = st->rados;
+	struct store_hold *h;
+	int rc;
+
+	*out = NULL;
+	if (!r)
+		return -EINVAL;
+	if (!(h = calloc(1, sizeof(*h))))
+		return -ENOMEM;
+	h->r = r;
+	pthread_mutex_init(&h->m, NULL);
+	pthread_cond_init(&h->c, NULL);
+	if ((rc = tool_log(r, &h->log)) != 0)
+		goto fail;
+	snprintf(h->f.id, sizeof(h->f.id), "tool.%.30s.%d.%lld", r->host, (int)getpid(), (long long)now_ns());
+	snprintf(h->f.host, sizeof(h->f.host), "%s", r->host);
+	h->f.horizon = horizon;
+	pthread_mutex_lock(&h->m);
+	rc = hold_put(h);
+	pthread_mutex_unlock(&h->m);
+	if (rc)
+		goto fail;
+	if ((rc = -pthread_create(&h->thread, NULL, hold_main, h)) != 0) {
+		rlog_follower_del(h->log, h->f.id);
+		goto fail;
+	}
+	h->running = 1;
+	*out = h;
+	return 0;
+fail:
+	pthread_mutex_destroy(&h->m);
+	pthread_cond_destroy(&h->c);
+	free(h);
+	return rc;
+}
+
+int store_hold_set(struct store_hold *h, uint64_t horizon)
+{
+	int rc;
+
+	pthread_mutex_lock(&h->m);
+	h->f.horizon = horizon;
+	rc = h->expired ? -ESTALE : hold_put(h);
+	pthread_mutex_unlock(&h->m);
+	return rc;
+}
+
+int store_hold_check(struct store_hold *h)
+{
+	int rc;
+
+	pthread_mutex_lock(&h->m);
+	rc = h->expired ? -ESTALE : 0;
+	pthread_mutex_unlock(&h->m);
+	if (!rc && rlog_follower_expired(h->log, h->f.id) == 1) {
+		pthread_mutex_lock(&h->m);
+		h->expired = 1;
+		pthread_mutex_unlock(&h->m);
+		rc = -ESTALE;
+	}
+	return rc;
+}
+
+void store_hold_end(struct store_hold *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->m);
+	h->stopping = 1;
+	pthread_cond_signal(&h->c);
+	pthread_mutex_unlock(&h->m);
+	if (h->running)
+		pthread_join(h->thread, NULL);
+	rlog_follower_del(h->log, h->f.id);
+	pthread_mutex_destroy(&h->m);
+	pthread_cond_destroy(&h->c);
+	free(h);
+}
+
+int store_log_tail(struct store *st, uint64_t *tail)
+{
+	struct rlog *log;
+	uint64_t first;
+	int rc;
+
+	if (!st->rados)
+		return -EINVAL;
+	if ((rc = tool_log(st->rados, &log)) != 0)
+		return rc;
+	return rlog_tail(log, &first, tail);
+}
+
+struct copy_apply { struct idx *idx; };
+
+static int copy_apply_one(void *arg, uint64_t lsn, const void *data, size_t len)
+{
+	int rc = idx_apply(((struct copy_apply *)arg)->idx, data, len, NULL, NULL);
+
+	(void)lsn;
+	return rc < 0 ? rc : 0;
+}
+
+int store_log_catch_up(struct store *st, struct idx *idx, uint64_t *pos)
+{
+	struct copy_apply a = { idx };
+	struct base_ctx b;
+	struct rlog *log;
+	uint64_t have = 0, lsn = 0;
+	int rc;
+
+	if (!st->rados)
+		return -EINVAL;
+	if ((rc = tool_log(st->rados, &log)) != 0 || (rc = idx_log_lsn(idx, &have)) != 0)
+		return rc;
+	rc = rlog_read(log, have, 0, copy_apply_one, &a);
+	if (rc == -ERANGE) {         /* trimmed past it: from the newest base */
+		rc = idx_base_begin(idx, &b.t);
+		if (!rc) {
+			rc = rlog_base_get(log, &lsn, base_chunk, &b);
+			rc = idx_base_end(b.t, lsn, rc);
+		}
+		if (!rc)
+			rc = rlog_read(log, lsn, 0, copy_apply_one, &a);
+	}
+	if (!rc)
+		rc = idx_log_lsn(idx, pos);
+	return rc;
 }

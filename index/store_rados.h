@@ -39,6 +39,8 @@ void srados_close(struct store *st);
 /* May the writer's sweep delete images no index record names? Only when
  * no follower record holds anything back (docs/rados.md). */
 int srados_sweep_ok(struct store *st);
+/* store_unref_delete_ok of a RADOS store. */
+int srados_unref_ok(struct store *st, char *why, size_t cap);
 
 /* Deletion across hosts (docs/rados.md). The position to tag a released
  * image with (the log position of the newest local commit, which is >=
@@ -50,6 +52,11 @@ int srados_may_delete(struct store *st, uint64_t lsn);
  * srados_unheld (its last unpin). */
 void srados_held(struct store *st, const struct frag_desc *d);
 void srados_unheld(struct store *st, const struct frag_desc *d);
+/* The cluster's space (rados_cluster_stat): TOTAL and AVAIL bytes, what
+ * statfs(2) and fallocate(2)'s check see of a RADOS store. @return 0;
+ * -ENODATA when the cluster has no figures (they come from its manager:
+ * a cluster without one reports a size of 0); -errno (-ETIMEDOUT). */
+int srados_space(struct store *st, uint64_t *total, uint64_t *avail);
 /* Is ST a follower (never deletes images, never commits)? */
 int srados_follower(const struct store *st);
 

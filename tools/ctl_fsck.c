@@ -442,7 +442,15 @@ static int open_for_repair(const char *dir, struct store **st)
 static int repair(struct fsck *f, const char *dir)
 {
 	struct fsck g = { .st = f->st, .dir = f->dir, .quiet = 1 };
-	int rc = fk_plan(f);
+	const struct store_conf *conf = store_get_conf(f->st);
+	int rc;
+
+	if (conf->kind == STORE_RADOS && conf->role == STORE_FOLLOWER) {
+		ctl_err(dir, "--repair: %s: a follower's index is a copy of the writer's: repair the "
+			"writer's store (its repair reaches the followers through the log)", strerror(EROFS));
+		return CTL_USAGE;
+	}
+	rc = fk_plan(f);
 
 	if (!rc)
 		rc = fk_fix(f);

@@ -243,7 +243,7 @@ static void diagnose(struct fsck *f, const struct frag_desc *d, int rc, char *wh
 	struct frag_backend *b = store_backend(f->st, 0);
 	struct frag_get req = { .id = d->id, .cap = FRAG_HDR_SIZE + (size_t)d->stored_len };
 	struct frag_info info;
-	char *raw = NULL;
+	char *raw = NULL, where[160];
 
 	snprintf(why, cap, "damaged (%s)", strerror(-rc));
 	if (rc != -ENOENT) {
@@ -253,12 +253,12 @@ static void diagnose(struct fsck *f, const struct frag_desc *d, int rc, char *wh
 		if (!rc)
 			rc = req.err;
 	}
+	frag_where(b, d->id, where, sizeof(where));
 	if (rc == -ENOENT) {
 		struct fk_ref key = { .id = d->id }, *r = NULL;
 		if (f->nrefs)
 			r = bsearch(&key, f->refs, f->nrefs, sizeof(key), cmp_ref);
-		snprintf(why, cap, "missing: no image fragments/%02x/%016llx.frag, but %" PRIu32
-			 " reference(s) to it", (unsigned)(d->id & 0xff), (unsigned long long)d->id,
+		snprintf(why, cap, "missing: no image %s, but %" PRIu32 " reference(s) to it", where,
 			 r ? r->count : 0);
 	} else if (rc && !(rc == -EIO && req.len < req.cap)) {
 		snprintf(why, cap, "unreadable image: %s", strerror(-rc));
@@ -280,6 +280,8 @@ static void diagnose(struct fsck *f, const struct frag_desc *d, int rc, char *wh
 		snprintf(why, cap, "damaged: %s", info.codec == FRAG_CODEC_RAW ? "checksum mismatch" :
 			 "checksum mismatch or undecodable lz4 data");
 	}
+	if (rc != -ENOENT && strlen(why) + strlen(where) + 4 < cap)   /* which object holds it */
+		snprintf(why + strlen(why), cap - strlen(why), " (%s)", where);
 	free(raw);
 	free(req.buf);
 }
@@ -318,7 +320,7 @@ static int verify_record(struct fsck *f, struct fk_frag *fr, size_t i, size_t e)
 	struct frag_ref ref = { .id = d->id, .raw_len = d->len, .stored_len = d->stored_len,
 				.checksum = d->checksum, .backend = store_backend(f->st, 0) };
 	struct fbuf *buf;
-	char why[160];
+	char why[320];
 	int rc = fcache_fetch(store_cache(f->st), &ref, 1, &buf);
 
 	if (rc == -ENOMEM)
@@ -471,10 +473,12 @@ int fk_check_unreferenced(struct fsck *f)
 	for (size_t i = 0; !rc && i < u.n; i++) {
 		uint32_t count = 0;
 		rc = idx_ref_get(t, u.ids[i], &count);
-		if (!rc && !count)
-			fk_warn(f, 0, "fragment image fragments/%02x/%016llx.frag is not referenced "
-				"(left by an interrupted commit; removed at the next mount)",
-				(unsigned)(u.ids[i] & 0xff), (unsigned long long)u.ids[i]);
+		if (!rc && !count) {
+			char where[160];
+			frag_where(store_backend(f->st, 0), u.ids[i], where, sizeof(where));
+			fk_warn(f, 0, "fragment image %s is not referenced (left by an interrupted commit; "
+				"removed at the next mount)", where);
+		}
 	}
 	idx_abort(t);
 	free(u.ids);

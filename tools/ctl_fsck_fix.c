@@ -9,7 +9,9 @@
  *      commits whole or not at all.
  *  (2) Fragment images no final reference count names are deleted (the
  *      dropped damaged ones, and leftovers of interrupted commits); staging
- *      files are deleted.
+ *      files are deleted. On a RADOS store only while no follower may
+ *      still read one of them (store_unref_delete_ok): else they are kept
+ *      (said), for gc or a sweep later.
  *  (3) Objects that were fixed:N and became lines are re-cut: their
  *      bytes are read and committed again through the store API, like a
  *      daemon commit (new fragments, then one txn).
@@ -306,8 +308,16 @@ static int fix_images(struct fsck *f, const uint64_t *live, size_t nlive)
 	struct dirent *de;
 	size_t gone = 0;
 	DIR *d;
-	int rc = frag_list(b, unref_cb, &u);
+	char why[512];
+	int rc = frag_list(b, unref_cb, &u), ok = 1;
 
+	if (rc >= 0 && u.n && (ok = store_unref_delete_ok(f->st, why, sizeof(why))) == 0) {
+		fk_action(f, 0, "%zu fragment image(s) no object references kept: %s (payloadctl gc "
+			  "deletes them later)", u.n, why);
+		u.n = 0;
+	}
+	if (ok < 0)
+		rc = ok;
 	for (size_t i = 0; i < u.n && rc >= 0; i++) {
 		int r = frag_del(b, u.v[i]);
 		if (r && r != -ENOENT)

@@ -19,8 +19,16 @@
  *      (store_forget, store_truncate), which releases their images as the
  *      daemon does; gc then flushes the index (store_sync) so the deferred
  *      deletions happen before it returns.
- * Image sizes come from the image files (docs/format.md names them
- * fragments/XX/ID.frag), for the report only. */
+ *  (4) A RADOS store (docs/rados.md): the images are listed, sized and
+ *      deleted through the backend (the cluster). gc of a writer store
+ *      holds its lease (opened read-write: its commits go through the
+ *      log), and deletes images no record names only while no follower
+ *      record holds any image back (store_unref_delete_ok): a live
+ *      follower may still read an image released after its horizon. What
+ *      it must keep it says, and leaves for a later gc or sweep. A
+ *      follower store has no garbage of its own: gc refuses it (EROFS).
+ * Image sizes come from the backend (a request of cap 0), for the report
+ * only. */
 #include "tools/ctl.h"
 #include "cache/backend.h"
 
@@ -78,6 +86,8 @@ struct gc {
 	size_t nimgs, capi;
 	uint64_t staging, staging_bytes;
 	uint64_t freed_bytes, freed_images;
+	uint64_t kept_images;        /* unreferenced, kept for a follower */
+	char kept_why[512];
 	int errors;
 };
 
@@ -155,32 +165,39 @@ static int memobj_cb(void *arg, const struct idx_inode *in)
 	return 0;
 }
 
-static void image_path(const struct gc *g, uint64_t id, char *buf, size_t cap)
+/* Ask the backend for the size of images V[0..N) (cap 0 requests, in
+ * batches): v[i].bytes, and v[i].gone when an image does not exist.
+ * @return 0 or -errno (the backend could not be asked). */
+static int image_sizes(struct gc *g, struct gimg *v, size_t n)
 {
-	snprintf(buf, cap, "%s/fragments/%02x/%016" PRIx64 ".frag", g->dir, (unsigned)(id & 0xff), id);
-}
+	struct frag_get req[256];
+	int rc = 0;
 
-static uint64_t image_bytes(const struct gc *g, uint64_t id, int *exists)
-{
-	char path[4200];
-	struct stat sb;
-
-	image_path(g, id, path, sizeof(path));
-	*exists = stat(path, &sb) == 0;
-	return *exists ? (uint64_t)sb.st_size : 0;
+	for (size_t i = 0; i < n && !rc; i += 256) {
+		size_t m = n - i < 256 ? n - i : 256;
+		memset(req, 0, sizeof(req));
+		for (size_t k = 0; k < m; k++)
+			req[k].id = v[i + k].id;
+		rc = frag_get_many(store_backend(g->st, 0), req, m);
+		for (size_t k = 0; k < m && !rc; k++) {
+			if (req[k].err && req[k].err != -ENOENT)
+				rc = req[k].err;
+			v[i + k].gone = req[k].err == -ENOENT;
+			v[i + k].bytes = req[k].err ? 0 : req[k].len;
+		}
+	}
+	return rc;
 }
 
 static int add_image(struct gc *g, uint64_t id, int why, uint64_t owner)
 {
 	struct gimg *v = grow(g->imgs, &g->capi, g->nimgs, sizeof(*v));
-	int exists;
 
 	if (!v)
 		return -ENOMEM;
 	g->imgs = v;
 	v += g->nimgs++;
 	*v = (struct gimg){ .id = id, .why = why, .owner = owner };
-	v->bytes = image_bytes(g, id, &exists);
 	return 0;
 }
 
@@ -232,6 +249,10 @@ static int plan(struct gc *g)
 	 * but is in refs: it is not listed twice */
 	if (!rc)
 		rc = frag_list(store_backend(g->st, 0), unref_cb, g);
+	if (!rc)
+		rc = image_sizes(g, g->imgs, g->nimgs);
+	for (size_t i = 0; i < g->nimgs; i++)
+		g->imgs[i].gone = 0;         /* "gone" means deleted by us from here on */
 	return rc;
 }
 
@@ -280,8 +301,9 @@ static void list_plan(struct gc *g)
 		       verb, g->mem[i]);
 	for (size_t i = 0; i < g->nimgs; i++) {
 		const struct gimg *m = &g->imgs[i];
-		printf("%sdelete: image fragments/%02x/%016" PRIx64 ".frag (%" PRIu64 " bytes, ",
-		       verb, (unsigned)(m->id & 0xff), m->id, m->bytes);
+		char where[200];
+		frag_where(store_backend(g->st, 0), m->id, where, sizeof(where));
+		printf("%sdelete: image %s (%" PRIu64 " bytes, ", verb, where, m->bytes);
 		if (m->why == WHY_UNREF)
 			printf("no index record references it)\n");
 		else
@@ -295,7 +317,7 @@ static int collect(struct gc *g)
 	struct frag_backend *be = store_backend(g->st, 0);
 	struct gc now = { .st = g->st, .dir = g->dir };
 	struct idx_txn *t;
-	int rc = 0, exists;
+	int rc = 0, ok;
 
 	for (size_t i = 0; i < g->norph; i++)
 		if ((rc = store_forget(g->st, g->orph[i]))) {
@@ -320,7 +342,13 @@ static int collect(struct gc *g)
 	idx_abort(t);
 	if (!rc)
 		rc = frag_list(be, unref_cb, &now);
-	for (size_t i = 0; i < now.nimgs && !rc; i++) {
+	/* (4): not while a follower may still read one of them */
+	ok = rc || !now.nimgs ? 1 : store_unref_delete_ok(g->st, g->kept_why, sizeof(g->kept_why));
+	if (ok < 0) {
+		ctl_err(g->dir, "cannot read the followers' records: %s", strerror(-ok));
+		rc = ok;
+	}
+	for (size_t i = 0; i < now.nimgs && !rc && ok == 1; i++) {
 		int drc = frag_del(be, now.imgs[i].id);
 		if (drc && drc != -ENOENT) {
 			ctl_err(g->dir, "cannot delete image %016" PRIx64 ": %s", now.imgs[i].id,
@@ -329,16 +357,29 @@ static int collect(struct gc *g)
 		}
 	}
 	/* what is gone now, of the plan */
-	for (size_t i = 0; i < g->nimgs && !rc; i++) {
-		image_bytes(g, g->imgs[i].id, &exists);
-		if (exists) {
-			ctl_err(g->dir, "image %016" PRIx64 " is still there", g->imgs[i].id);
-			g->errors++;
-			continue;
+	if (!rc && g->nimgs) {
+		struct gimg *v = malloc(g->nimgs * sizeof(*v));
+		if (!v)
+			rc = -ENOMEM;
+		if (v)
+			memcpy(v, g->imgs, g->nimgs * sizeof(*v));
+		if (!rc && (rc = image_sizes(g, v, g->nimgs)) != 0)
+			ctl_err(g->dir, "cannot look at the images: %s", strerror(-rc));
+		for (size_t i = 0; i < g->nimgs && !rc; i++) {
+			if (!v[i].gone && ok == 0) {
+				g->kept_images++;     /* (4): left for a later gc */
+				continue;
+			}
+			if (!v[i].gone) {
+				ctl_err(g->dir, "image %016" PRIx64 " is still there", g->imgs[i].id);
+				g->errors++;
+				continue;
+			}
+			g->imgs[i].gone = 1;
+			g->freed_images++;
+			g->freed_bytes += g->imgs[i].bytes;
 		}
-		g->imgs[i].gone = 1;
-		g->freed_images++;
-		g->freed_bytes += g->imgs[i].bytes;
+		free(v);
 	}
 	free(now.refs);
 	free(now.imgs);
@@ -350,21 +391,39 @@ static void summary(const struct gc *g)
 	uint64_t bytes = g->staging_bytes + (g->dry ? 0 : g->freed_bytes), images = g->freed_images;
 	char b[32];
 
-	if (g->dry) {
+	if (g->dry && !g->kept_images) {
 		for (size_t i = 0; i < g->nimgs; i++)
 			bytes += g->imgs[i].bytes;
 		images = g->nimgs;
 	}
-	if (!images && !g->staging && !g->norph && !g->nmem) {
+	if (!images && !g->staging && !g->norph && !g->nmem && !g->kept_images) {
 		printf("gc: nothing to collect\n");
 		return;
 	}
 	ctl_fmt_bytes(bytes, b, sizeof(b));
+	if (g->kept_images)
+		printf("gc: %s %" PRIu64 " unreferenced fragment image%s: %s; run gc again later\n",
+		       g->dry ? "would keep" : "kept", g->kept_images, g->kept_images == 1 ? "" : "s",
+		       g->kept_why);
 	printf("gc: %s %" PRIu64 " bytes (%s): %" PRIu64 " fragment image%s, %" PRIu64
 	       " staging file%s, %zu unlinked inode%s, %zu storage=memory object%s%s\n",
 	       g->dry ? "would free" : "freed", bytes, b, images, images == 1 ? "" : "s",
 	       g->staging, g->staging == 1 ? "" : "s", g->norph, g->norph == 1 ? "" : "s",
 	       g->nmem, g->nmem == 1 ? "" : "s", g->dry ? " (dry run: nothing changed)" : "");
+}
+
+/* Is DIR a RADOS follower store? (A quick read-only open, no lock.) */
+static int is_follower(const char *dir)
+{
+	struct store_opts o = { .cache_size = 1u << 20, .rdonly = 1, .no_threads = 1 };
+	struct store *st;
+	int f;
+
+	if (store_open(dir, &o, &st))
+		return 0;            /* the real open says why */
+	f = store_get_conf(st)->kind == STORE_RADOS && store_get_conf(st)->role == STORE_FOLLOWER;
+	store_close(st);
+	return f;
 }
 
 int ctl_gc(int argc, char **argv)
@@ -383,6 +442,11 @@ int ctl_gc(int argc, char **argv)
 	if (n != 2)
 		return ctl_usage("gc", n < 2 ? "missing STORE" : "too many arguments");
 	g.dir = argv[1];
+	if (is_follower(g.dir)) {      /* (4), whether mounted or not */
+		ctl_err(g.dir, "gc: %s: a follower store has no garbage of its own: its images are the "
+			"writer's, which deletes them (run gc on the writer's store)", strerror(EROFS));
+		return CTL_FAIL;
+	}
 	/* a dry run takes a shared lock: a writer cannot be running either */
 	if ((rc = ctl_open_rw(g.dir, "gc", g.dry ? &ro : NULL, &g.st)))
 		return ctl_open_status(rc);
@@ -390,6 +454,15 @@ int ctl_gc(int argc, char **argv)
 	if (rc) {
 		ctl_err(g.dir, "cannot read the index: %s", strerror(-rc));
 		goto out;
+	}
+	if (g.dry && g.nimgs) {       /* (4): would the images go now? */
+		rc = store_unref_delete_ok(g.st, g.kept_why, sizeof(g.kept_why));
+		if (rc < 0) {
+			ctl_err(g.dir, "cannot read the followers' records: %s", strerror(-rc));
+			goto out;
+		}
+		if (rc == 0)
+			g.kept_images = g.nimgs;
 	}
 	if (g.dry || g.verbose)
 		list_plan(&g);

@@ -40,9 +40,36 @@
  *      is written.
  * In copy mode (another file system) an image is opened before it is
  * read, so a deletion after the open does not matter (same retry on
- * ENOENT at open). */
+ * ENOENT at open).
+ *
+ * A RADOS store (docs/rados.md): DEST becomes a *local* store holding the
+ * store's state at the log's end and a copy of every image that state
+ * references, fetched from the cluster. The writer (of another host, or
+ * of this one) may delete images meanwhile; a follower's applied position
+ * is what holds them back, so the tool registers as one (store_hold) for
+ * as long as it copies:
+ *
+ *   R1. T = the log's tail; the hold's horizon is T (a new hold the first
+ *       time). From the writer's next pass on, no image released after T
+ *       is deleted.
+ *   R2. Copy the local index (as step 1) and bring the copy up to the
+ *       log's end (store_log_catch_up: entries after its position, or the
+ *       newest base): state S at position >= T; it becomes a local
+ *       store's index (store_index_make_local).
+ *   R3. Fetch each image S references that DEST lacks, in batches, and
+ *       put it into DEST/fragments (the local backend). One that has
+ *       vanished (the writer deleted it before it saw the hold, or the
+ *       hold expired) means S is older than a state that released it: go
+ *       back to R1 (a newer T; fetched images stay).
+ *   R4. As step 4; the hold goes.
+ *  (5) S references no image released at or before T (ids are never
+ *      reused, a released image is never referenced again); every image
+ *      released after T is kept once the writer saw the hold, which it
+ *      sees within its pass interval; so the rounds end, normally at the
+ *      second. Images are immutable: a fetched image never changes. */
 #include "tools/ctl.h"
 #include "cache/backend.h"
+#include "cache/codec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -128,6 +155,10 @@ struct snap {
 	unsigned rounds;
 	size_t nimages;              /* images DEST holds at the end */
 	uint64_t bytes_copied;
+	int rados;                   /* the source is a RADOS store: fetch */
+	struct store_hold *hold;     /* R1 */
+	struct frag_backend *dbe;    /* DEST's images (local backend) */
+	uint64_t pos;                /* the state copied: its log position */
 	/* tests: called after step 0 (stage 0) and after each copy (stage 1) */
 	void (*hook)(void *arg, int stage);
 	void *hook_arg;
@@ -220,6 +251,36 @@ static int ref_cb(void *arg, uint64_t ino, const struct frag_desc *d)
 {
 	(void)ino;
 	return d->flags & FRAG_F_MEMORY ? 0 : ids_add(arg, d->id);
+}
+
+/* The ids of the copy's fragment records and each one's image size (id,
+ * size pairs in V, sorted by id, unique). */
+struct sized { uint64_t id, size; };
+struct sizes { struct sized *v; size_t n, cap; };
+
+static int sized_cb(void *arg, uint64_t ino, const struct frag_desc *d)
+{
+	struct sizes *s = arg;
+
+	(void)ino;
+	if (d->flags & FRAG_F_MEMORY)
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		struct sized *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = (struct sized){ d->id, FRAG_HDR_SIZE + (uint64_t)d->stored_len };
+	return 0;
+}
+
+static int cmp_sized(const void *a, const void *b)
+{
+	uint64_t x = ((const struct sized *)a)->id, y = ((const struct sized *)b)->id;
+	return x < y ? -1 : x > y;
 }
 
 /* Step 2: the ids the copy in DEST references. */
@@ -403,6 +464,152 @@ static int rounds(struct snap *s, struct ids *refs)
 	return -EAGAIN;
 }
 
+/* ---- a RADOS source (R1-R4) ---- */
+
+/* R2: the local index's copy, brought to the log's end, made local. */
+static int rados_state(struct snap *s)
+{
+	char path[4200];
+	struct idx *x;
+	int rc = copy_index(s);
+
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/index", s->dest);
+	if ((rc = idx_open(path, 0, 0, &x)) != 0)
+		return rc;
+	rc = store_log_catch_up(s->st, x, &s->pos);
+	if (!rc)
+		rc = store_index_make_local(x);
+	idx_close(x);
+	return rc;
+}
+
+/* The ids and image sizes the copy references (sorted, unique). */
+static int rados_refs(struct snap *s, struct sizes *out)
+{
+	struct store_opts o = { .rdonly = 1, .no_threads = 1, .cache_size = 1u << 20 };
+	struct store *d;
+	struct idx_txn *t;
+	size_t k = 0;
+	int rc = store_open(s->dest, &o, &d);
+
+	if (rc)
+		return rc;
+	rc = idx_begin(store_idx(d), 1, &t);
+	if (!rc) {
+		rc = idx_frags_iter_all(t, sized_cb, out);
+		idx_abort(t);
+	}
+	store_close(d);
+	if (rc || !out->n)
+		return rc;
+	qsort(out->v, out->n, sizeof(*out->v), cmp_sized);
+	for (size_t i = 0; i < out->n; i++)
+		if (!k || out->v[k - 1].id != out->v[i].id)
+			out->v[k++] = out->v[i];
+	out->n = k;
+	return 0;
+}
+
+#define FETCH_BATCH 64                      /* images per get_many */
+#define FETCH_BYTES ((uint64_t)64 << 20)    /* and at most this many bytes */
+
+/* R3 for NEED[0..N): fetch and put the images DEST lacks. *MISSING counts
+ * those that vanished. @return 0 or -errno. */
+static int rados_fetch(struct snap *s, const struct sized *need, size_t n, size_t *missing)
+{
+	struct frag_get req[FETCH_BATCH];
+	size_t i = 0;
+	int rc = 0;
+
+	while (i < n && !rc) {
+		size_t m = 0;
+		uint64_t bytes = 0;
+		for (; i < n && m < FETCH_BATCH && (m == 0 || bytes + need[i].size <= FETCH_BYTES); i++) {
+			if (ids_has(&s->sorted, need[i].id))
+				continue;
+			req[m] = (struct frag_get){ .id = need[i].id, .cap = (size_t)need[i].size };
+			if (!(req[m].buf = malloc(req[m].cap ? req[m].cap : 1))) {
+				rc = -ENOMEM;
+				break;
+			}
+			bytes += need[i].size;
+			m++;
+		}
+		if (!rc && m)
+			rc = frag_get_many(store_backend(s->st, 0), req, m);
+		for (size_t k = 0; k < m; k++) {
+			if (!rc && req[k].err == -ENOENT) {
+				(*missing)++;
+			} else if (!rc && req[k].err) {
+				rc = req[k].err;
+			} else if (!rc) {
+				int p = frag_put(s->dbe, req[k].id, req[k].buf, req[k].len);
+				if (p == -EEXIST)
+					p = 0;
+				if (!p)
+					p = ids_add(&s->linked, req[k].id);
+				if (!p)
+					s->bytes_copied += req[k].len;
+				rc = p;
+			}
+			free(req[k].buf);
+		}
+	}
+	return rc;
+}
+
+/* R1-R3 rounds. @return 0 with *REFS (the final state's ids), -EAGAIN, -errno. */
+static int rados_rounds(struct snap *s, struct ids *refs)
+{
+	char path[4200];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/fragments", s->dest);
+	if ((rc = backend_local_open(path, &s->dbe)) != 0)
+		return rc;
+	for (unsigned k = 1; k <= SNAP_ROUNDS; k++) {
+		struct sizes need = { 0 };
+		size_t missing = 0;
+		uint64_t tail;
+
+		s->rounds = k;
+		free(refs->v);
+		*refs = (struct ids){ 0 };
+		rc = store_log_tail(s->st, &tail);
+		if (!rc && s->hold && (rc = store_hold_set(s->hold, tail)) == -ESTALE) {
+			store_hold_end(s->hold);        /* expired: a new one */
+			s->hold = NULL;
+			rc = 0;
+		}
+		if (!rc && !s->hold)
+			rc = store_hold_start(s->st, tail, &s->hold);
+		if (!rc)
+			rc = rados_state(s);
+		if (!rc && s->hook)
+			s->hook(s->hook_arg, 1);
+		if (!rc)
+			rc = rados_refs(s, &need);
+		free(s->sorted.v);
+		s->sorted = (struct ids){ 0 };
+		for (size_t i = 0; i < s->linked.n && !rc; i++)
+			rc = ids_add(&s->sorted, s->linked.v[i]);
+		ids_sort(&s->sorted);
+		if (!rc)
+			rc = rados_fetch(s, need.v, need.n, &missing);
+		for (size_t i = 0; i < need.n && !rc; i++)
+			rc = ids_add(refs, need.v[i].id);
+		free(need.v);
+		if (rc)
+			return rc;
+		ids_sort(refs);
+		if (!missing)
+			return 0;
+	}
+	return -EAGAIN;
+}
+
 /* Snapshot the open store ST (directory SRC) into DEST: the whole
  * protocol. Exposed to the unit tests through ctl_snapshot_run. @return
  * 0, or -errno (DEST removed again). */
@@ -415,6 +622,21 @@ static int snapshot(struct snap *s)
 		return rc;          /* nothing was made */
 	if (rc) {
 		unmake(s);
+		return rc;
+	}
+	if (store_get_conf(s->st)->kind == STORE_RADOS) {
+		s->rados = s->copy_mode = 1;
+		rc = rados_rounds(s, &refs);
+		store_hold_end(s->hold);        /* R4 */
+		s->hold = NULL;
+		if (!rc)
+			rc = finish(s, &refs);
+		frag_backend_destroy(s->dbe);
+		s->dbe = NULL;
+		if (rc)
+			unmake(s);
+		s->nimages = rc ? 0 : refs.n;
+		free(refs.v);
 		return rc;
 	}
 	/* link mode unless DEST is on another file system */
@@ -480,6 +702,11 @@ int ctl_snapshot(int argc, char **argv)
 			"try again", SNAP_ROUNDS);
 	else if (rc)
 		ctl_err(s.dest, "snapshot failed: %s", strerror(-rc));
+	else if (!quiet && s.rados)
+		printf("snapshot: %s -> %s: a local store of log position %" PRIu64 ", %zu fragment "
+		       "image%s fetched from the cluster (%" PRIu64 " bytes; %u round%s) in %.2f s\n",
+		       s.src, s.dest, s.pos, s.nimages, s.nimages == 1 ? "" : "s", s.bytes_copied, s.rounds,
+		       s.rounds == 1 ? "" : "s", ctl_now() - t0);
 	else if (!quiet)
 		printf("snapshot: %s -> %s: index copied, %zu fragment image%s %s (%u round%s) "
 		       "in %.2f s\n", s.src, s.dest, s.nimages, s.nimages == 1 ? "" : "s",

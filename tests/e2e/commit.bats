@@ -8,8 +8,8 @@ load helpers
 setup() { pfs_init; }
 teardown() { pfs_teardown; }
 
-# frag_files — the fragment files in the store, sorted.
-frag_files() { find "$STORE/fragments" -type f -name '*.frag' | sort; }
+# frag_files — the fragment images in the store, sorted.
+frag_files() { store_images; }
 
 @test "writes are invisible to other readers until close" {
 	mount_pfs
@@ -336,6 +336,7 @@ PY
 }
 
 @test "ENOSPC from a commit reaches close(2) or write(2), never EIO; the old version stays" {
+	local_only "a full local file system: the store's images live in the cluster"
 	mkdir "$TMP/small"
 	mount -t tmpfs -o size=12m tmpfs "$TMP/small"
 	EXTRA_MOUNTS+=("$TMP/small")
@@ -432,7 +433,7 @@ PY
 	mount_pfs
 	for i in $(seq 1 20); do echo "row $i" >"$MNT/t$i.txt"; done
 	printf '%3000s' x >"$MNT/three-k"
-	[ "$(find "$STORE/fragments" -type f -name '*.frag' | wc -l)" = 0 ]
+	[ "$(store_images | wc -l)" = 0 ]
 	[ "$(xget "$MNT/t1.txt" user.payload.fragments)" = 0 ]
 	[ "$(cat "$MNT/t7.txt")" = "row 7" ]
 	unmount_pfs

@@ -186,6 +186,7 @@ small_fs() {
 }
 
 @test "import onto a full file system: ENOSPC named, exit 1, the store stays consistent" {
+	local_only "a full local file system: the store's images live in the cluster"
 	small_fs
 	rmdir "$STORE"
 	STORE=$TMP/small/store
@@ -284,6 +285,16 @@ small_fs() {
 
 # ---- gc ----------------------------------------------------------------------
 
+# image_sums ID... — "sha256  ID" of each image (wherever the store keeps it).
+image_sums() {
+	local id
+	for id in "$@"; do
+		image_get "$id" "$TMP/sum.img"
+		echo "$(sha256sum <"$TMP/sum.img" | cut -d' ' -f1)  $id"
+	done
+	rm -f "$TMP/sum.img"
+}
+
 @test "gc: unreferenced images and staging files go, referenced images stay; --dry-run changes nothing" {
 	mount_pfs fragment_size=65536
 	gen_csv "$TWIN/keep.csv" 20000
@@ -295,30 +306,32 @@ small_fs() {
 	[ "$status" -eq 2 ]
 	unmount_pfs
 	# garbage: an image no record names, a staging file
-	cp "$(find "$STORE/fragments" -name '*.frag' | head -n 1)" "$STORE/fragments/ee/00000000000fffee.frag"
+	image_get "$(store_images | head -n 1)" "$TMP/img"
+	image_put 00000000000fffee "$TMP/img"
 	echo staged >"$STORE/staging/leftover"
 	keep=$(ctl stat -v "$STORE" keep.csv | sed -n '/^fragment list:/,$p' | tail -n +3 | awk '{ print $6 }')
 	[ "$(echo "$keep" | wc -l)" -ge 10 ]
-	for id in $keep; do sha256sum "$STORE/fragments/${id:14:2}/$id.frag"; done >"$TMP/keep.sums"
-	n_before=$(find "$STORE/fragments" -name '*.frag' | wc -l)
+	image_sums $keep >"$TMP/keep.sums"
+	n_before=$(store_images | wc -l)
 
 	run --separate-stderr ctl gc --dry-run "$STORE"
 	show_output
 	[ "$status" -eq 0 ]
-	[[ $output == *"would delete: image fragments/ee/00000000000fffee.frag ("*" bytes, no index record references it)"* ]]
+	[[ $output == *"would delete: image $(image_where 00000000000fffee) ("*" bytes, no index record references it)"* ]]
 	[[ $output == *"would delete: staging/leftover (7 bytes)"* ]]
 	[[ ${lines[-1]} == "gc: would free "*" bytes ("*"): 1 fragment image, 1 staging file, 0 unlinked inodes, 0 storage=memory objects (dry run: nothing changed)" ]]
-	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -eq "$n_before" ]
+	[ "$(store_images | wc -l)" -eq "$n_before" ]
 	[ -e "$STORE/staging/leftover" ]
 
 	run --separate-stderr ctl gc "$STORE"
 	show_output
 	[ "$status" -eq 0 ]
 	[[ ${lines[-1]} == "gc: freed "*" bytes ("*"): 1 fragment image, 1 staging file, 0 unlinked inodes, 0 storage=memory objects" ]]
-	[ ! -e "$STORE/fragments/ee/00000000000fffee.frag" ]
+	run image_exists 00000000000fffee
+	[ "$status" -ne 0 ]
 	[ ! -e "$STORE/staging/leftover" ]
-	sha256sum -c --quiet "$TMP/keep.sums"
-	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -eq $((n_before - 1)) ]
+	[ "$(image_sums $keep)" = "$(cat "$TMP/keep.sums")" ]
+	[ "$(store_images | wc -l)" -eq $((n_before - 1)) ]
 	run ctl fsck "$STORE"
 	[ "$status" -eq 0 ]
 	[[ $output != *warning* ]]
@@ -348,8 +361,8 @@ PY
 	timeout 120 bash -c 'read -r _ <"$1"' _ "$TMP/ready"
 	crash_daemon
 	keep=$(ctl stat -v "$STORE" keep.csv | sed -n '/^fragment list:/,$p' | tail -n +3 | awk '{ print $6 }')
-	for id in $keep; do sha256sum "$STORE/fragments/${id:14:2}/$id.frag"; done >"$TMP/keep.sums"
-	n_before=$(find "$STORE/fragments" -name '*.frag' | wc -l)
+	image_sums $keep >"$TMP/keep.sums"
+	n_before=$(store_images | wc -l)
 	run ctl gc -n "$STORE"
 	show_output
 	[ "$status" -eq 0 ]
@@ -357,13 +370,13 @@ PY
 	[[ $output == *"only unlinked inode $gone_id references it"* ]]
 	freed=$(echo "$output" | grep -c "only unlinked inode $gone_id")
 	[ "$freed" -ge 2 ]
-	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -eq "$n_before" ]
+	[ "$(store_images | wc -l)" -eq "$n_before" ]
 	run ctl gc "$STORE"
 	show_output
 	[ "$status" -eq 0 ]
 	[[ ${lines[-1]} == "gc: freed "*": $freed fragment images, 0 staging files, 1 unlinked inode, 0 storage=memory objects" ]]
-	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -eq $((n_before - freed)) ]
-	sha256sum -c --quiet "$TMP/keep.sums"
+	[ "$(store_images | wc -l)" -eq $((n_before - freed)) ]
+	[ "$(image_sums $keep)" = "$(cat "$TMP/keep.sums")" ]
 	run ctl fsck "$STORE"
 	[ "$status" -eq 0 ]
 	[[ $output != *warning* ]]
@@ -382,14 +395,27 @@ PY
 	run --separate-stderr ctl snapshot "$STORE" "$TMP/snap"
 	show_output
 	[ "$status" -eq 0 ]
-	[[ ${lines[0]} == "snapshot: $STORE -> $TMP/snap: index copied, "*" fragment images linked (1 round) in "* ]]
+	if rados_mode; then
+		[[ ${lines[0]} == "snapshot: $STORE -> $TMP/snap: a local store of log position "*", "*" fragment images fetched from the cluster ("*" bytes; 1 round) in "* ]]
+	else
+		[[ ${lines[0]} == "snapshot: $STORE -> $TMP/snap: index copied, "*" fragment images linked (1 round) in "* ]]
+	fi
 	run ctl fsck "$TMP/snap"
 	[ "$status" -eq 0 ]
 	[[ $output != *warning* ]]
-	# hard links of the same images
 	id=$(ctl stat -v "$STORE" data/d.csv | sed -n '/^fragment list:/,$p' | sed -n 3p | awk '{ print $6 }')
-	[ "$(stat -c %i "$STORE/fragments/${id:14:2}/$id.frag")" = \
-	  "$(stat -c %i "$TMP/snap/fragments/${id:14:2}/$id.frag")" ]
+	if rados_mode; then
+		# a local store: copies of the images, fetched from the cluster
+		[ ! -e "$TMP/snap/cache" ]
+		image_get "$id" "$TMP/img"
+		cmp "$TMP/img" "$TMP/snap/fragments/${id:14:2}/$id.frag"
+		run ctl stat "$TMP/snap" data/d.csv
+		[ "$status" -eq 0 ]
+	else
+		# hard links of the same images
+		[ "$(stat -c %i "$STORE/fragments/${id:14:2}/$id.frag")" = \
+		  "$(stat -c %i "$TMP/snap/fragments/${id:14:2}/$id.frag")" ]
+	fi
 	# writing the snapshot leaves the source alone
 	STORE0=$STORE
 	STORE=$TMP/snap

@@ -42,6 +42,121 @@ pfs_init() {
 		"UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$TMP/sanitizer"
 		"TSAN_OPTIONS=${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$TMP/sanitizer")
 	DAEMON_PID=
+	E2E_NS=
+	if rados_mode; then
+		rados_store_init "$STORE" || return 1
+	fi
+}
+
+# ---- RADOS mode -----------------------------------------------------------
+#
+# PFS_E2E_RADOS=1 runs a file's tests against a RADOS writer store: pfs_init
+# makes $STORE a writer store (payloadctl init --rados) of a fresh namespace
+# of the run's cluster (PFS_CEPH_CONF, PFS_RADOS_POOL: tests/run-all.sh
+# starts one; by hand, tests/rados/with-cluster.sh), and pfs_teardown removes
+# that namespace's objects once the daemon is gone. Tests that look at
+# STORE/fragments, or need a local store's layout, say so with local_only.
+
+rados_mode() { [ "${PFS_E2E_RADOS:-0}" = 1 ]; }
+
+# rados_store_init DIR — DIR (empty) becomes a writer store of a new
+# namespace ($E2E_NS).
+rados_store_init() {
+	if [ -z "${PFS_CEPH_CONF:-}" ] || [ -z "${PFS_RADOS_POOL:-}" ]; then
+		echo "# PFS_E2E_RADOS=1 needs a cluster: PFS_CEPH_CONF and PFS_RADOS_POOL" \
+			"(tests/rados/with-cluster.sh, or tests/run-all.sh)" >&2
+		return 1
+	fi
+	E2E_NS=e2e$(date +%s%N)$RANDOM
+	"$PCTL" init --rados "$PFS_RADOS_POOL/$E2E_NS" --ceph-conf "$PFS_CEPH_CONF" "$1" >/dev/null 3>&-
+}
+
+# store_images — the ids (16 hex digits) of $STORE's fragment images,
+# sorted, one a line: its fragments/ folder, or in RADOS mode the image
+# objects of its namespace.
+store_images() {
+	if rados_mode; then
+		/usr/bin/python3 "$E2E/../rados/ns.py" images "$PFS_CEPH_CONF" "$PFS_RADOS_POOL" "$E2E_NS"
+	else
+		find "$STORE/fragments" -type f -name '*.frag' -printf '%f\n' | sed 's/\.frag$//' | sort
+	fi
+}
+
+# store_image_bytes — the total size of $STORE's fragment images in bytes
+# (apparent sizes; the images are written whole).
+store_image_bytes() {
+	if rados_mode; then
+		/usr/bin/python3 "$E2E/../rados/ns.py" bytes "$PFS_CEPH_CONF" "$PFS_RADOS_POOL" "$E2E_NS"
+	else
+		find "$STORE/fragments" -type f -name '*.frag' -printf '%s\n' | awk '{ n += $1 } END { print n + 0 }'
+	fi
+}
+
+# Fragment images by id (16 hex digits), wherever $STORE keeps them: the
+# file fragments/XX/ID.frag, or in RADOS mode the object ID of its
+# namespace (the rados tool; a test's store is unmounted or idle).
+rados_ns() { rados -c "$PFS_CEPH_CONF" -p "$PFS_RADOS_POOL" -N "$E2E_NS" "$@"; }
+# image_where ID — how payloadfs and payloadctl name the image in messages.
+image_where() {
+	if rados_mode; then
+		echo "RADOS object $PFS_RADOS_POOL/$E2E_NS/$1"
+	else
+		echo "fragments/${1:14:2}/$1.frag"
+	fi
+}
+# image_exists ID
+image_exists() {
+	if rados_mode; then rados_ns stat "$1" >/dev/null 2>&1; else [ -f "$STORE/fragments/${1:14:2}/$1.frag" ]; fi
+}
+# image_size ID — its size in bytes.
+image_size() {
+	if rados_mode; then
+		rados_ns stat "$1" | sed -n 's/.* size \([0-9]*\)$/\1/p'
+	else
+		stat -c %s "$STORE/fragments/${1:14:2}/$1.frag"
+	fi
+}
+# image_get ID FILE / image_put ID FILE — copy an image out, or write one
+# (a new id, or replacing an image's bytes).
+image_get() {
+	if rados_mode; then rados_ns get "$1" "$2"; else cp "$STORE/fragments/${1:14:2}/$1.frag" "$2"; fi
+}
+image_put() {
+	if rados_mode; then rados_ns put "$1" "$2"; else cp "$2" "$STORE/fragments/${1:14:2}/$1.frag"; fi
+}
+# image_rm ID
+image_rm() {
+	if rados_mode; then rados_ns rm "$1"; else rm "$STORE/fragments/${1:14:2}/$1.frag"; fi
+}
+# image_flip ID — invert the byte in the middle of the image.
+image_flip() {
+	local f
+	f=$(mktemp "$TMP/img.XXXXXX")
+	image_get "$1" "$f" || return 1
+	python3 - "$f" <<'EOF'
+import os, sys
+p = sys.argv[1]
+n = os.path.getsize(p)
+with open(p, "r+b") as f:
+    f.seek(n // 2)
+    b = f.read(1)
+    f.seek(n // 2)
+    f.write(bytes([b[0] ^ 0xFF]))
+EOF
+	if rados_mode; then
+		image_put "$1" "$f"
+	else
+		cat "$f" >"$STORE/fragments/${1:14:2}/$1.frag"   # in place: its inode stays
+	fi
+	rm -f "$f"
+}
+
+# local_only REASON — skip this test in RADOS mode (it inspects what only a
+# local store has). A skip is not a pass: run-all.sh counts it as a skip.
+local_only() {
+	if rados_mode; then
+		skip "RADOS mode: $1"
+	fi
 }
 
 # 0 when $1 is a mount point in /proc/mounts (also when the daemon died and
@@ -157,6 +272,10 @@ pfs_teardown() {
 		[ -n "$m" ] && is_mounted "$m" && { umount "$m" || umount -l "$m" || rc=1; }
 	done
 	check_log_clean || rc=1
+	# RADOS mode: the store's objects go with the test (the daemon is gone)
+	if [ -n "${E2E_NS:-}" ]; then
+		/usr/bin/python3 "$E2E/../rados/ns.py" purge "$PFS_CEPH_CONF" "$PFS_RADOS_POOL" "$E2E_NS" || rc=1
+	fi
 	if [ -z "${BATS_TEST_COMPLETED:-}" ] || [ $rc -ne 0 ]; then
 		if [ -s "$LOG" ]; then
 			{

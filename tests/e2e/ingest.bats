@@ -10,8 +10,8 @@ load helpers
 setup() { pfs_init; }
 teardown() { pfs_teardown; }
 
-# frag_count — fragment image files in the store.
-frag_count() { find "$STORE/fragments" -type f -name '*.frag' | wc -l; }
+# frag_count — fragment images in the store.
+frag_count() { store_images | wc -l; }
 
 # fsck_clean — unmount, then payloadctl fsck (orphan images, reference
 # counts, fragment lists) must pass.
@@ -25,15 +25,19 @@ fsck_clean() {
 @test "a sequential write is cut into fragments while it is written; close commits it" {
 	mount_pfs fragment_size=64K
 	gen_csv "$TMP/src.csv" 400000
-	run python3 - "$TMP/src.csv" "$MNT/big.csv" "$STORE" <<'PY'
-import os, sys
-src, dst, store = sys.argv[1:4]
+	run python3 - "$TMP/src.csv" "$MNT/big.csv" "$STORE" "$E2E" "$E2E_NS" <<'PY'
+import os, subprocess, sys
+src, dst, store, e2e, ns = sys.argv[1:6]
 data = open(src, "rb").read()
 fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 half = len(data) // 2
 for i in range(0, half, 1 << 17):
     os.write(fd, data[i:min(i + (1 << 17), half)])
 def frags():
+    if ns:      # RADOS mode (helpers.bash): the namespace's image objects
+        return len(subprocess.check_output(["/usr/bin/python3", e2e + "/../rados/ns.py", "images",
+                                            os.environ["PFS_CEPH_CONF"], os.environ["PFS_RADOS_POOL"],
+                                            ns]).split())
     return sum(len([f for f in fs if f.endswith(".frag")]) for _, _, fs in os.walk(store + "/fragments"))
 n = frags()
 staged = os.listdir(store + "/staging")

@@ -85,16 +85,18 @@ set_store_format() {
 }
 
 @test "a foreign non-empty directory is refused and left untouched" {
-	echo "my thesis" >"$STORE/thesis.txt"
-	mkdir "$STORE/photos"
-	run pfs "$STORE" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE"
+	local d=$TMP/foreign            # not $STORE: a RADOS-mode $STORE is a store already
+	mkdir "$d"
+	echo "my thesis" >"$d/thesis.txt"
+	mkdir "$d/photos"
+	run pfs "$d" "$MNT" -o "logfile=$LOG,pidfile=$PIDFILE"
 	show_output
 	[ "$status" -ne 0 ]
 	[ "${#lines[@]}" -eq 1 ]
-	[[ $output == *"$STORE"* ]]
+	[[ $output == *"$d"* ]]
 	not_mounted "$MNT"
-	[ "$(ls -A "$STORE")" = "$(printf 'photos\nthesis.txt')" ]
-	[ "$(cat "$STORE/thesis.txt")" = "my thesis" ]
+	[ "$(ls -A "$d")" = "$(printf 'photos\nthesis.txt')" ]
+	[ "$(cat "$d/thesis.txt")" = "my thesis" ]
 }
 
 @test "a store file that is not a directory is refused" {
@@ -150,6 +152,7 @@ PY
 }
 
 @test "stores of formats 1 and 2 are upgraded to 3 at their first read-write mount; read-only opens leave them" {
+	local_only "stores of formats 1 and 2 are local stores (RADOS stores began with format 3)"
 	local v
 	mount_pfs
 	echo hello >"$MNT/a.txt"

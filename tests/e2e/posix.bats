@@ -123,7 +123,12 @@ time.sleep(60)' "$MNT/spill" "$TMP/written" &
 	for ((i = 0; i < 500; i++)); do [ -e "$TMP/written" ] && break; sleep 0.02; done
 	[ -e "$TMP/written" ]
 	[ -n "$(ls "$STORE/staging")" ]
-	ls "$STORE/fragments"/*/* >/dev/null      # images exist
+	if rados_mode; then
+		cat "$MNT/big.csv" >/dev/null
+		ls "$STORE/cache"/*/* >/dev/null      # images fetched from the cluster are kept
+	else
+		ls "$STORE/fragments"/*/* >/dev/null  # images exist
+	fi
 	[ -e "$STORE/index/data.mdb" ]
 	[ -e "$STORE/index/lock.mdb" ]
 	local loose

@@ -29,14 +29,17 @@ teardown_file() {
 }
 
 setup() {
-	pfs_init
+	PFS_E2E_RADOS=0 pfs_init        # this file makes its own RADOS stores
 	POOL=$PFS_RADOS_POOL
 	NS=t$(date +%s%N)$RANDOM
 	FOLLOWERS=()
+	STOPPED_PID=
 }
 
 teardown() {
 	local n p
+	# a follower a test stopped (SIGSTOP) must run to be unmounted
+	[ -z "${STOPPED_PID:-}" ] || kill -CONT "$STOPPED_PID" 2>/dev/null || true
 	for p in "${BG_PIDS[@]:-}"; do       # holders first: they keep mounts busy
 		[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
@@ -323,4 +326,168 @@ sys.exit(0 if a + b == open(sys.argv[4], "rb").read() else 1)' \
 	run rinit rados "$STORE"
 	[ "$status" -eq 1 ]
 	[[ $output == *"already a payloadfs store"* ]]
+}
+
+# flip_obj ID — damage image object ID in the cluster: one byte of its
+# stored bytes inverted (rados get, then put of the modified bytes).
+flip_obj() {
+	rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" get "$1" "$TMP/obj.$1"
+	cp "$TMP/obj.$1" "$TMP/obj.$1.good"
+	python3 -c 'import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[48 + (len(b) - 48) // 2] ^= 0x5a
+open(p, "wb").write(b)' "$TMP/obj.$1"
+	rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" put "$1" "$TMP/obj.$1"
+}
+
+@test "a corrupted image in RADOS: EIO and a log line naming the object and fragment on the writer and a follower, fsck of both finds it; no bad copy is kept" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	mount_pfs fragment_size=65536
+	gen_csv "$TWIN/d.csv" 20000 5
+	cp "$TWIN/d.csv" "$MNT/d.csv"
+	local ino id off
+	ino=$(stat -c %i "$MNT/d.csv")
+	unmount_pfs
+	id=$(frag_ids "$STORE" /d.csv | sed -n 3p)
+	off=$("$PCTL" stat -v "$STORE" /d.csv | awk -v id="$id" '$6 == id { print $2 }')
+	[ -n "$id" ]
+	[ "$off" -gt 0 ]
+	flip_obj "$id"
+	mount_pfs
+	fmount f1
+	wait_for 10 test "$(stat -c %s "$TMP/f1.mnt/d.csv" 2>/dev/null)" = "$(stat -c %s "$TWIN/d.csv")"
+	# reads: EIO after only correct bytes, on both hosts, twice
+	run fsop readok "$MNT/d.csv" --compare "$TWIN/d.csv"
+	[[ $output =~ ^EIO:[0-9]+$ ]]
+	[ "${output#EIO:}" -le "$off" ]
+	run fsop readok "$TMP/f1.mnt/d.csv" --compare "$TWIN/d.csv"
+	[[ $output =~ ^EIO:[0-9]+$ ]]
+	run fsop readok "$TMP/f1.mnt/d.csv" --compare "$TWIN/d.csv"
+	[[ $output =~ ^EIO:[0-9]+$ ]]
+	# the log lines name the RADOS object, the fragment and the object
+	grep -F "fragment $id (RADOS object $POOL/$NS/$id): " "$LOG"
+	grep -E "object $ino: version [0-9]+: fragment $id .*could not be read: damaged" "$LOG"
+	grep -F "fragment $id (RADOS object $POOL/$NS/$id): " "$TMP/f1.log"
+	# neither host keeps a copy of the bad bytes in its image cache
+	[ ! -e "$STORE/cache/${id:14:2}/$id" ]
+	[ ! -e "$TMP/f1.store/cache/${id:14:2}/$id" ]
+	# the store serves on
+	echo still >"$MNT/new.txt"
+	wait_for 10 test -f "$TMP/f1.mnt/new.txt"
+	[ "$(cat "$TMP/f1.mnt/new.txt")" = still ]
+	# fsck of the writer's and of the follower's STORE (both mounted) name it
+	run "$PCTL" fsck "$STORE"
+	show_output
+	[ "$status" -eq 1 ]
+	[[ $output == *"/d.csv (id $ino): fragment $id (bytes $off.."*"): damaged: "*"(RADOS object $POOL/$NS/$id)"* ]]
+	run "$PCTL" fsck "$TMP/f1.store"
+	show_output
+	[ "$status" -eq 1 ]
+	[[ $output == *"/d.csv (id $ino): fragment $id (bytes $off.."*"): damaged: "*"(RADOS object $POOL/$NS/$id)"* ]]
+	# the object mended in the cluster: both read it whole again (nothing
+	# bad was kept anywhere)
+	rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" put "$id" "$TMP/obj.$id.good"
+	cmp "$MNT/d.csv" "$TWIN/d.csv"
+	cmp "$TMP/f1.mnt/d.csv" "$TWIN/d.csv"
+	run "$PCTL" fsck "$TMP/f1.store"
+	[ "$status" -eq 0 ]
+}
+
+@test "a damaged copy in a host's image cache is dropped and read again from the cluster: right bytes, one log line" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	mount_pfs fragment_size=65536
+	fmount f1
+	gen_csv "$TWIN/d.csv" 20000 6
+	cp "$TWIN/d.csv" "$MNT/d.csv"
+	wait_for 10 cmp -s "$TWIN/d.csv" "$TMP/f1.mnt/d.csv"
+	local id c
+	id=$(frag_ids "$TMP/f1.store" /d.csv | sed -n 2p)
+	c=$TMP/f1.store/cache/${id:14:2}/$id
+	[ -f "$c" ]                  # the read kept a copy
+	funmount f1                  # forget what is in memory
+	python3 -c 'import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0x5a
+open(p, "wb").write(b)' "$c"
+	fmount f1
+	cmp "$TMP/f1.mnt/d.csv" "$TWIN/d.csv"
+	grep -F "fragment $id: the copy in the image cache is damaged" "$TMP/f1.log"
+	grep -F "dropped, read again from RADOS object $POOL/$NS/$id" "$TMP/f1.log"
+	# the copy kept now is the cluster's image
+	rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" get "$id" "$TMP/obj"
+	cmp "$c" "$TMP/obj"
+	run grep -c "could not be read" "$TMP/f1.log"
+	[ "$output" = 0 ]
+}
+
+@test "a follower stopped past follower_lease is dropped: the writer deletes what only it held; woken, it re-syncs from a base, serves on, and its old open file reads EIO, never wrong bytes" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	mount_pfs fragment_size=65536,follower_lease=3,base_every=5
+	fmount f1 threads=0                  # no read-ahead: what was not read is not fetched
+	gen_csv "$TWIN/big.csv" 200000 9
+	cp "$TWIN/big.csv" "$MNT/big.csv"
+	wait_for 10 test "$(stat -c %s "$TMP/f1.mnt/big.csv" 2>/dev/null)" = "$(stat -c %s "$TWIN/big.csv")"
+	local old last
+	old=$(frag_ids "$TMP/f1.store" /big.csv)
+	last=$(echo "$old" | tail -n 1)
+	[ "$(echo "$old" | wc -l)" -gt 100 ]
+	# an open file on the follower: 1 MB read, the rest after the go
+	mkfifo "$TMP/go"
+	"$PY" - "$TMP/f1.mnt/big.csv" "$TMP/go" "$TMP/opened" "$TWIN/big.csv" >"$TMP/holder.out" 3>&- <<'PY' &
+import errno, os, sys
+ref = open(sys.argv[4], "rb").read()
+fd = os.open(sys.argv[1], os.O_RDONLY)
+got = b""
+while len(got) < 1000000:
+    got += os.read(fd, 65536)
+open(sys.argv[3], "w").write("opened\n")
+open(sys.argv[2]).read()             # wait for the go
+try:
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            break
+        got += b
+    print("OK" if got == ref else "WRONG")
+except OSError as e:
+    print("%s after %d bytes, %s" % (errno.errorcode[e.errno], len(got),
+                                     "right ones" if ref[:len(got)] == got else "WRONG ones"))
+PY
+	BG_PIDS+=($!)
+	wait_for 10 test -s "$TMP/opened"
+	gen_csv "$TWIN/new.csv" 1000 10
+	cp "$TWIN/new.csv" "$MNT/big.csv"    # every old image released
+	wait_for 10 cmp -s "$TWIN/new.csv" "$TMP/f1.mnt/big.csv"
+	sleep 2                              # writer passes: the follower holds them
+	has_image "$last"
+	STOPPED_PID=$(cat "$TMP/f1.pid")
+	kill -STOP "$STOPPED_PID"
+	local i
+	for ((i = 0; i < 8; i++)); do        # commits past base_every: a newer base
+		echo "$i" >"$MNT/n$i.txt"
+	done
+	# dropped after 3 s without a renewal: the images only it held go
+	wait_for 30 bash -c "! rados --conf '$PFS_CEPH_CONF' -p '$POOL' -N '$NS' stat $last"
+	grep -q "follower .* stopped renewing its record: its images are no longer kept" "$LOG"
+	kill -CONT "$STOPPED_PID"
+	STOPPED_PID=
+	wait_for 30 grep -q "the writer expired this follower" "$TMP/f1.log"
+	grep -q "re-syncing as .* from the newest base" "$TMP/f1.log"
+	# it serves on, the newest state
+	wait_for 20 test -f "$TMP/f1.mnt/n7.txt"
+	[ "$(cat "$TMP/f1.mnt/n7.txt")" = 7 ]
+	cmp "$TMP/f1.mnt/big.csv" "$TWIN/new.csv"
+	echo go >"$TMP/go"
+	wait "${BG_PIDS[0]}"
+	BG_PIDS=()
+	cat "$TMP/holder.out" | sed 's/^/# holder: /' >&3
+	[[ $(cat "$TMP/holder.out") == "EIO after "*" bytes, right ones" ]]
+	grep -q "could not be read: missing" "$TMP/f1.log"
+	# and its new record lets the writer go on deleting
+	local cur
+	cur=$(frag_ids "$STORE" /big.csv | head -n 1)
+	[ -n "$cur" ]
+	echo x >"$MNT/big.csv"
+	wait_for 20 bash -c "! rados --conf '$PFS_CEPH_CONF' -p '$POOL' -N '$NS' stat $cur"
 }

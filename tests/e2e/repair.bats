@@ -45,22 +45,32 @@ populate() {
 # `payloadctl stat -v`: "i off len first rows id stored codec".
 frag_row() { "$PCTL" stat -v "$STORE" "$1" | sed -n '/^fragment list:/,$p' | tail -n +3 | sed -n "$(($2 + 1))p"; }
 
-# frag_file ID — the image file of fragment ID (16 hex digits).
-frag_file() { echo "$STORE/fragments/${1:14:2}/$1.frag"; }
-
-# damage KIND FILE [OTHER] — flip | truncate | zero | delete | swap.
+# damage KIND ID [OTHER] — flip | truncate | zero | delete | swap the image
+# of fragment ID (with OTHER's). In RADOS mode the objects in the cluster
+# are damaged, and this host's image cache (STORE/cache, filled when
+# populate read every file) forgets them: the damage is met by a host
+# without a good copy.
 damage() {
+	local f=$TMP/img.$2 g=$TMP/img.${3:-}
+	[ "$1" = delete ] || image_get "$2" "$f"
 	case $1 in
-	flip) python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0x10; open(p, "wb").write(b)' "$2" ;;
-	truncate) truncate -s 100 "$2" ;;
-	zero) python3 -c 'import os, sys; p = sys.argv[1]; n = os.path.getsize(p); open(p, "r+b").write(bytes(n))' "$2" ;;
-	delete) rm "$2" ;;
+	flip) python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0x10; open(p, "wb").write(b)' "$f" ;;
+	truncate) truncate -s 100 "$f" ;;
+	zero) python3 -c 'import os, sys; p = sys.argv[1]; n = os.path.getsize(p); open(p, "r+b").write(bytes(n))' "$f" ;;
+	delete) image_rm "$2" ;;
 	swap)
-		mv "$2" "$2.x"
-		mv "$3" "$2"
-		mv "$2.x" "$3"
+		image_get "$3" "$g"
+		image_put "$3" "$f"
+		f=$g
 		;;
 	esac
+	if [ "$1" != delete ]; then
+		rados_mode || image_rm "$2"      # a new file in place of the image
+		image_put "$2" "$f"
+	fi
+	if rados_mode; then
+		rm -f "$STORE/cache/${2:14:2}/$2" "$STORE/cache/${3:14:2}/${3:-x}"
+	fi
 }
 
 # without_range SRC OFF LEN DST — SRC with bytes [OFF, OFF+LEN) cut out.
@@ -87,7 +97,7 @@ corruption_case() {
 	populate
 	read -r i off len first rows id rest <<<"$(frag_row d.csv 1)"
 	read -r i eoff elen first rows eid rest <<<"$(frag_row e.csv 0)"
-	damage "$kind" "$(frag_file "$id")" "$(frag_file "$eid")"
+	damage "$kind" "$id" "$eid"
 	mount_pfs
 	# EIO, after only correct bytes; twice (nothing bad was cached)
 	run fsop readok "$MNT/d.csv" --compare "$TWIN/d.csv"
@@ -128,7 +138,8 @@ corruption_case() {
 	run "$PCTL" fsck "$STORE"
 	[ "$status" -eq 0 ]
 	[[ ${lines[-1]} == *": clean" ]]
-	[ ! -e "$(frag_file "$id")" ]
+	run image_exists "$id"
+	[ "$status" -ne 0 ]
 	# mounted again: healthy objects are byte-identical; d.csv is in lost+found
 	mount_pfs
 	if [ "$kind" = swap ]; then

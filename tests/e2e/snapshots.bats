@@ -16,7 +16,7 @@ load helpers
 setup() { pfs_init; }
 teardown() { pfs_teardown; }
 
-images() { find "$STORE/fragments" -name '*.frag' | wc -l; }
+images() { store_images | wc -l; }
 
 # flush — make the daemon flush its index now (fsync of the mount's root),
 # then wait (10 s at most) until its reaper deleted the images that the

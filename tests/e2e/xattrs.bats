@@ -200,7 +200,7 @@ teardown() { pfs_teardown; }
 	echo 'more,row' >>"$TWIN/m.csv"
 	same_file "$MNT/scratch/m.csv" "$TWIN/m.csv"
 	# nothing of it reached the store's fragment files
-	[ "$(find "$STORE/fragments" -type f -name '*.frag' | wc -l)" = 0 ]
+	[ "$(store_images | wc -l)" = 0 ]
 	unmount_pfs
 	mount_pfs
 	size=$(stat -c %s "$MNT/scratch/m.csv" 2>/dev/null || echo 0)

@@ -184,6 +184,21 @@ static void check_short(struct frag_backend *b, const char *name, uint64_t id)
 	CHECK_EQ(frag_get_many(b, NULL, 0), 0, "%s: empty batch", name);
 }
 
+/* cap 0: whether an image exists and its size, nothing read. */
+static void check_sizes(struct frag_backend *b, const char *name, uint64_t id, uint64_t big)
+{
+	struct frag_get r[3] = { { .id = id, .len = 77 }, { .id = big, .len = 77 },
+				 { .id = 0x0123456789abcdefull, .len = 77 } };
+	char where[128];
+
+	CHECK_EQ(frag_get_many(b, r, 3), 0, "%s: get_many with cap 0", name);
+	CHECK(r[0].err == 0 && r[0].len == image_len(id) && r[1].err == 0 && r[1].len == image_len(big),
+	      "%s: cap 0 gives each image's size (%zu, %zu)", name, r[0].len, r[1].len);
+	CHECK_EQ(r[2].err, -ENOENT, "%s: cap 0 of a missing id gives -ENOENT", name);
+	frag_where(b, 0xab, where, sizeof(where));
+	CHECK(strstr(where, "00000000000000ab") != NULL, "%s: where names the id: %s", name, where);
+}
+
 static void check_list(struct frag_backend *b, const char *name, const uint64_t *ids,
 		       size_t n)
 {
@@ -212,6 +227,12 @@ static void test_contract(struct frag_backend *b, const char *name)
 	CHECK_EQ(put_dup(b, ids[4], "x", 1), -EEXIST, "%s: duplicate put with other bytes", name);
 	check_batch(b, name, ids, NIDS);
 	check_short(b, name, ids[5]);
+	{
+		size_t k = 0;
+		while (k < NIDS - 1 && image_len(ids[k]) < 1000000)
+			k++;           /* a big one (1 in 16), when there is one */
+		check_sizes(b, name, ids[6], ids[k]);
+	}
 	CHECK_EQ(frag_del(b, ids[NIDS - 1]), 0, "%s: del", name);
 	CHECK_EQ(frag_del(b, ids[NIDS - 1]), -ENOENT, "%s: del again gives -ENOENT", name);
 	check_batch(b, name, ids, NIDS - 1);   /* the deleted one is the missing one now */

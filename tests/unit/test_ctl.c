@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/backend.h"
@@ -871,6 +872,113 @@ static void test_snapshot(void)
 	free(next);
 }
 
+/* ---- snapshot of a RADOS store (ctl_snapshot.c R1-R4) ---- */
+
+struct rrace {
+	struct store *w;          /* the writer, in this process */
+	uint64_t ino, old_id;
+	int calls, del;           /* del: delete the old image at once (a
+				   * writer that had not seen the hold yet) */
+	char *next;
+	int kept;                 /* the old image outlived two writer passes */
+};
+
+static int rimage_exists(struct store *st, uint64_t id)
+{
+	struct frag_get r = { .id = id };
+
+	return frag_get_many(store_backend(st, 0), &r, 1) == 0 && r.err == 0;
+}
+
+static void rrace_hook(void *arg, int stage)
+{
+	struct rrace *r = arg;
+
+	if (stage != 1 || r->calls++)
+		return;
+	/* the state just copied references a.txt's images: release them */
+	tst_put_data(r->w, r->ino, r->next, 20000);
+	tst_sync(r->w);
+	if (r->del) {
+		frag_del(store_backend(r->w, 0), r->old_id);
+		return;
+	}
+	sleep(3);                 /* the writer's passes (every second) */
+	store_reap_wait(r->w);
+	r->kept = rimage_exists(r->w, r->old_id);
+}
+
+static void test_snapshot_rados(void)
+{
+	const char *conf_path = getenv("PFS_CEPH_CONF"), *pool = getenv("PFS_RADOS_POOL");
+	char src[4300], dst[4300], dst2[4300];
+	struct store_opts o = { .create = 1, .fragment_size = 4096 };
+	struct store_conf conf = { .kind = STORE_RADOS, .role = STORE_WRITER };
+	struct store *w = NULL, *t = NULL, *d;
+	struct rrace r = { 0 };
+	char *a = random_data(40000, 3), *next = random_data(20000, 4);
+	uint64_t ino, size, h_old, h_new;
+	unsigned rounds = 0;
+	int rc;
+
+	if (!conf_path || !pool) {
+		printf("ok %d - snapshot of a RADOS store # skip no cluster (PFS_CEPH_CONF)\n", ++tap_n);
+		free(a);
+		free(next);
+		return;
+	}
+	snprintf(conf.pool, sizeof(conf.pool), "%s", pool);
+	snprintf(conf.name, sizeof(conf.name), "ctl-%d-%ld", (int)getpid(), (long)time(NULL));
+	snprintf(conf.ceph_conf, sizeof(conf.ceph_conf), "%s", conf_path);
+	o.conf = &conf;
+	path_of(src, sizeof(src), tmp, "rsnap-src");
+	path_of(dst, sizeof(dst), tmp, "rsnap-dst");
+	path_of(dst2, sizeof(dst2), tmp, "rsnap-dst2");
+	mkdir(src, 0700);
+	rc = store_open(src, &o, &w);
+	CHECK_EQ(rc, 0, "rados snapshot: a writer store in this process");
+	if (rc)
+		goto out;
+	new_object(w, "a.txt", a, 40000, &ino);
+	h_old = object_hash(w, "a.txt", &size);
+	t = open_store(src, 1);         /* what payloadctl opens: read-only */
+	r = (struct rrace){ .w = w, .ino = ino, .old_id = first_frag_id(w, ino), .next = next };
+	rc = ctl_snapshot_run(t, src, dst, rrace_hook, &r, &rounds);
+	CHECK_EQ(rc, 0, "rados snapshot while the writer releases the copied state's images");
+	CHECK(r.kept, "the hold kept the released image through two writer passes");
+	CHECK_EQ(rounds, 1, "so one round was enough");
+	d = open_store(dst, 1);
+	CHECK(d && store_get_conf(d)->kind == STORE_LOCAL, "DEST is a local store");
+	CHECK(d && object_hash(d, "a.txt", &size) == h_old && size == 40000,
+	      "holding a.txt as the copied state had it");
+	store_close(d);
+	rc = run(ctl_fsck, "fsck", dst, NULL);
+	CHECK(rc == 0 && !strstr(out, "warning"), "fsck of the snapshot: clean, no warnings");
+	sleep(3);                       /* the hold is gone: the writer deletes */
+	store_reap_wait(w);
+	CHECK(!rimage_exists(w, r.old_id), "once the hold is gone, the writer deletes the released image");
+
+	/* the writer deleted an image before it saw the hold: a second round */
+	h_new = object_hash(w, "a.txt", &size);
+	memset(next, 'q', 100);
+	r = (struct rrace){ .w = w, .ino = ino, .old_id = first_frag_id(w, ino), .next = next, .del = 1 };
+	rc = ctl_snapshot_run(t, src, dst2, rrace_hook, &r, &rounds);
+	CHECK_EQ(rc, 0, "rados snapshot when an image of the copied state vanished");
+	CHECK_EQ(rounds, 2, "a newer state was copied (2 rounds)");
+	d = open_store(dst2, 1);
+	CHECK(d && object_hash(d, "a.txt", &size) != h_new && size == 20000 &&
+	      object_hash(d, "a.txt", &size) == object_hash(w, "a.txt", &size),
+	      "holding a.txt as the newer state has it");
+	store_close(d);
+	rc = run(ctl_fsck, "fsck", dst2, NULL);
+	CHECK(rc == 0 && !strstr(out, "warning"), "fsck of the second snapshot: clean");
+out:
+	store_close(t);
+	store_close(w);
+	free(a);
+	free(next);
+}
+
 int main(void)
 {
 	log_init("test_ctl", LOG_TO_STDERR, -1);
@@ -886,6 +994,7 @@ int main(void)
 	test_export_errors();
 	test_gc();
 	test_snapshot();
+	test_snapshot_rados();
 	tut_rmrf(tmp);
 	return tap_done();
 }

@@ -11,12 +11,14 @@
  * logged seed (env TEST_SEED). */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -323,6 +325,62 @@ static void test_damage(struct frag_backend *mem, struct frag_backend *local)
 	fcache_free(c);
 }
 
+/* Invariant (6a): an image cache (backend_cached over a memory backend)
+ * whose copy is damaged is healed by one more read from the inner backend;
+ * a damaged image in the inner backend is EIO and leaves no copy. */
+static void test_cached_damage(const char *dir)
+{
+	struct fcache *c = fcache_new(0);
+	struct frag_backend *inner, *cb;
+	struct frag_ref good, bad, r;
+	struct fbuf *out[1];
+	char cdir[4200], path[4300];
+	struct stat sb;
+	int fd, ok;
+
+	snprintf(cdir, sizeof(cdir), "%s/imgcache", dir);
+	backend_mem_open(&inner);
+	CHECK_EQ(backend_cached_open(inner, cdir, 1 << 20, &cb), 0, "an image cache over a memory backend");
+	make_frag(inner, 0x700, 5000, -1, &good);
+	make_frag(inner, 0x701, 5000, 100, &bad);     /* damaged at the source */
+	good.backend = bad.backend = cb;
+	ok = fcache_fetch(c, &good, 1, out) == 0 && buf_ok(out[0], &good);
+	CHECK(ok, "a fetch through the image cache");
+	fbuf_put(out[0]);
+	fcache_drop(c, good.id);
+	snprintf(path, sizeof(path), "%s/00/%016x", cdir, 0x700);
+	CHECK_EQ(stat(path, &sb), 0, "... keeps a copy");
+	/* damage the copy: one payload byte */
+	fd = open(path, O_RDWR);
+	ok = fd >= 0 && pwrite(fd, "#", 1, FRAG_HDR_SIZE + 7) == 1;
+	close(fd);
+	CHECK(ok, "damage the copy in the image cache");
+	log_init("test_fcache", LOG_TO_STDERR, LOG_CRIT);
+	ok = fcache_fetch(c, &good, 1, out) == 0 && buf_ok(out[0], &good);
+	log_init("test_fcache", LOG_TO_STDERR, LOG_ERR);
+	CHECK(ok, "a damaged copy is dropped and the image read again from the source: right bytes");
+	if (ok)
+		fbuf_put(out[0]);
+	fcache_drop(c, good.id);
+	{
+		char want[8];
+		fd = open(path, O_RDONLY);
+		ok = fd >= 0 && pread(fd, want, 1, FRAG_HDR_SIZE + 7) == 1 && want[0] != '#';
+		if (fd >= 0)
+			close(fd);
+	}
+	CHECK(ok, "... and the copy kept now is a good one");
+	r = bad;
+	log_init("test_fcache", LOG_TO_STDERR, LOG_CRIT);
+	check_failed_fetch(c, &r, 1, 0x701, -EIO, "an image damaged at the source, through the image cache");
+	log_init("test_fcache", LOG_TO_STDERR, LOG_ERR);
+	snprintf(path, sizeof(path), "%s/01/%016x", cdir, 0x701);
+	CHECK(stat(path, &sb) < 0 && errno == ENOENT, "... leaves no copy of it in the image cache");
+	CHECK_EQ(stats(c).damaged, 1, "one damaged fragment counted (the healed copy is not)");
+	fcache_free(c);
+	frag_backend_destroy(cb);
+}
+
 static void test_backends(struct frag_backend *mem, struct frag_backend *mem2,
 			  struct frag_backend *local)
 {
@@ -495,7 +553,7 @@ static int slow_list(struct frag_backend *b, int (*cb)(void *, uint64_t), void *
 }
 static void slow_destroy(struct frag_backend *b) { (void)b; }
 static const struct frag_backend_ops slow_ops = {
-	"slow", slow_put, slow_sync, slow_get_many, slow_del, slow_list, slow_destroy, NULL, NULL
+	"slow", slow_put, slow_sync, slow_get_many, slow_del, slow_list, slow_destroy, NULL, NULL, NULL, NULL
 };
 
 static void slow_init(struct slow *s, struct frag_backend *inner, int delay_ms)
@@ -711,6 +769,7 @@ int main(void)
 	test_pinned(mem);
 	test_drop(mem);
 	test_damage(mem, local);
+	test_cached_damage(dir);
 	test_backends(mem, mem2, local);
 	test_stress();
 	test_parallel(mem);

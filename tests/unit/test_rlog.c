@@ -662,6 +662,44 @@ out:
 	rlog_close(b);
 }
 
+/* rlog_set_tag: a lease held by another session of the same tag (a dead
+ * process of the same STORE: another client, the same cookie when it
+ * started in the same second) is taken back at once, and that client
+ * blocklisted; one of another tag is not. A's connection is its own (it
+ * ends blocklisted). */
+static void test_tag(struct rconn *c)
+{
+	struct rconn *ca = conn_new(T_S);
+	struct rlog *a = NULL, *b = NULL, *d = NULL;
+	uint64_t ea, eb, ed, tail;
+	char who[256];
+
+	if (!ca || open_ns(ca, "tag", 1, &a) || open_ns(c, "tag", 0, &b) || open_ns(c, "tag", 0, &d)) {
+		CHECK(0, "tag: three handles");
+		goto out;
+	}
+	rlog_set_tag(a, 0x5eed);
+	rlog_set_tag(b, 0x5eed);
+	rlog_set_tag(d, 0xd1ff);
+	CHECK_EQ(rlog_acquire(a, 30, 0, 0, "host-t", &ea, &tail), 0, "tag: a acquires");
+	CHECK(rlog_holder(b, who, sizeof(who)) == 1 && strncmp(who, "host-t since ", 13) == 0,
+	      "tag: the holder is named as always (%s)", who);
+	CHECK_EQ(rlog_acquire(d, 30, 0, 0, "host-d", &ed, &tail), -EBUSY,
+		 "tag: a session of another tag is refused at once");
+	CHECK_EQ(rlog_acquire(b, 30, 0, 0, "host-t", &eb, &tail), 0,
+		 "tag: a new session of the same tag takes the lease back without waiting");
+	CHECK_EQ(eb, ea + 1, "tag: ... with a new epoch");
+	CHECK_EQ(append1(a, 1, 10, 1), -ESTALE, "tag: the old session appends nothing more");
+	CHECK_EQ(append1(b, 1, 10, 2), 0, "tag: the new one appends");
+	CHECK_EQ(rlog_acquire(d, 30, 0, 0, "host-d", &ed, &tail), -EBUSY,
+		 "tag: another tag is still refused");
+out:
+	rlog_close(a);
+	rlog_close(b);
+	rlog_close(d);
+	rconn_put(ca);
+}
+
 /* ---- lease loss ---- */
 
 static pthread_mutex_t hook_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -1391,6 +1429,7 @@ int main(int argc, char **argv)
 	test_exact(c1);
 	test_big(c1);
 	test_stale_epoch(c1);
+	test_tag(c1);
 	test_lease();
 	test_lease_loss(c1);
 	test_trim_base(c1);
