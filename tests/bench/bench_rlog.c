@@ -12,8 +12,9 @@
  *   single  N appends of one entry of SIZE bytes (what each commit does)
  *   batch   N / BATCH appends of BATCH entries of SIZE bytes in one op
  *           (what a group commit of BATCH closers would do)
- * Prints one line per figure: appends, entries per second, and the
- * latency of one append (median, p99, max) in ms.
+ * Prints one line per figure: appends, entries per second, the latency
+ * of one append (median, p99, max) and this process's CPU time per append
+ * (librados: the op, its reply, the notify that follows it), in ms.
  * Environment: PFS_CEPH_CONF, PFS_RADOS_POOL (tests/rados/cluster.sh env).
  * Exit 0; 1 with "bench_rlog: ..." when a call fails; 2 on a usage error. */
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +37,15 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -66,7 +77,7 @@ static void run(struct rlog *l, uint64_t *tail, const char *name, size_t ops, si
 {
 	const void *data[MAX_BATCH];
 	size_t len[MAX_BATCH];
-	double t0 = now_s(), t;
+	double t0 = now_s(), c0 = cpu_s(), t, c;
 
 	for (size_t i = 0; i < ops; i++) {
 		double a = now_s();
@@ -85,11 +96,12 @@ static void run(struct rlog *l, uint64_t *tail, const char *name, size_t ops, si
 		*tail += batch;
 	}
 	t = now_s() - t0;
+	c = cpu_s() - c0;
 	qsort(lat, ops, sizeof(*lat), cmp_d);
-	printf("rlog-append %-6s %5zu appends of %3zu x %zu B: %8.0f entries/s; one append: median %.2f ms, "
-	       "p99 %.2f ms, max %.2f ms\n",
+	printf("rlog-append %-6s %4zu appends of %3zu x %zu B: %6.0f entries/s; one append: median %.2f ms, "
+	       "p99 %.2f ms, max %.2f ms, client CPU %.2f ms\n",
 	       name, ops, batch, size, (double)(ops * batch) / t, pct(lat, ops, 0.5) * 1e3,
-	       pct(lat, ops, 0.99) * 1e3, lat[ops - 1] * 1e3);
+	       pct(lat, ops, 0.99) * 1e3, lat[ops - 1] * 1e3, c / (double)ops * 1e3);
 	fflush(stdout);
 }
 

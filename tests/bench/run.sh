@@ -227,8 +227,16 @@ cleanup() {
 		wait "${FPID[$name]}" 2>/dev/null
 	done
 	[ -n "$PFS_PID" ] && wait_gone "$PFS_PID"
-	# a RADOS daemon's unmount may wait for the cluster (rados_timeout)
-	for name in "${!RPID[@]}"; do wait_gone "${RPID[$name]}" 60; done
+	# a RADOS daemon's unmount may wait for the cluster (rados_timeout); one
+	# whose cluster is gone may not stop at all (it retries deletes): our
+	# own PID then gets SIGKILL
+	for name in "${!RPID[@]}"; do
+		wait_gone "${RPID[$name]}" 60 || wait_gone "${RPID[$name]}" 15 || {
+			say "payloadfs ($name, PID ${RPID[$name]}) did not stop on SIGTERM; SIGKILL"
+			kill -KILL "${RPID[$name]}" 2>/dev/null
+			wait_gone "${RPID[$name]}" 5
+		}
+	done
 	if [ "$CLUSTER_UP" = 1 ]; then
 		"$CLUSTER_SH" stop "$CEPH" >>"$OUT/cluster.log" 2>&1 || say "stopping the cluster failed: $OUT/cluster.log"
 	fi
@@ -915,7 +923,9 @@ fig_rados() {
 		say "$NSMALL files of 1 KiB, $thr thread(s): local store, RADOS writer (no follower mounted)"
 		while more "rados_small$thr.writer"; do
 			n=$((n + 1))
+			c0=$(pfs_cpu)
 			small_one "rados_small$thr.local" "$MNT_PFS/rsmall.$n" "$thr"
+			add "cpu.rados_small$thr.local" "$(delta "$c0" "$(pfs_cpu)")"
 			small_cmp "$MNT_PFS/rsmall.$n"
 			c0=$(pcpu "${RPID[writer]}") o0=$(osd_cpu)
 			small_one "rados_small$thr.writer" "$MNT_RW/small.$n" "$thr"
@@ -978,7 +988,9 @@ fig_rados() {
 
 	# the index log append alone, on the same cluster
 	say "index log appends alone (bench_rlog)"
+	o0=$(osd_cpu)
 	RLOG_OUT=$("$RLOGB" "$RLOG_N" 1024 8 2>>"$OUT/cluster.log") || die "bench_rlog failed"
+	RLOG_OSD=$(delta "$o0" "$(osd_cpu)")
 
 	if [ "$PERF" != 0 ]; then
 		rpfs_cold writer
@@ -1105,8 +1117,10 @@ rados_report() {
 	echo "| cold read, local store | $(cpun cpu rados_cold.local) | — |"
 	echo "| cold read, writer | $(cpun cpu rados_cold.writer) | $(cpun osd rados_cold.writer) |"
 	echo "| cold read, follower | $(cpun cpu rados_cold.follower) | $(cpun osd rados_cold.follower) |"
+	echo "| $NSMALL files, 1 thread, local store | $(cpun cpu rados_small1.local) | — |"
 	echo "| $NSMALL files, 1 thread, writer | $(cpun cpu rados_small1.writer) | $(cpun osd rados_small1.writer) |"
 	if [ "$SMALL_THREADS" != 1 ]; then
+		echo "| $NSMALL files, $SMALL_THREADS threads, local store | $(cpun cpu "rados_small$SMALL_THREADS.local") | — |"
 		echo "| $NSMALL files, $SMALL_THREADS threads, writer | $(cpun cpu "rados_small$SMALL_THREADS.writer") | $(cpun osd "rados_small$SMALL_THREADS.writer") |"
 	fi
 	echo
@@ -1133,6 +1147,8 @@ rados_report() {
 	echo '```'
 	echo "${RLOG_OUT:-not run}"
 	echo '```'
+	echo
+	echo "The OSD used ${RLOG_OSD:-?} CPU-s for those $((RLOG_N + RLOG_N / 8)) appends (and their notifies)."
 	echo
 	echo -n "RADOS daemons' peak RSS (VmHWM):"
 	for w in writer follower; do
