@@ -77,12 +77,19 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-# mkbigstore (big stores for mount-time figures) and bench_rados (the RADOS
-# backend itself) link the core.
-$(BUILD)/bench/mkbigstore $(BUILD)/bench/bench_rados: $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(CORE_LIB)
+# mkbigstore (big stores for mount-time figures), bench_rados (the RADOS
+# backend itself) and bench_rlog (index log appends) link the core.
+$(BUILD)/bench/mkbigstore $(BUILD)/bench/bench_rados $(BUILD)/bench/bench_rlog: $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_LIB) $(LDLIBS_CORE)
+
+# commit_times.so: an LD_PRELOAD shim that times index log appends and LMDB
+# commits inside the daemon (tests/bench/run.sh, figure rados).
+$(BUILD)/bench/commit_times.so: tests/bench/shim/commit_times.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -fPIC -shared $(LDFLAGS) -o $@ $< -ldl
 
 $(BUILD)/stress/%: $(BUILD)/tests/stress/%.o
 	@mkdir -p $(dir $@)
@@ -198,7 +205,7 @@ stress: all $(STRESS_BIN)
 
 # bench: installs its peers when missing (bindfs, squashfuse, ...), then
 # measures; not part of check. See docs/benchmarks.md for the knobs.
-bench: all $(BENCH_BIN)
+bench: all $(BENCH_BIN) $(BUILD)/bench/commit_times.so
 	$(Q)packaging/install-deps.sh --bench
 	$(Q)tests/bench/run.sh $(BUILD)
 

@@ -10,18 +10,30 @@
 #           end, against `tail -n +N | head -n M` on warm ext4
 #   ingest  cp + close + sync of the CSV
 #   small   3,000 files of 1 KiB created, written and closed (one process)
+#   rados   on one throwaway Ceph cluster (tests/rados/cluster.sh, under the
+#           work directory, stopped by PID at the end): `rados bench` write
+#           and seq (1 MiB objects, 16 ops) against ingest and cold read of
+#           the CSV through a RADOS store's writer; the same cold read from
+#           a local store and on a follower; follower lag (close(2) on the
+#           writer to the new size on a follower); 1 KiB-file commits per
+#           second, 1 and 8 threads, RADOS against local; where a small
+#           commit's time goes (index log append, LMDB commit: issue 12)
 # and the peak RSS (VmHWM) of every payloadfs daemon at the end of its
-# workload. Prints a table and the ratios against the issue's targets, and
+# workload. Prints a table and the ratios against the issues' targets, and
 # writes the same to BUILD/bench/results.md (raw samples: results.tsv).
 # Every read is checked against the ext4 bytes: wrong bytes fail the run.
 #
 # Environment (docs/benchmarks.md):
 #   BENCH_SIZE=256M      data size (K/M/G); default 20,000,000 rows (~1.18 GB)
 #   BENCH_ROWS=N         data rows (overrides BENCH_SIZE)
-#   BENCH_ONLY=a,b       run only these figures: seq, view, ingest, small
+#   BENCH_ONLY=a,b       run only these figures: seq, view, ingest, small, rados
 #   BENCH_REPS=3         runs per timed figure (median reported) ...
 #   BENCH_BUDGET=60      ... stopping early once a figure has used this many s
 #   BENCH_SMALL_FILES=3000
+#   BENCH_SMALL_THREADS=8 the multi-thread small-file run of figure rados
+#   BENCH_LAG_N=300      commits timed for the follower lag (figure rados)
+#   BENCH_RADOS_SECS=120 bound of each `rados bench` run (it moves the CSV's
+#                        size in 1 MiB objects; a run cut short fails)
 #   BENCH_PFS_OPTS=...   extra -o options for payloadfs (e.g. page_cache)
 #   BENCH_PERF=1|dwarf   one extra, untimed cold read and ingest under
 #                        `perf record` of the daemon (BUILD/bench/perf-*.txt)
@@ -29,8 +41,9 @@
 #   BENCH_KEEP=1         keep the work directory
 #
 # Needs root (drop_caches). Everything lives in one mktemp directory; every
-# mount made is unmounted on exit, failure or Ctrl-C, and only the PIDs this
-# script started are ever signalled. Not part of `make check`.
+# mount made is unmounted on exit, failure or Ctrl-C, the cluster is
+# stopped (cluster.sh stop: by the PIDs it recorded), and only the PIDs
+# this script started are ever signalled. Not part of `make check`.
 set -eu -o pipefail
 export LC_ALL=C
 
@@ -40,8 +53,13 @@ BUILD=$(cd "${1:-build}" 2>/dev/null && pwd) || {
 	exit 2
 }
 PFS=$BUILD/payloadfs
+PCTL=$BUILD/payloadctl
 GEN=$BUILD/bench/gencsv
 SMALLF=$BUILD/bench/smallfiles
+RLAG=$BUILD/bench/rlag
+RLOGB=$BUILD/bench/bench_rlog
+SHIM=$BUILD/bench/commit_times.so
+CLUSTER_SH=$ROOT/tests/rados/cluster.sh
 OUT=$BUILD/bench
 
 REPS=${BENCH_REPS:-3}
@@ -50,6 +68,11 @@ ONLY=${BENCH_ONLY:-}
 PERF=${BENCH_PERF:-0}
 PFS_OPTS=${BENCH_PFS_OPTS:-}
 NSMALL=${BENCH_SMALL_FILES:-3000}
+SMALL_THREADS=${BENCH_SMALL_THREADS:-8}
+LAG_N=${BENCH_LAG_N:-300}
+LAG_POLL_US=250
+RADOS_SECS=${BENCH_RADOS_SECS:-120}
+RLOG_N=500 # appends timed by bench_rlog
 SMALL_BYTES=1024
 VIEW_ROWS=100000
 ROW_BYTES=59 # mean row length of gencsv, to turn BENCH_SIZE into rows
@@ -81,7 +104,11 @@ wants() { [ -z "$ONLY" ] || [[ ,$ONLY, == *,$1,* ]]; }
 for t in "$PFS" "$GEN" "$SMALLF"; do
 	[ -x "$t" ] || die "$t is missing; run make bench (it builds it)"
 done
-for c in bindfs squashfuse squashfuse_ll mksquashfs fusermount3 dd cmp; do
+# the peers each figure needs (figure rados needs none of them)
+need=(fusermount3 dd cmp getfattr)
+if wants seq; then need+=(bindfs squashfuse squashfuse_ll mksquashfs); fi
+if wants ingest || wants small; then need+=(bindfs); fi
+for c in "${need[@]}"; do
 	command -v "$c" >/dev/null || die "$c is missing; run packaging/install-deps.sh --bench"
 done
 if [ "$PERF" != 0 ]; then
@@ -89,10 +116,22 @@ if [ "$PERF" != 0 ]; then
 fi
 for f in ${ONLY//,/ }; do
 	case "$f" in
-	seq | view | ingest | small) ;;
-	*) die "BENCH_ONLY: unknown figure '$f' (seq, view, ingest, small)" ;;
+	seq | view | ingest | small | rados) ;;
+	*) die "BENCH_ONLY: unknown figure '$f' (seq, view, ingest, small, rados)" ;;
 	esac
 done
+if wants rados; then
+	for t in "$PCTL" "$RLAG" "$RLOGB" "$SHIM"; do
+		[ -e "$t" ] || die "$t is missing; run make bench (it builds it)"
+	done
+	for c in rados ceph-mon ceph-osd monmaptool; do
+		command -v "$c" >/dev/null || die "$c is missing (figure rados); run packaging/install-deps.sh --bench"
+	done
+	[ -x "$CLUSTER_SH" ] || die "$CLUSTER_SH is missing"
+	[[ $SMALL_THREADS =~ ^[1-9][0-9]*$ ]] || die "BENCH_SMALL_THREADS must be a positive number"
+	[[ $LAG_N =~ ^[1-9][0-9]*$ ]] && [ "$LAG_N" -le 3000 ] || die "BENCH_LAG_N must be a number from 1 to 3000"
+	[[ $RADOS_SECS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RADOS_SECS must be a positive number of seconds"
+fi
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS must be a positive number"
 [[ $BUDGET =~ ^[0-9]+$ ]] || die "BENCH_BUDGET must be a number of seconds"
 [[ $NSMALL =~ ^[1-9][0-9]*$ ]] || die "BENCH_SMALL_FILES must be a positive number"
@@ -111,6 +150,9 @@ BASE=${BENCH_DIR:-/var/tmp}
 [[ $BASE != *[[:space:]]* ]] || die "BENCH_DIR must not contain white space"
 mkdir -p "$BASE"
 need_kb=$((ROWS * ROW_BYTES / 1024 * 5 + 1048576))
+# rados: two disk caches of the images, and the OSD's memstore saved to disk
+# when it stops
+if wants rados; then need_kb=$((need_kb + ROWS * ROW_BYTES / 1024 * 2)); fi
 avail_kb=$(df -Pk "$BASE" | awk 'NR == 2 { print $4 }')
 [ "$avail_kb" -ge "$need_kb" ] ||
 	die "$BASE has $((avail_kb / 1024)) MiB free; the run needs about $((need_kb / 1024)) MiB"
@@ -131,12 +173,16 @@ MNT_SQLL=$WORK/mnt/squashfuse_ll
 MNT_PFS=$WORK/mnt/payloadfs
 PFS_PIDFILE=$WORK/payloadfs.pid
 PFS_LOG=$OUT/payloadfs.log
+CEPH=$WORK/ceph           # the throwaway cluster (figure rados)
 mkdir -p "$DATA" "$EXT" "$STORE" "$TMPO" "$LOGD" "$MNT_BIND" "$MNT_SQ" "$MNT_SQLL" "$MNT_PFS" "$OUT"
 : >"$PFS_LOG"
-rm -f "$OUT"/perf-*.data "$OUT"/perf-*.data.old "$OUT"/perf-*.txt "$OUT"/perf-*.log "$OUT/results.md" "$OUT/results.tsv"
+rm -f "$OUT"/perf-*.data "$OUT"/perf-*.data.old "$OUT"/perf-*.txt "$OUT"/perf-*.log "$OUT/results.md" "$OUT/results.tsv" \
+	"$OUT"/payloadfs-rados-*.log "$OUT/cluster.log"
 
 declare -A FPID=()   # foreground FUSE daemons started here: name -> PID
 PFS_PID=""           # the payloadfs daemon (daemonized; from its pidfile)
+declare -A RPID=()   # the RADOS stores' daemons (figure rados): name -> PID
+CLUSTER_UP=0         # 1 once cluster.sh start was called on $CEPH
 PERF_PID=""
 
 is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
@@ -153,15 +199,15 @@ unmount() {
 	fusermount3 -uz "$1"
 }
 
-# Wait up to 10 s for PID (one we started) to exit; then TERM it.
+# Wait up to SECS (default 10) for PID (one we started) to exit; then TERM it.
 wait_gone() {
 	local i
-	for ((i = 0; i < 1000; i++)); do
+	for ((i = 0; i < ${2:-10} * 100; i++)); do
 		kill -0 "$1" 2>/dev/null || return 0
 		[ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ] && return 0
 		sleep 0.01
 	done
-	say "PID $1 still running 10 s after unmount; stopping it"
+	say "PID $1 still running ${2:-10} s after unmount; stopping it"
 	kill -TERM "$1" 2>/dev/null || true
 	return 1
 }
@@ -181,6 +227,19 @@ cleanup() {
 		wait "${FPID[$name]}" 2>/dev/null
 	done
 	[ -n "$PFS_PID" ] && wait_gone "$PFS_PID"
+	# a RADOS daemon's unmount may wait for the cluster (rados_timeout); one
+	# whose cluster is gone may not stop at all (it retries deletes): our
+	# own PID then gets SIGKILL
+	for name in "${!RPID[@]}"; do
+		wait_gone "${RPID[$name]}" 60 || wait_gone "${RPID[$name]}" 15 || {
+			say "payloadfs ($name, PID ${RPID[$name]}) did not stop on SIGTERM; SIGKILL"
+			kill -KILL "${RPID[$name]}" 2>/dev/null
+			wait_gone "${RPID[$name]}" 5
+		}
+	done
+	if [ "$CLUSTER_UP" = 1 ]; then
+		"$CLUSTER_SH" stop "$CEPH" >>"$OUT/cluster.log" 2>&1 || say "stopping the cluster failed: $OUT/cluster.log"
+	fi
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		say "kept $WORK (remove it with rm -rf --one-file-system $WORK)"
 	else
@@ -245,9 +304,10 @@ remount_peer() {
 ensure_peer() { [ -n "${FPID[$1]:-}" ] || mount_peer "$1"; }
 
 PFS_OPTIONS="logfile=$PFS_LOG,pidfile=$PFS_PIDFILE${PFS_OPTS:+,$PFS_OPTS}"
+PRE=() # a command prefix for the daemons (figure rados: env LD_PRELOAD=...)
 pfs_mount() {
 	rm -f "$PFS_PIDFILE"
-	"$PFS" "$STORE" "$MNT_PFS" -o "$PFS_OPTIONS" </dev/null 3>&- ||
+	"${PRE[@]}" "$PFS" "$STORE" "$MNT_PFS" -o "$PFS_OPTIONS" </dev/null 3>&- ||
 		die "payloadfs did not start: $(tail -n 5 "$PFS_LOG")"
 	PFS_PID=$(cat "$PFS_PIDFILE" 2>/dev/null) || PFS_PID=""
 	[[ $PFS_PID =~ ^[0-9]+$ ]] || die "payloadfs wrote no pid to $PFS_PIDFILE"
@@ -318,6 +378,71 @@ more() {
 tick() { T0=$EPOCHREALTIME; }
 tock() { awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f\n", b - a }'; }
 
+# rate KEY UNITS_PER_RUN DIV — UNITS/median/DIV, or "—".
+rate() {
+	local m
+	m=$(med "$1") || { echo "—"; return; }
+	awk -v u="$2" -v d="$3" -v t="$m" 'BEGIN { printf "%.0f", u / t / d }'
+}
+cell() { # KEY UNITS DIV — "value (n)"
+	local v
+	v=$(rate "$1" "$2" "$3")
+	[ "$v" = "—" ] && { echo "—"; return; }
+	echo "$v ($(cnt "$1"))"
+}
+ms() {
+	local m
+	m=$(med "$1") || { echo "—"; return; }
+	awk -v t="$m" 'BEGIN { printf "%.1f", t * 1000 }'
+}
+msn() {
+	local v
+	v=$(ms "$1")
+	[ "$v" = "—" ] && { echo "—"; return; }
+	echo "$v ($(cnt "$1"))"
+}
+# ratio A_KEY B_KEY — median(B)/median(A): how many times faster A is.
+speedup() {
+	local a b
+	a=$(med "$1") && b=$(med "$2") || return 1
+	awk -v a="$a" -v b="$b" 'BEGIN { r = b / a
+		printf (r >= 10 ? "%.1f" : r >= 0.1 ? "%.2f" : "%.3f"), r }'
+}
+# target NAME MEASURED OP GOAL UNIT — one row of the targets table.
+target() {
+	local name=$1 v=$2 op=$3 goal=$4 unit=$5 st
+	if [ -z "$v" ]; then
+		echo "| $name | not run | $op $goal$unit | — |"
+		return
+	fi
+	st=$(awk -v v="$v" -v g="$goal" -v op="$op" 'BEGIN {
+		ok = (op == "≥") ? v >= g : v <= g
+		if (ok) { print "**met**"; exit }
+		if (op == "≥") printf "missed (%.0f%% of the target)", 100 * v / g
+		else printf "missed (%.0f%% over)", 100 * (v - g) / g }')
+	echo "| $name | $v$unit | $op $goal$unit | $st |"
+}
+
+# pctl KEY P — the P-quantile (nearest rank) of KEY's samples.
+pctl() {
+	[ -n "${SAMP[$1]:-}" ] || return 1
+	tr ' ' '\n' <<<"${SAMP[$1]}" | sort -g |
+		awk -v p="$2" '{ a[NR] = $1 } END { k = int(p * NR + 0.999999); if (k < 1) k = 1; if (k > NR) k = NR; print a[k] }'
+}
+pms() { # KEY P — pctl in ms, or "—"
+	local v
+	v=$(pctl "$1" "$2") || { echo "—"; return; }
+	awk -v t="$v" 'BEGIN { printf "%.1f", t * 1000 }'
+}
+# rratio A UNITS_A B UNITS_B — the rate of A (UNITS_A per median of A)
+# over the rate of B.
+rratio() {
+	local a b
+	a=$(med "$1") && b=$(med "$3") || return 1
+	awk -v a="$a" -v ua="$2" -v b="$b" -v ub="$4" 'BEGIN { r = (ua / a) / (ub / b)
+		printf (r >= 10 ? "%.1f" : r >= 0.1 ? "%.2f" : "%.3f"), r }'
+}
+
 # read_file FILE — sequential read with 1 MiB requests; prints the seconds.
 # Fails unless exactly SIZE bytes came back.
 read_file() {
@@ -329,12 +454,13 @@ read_file() {
 	[ "$n" = "$SIZE" ] || die "reading $1 returned $n bytes, expected $SIZE"
 }
 
-# perf_start NAME / perf_stop — record the payloadfs daemon (BENCH_PERF).
+# perf_start NAME [PID] / perf_stop — record the payloadfs daemon
+# (BENCH_PERF), or PID (one of ours).
 perf_start() {
 	local cg=(-g)
 	[ "$PERF" = dwarf ] && cg=(--call-graph "dwarf,16384" -F 499)
 	PERF_NAME=$1
-	perf record -e cpu-clock "${cg[@]}" -p "$PFS_PID" -o "$OUT/perf-$1.data" \
+	perf record -e cpu-clock "${cg[@]}" -p "${2:-$PFS_PID}" -o "$OUT/perf-$1.data" \
 		>"$OUT/perf-$1.log" 2>&1 &
 	PERF_PID=$!
 	sleep 0.5 # perf attaches asynchronously
@@ -554,22 +680,37 @@ fig_view() {
 
 # ---- small files ---------------------------------------------------------------
 
-# small_one KEY DIR — create NSMALL files of 1 KiB in the new DIR.
+# small_one KEY DIR [THREADS] — create NSMALL files of 1 KiB in the new
+# DIR (with THREADS threads, default 1).
 small_one() {
 	local r
 	mkdir "$2" || die "mkdir $2 failed"
-	r=$("$SMALLF" "$2" "$NSMALL" "$SMALL_BYTES") || die "smallfiles in $2 failed"
+	r=$("$SMALLF" "$2" "$NSMALL" "$SMALL_BYTES" "${3:-1}") || die "smallfiles in $2 failed"
 	add "$1" "${r% *}"
 	add "${1/small/small_sync}" "${r#* }"
 	[ "$(find "$2" -type f | wc -l)" -eq "$NSMALL" ] || die "$2 does not hold $NSMALL files"
 	say "  $1: ${r% *}s (+ syncfs ${r#* }s)"
 }
 
+# The ext4 reference of the small files' bytes.
+small_ref() {
+	[ -d "$EXT/small-ref" ] && return 0
+	mkdir -p "$EXT/small-ref"
+	"$SMALLF" "$EXT/small-ref" "$NSMALL" "$SMALL_BYTES" >/dev/null || die "smallfiles failed"
+}
+# small_cmp DIR — a few of DIR's small files must be the reference's bytes.
+small_cmp() {
+	local f
+	for f in f000000 f000123 "$(printf 'f%06d' $((NSMALL - 1)))"; do
+		[ -e "$EXT/small-ref/$f" ] || continue
+		cmp "$EXT/small-ref/$f" "$1/$f" || die "WRONG BYTES in $1/$f"
+	done
+}
+
 fig_small() {
 	local n=0
 	say "$NSMALL small files of $SMALL_BYTES bytes"
-	mkdir -p "$EXT/small-ref"
-	"$SMALLF" "$EXT/small-ref" "$NSMALL" "$SMALL_BYTES" >/dev/null || die "smallfiles failed"
+	small_ref
 	while more small.ext4; do
 		n=$((n + 1))
 		small_one small.ext4 "$EXT/small.$n"
@@ -594,12 +735,288 @@ fig_small() {
 	pfs_umount small
 }
 
+# ---- rados: a store on a throwaway Ceph cluster (issue 12) -----------------
+
+RPOOL=payloadfs-bench
+RNS=bench                         # the RADOS store's name (its namespace)
+RSTORE_W=$WORK/rados-writer.store
+RSTORE_F=$WORK/rados-follower.store
+MNT_RW=$WORK/mnt/rados-writer
+MNT_RF=$WORK/mnt/rados-follower
+RB_OBJS=0 RB_BYTES=0              # rados bench: the CSV's size in 1 MiB objects
+declare -A RRSS_KB=()             # RADOS daemon -> largest VmHWM (kB)
+declare -A SHIMR=()               # "local.1" ... -> commit_times.so figures
+
+rstore() { if [ "$1" = writer ]; then echo "$RSTORE_W"; else echo "$RSTORE_F"; fi; }
+rmnt() { if [ "$1" = writer ]; then echo "$MNT_RW"; else echo "$MNT_RF"; fi; }
+
+# rpfs_mount NAME — mount the RADOS store NAME (writer or follower) with the
+# same options as the local store, its log in BUILD/bench.
+rpfs_mount() {
+	local name=$1 pid log=$OUT/payloadfs-rados-$1.log
+	rm -f "$WORK/$name.pid"
+	"${PRE[@]}" "$PFS" "$(rstore "$name")" "$(rmnt "$name")" \
+		-o "logfile=$log,pidfile=$WORK/$name.pid${PFS_OPTS:+,$PFS_OPTS}" </dev/null 3>&- ||
+		die "payloadfs ($name) did not start: $(tail -n 5 "$log")"
+	pid=$(cat "$WORK/$name.pid" 2>/dev/null) || pid=""
+	[[ $pid =~ ^[0-9]+$ ]] || die "payloadfs ($name) wrote no pid to $WORK/$name.pid"
+	RPID[$name]=$pid
+	is_mounted "$(rmnt "$name")" || die "payloadfs ($name) returned but $(rmnt "$name") is not mounted"
+}
+# rpfs_umount NAME — record the daemon's VmHWM, unmount, wait for it.
+rpfs_umount() {
+	local name=$1 pid=${RPID[$1]:-} hwm
+	[ -n "$pid" ] || return 0
+	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || hwm=""
+	[ -n "$hwm" ] ||
+		die "payloadfs ($name) daemon $pid is gone (crashed?): $(tail -n 5 "$OUT/payloadfs-rados-$name.log")"
+	if [ -z "${RRSS_KB[$name]:-}" ] || [ "$hwm" -gt "${RRSS_KB[$name]}" ]; then
+		RRSS_KB[$name]=$hwm
+	fi
+	unmount "$(rmnt "$name")"
+	wait_gone "$pid" 60 || die "payloadfs ($name) did not exit after unmount"
+	unset "RPID[$name]"
+}
+# rpfs_cold NAME — a fresh daemon, its disk cache (STORE/cache) emptied
+# while it was down, the page cache dropped.
+rpfs_cold() {
+	local c
+	rpfs_umount "$1"
+	c=$(rstore "$1")/cache
+	[ -d "$c" ] || die "$c is missing: where does the RADOS store keep its disk cache?"
+	find "$c" -type f -delete || die "emptying $c failed"
+	[ -z "$(find "$c" -type f | head -n 1)" ] || die "$c is not empty"
+	rpfs_mount "$1"
+	drop_caches
+}
+
+pcpu() { awk -v hz="$CLK_TCK" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
+osd_cpu() { pcpu "$(cat "$CEPH/osd.pid")"; }
+delta() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", b - a }'; }
+
+# rbench MODE KEY ARGS... — one `rados bench` run (16 ops in flight) that
+# must move all RB_OBJS objects; its "Total time run" is the sample.
+rbench() {
+	local mode=$1 key=$2 out t n
+	shift 2
+	out=$(rados -p "$RPOOL" bench "$RADOS_SECS" "$mode" -t 16 --run-name pfsbench "$@" 2>&1) ||
+		die "rados bench $mode failed: $(tail -n 5 <<<"$out")"
+	t=$(awk -F': *' '/^Total time run/ { print $2 }' <<<"$out")
+	n=$(awk -F': *' '/^Total (writes|reads) made/ { print $2 }' <<<"$out")
+	[ "$n" = "$RB_OBJS" ] ||
+		die "rados bench $mode moved ${n:-no} objects in ${RADOS_SECS}s, expected $RB_OBJS (BENCH_RADOS_SECS too short?)"
+	[[ $t =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "rados bench $mode: no total time in its output"
+	add "$key" "$t"
+	say "  rados bench $mode: $(awk -v b="$RB_BYTES" -v t="$t" 'BEGIN { printf "%.0f", b / 1e6 / t }') MB/s"
+}
+
+# shim_stats FILE T0 T1 FILES — commit_times.so's calls that began in
+# [T0, T1] (epoch seconds): "appends append_s append_median lmdbs lmdb_s
+# lmdb_median" (seconds).
+shim_stats() {
+	awk -v a="$2" -v b="$3" '($1 == "append" || $1 == "lmdb") && $2 >= a && $2 <= b { print $1, $3 }' "$1" |
+		sort -k1,1 -k2,2g | awk '
+		{ n[$1]++; s[$1] += $2; v[$1, n[$1]] = $2 }
+		END {
+			split("append lmdb", ks, " ")
+			for (i = 1; i <= 2; i++) {
+				k = ks[i]; c = n[k] + 0; m = 0
+				if (c) m = c % 2 ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2
+				printf "%d %.6f %.6f ", c, s[k], m
+			}
+			print ""
+		}'
+}
+
+fig_rados() {
+	local n=0 t c0 o0 out l c thr kind r pl pw dir
+	local -A win=()
+	RB_OBJS=$(((SIZE + 1048575) / 1048576))
+	RB_BYTES=$((RB_OBJS * 1048576))
+	say "RADOS: a throwaway cluster in $CEPH (tests/rados/cluster.sh)"
+	CLUSTER_UP=1
+	"$CLUSTER_SH" start "$CEPH" "$RPOOL" >>"$OUT/cluster.log" 2>&1 ||
+		die "the cluster did not start: $(tail -n 5 "$OUT/cluster.log")"
+	eval "$("$CLUSTER_SH" env "$CEPH")" || die "cluster.sh env $CEPH failed"
+	LOAD_RADOS=$(cut -d' ' -f1-3 /proc/loadavg)
+
+	# what the cluster does with Ceph's own client, for as many bytes as the CSV
+	say "rados bench: $RB_OBJS objects of 1 MiB, 16 ops in flight, write then seq"
+	while more rb_write; do
+		rbench write rb_write -b 1M --no-cleanup --max-objects "$RB_OBJS"
+		rbench seq rb_seq
+		rados -p "$RPOOL" cleanup --run-name pfsbench >>"$OUT/cluster.log" 2>&1 || die "rados cleanup failed"
+	done
+
+	"$PCTL" init --rados "$RPOOL/$RNS" --ceph-conf "$PFS_CEPH_CONF" "$RSTORE_W" >>"$OUT/cluster.log" 2>&1 ||
+		die "payloadctl init --rados failed: $(tail -n 3 "$OUT/cluster.log")"
+	"$PCTL" init --follow "$RPOOL/$RNS" --ceph-conf "$PFS_CEPH_CONF" "$RSTORE_F" >>"$OUT/cluster.log" 2>&1 ||
+		die "payloadctl init --follow failed: $(tail -n 3 "$OUT/cluster.log")"
+	mkdir -p "$MNT_RW" "$MNT_RF"
+
+	# ingest through the writer: close(2) returns once images and log entry are in RADOS
+	say "RADOS ingest (cp + close + sync into the writer's mount)"
+	cat "$SRC" >/dev/null
+	rpfs_mount writer
+	while more rados_ingest.writer; do
+		if [ -e "$MNT_RW/events.csv" ]; then rm -f "$MNT_RW/events.csv"; fi
+		c0=$(pcpu "${RPID[writer]}") o0=$(osd_cpu)
+		ingest_one rados_ingest.writer "$MNT_RW/events.csv"
+		add cpu.rados_ingest "$(delta "$c0" "$(pcpu "${RPID[writer]}")")"
+		add osd.rados_ingest "$(delta "$o0" "$(osd_cpu)")"
+	done
+	r=$(getfattr --only-values -n user.payload.rows "$MNT_RW/events.csv" 2>/dev/null) ||
+		die "getfattr user.payload.rows on the RADOS writer failed"
+	[ "$r" = "$ROWS" ] || die "the RADOS writer says $r rows, expected $ROWS"
+	rpfs_umount writer
+
+	# cold reads: local store, writer, follower, in turn (and the writer again
+	# with its disk cache kept: a restarted host)
+	ensure_pfs_data
+	say "cold sequential read: local store, RADOS writer, RADOS follower"
+	while more rados_cold.writer; do
+		pfs_mount
+		drop_caches
+		c0=$(pfs_cpu)
+		t=$(read_file "$MNT_PFS/events.csv")
+		add rados_cold.local "$t"
+		add cpu.rados_cold.local "$(delta "$c0" "$(pfs_cpu)")"
+		pfs_umount rados
+		for kind in writer follower; do
+			rpfs_cold "$kind"
+			c0=$(pcpu "${RPID[$kind]}") o0=$(osd_cpu)
+			t=$(read_file "$(rmnt "$kind")/events.csv")
+			add "rados_cold.$kind" "$t"
+			add "cpu.rados_cold.$kind" "$(delta "$c0" "$(pcpu "${RPID[$kind]}")")"
+			add "osd.rados_cold.$kind" "$(delta "$o0" "$(osd_cpu)")"
+			cmp "$SRC" "$(rmnt "$kind")/events.csv" ||
+				die "WRONG BYTES: events.csv on the RADOS $kind differs from $SRC"
+			if [ "$kind" = writer ]; then
+				rpfs_umount writer
+				rpfs_mount writer
+				drop_caches
+				t=$(read_file "$MNT_RW/events.csv")
+				add rados_diskcache.writer "$t"
+			fi
+			rpfs_umount "$kind"
+		done
+		say "  local $(rate rados_cold.local "$SIZE" 1000000) MB/s, writer $(rate rados_cold.writer "$SIZE" 1000000) MB/s, follower $(rate rados_cold.follower "$SIZE" 1000000) MB/s (medians so far)"
+	done
+
+	# follower lag: close(2) on the writer -> the new size on the follower
+	say "follower lag over $LAG_N commits"
+	rpfs_mount writer
+	rpfs_mount follower
+	out=$("$RLAG" "$MNT_RW/lag.txt" "$MNT_RF/lag.txt" "$LAG_N" "$LAG_POLL_US") || die "rlag failed"
+	while read -r l c; do
+		add rados_lag "$l"
+		add rados_lagclose "$c"
+	done <<<"$out"
+	[ "$(cnt rados_lag)" -eq "$LAG_N" ] || die "rlag gave $(cnt rados_lag) samples, expected $LAG_N"
+	rpfs_umount follower
+	say "  median $(ms rados_lag) ms, p99 $(pms rados_lag 0.99) ms"
+
+	# commits per second of 1 KiB files, local store against the writer
+	small_ref
+	pfs_mount
+	for thr in $(printf '%s\n' 1 "$SMALL_THREADS" | sort -un); do
+		say "$NSMALL files of 1 KiB, $thr thread(s): local store, RADOS writer (no follower mounted)"
+		while more "rados_small$thr.writer"; do
+			n=$((n + 1))
+			c0=$(pfs_cpu)
+			small_one "rados_small$thr.local" "$MNT_PFS/rsmall.$n" "$thr"
+			add "cpu.rados_small$thr.local" "$(delta "$c0" "$(pfs_cpu)")"
+			small_cmp "$MNT_PFS/rsmall.$n"
+			c0=$(pcpu "${RPID[writer]}") o0=$(osd_cpu)
+			small_one "rados_small$thr.writer" "$MNT_RW/small.$n" "$thr"
+			add "cpu.rados_small$thr.writer" "$(delta "$c0" "$(pcpu "${RPID[writer]}")")"
+			add "osd.rados_small$thr.writer" "$(delta "$o0" "$(osd_cpu)")"
+			small_cmp "$MNT_RW/small.$n"
+		done
+	done
+	say "$NSMALL files of 1 KiB, 1 thread, on the writer with a follower mounted"
+	rpfs_mount follower
+	while more rados_small1.follower; do
+		n=$((n + 1))
+		small_one rados_small1.follower "$MNT_RW/small.$n" 1
+		small_cmp "$MNT_RW/small.$n"
+	done
+	# the follower has them too
+	for ((c = 0; c < 1000; c++)); do
+		[ -e "$MNT_RF/small.$n/$(printf 'f%06d' $((NSMALL - 1)))" ] && break
+		sleep 0.01
+	done
+	[ "$c" -lt 1000 ] || die "the follower does not show small.$n/ 10 s after the writer made it"
+	small_cmp "$MNT_RF/small.$n"
+	rpfs_umount follower
+	pfs_umount rados
+	rpfs_umount writer
+
+	# where a small commit's time goes: both daemons under commit_times.so,
+	# untimed runs (the shim times each index log append and LMDB commit)
+	say "where a 1 KiB file's commit time goes (commit_times.so)"
+	rm -f "$WORK"/ct-local.* "$WORK"/ct-writer.*
+	PRE=(env "LD_PRELOAD=$SHIM" "PFS_COMMIT_TIMES=$WORK/ct-local")
+	pfs_mount
+	PRE=(env "LD_PRELOAD=$SHIM" "PFS_COMMIT_TIMES=$WORK/ct-writer")
+	rpfs_mount writer
+	PRE=()
+	pl=$PFS_PID pw=${RPID[writer]}
+	for thr in $(printf '%s\n' 1 "$SMALL_THREADS" | sort -un); do
+		for kind in local writer; do
+			n=$((n + 1))
+			if [ "$kind" = local ]; then dir=$MNT_PFS/rsmall.$n; else dir=$MNT_RW/small.$n; fi
+			mkdir "$dir" || die "mkdir $dir failed"
+			t=$EPOCHREALTIME
+			r=$("$SMALLF" "$dir" "$NSMALL" "$SMALL_BYTES" "$thr") || die "smallfiles in $dir failed"
+			win[$kind.$thr]="$t $EPOCHREALTIME ${r% *}"
+			small_cmp "$dir"
+		done
+	done
+	pfs_umount rados
+	rpfs_umount writer
+	for kind in local writer; do
+		if [ "$kind" = local ]; then t=$WORK/ct-local.$pl; else t=$WORK/ct-writer.$pw; fi
+		[ -s "$t" ] || die "commit_times.so wrote no $t (was it preloaded?)"
+		for thr in $(printf '%s\n' 1 "$SMALL_THREADS" | sort -un); do
+			read -r c0 o0 r <<<"${win[$kind.$thr]}"
+			SHIMR[$kind.$thr]="$r $(shim_stats "$t" "$c0" "$o0")"
+		done
+	done
+	[ "$(awk '{ print $2 }' <<<"${SHIMR[writer.1]}")" -ge "$NSMALL" ] ||
+		die "commit_times.so saw fewer index log appends than files on the writer"
+
+	# the index log append alone, on the same cluster
+	say "index log appends alone (bench_rlog)"
+	o0=$(osd_cpu)
+	RLOG_OUT=$("$RLOGB" "$RLOG_N" 1024 8 2>>"$OUT/cluster.log") || die "bench_rlog failed"
+	RLOG_OSD=$(delta "$o0" "$(osd_cpu)")
+
+	if [ "$PERF" != 0 ]; then
+		rpfs_cold writer
+		perf_start rados_seq_cold "${RPID[writer]}"
+		read_file "$MNT_RW/events.csv" >/dev/null
+		perf_stop
+		n=$((n + 1))
+		mkdir "$MNT_RW/small.$n"
+		perf_start rados_small "${RPID[writer]}"
+		"$SMALLF" "$MNT_RW/small.$n" "$NSMALL" "$SMALL_BYTES" >/dev/null || die "smallfiles failed"
+		perf_stop
+		rpfs_umount writer
+	fi
+
+	say "stopping the cluster"
+	"$CLUSTER_SH" stop "$CEPH" >>"$OUT/cluster.log" 2>&1 || die "stopping the cluster failed"
+	CLUSTER_UP=0
+}
+
 # ---- run ---------------------------------------------------------------------
 
 if wants ingest; then fig_ingest; fi
 if wants seq; then fig_seq; fi
 if wants view; then fig_view; fi
 if wants small; then fig_small; fi
+if wants rados; then fig_rados; fi
 for p in bindfs squashfuse squashfuse_ll; do umount_peer "$p"; done
 T_RUN=$(awk -v a="$T_RUN" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -610,51 +1027,6 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 cs=$(tr ',' '\n' <<<"$PFS_OPTS" | sed -n 's/^cache_size=//p' | tail -n 1)
 [ -n "$cs" ] || cs=$("$PFS" --help 2>&1 | sed -n 's/.*cache_size=.*(default \([0-9]*[KMG]\?\)).*/\1/p' | head -n 1)
 CACHE_BYTES=$(parse_size "${cs:-0}" 2>/dev/null) || CACHE_BYTES=0
-
-# fmt_rate KEY UNITS_PER_RUN DIV — UNITS/median/DIV, or "—".
-rate() {
-	local m
-	m=$(med "$1") || { echo "—"; return; }
-	awk -v u="$2" -v d="$3" -v t="$m" 'BEGIN { printf "%.0f", u / t / d }'
-}
-cell() { # KEY UNITS DIV — "value (n)"
-	local v
-	v=$(rate "$1" "$2" "$3")
-	[ "$v" = "—" ] && { echo "—"; return; }
-	echo "$v ($(cnt "$1"))"
-}
-ms() {
-	local m
-	m=$(med "$1") || { echo "—"; return; }
-	awk -v t="$m" 'BEGIN { printf "%.1f", t * 1000 }'
-}
-msn() {
-	local v
-	v=$(ms "$1")
-	[ "$v" = "—" ] && { echo "—"; return; }
-	echo "$v ($(cnt "$1"))"
-}
-# ratio A_KEY B_KEY — median(B)/median(A): how many times faster A is.
-speedup() {
-	local a b
-	a=$(med "$1") && b=$(med "$2") || return 1
-	awk -v a="$a" -v b="$b" 'BEGIN { r = b / a
-		printf (r >= 10 ? "%.1f" : r >= 0.1 ? "%.2f" : "%.3f"), r }'
-}
-# target NAME MEASURED OP GOAL UNIT — one row of the targets table.
-target() {
-	local name=$1 v=$2 op=$3 goal=$4 unit=$5 st
-	if [ -z "$v" ]; then
-		echo "| $name | not run | $op $goal$unit | — |"
-		return
-	fi
-	st=$(awk -v v="$v" -v g="$goal" -v op="$op" 'BEGIN {
-		ok = (op == "≥") ? v >= g : v <= g
-		if (ok) { print "**met**"; exit }
-		if (op == "≥") printf "missed (%.0f%% of the target)", 100 * v / g
-		else printf "missed (%.0f%% over)", 100 * (v - g) / g }')
-	echo "| $name | $v$unit | $op $goal$unit | $st |"
-}
 
 MB=1000000
 R_SEQ=$(speedup seq_cold.payloadfs seq_cold.squashfuse || true)
@@ -670,6 +1042,136 @@ PEAK_KB=0
 for w in "${!RSS_KB[@]}"; do [ "${RSS_KB[$w]}" -gt "$PEAK_KB" ] && PEAK_KB=${RSS_KB[$w]}; done
 PEAK_MIB="" LIMIT_MIB=$(((CACHE_BYTES >> 20) + 64))
 [ "$PEAK_KB" -gt 0 ] && PEAK_MIB=$(awk -v k="$PEAK_KB" 'BEGIN { printf "%.0f", k / 1024 }')
+
+# ---- report of figure rados ----------------------------------------------------
+
+# cpun PREFIX KEY — the median CPU seconds PREFIX.KEY, or "—".
+cpun() {
+	local m
+	m=$(med "$1.$2") || { echo "—"; return; }
+	awk -v m="$m" 'BEGIN { printf "%.2f", m }'
+}
+# shim_cell KIND.THREADS WHAT — one figure of the commit_times.so runs.
+shim_cell() {
+	local v=${SHIMR[$1]:-}
+	[ -n "$v" ] || { echo "—"; return; }
+	# v: wall appends append_s append_med lmdbs lmdb_s lmdb_med
+	awk -v w="$2" -v f="$NSMALL" '{
+		wall = $1; na = $2; sa = $3; ma = $4; nl = $5; sl = $6; ml = $7
+		if (w == "wall") printf "%.2f", wall / f * 1000
+		else if (w == "na") printf "%.2f", na / f
+		else if (w == "ma") printf (na ? "%.2f" : "—"), ma * 1000
+		else if (w == "sa") printf (na ? "%.2f (%.0f%%)" : "—"), sa / f * 1000, 100 * sa / wall
+		else if (w == "nl") printf "%.2f", nl / f
+		else if (w == "ml") printf "%.2f", ml * 1000
+		else if (w == "sl") printf "%.2f (%.0f%%)", sl / f * 1000, 100 * sl / wall
+		else if (w == "rest") printf "%.2f (%.0f%%)", (wall - sa - sl) / f * 1000, 100 * (wall - sa - sl) / wall
+	}' <<<"$v"
+}
+
+R_RCOLD="" R_RINGEST="" R_LAG99="" R_RFOLLOW="" R_RSMALL1="" R_RSMALLN="" R_RSEQ="" R_RDISK=""
+if wants rados; then
+	R_RCOLD=$(rratio rados_cold.writer "$SIZE" rados_cold.local "$SIZE" || true)
+	R_RINGEST=$(rratio rados_ingest.writer "$SIZE" rb_write "$RB_BYTES" || true)
+	R_LAG99=$(pms rados_lag 0.99)
+	[ "$R_LAG99" = "—" ] && R_LAG99=""
+	R_RFOLLOW=$(speedup rados_cold.writer rados_cold.follower || true)
+	R_RSMALL1=$(speedup rados_small1.writer rados_small1.local || true)
+	R_RSMALLN=$(speedup "rados_small$SMALL_THREADS.writer" "rados_small$SMALL_THREADS.local" || true)
+	R_RSEQ=$(rratio rados_cold.writer "$SIZE" rb_seq "$RB_BYTES" || true)
+	R_RDISK=$(rratio rados_diskcache.writer "$SIZE" rados_cold.local "$SIZE" || true)
+fi
+
+rados_report() {
+	local w
+	echo "## RADOS stores (issue 12)"
+	echo
+	echo "One throwaway cluster (\`tests/rados/cluster.sh\`: one monitor, one memstore OSD, 127.0.0.1, pool size 1,"
+	echo "Ceph $(rados --version 2>/dev/null | awk '{ print $3; exit }')) under the work directory, load average ${LOAD_RADOS:-?} when it started."
+	echo "A RADOS store \`$RPOOL/$RNS\`: a writer and a follower daemon, each with a STORE of its own"
+	echo "(\`payloadctl init --rados\` / \`--follow\`), default options${PFS_OPTS:+ plus $PFS_OPTS}. \"Cold\": a fresh daemon,"
+	echo "its disk cache (STORE/cache) emptied, then \`drop_caches\` (the OSD keeps its objects in memory: memstore)."
+	echo "\`rados bench\` moves the CSV's size in 1 MiB objects ($RB_OBJS), 16 ops in flight."
+	echo
+	echo "| figure | local store | RADOS writer | RADOS follower | \`rados bench\` |"
+	echo "| --- | ---: | ---: | ---: | ---: |"
+	echo "| cold sequential read, MB/s | $(cell rados_cold.local "$SIZE" $MB) | $(cell rados_cold.writer "$SIZE" $MB) | $(cell rados_cold.follower "$SIZE" $MB) | seq $(cell rb_seq "$RB_BYTES" $MB) |"
+	echo "| the same read, disk cache kept (a restarted host), MB/s | — | $(cell rados_diskcache.writer "$SIZE" $MB) | — | — |"
+	echo "| ingest cp + close + sync, MB/s of CSV | $(cell ingest.payloadfs "$SIZE" $MB) | $(cell rados_ingest.writer "$SIZE" $MB) | — | write $(cell rb_write "$RB_BYTES" $MB) |"
+	echo "| $NSMALL files of 1 KiB, 1 thread, files/s | $(cell rados_small1.local "$NSMALL" 1) | $(cell rados_small1.writer "$NSMALL" 1) | — | — |"
+	if [ "$SMALL_THREADS" != 1 ]; then
+		echo "| $NSMALL files of 1 KiB, $SMALL_THREADS threads, files/s | $(cell "rados_small$SMALL_THREADS.local" "$NSMALL" 1) | $(cell "rados_small$SMALL_THREADS.writer" "$NSMALL" 1) | — | — |"
+	fi
+	echo "| $NSMALL files of 1 KiB, 1 thread, a follower mounted, files/s | — | $(cell rados_small1.follower "$NSMALL" 1) | — | — |"
+	echo
+	echo "Follower lag over $(cnt rados_lag) commits (a file of 1,001-$((1000 + LAG_N)) bytes rewritten on the writer; from"
+	echo "its close(2) returning until \`stat\` on the follower shows the new size, polled every ${LAG_POLL_US} µs; the"
+	echo "bytes then checked): median $(ms rados_lag) ms, p99 $(pms rados_lag 0.99) ms, max $(pms rados_lag 1) ms."
+	echo "The writer's close(2) of those commits: median $(ms rados_lagclose) ms, p99 $(pms rados_lagclose 0.99) ms."
+	echo
+	echo "CPU seconds (user + system, median per run) of the payloadfs daemon and of the OSD:"
+	echo
+	echo "| run | payloadfs | OSD |"
+	echo "| --- | ---: | ---: |"
+	echo "| ingest into the writer | $(cpun cpu rados_ingest) | $(cpun osd rados_ingest) |"
+	echo "| cold read, local store | $(cpun cpu rados_cold.local) | — |"
+	echo "| cold read, writer | $(cpun cpu rados_cold.writer) | $(cpun osd rados_cold.writer) |"
+	echo "| cold read, follower | $(cpun cpu rados_cold.follower) | $(cpun osd rados_cold.follower) |"
+	echo "| $NSMALL files, 1 thread, local store | $(cpun cpu rados_small1.local) | — |"
+	echo "| $NSMALL files, 1 thread, writer | $(cpun cpu rados_small1.writer) | $(cpun osd rados_small1.writer) |"
+	if [ "$SMALL_THREADS" != 1 ]; then
+		echo "| $NSMALL files, $SMALL_THREADS threads, local store | $(cpun cpu "rados_small$SMALL_THREADS.local") | — |"
+		echo "| $NSMALL files, $SMALL_THREADS threads, writer | $(cpun cpu "rados_small$SMALL_THREADS.writer") | $(cpun osd "rados_small$SMALL_THREADS.writer") |"
+	fi
+	echo
+	echo "Where a 1 KiB file's time goes: separate, untimed runs of $NSMALL files with both daemons under"
+	echo "\`commit_times.so\` (LD_PRELOAD: it times every index log append — \`rados_write_op_operate2\` on"
+	echo "pfs.head, one RADOS round trip, made under the commit lock — and every LMDB commit). Per file:"
+	echo
+	echo "| per file | local, 1 thread | RADOS, 1 thread | local, $SMALL_THREADS threads | RADOS, $SMALL_THREADS threads |"
+	echo "| --- | ---: | ---: | ---: | ---: |"
+	local t=$SMALL_THREADS
+	echo "| wall time (files in parallel: wall / files), ms | $(shim_cell local.1 wall) | $(shim_cell writer.1 wall) | $(shim_cell "local.$t" wall) | $(shim_cell "writer.$t" wall) |"
+	echo "| index log appends | $(shim_cell local.1 na) | $(shim_cell writer.1 na) | $(shim_cell "local.$t" na) | $(shim_cell "writer.$t" na) |"
+	echo "| median append, ms | $(shim_cell local.1 ma) | $(shim_cell writer.1 ma) | $(shim_cell "local.$t" ma) | $(shim_cell "writer.$t" ma) |"
+	echo "| time in appends, ms (share of the wall time) | $(shim_cell local.1 sa) | $(shim_cell writer.1 sa) | $(shim_cell "local.$t" sa) | $(shim_cell "writer.$t" sa) |"
+	echo "| LMDB commits | $(shim_cell local.1 nl) | $(shim_cell writer.1 nl) | $(shim_cell "local.$t" nl) | $(shim_cell "writer.$t" nl) |"
+	echo "| median LMDB commit, ms | $(shim_cell local.1 ml) | $(shim_cell writer.1 ml) | $(shim_cell "local.$t" ml) | $(shim_cell "writer.$t" ml) |"
+	echo "| time in LMDB commits, ms (share) | $(shim_cell local.1 sl) | $(shim_cell writer.1 sl) | $(shim_cell "local.$t" sl) | $(shim_cell "writer.$t" sl) |"
+	echo "| the rest (FUSE, the file system, CPU), ms (share) | $(shim_cell local.1 rest) | $(shim_cell writer.1 rest) | $(shim_cell "local.$t" rest) | $(shim_cell "writer.$t" rest) |"
+	echo
+	echo "With several threads the shares are of the wall time the threads share: appends and LMDB commits"
+	echo "run one at a time under the commit lock, so their share is how long that lock was busy with them."
+	echo "The index log append alone (\`bench_rlog $RLOG_N 1024 8\`, one append after another, same cluster):"
+	echo
+	echo '```'
+	echo "${RLOG_OUT:-not run}"
+	echo '```'
+	echo
+	echo "The OSD used ${RLOG_OSD:-?} CPU-s for those $((RLOG_N + RLOG_N / 8)) appends (and their notifies)."
+	echo
+	echo -n "RADOS daemons' peak RSS (VmHWM):"
+	for w in writer follower; do
+		[ -n "${RRSS_KB[$w]:-}" ] && echo -n " $w $(awk -v k="${RRSS_KB[$w]}" 'BEGIN { printf "%.0f", k / 1024 }') MiB,"
+	done
+	echo " cache_size ${cs:-?} each."
+	echo
+	echo "## Targets (issue 12: RADOS stores)"
+	echo
+	echo "| figure | measured | target | status |"
+	echo "| --- | ---: | ---: | --- |"
+	target "cold sequential read, RADOS writer vs local store" "$R_RCOLD" "≥" 0.8 x
+	target "ingest into a RADOS store vs \`rados bench write\` (CSV bytes)" "$R_RINGEST" "≥" 0.7 x
+	target "follower lag p99 (close on the writer to the new size on a follower)" "$R_LAG99" "≤" 100 " ms"
+	target "a follower's cold read time vs the writer's (within 10%)" "$R_RFOLLOW" "≤" 1.1 x
+	target "1 KiB-file commits/s, RADOS vs local store, 1 thread" "$R_RSMALL1" "≥" 0.5 x
+	if [ "$SMALL_THREADS" != 1 ]; then
+		target "1 KiB-file commits/s, RADOS vs local store, $SMALL_THREADS threads" "$R_RSMALLN" "≥" 0.5 x
+	fi
+	echo
+	echo "Also: RADOS cold read vs \`rados bench seq\` ${R_RSEQ:-—}x; RADOS read with the disk cache kept vs the local store's cold read ${R_RDISK:-—}x."
+	echo
+}
 
 src_dev=$(findmnt -no SOURCE -T "$WORK")
 blk=$(lsblk -no PKNAME "$src_dev" 2>/dev/null | head -n 1)
@@ -692,7 +1194,7 @@ PFS_STORE=$(du -sb "$STORE/fragments" 2>/dev/null | cut -f1)
 N_SMALL=$NSMALL
 rss_rows() {
 	local w
-	for w in import ingest seq view small perf; do
+	for w in import ingest seq view small rados perf; do
 		[ -n "${RSS_KB[$w]:-}" ] || continue
 		echo "| $w | $(awk -v k="${RSS_KB[$w]}" 'BEGIN { printf "%.0f", k / 1024 }') |"
 	done
@@ -718,6 +1220,7 @@ cpu_cell() {
 	echo
 	echo "Medians; (n) is the number of runs. MB = 10^6 bytes. Timed runs: up to $REPS each, fewer once a figure used ${BUDGET}s."
 	echo
+	if wants seq || wants view || wants ingest || wants small; then
 	echo "| figure | ext4 | bindfs | squashfuse | squashfuse_ll | payloadfs |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 	echo "| cold sequential read, MB/s | $(cell seq_cold.ext4 "$SIZE" $MB) | $(cell seq_cold.bindfs "$SIZE" $MB) | $(cell seq_cold.squashfuse "$SIZE" $MB) | $(cell seq_cold.squashfuse_ll "$SIZE" $MB) | $(cell seq_cold.payloadfs "$SIZE" $MB) |"
@@ -755,6 +1258,8 @@ cpu_cell() {
 	echo
 	echo "Also: ingest vs bindfs ${R_INGEST_B:-—}x, small-file creates/s vs ext4 ${R_SMALL_E:-—}x."
 	echo
+	fi
+	if wants rados; then rados_report; fi
 	echo "## Machine and set-up"
 	echo
 	echo "- CPU: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores"
@@ -763,11 +1268,12 @@ cpu_cell() {
 	echo "- disk: $src_dev ($blk${model:+, $model}, rotational=$rota), $(findmnt -no FSTYPE,OPTIONS -T "$WORK" | tr -s ' ')"
 	echo "- load average at start $LOAD_START, at end $LOAD_END (the machine is shared when these are high)"
 	echo "- payloadfs: \`$(basename "$PFS") STORE MNT -o logfile=..,pidfile=..${PFS_OPTS:+,$PFS_OPTS}\` ($("$PFS" --version 2>&1 | head -n 1)); default options otherwise (cache_size ${cs:-?})"
+	command -v bindfs >/dev/null && command -v squashfuse >/dev/null &&
 	echo "- bindfs $(bindfs --version 2>&1 | awk '{ print $2; exit }') \`bindfs -f DATA MNT\`; $(squashfuse --help 2>&1 | awk 'NR == 1 { print $1, $2 }') and squashfuse_ll \`-f IMG MNT\`; \`mksquashfs events.csv IMG -comp lz4 -b 1M -noappend\` ($(mksquashfs -version 2>&1 | head -n 1 | awk '{ print $3 }'))"
 	echo "- cold: fresh mount (ext4: not remounted) then \`sync; echo 3 > /proc/sys/vm/drop_caches\`; reads: \`dd bs=1M of=/dev/null\`; warm: the same read again at once"
 	echo "- views: \`cat MNT/events.csv@rows=A:A+100000 > file\`, cold, compared byte for byte with header + \`tail -n +(A+2) | head -n 100000\`"
 	echo "- perf hardware counters (\`perf stat -e instructions true\`): $PERF_HW"
-	[ "$PERF" = 0 ] || echo "- BENCH_PERF=$PERF: daemon profiles in $OUT/perf-seq_cold.txt and $OUT/perf-ingest.txt (\`perf report -i $OUT/perf-seq_cold.data\`)"
+	[ "$PERF" = 0 ] || echo "- BENCH_PERF=$PERF: daemon profiles in $OUT/perf-*.txt (\`perf report -i $OUT/perf-seq_cold.data\`; figure rados: perf-rados_seq_cold, perf-rados_small)"
 	echo "- command: \`${BENCH_CMDLINE:-make bench}\`${ONLY:+ (BENCH_ONLY=$ONLY)}"
 } >"$OUT/results.md"
 
