@@ -25,9 +25,18 @@
 # count as one more failure, noted in the summary, unless the run already
 # counts one for its exit status.
 #
-# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, crash, powerloss,
-# stress; default all of them) runs only those parts: for a quick look, and
-# for the self-test. `make check` runs them all.
+# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, e2e-rados, crash,
+# powerloss, stress; default all of them) runs only those parts: for a
+# quick look, and for the self-test. `make check` runs them all.
+#
+# e2e-rados runs the end-to-end files again with PFS_E2E_RADOS=1: every
+# test against a RADOS writer store on the run's cluster (a fresh
+# namespace per test; tests/e2e/helpers.bash). Tests that inspect what only
+# a local store has (image files on disk, ENOSPC of a small local file
+# system) say so with local_only and count as skips there. E2E_RADOS_FILES
+# (names without .bats, space-separated; default every file but rados.bats,
+# which is RADOS-only already) narrows it: the sanitizer tier of .ci/run
+# runs a subset to stay inside its budget.
 #
 # Output: the TAP of every file as it runs, a per-file summary, and as the
 # last line "N passed, N failed" (", N skipped" when some were). The counts
@@ -112,7 +121,7 @@ add_counts() {
 }
 
 # part NAME — NAME is one of the parts to run ($RUN_ALL_PARTS).
-RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,crash,powerloss,stress}
+RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,e2e-rados,crash,powerloss,stress}
 part() { [[ ,$RUN_ALL_PARTS, == *,$1,* ]]; }
 
 # ---- the test suite's own checks ----
@@ -132,7 +141,7 @@ fi
 # (cluster.sh env: PFS_CEPH_CONF, PFS_RADOS_POOL, ...) are exported, and
 # cleanup stops it by PID. A cluster that does not start is one failure
 # (its RADOS tests then fail too: they find no cluster).
-if part unit || part e2e || part crash; then
+if part unit || part e2e || part e2e-rados || part crash; then
 	echo "# rados/cluster.sh start"
 	t0=$SECONDS
 	if "$ROOT/tests/rados/cluster.sh" start "$RUN_TMP/ceph" >"$out" 2>&1; then
@@ -189,6 +198,24 @@ else
 		echo "# $name"
 		t0=$SECONDS
 		(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" bats --tap "$f") 2>&1 </dev/null | tee "$out"
+		tally "$name" "${PIPESTATUS[0]}"
+	done
+fi
+
+# ---- the end-to-end files again, against RADOS writer stores ----
+if part e2e-rados && command -v bats >/dev/null; then
+	if [ -n "${E2E_RADOS_FILES:-}" ]; then
+		rfiles=()
+		for n in $E2E_RADOS_FILES; do rfiles+=("$ROOT/tests/e2e/$n.bats"); done
+	else
+		rfiles=("$ROOT"/tests/e2e/*.bats)
+	fi
+	for f in "${rfiles[@]}"; do
+		[ "$(basename "$f")" = rados.bats ] && continue
+		name=e2e-rados/$(basename "$f")
+		echo "# $name"
+		t0=$SECONDS
+		(cd "$ROOT" && PFS_E2E_RADOS=1 timeout -k 10 "$E2E_TIMEOUT" bats --tap "$f") 2>&1 </dev/null | tee "$out"
 		tally "$name" "${PIPESTATUS[0]}"
 	done
 fi
