@@ -7,7 +7,8 @@
 # writer refused; takeover after kill -9 of the writer with nothing
 # acknowledged lost; the OSD and the monitor stopped mid-commit; deletion
 # of images held by a follower's open file; a follower that was down
-# catching up (from the log, and from a base); payloadctl on RADOS stores;
+# catching up (from the log, and from a base); payloadctl on RADOS stores
+# (gc keeping what a lagging follower may read);
 # init's errors. Each test uses a namespace of its own.
 
 load helpers
@@ -490,4 +491,62 @@ PY
 	[ -n "$cur" ]
 	echo x >"$MNT/big.csv"
 	wait_for 20 bash -c "! rados --conf '$PFS_CEPH_CONF' -p '$POOL' -N '$NS' stat $cur"
+}
+
+# gc_would_free — a dry run of gc on $STORE would delete the images it found.
+gc_would_free() {
+	"$PCTL" gc --dry-run "$STORE" 2>/dev/null | tail -n 1 | grep -q '^gc: would free .* 1 fragment image,'
+}
+
+@test "payloadctl gc of a RADOS store keeps an unreferenced image while a lagging follower may read it, deletes it once the follower caught up; gc refuses a follower store" {
+	rinit rados "$STORE"
+	rinit follow "$TMP/f1.store"
+	mount_pfs
+	fmount f1
+	gen_csv "$TWIN/a.csv" 2000 4
+	cp "$TWIN/a.csv" "$MNT/a.csv"
+	wait_for 10 cmp -s "$TWIN/a.csv" "$TMP/f1.mnt/a.csv"
+	# the follower stops applying; the writer goes on, then unmounts
+	STOPPED_PID=$(cat "$TMP/f1.pid")
+	kill -STOP "$STOPPED_PID"
+	echo b >"$MNT/b.txt"
+	echo c >"$MNT/c.txt"
+	unmount_pfs
+	# garbage: an image no record names (a copy of a real one)
+	local img
+	img=$(frag_ids "$STORE" /a.csv | head -n 1)
+	[ -n "$img" ]
+	rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" get "$img" "$TMP/img"
+	rados --conf "$PFS_CEPH_CONF" -p "$POOL" -N "$NS" put 00000000000fffee "$TMP/img"
+
+	run --separate-stderr "$PCTL" gc "$STORE"
+	show_output
+	[ "$status" -eq 0 ]
+	[[ $output == *"gc: kept 1 unreferenced fragment image: 1 of 1 follower(s) may still read released images"*"run gc again later"* ]]
+	has_image 00000000000fffee
+	run --separate-stderr "$PCTL" gc --dry-run "$STORE"
+	[ "$status" -eq 0 ]
+	[[ $output == *"gc: would keep 1 unreferenced fragment image"* ]]
+	has_image 00000000000fffee
+
+	# gc on the follower's store is refused, whether it runs or not
+	run --separate-stderr "$PCTL" gc "$TMP/f1.store"
+	[ "$status" -ne 0 ]
+	[[ $stderr == *"a follower store has no garbage of its own"* ]]
+
+	# the follower catches up: its record's horizon reaches the log's end
+	kill -CONT "$STOPPED_PID"
+	STOPPED_PID=
+	wait_for 10 test -f "$TMP/f1.mnt/c.txt"
+	wait_for 20 gc_would_free
+	run --separate-stderr "$PCTL" gc "$STORE"
+	show_output
+	[ "$status" -eq 0 ]
+	[[ ${lines[-1]} == "gc: freed "*" bytes ("*"): 1 fragment image, 0 staging files, 0 unlinked inodes, 0 storage=memory objects" ]]
+	run has_image 00000000000fffee
+	[ "$status" -ne 0 ]
+	# nothing referenced went: both stores still read a.csv whole
+	mount_pfs
+	cmp "$TWIN/a.csv" "$MNT/a.csv"
+	cmp "$TWIN/a.csv" "$TMP/f1.mnt/a.csv"
 }
