@@ -180,3 +180,50 @@ except OSError as e:
     print(errno.errorcode[e.errno])' "$MNT/ap"
 	[ "$output" = ENODEV ]
 }
+
+@test "a SQLite database in WAL mode and an LMDB environment with MDB_WRITEMAP work on a mount and survive a remount" {
+	mount_pfs
+	# the same work on the mount and on ext4; the databases' contents agree
+	cat >"$TMP/db.py" <<'PY'
+import sqlite3, sys, lmdb
+d, what = sys.argv[1], sys.argv[2]
+if what == "write":
+    c = sqlite3.connect(d + "/t.sqlite")
+    assert c.execute("pragma journal_mode=wal").fetchone()[0] == "wal"
+    c.execute("create table t(a integer primary key, b text)")
+    for k in range(20):                      # 20 transactions
+        c.executemany("insert into t values(?, ?)", [(k * 100 + i, "x%d" % i * 7) for i in range(100)])
+        c.commit()
+    c.execute("update t set b = 'changed' where a % 7 = 0")
+    c.commit()
+    c.close()
+    e = lmdb.open(d + "/env", map_size=1 << 26, writemap=True)
+    for k in range(10):
+        with e.begin(write=True) as t:
+            for i in range(500):
+                t.put(b"k%05d" % (k * 500 + i), b"v%d" % i * 30)
+    with e.begin(write=True) as t:
+        for i in range(0, 5000, 3):
+            t.delete(b"k%05d" % i)
+    e.close()
+c = sqlite3.connect(d + "/t.sqlite")
+assert c.execute("pragma integrity_check").fetchone()[0] == "ok"
+for r in c.execute("select a, b from t order by a"):
+    print("sql", r[0], r[1])
+c.close()
+e = lmdb.open(d + "/env", map_size=1 << 26, readonly=True, lock=False)
+with e.begin() as t:
+    for k, v in t.cursor():
+        print("kv", k.decode(), len(v), v[:8].decode())
+e.close()
+PY
+	/usr/bin/python3 "$TMP/db.py" "$TWIN" write >"$TMP/ext4.txt"
+	/usr/bin/python3 "$TMP/db.py" "$MNT" write >"$TMP/pfs.txt"
+	[ "$(grep -c '^sql ' "$TMP/ext4.txt")" -eq 2000 ]
+	[ "$(grep -c '^kv ' "$TMP/ext4.txt")" -eq 3333 ]
+	cmp "$TMP/ext4.txt" "$TMP/pfs.txt"
+	unmount_pfs
+	mount_pfs
+	/usr/bin/python3 "$TMP/db.py" "$MNT" read >"$TMP/pfs2.txt"
+	cmp "$TMP/ext4.txt" "$TMP/pfs2.txt"
+}
