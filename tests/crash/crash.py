@@ -548,6 +548,9 @@ def main():
                     "(rcrash.py): its cases (--cases) and rounds")
     ap.add_argument("--no-follower", dest="follower", action="store_false",
                     help="--rados: no follower mounted alongside the rounds")
+    ap.add_argument("--recovery", choices=("alternate", "remount", "takeover"), default="alternate",
+                    help="--rados: after each crash the same STORE is mounted again, a new STORE "
+                    "takes over, or (default) the one and the other in turn")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
