@@ -169,6 +169,8 @@ class RadosHarness(crash.Harness):
         self.crashes = self.remounts = self.takeovers = 0
         self.deferred = self.converged = 0
         self.left_unref = 0
+        self.log_pos = 0
+        self.pending = False      # a deferred sweep left images, none full since
         self.follower = None
         self.fstore = os.path.join(self.tmp, "follower.store")
         self.fmnt = os.path.join(self.tmp, "follower.mnt")
@@ -216,26 +218,46 @@ class RadosHarness(crash.Harness):
     def count_images(self):
         return self.cluster.images(self.ns)
 
-    def mount_log_since_start(self):
-        m = self.mount
+    def sweeps_seen(self):
+        """Read the writers' log (every mount of the run appends to it) up
+        to its last mount: each mount's start ends with "serving", and
+        before that its sweep said whether it deleted unreferenced images
+        (an unclean start: the sweep; "closed cleanly": no sweep of images;
+        "left to a later sweep": a follower deferred it). Sets
+        self.pending: unreferenced images may remain from a deferred sweep,
+        no full sweep since."""
         try:
-            with open(m.log, errors="replace") as f:
-                f.seek(m.log_start)
-                return f.read()
+            with open(os.path.join(self.work, "daemon.log"), errors="replace") as f:
+                f.seek(self.log_pos)
+                text = f.read()
         except OSError:
-            return ""
+            return
+        seg = []
+        for ln in text.splitlines(keepends=True):
+            seg.append(ln)
+            if "payloadfs: info: serving " not in ln:
+                continue
+            block = "".join(seg)
+            if "left to a later sweep" in block:
+                self.pending = True
+                self.deferred += 1
+            elif "closed cleanly: the sweep looks at staging/ and the orphans only" not in block:
+                self.pending = False     # an unclean start: the full sweep ran
+            self.log_pos += len(block.encode())
+            seg = []
 
     def fsck(self, when, mounted=False):
         unref = super().fsck(when)
         if not mounted:
             return unref
         self.left_unref = 0
+        self.sweeps_seen()
         if unref:
             # the writer's sweep deletes unreferenced images only when no
-            # live follower may still read one (docs/rados.md)
-            if self.follower and "left to a later sweep" in self.mount_log_since_start():
+            # live follower may still read one (docs/rados.md); they stay
+            # until a later sweep (after an unclean stop) deletes them
+            if self.follower and self.pending:
                 self.left_unref = unref
-                self.deferred += 1
             else:
                 rc, lines, _ = crash.fsck(self.build, self.store)
                 raise crash.RoundFailed(["fsck %s: %d unreferenced images after the mount's sweep" %
