@@ -383,6 +383,8 @@ class RCtx(Ctx):
         finally:
             end = f.unmount(dead=not f.alive())
         self.check(end == "exit 0", "the follower ended with %s" % end)
+        reps = f.sanitizer_reports()
+        self.check(not reps, "sanitizer reports: %s" % reps)
         want = read_tree_of(expect)
         self.check(got == want, "a new follower reads another tree: differs at %s" % sorted(
             p for p in set(got) | set(want) if got.get(p) != want.get(p))[:6])
