@@ -548,6 +548,8 @@ def main():
                     "(rcrash.py): its cases (--cases) and rounds")
     ap.add_argument("--no-follower", dest="follower", action="store_false",
                     help="--rados: no follower mounted alongside the rounds")
+    ap.add_argument("--case-budget", type=float, default=0,
+                    help="--rados: start no case but the first seven after SEC s of cases")
     ap.add_argument("--recovery", choices=("alternate", "remount", "takeover"), default="alternate",
                     help="--rados: after each crash the same STORE is mounted again, a new STORE "
                     "takes over, or (default) the one and the other in turn")

@@ -12,8 +12,10 @@
 # PFS_RADOS_POOL name (run-all.sh starts one): the RADOS cases, then two
 # batches of rounds, crashes recovered by a remount of the same STORE and
 # by a takeover in turn, a follower alongside. CRASH_RADOS_ROUNDS (default
-# 40), CRASH_RADOS_BUDGET (seconds of rounds, default 100) and CRASH_SEED
-# tune it; without a cluster it is one failed TAP line, never a skip. The
+# 40), CRASH_RADOS_BUDGET (seconds of rounds, default 100),
+# CRASH_RADOS_CASE_BUDGET (seconds of cases after which only the seven
+# always run are started, default 60; cases left out print no line) and
+# CRASH_SEED tune it; without a cluster it is one failed TAP line, never a skip. The
 # long mode is `make crash-rados ROUNDS=200`.
 #
 # See tests/crash/README.md.
@@ -24,6 +26,7 @@ PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 if [ "${2:-}" = rados ]; then
 	exec "$PY" "$HERE/crash.py" --rados --build "$BUILD" --tap --cases --batches 2 \
+		--case-budget "${CRASH_RADOS_CASE_BUDGET:-60}" \
 		--rounds "${CRASH_RADOS_ROUNDS:-40}" --budget "${CRASH_RADOS_BUDGET:-100}" \
 		${CRASH_SEED:+--seed "$CRASH_SEED"}
 fi
