@@ -188,6 +188,12 @@ ROUNDS ?= 200
 crash: all
 	$(Q)tests/crash/crash.py --build $(BUILD) --cases --rounds $(ROUNDS) --startup-rounds 32 $(if $(SEED),--seed $(SEED))
 
+# crash-rados: the crash harness's long mode over a RADOS store, on a
+# throwaway cluster (tests/rados/with-cluster.sh; stopped by PID at the end):
+# `make crash-rados ROUNDS=200 [SEED=N]`.
+crash-rados: all
+	$(Q)tests/rados/with-cluster.sh /usr/bin/python3 tests/crash/crash.py --rados --build $(BUILD) --cases --rounds $(ROUNDS) $(if $(SEED),--seed $(SEED))
+
 # powerloss: the power-loss explorer's long mode (tests/crash/README.md,
 # "Power loss"): thousands of crash states; SEED= to replay one run,
 # PL_BUDGET= seconds of states per scenario.
@@ -227,7 +233,7 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit check crash powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
+.PHONY: all unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -597,6 +597,7 @@ struct sweep_ctx {
 	struct id_set refs;          /* ids with a refs record, sorted */
 	struct id_set named;         /* ids a fragment record names, sorted */
 	uint64_t max_seen, removed, diverged;
+	int keep;                    /* list only: a follower may still read them */
 };
 
 static int in_set(const struct id_set *s, uint64_t id)
@@ -610,6 +611,8 @@ static int sweep_one(void *arg, uint64_t id)
 
 	if (id > c->max_seen)
 		c->max_seen = id;
+	if (c->keep)
+		return 0;
 	if (in_set(&c->refs, id))
 		return 0;
 	if (in_set(&c->named, id)) {     /* invariant (4): never deleted */
@@ -736,7 +739,10 @@ static int sweep(struct store *st, int clean)
 	if (st->rados && !srados_sweep_ok(st)) {
 		log_info("sweep: a follower may still read released images: unreferenced images in the "
 			 "cluster are left to a later sweep");
-		goto out;
+		/* still listed: an image a crash left without its txn has an id
+		 * the index never allocated, and the ids of new images must pass
+		 * it (a put is an exclusive create: EEXIST otherwise) */
+		c.keep = 1;
 	}
 	rc = frag_list(st->disk, sweep_one, &c);
 	if (c.removed)

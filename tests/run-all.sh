@@ -5,7 +5,8 @@
 # (tests/fuzz/run.sh: FUZZ_TIME seconds each, default 20; 0 replays the
 # seeds only), then the bats end-to-end suite
 # tests/e2e/ against BUILD's payloadfs and payloadctl, then the crash tests'
-# short mode (tests/crash/run.sh), the power-loss explorer's short mode
+# short mode (tests/crash/run.sh, on a local store and on a RADOS store of
+# the run's cluster), the power-loss explorer's short mode
 # (tests/crash/powerloss.py --tap) and the short stress runs
 # (tests/stress/run.sh short). Called by `make check` after building (which
 # also builds the fuzzers when clang and libFuzzer are installed; without
@@ -226,6 +227,12 @@ if part crash; then
 	t0=$SECONDS
 	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/run.sh "$BUILD") 2>&1 </dev/null | tee "$out"
 	tally crash/run.sh "${PIPESTATUS[0]}"
+	# the same harness over a RADOS store of the run's cluster (a missing
+	# cluster is a failed line, not a skip)
+	echo "# crash/run.sh rados"
+	t0=$SECONDS
+	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/crash/run.sh "$BUILD" rados) 2>&1 </dev/null | tee "$out"
+	tally "crash/run.sh rados" "${PIPESTATUS[0]}"
 fi
 
 # ---- power-loss explorer (short mode; `make powerloss` is the long one) ----

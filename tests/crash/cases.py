@@ -156,11 +156,14 @@ class Ctx:
                                for p in bad[:4])))
         files = [p for p, v in tree.items() if v != DIR]
         listed = sum(self.frags(p) for p in files)
-        on_disk = count_images(self.store)
+        on_disk = self.count_images()
         self.check(listed == on_disk, "%d images on disk, the objects list %d (an orphan kept its "
                    "images?)" % (on_disk, listed))
         self.unmount()
         self.fsck("after the clean unmount")
+
+    def count_images(self):
+        return count_images(self.store)
 
     def close(self):
         if self.m:
@@ -493,12 +496,13 @@ CASES += [
 ]
 
 
-def run_all(cases, args, out, tap):
-    """Run CASES; one TAP line each (numbered from 1). Returns (n, failed)."""
+def run_all(cases, args, out, tap, ctx_class=Ctx, first=1):
+    """Run CASES, each in a CTX_CLASS; one TAP line each (numbered from
+    FIRST). Returns (n, failed)."""
     failed = 0
     build = os.path.abspath(args.build)
-    for i, (name, fn) in enumerate(cases, 1):
-        c = Ctx(build, name)
+    for i, (name, fn) in enumerate(cases, first):
+        c = ctx_class(build, name)
         t0 = time.monotonic()
         err = None
         try:

@@ -92,6 +92,8 @@ class Stats:
 
 
 class Harness:
+    mount_class = Mount
+
     def __init__(self, args, out):
         self.args, self.out = args, out
         self.build = os.path.abspath(args.build)
@@ -127,7 +129,7 @@ class Harness:
         elif c < 0.5:
             opts += ",sync_ms=%d" % r.choice([10, 50, 200])   # the syncer flushes often
         self.last_opts = opts
-        return Mount(self.build, self.store, self.mnt, self.work, opts, fault)
+        return self.mount_class(self.build, self.store, self.mnt, self.work, opts, fault)
 
     def fsck(self, when, mounted=False):
         rc, lines, unref = fsck(self.build, self.store)
@@ -365,6 +367,7 @@ class Harness:
         m.unmount(dead=True)
         self.mount = None
         self.stats.unref_seen += self.fsck("of the crashed store")
+        self.after_crash(r, rng)
         if rng.random() < 0.15:
             spec = rng.choice(SWEEP_POINTS) + ":KILL"
             s = self.start_armed(spec)
@@ -382,7 +385,7 @@ class Harness:
         top = sorted(os.listdir(self.mnt))
         want = ["w%d" % k for k in range(a.workers)]
         problems = [] if top == want else ["the mount's root holds %s, not %s" % (top, want)]
-        listed, on_disk = 0, count_images(self.store)
+        listed, on_disk = 0, self.count_images()
         for k in range(a.workers):
             wroot = os.path.join(self.mnt, "w%d" % k)
             observed = read_tree(wroot)
@@ -410,14 +413,36 @@ class Harness:
                     r, k, fault or "timer", len(j.ops), v.cut, v.cut_outcome))
             problems += ["worker %d: %s" % (k, p) for p in v.problems]
             self.prev[k] = observed
-        if listed != on_disk:
-            problems.append("%d fragment images on disk, the objects list %d (an orphan the sweep "
-                            "missed?)" % (on_disk, listed))
+        problems += self.images_problems(listed, on_disk)
+        if not problems:
+            problems += self.after_check(r)
         if problems:
             raise RoundFailed(["round %d (%s): the recovered tree is wrong" % (r, fault or "timer")]
                               + problems[:40])
         self.check_sanitizers()
         self.stats.rounds += 1
+
+    # ---- what a kind of store does differently (rcrash.RadosHarness) ----
+
+    def after_crash(self, r, rng):
+        """The daemon of round R is dead, its mount gone: a local store is
+        mounted again as it is."""
+
+    def count_images(self):
+        return count_images(self.store)
+
+    def images_problems(self, listed, on_disk):
+        """LISTED: the fragments the recovered objects list, ON_DISK: the
+        images the store holds, right after a mount's sweep."""
+        if listed != on_disk:
+            return ["%d fragment images on disk, the objects list %d (an orphan the sweep "
+                    "missed?)" % (on_disk, listed)]
+        return []
+
+    def after_check(self, r):
+        """More checks once round R's recovered tree passed the oracle
+        (self.prev holds it): a list of problems."""
+        return []
 
     def failure(self, r, e):
         self.say("FAILED in round %d: %s" % (r, e.lines[0]))
@@ -518,6 +543,16 @@ def main():
     ap.add_argument("--startup-rounds", type=int, default=0,
                     help="then N rounds, half armed with lmdb_commit:1:KILL (the sweep's txn), "
                     "as one more batch that fails unless some kill came in a mount's start-up")
+    ap.add_argument("--rados", action="store_true",
+                    help="over a RADOS store of the cluster of PFS_CEPH_CONF, PFS_RADOS_POOL "
+                    "(rcrash.py): its cases (--cases) and rounds")
+    ap.add_argument("--no-follower", dest="follower", action="store_false",
+                    help="--rados: no follower mounted alongside the rounds")
+    ap.add_argument("--case-budget", type=float, default=0,
+                    help="--rados: start no case but the first seven after SEC s of cases")
+    ap.add_argument("--recovery", choices=("alternate", "remount", "takeover"), default="alternate",
+                    help="--rados: after each crash the same STORE is mounted again, a new STORE "
+                    "takes over, or (default) the one and the other in turn")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
@@ -526,6 +561,9 @@ def main():
     out = sys.stdout
     crashlib.become_subreaper()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if a.rados:
+        import rcrash
+        return rcrash.main(a, out)
     t0 = time.monotonic()
     import cases
     case_list = cases.CASES if a.cases else []
