@@ -25,25 +25,10 @@
 
 #include "cache/backend.h"
 #include "cache/rados_conn.h"
+#include "tests/bench/benchclock.h"
 
 #define DEPTH 16
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
 
 /* SIZE 0: a figure in operations only (del moves no bytes). */
 static void report(const char *name, size_t n, size_t size, double secs, double cpu)

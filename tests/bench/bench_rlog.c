@@ -27,26 +27,11 @@
 #include <unistd.h>
 
 #include "cache/rados_conn.h"
+#include "tests/bench/benchclock.h"
 #include "cache/rlog.h"
 
 #define MAX_BATCH 256
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
 
 static int cmp_d(const void *a, const void *b)
 {

@@ -1,0 +1,27 @@
+/* benchclock — the clocks the bench programs time with. */
+#ifndef PFS_BENCHCLOCK_H
+#define PFS_BENCHCLOCK_H
+
+#include <sys/resource.h>
+#include <time.h>
+
+/* Seconds on the monotonic clock. */
+static inline double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* This process's CPU time (user + system), in seconds. */
+static inline double cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+#endif
