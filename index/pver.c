@@ -155,7 +155,7 @@ static int pver_load(struct store *st, uint64_t ino, struct pver **out)
 	pv->st = st;
 	pv->refs = 1;
 	/* read + pin under commit_lock: store.c invariant (2) */
-	pthread_mutex_lock(&st->commit_lock);
+	store_xlock(st);
 	rc = idx_begin(st->idx, 1, &t);
 	if (rc)
 		goto fail;
@@ -191,11 +191,11 @@ static int pver_load(struct store *st, uint64_t ino, struct pver **out)
 	if (rc)
 		goto fail;
 	store_pvcur_set(st, pv);   /* still under commit_lock: no commit in between */
-	pthread_mutex_unlock(&st->commit_lock);
+	store_xunlock(st);
 	*out = pv;
 	return 0;
 fail:
-	pthread_mutex_unlock(&st->commit_lock);
+	store_xunlock(st);
 	free(pv->frags);
 	free(pv->inl);
 	free(pv);
