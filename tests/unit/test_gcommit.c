@@ -12,6 +12,9 @@
  *    member with that error, and every member's old version stays, in the
  *    local index and in the log (a follower sees the old versions); the
  *    next commits work again;
+ *  - two commits of one object in one round: the version the store serves
+ *    (its current version, pver.c (2)) is the later one, the index's
+ *    (post-commit sections run in the order of the children, G6);
  *  - the OSD stopped while a round is queued: every member of the round
  *    fails within the timeout (never hangs), the old versions stay, and
  *    commits work again once the OSD is back.
@@ -329,6 +332,67 @@ static void test_batch(void)
 	store_close(w);
 }
 
+/* 1 when the version ST serves for INO has the bytes of its index record. */
+static int serves_index(struct store *st, uint64_t ino)
+{
+	struct idx_txn *t;
+	const void *d;
+	size_t len = 0;
+	char idxb[OBJ_LEN], got[OBJ_LEN + 1];
+	struct pver *pv;
+	ssize_t n;
+	int rc;
+
+	if (idx_begin(store_idx(st), 1, &t))
+		return 0;
+	rc = idx_inline_get(t, ino, &d, &len);
+	if (!rc && len == OBJ_LEN)
+		memcpy(idxb, d, OBJ_LEN);
+	idx_abort(t);
+	if (rc || len != OBJ_LEN || store_pver_get(st, ino, &pv))
+		return 0;
+	n = pver_read(pv, got, sizeof(got), 0);
+	pver_put(pv);
+	return n == OBJ_LEN && memcmp(idxb, got, OBJ_LEN) == 0;
+}
+
+static void test_same_object(void)
+{
+	struct store *w = open_rados("same-w", "same", 0, 30);
+	struct job j[3];
+	uint64_t inos[K];
+	int ok = 1, all0 = 1, tries = 12;
+
+	if (!w) {
+		CHECK(0, "same object: a writer store");
+		return;
+	}
+	CHECK_EQ(make_objects(w, inos), 0, "same object: %d objects", K);
+	for (int r = 0; r < tries; r++) {
+		j[0] = (struct job){ .st = w, .ino = inos[0], .obj = 0, .gen = 2 + r };
+		j[1] = (struct job){ .st = w, .ino = inos[1], .obj = 1, .gen = 2 + 2 * r };
+		j[2] = (struct job){ .st = w, .ino = inos[1], .obj = 1, .gen = 3 + 2 * r };
+		fault_hook("rlog_append", hold_hook, NULL);
+		set_hold(1);
+		pthread_create(&j[0].th, NULL, job_run, &j[0]);
+		ok &= wait_held();
+		pthread_create(&j[1].th, NULL, job_run, &j[1]);
+		pthread_create(&j[2].th, NULL, job_run, &j[2]);
+		ok &= wait_waiting(w, 2);
+		set_hold(0);
+		for (int i = 0; i < 3; i++) {
+			pthread_join(j[i].th, NULL);
+			all0 &= j[i].rc == 0;
+		}
+		fault_reset();
+		ok &= serves_index(w, inos[1]);
+	}
+	CHECK(all0, "same object: %d times, two commits of one object queued for one round: all returned 0",
+	      tries);
+	CHECK(ok, "same object: ... and each time the version served is the index's (the later commit's)");
+	store_close(w);
+}
+
 static void test_failed_append(void)
 {
 	struct store *w = open_rados("fail-w", "fail", 0, 30), *f;
@@ -497,6 +561,7 @@ int main(void)
 	}
 	printf("# cluster %s, pool %s, stores %s-*\n", conf_path, pool, name_base);
 	test_batch();
+	test_same_object();
 	test_failed_append();
 	test_osd_down();
 	tut_rmrf(tmp);
