@@ -50,10 +50,11 @@
  *       (g->turn), after the round's outcome and before anything else holds
  *       the gate (G1): the current version of an object committed twice in
  *       one round ends as the second commit's, as with one lock per commit.
- *  (G7) No starvation between the two kinds: when a round ends and an
- *       exclusive locker waits, one exclusive holder goes before the next
- *       round starts (excl_turn); when an exclusive holder ends and
- *       committers wait, a round goes next.
+ *  (G7) No starvation between the two kinds: when a round ends, every
+ *       exclusive locker waiting then goes (one at a time) before the next
+ *       round starts (excl_quota: they are short, a read and pins, and a
+ *       file's open waits for one); then, while committers wait, the next
+ *       round goes before any later exclusive locker.
  * A thread holds the gate at most once (it is not recursive, like the
  * mutex it replaced); a member's role lives in thread-local state from
  * store_wbegin to store_wunlock, which the same thread calls.
@@ -100,9 +101,11 @@ void store_xlock(struct store *st)
 
 	pthread_mutex_lock(&g->m);
 	g->excl_wait++;
-	while (g->active || g->excl || (g->waiting && !g->excl_turn))
+	while (g->active || g->excl || (g->waiting && !g->excl_quota))
 		pthread_cond_wait(&g->c, &g->m);
 	g->excl_wait--;
+	if (g->excl_quota)
+		g->excl_quota--;
 	g->excl = 1;
 	pthread_mutex_unlock(&g->m);
 }
@@ -113,7 +116,6 @@ void store_xunlock(struct store *st)
 
 	pthread_mutex_lock(&g->m);
 	g->excl = 0;
-	g->excl_turn = 0;       /* (G7) */
 	pthread_cond_broadcast(&g->c);
 	pthread_mutex_unlock(&g->m);
 }
@@ -125,8 +127,7 @@ static void round_maybe_end(struct cgate *g)
 	if (g->active && g->state == R_DONE && g->members == 0) {
 		g->active = 0;
 		g->state = 0;
-		if (g->excl_wait)
-			g->excl_turn = 1;       /* (G7) */
+		g->excl_quota = g->excl_wait;   /* (G7) */
 		pthread_cond_broadcast(&g->c);
 	}
 }
@@ -209,7 +210,7 @@ static int round_join(struct store *st)
 			me.leader = 0;
 			break;
 		}
-		if (!g->active && !g->excl && !(g->excl_wait && g->excl_turn)) {
+		if (!g->active && !g->excl && !(g->excl_wait && g->excl_quota)) {
 			g->active = 1;
 			g->state = R_STARTING;
 			pthread_mutex_unlock(&g->m);

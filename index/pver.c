@@ -96,6 +96,25 @@ void store_pvcur_set(struct store *st, struct pver *pv)
 	pver_put(old);
 }
 
+void store_pvcur_set_empty(struct store *st, const struct idx_inode *in)
+{
+	struct pver *pv = calloc(1, sizeof(*pv));
+
+	if (!pv)
+		return;
+	pv->st = st;
+	pv->refs = 1;
+	pv->in = *in;
+	pv->inl = calloc(1, 1);       /* empty object, as pver_load makes it */
+	if (!pv->inl || store_pin_list(st, pv, NULL, 0)) {
+		free(pv->inl);
+		free(pv);
+		return;
+	}
+	store_pvcur_set(st, pv);
+	pver_put(pv);
+}
+
 void store_pvcur_drop(struct store *st, uint64_t ino)
 {
 	struct pver *old = NULL;

@@ -36,7 +36,7 @@ struct cgate {
 	pthread_cond_t c;
 	int excl;                    /* an exclusive holder */
 	unsigned excl_wait;          /* exclusive lockers waiting */
-	int excl_turn;               /* (G7) */
+	unsigned excl_quota;         /* (G7): exclusive grants before the next round */
 	unsigned waiting;            /* committers waiting to join a round */
 	int active;                  /* a round holds the gate (G1) */
 	int state;                   /* the round's state (gcommit.c) */
@@ -177,6 +177,11 @@ void store_pvcur_drop(struct store *st, uint64_t ino);
 void store_pvcur_drop_range(struct store *st, uint64_t from, uint64_t to);
 /* Make PV the cached current version of its inode (takes a reference). */
 void store_pvcur_set(struct store *st, struct pver *pv);
+/* Publish the empty version of object IN, just created (its txn committed,
+ * commit_lock still held: what pver_load would read now), so that the open
+ * that follows a create needs no load (and no commit_lock). Best effort:
+ * no memory, nothing published. */
+void store_pvcur_set_empty(struct store *st, const struct idx_inode *in);
 
 /* Drop all data of INO inside T (fragment records, refs, inline); collect
  * fragments whose count reached 0 into *FREED (malloc'd, *NFREED). */
