@@ -25,12 +25,17 @@
  *       commits: protocol B, idx_lmdb.c (7)) or aborts it (no member's
  *       child merged). Nothing of a round reaches the local index before
  *       the log has all of it, and nothing of a failed round reaches either.
- *  (G3) Members run their operations in child txns of the parent
- *       (idx_lmdb.c (9)), one child at a time (g->child), in the order they
- *       get the slot; a member's child sees the merged children before it,
- *       exactly as if the earlier members had committed first. A child
- *       that fails is dropped with the ops it captured: the round and the
- *       other members go on.
+ *  (G3) Members run their operations one at a time (g->child), in the
+ *       order they get the slot; each sees the operations merged before
+ *       it, exactly as if the earlier members had committed first. The
+ *       leader, always first (it takes the slot as it opens the round),
+ *       works in the parent itself (a child txn costs LMDB two large
+ *       allocations: a round of one commit needs none); every later member
+ *       works in a child txn of the parent (idx_lmdb.c (9)). A child that
+ *       fails is dropped with the ops it captured: the round and the other
+ *       members go on. When the leader's own operation fails, the parent
+ *       holds nothing else: it is aborted, the round ends at once, and the
+ *       members queued for the slot (none has begun) start over.
  *  (G4) A merged member's commit (store_wcommit) returns the round's
  *       outcome: 0 only when the parent committed (its change is in the log
  *       and in the local index); on failure every merged member gets the
@@ -64,6 +69,7 @@
  * aborted parent's idx_abort, which does none).
  */
 #include "index/store_int.h"
+#include "cache/fault.h"
 #include "cache/log.h"
 
 #include <errno.h>
@@ -77,8 +83,8 @@ enum { R_STARTING = 1, R_OPEN, R_CLOSING, R_DONE };
 /* This thread's part in a round (store_wbegin .. store_wunlock). */
 static __thread struct {
 	int in;          /* a member of the current round */
-	int leader;
-	int merged;      /* its child merged into the parent */
+	int leader;      /* works in the parent itself (G3) */
+	int merged;      /* its change is in the parent */
 	uint64_t seq;    /* merged: its turn (G6) */
 } me;
 
@@ -178,8 +184,18 @@ static int child_done(struct store *st, int merged)
 
 	pthread_mutex_lock(&g->m);
 	g->child = 0;
-	g->bytes = idx_txn_log_bytes(g->parent);   /* no child open: it stands still */
 	me.merged = merged;
+	if (me.leader && !merged) {
+		/* (G3): the parent holds only the leader's failed operation
+		 * (its aborted txn, through store_wabort) */
+		g->parent = NULL;
+		g->rc = 0;
+		g->state = R_DONE;
+		pthread_cond_broadcast(&g->c);
+		pthread_mutex_unlock(&g->m);
+		return 0;
+	}
+	g->bytes = idx_txn_log_bytes(g->parent);   /* no child open: it stands still */
 	if (merged)
 		me.seq = g->merged++;
 	pthread_cond_broadcast(&g->c);
@@ -203,6 +219,7 @@ static int round_join(struct store *st)
 	int rc;
 
 	pthread_mutex_lock(&g->m);
+again:
 	g->waiting++;
 	for (;;) {
 		if (g->active && g->state == R_OPEN && g->joined < GC_MAX_MEMBERS &&
@@ -243,9 +260,15 @@ static int round_join(struct store *st)
 	g->queued++;
 	me.in = 1;
 	me.merged = 0;
-	while (g->child)
+	while (g->child && g->state == R_OPEN)
 		pthread_cond_wait(&g->c, &g->m);
 	g->queued--;
+	if (g->state != R_OPEN) {       /* the leader's operation failed (G3) */
+		g->members--;
+		me.in = 0;
+		round_maybe_end(g);
+		goto again;
+	}
 	g->child = 1;
 	pthread_mutex_unlock(&g->m);
 	return 0;
@@ -271,10 +294,18 @@ int store_wbegin(struct store *st, struct idx_txn **t)
 	if (rc)
 		return rc;
 	rc = store_reserve_check(st);
-	if (!rc)
+	if (!rc && me.leader)
+		*t = st->commit_lock.parent;   /* (G3) */
+	else if (!rc)
 		rc = idx_child_begin(st->commit_lock.parent, t);
-	if (rc) {
+	if (!rc && (rc = FAULT("commit_member")) != 0)
+		store_wabort(st, *t);           /* drops the child, or the leader's parent */
+	else if (rc && me.leader)
+		store_wabort(st, st->commit_lock.parent);
+	else if (rc)
 		child_done(st, 0);
+	if (rc) {
+		*t = NULL;
 		store_wunlock(st);
 	}
 	return rc;
@@ -286,6 +317,8 @@ int store_wcommit(struct store *st, struct idx_txn *t)
 
 	if (!me.in)
 		return idx_commit(t);
+	if (me.leader)                  /* it works in the parent (G3) */
+		return child_done(st, 1);
 	rc = idx_commit(t);             /* merge the child (G3) */
 	if (rc) {
 		child_done(st, 0);
@@ -296,7 +329,7 @@ int store_wcommit(struct store *st, struct idx_txn *t)
 
 void store_wabort(struct store *st, struct idx_txn *t)
 {
-	idx_abort(t);
+	idx_abort(t);                   /* the leader's: the parent (G3) */
 	if (me.in)
 		child_done(st, 0);
 }
@@ -337,7 +370,7 @@ unsigned store_commit_waiting(struct store *st)
 	unsigned n;
 
 	pthread_mutex_lock(&g->m);
-	n = g->waiting;
+	n = g->waiting + g->queued;
 	pthread_mutex_unlock(&g->m);
 	return n;
 }

@@ -396,7 +396,8 @@ struct store_stats {
 	uint64_t log_round_members;   /* ... and the commits they carried */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
-/* Committers waiting to join a commit round now (RADOS writer; tests). */
+/* Committers waiting now to join a commit round, or in one for their turn
+ * to run (RADOS writer; tests). */
 unsigned store_commit_waiting(struct store *st);
 /* The fragment cache's counters (hits, misses, evictions, bytes, I/O
  * batches, read-ahead, in-flight bytes). */

@@ -12,6 +12,11 @@
  *    member with that error, and every member's old version stays, in the
  *    local index and in the log (a follower sees the old versions); the
  *    next commits work again;
+ *  - a leader whose own operation fails (it works in the round's txn
+ *    itself, not a child): the round ends with nothing in it and the
+ *    members queued behind it start over and commit (a hook on the fault
+ *    point commit_member holds the leader in its operation until they
+ *    queued);
  *  - two commits of one object in one round: the version the store serves
  *    (its current version, pver.c (2)) is the later one, the index's
  *    (post-commit sections run in the order of the children, G6);
@@ -393,6 +398,131 @@ static void test_same_object(void)
 	store_close(w);
 }
 
+/* Hold the first member that reaches commit_member (the next round's
+ * leader) until let go. */
+static int mhold, mheld;
+
+static void member_hook(void *arg)
+{
+	int me_first;
+
+	(void)arg;
+	pthread_mutex_lock(&hm);
+	me_first = mhold && !mheld;
+	if (me_first) {
+		mheld = 1;
+		pthread_cond_broadcast(&hc);
+		while (mhold)
+			pthread_cond_wait(&hc, &hm);
+	}
+	pthread_mutex_unlock(&hm);
+}
+
+static void test_failing_leader(void)
+{
+	struct store *w = open_rados("lead-w", "lead", 0, 30), *f;
+	struct job j[K];
+	uint64_t inos[K], tail0 = 0, tail1 = 0, v0[K];
+	int ok = 1, all0 = 1;
+	double t0;
+
+	if (!w) {
+		CHECK(0, "failing leader: a writer store");
+		return;
+	}
+	CHECK_EQ(make_objects(w, inos), 0, "failing leader: %d objects", K);
+	for (int i = 0; i < K; i++)
+		v0[i] = idx_version(w, inos[i]);
+	CHECK_EQ(store_log_tail(w, &tail0), 0, "failing leader: the log's tail");
+	memset(j, 0, sizeof(j));
+	for (int i = 0; i < K; i++)
+		j[i] = (struct job){ .st = w, .ino = inos[i], .obj = i, .gen = 2, .mknod_existing = i == 1 };
+	CHECK_EQ(fault_hook("rlog_append", hold_hook, NULL), 0, "failing leader: a hook on rlog_append");
+	set_hold(1);
+	pthread_create(&j[0].th, NULL, job_run, &j[0]);
+	CHECK(wait_held(), "failing leader: the first commit's append is in flight");
+	pthread_create(&j[1].th, NULL, job_run, &j[1]);
+	CHECK(wait_waiting(w, 1), "failing leader: the create of a name that exists waits alone for the "
+	      "next round (it will lead it)");
+	pthread_mutex_lock(&hm);
+	mhold = 1;
+	mheld = 0;
+	pthread_mutex_unlock(&hm);
+	CHECK_EQ(fault_hook("commit_member", member_hook, NULL), 0, "failing leader: a hook on commit_member");
+	set_hold(0);
+	t0 = now_s();
+	pthread_mutex_lock(&hm);
+	while (!mheld && now_s() - t0 < 20) {
+		pthread_mutex_unlock(&hm);
+		sleep_ms(5);
+		pthread_mutex_lock(&hm);
+	}
+	ok = mheld;
+	pthread_mutex_unlock(&hm);
+	CHECK(ok, "failing leader: it leads the next round and is held in its operation");
+	for (int i = 2; i < K; i++)
+		pthread_create(&j[i].th, NULL, job_run, &j[i]);
+	CHECK(wait_waiting(w, K - 2), "failing leader: %d committers queue behind it", K - 2);
+	pthread_mutex_lock(&hm);
+	mhold = 0;
+	pthread_cond_broadcast(&hc);
+	pthread_mutex_unlock(&hm);
+	for (int i = 0; i < K; i++) {
+		pthread_join(j[i].th, NULL);
+		if (i != 1)
+			all0 &= j[i].rc == 0;
+	}
+	fault_reset();
+	CHECK_EQ(j[1].rc, -EEXIST, "failing leader: its create fails with EEXIST");
+	CHECK(all0, "failing leader: the %d commits queued behind it start over and commit", K - 2);
+	CHECK(store_log_tail(w, &tail1) == 0 && tail1 == tail0 + 2,
+	      "failing leader: 2 log entries (%" PRIu64 " -> %" PRIu64 "): its round appended nothing", tail0, tail1);
+	ok = 1;
+	for (int i = 0; i < K; i++)
+		if (i != 1)
+			ok &= idx_version(w, inos[i]) == v0[i] + 1 && holds(w, inos[i], i, 2);
+	ok &= idx_version(w, inos[1]) == v0[1] && holds(w, inos[1], 1, 1);
+	CHECK(ok, "failing leader: every new version is in the local index, object 1 as it was");
+	f = open_rados("lead-f", "lead", 1, 30);
+	ok = f != NULL;
+	for (int i = 0; f && i < K; i++)
+		ok &= holds(f, inos[i], i, i == 1 ? 1 : 2);
+	CHECK(ok, "failing leader: a follower holds the same");
+	store_close(f);
+
+	/* a member that fails as it begins (fault point commit_member) */
+	memset(j, 0, sizeof(j));
+	for (int i = 0; i < K; i++)
+		j[i] = (struct job){ .st = w, .ino = inos[i], .obj = i, .gen = 3 };
+	CHECK_EQ(fault_hook("rlog_append", hold_hook, NULL), 0, "failing member at its start: the hook again");
+	set_hold(1);
+	pthread_create(&j[0].th, NULL, job_run, &j[0]);
+	CHECK(wait_held(), "failing member at its start: the first commit's append is in flight");
+	for (int i = 1; i < K; i++)
+		pthread_create(&j[i].th, NULL, job_run, &j[i]);
+	CHECK(wait_waiting(w, K - 1), "failing member at its start: %d committers wait", K - 1);
+	CHECK_EQ(fault_arm("commit_member", 3, EIO), 0, "failing member at its start: the third member "
+		 "of the next round fails as it begins (EIO)");
+	set_hold(0);
+	all0 = 0;
+	for (int i = 0; i < K; i++) {
+		pthread_join(j[i].th, NULL);
+		all0 += j[i].rc == 0;
+	}
+	CHECK_EQ(fault_fired("commit_member"), 1, "failing member at its start: the fault fired");
+	fault_reset();
+	CHECK_EQ(all0, K - 1, "failing member at its start: the %d others commit", K - 1);
+	ok = 1;
+	for (int i = 0; i < K; i++) {        /* object 1 was at generation 1, the others at 2 */
+		uint64_t before = v0[i] + (i != 1);
+		ok &= j[i].rc == 0 ? idx_version(w, inos[i]) == before + 1 && holds(w, inos[i], i, 3)
+				   : j[i].rc == -EIO && idx_version(w, inos[i]) == before &&
+					     holds(w, inos[i], i, i == 1 ? 1 : 2);
+	}
+	CHECK(ok, "failing member at its start: the others' new versions are in; the failed one's object as it was");
+	store_close(w);
+}
+
 static void test_failed_append(void)
 {
 	struct store *w = open_rados("fail-w", "fail", 0, 30), *f;
@@ -561,6 +691,7 @@ int main(void)
 	}
 	printf("# cluster %s, pool %s, stores %s-*\n", conf_path, pool, name_base);
 	test_batch();
+	test_failing_leader();
 	test_same_object();
 	test_failed_append();
 	test_osd_down();
