@@ -22,9 +22,10 @@
  *  (G2) The member who starts a round (the leader, whose thread began the
  *       parent, idx.h) is the only one who ends the parent: it commits it
  *       (idx_commit: the hook appends the round's one entry, then LMDB
- *       commits: protocol B, idx_lmdb.c (7)) or aborts it (no member's
- *       child merged). Nothing of a round reaches the local index before
- *       the log has all of it, and nothing of a failed round reaches either.
+ *       commits: protocol B, idx_lmdb.c (7)), or aborts it when its own
+ *       operation failed (G3); both on its thread, as LMDB requires.
+ *       Nothing of a round reaches the local index before the log has all
+ *       of it, and nothing of a failed round reaches either.
  *  (G3) Members run their operations one at a time (g->child), in the
  *       order they get the slot; each sees the operations merged before
  *       it, exactly as if the earlier members had committed first. The
