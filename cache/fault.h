@@ -36,6 +36,9 @@
  *   rlog_renew     each renewal of the writer's lease (cache/rlog_writer.c)
  *   rlog_base      a base's chunks written, the base not yet recorded
  *   rlog_watch     each new attempt of the watch keeper to watch the head
+ *   commit_member  a commit round's member (RADOS writer, index/gcommit.c)
+ *                  has its txn and is about to run its operation (the
+ *                  member fails; tests hook it to hold a member there)
  *
  * Crash points (FAULT_CRASH: only KILL has an effect there; an errno armed
  * on them is counted and ignored):

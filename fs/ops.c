@@ -1109,6 +1109,7 @@ static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 			       : pver_read_vec(pv, (uint64_t)off, size, &v);
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
+		rvec_release(&v);       /* a failed read may have grown it (or pinned some) */
 		pver_put(pv);
 		return;
 	}

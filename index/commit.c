@@ -879,12 +879,12 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	if (!rc)
 		rc = make_pver(st, &cur, list, n, inl, base, nshared, &pv);
 	if (!rc)
-		rc = idx_commit(t);
+		rc = store_wcommit(st, t);     /* a round's outcome: gcommit.c (G4) */
 	else
-		idx_abort(t);
+		store_wabort(st, t);
 	if (!rc)
-		store_pvcur_set(st, pv);   /* under commit_lock: see pver.c (2) */
-	pthread_mutex_unlock(&st->commit_lock);
+		store_pvcur_set(st, pv);   /* under commit_lock: see pver.c (2), gcommit.c (G6) */
+	store_wunlock(st);
 	if (own_old)
 		free(old);
 	if (rc) {

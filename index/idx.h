@@ -100,6 +100,18 @@ int idx_begin(struct idx *x, int rdonly, struct idx_txn **out);
 int idx_commit(struct idx_txn *t);
 /* Abort and free T. NULL-safe. */
 void idx_abort(struct idx_txn *t);
+/* A child of write txn P (an LMDB nested txn; idx_lmdb.c invariant 9):
+ * its changes reach P when idx_commit(child) merges them (P then commits
+ * or aborts them all); idx_abort(child), or a failed idx_commit(child),
+ * drops them and the ops it captured, and P goes on. One child at a time;
+ * P must not be used while its child is open, and P ends on the thread
+ * that began it. @return 0, -ENOMEM, -errno. */
+int idx_child_begin(struct idx_txn *p, struct idx_txn **out);
+/* Bytes of the log entry write txn T (with its children) captured so far;
+ * 0 without a commit hook. */
+size_t idx_txn_log_bytes(const struct idx_txn *t);
+/* 1 when write txn T is captured for the commit hook (idx_lmdb.c (7)). */
+int idx_txn_logged(const struct idx_txn *t);
 
 /* meta counters */
 int idx_meta_get_u64(struct idx_txn *t, const char *key, uint64_t *val);   /* -ENOENT */

@@ -36,6 +36,23 @@
  *      behind the log (x->behind): every later write txn fails with EIO
  *      until the store is opened again and catches up from the log.
  *  (8) Applied entries (idx_apply) and bases are never captured.
+ *  (9) Child txns (idx_child_begin; group commit, index/gcommit.c): an
+ *      LMDB nested txn of a top-level write txn (the parent), one open at
+ *      a time. Its puts and dels are captured into the parent's entry (the
+ *      one x->wbuf) after what earlier children captured; committing it
+ *      merges its changes (and its dirty bit) into the parent and keeps its
+ *      ops; aborting it — or a commit that fails (LMDB then aborts the
+ *      child), or a capture that failed in it — drops its changes and cuts
+ *      the entry back to where the child began (length, op count, error),
+ *      so the parent's entry holds exactly the ops of the merged children,
+ *      in order, and the parent stays usable (LMDB restores the parent's
+ *      state when a nested txn ends, MDB_MAP_FULL included). Only the
+ *      parent reaches the hook and the LMDB commit (7). A child may be
+ *      used by a thread other than the parent's (MDB_NOTLS; the caller
+ *      serializes), but the parent must end on the thread that began it
+ *      (LMDB's writer mutex belongs to that thread). A child counts as a
+ *      txn of its thread (tls_txns: a remap never waits for it) but not in
+ *      x->active: its parent is counted there.
  */
 #include "index/idx.h"
 #include "index/idx_rec.h"
@@ -89,6 +106,10 @@ struct idx_txn {
 				 * txn's commit does none of that) */
 	struct ilog_buf *log;   /* capture (invariant 7), or NULL */
 	int logged;             /* the hook stored this txn's entry */
+	struct idx_txn *parent; /* a child txn (invariant 9), or NULL */
+	size_t mark_len;        /* a child: the entry where it began (invariant 9) */
+	uint32_t mark_nops;
+	int mark_err;
 };
 
 static int put(struct idx_txn *t, int db, MDB_val *k, MDB_val *v);
@@ -457,6 +478,7 @@ int idx_begin(struct idx *x, int rdonly, struct idx_txn **out)
 	t->dirty = 0;
 	t->log = NULL;
 	t->logged = 0;
+	t->parent = NULL;
 	if (!rdonly && __atomic_load_n(&x->behind, __ATOMIC_RELAXED)) {
 		free(t);
 		log_err("index: behind the index log after a failed local commit: reopen the store");
@@ -534,10 +556,81 @@ static int log_entry(struct idx_txn *t)
 	return 0;
 }
 
+int idx_child_begin(struct idx_txn *p, struct idx_txn **out)
+{
+	struct idx_txn *t = malloc(sizeof(*t));
+	int rc;
+
+	*out = NULL;
+	if (!t)
+		return -ENOMEM;
+	*t = (struct idx_txn){ .x = p->x, .log = p->log, .parent = p };
+	if (t->log) {
+		t->mark_len = t->log->len;
+		t->mark_nops = t->log->nops;
+		t->mark_err = t->log->err;
+	}
+	rc = mdb_txn_begin(p->x->env, p->txn, 0, &t->txn);
+	if (rc) {
+		free(t);
+		return mdb_err(rc, "begin a child txn");
+	}
+	tls_txns++;
+	*out = t;
+	return 0;
+}
+
+/* Invariant (9): forget what child T captured. */
+static void child_uncapture(struct idx_txn *t)
+{
+	if (!t->log)
+		return;
+	t->log->len = t->mark_len;
+	t->log->nops = t->mark_nops;
+	t->log->err = t->mark_err;
+}
+
+/* Invariant (9): merge child T into its parent (or drop it). */
+static int child_commit(struct idx_txn *t)
+{
+	int rc = t->log && t->log->err != t->mark_err ? t->log->err : 0;
+
+	if (rc) {
+		mdb_txn_abort(t->txn);
+	} else {
+		rc = mdb_txn_commit(t->txn);
+		if (rc == MDB_MAP_FULL)
+			__atomic_store_n(&t->x->grow_want, 1, __ATOMIC_RELAXED);
+		rc = mdb_err(rc, "commit a child txn");
+	}
+	if (rc)
+		child_uncapture(t);
+	else
+		t->parent->dirty |= t->dirty;
+	tls_txns--;
+	free(t);
+	return rc;
+}
+
+size_t idx_txn_log_bytes(const struct idx_txn *t)
+{
+	return t->log ? t->log->len : 0;
+}
+
+int idx_txn_logged(const struct idx_txn *t)
+{
+	return t->log != NULL;
+}
+
 int idx_commit(struct idx_txn *t)
 {
-	int rc = FAULT("lmdb_commit");
-	uint64_t id = mdb_txn_id(t->txn);
+	uint64_t id;
+	int rc;
+
+	if (t->parent)
+		return child_commit(t);
+	rc = FAULT("lmdb_commit");
+	id = mdb_txn_id(t->txn);
 
 	if (!rc)
 		rc = log_entry(t);
@@ -570,7 +663,12 @@ void idx_abort(struct idx_txn *t)
 	if (!t)
 		return;
 	mdb_txn_abort(t->txn);
-	txn_done(t->x);
+	if (t->parent) {
+		child_uncapture(t);
+		tls_txns--;
+	} else {
+		txn_done(t->x);
+	}
 	free(t);
 }
 

@@ -198,10 +198,23 @@ static int create_entry(struct store *st, uint64_t parent, const char *name, uin
 		touch_dir(&dir, now);
 		rc = idx_inode_put(t, &dir);
 	}
-	rc = store_wend(st, t, rc);
-	if (!rc && out)
+	if (rc) {
+		store_wabort(st, t);
+		store_wunlock(st);
+		return rc;
+	}
+	rc = store_wcommit(st, t);
+	/* the open after a create finds its version (under commit_lock:
+	 * pver.c (2), gcommit.c (G6)) */
+	if (!rc && S_ISREG(mode) && in.size == 0)
+		store_pvcur_set_empty(st, &in);
+	store_wunlock(st);
+	if (rc)
+		return rc;
+	dur_after_commit(st);
+	if (out)
 		*out = in;
-	return rc;
+	return 0;
 }
 
 int store_mknod(struct store *st, uint64_t parent, const char *name, uint32_t mode,

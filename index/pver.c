@@ -96,6 +96,25 @@ void store_pvcur_set(struct store *st, struct pver *pv)
 	pver_put(old);
 }
 
+void store_pvcur_set_empty(struct store *st, const struct idx_inode *in)
+{
+	struct pver *pv = calloc(1, sizeof(*pv));
+
+	if (!pv)
+		return;
+	pv->st = st;
+	pv->refs = 1;
+	pv->in = *in;
+	pv->inl = calloc(1, 1);       /* empty object, as pver_load makes it */
+	if (!pv->inl || store_pin_list(st, pv, NULL, 0)) {
+		free(pv->inl);
+		free(pv);
+		return;
+	}
+	store_pvcur_set(st, pv);
+	pver_put(pv);
+}
+
 void store_pvcur_drop(struct store *st, uint64_t ino)
 {
 	struct pver *old = NULL;
@@ -155,7 +174,7 @@ static int pver_load(struct store *st, uint64_t ino, struct pver **out)
 	pv->st = st;
 	pv->refs = 1;
 	/* read + pin under commit_lock: store.c invariant (2) */
-	pthread_mutex_lock(&st->commit_lock);
+	store_xlock(st);
 	rc = idx_begin(st->idx, 1, &t);
 	if (rc)
 		goto fail;
@@ -191,11 +210,11 @@ static int pver_load(struct store *st, uint64_t ino, struct pver **out)
 	if (rc)
 		goto fail;
 	store_pvcur_set(st, pv);   /* still under commit_lock: no commit in between */
-	pthread_mutex_unlock(&st->commit_lock);
+	store_xunlock(st);
 	*out = pv;
 	return 0;
 fail:
-	pthread_mutex_unlock(&st->commit_lock);
+	store_xunlock(st);
 	free(pv->frags);
 	free(pv->inl);
 	free(pv);

@@ -128,11 +128,11 @@ int store_wbegin_freeing(struct store *st, struct idx_txn **t)
 	*t = NULL;
 	if (st->rdonly)
 		return -EROFS;
-	pthread_mutex_lock(&st->commit_lock);
+	store_xlock(st);
 	release_if_full(st);
 	rc = idx_begin(st->idx, 0, t);
 	if (rc)
-		pthread_mutex_unlock(&st->commit_lock);
+		store_xunlock(st);
 	return rc;
 }
 

@@ -422,34 +422,6 @@ struct frag_backend *store_backend_of(struct store *st, const struct frag_desc *
 
 /* ---- txn helpers ---- */
 
-int store_wbegin(struct store *st, struct idx_txn **t)
-{
-	int rc;
-
-	*t = NULL;
-	if (st->rdonly)
-		return -EROFS;
-	pthread_mutex_lock(&st->commit_lock);
-	rc = store_reserve_check(st);   /* reserve.c invariant (2) */
-	if (!rc)
-		rc = idx_begin(st->idx, 0, t);
-	if (rc)
-		pthread_mutex_unlock(&st->commit_lock);
-	return rc;
-}
-
-int store_wend(struct store *st, struct idx_txn *t, int rc)
-{
-	if (rc == 0)
-		rc = idx_commit(t);
-	else
-		idx_abort(t);
-	pthread_mutex_unlock(&st->commit_lock);
-	if (rc == 0)
-		dur_after_commit(st);
-	return rc;
-}
-
 static int collect_freed(struct frag_desc **freed, uint32_t *n, const struct frag_desc *d)
 {
 	struct frag_desc *v = realloc(*freed, (*n + 1) * sizeof(*v));
@@ -921,7 +893,7 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	if (!st)
 		return -ENOMEM;
 	pthread_mutex_init(&st->lock, NULL);
-	pthread_mutex_init(&st->commit_lock, NULL);
+	gate_init(&st->commit_lock);
 	pthread_mutex_init(&st->sync_lock, NULL);
 	pthread_mutex_init(&st->sync_wlock, NULL);
 	pthread_cond_init(&st->sync_cond, NULL);
@@ -1036,7 +1008,7 @@ void store_close(struct store *st)
 	free(st->pins.vals);
 	free(st->pins.zombie);
 	pthread_mutex_destroy(&st->lock);
-	pthread_mutex_destroy(&st->commit_lock);
+	gate_destroy(&st->commit_lock);
 	pthread_mutex_destroy(&st->sync_lock);
 	pthread_mutex_destroy(&st->sync_wlock);
 	pthread_cond_destroy(&st->sync_cond);
@@ -1084,6 +1056,8 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->sync_failures = __atomic_load_n(&st->stats.sync_failures, __ATOMIC_RELAXED);
 	out->deletes_pending = dur_pending(st);
 	out->frag_records = __atomic_load_n(&st->stats.frag_records, __ATOMIC_RELAXED);
+	out->log_rounds = __atomic_load_n(&st->stats.log_rounds, __ATOMIC_RELAXED);
+	out->log_round_members = __atomic_load_n(&st->stats.log_round_members, __ATOMIC_RELAXED);
 	fcache_get_stats(st->cache, &cs);
 	out->cache_hits = cs.hits;
 	out->cache_misses = cs.misses;

@@ -391,8 +391,14 @@ struct store_stats {
 	uint64_t syncs, sync_failures;   /* index flushes by store_sync */
 	uint64_t deletes_pending;  /* released images not deleted yet: waiting
 				    * for a flush, or for the reaper */
+	uint64_t log_rounds;       /* RADOS writer: commit rounds that reached the
+				    * log (one append each; index/gcommit.c) */
+	uint64_t log_round_members;   /* ... and the commits they carried */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
+/* Committers waiting now to join a commit round, or in one for their turn
+ * to run (RADOS writer; tests). */
+unsigned store_commit_waiting(struct store *st);
 /* The fragment cache's counters (hits, misses, evictions, bytes, I/O
  * batches, read-ahead, in-flight bytes). */
 void store_get_cache_stats(struct store *st, struct fcache_stats *out);

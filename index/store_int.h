@@ -4,6 +4,9 @@
  *
  * Lock order: st->commit_lock, then an LMDB write txn, then st->lock.
  * st->lock is never held across I/O or while waiting for a txn.
+ * commit_lock is a gate (gcommit.c): held exclusively (store_xlock) or by
+ * a commit round of a RADOS writer (group commit); "under commit_lock"
+ * means either.
  */
 #ifndef PFS_STORE_INT_H
 #define PFS_STORE_INT_H
@@ -27,6 +30,24 @@ struct pinmap {
 struct srados;
 struct rconn;
 
+/* commit_lock (gcommit.c): an exclusive holder or one commit round. */
+struct cgate {
+	pthread_mutex_t m;           /* leaf: everything below */
+	pthread_cond_t c;
+	int excl;                    /* an exclusive holder */
+	unsigned excl_wait;          /* exclusive lockers waiting */
+	unsigned excl_quota;         /* (G7): exclusive grants before the next round */
+	unsigned waiting;            /* committers waiting to join a round */
+	int active;                  /* a round holds the gate (G1) */
+	int state;                   /* the round's state (gcommit.c) */
+	struct idx_txn *parent;      /* the round's top-level write txn */
+	unsigned joined, members, queued, merged;
+	int child;                   /* a child txn is open (G3) */
+	size_t bytes;                /* the round's entry, as of the last child */
+	uint64_t turn;               /* (G6) */
+	int rc;                      /* the round's outcome */
+};
+
 struct store {
 	char *dir;
 	struct store_conf conf;      /* immutable after open */
@@ -45,7 +66,8 @@ struct store {
 	int lockfd;                  /* STORE itself, flock()ed exclusively unless rdonly */
 	int markfd;                  /* storelock.h: a tool's busy mark, or -1 */
 	uint64_t next_frag;          /* atomic */
-	pthread_mutex_t commit_lock; /* serializes commits and namespace writes */
+	struct cgate commit_lock;    /* serializes commits and namespace writes (gcommit.c) */
+	int grouped;                 /* commits go in rounds (gcommit.c); set at open */
 	pthread_mutex_t lock;        /* protects pins and pvcur */
 	struct pinmap pins;          /* protected by lock */
 	struct pvslot *pvcur;        /* protected by lock: ino -> current pver */
@@ -155,6 +177,11 @@ void store_pvcur_drop(struct store *st, uint64_t ino);
 void store_pvcur_drop_range(struct store *st, uint64_t from, uint64_t to);
 /* Make PV the cached current version of its inode (takes a reference). */
 void store_pvcur_set(struct store *st, struct pver *pv);
+/* Publish the empty version of object IN, just created (its txn committed,
+ * commit_lock still held: what pver_load would read now), so that the open
+ * that follows a create needs no load (and no commit_lock). Best effort:
+ * no memory, nothing published. */
+void store_pvcur_set_empty(struct store *st, const struct idx_inode *in);
 
 /* Drop all data of INO inside T (fragment records, refs, inline); collect
  * fragments whose count reached 0 into *FREED (malloc'd, *NFREED). */
@@ -165,8 +192,22 @@ int store_destroy_inode(struct idx_txn *t, uint64_t ino, struct frag_desc **free
 /* Release images collected by the above after the txn committed. */
 void store_release_list(struct store *st, struct frag_desc *freed, uint32_t n);
 
-/* Begin a write txn under commit_lock (released by store_wend). */
+/* Begin a write txn under commit_lock (released by store_wend). On a
+ * RADOS writer it is a child txn in a commit round (gcommit.c). */
 int store_wbegin(struct store *st, struct idx_txn **t);
+/* The pieces of store_wend, for callers with a post-commit section under
+ * commit_lock (commit.c): store_wcommit commits T and returns when it is
+ * committed (in a round: the round's outcome, gcommit.c (G4)) or failed;
+ * store_wabort aborts T; store_wunlock then releases commit_lock. */
+int store_wcommit(struct store *st, struct idx_txn *t);
+void store_wabort(struct store *st, struct idx_txn *t);
+void store_wunlock(struct store *st);
+/* commit_lock held exclusively (version loads, deletes, a follower's
+ * applier); never by a thread that holds it already. */
+void store_xlock(struct store *st);
+void store_xunlock(struct store *st);
+void gate_init(struct cgate *g);
+void gate_destroy(struct cgate *g);
 
 /* The reserve that lets deletes run on a full file system (reserve.c).
  * store_wbegin_freeing is store_wbegin for a txn that frees space: it may

@@ -146,12 +146,12 @@ static int apply_one(void *arg, uint64_t lsn, const void *data, size_t len)
 	struct srados *r = a->st->rados;
 	int rc;
 
-	pthread_mutex_lock(&a->st->commit_lock);
+	store_xlock(a->st);
 	r->applying = lsn;
 	rc = idx_apply(a->st->idx, data, len, applied_op, a);
 	if (rc >= 0)
 		astore(&r->tail, lsn);
-	pthread_mutex_unlock(&a->st->commit_lock);
+	store_xunlock(a->st);
 	if (rc < 0)
 		log_err("%s: index log entry %" PRIu64 ": %s", a->st->dir, lsn, strerror(-rc));
 	return rc < 0 ? rc : 0;
@@ -174,7 +174,7 @@ static int load_base(struct store *st)
 	uint64_t lsn = 0;
 	int rc;
 
-	pthread_mutex_lock(&st->commit_lock);
+	store_xlock(st);
 	rc = idx_base_begin(st->idx, &b.t);
 	if (!rc) {
 		rc = rlog_base_get(r->log, &lsn, base_chunk, &b);
@@ -182,7 +182,7 @@ static int load_base(struct store *st)
 	}
 	if (!rc)
 		astore(&r->tail, lsn);
-	pthread_mutex_unlock(&st->commit_lock);
+	store_xunlock(st);
 	if (rc) {
 		log_err("%s: loading the store's base from the cluster failed: %s", st->dir, strerror(-rc));
 		return rc;
@@ -718,6 +718,9 @@ int srados_open(struct store *st, const struct store_opts *o, int created)
 	}
 	astore(&r->horizon, 0);        /* nothing deleted until the first pass */
 	idx_set_commit_hook(st->idx, append_hook, r);
+	/* group commit (gcommit.c); PAYLOADFS_GROUP_COMMIT=0: a round per
+	 * commit (measurements, docs/rados.md) */
+	st->grouped = !getenv("PAYLOADFS_GROUP_COMMIT") || strcmp(getenv("PAYLOADFS_GROUP_COMMIT"), "0");
 	return 0;
 }
 
@@ -788,8 +791,10 @@ void srados_close(struct store *st)
 	srados_stop(st);
 	if (r->log && r->role == ROLE_FOLLOWER)
 		rlog_follower_del(r->log, r->id);
-	if (r->log && r->role == ROLE_WRITER)
+	if (r->log && r->role == ROLE_WRITER) {
+		st->grouped = 0;
 		idx_set_commit_hook(st->idx, NULL, NULL);
+	}
 	rlog_close(r->log);            /* gives a held lease back */
 	/* the backend (st->disk) shares the connection: store_close destroys it first */
 	free(r->fol);

@@ -9,7 +9,12 @@
  *    twice is skipped, a gap is -ERANGE, a damaged entry -EUCLEAN, a del
  *    of a missing record (a diverged copy) -EUCLEAN with nothing applied;
  *  - a base (idx_base_dump) loaded into a third index equals it too, and
- *    entries after the base apply on top of it. */
+ *    entries after the base apply on top of it;
+ *  - child txns (idx_lmdb.c invariant 9, group commit): the parent's one
+ *    entry holds the ops of the merged children in order and nothing of
+ *    an aborted child, of a child whose capture failed, or of a child that
+ *    hit MDB_MAP_FULL; the parent goes on after each and commits the
+ *    merged ones; a hook failure drops every child's change. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -366,6 +371,113 @@ static void test_capture_replay(void)
 	idx_close(c);
 }
 
+static int has_inode(struct idx *x, uint64_t ino)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	int rc = idx_begin(x, 1, &t);
+
+	if (rc)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	idx_abort(t);
+	return rc == 0 ? 1 : (rc == -ENOENT ? 0 : rc);
+}
+
+/* The inode numbers an entry puts, in order, into OUT (at most CAP). */
+static size_t entry_inodes(const unsigned char *e, size_t len, uint64_t *out, size_t cap)
+{
+	struct ilog_op op;
+	size_t pos = 0, n = 0;
+
+	while (ilog_next(e, len, &pos, &op))
+		if (op.db == ILOG_DB_INODES && op.kind == ILOG_PUT && n < cap)
+			out[n++] = idx_rec_get_be64(op.key);
+	return n;
+}
+
+/* One child of P that puts inode INO (and a dirent for it). */
+static int child_put(struct idx_txn *p, uint64_t ino, struct idx_txn **out)
+{
+	struct idx_inode in = { .ino = ino, .mode = S_IFREG | 0644, .nlink = 1, .version = 1 };
+	char name[32];
+	int rc = idx_child_begin(p, out);
+
+	snprintf(name, sizeof(name), "c%llu", (unsigned long long)ino);
+	if (!rc)
+		rc = idx_inode_put(*out, &in);
+	if (!rc)
+		rc = idx_dirent_put(*out, IDX_ROOT_INO, name, ino, S_IFREG);
+	return rc;
+}
+
+static void test_children(void)
+{
+	struct idx *x;
+	struct mlog m = { .epoch = 3 };
+	struct idx_txn *p = NULL, *c = NULL;
+	uint64_t inos[16], lsn = 0;
+	static char big[4000];
+	size_t n;
+	int rc, full = 0;
+
+	setenv("PAYLOADFS_INDEX_MAP", "65536", 1);    /* a small map: a child fills it */
+	x = open_idx("children");
+	unsetenv("PAYLOADFS_INDEX_MAP");
+	idx_set_commit_hook(x, mlog_hook, &m);
+	CHECK_EQ(idx_begin(x, 0, &p), 0, "children: a parent write txn");
+	CHECK(child_put(p, 300, &c) == 0 && idx_commit(c) == 0, "child 1 (inode 300) merges");
+	CHECK(child_put(p, 301, &c) == 0, "child 2 (inode 301) puts ...");
+	idx_abort(c);
+	CHECK(child_put(p, 302, &c) == 0, "child 3 (inode 302) puts ...");
+	memset(big, 'x', sizeof(big));
+	CHECK_EQ(idx_xattr_put(c, 302, "user.k", NULL, (size_t)ILOG_VAL_MAX + 1), -E2BIG,
+		 "... then an op it cannot capture (-E2BIG)");
+	CHECK_EQ(idx_commit(c), -E2BIG, "... so its commit fails with that error (the child is dropped)");
+	rc = child_put(p, 303, &c);
+	for (int i = 0; i < 2000 && !rc; i++)
+		rc = idx_inline_put(c, 10000 + (uint64_t)i, big, sizeof(big));
+	full = rc == -ENOSPC;
+	CHECK(full, "child 4 (inode 303) fills the map: -ENOSPC (%d)", rc);
+	idx_abort(c);
+	CHECK(child_put(p, 304, &c) == 0 && idx_commit(c) == 0, "child 5 (inode 304) merges after all that");
+	CHECK_EQ(idx_commit(p), 0, "the parent commits");
+	CHECK_EQ(m.n, 1, "... handing one entry to the hook");
+	n = m.n ? entry_inodes(m.e[0], m.len[0], inos, 16) : 0;
+	CHECK(n == 2 && inos[0] == 300 && inos[1] == 304,
+	      "the entry puts exactly the merged children's inodes, in order (%zu: %llu, %llu)", n,
+	      (unsigned long long)(n ? inos[0] : 0), (unsigned long long)(n > 1 ? inos[1] : 0));
+	if (m.n) {
+		struct ilog_op op;
+		size_t pos = 0, inl = 0, ops = 0;
+		while (ilog_next(m.e[0], m.len[0], &pos, &op)) {
+			inl += op.db == ILOG_DB_INLINE;
+			ops++;
+		}
+		CHECK(inl == 0 && ops == 4, "... and nothing of the dropped children (%zu ops, %zu inline)", ops,
+		      inl);
+	}
+	CHECK(has_inode(x, 300) == 1 && has_inode(x, 304) == 1, "the local index has 300 and 304");
+	CHECK(has_inode(x, 301) == 0 && has_inode(x, 302) == 0 && has_inode(x, 303) == 0,
+	      "... and none of 301, 302, 303");
+	CHECK(idx_log_lsn(x, &lsn) == 0 && lsn == 1, "... at log position 1");
+
+	/* a hook failure drops every merged child */
+	CHECK_EQ(idx_begin(x, 0, &p), 0, "a second parent");
+	CHECK(child_put(p, 310, &c) == 0 && idx_commit(c) == 0, "child (inode 310) merges");
+	CHECK(child_put(p, 311, &c) == 0 && idx_commit(c) == 0, "child (inode 311) merges");
+	m.fail = -EIO;
+	CHECK_EQ(idx_commit(p), -EIO, "the hook fails: the parent's commit fails with its errno");
+	CHECK(has_inode(x, 310) == 0 && has_inode(x, 311) == 0 && m.n == 1,
+	      "... and neither child's change is anywhere");
+	CHECK(idx_log_lsn(x, &lsn) == 0 && lsn == 1, "... the position neither");
+	/* and the index goes on */
+	CHECK(idx_begin(x, 0, &p) == 0 && child_put(p, 312, &c) == 0 && idx_commit(c) == 0 &&
+	      idx_commit(p) == 0 && m.n == 2 && has_inode(x, 312) == 1, "a third parent commits (entry 2)");
+	mlog_free(&m);
+	idx_close(x);
+}
+
 int main(void)
 {
 	log_init("test_ilog", LOG_TO_STDERR, LOG_WARNING);
@@ -375,6 +487,7 @@ int main(void)
 	}
 	test_codec();
 	test_capture_replay();
+	test_children();
 	tut_rmrf(root);
 	return tap_done();
 }
