@@ -34,6 +34,7 @@
 #include "tests/unit/tap.h"
 
 #include "tests/unit/backend_contract.h"
+#include "tests/unit/tcluster.h"
 
 #define TIMEOUT_S    3      /* the timeout of the fault sections */
 #define SLACK_S      10     /* what a bounded wait may take beyond it (valgrind) */
@@ -594,34 +595,11 @@ static void test_shared_conn(void)
 	drain(b, "conn");
 }
 
-/* No cluster in the environment: run again under with-cluster.sh. */
-static void need_cluster(char **argv)
-{
-	static const char *wrap = "tests/rados/with-cluster.sh";
-	char self[4096];
-	ssize_t n;
-
-	if (getenv("PFS_CEPH_CONF"))
-		return;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0 && access(wrap, X_OK) == 0) {
-		self[n] = '\0';
-		printf("# no PFS_CEPH_CONF: starting a cluster (%s)\n", wrap);
-		fflush(stdout);
-		execl(wrap, wrap, self, (char *)NULL);
-	}
-	(void)argv;
-	printf("Bail out! no cluster: run from the source root, or export the variables of "
-	       "`tests/rados/cluster.sh env DIR`\n");
-	exit(1);
-}
-
-int main(int argc, char **argv)
+int main(void)
 {
 	struct frag_backend *b = NULL;
 
-	(void)argc;
-	need_cluster(argv);
+	need_cluster();
 	conf_path = getenv("PFS_CEPH_CONF");
 	pool = getenv("PFS_RADOS_POOL");
 	cluster_dir = getenv("PFS_RADOS_CLUSTER");

@@ -44,6 +44,7 @@
 #include "tests/unit/tap.h"
 #include "tests/unit/tstore.h"
 #include "tests/unit/tutil.h"
+#include "tests/unit/tcluster.h"
 
 #define K 8
 #define OBJ_LEN 1024
@@ -645,26 +646,6 @@ static void test_osd_down(void)
 	store_close(w);
 }
 
-/* No cluster in the environment: run again under with-cluster.sh. */
-static void need_cluster(void)
-{
-	static const char *wrap = "tests/rados/with-cluster.sh";
-	char self[4096];
-	ssize_t n;
-
-	if (getenv("PFS_CEPH_CONF"))
-		return;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0 && access(wrap, X_OK) == 0) {
-		self[n] = '\0';
-		printf("# no PFS_CEPH_CONF: starting a cluster (%s)\n", wrap);
-		fflush(stdout);
-		execl(wrap, wrap, self, (char *)NULL);
-	}
-	printf("Bail out! no cluster: run from the source root, or export the variables of "
-	       "`tests/rados/cluster.sh env DIR`\n");
-	exit(1);
-}
 
 int main(void)
 {

@@ -33,6 +33,7 @@
 #include "cache/rlog.h"
 #include "tests/unit/tap.h"
 #include "tests/unit/tutil.h"
+#include "tests/unit/tcluster.h"
 
 #define T_S        30     /* the timeout of the ordinary sections */
 #define DOWN_T_S   2      /* the timeout of the OSD-down section */
@@ -1372,26 +1373,6 @@ static void test_crash(struct rconn *c)
 #endif
 }
 
-/* No cluster in the environment: run again under with-cluster.sh. */
-static void need_cluster(void)
-{
-	static const char *wrap = "tests/rados/with-cluster.sh";
-	char self[4096];
-	ssize_t n;
-
-	if (getenv("PFS_CEPH_CONF"))
-		return;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0 && access(wrap, X_OK) == 0) {
-		self[n] = '\0';
-		printf("# no PFS_CEPH_CONF: starting a cluster (%s)\n", wrap);
-		fflush(stdout);
-		execl(wrap, wrap, self, (char *)NULL);
-	}
-	printf("Bail out! no cluster: run from the source root, or export the variables of "
-	       "`tests/rados/cluster.sh env DIR`\n");
-	exit(1);
-}
 
 int main(int argc, char **argv)
 {
