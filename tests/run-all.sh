@@ -36,8 +36,9 @@
 # a local store has (image files on disk, ENOSPC of a small local file
 # system) say so with local_only and count as skips there. E2E_RADOS_FILES
 # (names without .bats, space-separated; default every file but rados.bats,
-# which is RADOS-only already) narrows it: the sanitizer tier of .ci/run
-# runs a subset to stay inside its budget.
+# which is RADOS-only already) narrows it, for a quick look. The sanitizer
+# tier of .ci/run leaves this part out (RUN_ALL_PARTS) to stay inside its
+# budget; tier 1 runs it whole.
 #
 # Output: the TAP of every file as it runs, a per-file summary, and as the
 # last line "N passed, N failed" (", N skipped" when some were). The counts
