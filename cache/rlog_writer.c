@@ -228,6 +228,17 @@ static void blocklist(struct rlog *l, const struct locker *k)
 			 k->addr, cookie_holder(k->cookie));
 }
 
+/* Fence the holder K (blocklist) and break its lease. @return 0 (also
+ * when it was gone already) or -errno. */
+static int break_lease(struct rlog *l, const struct locker *k)
+{
+	int rc;
+
+	blocklist(l, k);
+	rc = rados_break_lock(l->io, RLOG_HEAD, RLOG_LOCK, k->client, k->cookie);
+	return rc == -ENOENT ? 0 : rc;
+}
+
 /* Did CLIENT's last session end with rlog_release (pfs.writer says
  * "released CLIENT ...")? */
 static int released_by(struct rlog *l, const char *client)
@@ -268,9 +279,7 @@ static int take_lock(struct rlog *l, unsigned lease_ms, unsigned wait_s, int for
 			log_warn("rlog %s: the lease is held by an earlier session of this store (%s) "
 				 "that is gone: taking it back", l->name, cookie_holder(k.cookie));
 			forced++;
-			blocklist(l, &k);
-			rc = rados_break_lock(l->io, RLOG_HEAD, RLOG_LOCK, k.client, k.cookie);
-			if (rc && rc != -ENOENT)
+			if ((rc = break_lease(l, &k)) != 0)
 				return rc;
 			continue;
 		}
@@ -282,9 +291,7 @@ static int take_lock(struct rlog *l, unsigned lease_ms, unsigned wait_s, int for
 			old = k;        /* the last holder seen */
 		if (rc > 0 && force && forced < FORCE_TRIES) {
 			forced++;
-			blocklist(l, &k);
-			rc = rados_break_lock(l->io, RLOG_HEAD, RLOG_LOCK, k.client, k.cookie);
-			if (rc && rc != -ENOENT)
+			if ((rc = break_lease(l, &k)) != 0)
 				return rc;
 			continue;
 		}

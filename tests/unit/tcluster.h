@@ -4,7 +4,17 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
+
+/* Seconds on the monotonic clock (bounded waits). */
+static inline double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 /* No cluster in the environment (PFS_CEPH_CONF): run this binary again
  * under tests/rados/with-cluster.sh (from the source root), which starts

@@ -42,14 +42,6 @@
 static const char *conf_path, *pool, *cluster_dir, *cluster_sh;
 static char nsbase[48];
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Open a backend on namespace <nsbase>-SUFFIX with TIMEOUT seconds. */
 static int open_ns(const char *suffix, unsigned timeout, struct frag_backend **out)
 {

@@ -53,14 +53,6 @@ static char tmp[4096];
 static const char *conf_path, *pool, *cluster_dir, *cluster_sh;
 static char name_base[64];
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
