@@ -1,4 +1,5 @@
 # payloadfs — one entry point: all, check, crash, powerloss, bench, demo, install, clean
+# (deb and check-deb: the Debian package, packaging/README.md)
 # (and fuzz, fuzz-run, valgrind for the test tiers beside check).
 # Flags: CFLAGS is yours (default -O2 -g); what the build needs is added with
 # override. SANITIZE=address,undefined builds with sanitizers. V=1 is verbose.
@@ -224,16 +225,49 @@ bench-rados: $(BUILD)/bench/bench_rados
 demo: all
 	$(Q)packaging/demo.sh $(BUILD)
 
+# install: the binaries, man pages and docs; the mount helper, the systemd
+# units and the bash completion when packaging/ has them. debian/rules runs
+# it with PREFIX=/usr SBINDIR=/sbin UNITDIR=/lib/systemd/system.
+SBINDIR ?= $(PREFIX)/sbin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR  ?= $(PREFIX)/share/doc/payloadfs
+COMPDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALL_DOCS := README.md $(wildcard docs/*.md docs/bench-*.svg)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BUILD)/payloadfs $(BUILD)/payloadctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 docs/payloadctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 docs/payloadfs.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/
+	$(Q)set -e; \
+	if [ -f packaging/mount.fuse.payloadfs ]; then \
+		install -d $(DESTDIR)$(SBINDIR); \
+		install -m 755 packaging/mount.fuse.payloadfs $(DESTDIR)$(SBINDIR)/; fi; \
+	if [ -f packaging/systemd/payloadfs@.service ]; then \
+		install -d $(DESTDIR)$(UNITDIR); \
+		install -m 644 packaging/systemd/payloadfs@.service $(DESTDIR)$(UNITDIR)/; fi; \
+	if [ -f packaging/systemd/mnt-payload.mount ]; then \
+		install -d $(DESTDIR)$(DOCDIR)/examples; \
+		install -m 644 packaging/systemd/mnt-payload.mount $(DESTDIR)$(DOCDIR)/examples/; fi; \
+	if [ -f packaging/bash-completion/payloadctl ]; then \
+		install -d $(DESTDIR)$(COMPDIR); \
+		install -m 644 packaging/bash-completion/payloadctl $(DESTDIR)$(COMPDIR)/; fi
+
+# deb: payloadfs_*.deb with dpkg-buildpackage -us -uc -b, in a copy of the
+# tree under $(BUILD)/deb (packaging/deb.sh; packaging/README.md).
+deb:
+	$(Q)packaging/deb.sh $(BUILD)
+
+# check-deb: build the package, install it into a throwaway root and mount
+# a store with the installed binary (tests/deb/check-deb.sh; TAP).
+check-deb:
+	$(Q)tests/deb/check-deb.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
+.PHONY: deb check-deb all unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
