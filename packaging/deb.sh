@@ -48,6 +48,9 @@ rm -rf "$TREE/debian"
 cp -a "$ROOT/packaging/debian" "$TREE/debian"
 
 echo "deb: building payloadfs $VERSION in $TREE (log: $OUT/build.log)" >&2
+# Not make's jobserver of a caller (make check runs this): dh gives make
+# its own -j from DEB_BUILD_OPTIONS.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 export DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)${DEB_BUILD_OPTIONS:+ $DEB_BUILD_OPTIONS}"
 if ! (cd "$TREE" && dpkg-buildpackage -us -uc -b) >"$OUT/build.log" 2>&1; then
 	tail -n 40 "$OUT/build.log" >&2

@@ -17,10 +17,13 @@ set -eu
 # tests/rados/cluster.sh starts on 127.0.0.1 (ceph-common has the `ceph`
 # and `rados` tools). Ceph 16.2 in Debian 12; about 60 MB of packages,
 # about 230 MB installed (--no-install-recommends).
+# debhelper, lintian: `make deb` and its test (tests/deb/check-deb.sh, part
+# deb of make check; dpkg-dev comes with build-essential); gnuplot-nox:
+# the benchmark charts (tests/bench/chart.sh, checked by make check).
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils
 liblz4-dev liburing-dev libxxhash-dev bats attr python3 python3-numpy e2fsprogs
 util-linux coreutils clang libclang-rt-14-dev valgrind python3-lmdb
-librados-dev ceph-mon ceph-osd ceph-common"
+librados-dev ceph-mon ceph-osd ceph-common debhelper lintian gnuplot-nox"
 BENCH_PKGS="bindfs squashfuse squashfs-tools linux-perf"
 
 for arg in "$@"; do

@@ -8,13 +8,16 @@
 # short mode (tests/crash/run.sh, on a local store and on a RADOS store of
 # the run's cluster), the power-loss explorer's short mode
 # (tests/crash/powerloss.py --tap) and the short stress runs
-# (tests/stress/run.sh short). Called by `make check` after building (which
+# (tests/stress/run.sh short), and last the Debian package's test
+# (tests/deb/check-deb.sh: about a minute, part deb; the sanitizer tier
+# of .ci/run leaves it out). Called by `make check` after building (which
 # also builds the fuzzers when clang and libFuzzer are installed; without
 # them each harness is one skip).
 #
 # Before them, the checks of the test suite itself: tests/lint-bats.sh (no
-# bats assertion that can never fail) and tests/run-all-selftest.sh (this
-# script's counting, on fake binaries).
+# bats assertion that can never fail), tests/run-all-selftest.sh (this
+# script's counting, on fake binaries) and tests/bench/chart-selftest.sh
+# (make bench's chart drawing, on a fixed sample).
 #
 # Counting: each TAP "ok" line is a pass, "not ok" a failure, an "ok ... #
 # skip" a skip. A binary (or bats file) that exits non-zero without any "not
@@ -27,7 +30,7 @@
 # counts one for its exit status.
 #
 # RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, e2e-rados, crash,
-# powerloss, stress; default all of them) runs only those parts: for a
+# powerloss, stress, deb; default all of them) runs only those parts: for a
 # quick look, and for the self-test. `make check` runs them all.
 #
 # e2e-rados runs the end-to-end files again with PFS_E2E_RADOS=1: every
@@ -123,12 +126,12 @@ add_counts() {
 }
 
 # part NAME — NAME is one of the parts to run ($RUN_ALL_PARTS).
-RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,e2e-rados,crash,powerloss,stress}
+RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,e2e-rados,crash,powerloss,stress,deb}
 part() { [[ ,$RUN_ALL_PARTS, == *,$1,* ]]; }
 
 # ---- the test suite's own checks ----
 if part lint; then
-	for s in lint-bats.sh run-all-selftest.sh; do
+	for s in lint-bats.sh run-all-selftest.sh bench/chart-selftest.sh; do
 		name=suite/${s%.sh}
 		echo "# $name"
 		t0=$SECONDS
@@ -250,6 +253,14 @@ if part stress && [ -x "$BUILD/stress/fsx" ]; then
 	t0=$SECONDS
 	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/stress/run.sh "$BUILD" short) 2>&1 </dev/null | tee "$out"
 	tally stress/run.sh "${PIPESTATUS[0]}"
+fi
+
+# ---- the Debian package: built, installed into a throwaway root, mounted ----
+if part deb; then
+	echo "# deb/check-deb.sh"
+	t0=$SECONDS
+	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/deb/check-deb.sh "$BUILD") 2>&1 </dev/null | tee "$out"
+	tally deb/check-deb.sh "${PIPESTATUS[0]}"
 fi
 
 {

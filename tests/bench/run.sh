@@ -20,7 +20,9 @@
 #           commit's time goes (index log append, LMDB commit: issue 12)
 # and the peak RSS (VmHWM) of every payloadfs daemon at the end of its
 # workload. Prints a table and the ratios against the issues' targets, and
-# writes the same to BUILD/bench/results.md (raw samples: results.tsv).
+# writes the same to BUILD/bench/results.md (raw samples: results.tsv; the
+# medians and targets for charts: chart.tsv, drawn by tests/bench/chart.sh
+# into BUILD/bench/bench-figures.svg and bench-targets.svg).
 # Every read is checked against the ext4 bytes: wrong bytes fail the run.
 #
 # Environment (docs/benchmarks.md):
@@ -409,12 +411,16 @@ speedup() {
 		printf (r >= 10 ? "%.1f" : r >= 0.1 ? "%.2f" : "%.3f"), r }'
 }
 # target NAME MEASURED OP GOAL UNIT — one row of the targets table.
+CHART_TARGETS=()
 target() {
 	local name=$1 v=$2 op=$3 goal=$4 unit=$5 st
 	if [ -z "$v" ]; then
 		echo "| $name | not run | $op $goal$unit | — |"
 		return
 	fi
+	# chart.tsv (tests/bench/chart.sh) gets every target that ran
+	[[ $v =~ ^[0-9]+(\.[0-9]+)?$ ]] && CHART_TARGETS+=("$(printf 'target\t%s\t%s\t%s\t%s\t%s' "${name//\\/}" "$v" \
+		"$([ "$op" = "≥" ] && echo ">=" || echo "<=")" "$goal" "$(echo $unit)")")
 	st=$(awk -v v="$v" -v g="$goal" -v op="$op" 'BEGIN {
 		ok = (op == "≥") ? v >= g : v <= g
 		if (ok) { print "**met**"; exit }
@@ -1283,5 +1289,45 @@ cpu_cell() {
 	for w in "${!RSS_KB[@]}"; do printf 'vmhwm_kb.%s\t%s\n' "$w" "${RSS_KB[$w]}"; done
 } >"$OUT/results.tsv"
 
+# chart.tsv: the medians as bars of each figure per peer, and the targets,
+# for tests/bench/chart.sh (rows: see there). A figure or peer that did
+# not run has no row.
+chart_bar() { # FIGURE UNIT KEY_PREFIX UNITS DIV PEER... — rates
+	local fig=$1 unit=$2 key=$3 u=$4 d=$5 p v
+	shift 5
+	for p in "$@"; do
+		v=$(rate "$key.$p" "$u" "$d")
+		[ "$v" = "—" ] || printf 'bar\t%s\t%s\t%s\t%s\n' "$fig" "$unit" "$p" "$v"
+	done
+}
+chart_ms() { # FIGURE PEER KEY [PEER KEY]... — median times in ms
+	local fig=$1 v
+	shift
+	while [ $# -ge 2 ]; do
+		v=$(ms "$2")
+		[ "$v" = "—" ] || printf 'bar\t%s\tms, less is better\t%s\t%s\n' "$fig" "$1" "$v"
+		shift 2
+	done
+}
+{
+	echo "# tests/bench/run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
+	printf 'note\t%s rows (%s bytes), %s, load %s to %s\n' "$ROWS" "$SIZE" "$(date -u +%Y-%m-%d)" "$LOAD_START" "$LOAD_END"
+	chart_bar "cold sequential read" MB/s seq_cold "$SIZE" $MB ext4 bindfs squashfuse squashfuse_ll payloadfs
+	chart_bar "warm re-read" MB/s seq_warm "$SIZE" $MB ext4 bindfs squashfuse squashfuse_ll payloadfs
+	chart_bar "ingest: cp + close + sync" MB/s ingest "$SIZE" $MB ext4 bindfs payloadfs
+	chart_bar "$N_SMALL files of 1 KiB created" files/s small "$N_SMALL" 1 ext4 bindfs payloadfs
+	chart_ms "100,000-row range at row ${VIEW_AT_MID:-?}" "payloadfs @rows= cold" view_mid.payloadfs \
+		"payloadfs @rows= again" viewwarm_mid.payloadfs "tail | head, warm ext4" tailhead_mid.ext4
+	chart_bar "RADOS: cold sequential read" MB/s rados_cold "$SIZE" $MB local writer follower
+	chart_bar "RADOS: 1 KiB-file commits, 1 thread" files/s rados_small1 "$NSMALL" 1 local writer
+	printf '%s\n' "${CHART_TARGETS[@]}"
+} >"$OUT/chart.tsv"
+
 cat "$OUT/results.md"
 say "written $OUT/results.md and $OUT/results.tsv"
+if command -v gnuplot >/dev/null; then
+	"$ROOT/tests/bench/chart.sh" "$OUT/chart.tsv" "$OUT/bench" >&2 ||
+		say "the charts failed (chart.sh above); the results stand"
+else
+	say "gnuplot not installed: no charts (packaging/install-deps.sh --bench)"
+fi
