@@ -216,6 +216,14 @@ bench: all $(BENCH_BIN) $(BUILD)/bench/commit_times.so
 	$(Q)packaging/install-deps.sh --bench
 	$(Q)tests/bench/run.sh $(BUILD)
 
+# bench-charts: publish the last `make bench` (BUILD/bench/chart.tsv) as
+# docs/bench-chart.tsv, drawn into docs/bench-figures.svg and
+# docs/bench-targets.svg, the charts that docs/benchmarks.md shows (make
+# bench itself draws into BUILD/bench/).
+bench-charts:
+	$(Q)cp $(BUILD)/bench/chart.tsv docs/bench-chart.tsv
+	$(Q)tests/bench/chart.sh docs/bench-chart.tsv docs/bench
+
 # bench-rados: `rados bench` (1 MiB objects, 16 ops in flight, write and
 # seq) and the RADOS backend's own figures (bench_rados) on one throwaway
 # cluster (tests/bench/rados.sh); not part of check.
@@ -267,7 +275,7 @@ check-deb:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: deb check-deb all unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
+.PHONY: deb check-deb bench-charts all unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

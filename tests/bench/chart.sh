@@ -89,7 +89,7 @@ if [ "$NFIG" -gt 0 ]; then
 		echo "set terminal svg size $((cols * 400)),$((rows * 300 + 60)) font 'sans,11' noenhanced background rgb 'white'"
 		echo "set output $(q "$PREFIX-figures.svg")"
 		echo "$COMMON"
-		echo "set multiplot layout $rows,$cols title $(q "payloadfs against its peers${NOTE:+: $NOTE}")"
+		echo "set multiplot layout $rows,$cols title $(q "payloadfs against its peers")${NOTE:+ . \"\\n\" . $(q "$NOTE")}"
 		echo "set boxwidth 0.6"
 		echo "set yrange [0:*]"
 		echo "set offsets 0.5, 0.5, graph 0.12, 0"
@@ -97,7 +97,7 @@ if [ "$NFIG" -gt 0 ]; then
 		i=1
 		while IFS= read -r t; do
 			echo "set title $(q "$t")"
-			echo "plot $(q "$TMP/fig$i.dat") using 0:2:3:xtic(1) with boxes lc rgb variable, '' using 0:2:(sprintf(\$2 >= 100 ? '%.0f' : '%.3g', \$2)) with labels offset 0,0.6 font 'sans,9'"
+			echo "plot $(q "$TMP/fig$i.dat") using 0:2:3:xtic(1) title $(q "$t") with boxes lc rgb variable, '' using 0:2:(sprintf(\$2 >= 100 ? '%.0f' : '%.3g', \$2)) title 'values' with labels offset 0,0.6 font 'sans,9'"
 			i=$((i + 1))
 		done <"$TMP/titles"
 		echo "unset multiplot"
@@ -111,13 +111,15 @@ if [ "$NTARGET" -gt 0 ]; then
 		echo "set output $(q "$PREFIX-targets.svg")"
 		echo "$COMMON"
 		echo "set grid xtics noytics lc rgb '#dddddd'"
-		echo "set title $(q "measured / target (1 = the target; right of the line: met)${NOTE:+ — $NOTE}")"
+		echo "set multiplot title $(q "measured / target (1 = the target; right of the line: met)")${NOTE:+ . \"\\n\" . $(q "$NOTE")}"
 		echo "set lmargin 62"
+		echo "set tmargin 5"
 		echo "set xrange [0:$(awk -v m="$MAXSCORE" 'BEGIN { print (m * 1.45 > 2) ? m * 1.45 : 2 }')]"
 		echo "set yrange [-$NTARGET + 0.4:0.6]"
 		echo "set ytics scale 0"
 		echo "set arrow from 1, graph 0 to 1, graph 1 nohead lw 2 dt 2 lc rgb '#333333'"
-		echo "plot $(q "$TMP/targets.dat") using (\$2/2):(-\$0):(\$2/2):(0.35):3:ytic(1) with boxxyerror lc rgb variable, '' using 2:(-\$0):4 with labels left offset 0.8,0 font 'sans,9'"
+		echo "plot $(q "$TMP/targets.dat") using (\$2/2):(-\$0):(\$2/2):(0.35):3:ytic(1) title 'measured / target' with boxxyerror lc rgb variable, '' using 2:(-\$0):4 title 'figures' with labels left offset 0.8,0 font 'sans,9'"
+		echo "unset multiplot"
 	} >"$TMP/targets.gp"
 	gnuplot "$TMP/targets.gp" || die "gnuplot failed on the targets"
 fi

@@ -1311,7 +1311,7 @@ chart_ms() { # FIGURE PEER KEY [PEER KEY]... — median times in ms
 }
 {
 	echo "# tests/bench/run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
-	printf 'note\t%s rows (%s bytes), %s, load %s to %s\n' "$ROWS" "$SIZE" "$(date -u +%Y-%m-%d)" "$LOAD_START" "$LOAD_END"
+	printf 'note\t%s rows (%s bytes), %s, load average %s to %s\n' "$ROWS" "$SIZE" "$(date -u +%Y-%m-%d)" "${LOAD_START%% *}" "${LOAD_END%% *}"
 	chart_bar "cold sequential read" MB/s seq_cold "$SIZE" $MB ext4 bindfs squashfuse squashfuse_ll payloadfs
 	chart_bar "warm re-read" MB/s seq_warm "$SIZE" $MB ext4 bindfs squashfuse squashfuse_ll payloadfs
 	chart_bar "ingest: cp + close + sync" MB/s ingest "$SIZE" $MB ext4 bindfs payloadfs
