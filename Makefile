@@ -233,8 +233,9 @@ bench-rados: $(BUILD)/bench/bench_rados
 demo: all
 	$(Q)packaging/demo.sh $(BUILD)
 
-# install: the binaries, man pages and docs; the mount helper, the systemd
-# units and the bash completion when packaging/ has them. debian/rules runs
+# install: the binaries, man pages and docs; the mount helper (its man
+# page: a link to payloadfs.8), the systemd units and the bash completion
+# when packaging/ has them. debian/rules runs
 # it with PREFIX=/usr SBINDIR=/sbin UNITDIR=/lib/systemd/system.
 SBINDIR ?= $(PREFIX)/sbin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
@@ -251,7 +252,8 @@ install: all
 	$(Q)set -e; \
 	if [ -f packaging/mount.fuse.payloadfs ]; then \
 		install -d $(DESTDIR)$(SBINDIR); \
-		install -m 755 packaging/mount.fuse.payloadfs $(DESTDIR)$(SBINDIR)/; fi; \
+		install -m 755 packaging/mount.fuse.payloadfs $(DESTDIR)$(SBINDIR)/; \
+		ln -sf payloadfs.8 $(DESTDIR)$(PREFIX)/share/man/man8/mount.fuse.payloadfs.8; fi; \
 	if [ -f packaging/systemd/payloadfs@.service ]; then \
 		install -d $(DESTDIR)$(UNITDIR); \
 		install -m 644 packaging/systemd/payloadfs@.service $(DESTDIR)$(UNITDIR)/; fi; \

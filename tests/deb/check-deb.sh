@@ -90,13 +90,14 @@ for f in /usr/bin/payloadfs /usr/bin/payloadctl /usr/share/man/man8/payloadfs.8 
 done
 # what packaging/ has -> where the package must put it
 optional="packaging/mount.fuse.payloadfs=/sbin/mount.fuse.payloadfs
+packaging/mount.fuse.payloadfs=/usr/share/man/man8/mount.fuse.payloadfs.8
 packaging/systemd/payloadfs@.service=/lib/systemd/system/payloadfs@.service
 packaging/systemd/mnt-payload.mount=/usr/share/doc/payloadfs/examples/mnt-payload.mount
 packaging/bash-completion/payloadctl=/usr/share/bash-completion/completions/payloadctl"
 present=""
 while IFS== read -r src dst; do
 	[ -e "$ROOT/$src" ] || continue
-	present="$present $src"
+	[[ " $present " == *" $src "* ]] || present="$present $src"
 	has "$dst" || missing="$missing $dst"
 done <<<"$optional"
 if [ -z "$missing" ]; then
