@@ -139,16 +139,22 @@ if [ -n "$why" ]; then
 	finish
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/payloadfs-deb.XXXXXX")
+# The overlay's lower layer is / alone (not the mounts under it): the work
+# directory must be on the root file system to be seen inside. $TMPDIR,
+# else /var/tmp (when /tmp is a tmpfs).
+WORK=""
+for d in "${TMPDIR:-/tmp}" /var/tmp; do
+	if [ -d "$d" ] && [ "$(stat -c %d "$d")" = "$(stat -c %d /)" ]; then
+		WORK=$(mktemp -d "$d/payloadfs-deb.XXXXXX") && break
+	fi
+done
+if [ -z "$WORK" ]; then
+	for d in "${IN_ROOT[@]}"; do skip "$d" "neither \$TMPDIR nor /var/tmp is on the root file system"; done
+	finish
+fi
 trap 'rm -rf --one-file-system "$WORK"' EXIT
 cp "$DEB" "$WORK/payloadfs.deb"
 cp "$ROOT/tests/deb/in-root.sh" "$WORK/"
-# The overlay's lower layer is / alone (not the mounts under it): $WORK
-# must be on the root file system to be seen inside.
-if [ "$(stat -c %d "$WORK")" != "$(stat -c %d /)" ]; then
-	for d in "${IN_ROOT[@]}"; do skip "$d" "\$TMPDIR is not on the root file system"; done
-	finish
-fi
 timeout -k 10 300 unshare -m --propagation private bash -c '
 	set -eu
 	W=$1
