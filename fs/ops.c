@@ -1275,8 +1275,8 @@ static void pfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	else
 		rc = commit_handle(h);
 	if (rc)
-		log_err("object %llu: commit at release failed: %s", (unsigned long long)h->ino,
-			strerror(-rc));
+		log_err("object %llu: commit at release failed: %s (%s)", (unsigned long long)h->ino,
+			strerror(-rc), log_errname(rc));
 	(void)ino;
 	fh_free(h);
 	fuse_reply_err(req, 0);
