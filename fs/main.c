@@ -425,7 +425,7 @@ int main(int argc, char *argv[])
 	struct pfs pfs = { 0 };
 	struct fuse_session *se = NULL;
 	char store_abs[PATH_MAX], fsname[PATH_MAX + 96];
-	int rc = 1, mounted = 0;
+	int rc = 1, mounted = 0, handlers = 0;
 	size_t read_ahead = (size_t)4 << 20, max_views = 0, disk_cache = 0;
 	int log_level = LOG_INFO;
 
@@ -526,7 +526,8 @@ int main(int argc, char *argv[])
 	pfs.page_cache = !o.direct_io;
 	pfs.cache_size = so.cache_size;
 	pfs.started_ns = store_now_ns();
-	if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, co.mountpoint) != 0) {
+	handlers = fuse_set_signal_handlers(se) == 0;
+	if (!handlers || fuse_session_mount(se, co.mountpoint) != 0) {
 		fail(co.mountpoint, "cannot mount (is it an existing, empty directory you may mount on?)");
 		rc = 1;
 		goto out;
@@ -553,7 +554,8 @@ out:
 	if (se) {
 		if (mounted)
 			fuse_session_unmount(se);
-		fuse_remove_signal_handlers(se);
+		if (handlers)   /* the session is made before the store opens */
+			fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
 	fn_fini();
