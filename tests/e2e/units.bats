@@ -44,3 +44,30 @@ verify() { systemd-analyze verify --man=no "$@" 2>&1; }
 	[ "$status" -ne 0 ]
 	[[ $output == *"What= setting is missing"* ]]
 }
+
+# systemd reads /etc/fstab through systemd-fstab-generator; run on a
+# temporary fstab (SYSTEMD_FSTAB) it shows what systemd makes of the lines
+# the guide documents.
+@test "fstab lines through systemd-fstab-generator: _netdev orders after the network, x-systemd.automount makes an automount" {
+	local gen=/lib/systemd/system-generators/systemd-fstab-generator
+	[ -x "$gen" ]
+	cat >"$UTMP/fstab" <<-EOF
+	/srv/payload /mnt/payload fuse.payloadfs defaults,allow_other,_netdev 0 0
+	/srv/p2 /mnt/p2 fuse.payloadfs defaults,noauto,x-systemd.automount,_netdev 0 0
+	EOF
+	mkdir -p "$UTMP/gen/normal" "$UTMP/gen/early" "$UTMP/gen/late"
+	SYSTEMD_FSTAB=$UTMP/fstab SYSTEMD_LOG_LEVEL=err "$gen" "$UTMP/gen/normal" "$UTMP/gen/early" "$UTMP/gen/late"
+	local n=$UTMP/gen/normal
+	grep -qx 'Type=fuse.payloadfs' "$n/mnt-payload.mount"
+	grep -qx 'What=/srv/payload' "$n/mnt-payload.mount"
+	# _netdev: a remote file system, mounted with the network up
+	[ -e "$n/remote-fs.target.requires/mnt-payload.mount" ]
+	# noauto + x-systemd.automount: not mounted at boot, an automount instead
+	grep -qx 'Where=/mnt/p2' "$n/mnt-p2.automount"
+	[ -e "$n/remote-fs.target.requires/mnt-p2.automount" ]
+	[ ! -e "$n/remote-fs.target.requires/mnt-p2.mount" ]
+	run verify "$n/mnt-payload.mount" "$n/mnt-p2.mount" "$n/mnt-p2.automount"
+	show_output
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+}
