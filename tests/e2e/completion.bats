@@ -13,6 +13,9 @@ load helpers
 ROOT=$BATS_TEST_DIRNAME/../..
 
 setup() {
+	if rados_mode; then
+		skip "no store involved: runs once, in the e2e part"
+	fi
 	[ -r /usr/share/bash-completion/bash_completion ]
 }
 

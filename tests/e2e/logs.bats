@@ -112,7 +112,7 @@ log_workload() {
 set -u
 mount --bind /dev "$TMP/realdev" || exit 90
 mount -t tmpfs tmpfs /dev || exit 91
-for d in null fuse; do touch /dev/$d && mount --bind "$TMP/realdev/$d" /dev/$d || exit 92; done
+for d in null zero random urandom fuse; do touch /dev/$d && mount --bind "$TMP/realdev/$d" /dev/$d || exit 92; done
 "$PY" -c "
 import socket, sys, os
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

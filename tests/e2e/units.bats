@@ -10,6 +10,9 @@
 load helpers
 
 setup() {
+	if rados_mode; then
+		skip "no store involved: runs once, in the e2e part"
+	fi
 	command -v systemd-analyze >/dev/null
 	UNITS=$BATS_TEST_DIRNAME/../../packaging/systemd
 	UTMP=$(mktemp -d "${TMPDIR:-/tmp}/pfs-units.XXXXXX")
