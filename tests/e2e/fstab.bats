@@ -28,7 +28,7 @@ teardown() { pfs_teardown; }
 # the built payloadfs first in PATH (and in the default path of mount's
 # helpers, see above). The script sees $STORE, $MNT, $TMP.
 in_ns() {
-	STORE=$STORE MNT=$MNT TMP=$TMP PATH=$TMP/bin:$PATH \
+	"${SAN_ENV[@]}" STORE="$STORE" MNT="$MNT" TMP="$TMP" PATH="$TMP/bin:$PATH" \
 		unshare -m --propagation private bash -c '
 set -u
 mount --bind "$TMP/bin" /usr/local/sbin || exit 99

@@ -107,7 +107,7 @@ log_workload() {
 	command -v unshare >/dev/null
 	damaged_store
 	mkdir "$TMP/realdev"
-	run --separate-stderr env STORE="$STORE" MNT="$MNT" TMP="$TMP" PFS="$PFS" PY="$PY" \
+	run --separate-stderr "${SAN_ENV[@]}" STORE="$STORE" MNT="$MNT" TMP="$TMP" PFS="$PFS" PY="$PY" \
 		unshare -m --propagation private bash -c '
 set -u
 mount --bind /dev "$TMP/realdev" || exit 90
