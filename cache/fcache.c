@@ -514,8 +514,8 @@ static void decode_one(void *arg)
 	if (l->get->err) {
 		char where[128];
 		frag_where(l->ref.backend, l->ref.id, where, sizeof(where));
-		log_err("fragment %016" PRIx64 " (%s): %s", l->ref.id, where,
-			l->get->err == -ENOENT ? "missing" : strerror(-l->get->err));
+		log_err("fragment %016" PRIx64 " (%s): read: %s (%s)", l->ref.id, where,
+			l->get->err == -ENOENT ? "missing" : strerror(-l->get->err), log_errname(l->get->err));
 		l->rc = l->get->err;
 		return;
 	}
@@ -617,7 +617,7 @@ static int damaged(struct fcache *c, struct load *l, int again)
 			 "dropped, read again from %s", l->ref.id, l->why, where);
 		return 1;
 	}
-	log_err("fragment %016" PRIx64 " (%s): %s", l->ref.id, where, l->why);
+	log_err("fragment %016" PRIx64 " (%s): read: %s (EIO)", l->ref.id, where, l->why);
 	stat_add(&c->damaged, 1);
 	return 0;
 }

@@ -24,6 +24,13 @@ void log_init(const char *ident, enum log_target target, int max_level)
 	pthread_mutex_unlock(&log_lock);
 }
 
+const char *log_errname(int err)
+{
+	const char *n = strerrorname_np(err < 0 ? -err : err);
+
+	return n ? n : "E?";
+}
+
 static const char *level_name(int level)
 {
 	switch (level) {

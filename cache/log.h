@@ -18,6 +18,11 @@ void log_init(const char *ident, enum log_target target, int max_level);
 void log_msg(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The symbolic name of errno value ERR (positive or negative): "EIO",
+ * "ENOSPC"; "E?" when unknown. Error lines end with it, so that each names
+ * the object, the operation and the errno (docs/guide.md, Logs). */
+const char *log_errname(int err);
+
 #define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARNING, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

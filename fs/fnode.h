@@ -8,7 +8,9 @@
  *    is the index inode number (root 1; IDX_FIRST_INO up).
  *  - FN_BYID_INO (2): the synthetic `.by-id` directory; FN_STATS_INO (3):
  *    the synthetic `.stats` file (cache and I/O counters as JSON);
- *    FN_SNAPS_INO (4): the synthetic `.snapshots` directory (snapshots.h).
+ *    FN_SNAPS_INO (4): the synthetic `.snapshots` directory (snapshots.h);
+ *    FN_METRICS_INO (5): the synthetic `.metrics` file (the same counters
+ *    in the Prometheus text format).
  *  - Snapshot entries (`.snapshots/NAME/...`) are in the same spaces as
  *    live ones: a snapshot's inodes are real index inodes with numbers of
  *    their own, a range that snapshot owns ([first, first + count),
@@ -73,6 +75,7 @@
 #define FN_BYID_INO  2ull
 #define FN_STATS_INO 3ull     /* the synthetic `.stats` file */
 #define FN_SNAPS_INO 4ull     /* the synthetic `.snapshots` directory */
+#define FN_METRICS_INO 5ull   /* the synthetic `.metrics` file (Prometheus text) */
 #define FN_FILE_BIT  (1ull << 61)
 #define FN_VIEW_BIT  (1ull << 62)
 

@@ -31,6 +31,7 @@
 
 struct opts {
 	char *store;
+	char *log_level;
 	char *fragment_size, *cache_size, *spill_size, *logfile, *pidfile, *read_ahead, *max_views;
 	char *threads;
 	char *sync_ms;
@@ -45,6 +46,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "cache_size=%s", offsetof(struct opts, cache_size), 0 },
 	{ "spill_size=%s", offsetof(struct opts, spill_size), 0 },
 	{ "logfile=%s", offsetof(struct opts, logfile), 0 },
+	{ "log_level=%s", offsetof(struct opts, log_level), 0 },
 	{ "pidfile=%s", offsetof(struct opts, pidfile), 0 },
 	{ "max_views=%s", offsetof(struct opts, max_views), 0 },
 	{ "ro", offsetof(struct opts, ro), 1 },
@@ -68,6 +70,26 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_END
 };
 
+/* Options that mount(8) and fstab put in the list for themselves (and
+ * systemd for its fstab generator): dropped here, so that
+ * `payloadfs STORE MNT -o defaults,_netdev,x-systemd.automount` (what
+ * mount.fuse3 runs for an fstab line) mounts. mount.fuse3 strips some of
+ * them too; not all versions strip all. */
+static int mount_only_option(const char *arg)
+{
+	static const char *const names[] = {
+		"defaults", "_netdev", "auto", "noauto", "nofail", "user", "nouser",
+		"users", "owner", "group", "comment", "loop",
+	};
+
+	if (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(arg, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 {
 	struct opts *o = data;
@@ -82,6 +104,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 			return 0;
 		}
 		return 1;
+	case FUSE_OPT_KEY_OPT:
+		return mount_only_option(arg) ? 0 : 1;
 	default:
 		return 1;
 	}
@@ -98,6 +122,8 @@ static void usage(const char *prog)
 	       "    -o spill_size=BYTES     staged bytes an open file keeps in memory before\n"
 	       "                            spilling to STORE/staging (default 8M)\n"
 	       "    -o logfile=PATH         log to PATH instead of syslog when daemonized\n"
+	       "    -o log_level=LEVEL      error, warn, info (default) or debug: the most\n"
+	       "                            verbose messages logged (-d: debug)\n"
 	       "    -o pidfile=PATH         write the daemon's pid to PATH\n"
 	       "    -o max_views=N          views in use at once (default 262144; ENFILE beyond)\n"
 	       "    -o ro                   mount read-only\n"
@@ -124,6 +150,8 @@ static void usage(const char *prog)
 	       "                            object's current version is page-cached\n"
 	       "    -o page_cache           the default (kept for compatibility)\n"
 	       "    -o allow_other          let other users in (permissions are enforced)\n"
+	       "    -o defaults,_netdev,auto,noauto,nofail,user,users,x-*  mount(8)/fstab\n"
+	       "                            options: accepted and ignored\n"
 	       "    -f                      stay in the foreground, log to stderr\n"
 	       "    -d                      debug: foreground, log every request\n"
 	       "    -h, --help              this help\n"
@@ -337,10 +365,26 @@ static void remove_pidfile(const char *path)
 		unlink(path);
 }
 
-static void setup_log(const struct opts *o, int foreground, int debug)
+/* -o log_level=NAME as a syslog level. @return 0 or -EINVAL. */
+static int parse_log_level(const char *s, int *level)
 {
-	int level = debug ? LOG_DEBUG : LOG_INFO;
+	static const struct { const char *name; int level; } names[] = {
+		{ "error", LOG_ERR }, { "err", LOG_ERR }, { "warn", LOG_WARNING },
+		{ "warning", LOG_WARNING }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
+	};
 
+	if (!s)
+		return 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i].name) == 0) {
+			*level = names[i].level;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static void setup_log(const struct opts *o, int foreground, int level)
+{
 	if (o->logfile) {
 		int fd = open(o->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (fd >= 0) {
@@ -381,8 +425,9 @@ int main(int argc, char *argv[])
 	struct pfs pfs = { 0 };
 	struct fuse_session *se = NULL;
 	char store_abs[PATH_MAX], fsname[PATH_MAX + 96];
-	int rc = 1, mounted = 0;
+	int rc = 1, mounted = 0, handlers = 0;
 	size_t read_ahead = (size_t)4 << 20, max_views = 0, disk_cache = 0;
+	int log_level = LOG_INFO;
 
 	/* Fragments are ~1 MiB buffers freed in any order by many threads: a
 	 * fixed mmap threshold returns them to the system at once, so the
@@ -428,6 +473,8 @@ int main(int argc, char *argv[])
 		rc = fail("base_every", "must be a number of log entries from 1 to 100000000");
 	else if (parse_size(o.disk_cache, 1 << 20, (size_t)1 << 50, &disk_cache))
 		rc = fail("disk_cache", "must be a size of at least 1M");
+	else if (parse_log_level(o.log_level, &log_level))
+		rc = fail("log_level", "must be error, warn, info or debug");
 	else if (!realpath(o.store, store_abs))
 		rc = fail(o.store, errno == ENOENT ? "no such directory" : strerror(errno));
 	else if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
@@ -446,11 +493,24 @@ int main(int argc, char *argv[])
 	so.daemon = 1;
 	so.lock_note = lock_note;
 	note_to_stderr = !co.foreground && !o.logfile;   /* else the log is stderr */
+	/* The FUSE session first, in the foreground: an unknown option is
+	 * refused (libfuse names it on stderr) before anything else happens. */
+	snprintf(fsname, sizeof(fsname), "-ofsname=payloadfs:%s,subtype=payloadfs,default_permissions",
+		 store_abs);
+	if (fuse_opt_add_arg(&args, fsname) || fn_init(max_views)) {
+		fail("start-up", "out of memory");
+		goto out;
+	}
+	se = fuse_session_new(&args, &pfs_ops, sizeof(pfs_ops), &pfs);
+	if (!se) {
+		fail("options", "unknown or invalid option (named above; see --help)");
+		goto out;
+	}
 	if (!co.foreground && become_daemon() < 0) {
 		fail("daemon", strerror(errno));
 		goto out;
 	}
-	setup_log(&o, co.foreground, co.debug);
+	setup_log(&o, co.foreground, co.debug ? LOG_DEBUG : log_level);
 
 	rc = store_open(store_abs, &so, &pfs.st);
 	if (rc) {
@@ -466,20 +526,8 @@ int main(int argc, char *argv[])
 	pfs.page_cache = !o.direct_io;
 	pfs.cache_size = so.cache_size;
 	pfs.started_ns = store_now_ns();
-	snprintf(fsname, sizeof(fsname), "-ofsname=payloadfs:%s,subtype=payloadfs,default_permissions",
-		 store_abs);
-	if (fuse_opt_add_arg(&args, fsname) || fn_init(max_views)) {
-		fail("start-up", "out of memory");
-		rc = 1;
-		goto out;
-	}
-	se = fuse_session_new(&args, &pfs_ops, sizeof(pfs_ops), &pfs);
-	if (!se) {
-		fail("options", "invalid FUSE options (see --help)");
-		rc = 1;
-		goto out;
-	}
-	if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, co.mountpoint) != 0) {
+	handlers = fuse_set_signal_handlers(se) == 0;
+	if (!handlers || fuse_session_mount(se, co.mountpoint) != 0) {
 		fail(co.mountpoint, "cannot mount (is it an existing, empty directory you may mount on?)");
 		rc = 1;
 		goto out;
@@ -506,7 +554,8 @@ out:
 	if (se) {
 		if (mounted)
 			fuse_session_unmount(se);
-		fuse_remove_signal_handlers(se);
+		if (handlers)   /* the session is made before the store opens */
+			fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
 	fn_fini();
@@ -531,6 +580,7 @@ out:
 	free(o.max_views);
 	free(o.spill_size);
 	free(o.logfile);
+	free(o.log_level);
 	free(o.pidfile);
 	return rc;
 }

@@ -140,6 +140,19 @@ static int synthetic_dir(uint64_t ino)
 	return ino == FN_BYID_INO || ino == FN_SNAPS_INO;
 }
 
+/* The synthetic files of the root: .stats (JSON) and .metrics (Prometheus
+ * text); read-only, no xattrs, never removed or linked. */
+static int stats_file(uint64_t ino)
+{
+	return ino == FN_STATS_INO || ino == FN_METRICS_INO;
+}
+
+/* The text of stats file INO, malloc'd. @return 0 or -ENOMEM. */
+static int stats_text(struct pfs *p, uint64_t ino, char **out, size_t *len)
+{
+	return ino == FN_METRICS_INO ? pfs_metrics_text(p, out, len) : pfs_stats_json(p, out, len);
+}
+
 static struct pfs *pfs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -186,18 +199,19 @@ static void byid_stat(struct stat *s)
 	s->st_size = 4096;
 }
 
-/* The .stats file: its size is the length of the JSON right now. */
-static int stats_stat(struct pfs *p, struct stat *s)
+/* The .stats or .metrics file: its size is the length of its text right
+ * now. */
+static int stats_stat(struct pfs *p, uint64_t ino, struct stat *s)
 {
 	char *j;
 	size_t len;
-	int rc = pfs_stats_json(p, &j, &len);
+	int rc = stats_text(p, ino, &j, &len);
 
 	if (rc)
 		return rc;
 	free(j);
 	memset(s, 0, sizeof(*s));
-	s->st_ino = FN_STATS_INO;
+	s->st_ino = ino;
 	s->st_mode = S_IFREG | 0444;
 	s->st_nlink = 1;
 	s->st_size = (off_t)len;
@@ -284,9 +298,9 @@ static int do_stat(struct pfs *p, uint64_t nodeid, struct stat *s, double *timeo
 		byid_stat(s);
 		return 0;
 	}
-	if (nodeid == FN_STATS_INO) {
+	if (stats_file(nodeid)) {
 		*timeout = 0;
-		return stats_stat(p, s);
+		return stats_stat(p, nodeid, s);
 	}
 	if (nodeid == FN_SNAPS_INO) {
 		*timeout = 0;
@@ -417,14 +431,16 @@ static int lookup_synthetic(fuse_req_t req, const char *name)
 		e.ino = FN_BYID_INO;
 		e.entry_timeout = e.attr_timeout = ENTRY_TIMEOUT;
 		byid_stat(&e.attr);
-	} else if (strcmp(name, ".stats") == 0 || strcmp(name, ".snapshots") == 0) {
+	} else if (strcmp(name, ".stats") == 0 || strcmp(name, ".snapshots") == 0 ||
+		   strcmp(name, ".metrics") == 0) {
 		int snaps = name[1] == 's' && name[2] == 'n';
-		int rc = snaps ? snaps_stat(pfs_of(req), &e.attr) : stats_stat(pfs_of(req), &e.attr);
+		uint64_t ino = snaps ? FN_SNAPS_INO : name[1] == 'm' ? FN_METRICS_INO : FN_STATS_INO;
+		int rc = snaps ? snaps_stat(pfs_of(req), &e.attr) : stats_stat(pfs_of(req), ino, &e.attr);
 		if (rc) {
 			fuse_reply_err(req, -rc);
 			return 1;
 		}
-		e.ino = snaps ? FN_SNAPS_INO : FN_STATS_INO;
+		e.ino = ino;
 	} else {
 		return 0;
 	}
@@ -517,7 +533,7 @@ static void forget_one(struct pfs *p, uint64_t nodeid, uint64_t n)
 {
 	uint64_t gone;
 
-	if (nodeid == FN_BYID_INO || nodeid == FN_STATS_INO || nodeid == FN_SNAPS_INO || nodeid == FUSE_ROOT_ID)
+	if (nodeid == FN_BYID_INO || stats_file(nodeid) || nodeid == FN_SNAPS_INO || nodeid == FUSE_ROOT_ID)
 		return;
 	if ((gone = fn_forget(nodeid, n)))
 		store_forget_unused(p->st, gone, fn_in_use);
@@ -707,7 +723,7 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (ino == FN_BYID_INO || ino == FN_STATS_INO || ino == FN_SNAPS_INO ||
+	if (ino == FN_BYID_INO || stats_file(ino) || ino == FN_SNAPS_INO ||
 	    (fn_is_view(ino) && (to_set & ~(FUSE_SET_ATTR_SIZE)))) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -801,7 +817,7 @@ static void pfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
 static void pfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[4097];
-	ssize_t n = fn_is_view(ino) || fn_is_file(ino) || synthetic_dir(ino) || ino == FN_STATS_INO ? -EINVAL :
+	ssize_t n = fn_is_view(ino) || fn_is_file(ino) || synthetic_dir(ino) || stats_file(ino) ? -EINVAL :
 		    store_readlink(pfs_of(req)->st, ino, buf, sizeof(buf));
 
 	if (n < 0)
@@ -814,7 +830,7 @@ static void pfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 {
 	struct idx_inode in;
 	uint64_t target = fn_is_view(ino) ? 0 : fn_ino(ino);
-	int rc = !target || synthetic_dir(ino) || ino == FN_STATS_INO || synthetic_dir(newparent) ||
+	int rc = !target || synthetic_dir(ino) || stats_file(ino) || synthetic_dir(newparent) ||
 		 fn_is_view(newparent) ? -EPERM : store_link(pfs_of(req)->st, target, newparent, newname, &in);
 
 	if (rc)
@@ -829,7 +845,7 @@ static void pfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 static int is_synthetic(fuse_ino_t parent, const char *name)
 {
 	return parent == FUSE_ROOT_ID && (strcmp(name, ".by-id") == 0 || strcmp(name, ".stats") == 0 ||
-					  strcmp(name, ".snapshots") == 0);
+					  strcmp(name, ".snapshots") == 0 || strcmp(name, ".metrics") == 0);
 }
 
 static void pfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -901,8 +917,8 @@ static struct fh *fh_new(uint64_t nodeid, int flags)
 	return h;
 }
 
-/* The .stats file: a snapshot of the JSON at open. */
-static int fh_open_stats(struct pfs *p, int flags, struct fh **out)
+/* The .stats or .metrics file NODEID: a snapshot of its text at open. */
+static int fh_open_stats(struct pfs *p, uint64_t nodeid, int flags, struct fh **out)
 {
 	struct fh *h;
 	int rc;
@@ -910,10 +926,10 @@ static int fh_open_stats(struct pfs *p, int flags, struct fh **out)
 	*out = NULL;
 	if ((flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
-	if (!(h = fh_new(FN_STATS_INO, flags)))
+	if (!(h = fh_new(nodeid, flags)))
 		return -ENOMEM;
 	h->kind = FH_META;
-	rc = pfs_stats_json(p, &h->meta, &h->meta_len);
+	rc = stats_text(p, nodeid, &h->meta, &h->meta_len);
 	if (rc) {
 		fh_free(h);
 		return rc;
@@ -937,8 +953,8 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 	*out = NULL;
 	*keep = 0;
 	*direct = 1;
-	if (nodeid == FN_STATS_INO)
-		return fh_open_stats(p, flags, out);
+	if (stats_file(nodeid))
+		return fh_open_stats(p, nodeid, flags, out);
 	if (!(h = fh_new(nodeid, flags)))
 		return -ENOMEM;
 	if (fn_is_view(nodeid) && (rc = fn_view(nodeid, &v)) == 0)
@@ -1074,6 +1090,7 @@ static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 	struct pver *pv;
 	struct rvec v;
 	ssize_t n;
+	uint64_t t0;
 
 	/* The kernel may complete this READ, let the file be closed and send
 	 * RELEASE (which frees H) while the reply's writev still runs, so no
@@ -1103,6 +1120,7 @@ static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 		free(buf);
 		return;
 	}
+	t0 = hist_now_ns();
 	pv = pver_ref(h->pv);       /* inline bytes live in the version */
 	rvec_init(&v);
 	n = h->kind == FH_VIEW ? view_read_vec(pv, &h->vm, (uint64_t)off, size, &v)
@@ -1115,6 +1133,7 @@ static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 	}
 	if (n > 0)
 		read_ahead(h, (uint64_t)off, (size_t)n);   /* before the reply: H is alive */
+	hist_observe(&pfs_of(req)->read_lat, hist_now_ns() - t0);
 	fuse_reply_iov(req, v.iov, (int)v.n);
 	rvec_release(&v);
 	pver_put(pv);
@@ -1229,30 +1248,36 @@ static void pfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, o
 
 /* Commit a dirty handle, then tell the kernel the object changed (its
  * nodes' attributes and its names: ops.c (3a)). */
-static int commit_handle(struct fh *h)
+static int commit_handle(struct pfs *p, struct fh *h)
 {
+	uint64_t t0, dt;
 	int rc;
 
 	if (!h->ws || !wsess_dirty(h->ws))
 		return 0;
+	t0 = hist_now_ns();
 	rc = wsess_commit(h->ws);
+	dt = hist_now_ns() - t0;
 	h->failed = rc != 0;
-	if (!rc)
+	if (!rc) {
+		hist_observe(&p->commit_lat, dt);
+		log_debug("object %llu: committed in %.3f ms", (unsigned long long)h->ino, (double)dt / 1e6);
 		after_commit(pver_inode(wsess_base(h->ws))->ino, 0, 1);
+	}
 	return rc;
 }
 
 static void pfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	fuse_reply_err(req, -commit_handle(fh_of(fi)));
+	fuse_reply_err(req, -commit_handle(pfs_of(req), fh_of(fi)));
 }
 
 /* fsync(2): commit, then make it durable (an index flush, shared with
  * concurrent callers: store_sync). */
 static void pfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int rc = commit_handle(fh_of(fi));
+	int rc = commit_handle(pfs_of(req), fh_of(fi));
 
 	(void)ino;
 	(void)datasync;
@@ -1273,10 +1298,10 @@ static void pfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		log_warn("object %llu: discarding writes whose commit failed at close",
 			 (unsigned long long)h->ino);
 	else
-		rc = commit_handle(h);
+		rc = commit_handle(pfs_of(req), h);
 	if (rc)
-		log_err("object %llu: commit at release failed: %s", (unsigned long long)h->ino,
-			strerror(-rc));
+		log_err("object %llu: commit at release failed: %s (%s)", (unsigned long long)h->ino,
+			strerror(-rc), log_errname(rc));
 	(void)ino;
 	fh_free(h);
 	fuse_reply_err(req, 0);
@@ -1460,7 +1485,7 @@ static void pfs_statfs(fuse_req_t req, fuse_ino_t ino)
  * and views have no xattrs). */
 static uint64_t xattr_target(fuse_ino_t nodeid)
 {
-	if (synthetic_dir(nodeid) || nodeid == FN_STATS_INO || fn_is_view(nodeid))
+	if (synthetic_dir(nodeid) || stats_file(nodeid) || fn_is_view(nodeid))
 		return 0;
 	return fn_ino(nodeid);
 }

@@ -3,6 +3,7 @@
 #define PFS_OPS_H
 
 #define FUSE_USE_VERSION 312
+#include "cache/hist.h"
 #include <fuse_lowlevel.h>
 #include <stddef.h>
 
@@ -21,6 +22,8 @@ struct pfs {
 	char ra_path[128];      /* sysfs read_ahead_kb of the mount, or "" */
 	size_t ra_bytes;        /* the window to set there */
 	int ra_done;            /* atomic: set (or tried) once */
+	struct hist read_lat;   /* READs of objects and views (.metrics) */
+	struct hist commit_lat; /* commits at close/fsync that succeeded */
 };
 
 /* Set the mount's read-ahead window (once, best effort: only root may);
@@ -33,6 +36,11 @@ extern const struct fuse_lowlevel_ops pfs_ops;
  * I/O and node counters and the daemon's memory, as a malloc'd string.
  * @return 0 or -ENOMEM. Thread-safe. */
 int pfs_stats_json(struct pfs *p, char **out, size_t *len);
+
+/* The same figures, and the latency histograms, in the Prometheus text
+ * exposition format (version 0.0.4): the `.metrics` file, documented in
+ * docs/metrics.md. @return 0 or -ENOMEM. Thread-safe. */
+int pfs_metrics_text(struct pfs *p, char **out, size_t *len);
 
 /* A follower applied a change from the writer's log (store_set_change_cb):
  * drop what the kernel caches for it. Runs on the store's applier thread. */

@@ -99,3 +99,108 @@ void pfs_tune_read_ahead(struct pfs *p)
 	}
 	log_debug("read-ahead window %zu KiB (%s)", p->ra_bytes >> 10, p->ra_path);
 }
+
+/* ---- .metrics: the Prometheus text exposition format (0.0.4) ----
+ * Every figure of .stats, under the usual names: counters end in _total,
+ * units are in the name (_bytes, _seconds), and the latency histograms of
+ * reads and commits. docs/metrics.md lists each one; keep it in step. */
+
+static void metric(FILE *f, const char *type, const char *name, const char *help, uint64_t v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+}
+
+static void counter(FILE *f, const char *name, const char *help, uint64_t v)
+{
+	metric(f, "counter", name, help, v);
+}
+
+static void gauge(FILE *f, const char *name, const char *help, uint64_t v)
+{
+	metric(f, "gauge", name, help, v);
+}
+
+static void histogram(FILE *f, const char *name, const char *help, const struct hist *h)
+{
+	struct hist_snap s;
+
+	hist_read(h, &s);
+	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (unsigned i = 0; i < HIST_NBOUNDS; i++)
+		fprintf(f, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, (double)hist_bound_ns[i] / 1e9, s.cum[i]);
+	fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.9f\n%s_count %" PRIu64 "\n",
+		name, s.count, name, (double)s.sum_ns / 1e9, name, s.count);
+}
+
+int pfs_metrics_text(struct pfs *p, char **out, size_t *len)
+{
+	struct store_stats ss;
+	struct fcache_stats cs;
+	struct fn_stats ns;
+	uint64_t rss, hwm;
+	FILE *f;
+
+	*out = NULL;
+	*len = 0;
+	store_get_stats(p->st, &ss);
+	store_get_cache_stats(p->st, &cs);
+	fn_get_stats(&ns);
+	memory_use(&rss, &hwm);
+	if (!(f = open_memstream(out, len)))
+		return -ENOMEM;
+	fprintf(f, "# HELP payloadfs_uptime_seconds Seconds since the daemon started serving.\n"
+		"# TYPE payloadfs_uptime_seconds gauge\npayloadfs_uptime_seconds %.3f\n",
+		(double)(store_now_ns() - p->started_ns) / 1e9);
+	counter(f, "payloadfs_cache_hits_total", "Fragment lookups served from the fragment cache.", cs.hits);
+	counter(f, "payloadfs_cache_misses_total", "Fragment lookups that had to read the fragment.", cs.misses);
+	counter(f, "payloadfs_cache_evictions_total", "Fragments evicted from the cache (LRU, byte budget).",
+		cs.evictions);
+	gauge(f, "payloadfs_cache_bytes", "Decompressed bytes in the fragment cache now.", cs.bytes);
+	gauge(f, "payloadfs_cache_entries", "Fragments in the cache now.", cs.entries);
+	gauge(f, "payloadfs_cache_budget_bytes", "The cache's byte budget (-o cache_size).", cs.budget);
+	counter(f, "payloadfs_cache_waits_total", "Fetches that waited for another reader's load of the same "
+		"fragment.", cs.waits);
+	counter(f, "payloadfs_read_batches_total", "Batched backend reads (one I/O submission each).", cs.batches);
+	counter(f, "payloadfs_fragments_read_total", "Fragments read from the backend.", cs.fetched);
+	counter(f, "payloadfs_fragment_read_bytes_total", "Stored (compressed) bytes read from the backend.",
+		cs.fetched_bytes);
+	counter(f, "payloadfs_fragments_decoded_in_parallel_total", "Fragments decoded on worker threads.",
+		cs.parallel);
+	counter(f, "payloadfs_read_ahead_fragments_total", "Fragments read ahead in the background.",
+		cs.prefetched);
+	counter(f, "payloadfs_read_ahead_skipped_total", "Read-aheads skipped: in-flight budget full.",
+		cs.prefetch_skipped);
+	counter(f, "payloadfs_fragments_damaged_total", "Fragments that failed verification (EIO).", cs.damaged);
+	gauge(f, "payloadfs_inflight_bytes", "Bytes of foreground reads in flight now.", cs.inflight_fg);
+	gauge(f, "payloadfs_inflight_read_ahead_bytes", "Bytes of read-ahead in flight now.", cs.inflight_bg);
+	gauge(f, "payloadfs_inflight_budget_bytes", "The in-flight byte budget (each of foreground, read-ahead).",
+		cs.inflight_budget);
+	counter(f, "payloadfs_fragments_written_total", "Fragment images written.", ss.frags_written);
+	counter(f, "payloadfs_fragments_deleted_total", "Fragment images deleted.", ss.frags_deleted);
+	counter(f, "payloadfs_commits_total", "Committed transactions (new versions, namespace changes).",
+		ss.commits);
+	counter(f, "payloadfs_syncs_total", "Index flushes (durability points).", ss.syncs);
+	counter(f, "payloadfs_sync_failures_total", "Index flushes that failed.", ss.sync_failures);
+	gauge(f, "payloadfs_deletes_pending", "Released fragment images not deleted yet.", ss.deletes_pending);
+	fprintf(f, "# HELP payloadfs_kernel_nodes Node ids the kernel holds now, by kind.\n"
+		"# TYPE payloadfs_kernel_nodes gauge\n"
+		"payloadfs_kernel_nodes{kind=\"file_version\"} %" PRIu64 "\n"
+		"payloadfs_kernel_nodes{kind=\"view\"} %" PRIu64 "\n"
+		"payloadfs_kernel_nodes{kind=\"other\"} %" PRIu64 "\n",
+		ns.file_nodes, ns.view_nodes, ns.real_nodes);
+	gauge(f, "payloadfs_kernel_objects", "Objects the kernel holds nodes of now.", ns.objects);
+	gauge(f, "payloadfs_kernel_names", "Names the kernel may cache now (invalidated on commit).", ns.names);
+	counter(f, "payloadfs_write_opens_sealed_total", "Write opens moved to a fresh node (ESTALE).", ns.sealed);
+	gauge(f, "payloadfs_resident_memory_bytes", "The daemon's resident set size (VmRSS).", rss);
+	gauge(f, "payloadfs_resident_memory_peak_bytes", "The daemon's peak resident set size (VmHWM).", hwm);
+	histogram(f, "payloadfs_read_latency_seconds", "Time the daemon took to serve a READ of an object or "
+		"view (cache lookups, fetch and decode of missing fragments).", &p->read_lat);
+	histogram(f, "payloadfs_commit_latency_seconds", "Time of a commit at close(2) or fsync(2) that "
+		"succeeded (cut, compress, write, index transaction).", &p->commit_lat);
+	if (fclose(f)) {
+		free(*out);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}

@@ -339,12 +339,12 @@ static int fetch_range(struct pver *pv, uint32_t i, uint32_t j, struct fbuf **ou
 				fbuf_put(ok);
 				continue;
 			}
-			log_err("object %llu: version %llu: fragment %016llx (bytes %llu..%llu) could not be read: %s",
+			log_err("object %llu: version %llu: fragment %016llx (bytes %llu..%llu) could not be read: %s (%s)",
 				(unsigned long long)pv->in.ino, (unsigned long long)pv->in.version,
 				(unsigned long long)refs[k].id,
 				(unsigned long long)pv->frags[i + k].off,
 				(unsigned long long)(pv->frags[i + k].off + pv->frags[i + k].len),
-				rc == -EIO ? "damaged" : "missing");
+				rc == -EIO ? "damaged" : "missing", log_errname(rc));
 		}
 		rc = -EIO;
 	}
@@ -414,9 +414,9 @@ int pver_row_offsets(struct pver *pv, const uint64_t *rows, size_t n, uint64_t *
 	if (m) {
 		rc = fcache_fetch(pv->st->cache, refs, m, bufs);
 		if (rc == -EIO || rc == -ENOENT) {
-			log_err("object %llu: version %llu: fragments holding rows could not be read: %s",
+			log_err("object %llu: version %llu: fragments holding rows could not be read: %s (%s)",
 				(unsigned long long)pv->in.ino, (unsigned long long)pv->in.version,
-				rc == -EIO ? "damaged" : "missing");
+				rc == -EIO ? "damaged" : "missing", log_errname(rc));
 			rc = -EIO;
 		}
 		if (rc)

@@ -12,6 +12,9 @@ set -eu
 # only recommends the runtime, and --no-install-recommends skips it);
 # valgrind: make valgrind; python3-numpy: numpy.memmap in mmap.bats;
 # python3-lmdb: e2e tests that make stores of older formats.
+# systemd: systemd-analyze verify of the units (tests/e2e/units.bats);
+# bash-completion: tests/e2e/completion.bats; python3-prometheus-client:
+# its text-format parser checks the .metrics scrape (tests/e2e/metrics.bats).
 # librados-dev: the RADOS backend (cache/backend_rados.c links -lrados);
 # ceph-mon, ceph-osd, ceph-common: the throwaway test cluster that
 # tests/rados/cluster.sh starts on 127.0.0.1 (ceph-common has the `ceph`
@@ -23,7 +26,8 @@ set -eu
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils
 liblz4-dev liburing-dev libxxhash-dev bats attr python3 python3-numpy e2fsprogs
 util-linux coreutils clang libclang-rt-14-dev valgrind python3-lmdb
-librados-dev ceph-mon ceph-osd ceph-common debhelper lintian gnuplot-nox"
+librados-dev ceph-mon ceph-osd ceph-common debhelper lintian gnuplot-nox
+systemd bash-completion python3-prometheus-client"
 BENCH_PKGS="bindfs squashfuse squashfs-tools linux-perf"
 
 for arg in "$@"; do

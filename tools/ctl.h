@@ -173,6 +173,7 @@ int ctl_export(int argc, char **argv);
 int ctl_gc(int argc, char **argv);
 int ctl_snapshot(int argc, char **argv);
 int ctl_bench(int argc, char **argv);
+int ctl_stats(int argc, char **argv);
 
 /* The protocol of `snapshot` (ctl_snapshot.c) on an open store ST
  * (directory SRC) into DEST, for tests: HOOK (may be NULL) is called with

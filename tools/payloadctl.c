@@ -30,6 +30,8 @@ static const char usage_text[] =
 	"  snapshot STORE DEST        a consistent copy of the whole store in DEST\n"
 	"                             (hard links of the images; also while mounted)\n"
 	"  bench DIR                  measure the store library in a scratch store\n"
+	"  stats [--prometheus] MNT   what the daemon mounted on MNT is doing: JSON,\n"
+	"                             or the Prometheus text format\n"
 	"\n"
 	"PATH is relative to the store root (\"/\" or \"\" is the root); .by-id/ID\n"
 	"names an object by its id.\n"
@@ -57,6 +59,7 @@ static const struct {
 	{ "gc", ctl_gc },
 	{ "snapshot", ctl_snapshot },
 	{ "bench", ctl_bench },
+	{ "stats", ctl_stats },
 };
 
 int main(int argc, char **argv)
