@@ -82,6 +82,15 @@ struct frag_backend_ops {
 	 * from such a copy (reading again fetches them from the source), 0
 	 * when they came from the source itself (reading again cannot help). */
 	int (*invalidate)(struct frag_backend *b, uint64_t id);
+	/* Optional (NULL: get_many(), then DONE for each request in order).
+	 * get_many() that also calls DONE(ARG, i) once for every request i,
+	 * as soon as that request is finished (its err and len final, its
+	 * buffer no longer written), on the calling thread, in any order,
+	 * before it returns — so the caller can decode an image while the
+	 * others are still read. DONE must not call the backend. When it
+	 * returns -errno (nothing could be done), DONE was never called. */
+	int (*get_many_cb)(struct frag_backend *b, struct frag_get *reqs, size_t n,
+			   void (*done)(void *arg, size_t i), void *arg);
 };
 
 struct frag_backend {
@@ -151,6 +160,9 @@ static inline int frag_sync(struct frag_backend *b, const uint64_t *ids, size_t 
 { return b->ops->sync(b, ids, n); }
 static inline int frag_get_many(struct frag_backend *b, struct frag_get *r, size_t n)
 { return b->ops->get_many(b, r, n); }
+/* get_many with per-request completions (get_many_cb in the ops). */
+int frag_get_many_cb(struct frag_backend *b, struct frag_get *r, size_t n,
+		     void (*done)(void *arg, size_t i), void *arg);
 static inline int frag_del(struct frag_backend *b, uint64_t id) { return b->ops->del(b, id); }
 static inline int frag_list(struct frag_backend *b, int (*cb)(void *, uint64_t), void *arg)
 { return b->ops->list(b, cb, arg); }

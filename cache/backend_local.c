@@ -39,6 +39,13 @@
  *      There are RING_SLOTS rings, so that concurrent batches (several
  *      readers, read-ahead) do not wait for each other's I/O. sync() uses
  *      its own SYNC_RINGS rings the same way (a sync slot's lock).
+ *  (5) get_many_cb calls DONE exactly once per request, when it is
+ *      finished: at open_all for a request that failed to open (or asked
+ *      for the size only), else in finish() after its fd is closed —
+ *      finish() runs once per opened request (the ring's last completion,
+ *      drain() on an error, or pread_rest()). A request still open after
+ *      a failed ring gets its DONE from pread_rest(). DONE may run under a
+ *      read ring's slot lock, so it must not call the backend.
  * Lock order: all_lock (one sync of every image at a time) first; then
  * syncfs_lock or one slot lock (read or sync), never two of them;
  * pend_lock is a leaf.
@@ -102,6 +109,9 @@ struct local_backend {
 struct rd_state {
 	int fd;         /* open image, -1 once the request is finished */
 	unsigned tries; /* io_uring retries after -EINTR/-EAGAIN */
+	size_t idx;     /* its request's index in the batch */
+	void (*done)(void *, size_t);  /* get_many_cb's DONE, or NULL */
+	void *arg;
 };
 
 static int uring_warned;  /* atomic: "io_uring unavailable" logged once */
@@ -581,11 +591,14 @@ static void open_all(struct local_backend *b, struct frag_get *reqs, size_t n,
 	}
 }
 
+/* Request R is finished (invariant 5): close its image, tell DONE. */
 static void finish(struct rd_state *s, struct frag_get *r, int err)
 {
 	r->err = err;
 	close(s->fd);
 	s->fd = -1;
+	if (s->done)
+		s->done(s->arg, s->idx);
 }
 
 /* Read the rest of request R with pread(2). */
@@ -766,7 +779,8 @@ static void uring_batch(struct local_backend *b, struct frag_get *reqs, size_t n
 /* Each request: err 0 and len == cap, or -ENOENT (no such image), -EIO
  * (file shorter than cap), or another -errno. @return 0, or -ENOMEM when
  * nothing could be done (then every request's err is -ENOMEM). */
-static int local_get_many(struct frag_backend *fb, struct frag_get *reqs, size_t n)
+static int local_get_many_cb(struct frag_backend *fb, struct frag_get *reqs, size_t n,
+			     void (*done)(void *, size_t), void *arg)
 {
 	struct local_backend *b = to_local(fb);
 	struct rd_state *st;
@@ -782,12 +796,24 @@ static int local_get_many(struct frag_backend *fb, struct frag_get *reqs, size_t
 	}
 	redo = (size_t *)(st + n);
 	open_all(b, reqs, n, st);
+	for (size_t i = 0; i < n; i++) {
+		st[i].idx = i;
+		st[i].done = done;
+		st[i].arg = arg;
+		if (st[i].fd < 0 && done)
+			done(arg, i);        /* finished at open (error, size only) */
+	}
 	uring_batch(b, reqs, n, st, redo);
 	for (size_t i = 0; i < n; i++)
 		if (st[i].fd >= 0)
 			pread_rest(&st[i], &reqs[i]);
 	free(st);
 	return 0;
+}
+
+static int local_get_many(struct frag_backend *fb, struct frag_get *reqs, size_t n)
+{
+	return local_get_many_cb(fb, reqs, n, NULL, NULL);
 }
 
 /* ---- open / destroy ---------------------------------------------------- */
@@ -962,6 +988,7 @@ static const struct frag_backend_ops local_ops = {
 	.put = local_put,
 	.sync = local_sync,
 	.get_many = local_get_many,
+	.get_many_cb = local_get_many_cb,
 	.del = local_del,
 	.list = local_list,
 	.sweep_partial = local_sweep_partial,

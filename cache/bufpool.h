@@ -3,7 +3,7 @@
  * Decoded fragments (~1 MiB) and their images are allocated and freed at
  * the rate the data streams through. Fresh memory costs a page fault and
  * a zeroed page per 4 KiB — a third of the CPU of a cold sequential read —
- * so freed buffers of at least BP_MIN bytes are kept (up to BP_KEEP bytes
+ * so fresh buffers are populated in one call (bufpool.c (3)) and freed buffers of at least BP_MIN bytes are kept (up to BP_KEEP bytes
  * in all) and handed out again. Buffers are rounded up to BP_CLASS bytes.
  * Thread-safe; no function fails visibly except bp_get (NULL).
  */
@@ -23,6 +23,9 @@ void *bp_get(size_t n, size_t *cap);
 void bp_put(void *p, size_t cap);
 /* Bytes kept for reuse right now. */
 size_t bp_kept(void);
+/* How many fresh buffers had their pages populated at bp_get (invariant
+ * (3) of bufpool.c; 0 on a kernel without MADV_POPULATE_WRITE). */
+size_t bp_populated(void);
 /* Free every kept buffer (tests, shutdown). */
 void bp_trim(void);
 

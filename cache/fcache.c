@@ -37,6 +37,15 @@
  *  (7) In-flight accounting (fcache.h (5)): a load adds its image and
  *      decode bytes to inflight_fg or inflight_bg before any I/O and
  *      removes them when the load finished.
+ *  (8) A batch of several images with a pool is decoded as it arrives:
+ *      the backend's get_many_cb tells each finished image and its decode
+ *      goes to the pool at once (both cores decode while the disk still
+ *      reads the rest), and an image that verified is READY as soon as
+ *      its decode ended (a waiter need not wait for the whole batch).
+ *      Every image read is decoded exactly once, a
+ *      failed or damaged one only fails its own entry, and the image
+ *      buffers go back to the buffer pool only after every decode of the
+ *      batch ran (pool_group_wait).
  * Lock order: at most one shard lock is held at a time; c->ilock (the
  * in-flight budget) is never held together with a shard lock; no lock is
  * held while calling a backend, decoding, or freeing an entry.
@@ -468,6 +477,7 @@ struct load {
 	struct frag_get *get;       /* the image read (during load_backend) */
 	int rc;                     /* result of decode */
 	const char *why;            /* rc -EIO: what is wrong with the image */
+	int published;              /* finish_load() done (READY at its decode) */
 };
 
 static int load_cmp(const void *a, const void *b)
@@ -549,11 +559,47 @@ static void finish_load(struct load *l)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Decode L and, when it verified, publish it READY at once (invariant
+ * 8): whoever waits for it goes on while the batch's others still load.
+ * A failure is published by load_backend (it may read it again, 6a). */
+static void decode_publish(void *arg)
+{
+	struct load *l = arg;
+
+	decode_one(l);
+	if (l->rc == 0) {
+		finish_load(l);
+		l->published = 1;
+	}
+}
+
+/* A batch decoded as its images arrive (read_decode on a pool). */
+struct arrivals {
+	struct fcache *c;
+	struct load *ls;
+	struct pool_group g;
+	size_t queued;               /* decodes handed to the pool */
+};
+
+/* get_many_cb's DONE: image I has arrived (or failed): decode it on the
+ * pool while the batch's other images are still read (invariant 8). */
+static void arrived(void *arg, size_t i)
+{
+	struct arrivals *a = arg;
+
+	a->queued++;
+	pool_group_submit(a->c->pool, &a->g, decode_publish, &a->ls[i]);
+}
+
 /* Read the images of LS[0..M) (one backend) with ONE get_many() — one
- * I/O submission — then decode them, in parallel on the pool when there
- * are several. Every ls[i].rc is set. */
+ * I/O submission — and decode them: with several images and a pool, each
+ * on the pool as soon as it arrived (invariant 8), else one by one after
+ * the batch. Every ls[i].rc is set. */
 static void read_decode(struct fcache *c, struct load *ls, size_t m)
 {
+	int par = m > 1 && pool_threads(c->pool);
+	struct arrivals arr = { .c = c, .ls = ls };
+
 	struct frag_get stackv[16], *gv = m <= 16 ? stackv : xmalloc(m * sizeof(*gv));
 	size_t capv[16], *caps = m <= 16 ? capv : xmalloc(m * sizeof(*caps));
 	int rc = gv && caps ? 0 : -ENOMEM;
@@ -568,30 +614,35 @@ static void read_decode(struct fcache *c, struct load *ls, size_t m)
 			rc = -ENOMEM;
 		ls[i].get = &gv[i];
 	}
-	if (!rc) {
-		rc = frag_get_many(ls[0].ref.backend, gv, m);
-		if (rc) {
-			log_err("fragments: batched read of %zu failed: %s", m, strerror(-rc));
-		} else {
-			stat_add(&c->batches, 1);
-			stat_add(&c->fetched, m);
-			for (size_t i = 0; i < m; i++)
-				stat_add(&c->fetched_bytes, gv[i].len);
+	if (!rc && par) {
+		pool_group_init(&arr.g);
+		rc = frag_get_many_cb(ls[0].ref.backend, gv, m, arrived, &arr);
+		pool_group_wait(c->pool, &arr.g);    /* every decode queued ran */
+		if (!rc && arr.queued != m) {
+			log_err("fragments: batched read finished %zu of %zu images", arr.queued, m);
+			rc = -EIO;    /* a backend broke its contract: fail them all */
 		}
+		if (rc)
+			log_err("fragments: batched read of %zu failed: %s", m, strerror(-rc));
+		else
+			stat_add(&c->parallel, m);
+	} else if (!rc) {
+		rc = frag_get_many(ls[0].ref.backend, gv, m);
+		if (rc)
+			log_err("fragments: batched read of %zu failed: %s", m, strerror(-rc));
+	}
+	if (!rc) {
+		stat_add(&c->batches, 1);
+		stat_add(&c->fetched, m);
+		for (size_t i = 0; i < m; i++)
+			stat_add(&c->fetched_bytes, gv[i].len);
 	}
 	if (rc) {
 		for (size_t i = 0; i < m; i++)
 			ls[i].rc = rc, ls[i].why = NULL;
-	} else if (m > 1 && pool_threads(c->pool)) {
-		struct pool_group g;
-		pool_group_init(&g);
+	} else if (!par) {
 		for (size_t i = 0; i < m; i++)
-			pool_group_submit(c->pool, &g, decode_one, &ls[i]);
-		pool_group_wait(c->pool, &g);
-		stat_add(&c->parallel, m);
-	} else {
-		for (size_t i = 0; i < m; i++)
-			decode_one(&ls[i]);
+			decode_publish(&ls[i]);
 	}
 	for (size_t i = 0; gv && caps && i < m; i++)
 		bp_put(gv[i].buf, gv[i].buf ? caps[i] : 0);
@@ -653,13 +704,15 @@ static void load_backend(struct fcache *c, struct load *ls, size_t m)
 			if (redo[k].rc == -EIO && redo[k].why)
 				damaged(c, &redo[k], 1);
 			ls[at[k]].rc = redo[k].rc;
+			ls[at[k]].published = redo[k].published;
 		}
 	}
 	if (redo && redo != stackr)
 		free(redo);
 	free(at);
 	for (size_t i = 0; i < m; i++)
-		finish_load(&ls[i]);
+		if (!ls[i].published)
+			finish_load(&ls[i]);
 }
 
 /* Load LS[0..M): one batch per backend. Each ls[i].rc tells its outcome;

@@ -2,7 +2,8 @@
  * by bytes, shared by every reader, with pinned buffers; and the read
  * path: fcache_fetch() (hits from the cache, all misses of one call fetched
  * with ONE backend get_many() per backend and decoded — in parallel on the
- * worker pool when there are several — before they enter the cache), and
+ * worker pool when there are several, each as its read completes — before
+ * they enter the cache), and
  * fcache_prefetch() (the same in the background, for read-ahead).
  *
  * Invariants:

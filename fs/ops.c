@@ -1122,6 +1122,9 @@ static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 	}
 	t0 = hist_now_ns();
 	pv = pver_ref(h->pv);       /* inline bytes live in the version */
+	/* read-ahead first: the next fragments load while this READ's do */
+	if (size > 0)
+		read_ahead(h, (uint64_t)off, size);
 	rvec_init(&v);
 	n = h->kind == FH_VIEW ? view_read_vec(pv, &h->vm, (uint64_t)off, size, &v)
 			       : pver_read_vec(pv, (uint64_t)off, size, &v);
@@ -1131,8 +1134,6 @@ static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 		pver_put(pv);
 		return;
 	}
-	if (n > 0)
-		read_ahead(h, (uint64_t)off, (size_t)n);   /* before the reply: H is alive */
 	hist_observe(&pfs_of(req)->read_lat, hist_now_ns() - t0);
 	fuse_reply_iov(req, v.iov, (int)v.n);
 	rvec_release(&v);

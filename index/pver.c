@@ -619,8 +619,11 @@ void pver_readahead(struct pver *pv, struct readahead *ra, uint64_t off, size_t 
 	if (limit > pv->in.size)
 		limit = pv->in.size;
 	/* Sequential: starts near where the last read ended. Concurrent
-	 * kernel read-ahead requests arrive a little out of order. */
-	if (ra->next && off + slack >= ra->next && off <= ra->next + slack) {
+	 * kernel read-ahead requests arrive a little out of order. The
+	 * handle's first read (next still 0) starts the window too: a cold
+	 * reader then has the next fragments on their way while its first
+	 * one loads, instead of one fragment later. */
+	if (!ra->next || (off + slack >= ra->next && off <= ra->next + slack)) {
 		uint64_t w = ra->window ? ra->window * 2 : (uint64_t)pv->st->frag_size * 2;
 		ra->window = w > STORE_RA_MAX ? STORE_RA_MAX : w;
 	} else {

@@ -268,7 +268,9 @@ struct readahead {
 	uint64_t until;             /* read ahead up to here already */
 	uint64_t window;            /* current read-ahead distance */
 };
-/* Note a read of [OFF, OFF+LEN) of PV; when the reads are sequential,
+/* Note a read of [OFF, OFF+LEN) of PV (the handle's first read, or one
+ * that continues the last: sequential; callers may note a read before
+ * they fetch it, so that read-ahead overlaps it); when sequential,
  * queue the fragments of the next WINDOW bytes (growing up to
  * STORE_RA_MAX, never past LIMIT) for background loading. Never blocks. */
 #define STORE_RA_MAX ((uint64_t)16 << 20)

@@ -206,6 +206,24 @@ PY
 	[ "$(stat_field io.inflight_bytes)" = 0 ]
 }
 
+@test "a handle's first read starts read-ahead of the next fragments" {
+	mount_pfs fragment_size=65536
+	gen_csv "$TWIN/first.csv" 20000 11
+	cp "$TWIN/first.csv" "$MNT/first.csv"
+	unmount_pfs
+	mount_pfs fragment_size=65536,direct_io
+	# one 32 KiB read, the only one of its handle: read-ahead starts with it
+	dd if="$MNT/first.csv" of="$TMP/first.out" bs=32k count=1 status=none
+	cmp "$TMP/first.out" <(head -c 32768 "$TWIN/first.csv")
+	local i
+	for i in $(seq 1 100); do
+		[ "$(stat_field io.inflight_read_ahead_bytes)" = 0 ] && [ "$(stat_field io.read_ahead)" -gt 0 ] && break
+		sleep 0.05
+	done
+	[ "$(stat_field io.read_ahead)" -gt 0 ]
+	[ "$(stat_field io.fragments_read)" -gt 1 ]
+}
+
 @test "opening a view loads its rows in few batches; the bytes equal the slice" {
 	mount_pfs fragment_size=65536
 	gen_csv "$TWIN/v.csv" 100000 10

@@ -1,12 +1,15 @@
 /* test_bufpool — recycled big buffers: a freed buffer of a class is handed
  * out again for the same class (and the next one up), small buffers and
  * oversized ones are not kept, the bytes kept never exceed BP_KEEP,
- * bp_trim empties the pool, and the "alloc" fault point fails bp_get. */
+ * bp_trim empties the pool, a fresh big buffer comes populated, and the "alloc" fault point fails bp_get. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cache/bufpool.h"
 #include "cache/fault.h"
@@ -57,6 +60,27 @@ int main(void)
 	bp_trim();
 	bp_put(NULL, 0);
 	CHECK_EQ(bp_kept(), 0, "bp_put(NULL) keeps nothing");
+
+	/* bufpool.c (3): a fresh big buffer comes with its pages populated
+	 * (mincore: every whole page of it resident before anyone wrote it). */
+	{
+		long pg = sysconf(_SC_PAGESIZE);
+		size_t before = bp_populated(), cap3, npages, resident = 0;
+		char *f = bp_get((size_t)2 << 20, &cap3);
+		uintptr_t a = ((uintptr_t)f + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+		uintptr_t e = ((uintptr_t)f + cap3) & ~((uintptr_t)pg - 1);
+		unsigned char vec[1024];
+
+		npages = (e - a) / (uintptr_t)pg;
+		CHECK(f != NULL && npages > 500 && npages <= sizeof(vec), "a fresh 2 MiB buffer");
+		CHECK_EQ(mincore((void *)a, e - a, vec), 0, "mincore of it");
+		for (size_t i = 0; i < npages && i < sizeof(vec); i++)
+			resident += vec[i] & 1;
+		CHECK_EQ(resident, npages, "every whole page of it is populated before use");
+		CHECK_EQ(bp_populated(), before + 1, "counted as populated once");
+		bp_put(f, cap3);
+		bp_trim();
+	}
 #ifdef PFS_FAULT_INJECTION
 	fault_arm("alloc", 1, ENOMEM);
 	CHECK(bp_get(1 << 20, &cap2) == NULL, "fault point alloc: bp_get fails");

@@ -553,7 +553,7 @@ static int slow_list(struct frag_backend *b, int (*cb)(void *, uint64_t), void *
 }
 static void slow_destroy(struct frag_backend *b) { (void)b; }
 static const struct frag_backend_ops slow_ops = {
-	"slow", slow_put, slow_sync, slow_get_many, slow_del, slow_list, slow_destroy, NULL, NULL, NULL, NULL
+	"slow", slow_put, slow_sync, slow_get_many, slow_del, slow_list, slow_destroy, NULL, NULL, NULL, NULL, NULL
 };
 
 static void slow_init(struct slow *s, struct frag_backend *inner, int delay_ms)
@@ -589,6 +589,138 @@ static void test_parallel(struct frag_backend *mem)
 	CHECK_EQ(stats(c).inflight_fg, 0, "pool: nothing in flight afterwards");
 	fcache_free(c);
 	pool_free(pl);
+}
+
+/* ---- per-arrival decoding (fcache.c (8), backend.h get_many_cb) ---- */
+
+/* A backend that reads the whole batch from INNER, then tells the images
+ * one by one; after telling the first it waits (up to 5 s) until the
+ * cache shows that image READY — which only a decode that started before
+ * the batch ended can do. */
+struct trickle {
+	struct frag_backend base;
+	struct frag_backend *inner;
+	struct fcache *c;
+	int early;                   /* image 0 was READY while the batch ran */
+	int calls;
+};
+
+static int tr_put(struct frag_backend *b, uint64_t id, const void *d, size_t l)
+{
+	return frag_put(((struct trickle *)b)->inner, id, d, l);
+}
+static int tr_sync(struct frag_backend *b, const uint64_t *ids, size_t n)
+{
+	return frag_sync(((struct trickle *)b)->inner, ids, n);
+}
+static int tr_get_many(struct frag_backend *b, struct frag_get *r, size_t n)
+{
+	return frag_get_many(((struct trickle *)b)->inner, r, n);
+}
+static int tr_get_many_cb(struct frag_backend *b, struct frag_get *r, size_t n,
+			  void (*done)(void *, size_t), void *arg)
+{
+	struct trickle *t = (struct trickle *)b;
+	int rc = frag_get_many(t->inner, r, n);
+
+	t->calls++;
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		done(arg, i);
+		if (i == 0 && n > 1) {
+			for (int k = 0; k < 500 && !t->early; k++) {
+				struct fbuf *f = fcache_lookup(t->c, r[0].id);
+				t->early = f != NULL;
+				fbuf_put(f);
+				if (!t->early)
+					usleep(10000);
+			}
+		}
+	}
+	return 0;
+}
+static int tr_del(struct frag_backend *b, uint64_t id) { return frag_del(((struct trickle *)b)->inner, id); }
+static int tr_list(struct frag_backend *b, int (*cb)(void *, uint64_t), void *a)
+{
+	return frag_list(((struct trickle *)b)->inner, cb, a);
+}
+static void tr_destroy(struct frag_backend *b) { (void)b; }
+static const struct frag_backend_ops trickle_ops = {
+	.name = "trickle", .put = tr_put, .sync = tr_sync, .get_many = tr_get_many,
+	.del = tr_del, .list = tr_list, .destroy = tr_destroy, .get_many_cb = tr_get_many_cb,
+};
+
+static void test_arrivals(struct frag_backend *mem)
+{
+	struct pool *pl = pool_new(2);
+	struct fcache *c = fcache_new(0);
+	struct trickle t = { .base.ops = &trickle_ops, .inner = mem, .c = c };
+	struct frag_ref refs[5];
+	struct fbuf *out[5];
+	int ok = 1;
+
+	fcache_configure(c, pl, 0);
+	for (int i = 0; i < 5; i++)     /* the middle one damaged */
+		ok &= make_frag(&t.base, 0x900 + (uint64_t)i, 300000, i == 2 ? 5000 : -1, &refs[i]) == 0;
+	CHECK(ok, "arrivals: 5 images stored, the middle one damaged");
+	CHECK_EQ(fcache_fetch(c, refs, 5, out), -EIO, "arrivals: the batch fails with the damaged one's EIO");
+	CHECK_EQ(t.calls, 1, "arrivals: one batched read");
+	CHECK(t.early, "arrivals: the first image was decoded (READY) before the batch ended");
+	ok = 1;
+	for (int i = 0; i < 5; i++) {
+		struct fbuf *f = fcache_lookup(c, refs[i].id);
+		ok &= i == 2 ? f == NULL : buf_ok(f, &refs[i]);
+		fbuf_put(f);
+	}
+	CHECK(ok, "arrivals: the 4 good images arrived with the right bytes, the damaged one is not cached");
+	CHECK_EQ(stats(c).entries, 4, "arrivals: exactly 4 entries live (the failed one freed)");
+	CHECK_EQ(stats(c).bytes, 4 * (uint64_t)refs[0].raw_len, "arrivals: their bytes counted, no more");
+	CHECK_EQ(stats(c).damaged, 1, "arrivals: one damaged image counted");
+	CHECK_EQ(stats(c).inflight_fg, 0, "arrivals: nothing in flight afterwards");
+	CHECK(empty_after_drop(c, refs, 5), "arrivals: nothing pinned (no buffer left behind)");
+	fcache_free(c);
+	pool_free(pl);
+}
+
+/* The local backend's get_many_cb: DONE once per request, each already
+ * finished when told (a missing image in the middle included). */
+struct told { struct frag_get *r; int n[8]; int err_at[8]; size_t len_at[8]; };
+
+static void tell(void *arg, size_t i)
+{
+	struct told *t = arg;
+
+	t->n[i]++;
+	t->err_at[i] = t->r[i].err;
+	t->len_at[i] = t->r[i].len;
+}
+
+static void test_local_cb(struct frag_backend *local)
+{
+	struct frag_ref refs[5];
+	struct frag_get g[5];
+	struct told t = { .r = g };
+	int ok = 1;
+
+	for (int i = 0; i < 5; i++)
+		if (i != 2)
+			ok &= make_frag(local, 0xa00 + (uint64_t)i, 200000, -1, &refs[i]) == 0;
+	refs[2] = refs[1];
+	refs[2].id = 0xa02;             /* never stored */
+	CHECK(ok, "local cb: 4 images stored, the middle id missing");
+	for (int i = 0; i < 5; i++)
+		g[i] = (struct frag_get){ .id = refs[i].id, .cap = FRAG_HDR_SIZE + refs[i].stored_len,
+					  .buf = malloc(FRAG_HDR_SIZE + refs[i].stored_len) };
+	CHECK_EQ(frag_get_many_cb(local, g, 5, tell, &t), 0, "local cb: the batch ran");
+	ok = 1;
+	for (int i = 0; i < 5; i++)
+		ok &= t.n[i] == 1 && t.err_at[i] == g[i].err && t.len_at[i] == g[i].len;
+	CHECK(ok, "local cb: DONE once per request, each finished when told");
+	CHECK(g[2].err == -ENOENT && g[0].err == 0 && g[4].err == 0 && g[4].len == g[4].cap,
+	      "local cb: the missing one is -ENOENT, the others read whole");
+	for (int i = 0; i < 5; i++)
+		free(g[i].buf);
 }
 
 struct racer { struct fcache *c; struct frag_ref ref; int rc; int ok; };
@@ -773,6 +905,8 @@ int main(void)
 	test_backends(mem, mem2, local);
 	test_stress();
 	test_parallel(mem);
+	test_arrivals(mem);
+	test_local_cb(local);
 	test_single_load(mem);
 	test_prefetch(mem);
 	test_fg_budget(mem);
