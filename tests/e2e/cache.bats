@@ -15,16 +15,21 @@ teardown() { pfs_teardown; }
 # daemon_reads — cache lookups the daemon served so far (hits + misses).
 daemon_reads() { echo $(($(stat_field cache.hits) + $(stat_field cache.misses))); }
 
-# settled_reads — daemon_reads once it stopped moving (the same for 0.3 s,
-# 10 s at most): read-ahead that a read queued may still be claiming
-# fragments after the read returned (later with a RADOS store's fetches).
+# settled_reads — daemon_reads once it stopped moving (the same for 0.3 s
+# with no fetch in flight, 10 s at most): read-ahead that a read queued may
+# still be claiming fragments after the read returned (later with a RADOS
+# store's fetches, which a loaded machine can hold up for longer than 0.3 s).
 settled_reads() {
 	local a b same=0 i
 	a=$(daemon_reads)
 	for ((i = 0; i < 100 && same < 3; i++)); do
 		sleep 0.1
 		b=$(daemon_reads)
-		if [ "$b" = "$a" ]; then same=$((same + 1)); else same=0 a=$b; fi
+		if [ "$b" = "$a" ] && [ "$(stat_field io.inflight_bytes)" -eq 0 ]; then
+			same=$((same + 1))
+		else
+			same=0 a=$b
+		fi
 	done
 	echo "$a"
 }
