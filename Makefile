@@ -48,7 +48,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(BUILD)/stress/%)
 CORE_LIB := $(BUILD)/libpayloadcore.a
 
-all: $(BUILD)/payloadfs $(BUILD)/payloadctl
+all: $(BUILD)/payloadfs $(BUILD)/payloadctl lib $(BUILD)/tests/pltool
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -116,6 +116,43 @@ $(BUILD)/tests/test_killpriv: $(BUILD)/tests/unit/test_killpriv.o $(BUILD)/fs/ki
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/fs/killpriv.o $(CORE_LIB) $(LDLIBS_CORE)
+
+# ---- libpayload (lib/payload.h, docs/payload.3): the core compiled again
+# position-independent, with lib/payload.c, into one shared library that
+# exports only payload_* (lib/payload.map).
+LIB_SO_VERSION := 0.1.0
+LIB_SONAME := libpayload.so.0
+LIB_SO := $(BUILD)/libpayload.so.$(LIB_SO_VERSION)
+LIB_PIC_OBJ := $(CORE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/lib/payload.o
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(LIB_SO): $(LIB_PIC_OBJ) lib/payload.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(LIB_SONAME) \
+		-Wl,--version-script=lib/payload.map -Wl,-z,defs -o $@ $(LIB_PIC_OBJ) $(LDLIBS_CORE)
+	$(Q)ln -sf $(notdir $@) $(BUILD)/$(LIB_SONAME) && ln -sf $(LIB_SONAME) $(BUILD)/libpayload.so
+
+$(BUILD)/payload.pc: lib/payload.pc.in Makefile
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIB_SO_VERSION)|' $< > $@
+
+lib: $(LIB_SO) $(BUILD)/payload.pc
+
+# test_libpayload links the shared library (its public API only).
+$(BUILD)/tests/test_libpayload: $(BUILD)/tests/unit/test_libpayload.o $(LIB_SO) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) \
+		$(CORE_LIB) $(LDLIBS_CORE)
+
+# pltool: a small client of the library for the end-to-end tests.
+$(BUILD)/tests/pltool: tests/lib/pltool.c $(LIB_SO)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD))
 
 unit: $(UNIT_BIN)
 
@@ -224,16 +261,29 @@ bench-rados: $(BUILD)/bench/bench_rados
 demo: all
 	$(Q)packaging/demo.sh $(BUILD)
 
-install: all
+install: all install-lib
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BUILD)/payloadfs $(BUILD)/payloadctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 docs/payloadctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 docs/payloadfs.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
+# install-lib: libpayload, payload.h, payload.pc and payload(3)
+# (docs/guide.md "The library"); `install` depends on it.
+LIBDIR ?= $(PREFIX)/lib
+install-lib: lib
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libpayload.so.$(LIB_SO_VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libpayload.so
+	install -m 644 lib/payload.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/payload.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 docs/payload.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	$(if $(DESTDIR),,-ldconfig)
+
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
+.PHONY: all lib install-lib unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -227,6 +227,13 @@ int store_setxattr(struct store *st, uint64_t ino, const char *name, const void 
 ssize_t store_listxattr(struct store *st, uint64_t ino, char *buf, size_t cap);
 int store_removexattr(struct store *st, uint64_t ino, const char *name);
 
+/* Resolve PATH (relative to the root; leading slashes ignored) to its
+ * inode as the mount would (index/path.c): symbolic links followed on the
+ * way, and at the end too with FOLLOW; .by-id/ID and .snapshots/NAME at
+ * the root. No view suffixes. @return 0, -ENOENT, -ENOTDIR, -ELOOP,
+ * -ENAMETOOLONG, -EXDEV (a link with an absolute target), -errno. */
+int store_resolve(struct store *st, const char *path, int follow, struct idx_inode *out);
+
 /* ---- versions: immutable, pinned views of an object's data ---- */
 
 /* Pin the current version of object INO. @return -ENOENT, -EISDIR. */
