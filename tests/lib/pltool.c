@@ -51,14 +51,36 @@ static int parse_spec(char *s, struct payload_get *r)
 	return 0;
 }
 
+static int batch(payload_store *st, struct payload_get *r, int n);
+
 static int get(payload_store *st, char **specs, int n)
 {
 	struct payload_get *r = calloc((size_t)n, sizeof(*r));
+	char **copy = calloc((size_t)n, sizeof(*copy));
+	int rc = 0;
+
+	for (int i = 0; i < n && !rc; i++) {
+		copy[i] = strdup(specs[i]);   /* parse_spec cuts its copy */
+		if (parse_spec(copy[i], &r[i])) {
+			fprintf(stderr, "pltool: bad spec %s\n", specs[i]);
+			rc = 2;
+		}
+	}
+	if (!rc)
+		rc = batch(st, r, n);
+	for (int i = 0; i < n; i++) {
+		free(r[i].buf);
+		free(copy[i]);
+	}
+	free(copy);
+	free(r);
+	return rc;
+}
+
+static int batch(payload_store *st, struct payload_get *r, int n)
+{
 	int rc;
 
-	for (int i = 0; i < n; i++)
-		if (parse_spec(specs[i], &r[i]))
-			return fprintf(stderr, "pltool: bad spec\n"), 1;
 	/* size query, then the reads */
 	rc = payload_get_many(st, r, (size_t)n);
 	if (rc)
@@ -70,11 +92,8 @@ static int get(payload_store *st, char **specs, int n)
 	rc = payload_get_many(st, r, (size_t)n);
 	if (rc)
 		return die();
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n; i++)
 		fwrite(r[i].buf, 1, r[i].len, stdout);
-		free(r[i].buf);
-	}
-	free(r);
 	return 0;
 }
 
