@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define PL_API __attribute__((visibility("default")))
 
@@ -394,4 +395,67 @@ PL_API int payload_get_many(payload_store *ps, struct payload_get *reqs, size_t 
 		     failed > 1 ? " and others" : "");
 	}
 	return failed;
+}
+
+PL_API int payload_put_many(payload_store *ps, struct payload_put *reqs, size_t n)
+{
+	struct store_put *sp;
+	char **dirs;
+	size_t failed = n;
+	int rc = 0;
+
+	if (!ps || (!reqs && n))
+		return fail(-EINVAL, "payload_put_many");
+	for (size_t i = 0; i < n; i++)
+		reqs[i].result = 0;
+	if (!ps->rdwr)
+		return fail(-EROFS, "payload_put_many on %s", ps->dir);
+	if (!n)
+		return 0;
+	sp = calloc(n, sizeof(*sp));
+	dirs = calloc(n, sizeof(*dirs));
+	if (!sp || !dirs) {
+		free(sp);
+		free(dirs);
+		return fail(-ENOMEM, "payload_put_many of %zu objects", n);
+	}
+	/* resolve every directory first: nothing is written before all are */
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct idx_inode dir;
+		const char *path = reqs[i].path, *slash;
+
+		failed = i;
+		if (!path || (!reqs[i].data && reqs[i].len)) {
+			rc = -EINVAL;
+			break;
+		}
+		slash = strrchr(path, '/');
+		dirs[i] = strndup(path, slash ? (size_t)(slash - path) : 0);
+		if (!dirs[i]) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = store_resolve(ps->st, dirs[i], 1, &dir);
+		if (!rc && !S_ISDIR(dir.mode))
+			rc = -ENOTDIR;
+		sp[i] = (struct store_put){ .parent = dir.ino, .name = slash ? slash + 1 : path,
+					    .data = reqs[i].data, .len = reqs[i].len, .mode = 0644,
+					    .uid = getuid(), .gid = getgid() };
+	}
+	if (!rc) {
+		failed = n;
+		rc = store_put_many(ps->st, sp, n, &failed);
+	}
+	if (rc && failed < n) {
+		reqs[failed].result = rc;
+		fail(rc, "payload_put_many: member %zu (%s)", failed,
+		     reqs[failed].path ? reqs[failed].path : "(null)");
+	} else if (rc) {
+		fail(rc, "payload_put_many of %zu objects", n);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(dirs[i]);
+	free(dirs);
+	free(sp);
+	return rc;
 }

@@ -75,6 +75,27 @@ struct payload_get {
  *   with N > 0, ST NULL). */
 int payload_get_many(payload_store *st, struct payload_get *reqs, size_t n);
 
+/* One object of a payload_put_many batch. */
+struct payload_put {
+	const char *path;      /* created (its directory must exist) or replaced */
+	const void *data;
+	size_t len;            /* at most PAYLOAD_PUT_MAX bytes */
+	int result;            /* out: 0, or this member's -errno */
+};
+#define PAYLOAD_PUT_MAX 4096   /* bytes per member in this version */
+/* Create or replace N regular files in ONE index transaction: after 0 all
+ * of them are visible at once (to the next read of any opener); on failure
+ * none changed, and the failing member's result says why (the others' are
+ * 0). New files get mode 0644, the caller's uid and gid, and their
+ * directory's payload settings (*.csv: one header row). A path given twice
+ * is written twice: the later bytes win. Read-write handles only.
+ * @return 0; -EROFS (a read-only handle, or a snapshot's path); -EFBIG (a
+ * member over PAYLOAD_PUT_MAX); -EINVAL (an empty or reserved name, a view
+ * suffix, not a regular file, a storage=memory directory, a fixed:N size
+ * mismatch, NULL arguments); -EISDIR (a directory's path); -ENOENT,
+ * -ENOTDIR (the directory); -ENAMETOOLONG; -ENOSPC, -EIO, -ENOMEM. */
+int payload_put_many(payload_store *st, struct payload_put *reqs, size_t n);
+
 /* An object's figures (payload_stat, payload_version_stat). */
 struct payload_stat {
 	uint64_t id;           /* the object's id: .by-id/ID */

@@ -306,6 +306,130 @@ static void test_threads(payload_store *ps)
 	CHECK_EQ(bad, 0, "4 threads x 200 batches of 8 ranges on one handle: all bytes right");
 }
 
+
+/* get PATH whole into a malloc'd buffer: its result, *LEN */
+static int get_one(payload_store *ps, const char *path, char **out, size_t *len)
+{
+	struct payload_get r = { .path = path };
+	int rc = payload_get_many(ps, &r, 1);
+
+	*out = NULL;
+	*len = 0;
+	if (rc)
+		return r.result;
+	r.buf = *out = malloc(r.size + 1);
+	r.cap = r.size;
+	payload_get_many(ps, &r, 1);
+	*len = r.len;
+	return r.result;
+}
+
+static int has(payload_store *ps, const char *path, const void *want, size_t wlen)
+{
+	char *b;
+	size_t len;
+	int rc = get_one(ps, path, &b, &len), ok = rc == 0 && len == wlen && memcmp(b, want, wlen) == 0;
+
+	free(b);
+	return ok;
+}
+
+static void test_put(payload_store *ps)
+{
+	payload_store *ro = NULL;
+	struct payload_stat sb, sb0;
+	char big[5000];
+	int rc;
+
+	CHECK(payload_open(dir, PAYLOAD_RDONLY, &ro) == 0, "a read-only handle beside the read-write one");
+	CHECK(payload_stat(ps, "b.bin", &sb0) == 0, "b.bin before");
+	{
+		struct payload_put p[] = {
+			{ .path = "n1", .data = "one\n", .len = 4 },
+			{ .path = "d/x.csv", .data = "h\n1\n2\n", .len = 6 },
+			{ .path = "b.bin", .data = "small", .len = 5 },
+			{ .path = "/d/../n2", .data = "", .len = 0 },
+		};
+		rc = payload_put_many(ps, p, 4);
+		CHECK_EQ(rc, 0, "put_many of 4: two new, one replaced, one empty (%s)", payload_errmsg());
+	}
+	CHECK(has(ps, "n1", "one\n", 4) && has(ps, "d/x.csv", "h\n1\n2\n", 6) && has(ps, "b.bin", "small", 5) &&
+	      has(ps, "n2", "", 0), "all four read back");
+	CHECK(has(ro, "b.bin", "small", 5) && has(ro, "d/x.csv", "h\n1\n2\n", 6),
+	      "a read-only handle opened before sees them");
+	CHECK(payload_stat(ps, "b.bin", &sb) == 0 && sb.version == sb0.version + 1 && sb.size == 5 &&
+	      sb.id == sb0.id, "the replaced object: same id, next version");
+	CHECK(payload_stat(ps, "d/x.csv", &sb) == 0 && sb.rows == 3 && sb.header_rows == 1,
+	      "a new .csv gets one header row, its rows counted");
+	{
+		struct payload_get r = { .path = "d/x.csv", .range = PAYLOAD_ROWS, .start = 1, .stop = 2 };
+		char b[16];
+		r.buf = b;
+		r.cap = sizeof(b);
+		CHECK(payload_get_many(ps, &r, 1) == 0 && r.len == 4 && memcmp(b, "h\n2\n", 4) == 0,
+		      "rows of a put object");
+	}
+	/* all or none: the last member is bad */
+	{
+		struct payload_put p[] = {
+			{ .path = "n3", .data = "three", .len = 5 },
+			{ .path = "b.bin", .data = "CHANGED", .len = 7 },
+			{ .path = "bad@rows=1:2", .data = "x", .len = 1 },
+		};
+		rc = payload_put_many(ps, p, 3);
+		CHECK_EQ(rc, -EINVAL, "a batch with a view name fails");
+		CHECK(p[2].result == -EINVAL && p[0].result == 0 && p[1].result == 0, "... the member says which");
+		CHECK(strstr(payload_errmsg(), "member 2 (bad@rows=1:2)") != NULL, "message: %s", payload_errmsg());
+	}
+	{
+		char *b;
+		size_t len;
+		CHECK_EQ(get_one(ps, "n3", &b, &len), -ENOENT, "... and its new object does not exist");
+		free(b);
+	}
+	CHECK(has(ps, "b.bin", "small", 5), "... and its replaced object kept its bytes");
+	memset(big, 'b', sizeof(big));
+	{
+		struct payload_put p[] = {
+			{ .path = "n4", .data = "4", .len = 1 },
+			{ .path = "n5", .data = big, .len = sizeof(big) },
+		};
+		CHECK_EQ(payload_put_many(ps, p, 2), -EFBIG, "a member over PAYLOAD_PUT_MAX: EFBIG");
+		CHECK(payload_stat(ps, "n4", &sb) == -ENOENT, "... nothing created");
+	}
+	{
+		struct payload_put p[] = { { .path = "n6", .data = "6", .len = 1 }, { .path = "d", .data = "x", .len = 1 } };
+		CHECK_EQ(payload_put_many(ps, p, 2), -EISDIR, "a directory's path: EISDIR");
+		CHECK(payload_stat(ps, "n6", &sb) == -ENOENT, "... nothing created");
+	}
+	{
+		struct payload_put p[] = { { .path = "n7", .data = "7", .len = 1 }, { .path = "no/x", .data = "x", .len = 1 } };
+		CHECK_EQ(payload_put_many(ps, p, 2), -ENOENT, "a missing directory: ENOENT");
+		CHECK(p[1].result == -ENOENT && payload_stat(ps, "n7", &sb) == -ENOENT, "... nothing created");
+	}
+	{
+		struct payload_put p[] = { { .path = "n8", .data = "8", .len = 1 }, { .path = "n1/x", .data = "x", .len = 1 } };
+		CHECK_EQ(payload_put_many(ps, p, 2), -ENOTDIR, "a file as directory: ENOTDIR");
+	}
+	{
+		struct payload_put p[] = { { .path = ".snapshots/s1/n9", .data = "9", .len = 1 } };
+		CHECK_EQ(payload_put_many(ps, p, 1), -EROFS, "into a snapshot: EROFS");
+	}
+	{
+		struct payload_put p[] = { { .path = "n10", .data = NULL, .len = 3 } };
+		CHECK_EQ(payload_put_many(ps, p, 1), -EINVAL, "NULL data with a length: EINVAL");
+		CHECK_EQ(payload_put_many(ps, NULL, 1), -EINVAL, "NULL members: EINVAL");
+		CHECK_EQ(payload_put_many(ro, p, 1), -EROFS, "a read-only handle: EROFS");
+		CHECK(strstr(payload_errmsg(), "payload_put_many on") && strstr(payload_errmsg(), "read-only"),
+		      "message: %s", payload_errmsg());
+	}
+	{
+		struct payload_put p[] = { { .path = "n1", .data = "A", .len = 1 }, { .path = "n1", .data = "B", .len = 1 } };
+		CHECK(payload_put_many(ps, p, 2) == 0 && has(ps, "n1", "B", 1), "a path given twice: the later wins");
+	}
+	payload_close(ro);
+}
+
 int main(void)
 {
 	payload_store *ps = NULL;
@@ -326,6 +450,8 @@ int main(void)
 	store_close(W);
 	rc = payload_open(dir, PAYLOAD_RDWR, &ps);
 	CHECK(rc == 0, "read-write open once the writer is gone (%s)", payload_errmsg());
+	if (ps)
+		test_put(ps);
 	payload_close(ps);
 	{
 		char cmd[300];
