@@ -88,3 +88,18 @@ C
 	head -4 "$TWIN/d.csv" >"$TMP/want"
 	same_file "$TMP/got" "$TMP/want"
 }
+
+@test "put_many on the unmounted store: the mount serves every member, or none of a failed batch" {
+	unmount_pfs
+	printf 'a,b\n1,2\n' >"$TMP/x.csv"
+	printf 'hello' >"$TMP/h"
+	head -c 5000 /dev/zero >"$TMP/big"
+	run -0 "$PLTOOL" put "$STORE" n.csv="$TMP/x.csv" d.csv="$TMP/h"
+	run -1 "$PLTOOL" put "$STORE" m.csv="$TMP/x.csv" d.csv="$TMP/x.csv" big="$TMP/big"
+	[[ $output == *"member 2 (big)"*"File too large"* ]]
+	mount_pfs
+	same_file "$MNT/n.csv" "$TMP/x.csv"
+	same_file "$MNT/d.csv" "$TMP/h"
+	[ ! -e "$MNT/m.csv" ]
+	[ "$(cat "$MNT/n.csv@rows=0:1")" = "$(printf 'a,b\n1,2')" ]
+}

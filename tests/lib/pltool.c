@@ -8,6 +8,7 @@
  *   pltool follow STORE PATH FILE   read PATH, wait (10 s at most) until
  *                                FILE exists, read PATH again: both to
  *                                stdout, one open of the store
+ *   pltool put STORE PATH=SRC... one payload_put_many of the SRC files
  * Exit 0, or 1 with payload_errmsg() on stderr. */
 #include "lib/payload.h"
 
@@ -97,20 +98,50 @@ static int batch(payload_store *st, struct payload_get *r, int n)
 	return 0;
 }
 
+static int put(payload_store *st, char **args, int n)
+{
+	struct payload_put *p = calloc((size_t)n, sizeof(*p));
+	char **bufs = calloc((size_t)n, sizeof(*bufs));
+	int rc = 0;
+
+	for (int i = 0; i < n && !rc; i++) {
+		char *eq = strchr(args[i], '=');
+		FILE *f = eq ? fopen(eq + 1, "rb") : NULL;
+		if (!f) {
+			fprintf(stderr, "pltool: bad PATH=SRC %s\n", args[i]);
+			rc = 2;
+			break;
+		}
+		*eq = '\0';
+		p[i].path = args[i];
+		bufs[i] = malloc(1 << 16);
+		p[i].data = bufs[i];
+		p[i].len = fread(bufs[i], 1, 1 << 16, f);
+		fclose(f);
+	}
+	if (!rc && payload_put_many(st, p, (size_t)n))
+		rc = die();
+	for (int i = 0; i < n; i++)
+		free(bufs[i]);
+	free(bufs);
+	free(p);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	payload_store *st;
 	int rc = 0;
 
 	if (argc < 3)
-		return fprintf(stderr, "usage: pltool get|open|follow STORE ...\n"), 2;
+		return fprintf(stderr, "usage: pltool get|open|follow|put STORE ...\n"), 2;
 	if (strcmp(argv[1], "open") == 0) {
 		if (payload_open(argv[2], argc > 3 && argv[3][0] == 'w' ? PAYLOAD_RDWR : PAYLOAD_RDONLY, &st))
 			return die();
 		payload_close(st);
 		return 0;
 	}
-	if (payload_open(argv[2], PAYLOAD_RDONLY, &st))
+	if (payload_open(argv[2], strcmp(argv[1], "put") == 0 ? PAYLOAD_RDWR : PAYLOAD_RDONLY, &st))
 		return die();
 	if (strcmp(argv[1], "get") == 0) {
 		rc = get(st, argv + 3, argc - 3);
@@ -121,6 +152,8 @@ int main(int argc, char **argv)
 			usleep(10000);
 		if (!rc)
 			rc = get(st, argv + 3, 1);
+	} else if (strcmp(argv[1], "put") == 0) {
+		rc = put(st, argv + 3, argc - 3);
 	} else {
 		fprintf(stderr, "pltool: unknown command %s\n", argv[1]);
 		rc = 2;
