@@ -267,9 +267,14 @@ install: all install-lib
 	install -m 644 docs/payloadctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 docs/payloadfs.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
-# install-lib: libpayload, payload.h, payload.pc and payload(3)
-# (docs/guide.md "The library"); `install` depends on it.
+# install-lib: libpayload, payload.h, payload.pc, payload(3) and the
+# Python package payloadfs (docs/guide.md "The library"); `install`
+# depends on it. ldconfig runs when DESTDIR is empty.
 LIBDIR ?= $(PREFIX)/lib
+# Debian's /usr/bin/python3 looks in $(PREFIX)/lib/python3.N/dist-packages
+# for PREFIX=/usr/local (site.getsitepackages()).
+PYVER := $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3)
+PYDIR ?= $(PREFIX)/lib/python$(PYVER)/dist-packages
 install-lib: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man3
 	install -m 644 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
@@ -278,6 +283,8 @@ install-lib: lib
 	install -m 644 lib/payload.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/payload.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 644 docs/payload.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	install -d $(DESTDIR)$(PYDIR)/payloadfs
+	install -m 644 python/payloadfs/__init__.py python/payloadfs/zarr.py $(DESTDIR)$(PYDIR)/payloadfs/
 	$(if $(DESTDIR),,-ldconfig)
 
 clean:

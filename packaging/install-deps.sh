@@ -11,7 +11,9 @@ set -eu
 # clang + libclang-rt-14-dev: the libFuzzer harnesses (make fuzz; clang
 # only recommends the runtime, and --no-install-recommends skips it);
 # valgrind: make valgrind; python3-numpy: numpy.memmap in mmap.bats;
-# python3-lmdb: e2e tests that make stores of older formats.
+# python3-lmdb: e2e tests that make stores of older formats;
+# python3-pytest, python3-pandas, python3-zarr: the payloadfs Python
+# package's tests (tests/python; pandas and zarr are what it integrates).
 # librados-dev: the RADOS backend (cache/backend_rados.c links -lrados);
 # ceph-mon, ceph-osd, ceph-common: the throwaway test cluster that
 # tests/rados/cluster.sh starts on 127.0.0.1 (ceph-common has the `ceph`
@@ -20,6 +22,7 @@ set -eu
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils
 liblz4-dev liburing-dev libxxhash-dev bats attr python3 python3-numpy e2fsprogs
 util-linux coreutils clang libclang-rt-14-dev valgrind python3-lmdb
+python3-pytest python3-pandas python3-zarr
 librados-dev ceph-mon ceph-osd ceph-common"
 BENCH_PKGS="bindfs squashfuse squashfs-tools linux-perf"
 

@@ -87,6 +87,13 @@ C
 	LD_LIBRARY_PATH="$inst/lib" "$TMP/ten" "$STORE" d.csv >"$TMP/got"
 	head -4 "$TWIN/d.csv" >"$TMP/want"
 	same_file "$TMP/got" "$TMP/want"
+	# the Python package, where Debian's python3 looks under the prefix
+	pydir=$(/usr/bin/python3 -c 'import sys; print("lib/python%d.%d/dist-packages" % sys.version_info[:2])')
+	[ -f "$inst/$pydir/payloadfs/__init__.py" ]
+	PYTHONPATH="$inst/$pydir" LD_LIBRARY_PATH="$inst/lib" /usr/bin/python3 -c \
+		'import payloadfs, sys; sys.stdout.buffer.write(payloadfs.open(sys.argv[1]).read_rows("d.csv", 0, 3))' \
+		"$STORE" >"$TMP/got.py"
+	same_file "$TMP/got.py" "$TMP/want"
 }
 
 @test "put_many on the unmounted store: the mount serves every member, or none of a failed batch" {
