@@ -18,6 +18,9 @@
  *      are served. Nothing is copied into a buffer that is too small.
  *  (5) The only shared mutable state is the store's (thread-safe); the
  *      error message is thread-local.
+ *  (6) payload_put_many resolves every member's directory before anything
+ *      is written, then hands the batch to store_put_many: one index
+ *      transaction, all members or none (index/ns.c (7)).
  */
 #include "lib/payload.h"
 #include "index/store.h"
