@@ -148,6 +148,16 @@ $(BUILD)/tests/test_libpayload: $(BUILD)/tests/unit/test_libpayload.o $(LIB_SO) 
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) \
 		$(CORE_LIB) $(LDLIBS_CORE)
 
+# libget: the library's bench figure (tests/bench/libget.sh).
+$(BUILD)/bench/libget: $(BUILD)/tests/bench/libget.o $(LIB_SO)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD))
+
+# bench-lib: that figure alone (docs/benchmarks.md "The library").
+bench-lib: all $(BUILD)/bench/libget
+	$(Q)tests/bench/libget.sh $(BUILD)
+
 # pltool: a small client of the library for the end-to-end tests.
 $(BUILD)/tests/pltool: tests/lib/pltool.c $(LIB_SO)
 	@mkdir -p $(dir $@)
@@ -250,6 +260,7 @@ stress: all $(STRESS_BIN)
 # measures; not part of check. See docs/benchmarks.md for the knobs.
 bench: all $(BENCH_BIN) $(BUILD)/bench/commit_times.so
 	$(Q)packaging/install-deps.sh --bench
+	$(Q)tests/bench/libget.sh $(BUILD)
 	$(Q)tests/bench/run.sh $(BUILD)
 
 # bench-rados: `rados bench` (1 MiB objects, 16 ops in flight, write and
@@ -290,7 +301,7 @@ install-lib: lib
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all lib install-lib unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
+.PHONY: all lib install-lib bench-lib unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
