@@ -315,10 +315,15 @@ static void prefetch(const struct plan *p)
 		pver_prefetch(p->pv, p->off, p->off + p->len);
 		return;
 	}
-	/* a view: its rows' bytes (the header is at the start, small) */
+	/* a view: the header's bytes it reads, then its rows' */
 	uint64_t a = view_object_offset(&p->vm, p->off);
 	uint64_t b = view_object_offset(&p->vm, p->off + p->len - 1) + 1;
-	pver_prefetch(p->pv, p->vm.hdr_len ? 0 : a, b);
+	if (p->off < p->vm.hdr_len) {
+		pver_prefetch(p->pv, p->off, p->vm.hdr_len);
+		a = p->vm.rows_off;
+	}
+	if (b > a)
+		pver_prefetch(p->pv, a, b);
 }
 
 static int copy_one(struct payload_get *r, const struct plan *p)
