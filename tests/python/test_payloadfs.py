@@ -3,6 +3,7 @@ compared with the bytes the mount serves for the same name."""
 import errno
 import os
 import threading
+import time
 
 import pytest
 
@@ -156,3 +157,43 @@ def test_zarr_store_batches(store_dir):
     assert (z[15:45, 5:25] == a[15:45, 5:25]).all()
     assert st.batches == 2              # one get_many per selection
     st.close()
+
+
+def test_the_gil_is_released_during_a_batch(mounted):
+    """Another thread runs Python code while a batch is in the library
+    (ctypes.CDLL releases the GIL around the call; a PyDLL would not)."""
+    import ctypes
+    store, mnt, data = mounted
+    n, slots = 40000, 1000
+    with payloadfs.open(store) as s:
+        arr = (payloadfs._Get * n)()
+        bufs = ctypes.create_string_buffer(slots * 4096)
+        for i in range(n):
+            arr[i].path = b"b.bin"
+            arr[i].range = 1
+            arr[i].start = (i * 4099) % 290000
+            arr[i].stop = arr[i].start + 4096
+            arr[i].buf = ctypes.addressof(bufs) + (i % slots) * 4096
+            arr[i].cap = 4096
+        started, stamps, span, rc = threading.Event(), [], [], []
+
+        def batch():
+            started.set()
+            t0 = time.monotonic()
+            rc.append(payloadfs._lib.payload_get_many(s._handle(), arr, n))
+            span.extend([t0, time.monotonic()])
+        t = threading.Thread(target=batch)
+        t.start()
+        started.wait()
+        while t.is_alive():
+            stamps.append(time.monotonic())
+        t.join()
+        assert rc == [0]
+        last = (n - slots) * 4099 % 290000      # the last request of slot 0
+        assert bufs.raw[:4096] == data["b.bin"][last:last + 4096]
+        t0, t1 = span
+        inside = [t0] + [x for x in stamps if t0 < x < t1] + [t1]
+        gap = max(b - a for a, b in zip(inside, inside[1:]))
+        # held through the call, the GIL would leave one gap of the call's
+        # length; released, this thread runs all along (the OS may pause it)
+        assert gap < 0.5 * (t1 - t0), "longest pause %.3f s in a %.3f s batch" % (gap, t1 - t0)
