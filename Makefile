@@ -136,8 +136,12 @@ $(LIB_SO): $(LIB_PIC_OBJ) lib/payload.map
 		-Wl,--version-script=lib/payload.map -Wl,-z,defs -o $@ $(LIB_PIC_OBJ) $(LDLIBS_CORE)
 	$(Q)ln -sf $(notdir $@) $(BUILD)/$(LIB_SONAME) && ln -sf $(LIB_SONAME) $(BUILD)/libpayload.so
 
-$(BUILD)/payload.pc: lib/payload.pc.in Makefile
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIB_SO_VERSION)|' $< > $@
+# made again at every build: it holds PREFIX and LIBDIR of the command line
+$(BUILD)/payload.pc: lib/payload.pc.in FORCE
+	@mkdir -p $(dir $@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(LIB_SO_VERSION)|' $< > $@
+
+FORCE:
 
 lib: $(LIB_SO) $(BUILD)/payload.pc
 
@@ -301,7 +305,7 @@ install-lib: lib
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all lib install-lib bench-lib unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
+.PHONY: all lib install-lib bench-lib FORCE unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
