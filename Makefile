@@ -49,7 +49,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(BUILD)/stress/%)
 CORE_LIB := $(BUILD)/libpayloadcore.a
 
-all: $(BUILD)/payloadfs $(BUILD)/payloadctl
+all: $(BUILD)/payloadfs $(BUILD)/payloadctl lib $(BUILD)/tests/pltool
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -117,6 +117,57 @@ $(BUILD)/tests/test_killpriv: $(BUILD)/tests/unit/test_killpriv.o $(BUILD)/fs/ki
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/fs/killpriv.o $(CORE_LIB) $(LDLIBS_CORE)
+
+# ---- libpayload (lib/payload.h, docs/payload.3): the core compiled again
+# position-independent, with lib/payload.c, into one shared library that
+# exports only payload_* (lib/payload.map).
+LIB_SO_VERSION := 0.1.0
+LIB_SONAME := libpayload.so.0
+LIB_SO := $(BUILD)/libpayload.so.$(LIB_SO_VERSION)
+LIB_PIC_OBJ := $(CORE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/lib/payload.o
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(LIB_SO): $(LIB_PIC_OBJ) lib/payload.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(LIB_SONAME) \
+		-Wl,--version-script=lib/payload.map -Wl,-z,defs -o $@ $(LIB_PIC_OBJ) $(LDLIBS_CORE)
+	$(Q)ln -sf $(notdir $@) $(BUILD)/$(LIB_SONAME) && ln -sf $(LIB_SONAME) $(BUILD)/libpayload.so
+
+# made again at every build: it holds PREFIX and LIBDIR of the command line
+$(BUILD)/payload.pc: lib/payload.pc.in FORCE
+	@mkdir -p $(dir $@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(LIB_SO_VERSION)|' $< > $@
+
+FORCE:
+
+lib: $(LIB_SO) $(BUILD)/payload.pc
+
+# test_libpayload links the shared library (its public API only).
+$(BUILD)/tests/test_libpayload: $(BUILD)/tests/unit/test_libpayload.o $(LIB_SO) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) \
+		$(CORE_LIB) $(LDLIBS_CORE)
+
+# libget: the library's bench figure (tests/bench/libget.sh).
+$(BUILD)/bench/libget: $(BUILD)/tests/bench/libget.o $(LIB_SO)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD))
+
+# bench-lib: that figure alone (docs/benchmarks.md "The library").
+bench-lib: all $(BUILD)/bench/libget
+	$(Q)tests/bench/libget.sh $(BUILD)
+
+# pltool: a small client of the library for the end-to-end tests.
+$(BUILD)/tests/pltool: tests/lib/pltool.c $(LIB_SO)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD))
 
 unit: $(UNIT_BIN)
 
@@ -214,6 +265,7 @@ stress: all $(STRESS_BIN)
 # measures; not part of check. See docs/benchmarks.md for the knobs.
 bench: all $(BENCH_BIN) $(BUILD)/bench/commit_times.so
 	$(Q)packaging/install-deps.sh --bench
+	$(Q)tests/bench/libget.sh $(BUILD)
 	$(Q)tests/bench/run.sh $(BUILD)
 
 # bench-charts: publish the last `make bench` (BUILD/bench/chart.tsv) as
@@ -242,7 +294,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR  ?= $(PREFIX)/share/doc/payloadfs
 COMPDIR ?= $(PREFIX)/share/bash-completion/completions
 INSTALL_DOCS := README.md $(wildcard docs/*.md docs/bench-*.svg)
-install: all
+install: all install-lib
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BUILD)/payloadfs $(BUILD)/payloadctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 docs/payloadctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
@@ -274,10 +326,30 @@ deb:
 check-deb:
 	$(Q)tests/deb/check-deb.sh $(BUILD)
 
+# install-lib: libpayload, payload.h, payload.pc, payload(3) and the
+# Python package payloadfs (docs/guide.md "The library"); `install`
+# depends on it. ldconfig runs when DESTDIR is empty.
+LIBDIR ?= $(PREFIX)/lib
+# Debian's /usr/bin/python3 looks in $(PREFIX)/lib/python3.N/dist-packages
+# for PREFIX=/usr/local (site.getsitepackages()).
+PYVER := $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3)
+PYDIR ?= $(PREFIX)/lib/python$(PYVER)/dist-packages
+install-lib: lib
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libpayload.so.$(LIB_SO_VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libpayload.so
+	install -m 644 lib/payload.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/payload.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 docs/payload.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	install -d $(DESTDIR)$(PYDIR)/payloadfs
+	install -m 644 python/payloadfs/__init__.py python/payloadfs/zarr.py $(DESTDIR)$(PYDIR)/payloadfs/
+	$(if $(DESTDIR),,-ldconfig)
+
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: deb check-deb bench-charts all unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
+.PHONY: deb check-deb bench-charts all lib install-lib bench-lib FORCE unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

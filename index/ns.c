@@ -669,3 +669,118 @@ int store_readdir(struct store *st, uint64_t ino, const char *after,
 	idx_abort(t);
 	return rc;
 }
+
+/* ---- store_put_many: many small objects in one txn ----
+ * Invariants: (7) the members of a batch change the index in ONE write txn
+ * (one store_wbegin .. store_wcommit): all are visible at once, or, when
+ * any member fails, nothing changed (the txn is aborted before anything
+ * of it is seen). (8) A replaced object's old data goes in that txn as a
+ * commit's does (store_drop_data: references dropped, images whose count
+ * reached 0 released only after the txn committed); its new bytes are
+ * inline (at most STORE_INLINE_MAX: no fragment image to make durable
+ * first) and its version is bumped; its cached version is dropped under
+ * commit_lock (pver.c (2)). */
+static int put_member(struct idx_txn *t, struct store_put *p, int64_t now,
+		      struct frag_desc **freed, uint32_t *nfreed)
+{
+	struct idx_inode dir, in;
+	uint64_t ino;
+	int created = 0;
+	int rc = check_name(p->name);
+
+	if (rc == -EEXIST)
+		rc = -EINVAL;          /* "." and ".." */
+	if (!rc && reserved_at(p->parent, p->name))
+		rc = -EINVAL;
+	if (!rc && p->len > STORE_INLINE_MAX)
+		rc = -EFBIG;
+	if (!rc)
+		rc = get_dir(t, p->parent, &dir);
+	if (!rc)
+		rc = inode_ro(&dir);
+	if (rc)
+		return rc;
+	rc = idx_dirent_get(t, p->parent, p->name, &ino, NULL);
+	if (rc == 0) {
+		rc = idx_inode_get(t, ino, &in);
+		if (!rc && !S_ISREG(in.mode))
+			rc = S_ISDIR(in.mode) ? -EISDIR : -EINVAL;
+		if (!rc)
+			rc = inode_ro(&in);
+		if (!rc)
+			rc = store_drop_data(t, ino, freed, nfreed);
+	} else if (rc == -ENOENT) {
+		new_inode(&in, &dir, p->name, S_IFREG | (p->mode & 07777), p->uid,
+			  (dir.mode & S_ISGID) ? dir.gid : p->gid, now);
+		rc = idx_alloc_ino(t, &in.ino);
+		if (!rc)
+			rc = idx_dirent_put(t, p->parent, p->name, in.ino, S_IFREG);
+		if (!rc) {
+			touch_dir(&dir, now);
+			rc = idx_inode_put(t, &dir);
+		}
+		created = 1;
+	}
+	if (!rc && (in.flags & INODE_F_MEMORY))
+		rc = -EINVAL;          /* storage=memory: not in the index */
+	if (!rc && inode_is_fixed(&in) && p->len % in.fmt_recsize)
+		rc = -EINVAL;          /* as a commit's check (commit.c) */
+	if (!rc && p->len)
+		rc = idx_inline_put(t, in.ino, p->data, p->len);
+	if (rc)
+		return rc;
+	if (in.fmt_kind == PFMT_FIXED)
+		in.header = 0;
+	in.size = p->len;
+	in.rows = rows_in(&in, p->data, p->len);
+	in.nfrags = 0;
+	in.flags = p->len ? in.flags | INODE_F_INLINE : in.flags & ~INODE_F_INLINE;
+	in.version = created ? 1 : in.version + 1;
+	in.ctime_ns = now;
+	if (in.mset_ns <= now)
+		in.mtime_ns = now;
+	p->ino = in.ino;
+	return idx_inode_put(t, &in);
+}
+
+int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *failed)
+{
+	struct frag_desc *freed = NULL;
+	uint32_t nfreed = 0;
+	struct idx_txn *t;
+	int64_t now = store_now_ns();
+	int rc = 0;
+
+	*failed = n;
+	for (size_t i = 0; i < n; i++)
+		puts[i].ino = 0;
+	if (!n)
+		return 0;
+	rc = store_wbegin(st, &t);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = put_member(t, &puts[i], now, &freed, &nfreed);
+		if (rc)
+			*failed = i;
+	}
+	if (rc) {
+		store_wabort(st, t);
+		store_wunlock(st);
+		free(freed);
+		return rc;
+	}
+	rc = store_wcommit(st, t);
+	if (!rc)
+		for (size_t i = 0; i < n; i++)
+			store_pvcur_drop(st, puts[i].ino);   /* (8): under commit_lock */
+	store_wunlock(st);
+	if (rc) {
+		free(freed);
+		return rc;
+	}
+	dur_after_commit(st);
+	store_release_list(st, freed, nfreed);
+	__atomic_add_fetch(&st->stats.commits, n, __ATOMIC_RELAXED);
+	return 0;
+}

@@ -6,7 +6,9 @@
  *      their images outlive any commit or delete that drops them.
  *  (2) st->pvcur holds at most one pver per inode: the current version.
  *      A commit or delete drops the slot (store_pvcur_drop) after its txn
- *      committed; pvers handed out earlier stay valid.
+ *      committed; pvers handed out earlier stay valid. A read-only opener
+ *      that applies no log sees no commit: store_pver_get checks its slot
+ *      against the index's version (pvcur_stale).
  *  (3) Fragments are sorted by offset with no gaps: frags[i].off +
  *      frags[i].len == frags[i+1].off, the last ends at in.size; first_row
  *      likewise accumulates rows. Lookups are binary searches: O(log F).
@@ -22,6 +24,7 @@
  *      (R - first_row + 1)-th newline).
  */
 #include "index/store_int.h"
+#include "index/store_rados.h"
 #include "cache/log.h"
 
 #include <assert.h>
@@ -221,9 +224,27 @@ fail:
 	return rc == -EUCLEAN ? -EIO : rc;
 }
 
+/* A read-only opener that applies no log (a tool or libpayload beside a
+ * mounted daemon) is told of no commit: its cached current version is
+ * checked against the index's before it is handed out (invariant (2) there
+ * holds by this check, not by a drop). */
+static int pvcur_stale(struct store *st, const struct pver *pv)
+{
+	struct idx_inode in;
+
+	if (!st->rdonly || srados_follower(st))
+		return 0;
+	return store_getattr(st, pv->in.ino, &in) != 0 || in.version != pv->in.version;
+}
+
 int store_pver_get(struct store *st, uint64_t ino, struct pver **out)
 {
 	*out = pvcur_get(st, ino);
+	if (*out && pvcur_stale(st, *out)) {
+		pver_put(*out);
+		store_pvcur_drop(st, ino);
+		*out = NULL;
+	}
 	if (*out)
 		return 0;
 	return pver_load(st, ino, out);

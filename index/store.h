@@ -227,6 +227,33 @@ int store_setxattr(struct store *st, uint64_t ino, const char *name, const void 
 ssize_t store_listxattr(struct store *st, uint64_t ino, char *buf, size_t cap);
 int store_removexattr(struct store *st, uint64_t ino, const char *name);
 
+/* One member of store_put_many. */
+struct store_put {
+	uint64_t parent;        /* the directory */
+	const char *name;       /* created there, or replaced */
+	const void *data;
+	size_t len;             /* at most STORE_INLINE_MAX */
+	uint32_t mode, uid, gid;   /* of a new object */
+	uint64_t ino;           /* out: the object (on success) */
+};
+/* Create or replace N regular files with the bytes given, in ONE index
+ * write txn (index/ns.c (7)): after 0 all are visible at once; on failure
+ * nothing changed and *FAILED is the index of the member that failed (N
+ * when no member did: the txn itself failed). New files inherit their
+ * directory's payload settings; a name given twice is written twice (the
+ * later bytes win). @return 0; -EFBIG (a member over STORE_INLINE_MAX);
+ * -EINVAL (a bad or reserved name, not a regular file, storage=memory,
+ * a fixed:N size mismatch); -EISDIR; -ENOENT, -ENOTDIR (PARENT); -EROFS
+ * (read-only store, or in a snapshot); -ENAMETOOLONG; -ENOSPC, -errno. */
+int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *failed);
+
+/* Resolve PATH (relative to the root; leading slashes ignored) to its
+ * inode as the mount would (index/path.c): symbolic links followed on the
+ * way, and at the end too with FOLLOW; .by-id/ID and .snapshots/NAME at
+ * the root. No view suffixes. @return 0, -ENOENT, -ENOTDIR, -ELOOP,
+ * -ENAMETOOLONG, -EXDEV (a link with an absolute target), -errno. */
+int store_resolve(struct store *st, const char *path, int follow, struct idx_inode *out);
+
 /* ---- versions: immutable, pinned views of an object's data ---- */
 
 /* Pin the current version of object INO. @return -ENOENT, -EISDIR. */

@@ -11,10 +11,12 @@ set -eu
 # clang + libclang-rt-14-dev: the libFuzzer harnesses (make fuzz; clang
 # only recommends the runtime, and --no-install-recommends skips it);
 # valgrind: make valgrind; python3-numpy: numpy.memmap in mmap.bats;
-# python3-lmdb: e2e tests that make stores of older formats.
+# python3-lmdb: e2e tests that make stores of older formats;
 # systemd: systemd-analyze verify of the units (tests/e2e/units.bats);
 # bash-completion: tests/e2e/completion.bats; python3-prometheus-client:
 # its text-format parser checks the .metrics scrape (tests/e2e/metrics.bats).
+# python3-pytest, python3-pandas, python3-zarr: the payloadfs Python
+# package's tests (tests/python; pandas and zarr are what it integrates).
 # librados-dev: the RADOS backend (cache/backend_rados.c links -lrados);
 # ceph-mon, ceph-osd, ceph-common: the throwaway test cluster that
 # tests/rados/cluster.sh starts on 127.0.0.1 (ceph-common has the `ceph`
@@ -27,7 +29,8 @@ PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils
 liblz4-dev liburing-dev libxxhash-dev bats attr python3 python3-numpy e2fsprogs
 util-linux coreutils clang libclang-rt-14-dev valgrind python3-lmdb
 librados-dev ceph-mon ceph-osd ceph-common debhelper lintian gnuplot-nox
-systemd bash-completion python3-prometheus-client"
+systemd bash-completion python3-prometheus-client
+python3-pytest python3-pandas python3-zarr"
 BENCH_PKGS="bindfs squashfuse squashfs-tools linux-perf"
 
 for arg in "$@"; do

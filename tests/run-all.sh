@@ -4,7 +4,8 @@
 # binary BUILD/tests/test_*, a short run of each fuzz harness
 # (tests/fuzz/run.sh: FUZZ_TIME seconds each, default 20; 0 replays the
 # seeds only), then the bats end-to-end suite
-# tests/e2e/ against BUILD's payloadfs and payloadctl, then the crash tests'
+# tests/e2e/ against BUILD's payloadfs and payloadctl, the Python
+# package's pytest tests (tests/python/run.sh), then the crash tests'
 # short mode (tests/crash/run.sh, on a local store and on a RADOS store of
 # the run's cluster), the power-loss explorer's short mode
 # (tests/crash/powerloss.py --tap) and the short stress runs
@@ -29,7 +30,7 @@
 # count as one more failure, noted in the summary, unless the run already
 # counts one for its exit status.
 #
-# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, e2e-rados, crash,
+# RUN_ALL_PARTS (a comma list of lint, unit, fuzz, e2e, e2e-rados, python, crash,
 # powerloss, stress, deb; default all of them) runs only those parts: for a
 # quick look, and for the self-test. `make check` runs them all.
 #
@@ -126,7 +127,7 @@ add_counts() {
 }
 
 # part NAME — NAME is one of the parts to run ($RUN_ALL_PARTS).
-RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,e2e-rados,crash,powerloss,stress,deb}
+RUN_ALL_PARTS=${RUN_ALL_PARTS:-lint,unit,fuzz,e2e,e2e-rados,python,crash,powerloss,stress,deb}
 part() { [[ ,$RUN_ALL_PARTS, == *,$1,* ]]; }
 
 # ---- the test suite's own checks ----
@@ -223,6 +224,14 @@ if part e2e-rados && command -v bats >/dev/null; then
 		(cd "$ROOT" && PFS_E2E_RADOS=1 timeout -k 10 "$E2E_TIMEOUT" bats --tap "$f") 2>&1 </dev/null | tee "$out"
 		tally "$name" "${PIPESTATUS[0]}"
 	done
+fi
+
+# ---- the Python package (tests/python/run.sh: pytest, as TAP) ----
+if part python; then
+	echo "# python/pytest"
+	t0=$SECONDS
+	(cd "$ROOT" && timeout -k 10 "$E2E_TIMEOUT" tests/python/run.sh "$BUILD") 2>&1 </dev/null | tee "$out"
+	tally python/pytest "${PIPESTATUS[0]}"
 fi
 
 # ---- crash tests (short mode; `make crash` is the long one) ----

@@ -1,0 +1,129 @@
+/* payload.h — libpayload: a payloadfs store without FUSE.
+ *
+ * The same core as the payloadfs daemon and payloadctl: a program opens a
+ * store directory and reads many objects (or byte ranges, or row ranges
+ * with the mount's @rows semantics) in one call, without an open/read/close
+ * round trip through the kernel per object. See payload(3).
+ *
+ * Conventions: every call that can fail returns 0 (or a count, where
+ * said) or a negative errno; payload_strerror(err) describes a code and
+ * payload_errmsg() the calling thread's last failure, naming what failed.
+ * Handles are opaque. Every call may be made from any thread at once,
+ * except payload_close, which must be the last call on its store (after
+ * every version of it was released).
+ */
+#ifndef PAYLOAD_H
+#define PAYLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PAYLOAD_VERSION_MAJOR 0
+#define PAYLOAD_VERSION_MINOR 1
+
+typedef struct payload_store payload_store;
+typedef struct payload_version payload_version;
+
+/* payload_open modes */
+#define PAYLOAD_RDONLY 0   /* always allowed, also while a daemon has the store mounted */
+#define PAYLOAD_RDWR   1   /* the store to itself: -EBUSY while mounted */
+
+/* Open the store in directory DIR (a local store, or a RADOS store's
+ * local directory). @return 0 and *OUT; -ENOENT (no store there), -EBUSY
+ * (RDWR: a daemon or payloadctl holds it), -EPROTO (unknown format),
+ * -EINVAL (bad mode or NULL argument), -ENOMEM, -errno. */
+int payload_open(const char *dir, int mode, payload_store **out);
+/* Close; NULL-safe. Every payload_version of the store must be released. */
+void payload_close(payload_store *st);
+
+/* What a request reads (struct payload_get.range). */
+#define PAYLOAD_WHOLE 0    /* the whole object (or the view its path names) */
+#define PAYLOAD_BYTES 1    /* bytes [start, stop) of it, clipped at its end */
+#define PAYLOAD_ROWS  2    /* header rows, then data rows [start, stop):
+			    * the mount's NAME@rows=start:stop */
+#define PAYLOAD_END   INT64_MAX   /* stop: to the end */
+
+struct payload_get {
+	/* in */
+	const char *path;      /* object path in the store ("a/b.csv",
+				* ".by-id/ID", ".snapshots/S/a/b.csv"; may end
+				* in @rows=A:B, @part=K/N or @meta); NULL: ID */
+	uint64_t id;           /* the object's id when PATH and VERSION are NULL */
+	const payload_version *version;   /* a pinned version: overrides both */
+	int range;             /* PAYLOAD_WHOLE, PAYLOAD_BYTES or PAYLOAD_ROWS */
+	int64_t start, stop;   /* BYTES: offsets (>= 0); ROWS: Python slice bounds
+				* (negative counts from the end) */
+	void *buf;             /* the caller's buffer (NULL with CAP 0: size only) */
+	size_t cap;
+	/* out */
+	int result;            /* 0 or -errno */
+	uint64_t size;         /* bytes of the result (also when buf is too small) */
+	size_t len;            /* bytes written to buf */
+	uint64_t obj_version;  /* the version read */
+};
+/* Fill N requests. Fragments every request needs and the cache lacks are
+ * loaded in parallel on the store's worker pool before the copies.
+ * Per request: -ENOENT, -ENOTDIR, -EISDIR, -EINVAL (bad range, a view
+ * path with PAYLOAD_ROWS, not a regular file), -ERANGE (CAP < size:
+ * nothing copied, SIZE set), -EIO (a damaged fragment), -EREMOTE (a
+ * storage=memory object: its bytes live in the daemon), -ENOMEM.
+ * @return how many requests failed (0: all done), or -EINVAL (REQS NULL
+ *   with N > 0, ST NULL). */
+int payload_get_many(payload_store *st, struct payload_get *reqs, size_t n);
+
+/* One object of a payload_put_many batch. */
+struct payload_put {
+	const char *path;      /* created (its directory must exist) or replaced */
+	const void *data;
+	size_t len;            /* at most PAYLOAD_PUT_MAX bytes */
+	int result;            /* out: 0, or this member's -errno */
+};
+#define PAYLOAD_PUT_MAX 4096   /* bytes per member in this version */
+/* Create or replace N regular files in ONE index transaction: after 0 all
+ * of them are visible at once (to the next read of any opener); on failure
+ * none changed, and the failing member's result says why (the others' are
+ * 0). New files get mode 0644, the caller's uid and gid, and their
+ * directory's payload settings (*.csv: one header row). A path given twice
+ * is written twice: the later bytes win. Read-write handles only.
+ * @return 0; -EROFS (a read-only handle, or a snapshot's path); -EFBIG (a
+ * member over PAYLOAD_PUT_MAX); -EINVAL (an empty or reserved name, a view
+ * suffix, not a regular file, a storage=memory directory, a fixed:N size
+ * mismatch, NULL arguments); -EISDIR (a directory's path); -ENOENT,
+ * -ENOTDIR (the directory); -ENAMETOOLONG; -ENOSPC, -EIO, -ENOMEM. */
+int payload_put_many(payload_store *st, struct payload_put *reqs, size_t n);
+
+/* An object's figures (payload_stat, payload_version_stat). */
+struct payload_stat {
+	uint64_t id;           /* the object's id: .by-id/ID */
+	uint64_t version;      /* bumped by every commit of its data */
+	uint64_t size;         /* bytes */
+	uint64_t rows;         /* rows (lines or records), header included */
+	uint64_t header_rows;  /* of them, header rows */
+	int64_t mtime_ns;
+};
+/* Figures of the object at PATH now. @return 0, -ENOENT, -EISDIR,
+ * -EINVAL (not a regular file), -errno. */
+int payload_stat(payload_store *st, const char *path, struct payload_stat *out);
+
+/* Pin the current version of the object at PATH: requests naming it read
+ * exactly that version, whatever is committed later, until
+ * payload_version_release. @return 0, -ENOENT, -EISDIR, -EINVAL, -ENOMEM. */
+int payload_version_get(payload_store *st, const char *path, payload_version **out);
+int payload_version_stat(const payload_version *v, struct payload_stat *out);
+void payload_version_release(payload_version *v);   /* NULL-safe */
+
+/* A fixed description of ERR (a negative errno); never NULL. */
+const char *payload_strerror(int err);
+/* The calling thread's last failure of a payload_ call, naming what
+ * failed ("payload_open /srv/store: ..."); "" when none. Valid until the
+ * thread's next payload_ call. */
+const char *payload_errmsg(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,112 @@
+#!/usr/bin/env bats
+# libpayload.bats — the library (lib/payload.h) beside a real mount, through
+# tests/lib/pltool (BUILD/tests/pltool): batched gets equal the bytes the
+# mount serves; read-write opens are refused while mounted; a read-only
+# handle sees a commit made through the mount after it opened; and a
+# ten-line program builds with `pkg-config --cflags --libs payload` against
+# a `make install DESTDIR=...` tree.
+
+load helpers
+
+PLTOOL=$PAYLOADFS_BUILD/tests/pltool
+R=2001
+
+setup() {
+	pfs_init
+	mount_pfs
+	gen_csv "$TWIN/d.csv" $R
+	gen_bin "$TWIN/b.bin" 300000
+	cp "$TWIN/d.csv" "$TWIN/b.bin" "$MNT/"
+}
+teardown() { pfs_teardown; }
+
+@test "a batch equals what the mount serves: whole, bytes, rows, @part, by id" {
+	local id
+	id=$(stat -c %i "$MNT/b.bin")
+	cat "$MNT/d.csv" "$MNT/b.bin" "$MNT/d.csv@rows=100:250" "$MNT/d.csv@part=3/4" >"$TMP/want"
+	dd if="$MNT/b.bin" bs=1 skip=1000 count=70000 status=none >>"$TMP/want"
+	cat "$MNT/d.csv@rows=-7:" "$MNT/.by-id/$id" >>"$TMP/want"
+	"$PLTOOL" get "$STORE" d.csv b.bin d.csv:rows=100:250 "d.csv@part=3/4" \
+		b.bin:bytes=1000:71000 d.csv:rows=-7: "id=$id" >"$TMP/got"
+	same_file "$TMP/got" "$TMP/want"
+}
+
+@test "the rows of a batch equal the ext4 twin's lines" {
+	slice_lines "$TWIN/d.csv" 5 1500 >"$TMP/want"
+	"$PLTOOL" get "$STORE" d.csv:rows=5:1500 >"$TMP/got"
+	same_file "$TMP/got" "$TMP/want"
+}
+
+@test "read-write open is refused while the store is mounted, saying why" {
+	run -1 "$PLTOOL" open "$STORE" w
+	[[ $output == *"payload_open $STORE read-write: the store is in use"* ]]
+	run -0 "$PLTOOL" open "$STORE" r
+}
+
+@test "a read-only handle sees a commit made through the mount after it opened" {
+	local pid
+	"$PLTOOL" follow "$STORE" d.csv:rows=-1: "$TMP/go" >"$TMP/got" 2>"$TMP/err" &
+	pid=$!
+	BG_PIDS+=("$pid")
+	# wait for its first read (one line of header, one row)
+	for _ in $(seq 500); do [ "$(wc -l <"$TMP/got")" -ge 2 ] && break; sleep 0.01; done
+	printf 'new,row,here\n' >>"$MNT/d.csv"
+	touch "$TMP/go"
+	wait "$pid"
+	{ slice_lines "$TWIN/d.csv" -1 ''; head -1 "$TWIN/d.csv"; printf 'new,row,here\n'; } >"$TMP/want"
+	same_file "$TMP/got" "$TMP/want"
+}
+
+@test "make install DESTDIR: pkg-config builds a ten-line program against payload.h" {
+	local root=$TMP/root inst=$TMP/root/usr/local
+	if readelf -d "$PAYLOADFS_BUILD/libpayload.so" | grep -q 'libasan\|libubsan'; then
+		skip "a sanitizer build of the library: a plain program cannot load it first"
+	fi
+	make -s -C "$BATS_TEST_DIRNAME/../.." BUILD="$PAYLOADFS_BUILD" DESTDIR="$root" install-lib >"$TMP/make.log" 2>&1 || {
+		cat "$TMP/make.log" >&2
+		return 1
+	}
+	[ -L "$inst/lib/libpayload.so.0" ]
+	[ -f "$inst/include/payload.h" ]
+	[ -f "$inst/share/man/man3/payload.3" ]
+	cat >"$TMP/ten.c" <<'C'
+#include <payload.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+	payload_store *st; char buf[65536];
+	struct payload_get r = { .path = argv[2], .range = PAYLOAD_ROWS, .start = 0, .stop = 3, .buf = buf, .cap = sizeof(buf) };
+	if (argc < 3 || payload_open(argv[1], PAYLOAD_RDONLY, &st)) return 1;
+	if (payload_get_many(st, &r, 1)) { fprintf(stderr, "%s\n", payload_errmsg()); return 1; }
+	fwrite(buf, 1, r.len, stdout); payload_close(st); return 0;
+}
+C
+	flags=$(PKG_CONFIG_PATH="$inst/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$root" pkg-config --cflags --libs payload)
+	[[ $flags == *"-I$inst/include"* ]]
+	# shellcheck disable=SC2086
+	gcc -o "$TMP/ten" "$TMP/ten.c" $flags
+	LD_LIBRARY_PATH="$inst/lib" "$TMP/ten" "$STORE" d.csv >"$TMP/got"
+	head -4 "$TWIN/d.csv" >"$TMP/want"
+	same_file "$TMP/got" "$TMP/want"
+	# the Python package, where Debian's python3 looks under the prefix
+	pydir=$(/usr/bin/python3 -c 'import sys; print("lib/python%d.%d/dist-packages" % sys.version_info[:2])')
+	[ -f "$inst/$pydir/payloadfs/__init__.py" ]
+	PYTHONPATH="$inst/$pydir" LD_LIBRARY_PATH="$inst/lib" /usr/bin/python3 -c \
+		'import payloadfs, sys; sys.stdout.buffer.write(payloadfs.open(sys.argv[1]).read_rows("d.csv", 0, 3))' \
+		"$STORE" >"$TMP/got.py"
+	same_file "$TMP/got.py" "$TMP/want"
+}
+
+@test "put_many on the unmounted store: the mount serves every member, or none of a failed batch" {
+	unmount_pfs
+	printf 'a,b\n1,2\n' >"$TMP/x.csv"
+	printf 'hello' >"$TMP/h"
+	head -c 5000 /dev/zero >"$TMP/big"
+	run -0 "$PLTOOL" put "$STORE" n.csv="$TMP/x.csv" d.csv="$TMP/h"
+	run -1 "$PLTOOL" put "$STORE" m.csv="$TMP/x.csv" d.csv="$TMP/x.csv" big="$TMP/big"
+	[[ $output == *"member 2 (big)"*"File too large"* ]]
+	mount_pfs
+	same_file "$MNT/n.csv" "$TMP/x.csv"
+	same_file "$MNT/d.csv" "$TMP/h"
+	[ ! -e "$MNT/m.csv" ]
+	[ "$(cat "$MNT/n.csv@rows=0:1")" = "$(printf 'a,b\n1,2')" ]
+}

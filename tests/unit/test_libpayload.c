@@ -1,0 +1,463 @@
+/* test_libpayload — libpayload (lib/payload.h) through its shared library,
+ * against a store this process also holds read-write through the core, as
+ * the daemon would (the writer). Expected bytes are built here from the
+ * content written, not read back through the core.
+ *
+ * Proves payload.c's invariants: (1)/(3) batched get of whole objects,
+ * byte ranges, row ranges (@rows semantics, also as path views and
+ * @part), by path and by id, over objects of many fragments; (2) a
+ * read-only handle sees a commit made after it opened, and read-write is
+ * refused while the store is held; (4) per-request errors leave the other
+ * requests served and nothing copied into a short buffer; pinned versions
+ * and snapshots read the old bytes; (5) threads share one handle. */
+#include "tests/unit/tap.h"
+#include "lib/payload.h"
+#include "index/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ROWS 3000
+static char dir[256];
+static struct store *W;        /* the writer */
+static char *csv;              /* e.csv: "id,val\n" + ROWS rows */
+static size_t csv_len;
+static size_t row_at[ROWS + 2]; /* byte offset of data row i (row_at[ROWS] = end) */
+static char bin[50000];
+static uint64_t bin_ino, csv_ino;
+
+static uint64_t put(const char *name, const void *data, size_t len)
+{
+	struct idx_inode in;
+	struct pver *pv;
+	struct wsess *ws;
+	int rc = store_lookup(W, IDX_ROOT_INO, name, &in);
+
+	if (rc == -ENOENT)
+		rc = store_mknod(W, IDX_ROOT_INO, name, S_IFREG | 0644, 0, 0, 0, &in);
+	if (!rc)
+		rc = store_pver_get(W, in.ino, &pv);
+	if (!rc) {
+		rc = store_wsess_begin(W, pv, NULL, 1, &ws);
+		pver_put(pv);
+	}
+	if (!rc) {
+		rc = wsess_write(ws, data, len, 0);
+		if (!rc)
+			rc = wsess_commit(ws);
+		wsess_free(ws);
+	}
+	if (rc) {
+		printf("Bail out! writing %s: %d\n", name, rc);
+		exit(1);
+	}
+	return in.ino;
+}
+
+static void setup(void)
+{
+	struct store_opts o = { .fragment_size = 4096, .create = 1 };
+	char tmpl[] = "/tmp/test_libpayload.XXXXXX";
+	size_t cap = 64 + ROWS * 32, n;
+	int rc;
+
+	if (!mkdtemp(tmpl)) {
+		printf("Bail out! mkdtemp\n");
+		exit(1);
+	}
+	snprintf(dir, sizeof(dir), "%s/store", tmpl);
+	mkdir(dir, 0700);
+	rc = store_open(dir, &o, &W);
+	if (rc) {
+		printf("Bail out! store_open %s: %d\n", dir, rc);
+		exit(1);
+	}
+	csv = malloc(cap);
+	n = (size_t)sprintf(csv, "id,val\n");
+	for (int i = 0; i < ROWS; i++) {
+		row_at[i] = n;
+		n += (size_t)sprintf(csv + n, "%d,%d\n", i, i * 7919 % 100003);
+	}
+	row_at[ROWS] = n;
+	csv_len = n;
+	for (size_t i = 0; i < sizeof(bin); i++)
+		bin[i] = (char)(i * 2654435761u >> 13);
+	csv_ino = put("e.csv", csv, csv_len);
+	bin_ino = put("b.bin", bin, sizeof(bin));
+	rc = store_mkdir(W, IDX_ROOT_INO, "d", 0755, 0, 0, NULL);
+	if (rc) {
+		printf("Bail out! mkdir: %d\n", rc);
+		exit(1);
+	}
+}
+
+/* header + data rows [a, b) of e.csv */
+static int rows_eq(const struct payload_get *r, size_t a, size_t b)
+{
+	size_t h = row_at[0], body = row_at[b] - row_at[a];
+
+	return r->result == 0 && r->len == h + body && memcmp(r->buf, csv, h) == 0 &&
+	       memcmp((char *)r->buf + h, csv + row_at[a], body) == 0;
+}
+
+static void test_batch(payload_store *ps)
+{
+	static char b[8][200000];
+	struct payload_get r[8];
+	char idpath[64];
+	int rc;
+
+	memset(r, 0, sizeof(r));
+	snprintf(idpath, sizeof(idpath), ".by-id/%llu", (unsigned long long)csv_ino);
+	r[0] = (struct payload_get){ .path = "b.bin" };
+	r[1] = (struct payload_get){ .path = "b.bin", .range = PAYLOAD_BYTES, .start = 12345, .stop = 30001 };
+	r[2] = (struct payload_get){ .path = "e.csv", .range = PAYLOAD_ROWS, .start = 1000, .stop = 2500 };
+	r[3] = (struct payload_get){ .id = bin_ino };
+	r[4] = (struct payload_get){ .path = "e.csv@rows=-10:" };
+	r[5] = (struct payload_get){ .path = "e.csv@part=2/3" };
+	r[6] = (struct payload_get){ .path = idpath, .range = PAYLOAD_ROWS, .start = -5, .stop = PAYLOAD_END };
+	r[7] = (struct payload_get){ .path = "b.bin", .range = PAYLOAD_BYTES, .start = 49990, .stop = PAYLOAD_END };
+	for (int i = 0; i < 8; i++) {
+		r[i].buf = b[i];
+		r[i].cap = sizeof(b[i]);
+	}
+	rc = payload_get_many(ps, r, 8);
+	CHECK_EQ(rc, 0, "a batch of 8 requests: none failed (%s)", payload_errmsg());
+	CHECK(r[0].len == sizeof(bin) && memcmp(b[0], bin, sizeof(bin)) == 0, "whole object by path");
+	CHECK(r[1].len == 30001 - 12345 && memcmp(b[1], bin + 12345, r[1].len) == 0,
+	      "byte range [12345, 30001)");
+	CHECK(rows_eq(&r[2], 1000, 2500), "rows 1000:2500 carry the header, then those rows");
+	CHECK(r[3].len == sizeof(bin) && memcmp(b[3], bin, sizeof(bin)) == 0, "whole object by id");
+	CHECK(rows_eq(&r[4], ROWS - 10, ROWS), "path view @rows=-10:");
+	CHECK(rows_eq(&r[5], 2 * ROWS / 3, ROWS), "path view @part=2/3");
+	CHECK(rows_eq(&r[6], ROWS - 5, ROWS), ".by-id path with rows -5:");
+	CHECK(r[7].len == 10 && memcmp(b[7], bin + 49990, 10) == 0, "byte range to the end is clipped");
+	CHECK(r[2].size == r[2].len && r[2].obj_version > 0, "size and version are reported");
+}
+
+static void test_sizes(payload_store *ps)
+{
+	struct payload_get r[2] = {
+		{ .path = "e.csv", .range = PAYLOAD_ROWS, .start = 0, .stop = 3 },
+		{ .path = "b.bin" },
+	};
+	char small[100];
+	int rc;
+
+	rc = payload_get_many(ps, r, 2);
+	CHECK(rc == 0 && r[0].size == row_at[3] && r[0].len == 0 && r[1].size == sizeof(bin),
+	      "a NULL buffer asks for the sizes only");
+	memset(small, 'Z', sizeof(small));
+	r[1].buf = small;
+	r[1].cap = sizeof(small);
+	r[0].buf = malloc(r[0].size);
+	r[0].cap = r[0].size;
+	rc = payload_get_many(ps, r, 2);
+	CHECK_EQ(rc, 1, "one of two requests failed");
+	CHECK_EQ(r[1].result, -ERANGE, "a short buffer is ERANGE");
+	CHECK(r[1].size == sizeof(bin) && r[1].len == 0 && small[0] == 'Z' && small[99] == 'Z',
+	      "... with the size, and nothing copied");
+	CHECK(rows_eq(&r[0], 0, 3), "the other request of the batch was served");
+	CHECK(strstr(payload_errmsg(), "request 1 (b.bin)") != NULL, "the message names the request: %s",
+	      payload_errmsg());
+	free(r[0].buf);
+}
+
+static void test_errors(payload_store *ps)
+{
+	char buf[64];
+	struct payload_get r[] = {
+		{ .path = "nope" },
+		{ .path = "d" },
+		{ .id = 1 },
+		{ .id = 999999 },
+		{ .path = "b.bin", .range = PAYLOAD_BYTES, .start = -1, .stop = 5 },
+		{ .path = "b.bin", .range = PAYLOAD_BYTES, .start = 9, .stop = 5 },
+		{ .path = "e.csv@rows=1:2", .range = PAYLOAD_ROWS, .start = 0, .stop = 1 },
+		{ .path = "b.bin", .range = 7 },
+		{ .path = "e.csv@part=1" },
+		{ .path = "b.bin/x" },
+		{ .path = "b.bin", .cap = 5 },
+	};
+	int want[] = { -ENOENT, -EISDIR, -ENOENT, -ENOENT, -EINVAL, -EINVAL, -EINVAL, -EINVAL,
+		       -EISDIR, -ENOTDIR, -EINVAL };
+	size_t n = sizeof(r) / sizeof(r[0]);
+	int rc = payload_get_many(ps, r, n);
+	struct payload_stat sb;
+
+	CHECK_EQ(rc, (int)n, "every bad request failed");
+	for (size_t i = 0; i < n; i++)
+		CHECK_EQ(r[i].result, want[i], "bad request %zu: %s", i, payload_strerror(want[i]));
+	CHECK_EQ(payload_get_many(NULL, r, 1), -EINVAL, "NULL store");
+	CHECK_EQ(payload_get_many(ps, NULL, 1), -EINVAL, "NULL requests");
+	CHECK_EQ(payload_get_many(ps, NULL, 0), 0, "an empty batch");
+	CHECK_EQ(payload_stat(ps, "d", &sb), -EISDIR, "stat of a directory");
+	CHECK_EQ(payload_stat(ps, "e.csv@rows=1:2", &sb), -EINVAL, "stat of a view");
+	CHECK(strstr(payload_errmsg(), "payload_stat e.csv@rows=1:2") != NULL, "message: %s",
+	      payload_errmsg());
+	CHECK(payload_stat(ps, "e.csv", &sb) == 0 && sb.size == csv_len && sb.rows == ROWS + 1 &&
+	      sb.header_rows == 1 && sb.id == csv_ino, "stat of e.csv");
+	(void)buf;
+}
+
+static void test_open_errors(void)
+{
+	payload_store *ps = (payload_store *)1;
+	char missing[300];
+
+	CHECK_EQ(payload_open(NULL, PAYLOAD_RDONLY, &ps), -EINVAL, "open NULL dir");
+	CHECK(ps == NULL, "... sets *out to NULL");
+	CHECK_EQ(payload_open(dir, 5, &ps), -EINVAL, "open with a bad mode");
+	snprintf(missing, sizeof(missing), "%s.missing", dir);
+	CHECK_EQ(payload_open(missing, PAYLOAD_RDONLY, &ps), -ENOENT, "open of no store");
+	CHECK(strstr(payload_errmsg(), missing) != NULL, "the message names the directory");
+	CHECK_EQ(payload_open(dir, PAYLOAD_RDWR, &ps), -EBUSY, "read-write refused while held");
+	CHECK(strstr(payload_errmsg(), "read-write") && strstr(payload_errmsg(), "in use"),
+	      "... saying why: %s", payload_errmsg());
+	CHECK(strcmp(payload_strerror(-EBADMSG), "Bad message") == 0, "other codes: their errno text");
+	CHECK(payload_strerror(-123456) != NULL, "an unknown code has a text");
+	payload_close(NULL);
+}
+
+static void test_versions(payload_store *ps)
+{
+	static char b1[60000], b2[60000];
+	struct payload_get r[2];
+	payload_version *v = NULL;
+	struct payload_stat s0, s1;
+	struct idx_snap snap;
+	char newbin[3000];
+	int rc;
+
+	memset(newbin, 'n', sizeof(newbin));
+	rc = payload_version_get(ps, "b.bin", &v);
+	CHECK(rc == 0 && v, "pin b.bin's version");
+	CHECK(store_snap_create(W, "s1", &snap) == 0, "the writer takes snapshot s1");
+	put("b.bin", newbin, sizeof(newbin));       /* a commit after the handle opened */
+	r[0] = (struct payload_get){ .path = "b.bin", .buf = b1, .cap = sizeof(b1) };
+	r[1] = (struct payload_get){ .version = v, .buf = b2, .cap = sizeof(b2) };
+	rc = payload_get_many(ps, r, 2);
+	CHECK_EQ(rc, 0, "read current and pinned");
+	CHECK(r[0].len == sizeof(newbin) && memcmp(b1, newbin, sizeof(newbin)) == 0,
+	      "the read-only handle sees the commit made after it opened");
+	CHECK(r[1].len == sizeof(bin) && memcmp(b2, bin, sizeof(bin)) == 0,
+	      "the pinned version still reads the old bytes");
+	CHECK(r[1].obj_version < r[0].obj_version, "... an older version");
+	CHECK(payload_version_stat(v, &s0) == 0 && s0.size == sizeof(bin), "version_stat: old size");
+	CHECK(payload_stat(ps, "b.bin", &s1) == 0 && s1.version > s0.version && s1.size == sizeof(newbin),
+	      "stat: the new version");
+	payload_version_release(v);
+	r[0] = (struct payload_get){ .path = ".snapshots/s1/b.bin", .buf = b1, .cap = sizeof(b1) };
+	rc = payload_get_many(ps, r, 1);
+	CHECK(rc == 0 && r[0].len == sizeof(bin) && memcmp(b1, bin, sizeof(bin)) == 0,
+	      "read as of snapshot s1");
+	put("b.bin", bin, sizeof(bin));
+	payload_version_release(NULL);
+	CHECK_EQ(payload_version_get(ps, "nope", &v), -ENOENT, "pin a missing object");
+	CHECK(v == NULL, "... *out NULL");
+}
+
+struct thr { payload_store *ps; int bad; int seed; };
+
+static void *reader(void *arg)
+{
+	struct thr *t = arg;
+	char *buf = malloc(8 * 8192);
+	unsigned x = (unsigned)t->seed;
+
+	for (int it = 0; it < 200; it++) {
+		struct payload_get r[8];
+		for (int i = 0; i < 8; i++) {
+			x = x * 1103515245u + 12345u;
+			int64_t off = (int64_t)(x >> 8) % (int64_t)(sizeof(bin) - 8192);
+			r[i] = (struct payload_get){ .path = "b.bin", .range = PAYLOAD_BYTES, .start = off,
+						     .stop = off + 4096, .buf = buf + i * 8192, .cap = 8192 };
+		}
+		if (payload_get_many(t->ps, r, 8))
+			t->bad++;
+		for (int i = 0; i < 8; i++)
+			if (r[i].len != 4096 || memcmp(buf + i * 8192, bin + r[i].start, 4096))
+				t->bad++;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void test_threads(payload_store *ps)
+{
+	pthread_t th[4];
+	struct thr t[4];
+	int bad = 0;
+
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct thr){ .ps = ps, .seed = i + 1 };
+		pthread_create(&th[i], NULL, reader, &t[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		bad += t[i].bad;
+	}
+	CHECK_EQ(bad, 0, "4 threads x 200 batches of 8 ranges on one handle: all bytes right");
+}
+
+
+/* get PATH whole into a malloc'd buffer: its result, *LEN */
+static int get_one(payload_store *ps, const char *path, char **out, size_t *len)
+{
+	struct payload_get r = { .path = path };
+	int rc = payload_get_many(ps, &r, 1);
+
+	*out = NULL;
+	*len = 0;
+	if (rc)
+		return r.result;
+	r.buf = *out = malloc(r.size + 1);
+	r.cap = r.size;
+	payload_get_many(ps, &r, 1);
+	*len = r.len;
+	return r.result;
+}
+
+static int has(payload_store *ps, const char *path, const void *want, size_t wlen)
+{
+	char *b;
+	size_t len;
+	int rc = get_one(ps, path, &b, &len), ok = rc == 0 && len == wlen && memcmp(b, want, wlen) == 0;
+
+	free(b);
+	return ok;
+}
+
+static void test_put(payload_store *ps)
+{
+	payload_store *ro = NULL;
+	struct payload_stat sb, sb0;
+	char big[5000];
+	int rc;
+
+	CHECK(payload_open(dir, PAYLOAD_RDONLY, &ro) == 0, "a read-only handle beside the read-write one");
+	CHECK(payload_stat(ps, "b.bin", &sb0) == 0, "b.bin before");
+	{
+		struct payload_put p[] = {
+			{ .path = "n1", .data = "one\n", .len = 4 },
+			{ .path = "d/x.csv", .data = "h\n1\n2\n", .len = 6 },
+			{ .path = "b.bin", .data = "small", .len = 5 },
+			{ .path = "/d/../n2", .data = "", .len = 0 },
+		};
+		rc = payload_put_many(ps, p, 4);
+		CHECK_EQ(rc, 0, "put_many of 4: two new, one replaced, one empty (%s)", payload_errmsg());
+	}
+	CHECK(has(ps, "n1", "one\n", 4) && has(ps, "d/x.csv", "h\n1\n2\n", 6) && has(ps, "b.bin", "small", 5) &&
+	      has(ps, "n2", "", 0), "all four read back");
+	CHECK(has(ro, "b.bin", "small", 5) && has(ro, "d/x.csv", "h\n1\n2\n", 6),
+	      "a read-only handle opened before sees them");
+	CHECK(payload_stat(ps, "b.bin", &sb) == 0 && sb.version == sb0.version + 1 && sb.size == 5 &&
+	      sb.id == sb0.id, "the replaced object: same id, next version");
+	CHECK(payload_stat(ps, "d/x.csv", &sb) == 0 && sb.rows == 3 && sb.header_rows == 1,
+	      "a new .csv gets one header row, its rows counted");
+	{
+		struct payload_get r = { .path = "d/x.csv", .range = PAYLOAD_ROWS, .start = 1, .stop = 2 };
+		char b[16];
+		r.buf = b;
+		r.cap = sizeof(b);
+		CHECK(payload_get_many(ps, &r, 1) == 0 && r.len == 4 && memcmp(b, "h\n2\n", 4) == 0,
+		      "rows of a put object");
+	}
+	/* all or none: the last member is bad */
+	{
+		struct payload_put p[] = {
+			{ .path = "n3", .data = "three", .len = 5 },
+			{ .path = "b.bin", .data = "CHANGED", .len = 7 },
+			{ .path = "bad@rows=1:2", .data = "x", .len = 1 },
+		};
+		rc = payload_put_many(ps, p, 3);
+		CHECK_EQ(rc, -EINVAL, "a batch with a view name fails");
+		CHECK(p[2].result == -EINVAL && p[0].result == 0 && p[1].result == 0, "... the member says which");
+		CHECK(strstr(payload_errmsg(), "member 2 (bad@rows=1:2)") != NULL, "message: %s", payload_errmsg());
+	}
+	{
+		char *b;
+		size_t len;
+		CHECK_EQ(get_one(ps, "n3", &b, &len), -ENOENT, "... and its new object does not exist");
+		free(b);
+	}
+	CHECK(has(ps, "b.bin", "small", 5), "... and its replaced object kept its bytes");
+	memset(big, 'b', sizeof(big));
+	{
+		struct payload_put p[] = {
+			{ .path = "n4", .data = "4", .len = 1 },
+			{ .path = "n5", .data = big, .len = sizeof(big) },
+		};
+		CHECK_EQ(payload_put_many(ps, p, 2), -EFBIG, "a member over PAYLOAD_PUT_MAX: EFBIG");
+		CHECK(payload_stat(ps, "n4", &sb) == -ENOENT, "... nothing created");
+	}
+	{
+		struct payload_put p[] = { { .path = "n6", .data = "6", .len = 1 }, { .path = "d", .data = "x", .len = 1 } };
+		CHECK_EQ(payload_put_many(ps, p, 2), -EISDIR, "a directory's path: EISDIR");
+		CHECK(payload_stat(ps, "n6", &sb) == -ENOENT, "... nothing created");
+	}
+	{
+		struct payload_put p[] = { { .path = "n7", .data = "7", .len = 1 }, { .path = "no/x", .data = "x", .len = 1 } };
+		CHECK_EQ(payload_put_many(ps, p, 2), -ENOENT, "a missing directory: ENOENT");
+		CHECK(p[1].result == -ENOENT && payload_stat(ps, "n7", &sb) == -ENOENT, "... nothing created");
+	}
+	{
+		struct payload_put p[] = { { .path = "n8", .data = "8", .len = 1 }, { .path = "n1/x", .data = "x", .len = 1 } };
+		CHECK_EQ(payload_put_many(ps, p, 2), -ENOTDIR, "a file as directory: ENOTDIR");
+	}
+	{
+		struct payload_put p[] = { { .path = ".snapshots/s1/n9", .data = "9", .len = 1 } };
+		CHECK_EQ(payload_put_many(ps, p, 1), -EROFS, "into a snapshot: EROFS");
+	}
+	{
+		struct payload_put p[] = { { .path = "n10", .data = NULL, .len = 3 } };
+		CHECK_EQ(payload_put_many(ps, p, 1), -EINVAL, "NULL data with a length: EINVAL");
+		CHECK_EQ(payload_put_many(ps, NULL, 1), -EINVAL, "NULL members: EINVAL");
+		CHECK_EQ(payload_put_many(ro, p, 1), -EROFS, "a read-only handle: EROFS");
+		CHECK(strstr(payload_errmsg(), "payload_put_many on") && strstr(payload_errmsg(), "read-only"),
+		      "message: %s", payload_errmsg());
+	}
+	{
+		struct payload_put p[] = { { .path = "n1", .data = "A", .len = 1 }, { .path = "n1", .data = "B", .len = 1 } };
+		CHECK(payload_put_many(ps, p, 2) == 0 && has(ps, "n1", "B", 1), "a path given twice: the later wins");
+	}
+	payload_close(ro);
+}
+
+int main(void)
+{
+	payload_store *ps = NULL;
+	int rc;
+
+	setup();
+	rc = payload_open(dir, PAYLOAD_RDONLY, &ps);
+	CHECK(rc == 0 && ps, "read-only open while a writer holds the store (%s)", payload_errmsg());
+	if (!ps)
+		return tap_done();
+	test_batch(ps);
+	test_sizes(ps);
+	test_errors(ps);
+	test_open_errors();
+	test_versions(ps);
+	test_threads(ps);
+	payload_close(ps);
+	store_close(W);
+	rc = payload_open(dir, PAYLOAD_RDWR, &ps);
+	CHECK(rc == 0, "read-write open once the writer is gone (%s)", payload_errmsg());
+	if (ps)
+		test_put(ps);
+	payload_close(ps);
+	{
+		char cmd[300];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strrchr(dir, '/') - dir), dir);
+		if (system(cmd) != 0)
+			printf("# could not remove %s\n", dir);
+	}
+	return tap_done();
+}
