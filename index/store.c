@@ -928,6 +928,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = -ENOMEM;
 	if (!rc)
 		fcache_configure(st->cache, st->pool, 0);
+	if (!rc && !o->rdonly)
+		st->ris = rowidx_stash_new();   /* NULL: no indexes (rowidx.c (2)) */
 	if (!rc)
 		rc = open_conf(st, o->conf, created > 0);
 	if (!rc && st->conf.kind == STORE_RADOS && st->frag_size > STORE_RADOS_FRAG_MAX) {
@@ -999,6 +1001,7 @@ void store_close(struct store *st)
 				 st->dir);
 	}
 	srados_close(st);        /* its threads apply and release: before the rest */
+	rowidx_stash_free(st->ris);
 	fcache_free(st->cache);
 	frag_backend_destroy(st->disk);
 	frag_backend_destroy(st->mem);
@@ -1058,6 +1061,9 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->frag_records = __atomic_load_n(&st->stats.frag_records, __ATOMIC_RELAXED);
 	out->log_rounds = __atomic_load_n(&st->stats.log_rounds, __ATOMIC_RELAXED);
 	out->log_round_members = __atomic_load_n(&st->stats.log_round_members, __ATOMIC_RELAXED);
+	out->row_scans = __atomic_load_n(&st->stats.row_scans, __ATOMIC_RELAXED);
+	out->rowidx_hits = __atomic_load_n(&st->stats.rowidx_hits, __ATOMIC_RELAXED);
+	out->view_resolves = __atomic_load_n(&st->stats.view_resolves, __ATOMIC_RELAXED);
 	fcache_get_stats(st->cache, &cs);
 	out->cache_hits = cs.hits;
 	out->cache_misses = cs.misses;

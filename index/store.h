@@ -394,6 +394,9 @@ struct store_stats {
 	uint64_t log_rounds;       /* RADOS writer: commit rounds that reached the
 				    * log (one append each; index/gcommit.c) */
 	uint64_t log_round_members;   /* ... and the commits they carried */
+	uint64_t row_scans;        /* fragments decoded to find where a row starts */
+	uint64_t rowidx_hits;      /* rows found through a fragment's row index */
+	uint64_t view_resolves;    /* row views resolved (view_resolve) */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
 /* Committers waiting now to join a commit round, or in one for their turn

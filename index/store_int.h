@@ -12,6 +12,7 @@
 #define PFS_STORE_INT_H
 
 #include "index/store.h"
+#include "index/rowidx.h"
 #include "cache/backend.h"
 #include "cache/fcache.h"
 #include "cache/pool.h"
@@ -59,6 +60,7 @@ struct store {
 	struct frag_backend *disk, *mem;
 	struct fcache *cache;
 	struct pool *pool;           /* workers: decoding, read-ahead, encoding */
+	struct rowidx_stash *ris;    /* new fragments' row indexes (rowidx.c (3)); may be NULL */
 	size_t frag_size, spill_size;
 	int rdonly;
 	int no_stream;               /* opts.no_stream */

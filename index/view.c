@@ -180,6 +180,7 @@ int view_resolve(struct pver *pv, const struct view_spec *sp, struct view_map *m
 		hdr = in->rows;
 	data_rows = in->rows - hdr;
 	memset(m, 0, sizeof(*m));
+	__atomic_add_fetch(&pv->st->stats.view_resolves, 1, __ATOMIC_RELAXED);
 	view_row_range(sp, data_rows, &m->row_a, &m->row_b);
 	{
 		uint64_t rows[3] = { hdr, hdr + m->row_a, hdr + m->row_b }, offs[3];

@@ -17,6 +17,7 @@
  *  (4) A job that fails leaves no image (backend put removes its own).
  */
 #include "index/store_int.h"
+#include "index/rowidx.h"
 #include "cache/codec.h"
 #include "cache/bufpool.h"
 #include "cache/fault.h"
@@ -39,6 +40,14 @@ static void wjob_run(void *arg)
 	if (!rc)
 		rc = frag_put(j->be, j->d.id, enc, enc_len);
 	bp_put(enc, cap);
+	if (!rc && !inode_is_fixed(&j->fmt) && !(j->d.flags & FRAG_F_MEMORY)) {
+		/* its row index, for the commit to put (rowidx.c (3)); none
+		 * on ENOMEM (rowidx.c (2)) */
+		unsigned char *rec;
+		size_t rlen;
+		if (rowidx_build(j->raw, j->len, j->phase != 0, &rec, &rlen) == 0 && rec)
+			rowidx_stash_put(j->st->ris, j->d.id, rec, rlen);
+	}
 	if (!rc) {
 		j->out = j->d;
 		j->out.rows = info.rows;
