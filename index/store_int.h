@@ -60,7 +60,9 @@ struct store {
 	struct frag_backend *disk, *mem;
 	struct fcache *cache;
 	struct pool *pool;           /* workers: decoding, read-ahead, encoding */
-	struct rowidx_stash *ris;    /* new fragments' row indexes (rowidx.c (3)); may be NULL */
+	struct rowidx_stash *ris;    /* new fragments' row indexes (rowidx.c (3)); NULL: none
+				      * (read-only, or a store of format < 4) */
+	uint32_t format;             /* the store's format version after open */
 	size_t frag_size, spill_size;
 	int rdonly;
 	int no_stream;               /* opts.no_stream */
