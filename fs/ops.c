@@ -233,6 +233,7 @@ static int view_attr(struct pver *pv, uint64_t nodeid, const struct fnode_view *
 	if (v->map_ok && v->map_version == in->version && v->map_header == in->header) {
 		*vm = v->map;
 		*size = view_size(vm);
+		(void)pver_head_load(pv, vm->hdr_len);   /* PV may be another copy of the version */
 		return 0;
 	}
 	rc = view_resolve(pv, sp, vm);

@@ -29,6 +29,13 @@
  *      the fragment after this version was pinned; then the fragment is
  *      scanned from its start, as format 3 always did. Offsets are the
  *      same either way (rowidx.c (1)).
+ *  (6) pv->head, once set, holds the object's first head->len bytes, taken
+ *      from the row index of fragment 0 (its prefix: whole rows, at most
+ *      ROWIDX_PREFIX_MAX bytes) — the same bytes fragment 0 holds, since
+ *      the index is a function of the fragment's bytes. It is set at most
+ *      once (compare-and-swap) and freed with the pver, so a pointer into
+ *      it stays valid while the pver is held. Views serve their header
+ *      from it (view.c) instead of decoding fragment 0.
  */
 #include "index/store_int.h"
 #include "index/rowidx.h"
@@ -259,7 +266,42 @@ void pver_put(struct pver *pv)
 	store_unpin_list(pv->st, pv);
 	free(pv->frags);
 	free(pv->inl);
+	free(pv->head);
 	free(pv);
+}
+
+const char *pver_head(const struct pver *pv, uint64_t len)
+{
+	struct pvhead *h = __atomic_load_n(&pv->head, __ATOMIC_ACQUIRE);
+
+	return h && len && len <= h->len ? h->bytes : NULL;
+}
+
+const char *pver_head_load(struct pver *pv, uint64_t len)
+{
+	const char *have = pver_head(pv, len);
+	const unsigned char *pre;
+	struct pvhead *h, *none = NULL;
+	struct idx_txn *t;
+	const void *rec;
+	size_t rlen;
+	uint32_t plen = 0;
+
+	if (have || !len || len > ROWIDX_PREFIX_MAX || pv->inl || !pv->nfrags || pv->head)
+		return have;
+	if (idx_begin(pv->st->idx, 1, &t))
+		return NULL;
+	h = NULL;
+	if (idx_rowidx_get(t, pv->frags[0].id, &rec, &rlen) == 0 &&
+	    rowidx_prefix(rec, rlen, &pre, &plen) == 0 && plen >= len && plen <= pv->frags[0].len &&
+	    (h = malloc(sizeof(*h) + plen))) {
+		h->len = plen;
+		memcpy(h->bytes, pre, plen);
+	}
+	idx_abort(t);
+	if (h && !__atomic_compare_exchange_n(&pv->head, &none, h, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		free(h);             /* another thread kept the same bytes first */
+	return pver_head(pv, len);
 }
 
 const struct idx_inode *pver_inode(const struct pver *pv)
@@ -599,6 +641,18 @@ ssize_t pver_read_vec(struct pver *pv, uint64_t off, size_t len, struct rvec *v)
 	if (bufs != stack)
 		free(bufs);
 	return (ssize_t)done;
+}
+
+ssize_t pver_head_vec(struct pver *pv, uint64_t hlen, uint64_t off, size_t len, struct rvec *v)
+{
+	const char *h = pver_head(pv, hlen);
+
+	if (!h || off + len > hlen)
+		return 0;
+	if (rvec_reserve(v, 1))
+		return -ENOMEM;
+	rvec_push(v, h + off, len, NULL);
+	return (ssize_t)len;
 }
 
 /* ---- read-ahead ---- */

@@ -74,7 +74,14 @@ int rowidx_build(const char *raw, size_t len, int cont, unsigned char **out, siz
 		free(ent);
 		return 0;
 	}
-	*out_len = ROWIDX_HDR + 4 * (size_t)(nhead + n);
+	/* the prefix: the most head rows that fit, whole */
+	uint32_t plen = 0;
+	if (!cont)
+		for (uint32_t i = 0; i < nhead && head[i] <= ROWIDX_PREFIX_MAX; i++)
+			plen = head[i];
+	if (!cont && !plen && len <= ROWIDX_PREFIX_MAX && n == 1 && nhead == 0)
+		plen = (uint32_t)len;     /* a fragment of one row */
+	*out_len = ROWIDX_HDR + 4 * (size_t)(nhead + n) + (plen ? 4 + plen : 0);
 	if (!(rec = malloc(*out_len))) {
 		free(ent);
 		*out_len = 0;
@@ -87,23 +94,57 @@ int rowidx_build(const char *raw, size_t len, int cont, unsigned char **out, siz
 		idx_rec_put_le32(rec + ROWIDX_HDR + 4 * i, head[i]);
 	for (uint32_t i = 0; i < n; i++)
 		idx_rec_put_le32(rec + ROWIDX_HDR + 4 * (nhead + i), ent[i]);
+	if (plen) {
+		idx_rec_put_le32(rec + ROWIDX_HDR + 4 * (nhead + n), plen);
+		memcpy(rec + ROWIDX_HDR + 4 * (nhead + n) + 4, raw, plen);
+	}
 	free(ent);
 	*out = rec;
 	return 0;
+}
+
+/* The layout of REC/LEN: *BASE bytes of header and entries, then
+ * *PLEN prefix bytes after a 4-byte length. @return 0 or -EUCLEAN. */
+static int layout(const unsigned char *p, size_t len, uint32_t *nhead, uint32_t *n, size_t *base,
+		  uint32_t *plen)
+{
+	if (len < ROWIDX_HDR || get_le16(p) != ROWIDX_STRIDE)
+		return -EUCLEAN;
+	*nhead = get_le16(p + 2);
+	*n = idx_rec_get_le32(p + 4);
+	if (*nhead > ROWIDX_HEAD || *n == 0 || *n > (len - ROWIDX_HDR) / 4)
+		return -EUCLEAN;
+	*base = ROWIDX_HDR + 4 * ((size_t)*nhead + *n);
+	*plen = 0;
+	if (len == *base)
+		return 0;
+	if (len < *base + 4)
+		return -EUCLEAN;
+	*plen = idx_rec_get_le32(p + *base);
+	return *plen && *plen <= ROWIDX_PREFIX_MAX && len == *base + 4 + *plen ? 0 : -EUCLEAN;
+}
+
+int rowidx_prefix(const void *rec, size_t len, const unsigned char **pp, uint32_t *plen)
+{
+	const unsigned char *p = rec;
+	uint32_t nhead, n;
+	size_t base;
+	int rc = layout(p, len, &nhead, &n, &base, plen);
+
+	*pp = rc || !*plen ? NULL : p + base + 4;
+	if (rc)
+		*plen = 0;
+	return rc;
 }
 
 int rowidx_find(const void *rec, size_t len, uint32_t frag_len, uint64_t row,
 		uint32_t *off, uint32_t *skip)
 {
 	const unsigned char *p = rec;
-	uint32_t nhead, n, k;
+	uint32_t nhead, n, k, plen;
+	size_t base;
 
-	if (len < ROWIDX_HDR || get_le16(p) != ROWIDX_STRIDE)
-		return -EUCLEAN;
-	nhead = get_le16(p + 2);
-	n = idx_rec_get_le32(p + 4);
-	if (nhead > ROWIDX_HEAD || n == 0 || (len - ROWIDX_HDR) / 4 != (size_t)nhead + n ||
-	    (len - ROWIDX_HDR) % 4)
+	if (layout(p, len, &nhead, &n, &base, &plen))
 		return -EUCLEAN;
 	if (row >= 1 && row <= nhead) {
 		*off = idx_rec_get_le32(p + ROWIDX_HDR + 4 * (row - 1));

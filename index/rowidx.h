@@ -12,6 +12,11 @@
  *   4  n        u32   entries for local rows 0, stride, 2 stride, ...
  *   8  head     u32 x nhead: where local rows 1..nhead start
  *   .. ent      u32 x n: where local row k * stride starts
+ *   then, optionally (fragments without FRAG_F_CONT):
+ *      plen     u32   <= ROWIDX_PREFIX_MAX, head[j - 1] for some j
+ *      prefix   plen bytes: the fragment's first plen bytes (its first j
+ *               rows: an object's header is served from here, so a view
+ *               of rows far from it never decodes the first fragment)
  * A local row is a row that starts in the fragment, numbered from 0 (row
  * first_row of the fragment's record); offsets are in the fragment's raw
  * bytes. Lines format only: fixed:N rows are found by arithmetic.
@@ -25,6 +30,7 @@
 #define ROWIDX_STRIDE 256
 #define ROWIDX_HEAD   8
 #define ROWIDX_HDR    8
+#define ROWIDX_PREFIX_MAX 1024
 
 /* Build the index of fragment RAW/LEN (lines format); CONT: its first
  * byte continues a row of the fragment before (FRAG_F_CONT), so its
@@ -40,6 +46,10 @@ int rowidx_build(const char *raw, size_t len, int cont, unsigned char **out, siz
  * for that fragment (caller then scans the whole fragment). */
 int rowidx_find(const void *rec, size_t len, uint32_t frag_len, uint64_t row,
 		uint32_t *off, uint32_t *skip);
+
+/* The prefix bytes of REC/LEN (a record rowidx_find accepts): *P and
+ * *PLEN (0 when it has none). @return 0 or -EUCLEAN. */
+int rowidx_prefix(const void *rec, size_t len, const unsigned char **p, uint32_t *plen);
 
 /* The stash (rowidx.c (3)): a bounded table, fragment id -> record. */
 struct rowidx_stash;

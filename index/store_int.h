@@ -112,7 +112,15 @@ struct pver {
 	char *inl;                   /* inline bytes (size in in.size) */
 	int refs;                    /* atomic */
 	struct pinchunk **pins;      /* the pins of frags, PIN_CHUNK positions each */
+	struct pvhead *head;         /* atomic, set once: the object's first bytes
+				      * from its first fragment's row index
+				      * (pver_head_load), or NULL */
 	uint32_t npins;
+};
+
+struct pvhead {
+	uint32_t len;
+	char bytes[];
 };
 
 struct pvslot {

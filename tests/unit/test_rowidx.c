@@ -73,9 +73,26 @@ static void check_frag(const char *what, const char *raw, size_t len, int cont)
 	CHECK(rec != NULL, "%s: a record for its %" PRIu64 " rows", what, rows);
 	if (!rec)
 		return;
-	CHECK_EQ(rlen, (size_t)ROWIDX_HDR +
-		 4 * ((rows - 1 < ROWIDX_HEAD ? rows - 1 : ROWIDX_HEAD) + (rows + ROWIDX_STRIDE - 1) / ROWIDX_STRIDE),
-		 "%s: record length: head rows + one entry per %d rows", what, ROWIDX_STRIDE);
+	{
+		const unsigned char *pre;
+		uint32_t plen;
+		size_t base = (size_t)ROWIDX_HDR +
+			4 * ((rows - 1 < ROWIDX_HEAD ? rows - 1 : ROWIDX_HEAD) + (rows + ROWIDX_STRIDE - 1) / ROWIDX_STRIDE);
+		/* the prefix: the most whole rows among the first 9 that fit */
+		size_t want = 0;
+		for (uint64_t j = 1; !cont && j <= ROWIDX_HEAD && j <= rows; j++) {
+			size_t e = j < rows ? naive_start(raw, len, 0, j) : len;
+			if (e > ROWIDX_PREFIX_MAX || (j == rows && rows > 1))
+				break;
+			want = e;
+		}
+		CHECK_EQ(rlen, base + (want ? 4 + want : 0),
+			 "%s: record length: head rows + one entry per %d rows + a %zu-byte prefix", what,
+			 ROWIDX_STRIDE, want);
+		CHECK_EQ(rowidx_prefix(rec, rlen, &pre, &plen), 0, "%s: its prefix decodes", what);
+		CHECK(plen == want && (!want || memcmp(pre, raw, want) == 0),
+		      "%s: prefix: the first %zu bytes (whole rows), got %u", what, want, plen);
+	}
 	for (uint64_t j = 0; j < rows; j++) {
 		uint32_t off = 0, skip = 0;
 		const char *p;
@@ -163,6 +180,8 @@ static void test_pure(void)
 			 "a record shorter than its header: -EUCLEAN");
 		CHECK_EQ(rowidx_find(rec, rlen, 100, 299, &off, &skip), -EUCLEAN,
 			 "an offset past the fragment's length: -EUCLEAN");
+		CHECK_EQ(rowidx_find(rec, rlen + 1, (uint32_t)len, 3, &off, &skip), -EUCLEAN,
+			 "a record one byte long: -EUCLEAN");
 		rec[0] ^= 1;
 		CHECK_EQ(rowidx_find(rec, rlen, (uint32_t)len, 3, &off, &skip), -EUCLEAN,
 			 "another stride: -EUCLEAN");
