@@ -245,7 +245,12 @@ static int view_attr(struct pver *pv, uint64_t nodeid, const struct fnode_view *
 }
 
 /* Attributes of view INO (object BASE). */
-static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, struct stat *s)
+/* LOOKUP of a row view: start loading its first rows (at most this many
+ * bytes, read-ahead budget permitting) while the kernel goes on to open. */
+#define VIEW_LOOKUP_PREFETCH ((uint64_t)4 << 20)
+
+static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, struct stat *s,
+		     int prefetch)
 {
 	struct pver *pv;
 	struct view_map vm;
@@ -265,6 +270,9 @@ static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, st
 		return 0;
 	}
 	rc = view_attr(pv, ino, v, &size, &vm, NULL, NULL);
+	if (!rc && prefetch && v->spec.kind != VIEW_META)
+		pver_prefetch(pv, vm.rows_off,
+			      vm.rows_off + (vm.rows_len < VIEW_LOOKUP_PREFETCH ? vm.rows_len : VIEW_LOOKUP_PREFETCH));
 	if (!rc) {
 		fill_stat(pver_inode(pv), s);
 		s->st_ino = ino;
@@ -307,7 +315,7 @@ static int do_stat(struct pfs *p, uint64_t nodeid, struct stat *s, double *timeo
 	if (fn_is_view(nodeid)) {
 		*timeout = 0;
 		rc = fn_view(nodeid, &v);
-		return rc ? rc : view_stat(p, nodeid, &v, s);
+		return rc ? rc : view_stat(p, nodeid, &v, s, 0);
 	}
 	if (!fn_is_file(nodeid)) {
 		rc = store_getattr(p->st, nodeid, &in);
@@ -403,7 +411,7 @@ static void lookup_view(fuse_req_t req, uint64_t parent, const char *name, uint6
 		return;
 	}
 	(void)fn_view(ino, &v);     /* with the map resolved earlier, if any */
-	rc = view_stat(p, ino, &v, &e.attr);
+	rc = view_stat(p, ino, &v, &e.attr, 1);
 	if (rc) {
 		fn_forget(ino, 1);
 		fuse_reply_err(req, rc == -EISDIR ? ENOENT : -rc);
