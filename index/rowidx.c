@@ -38,8 +38,12 @@
 static void put_le16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
 static uint16_t get_le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
-int rowidx_build(const char *raw, size_t len, int cont, unsigned char **out, size_t *out_len)
+int rowidx_build(const char *raw, size_t len, int cont, unsigned char **out, size_t *out_len,
+		 uint64_t *rows)
 {
+	uint64_t dummy;
+	int oom = 0;
+
 	const char *p = raw, *end = raw + len;
 	uint32_t head[ROWIDX_HEAD], nhead = 0, n = 0, cap = 0, *ent = NULL;
 	uint64_t row = 0;           /* local row of the start at P */
@@ -47,6 +51,8 @@ int rowidx_build(const char *raw, size_t len, int cont, unsigned char **out, siz
 
 	*out = NULL;
 	*out_len = 0;
+	if (!rows)
+		rows = &dummy;
 	if (cont) {                 /* local row 0 starts after the first newline */
 		p = memchr(p, '\n', len);
 		p = p ? p + 1 : end;
@@ -54,25 +60,25 @@ int rowidx_build(const char *raw, size_t len, int cont, unsigned char **out, siz
 	while (p < end) {           /* a row starts at P */
 		if (row >= 1 && row <= ROWIDX_HEAD)
 			head[nhead++] = (uint32_t)(p - raw);
-		if (row % ROWIDX_STRIDE == 0) {
+		if (row % ROWIDX_STRIDE == 0 && !oom) {
 			if (n == cap) {
 				uint32_t *v = realloc(ent, (cap ? cap * 2 : 16) * sizeof(*v));
-				if (!v) {
-					free(ent);
-					return -ENOMEM;
-				}
-				ent = v;
-				cap = cap ? cap * 2 : 16;
+				if (!v)
+					oom = 1;     /* go on counting rows */
+				else
+					ent = v, cap = cap ? cap * 2 : 16;
 			}
-			ent[n++] = (uint32_t)(p - raw);
+			if (!oom)
+				ent[n++] = (uint32_t)(p - raw);
 		}
 		p = memchr(p, '\n', (size_t)(end - p));
 		p = p ? p + 1 : end;
 		row++;
 	}
-	if (!n) {
+	*rows = row;
+	if (oom || !n) {
 		free(ent);
-		return 0;
+		return oom ? -ENOMEM : 0;
 	}
 	/* the prefix: the most head rows that fit, whole */
 	uint32_t plen = 0;

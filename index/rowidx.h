@@ -35,9 +35,12 @@
 /* Build the index of fragment RAW/LEN (lines format); CONT: its first
  * byte continues a row of the fragment before (FRAG_F_CONT), so its
  * local row 0 starts after its first newline. *OUT gets a malloc'd
- * record of *OUT_LEN bytes, or NULL and 0 when no row starts in it.
+ * record of *OUT_LEN bytes, or NULL and 0 when no row starts in it;
+ * *ROWS (may be NULL) the rows that start in it (what frag_rows says: the
+ * same pass, so the encoder walks the bytes once), also on -ENOMEM.
  * @return 0 or -ENOMEM. */
-int rowidx_build(const char *raw, size_t len, int cont, unsigned char **out, size_t *out_len);
+int rowidx_build(const char *raw, size_t len, int cont, unsigned char **out, size_t *out_len,
+		 uint64_t *rows);
 
 /* Where local row ROW of a fragment of FRAG_LEN bytes starts: at *OFF,
  * after skipping *SKIP more newlines from there (0: *OFF is exact).

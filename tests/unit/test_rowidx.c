@@ -61,10 +61,17 @@ static void check_frag(const char *what, const char *raw, size_t len, int cont)
 {
 	unsigned char *rec;
 	size_t rlen;
-	uint64_t rows = naive_rows(raw, len, cont), bad = 0, exact_bad = 0;
-	int rc = rowidx_build(raw, len, cont, &rec, &rlen);
+	uint64_t rows = naive_rows(raw, len, cont), bad = 0, exact_bad = 0, got_rows = ~0ull;
+	int rc = rowidx_build(raw, len, cont, &rec, &rlen, &got_rows);
 
 	CHECK_EQ(rc, 0, "%s: built", what);
+	CHECK_EQ(got_rows, rows, "%s: its rows counted (%" PRIu64 ")", what, rows);
+	{
+		struct idx_inode lines;
+		memset(&lines, 0, sizeof(lines));   /* lines format */
+		CHECK_EQ(got_rows, frag_rows(&lines, raw, len, cont ? 1 : 0),
+			 "%s: the same count as frag_rows (the encoder uses either)", what);
+	}
 	if (!rows) {
 		CHECK(rec == NULL && rlen == 0, "%s: no row starts in it: no record", what);
 		free(rec);
@@ -173,7 +180,7 @@ static void test_pure(void)
 		size_t rlen;
 		uint32_t off, skip;
 		b = gen(300, "\n", 0, 0, &len);
-		CHECK_EQ(rowidx_build(b, len, 0, &rec, &rlen), 0, "300 rows: built");
+		CHECK_EQ(rowidx_build(b, len, 0, &rec, &rlen, NULL), 0, "300 rows: built");
 		CHECK_EQ(rowidx_find(rec, rlen - 1, (uint32_t)len, 3, &off, &skip), -EUCLEAN,
 			 "a record one byte short: -EUCLEAN");
 		CHECK_EQ(rowidx_find(rec, 4, (uint32_t)len, 3, &off, &skip), -EUCLEAN,
