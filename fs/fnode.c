@@ -624,6 +624,21 @@ int fn_view(uint64_t nodeid, struct fnode_view *out)
 	return rc;
 }
 
+void fn_view_set_map(uint64_t nodeid, uint64_t version, uint32_t header, const struct view_map *map)
+{
+	struct fnode *f;
+
+	pthread_mutex_lock(&fn_lock);
+	f = node_find(nodeid);
+	if (f && f->kind == K_VIEW) {
+		f->view.map = *map;
+		f->view.map_version = version;
+		f->view.map_header = header;
+		f->view.map_ok = 1;
+	}
+	pthread_mutex_unlock(&fn_lock);
+}
+
 int fn_file(uint64_t nodeid, struct fnode_file *out)
 {
 	struct fnode *f;

@@ -88,6 +88,13 @@ static inline int fn_is_file(uint64_t nodeid)
 struct fnode_view {
 	uint64_t base;            /* object inode */
 	struct view_spec spec;
+	/* the row view resolved for one version of BASE (fn_view_set_map):
+	 * a view is resolved once per version, not at every lookup, open and
+	 * GETATTR (its attributes are never cached by the kernel) */
+	int map_ok;
+	uint64_t map_version;
+	uint32_t map_header;      /* header rows then (an xattr: no new version) */
+	struct view_map map;
 };
 
 /* What a file node stands for: one version of an object. */
@@ -154,6 +161,9 @@ int fn_in_use(uint64_t ino);
 
 /* Describe view / file node NODEID. @return 0, or -ENOENT (unknown). */
 int fn_view(uint64_t nodeid, struct fnode_view *out);
+/* Remember that view node NODEID resolves to MAP for VERSION of its
+ * object with HEADER header rows (a no-op when the node is gone). */
+void fn_view_set_map(uint64_t nodeid, uint64_t version, uint32_t header, const struct view_map *map);
 int fn_file(uint64_t nodeid, struct fnode_file *out);
 /* The index inode a non-view node id stands for: the object of a file
  * node, the id itself otherwise; 0 for an unknown file node. */

@@ -219,10 +219,14 @@ static int stats_stat(struct pfs *p, uint64_t ino, struct stat *s)
 	return 0;
 }
 
-/* Size of a view of PV; *META gets the JSON for @meta views. */
-static int view_attr(struct pver *pv, const struct view_spec *sp, uint64_t *size,
+/* Size of view node NODEID (V, from fn_view) of PV; *META gets the JSON
+ * for @meta views. A row view is resolved once per version of its object
+ * and kept on its node (fnode.h: fnode_view.map). */
+static int view_attr(struct pver *pv, uint64_t nodeid, const struct fnode_view *v, uint64_t *size,
 		     struct view_map *vm, char **meta, size_t *meta_len)
 {
+	const struct view_spec *sp = &v->spec;
+	const struct idx_inode *in = pver_inode(pv);
 	int rc;
 
 	if (sp->kind == VIEW_META) {
@@ -240,14 +244,27 @@ static int view_attr(struct pver *pv, const struct view_spec *sp, uint64_t *size
 		}
 		return 0;
 	}
-	rc = view_resolve(pv, sp, vm);
-	if (!rc)
+	if (v->map_ok && v->map_version == in->version && v->map_header == in->header) {
+		*vm = v->map;
 		*size = view_size(vm);
+		(void)pver_head_load(pv, vm->hdr_len);   /* PV may be another copy of the version */
+		return 0;
+	}
+	rc = view_resolve(pv, sp, vm);
+	if (!rc) {
+		*size = view_size(vm);
+		fn_view_set_map(nodeid, in->version, in->header, vm);
+	}
 	return rc;
 }
 
 /* Attributes of view INO (object BASE). */
-static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, struct stat *s)
+/* LOOKUP of a row view: start loading its first rows (at most this many
+ * bytes, read-ahead budget permitting) while the kernel goes on to open. */
+#define VIEW_LOOKUP_PREFETCH ((uint64_t)4 << 20)
+
+static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, struct stat *s,
+		     int prefetch)
 {
 	struct pver *pv;
 	struct view_map vm;
@@ -266,7 +283,10 @@ static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, st
 		pver_put(pv);
 		return 0;
 	}
-	rc = view_attr(pv, &v->spec, &size, &vm, NULL, NULL);
+	rc = view_attr(pv, ino, v, &size, &vm, NULL, NULL);
+	if (!rc && prefetch && v->spec.kind != VIEW_META)
+		pver_prefetch(pv, vm.rows_off,
+			      vm.rows_off + (vm.rows_len < VIEW_LOOKUP_PREFETCH ? vm.rows_len : VIEW_LOOKUP_PREFETCH));
 	if (!rc) {
 		fill_stat(pver_inode(pv), s);
 		s->st_ino = ino;
@@ -309,7 +329,7 @@ static int do_stat(struct pfs *p, uint64_t nodeid, struct stat *s, double *timeo
 	if (fn_is_view(nodeid)) {
 		*timeout = 0;
 		rc = fn_view(nodeid, &v);
-		return rc ? rc : view_stat(p, nodeid, &v, s);
+		return rc ? rc : view_stat(p, nodeid, &v, s, 0);
 	}
 	if (!fn_is_file(nodeid)) {
 		rc = store_getattr(p->st, nodeid, &in);
@@ -404,7 +424,8 @@ static void lookup_view(fuse_req_t req, uint64_t parent, const char *name, uint6
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	rc = view_stat(p, ino, &v, &e.attr);
+	(void)fn_view(ino, &v);     /* with the map resolved earlier, if any */
+	rc = view_stat(p, ino, &v, &e.attr, 1);
 	if (rc) {
 		fn_forget(ino, 1);
 		fuse_reply_err(req, rc == -EISDIR ? ENOENT : -rc);
@@ -560,6 +581,21 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct fh *h = fi ? fh_of(fi) : NULL;
 
 	pfs_tune_read_ahead(pfs_of(req));
+	if (h && h->kind == FH_VIEW && !h->ws) {
+		/* a read handle of a row view answers from its own version
+		 * and map: never resolved again (views: timeout 0, so the
+		 * kernel asks at every size check) */
+		fill_stat(pver_inode(h->pv), &s);
+		s.st_ino = ino;
+		s.st_nlink = 0;     /* view_stat */
+		s.st_size = (off_t)view_size(&h->vm);
+		s.st_blocks = (blkcnt_t)((s.st_size + 511) / 512);
+		struct fnode_view v;
+		if (fn_view(ino, &v) || v.spec.kind != VIEW_ROWS)
+			s.st_mode &= ~(mode_t)0222;
+		fuse_reply_attr(req, &s, 0);
+		return;
+	}
 	rc = do_stat(pfs_of(req), ino, &s, &timeout);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -979,7 +1015,7 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 			*direct = 0;
 	}
 	if (!rc && !wr && h->kind != FH_OBJ) {
-		rc = view_attr(h->pv, &v.spec, &size, &h->vm, &h->meta, &h->meta_len);
+		rc = view_attr(h->pv, nodeid, &v, &size, &h->vm, &h->meta, &h->meta_len);
 		/* a view is read whole more often than not: start loading its
 		 * rows now, one batch (as far as the read-ahead budget goes) */
 		if (!rc && h->kind == FH_VIEW)

@@ -73,6 +73,9 @@ int pfs_stats_json(struct pfs *p, char **out, size_t *len)
 		"    \"other\": %" PRIu64 ",\n    \"objects\": %" PRIu64 ",\n"
 		"    \"names\": %" PRIu64 ",\n    \"sealed\": %" PRIu64 "\n  },\n",
 		ns.file_nodes, ns.view_nodes, ns.real_nodes, ns.objects, ns.names, ns.sealed);
+	fprintf(f, "  \"views\": {\n    \"resolves\": %" PRIu64 ",\n    \"row_scans\": %" PRIu64
+		",\n    \"row_index_hits\": %" PRIu64 "\n  },\n",
+		ss.view_resolves, ss.row_scans, ss.rowidx_hits);
 	fprintf(f, "  \"memory\": {\n    \"rss\": %" PRIu64 ",\n    \"peak_rss\": %" PRIu64 "\n  }\n}\n",
 		rss, hwm);
 	if (fclose(f)) {

@@ -695,9 +695,17 @@ static int ref_inc(struct store *st, struct idx_txn *t, uint64_t id)
 {
 	uint32_t now;
 	int rc = idx_ref_add(t, id, 1, &now);
+	unsigned char *rec;
+	size_t len;
 
 	if (!rc && now == 1)
 		store_unzombie(st, id);
+	/* a new fragment's row index, in the txn of its first reference
+	 * (idx_lmdb.c (10)) */
+	if (!rc && now == 1 && rowidx_stash_take(st->ris, id, &rec, &len)) {
+		rc = idx_rowidx_put(t, id, rec, len);
+		free(rec);
+	}
 	return rc;
 }
 

@@ -13,6 +13,7 @@
  *   xattrs   ino u64 + name -> value
  *   orphans  ino u64 -> (empty): unlinked inodes still open
  *   snapshots first ino u64 -> snapshot record (name, inode range, figures)
+ *   rowidx   fragment id u64 -> row index of the fragment (format 4, rowidx.h)
  *
  * A txn belongs to one thread at a time. A read txn sees one consistent
  * snapshot. Pointers returned into a txn are valid only until the txn ends.
@@ -27,10 +28,12 @@
 /* Formats this build reads: 1 (no snapshot was ever taken), 2 (the
  * store has, or had, snapshots: inodes of reserved ranges that a reader
  * of format 1 would take for lost ones), 3 (the store record; fragments
- * that continue a row, FRAG_F_CONT). New stores are made as 3, and a
- * read-write open raises an older store to 3 before anything else. */
+ * that continue a row, FRAG_F_CONT), 4 (the rowidx db: a sparse row index
+ * per fragment; fragments written before it have none). New stores are
+ * made as 4, and a read-write open raises an older store to 4 before
+ * anything else. */
 #define IDX_FORMAT_MIN     1
-#define IDX_FORMAT_VERSION 3
+#define IDX_FORMAT_VERSION 4
 #define IDX_ROOT_INO  1
 #define IDX_FIRST_INO 16          /* 2..15 reserved for synthetic entries */
 #define IDX_NAME_MAX  255
@@ -150,8 +153,16 @@ int idx_frag_del(struct idx_txn *t, uint64_t ino, uint64_t off);
 int idx_frags_iter_all(struct idx_txn *t,
 		       int (*cb)(void *arg, uint64_t ino, const struct frag_desc *d), void *arg);
 
+/* row indexes (format 4; idx_lmdb.c invariant 10, index/rowidx.h).
+ * idx_rowidx_get: *VAL valid until the txn ends; -ENOENT when the
+ * fragment has none (or the store has no rowidx db). idx_rowidx_del: 0
+ * also when absent. */
+int idx_rowidx_get(struct idx_txn *t, uint64_t frag_id, const void **val, size_t *len);
+int idx_rowidx_put(struct idx_txn *t, uint64_t frag_id, const void *val, size_t len);
+int idx_rowidx_del(struct idx_txn *t, uint64_t frag_id);
+
 /* reference counts; DELTA may be negative. @param[out] now new count.
- * A count reaching 0 deletes the record. Underflow is -EUCLEAN (corrupt). */
+ * A count reaching 0 deletes the record (and the fragment's row index). Underflow is -EUCLEAN (corrupt). */
 int idx_ref_add(struct idx_txn *t, uint64_t frag_id, int delta, uint32_t *now);
 int idx_ref_get(struct idx_txn *t, uint64_t frag_id, uint32_t *count);    /* 0 when absent */
 int idx_refs_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t id, uint32_t count), void *arg);

@@ -53,6 +53,14 @@
  *      (LMDB's writer mutex belongs to that thread). A child counts as a
  *      txn of its thread (tls_txns: a remap never waits for it) but not in
  *      x->active: its parent is counted there.
+ * (10) The "rowidx" db (format 4) maps a fragment id to that fragment's
+ *      row index (index/rowidx.h). It is optional like "snapshots" (4): a
+ *      read-write open creates it, a read-only open of an older store
+ *      sees none. A record exists only for a fragment that has a refs
+ *      record (the commit puts it in the txn that takes the first
+ *      reference, idx_ref_add deletes it in the txn that drops the last);
+ *      a fragment may lack one (made before format 4, or its index was
+ *      not kept: rowidx.h) and readers then scan the fragment.
  */
 #include "index/idx.h"
 #include "index/idx_rec.h"
@@ -74,9 +82,10 @@
 enum { DB_META = ILOG_DB_META, DB_INODES = ILOG_DB_INODES, DB_DIRENTS = ILOG_DB_DIRENTS,
        DB_FRAGS = ILOG_DB_FRAGS, DB_REFS = ILOG_DB_REFS, DB_INLINE = ILOG_DB_INLINE,
        DB_XATTRS = ILOG_DB_XATTRS, DB_ORPHANS = ILOG_DB_ORPHANS, DB_SNAPS = ILOG_DB_SNAPS,
-       DB_COUNT = ILOG_DB_COUNT };
+       DB_ROWIDX = ILOG_DB_ROWIDX, DB_COUNT = ILOG_DB_COUNT };
 static const char *const db_names[DB_COUNT] = {
 	"meta", "inodes", "dirents", "frags", "refs", "inline", "xattrs", "orphans", "snapshots",
+	"rowidx",
 };
 #define DB_FIRST_OPTIONAL DB_SNAPS   /* invariant (4) */
 
@@ -96,6 +105,7 @@ struct idx {
 	struct ilog_buf wbuf;   /* the write txn's entry (LMDB has one writer) */
 	int behind;             /* atomic: invariant (7) */
 	int no_snaps;           /* read-only, and the store has no snapshots db */
+	int no_rowidx;          /* read-only, and the store has no rowidx db (format < 4) */
 };
 
 struct idx_txn {
@@ -159,7 +169,10 @@ static int open_dbs(struct idx *x, int create)
 		int opt = i >= DB_FIRST_OPTIONAL;
 		rc = mdb_dbi_open(txn, db_names[i], create || (opt && !x->rdonly) ? MDB_CREATE : 0, &x->dbi[i]);
 		if (rc == MDB_NOTFOUND && opt && x->rdonly) {
-			x->no_snaps = 1;
+			if (i == DB_ROWIDX)
+				x->no_rowidx = 1;
+			else
+				x->no_snaps = 1;
 			continue;
 		}
 		if (rc) {
@@ -1108,8 +1121,13 @@ int idx_ref_add(struct idx_txn *t, uint64_t frag_id, int delta, uint32_t *now)
 	if (now)
 		*now = (uint32_t)n;
 	idx_rec_put_be64(kb, frag_id);
+	if (n == 0 && count) {
+		/* the fragment is gone: so is its row index (invariant 10) */
+		rc = idx_rowidx_del(t, frag_id);
+		return rc ? rc : del(t, DB_REFS, &k);
+	}
 	if (n == 0)
-		return count ? del(t, DB_REFS, &k) : 0;
+		return 0;
 	idx_rec_ref_encode(vb, (uint32_t)n);
 	return put(t, DB_REFS, &k, &v);
 }
@@ -1362,6 +1380,49 @@ int idx_format_raise(struct idx_txn *t)
 	return put(t, DB_META, &k, &v);
 }
 
+/* ---- row indexes (invariant 10; index/rowidx.h) ---- */
+
+int idx_rowidx_get(struct idx_txn *t, uint64_t frag_id, const void **val, size_t *len)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	if (t->x->no_rowidx)
+		return -ENOENT;
+	idx_rec_put_be64(kb, frag_id);
+	rc = get(t, DB_ROWIDX, &k, &v);
+	if (!rc) {
+		*val = v.mv_data;
+		*len = v.mv_size;
+	}
+	return rc;
+}
+
+int idx_rowidx_put(struct idx_txn *t, uint64_t frag_id, const void *val, size_t len)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v = { len, (void *)val };
+
+	idx_rec_put_be64(kb, frag_id);
+	return put(t, DB_ROWIDX, &k, &v);
+}
+
+int idx_rowidx_del(struct idx_txn *t, uint64_t frag_id)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	if (t->x->no_rowidx)
+		return 0;
+	idx_rec_put_be64(kb, frag_id);
+	rc = get(t, DB_ROWIDX, &k, &v);   /* most fragments of old stores have none */
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	return del(t, DB_ROWIDX, &k);
+}
+
 /* ---- snapshots ---- */
 
 /* Decode the snapshots record K/V (idx_rec.c); a damaged one is logged. */
@@ -1564,7 +1625,7 @@ static int apply_ops(struct idx_txn *t, const void *data, size_t len)
 		MDB_val k = { op.klen, (void *)op.key }, v = { op.vlen, (void *)op.val };
 		if (op.db == DB_META && ilog_meta_local(op.key, op.klen))
 			continue;           /* never logged; ignore if ever seen */
-		if (op.db == DB_SNAPS && t->x->no_snaps)
+		if ((op.db == DB_SNAPS && t->x->no_snaps) || (op.db == DB_ROWIDX && t->x->no_rowidx))
 			return -EROFS;
 		if (op.kind == ILOG_PUT) {
 			rc = put(t, op.db, &k, &v);
@@ -1673,7 +1734,7 @@ int idx_base_dump(struct idx *x, size_t chunk, int (*emit)(void *arg, const void
 		MDB_cursor *c;
 		MDB_val k, v;
 		int op = MDB_FIRST, g;
-		if (db == DB_SNAPS && x->no_snaps)
+		if ((db == DB_SNAPS && x->no_snaps) || (db == DB_ROWIDX && x->no_rowidx))
 			continue;
 		rc = mdb_err(mdb_cursor_open(t->txn, x->dbi[db], &c), "cursor");
 		while (!rc && (g = mdb_cursor_get(c, &k, &v, op)) == 0) {
@@ -1708,7 +1769,7 @@ int idx_base_begin(struct idx *x, struct idx_txn **out)
 	if (rc)
 		return rc;
 	for (int db = 0; db < DB_COUNT && !rc; db++) {
-		if (db == DB_SNAPS && x->no_snaps)
+		if ((db == DB_SNAPS && x->no_snaps) || (db == DB_ROWIDX && x->no_rowidx))
 			continue;
 		if (db != DB_META) {
 			rc = mdb_err(mdb_drop(t->txn, x->dbi[db], 0), "empty");

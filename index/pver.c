@@ -22,9 +22,26 @@
  *      still one binary search, and R starts at the fragment's offset
  *      unless the fragment has FRAG_F_CONT (then after its
  *      (R - first_row + 1)-th newline).
+ *  (5) Finding where a row starts (pver_row_offsets) decodes nothing when
+ *      the row starts a fragment or its fragment's row index (format 4,
+ *      index/rowidx.h) names it, and otherwise decodes that one fragment
+ *      and scans fewer than ROWIDX_STRIDE rows from the nearest indexed
+ *      one. The index is looked up by fragment id in a read txn of its
+ *      own: it may be missing (rowidx.c (2)), also when a commit released
+ *      the fragment after this version was pinned; then the fragment is
+ *      scanned from its start, as format 3 always did. Offsets are the
+ *      same either way (rowidx.c (1)).
+ *  (6) pv->head, once set, holds the object's first head->len bytes, taken
+ *      from the row index of fragment 0 (its prefix: whole rows, at most
+ *      ROWIDX_PREFIX_MAX bytes) — the same bytes fragment 0 holds, since
+ *      the index is a function of the fragment's bytes. It is set at most
+ *      once (compare-and-swap) and freed with the pver, so a pointer into
+ *      it stays valid while the pver is held. Views serve their header
+ *      from it (view.c) instead of decoding fragment 0.
  */
 #include "index/store_int.h"
 #include "index/store_rados.h"
+#include "index/rowidx.h"
 #include "cache/log.h"
 
 #include <assert.h>
@@ -270,7 +287,42 @@ void pver_put(struct pver *pv)
 	store_unpin_list(pv->st, pv);
 	free(pv->frags);
 	free(pv->inl);
+	free(pv->head);
 	free(pv);
+}
+
+const char *pver_head(const struct pver *pv, uint64_t len)
+{
+	struct pvhead *h = __atomic_load_n(&pv->head, __ATOMIC_ACQUIRE);
+
+	return h && len && len <= h->len ? h->bytes : NULL;
+}
+
+const char *pver_head_load(struct pver *pv, uint64_t len)
+{
+	const char *have = pver_head(pv, len);
+	const unsigned char *pre;
+	struct pvhead *h, *none = NULL;
+	struct idx_txn *t;
+	const void *rec;
+	size_t rlen;
+	uint32_t plen = 0;
+
+	if (have || !len || len > ROWIDX_PREFIX_MAX || pv->inl || !pv->nfrags || pv->head)
+		return have;
+	if (idx_begin(pv->st->idx, 1, &t))
+		return NULL;
+	h = NULL;
+	if (idx_rowidx_get(t, pv->frags[0].id, &rec, &rlen) == 0 &&
+	    rowidx_prefix(rec, rlen, &pre, &plen) == 0 && plen >= len && plen <= pv->frags[0].len &&
+	    (h = malloc(sizeof(*h) + plen))) {
+		h->len = plen;
+		memcpy(h->bytes, pre, plen);
+	}
+	idx_abort(t);
+	if (h && !__atomic_compare_exchange_n(&pv->head, &none, h, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		free(h);             /* another thread kept the same bytes first */
+	return pver_head(pv, len);
 }
 
 const struct idx_inode *pver_inode(const struct pver *pv)
@@ -406,32 +458,79 @@ static size_t nth_row(const char *buf, size_t len, uint64_t n)
 	return (size_t)(p - buf);
 }
 
+/* Where row ROW (not at its fragment's start) starts in fragment I: at
+ * byte *START of the fragment after *SKIP newlines. With the fragment's
+ * row index (T: a read txn, begun on first use) *SKIP < ROWIDX_STRIDE,
+ * or 0 when the row is indexed; without one, the fragment is scanned from
+ * its first byte (invariant 5). */
+static void row_start(struct pver *pv, struct idx_txn **t, int *tried, uint32_t i, uint64_t row,
+		      uint32_t *start, uint64_t *skip)
+{
+	const struct frag_desc *d = &pv->frags[i];
+	const void *rec;
+	size_t len;
+	uint32_t off, sk;
+
+	*start = 0;
+	*skip = newlines_before(d, row);
+	if (!*tried) {
+		*tried = 1;
+		if (idx_begin(pv->st->idx, 1, t))
+			*t = NULL;
+	}
+	if (!*t || idx_rowidx_get(*t, d->id, &rec, &len))
+		return;
+	if (rowidx_find(rec, len, d->len, row - d->first_row, &off, &sk) == 0) {
+		*start = off;
+		*skip = sk;
+		__atomic_add_fetch(&pv->st->stats.rowidx_hits, 1, __ATOMIC_RELAXED);
+	}
+}
+
 int pver_row_offsets(struct pver *pv, const uint64_t *rows, size_t n, uint64_t *offs)
 {
 	struct frag_ref refs[8];
 	struct fbuf *bufs[8];
-	uint32_t idx[8];
+	uint32_t idx[8], start[8];
+	uint64_t skip[8];
+	struct idx_txn *t = NULL;
+	int tried = 0;
 	size_t m = 0;
 	int rc;
 
 	if (n > 8)
 		return -EINVAL;
-	/* the fragments to scan, each once, fetched in one batch */
+	/* where each row starts: exact from the row indexes, or the
+	 * fragments to scan, each once, fetched in one batch */
 	for (size_t k = 0; k < n; k++) {
 		uint64_t row = rows[k];
-		if (row >= pv->in.rows || inode_is_fixed(&pv->in) || pv->inl)
-			continue;
-		uint32_t i = frag_by_row(pv, row), j;
-		if (row_at_frag_start(&pv->frags[i], row))
-			continue;
-		for (j = 0; j < m && idx[j] != i; j++)
-			;
-		if (j == m) {
-			idx[m] = i;
-			to_ref(pv->st, &pv->frags[i], &refs[m]);
-			m++;
+		skip[k] = 0;
+		if (row >= pv->in.rows)
+			offs[k] = pv->in.size;
+		else if (inode_is_fixed(&pv->in))
+			offs[k] = row * pv->in.fmt_recsize;
+		else if (pv->inl)
+			offs[k] = nth_row(pv->inl, pv->in.size, row);
+		else {
+			uint32_t i = frag_by_row(pv, row), j;
+			offs[k] = pv->frags[i].off;
+			if (row_at_frag_start(&pv->frags[i], row))
+				continue;
+			row_start(pv, &t, &tried, i, row, &start[k], &skip[k]);
+			offs[k] += start[k];
+			if (!skip[k])
+				continue;
+			for (j = 0; j < m && idx[j] != i; j++)
+				;
+			if (j == m) {
+				idx[m] = i;
+				to_ref(pv->st, &pv->frags[i], &refs[m]);
+				m++;
+			}
 		}
 	}
+	idx_abort(t);
+	__atomic_add_fetch(&pv->st->stats.row_scans, m, __ATOMIC_RELAXED);
 	if (m) {
 		rc = fcache_fetch(pv->st->cache, refs, m, bufs);
 		if (rc == -EIO || rc == -ENOENT) {
@@ -444,24 +543,13 @@ int pver_row_offsets(struct pver *pv, const uint64_t *rows, size_t n, uint64_t *
 			return rc;
 	}
 	for (size_t k = 0; k < n; k++) {
-		uint64_t row = rows[k];
-		if (row >= pv->in.rows)
-			offs[k] = pv->in.size;
-		else if (inode_is_fixed(&pv->in))
-			offs[k] = row * pv->in.fmt_recsize;
-		else if (pv->inl)
-			offs[k] = nth_row(pv->inl, pv->in.size, row);
-		else {
-			uint32_t i = frag_by_row(pv, row), j;
-			if (row_at_frag_start(&pv->frags[i], row)) {
-				offs[k] = pv->frags[i].off;
-				continue;
-			}
-			for (j = 0; idx[j] != i; j++)
-				;
-			offs[k] = pv->frags[i].off + nth_row(bufs[j]->data, bufs[j]->len,
-							     newlines_before(&pv->frags[i], row));
-		}
+		uint32_t i, j;
+		if (!skip[k])
+			continue;
+		i = frag_by_row(pv, rows[k]);
+		for (j = 0; idx[j] != i; j++)
+			;
+		offs[k] += nth_row(bufs[j]->data + start[k], bufs[j]->len - start[k], skip[k]);
 	}
 	for (size_t j = 0; j < m; j++)
 		fbuf_put(bufs[j]);
@@ -470,33 +558,7 @@ int pver_row_offsets(struct pver *pv, const uint64_t *rows, size_t n, uint64_t *
 
 int pver_row_offset(struct pver *pv, uint64_t row, uint64_t *off)
 {
-	struct fbuf *fb;
-	uint32_t i;
-	int rc;
-
-	if (row >= pv->in.rows) {
-		*off = pv->in.size;
-		return 0;
-	}
-	if (inode_is_fixed(&pv->in)) {
-		*off = row * pv->in.fmt_recsize;
-		return 0;
-	}
-	if (pv->inl) {
-		*off = nth_row(pv->inl, pv->in.size, row);
-		return 0;
-	}
-	i = frag_by_row(pv, row);
-	if (row_at_frag_start(&pv->frags[i], row)) {
-		*off = pv->frags[i].off;
-		return 0;
-	}
-	rc = fetch_range(pv, i, i + 1, &fb);
-	if (rc)
-		return rc;
-	*off = pv->frags[i].off + nth_row(fb->data, fb->len, newlines_before(&pv->frags[i], row));
-	fbuf_put(fb);
-	return 0;
+	return pver_row_offsets(pv, &row, 1, off);
 }
 
 /* ---- reads into pinned buffers ---- */
@@ -600,6 +662,18 @@ ssize_t pver_read_vec(struct pver *pv, uint64_t off, size_t len, struct rvec *v)
 	if (bufs != stack)
 		free(bufs);
 	return (ssize_t)done;
+}
+
+ssize_t pver_head_vec(struct pver *pv, uint64_t hlen, uint64_t off, size_t len, struct rvec *v)
+{
+	const char *h = pver_head(pv, hlen);
+
+	if (!h || off + len > hlen)
+		return 0;
+	if (rvec_reserve(v, 1))
+		return -ENOMEM;
+	rvec_push(v, h + off, len, NULL);
+	return (ssize_t)len;
 }
 
 /* ---- read-ahead ---- */

@@ -802,8 +802,10 @@ static int mem_in_use(struct store *st)
 }
 
 /* The store's kind (format 3, docs/format.md): a new store records CONF
- * (or local); an older one opened read-write is upgraded to 3 as a local
- * store, in one txn; read-only, it is taken as local. */
+ * (or local); one of format 1 or 2 opened read-write is upgraded to the
+ * current format as a local store, in one txn; read-only, it is taken as
+ * local. A local store of format 3 opened read-write is raised to 4 (row
+ * indexes); a RADOS store keeps its format (see below). */
 static int open_conf(struct store *st, const struct store_conf *conf, int created)
 {
 	char buf[STORECONF_MAX];
@@ -824,12 +826,30 @@ static int open_conf(struct store *st, const struct store_conf *conf, int create
 	idx_abort(t);
 	if (rc)
 		return rc == -EOVERFLOW ? -EPROTO : rc;
+	st->format = ver;
 	if (have && !created) {
 		rc = storeconf_decode(buf, len, &st->conf);
-		if (rc)
+		if (rc) {
 			log_err("%s: the store's configuration record is %s", st->dir,
 				rc == -EPROTO ? "of a newer build" : "damaged");
-		return rc ? -EPROTO : 0;
+			return -EPROTO;
+		}
+		/* format 3 -> 4 (row indexes, docs/format.md "Format 4"):
+		 * nothing to convert, old fragments keep no index. A RADOS
+		 * store keeps the version it was made with (its record is in
+		 * the log every host applies, and a host of an older build
+		 * would refuse the log's rowidx records): no indexes there */
+		if (st->rdonly || st->conf.kind != STORE_LOCAL || ver >= IDX_FORMAT_VERSION)
+			return 0;
+		rc = store_wbegin(st, &t);
+		if (rc)
+			return rc;
+		rc = store_wend(st, t, idx_format_raise(t));
+		if (!rc) {
+			st->format = IDX_FORMAT_VERSION;
+			log_info("%s: store format %u upgraded to %u", st->dir, ver, IDX_FORMAT_VERSION);
+		}
+		return rc;
 	}
 	memset(&st->conf, 0, sizeof(st->conf));
 	if (created && conf)
@@ -847,6 +867,8 @@ static int open_conf(struct store *st, const struct store_conf *conf, int create
 	if (!rc)
 		rc = idx_meta_put_bytes(t, "store", buf, len);
 	rc = store_wend(st, t, rc);
+	if (!rc)
+		st->format = IDX_FORMAT_VERSION;
 	if (!rc && !created)
 		log_info("%s: store format %u upgraded to %u", st->dir, ver, IDX_FORMAT_VERSION);
 	return rc;
@@ -930,6 +952,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		fcache_configure(st->cache, st->pool, 0);
 	if (!rc)
 		rc = open_conf(st, o->conf, created > 0);
+	if (!rc && !o->rdonly && st->format >= 4)
+		st->ris = rowidx_stash_new();   /* NULL: no indexes (rowidx.c (2)) */
 	if (!rc && st->conf.kind == STORE_RADOS && st->frag_size > STORE_RADOS_FRAG_MAX) {
 		/* an image is one RADOS object: OSDs refuse writes past 90 MiB */
 		log_warn("%s: fragment_size %zu MiB is over what one RADOS object takes: %u MiB",
@@ -999,6 +1023,7 @@ void store_close(struct store *st)
 				 st->dir);
 	}
 	srados_close(st);        /* its threads apply and release: before the rest */
+	rowidx_stash_free(st->ris);
 	fcache_free(st->cache);
 	frag_backend_destroy(st->disk);
 	frag_backend_destroy(st->mem);
@@ -1058,6 +1083,9 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->frag_records = __atomic_load_n(&st->stats.frag_records, __ATOMIC_RELAXED);
 	out->log_rounds = __atomic_load_n(&st->stats.log_rounds, __ATOMIC_RELAXED);
 	out->log_round_members = __atomic_load_n(&st->stats.log_round_members, __ATOMIC_RELAXED);
+	out->row_scans = __atomic_load_n(&st->stats.row_scans, __ATOMIC_RELAXED);
+	out->rowidx_hits = __atomic_load_n(&st->stats.rowidx_hits, __ATOMIC_RELAXED);
+	out->view_resolves = __atomic_load_n(&st->stats.view_resolves, __ATOMIC_RELAXED);
 	fcache_get_stats(st->cache, &cs);
 	out->cache_hits = cs.hits;
 	out->cache_misses = cs.misses;

@@ -314,6 +314,17 @@ int pver_row_offsets(struct pver *pv, const uint64_t *rows, size_t n, uint64_t *
 /* Byte offset where row ROW (0-based over all rows, header included)
  * starts; rows >= the row count map to the size. */
 int pver_row_offset(struct pver *pv, uint64_t row, uint64_t *off);
+/* The first LEN bytes of PV when its first fragment's row index holds
+ * them (format 4: pver.c (6)), read from the index, decoding nothing, and
+ * kept with PV; NULL otherwise (read them from the fragment). Valid while
+ * PV is held. */
+const char *pver_head_load(struct pver *pv, uint64_t len);
+/* The same, only if an earlier pver_head_load kept them. */
+const char *pver_head(const struct pver *pv, uint64_t len);
+/* Append bytes [OFF, OFF + LEN) of PV to V from the first HLEN bytes kept
+ * by pver_head_load (OFF + LEN <= HLEN), pinning nothing (valid while PV
+ * is held). @return LEN, 0 when they are not kept, -ENOMEM. */
+ssize_t pver_head_vec(struct pver *pv, uint64_t hlen, uint64_t off, size_t len, struct rvec *v);
 uint32_t pver_nfrags(const struct pver *pv);
 /* The I-th fragment descriptor (I < pver_nfrags). */
 const struct frag_desc *pver_frag(const struct pver *pv, uint32_t i);
@@ -423,6 +434,9 @@ struct store_stats {
 	uint64_t log_rounds;       /* RADOS writer: commit rounds that reached the
 				    * log (one append each; index/gcommit.c) */
 	uint64_t log_round_members;   /* ... and the commits they carried */
+	uint64_t row_scans;        /* fragments decoded to find where a row starts */
+	uint64_t rowidx_hits;      /* rows found through a fragment's row index */
+	uint64_t view_resolves;    /* row views resolved (view_resolve) */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
 /* Committers waiting now to join a commit round, or in one for their turn

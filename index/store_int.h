@@ -12,6 +12,7 @@
 #define PFS_STORE_INT_H
 
 #include "index/store.h"
+#include "index/rowidx.h"
 #include "cache/backend.h"
 #include "cache/fcache.h"
 #include "cache/pool.h"
@@ -59,6 +60,9 @@ struct store {
 	struct frag_backend *disk, *mem;
 	struct fcache *cache;
 	struct pool *pool;           /* workers: decoding, read-ahead, encoding */
+	struct rowidx_stash *ris;    /* new fragments' row indexes (rowidx.c (3)); NULL: none
+				      * (read-only, or a store of format < 4) */
+	uint32_t format;             /* the store's format version after open */
 	size_t frag_size, spill_size;
 	int rdonly;
 	int no_stream;               /* opts.no_stream */
@@ -108,7 +112,15 @@ struct pver {
 	char *inl;                   /* inline bytes (size in in.size) */
 	int refs;                    /* atomic */
 	struct pinchunk **pins;      /* the pins of frags, PIN_CHUNK positions each */
+	struct pvhead *head;         /* atomic, set once: the object's first bytes
+				      * from its first fragment's row index
+				      * (pver_head_load), or NULL */
 	uint32_t npins;
+};
+
+struct pvhead {
+	uint32_t len;
+	char bytes[];
 };
 
 struct pvslot {

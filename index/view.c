@@ -180,6 +180,7 @@ int view_resolve(struct pver *pv, const struct view_spec *sp, struct view_map *m
 		hdr = in->rows;
 	data_rows = in->rows - hdr;
 	memset(m, 0, sizeof(*m));
+	__atomic_add_fetch(&pv->st->stats.view_resolves, 1, __ATOMIC_RELAXED);
 	view_row_range(sp, data_rows, &m->row_a, &m->row_b);
 	{
 		uint64_t rows[3] = { hdr, hdr + m->row_a, hdr + m->row_b }, offs[3];
@@ -190,6 +191,7 @@ int view_resolve(struct pver *pv, const struct view_spec *sp, struct view_map *m
 		a_off = offs[1];
 		b_off = offs[2];
 	}
+	(void)pver_head_load(pv, m->hdr_len);   /* the header without decoding (pver.c (6)) */
 	m->rows_off = a_off;
 	m->rows_len = b_off - a_off;
 	return 0;
@@ -246,11 +248,14 @@ ssize_t view_read_vec(struct pver *pv, const struct view_map *m, uint64_t off, s
 	while (done < len) {
 		uint64_t o = off + done;
 		size_t want = (size_t)((o < m->hdr_len ? m->hdr_len : size) - o);
-		ssize_t n;
+		ssize_t n = 0;
 
 		if (want > len - done)
 			want = len - done;
-		n = pver_read_vec(pv, view_object_offset(m, o), want, v);
+		if (o < m->hdr_len)   /* the header kept with the version: no fragment */
+			n = pver_head_vec(pv, m->hdr_len, o, want, v);
+		if (n == 0)
+			n = pver_read_vec(pv, view_object_offset(m, o), want, v);
 		if (n < 0) {     /* give back what this call added */
 			for (size_t i = n0; i < v->n; i++)
 				fbuf_put(v->bufs[i]);

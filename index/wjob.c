@@ -17,6 +17,7 @@
  *  (4) A job that fails leaves no image (backend put removes its own).
  */
 #include "index/store_int.h"
+#include "index/rowidx.h"
 #include "cache/codec.h"
 #include "cache/bufpool.h"
 #include "cache/fault.h"
@@ -32,13 +33,25 @@ static void wjob_run(void *arg)
 	char *enc = bp_get(cap, &cap);     /* fault point "alloc" */
 	struct frag_info info;
 	int rc = enc ? 0 : -ENOMEM;
+	unsigned char *rec = NULL;
+	size_t rlen = 0;
+	uint64_t rows;
 
+	if (!rc && !inode_is_fixed(&j->fmt) && !(j->d.flags & FRAG_F_MEMORY) && j->st->ris)
+		/* its row index, for the commit to put (rowidx.c (3)), and
+		 * its rows in the same pass; no index on ENOMEM (rowidx.c (2)) */
+		(void)rowidx_build(j->raw, j->len, j->phase != 0, &rec, &rlen, &rows);
+	else
+		rows = frag_rows(&j->fmt, j->raw, j->len, j->phase);
 	if (!rc)
-		rc = frag_encode(j->d.id, j->raw, j->len, (uint32_t)frag_rows(&j->fmt, j->raw, j->len, j->phase),
-				 enc, cap, &enc_len, &info);
+		rc = frag_encode(j->d.id, j->raw, j->len, (uint32_t)rows, enc, cap, &enc_len, &info);
 	if (!rc)
 		rc = frag_put(j->be, j->d.id, enc, enc_len);
 	bp_put(enc, cap);
+	if (!rc && rec)
+		rowidx_stash_put(j->st->ris, j->d.id, rec, rlen);
+	else
+		free(rec);
 	if (!rc) {
 		j->out = j->d;
 		j->out.rows = info.rows;

@@ -319,3 +319,130 @@ PY
 	[ "$status" -eq 0 ]
 	[[ $output != *unreferenced* ]]       # the unlinked object's images went with it
 }
+
+# ---- row indexes (format 4, docs/format.md "Format 4: row indexes") ----
+
+BR=20000   # data rows of big.csv: 64 KiB fragments, so ~20 fragments
+
+# th_view FILE A B — the oracle the benchmark uses: the header, then
+# `tail -n +(A+2) | head -n (B-A)` of FILE.
+th_view() {
+	head -n 1 "$1"
+	tail -n +$(($2 + 2)) "$1" | head -n $(($3 - $2)) || true
+}
+
+# big_store — big.csv on a store of 64 KiB fragments, remounted (cold).
+big_store() {
+	unmount_pfs
+	mount_pfs fragment_size=65536
+	gen_csv "$TWIN/big.csv" $BR
+	cp "$TWIN/big.csv" "$MNT/big.csv"
+	unmount_pfs
+}
+
+# cold_view A B — read big.csv@rows=A:B once: it equals th_view, its
+# st_size too; VIEW_RESOLVES, VIEW_SCANS and VIEW_HITS get what it cost
+# (views.* of .stats), VIEW_DECODED the fragments read (io.fragments_read).
+cold_view() {
+	local v="$MNT/big.csv@rows=$1:$2" r0 s0 h0 f0
+	th_view "$TWIN/big.csv" "$1" "$2" >"$TMP/want"
+	f0=$(stat_field io.fragments_read)
+	r0=$(stat_field views.resolves)
+	s0=$(stat_field views.row_scans)
+	h0=$(stat_field views.row_index_hits)
+	cat "$v" >"$TMP/got"
+	VIEW_RESOLVES=$(($(stat_field views.resolves) - r0))
+	VIEW_SCANS=$(($(stat_field views.row_scans) - s0))
+	VIEW_HITS=$(($(stat_field views.row_index_hits) - h0))
+	VIEW_DECODED=$(($(stat_field io.fragments_read) - f0))
+	echo "# rows $1:$2: resolves $VIEW_RESOLVES, fragments scanned $VIEW_SCANS, index hits $VIEW_HITS, decoded in all $VIEW_DECODED" >&3
+	same_file "$TMP/got" "$TMP/want"
+	[ "$(stat -c %s "$v")" = "$(stat -c %s "$TMP/want")" ]
+}
+
+# store_fmt — the unmounted store's format record.
+store_fmt() {
+	python3 - "$STORE/index" <<'PY'
+import lmdb, struct, sys
+env = lmdb.open(sys.argv[1], max_dbs=16, map_size=1 << 30, readonly=True, lock=False)
+with env.begin(db=env.open_db(b"meta", create=False)) as t:
+    print(struct.unpack("<I", t.get(b"format"))[0])
+PY
+}
+
+@test "format 4: a cold view is resolved once, through the row index, and equals tail | head at rows 0, middle and end" {
+	big_store
+	mount_pfs fragment_size=65536
+	cold_view 0 100
+	[ "$VIEW_RESOLVES" -eq 1 ]       # not again at open and at every GETATTR
+	[ "$VIEW_SCANS" -le 1 ]          # header and row 0: indexed (rows 1..8)
+	[ "$VIEW_HITS" -ge 1 ]
+	unmount_pfs
+	mount_pfs fragment_size=65536    # an empty fragment cache
+	cold_view 9950 10050
+	[ "$VIEW_RESOLVES" -eq 1 ]
+	[ "$VIEW_SCANS" -eq 1 ]          # the rows' fragment (one); not the header's
+	[ "$VIEW_HITS" -ge 1 ]
+	[ "$VIEW_DECODED" -eq 1 ]        # the header comes from the row index
+	cold_view 19900 $BR
+	[ "$VIEW_RESOLVES" -eq 1 ]
+	[ "$VIEW_SCANS" -le 1 ]
+	cold_view 255 513
+	cold_view 19999 $BR
+	th_view "$TWIN/big.csv" 5000 10000 >"$TMP/want"
+	same_file "$MNT/big.csv@part=1/4" "$TMP/want"
+}
+
+@test "format 3 (no row indexes): views are the same read-only and after the upgrade to 4 at the first read-write mount; new fragments get indexes" {
+	local_only "the fixture edits a local index (a RADOS store's is a copy of its log)"
+	big_store
+	[ "$(store_fmt)" = 4 ]
+	# what a format-3 build leaves: no rowidx db, format 3
+	python3 - "$STORE/index" <<'PY'
+import lmdb, struct, sys
+env = lmdb.open(sys.argv[1], max_dbs=16, map_size=1 << 30)
+with env.begin(write=True) as t:
+    t.drop(env.open_db(b"rowidx", txn=t), delete=True)
+    t.put(b"format", struct.pack("<I", 3), db=env.open_db(b"meta", txn=t))
+env.close()
+PY
+	[ "$(store_fmt)" = 3 ]
+	th_view "$TWIN/big.csv" 9950 10050 >"$TMP/want"
+	"$PCTL" cat "$STORE" "/big.csv@rows=9950:10050" >"$TMP/got"
+	same_file "$TMP/got" "$TMP/want"
+	[ "$(store_fmt)" = 3 ]           # a read-only open changed nothing
+	mount_pfs fragment_size=65536
+	grep -q "store format 3 upgraded to 4" "$LOG"
+	cold_view 0 100
+	[ "$VIEW_HITS" -eq 0 ]           # old fragments: scanned, as format 3 did
+	[ "$VIEW_SCANS" -ge 1 ]
+	unmount_pfs
+	mount_pfs fragment_size=65536
+	cold_view 9950 10050
+	[ "$VIEW_HITS" -eq 0 ]
+	[ "$VIEW_SCANS" -eq 2 ]          # the header's fragment and the rows'
+	[ "$VIEW_DECODED" -eq 2 ]
+	cold_view 19900 $BR
+	# an append rewrites the tail: its new fragments are indexed
+	gen_lines "$TMP/more" 3000 7
+	cat "$TMP/more" >>"$MNT/big.csv"
+	cat "$TMP/more" >>"$TWIN/big.csv"
+	cold_view $((BR + 2000)) $((BR + 2100))
+	[ "$VIEW_HITS" -ge 1 ]
+	cold_view 9950 10050
+	unmount_pfs
+	[ "$(store_fmt)" = 4 ]
+}
+
+@test "GETATTR with a view's handle answers from the handle: no new resolution after the object changed" {
+	local r0 size
+	size=$(stat -c %s "$MNT/d.csv@rows=10:20")
+	exec 5<"$MNT/d.csv@rows=10:20"
+	gen_lines "$TMP/more" 10 9
+	cat "$TMP/more" >>"$MNT/d.csv"
+	r0=$(stat_field views.resolves)
+	run python3 -c 'import os; print(os.lseek(5, 0, os.SEEK_END))'   # GETATTR with the handle
+	exec 5<&-
+	[ "$output" = "$size" ]                          # the handle's own view
+	[ "$(stat_field views.resolves)" -eq "$r0" ]     # not resolved for the new version
+}

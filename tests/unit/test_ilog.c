@@ -184,7 +184,7 @@ static void test_codec(void)
 	CHECK_EQ(ilog_check(b.data, b.len - 1, NULL, NULL, NULL), -EUCLEAN, "a short entry is refused");
 	CHECK_EQ(ilog_check(NULL, 0, NULL, NULL, NULL), -EUCLEAN, "nothing is refused");
 	ilog_buf_reset(&b);
-	CHECK_EQ(ilog_buf_add(&b, 9, ILOG_PUT, key, 8, val, 1), -EINVAL, "an unknown db is refused");
+	CHECK_EQ(ilog_buf_add(&b, ILOG_DB_COUNT, ILOG_PUT, key, 8, val, 1), -EINVAL, "an unknown db is refused");
 	ilog_buf_reset(&b);
 	CHECK_EQ(ilog_buf_add(&b, 1, 3, key, 8, val, 1), -EINVAL, "an unknown kind is refused");
 	ilog_buf_reset(&b);
