@@ -62,11 +62,12 @@ int pfs_stats_json(struct pfs *p, char **out, size_t *len)
 		"    \"damaged\": %" PRIu64 ",\n    \"inflight_bytes\": %" PRIu64 ",\n"
 		"    \"inflight_read_ahead_bytes\": %" PRIu64 ",\n    \"inflight_budget\": %" PRIu64 ",\n"
 		"    \"fragments_written\": %" PRIu64 ",\n    \"fragments_deleted\": %" PRIu64 ",\n"
-		"    \"commits\": %" PRIu64 ",\n    \"syncs\": %" PRIu64 ",\n"
+		"    \"commits\": %" PRIu64 ",\n    \"index_txns\": %" PRIu64 ",\n"
+		"    \"syncs\": %" PRIu64 ",\n"
 		"    \"sync_failures\": %" PRIu64 ",\n    \"deletes_pending\": %" PRIu64 "\n  },\n",
 		cs.batches, cs.fetched, cs.fetched_bytes, cs.parallel, cs.prefetched,
 		cs.prefetch_skipped, cs.damaged, cs.inflight_fg, cs.inflight_bg, cs.inflight_budget,
-		ss.frags_written, ss.frags_deleted, ss.commits, ss.syncs, ss.sync_failures,
+		ss.frags_written, ss.frags_deleted, ss.commits, ss.index_txns, ss.syncs, ss.sync_failures,
 		ss.deletes_pending);
 	fprintf(f, "  \"nodes\": {\n"
 		"    \"file_versions\": %" PRIu64 ",\n    \"views\": %" PRIu64 ",\n"

@@ -74,6 +74,7 @@
 #include "cache/log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GC_MAX_MEMBERS 64
@@ -88,6 +89,13 @@ static __thread struct {
 	int merged;      /* its change is in the parent */
 	uint64_t seq;    /* merged: its turn (G6) */
 } me;
+
+int gcommit_wanted(void)
+{
+	const char *e = getenv("PAYLOADFS_GROUP_COMMIT");
+
+	return !e || strcmp(e, "0") != 0;
+}
 
 void gate_init(struct cgate *g)
 {

@@ -962,6 +962,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = open_sweep(st, o->sweep);
 	if (!rc && (!st->rdonly || srados_follower(st)))
 		rc = dur_start(st, !o->sync);
+	if (!rc && !st->rados && !st->rdonly)
+		st->grouped = gcommit_wanted();   /* local group commit (gcommit.c) */
 	if (!rc)
 		rc = srados_start(st);
 	if (rc) {
@@ -1058,6 +1060,7 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->frag_records = __atomic_load_n(&st->stats.frag_records, __ATOMIC_RELAXED);
 	out->log_rounds = __atomic_load_n(&st->stats.log_rounds, __ATOMIC_RELAXED);
 	out->log_round_members = __atomic_load_n(&st->stats.log_round_members, __ATOMIC_RELAXED);
+	out->index_txns = st->idx ? idx_write_commits(st->idx) : 0;
 	fcache_get_stats(st->cache, &cs);
 	out->cache_hits = cs.hits;
 	out->cache_misses = cs.misses;
