@@ -395,6 +395,8 @@ struct store_stats {
 				    * one log append each on a RADOS writer, one
 				    * index flush each on a local store */
 	uint64_t log_round_members;   /* ... and the commits they carried */
+	uint64_t load_retries;     /* cold version loads started over: an image was
+				    * released meanwhile (pver.c (5)) */
 	uint64_t index_txns;       /* LMDB write txns that committed a change (each
 				    * one fdatasync of the index; idx_write_commits) */
 };

@@ -72,6 +72,8 @@ struct store {
 	struct pinmap pins;          /* protected by lock */
 	struct pvslot *pvcur;        /* protected by lock: ino -> current pver */
 	size_t pvcur_cap;
+	uint64_t pv_gen;             /* protected by lock: pvcur changes by commits (pver.c (5)) */
+	uint64_t release_gen;        /* protected by lock: images released (pver.c (5)) */
 	struct store_stats stats;    /* atomic fields */
 	/* durability and deferred deletion (durable.c) */
 	int dur_lazy;                /* NOMETASYNC index, the syncer; immutable while open */

@@ -15,7 +15,14 @@
  *    first member): it alone fails, the members queued behind it start over
  *    and commit;
  *  - with PAYLOADFS_GROUP_COMMIT=0 the same K commits cost K txns (the
- *    counter counts what it says). */
+ *    counter counts what it says);
+ * and cold version loads on a local store (index/pver.c (5)):
+ *  - a load of a version not in the version cache returns while another
+ *    object's commit is held in its LMDB commit (it takes no commit_lock);
+ *  - a commit that replaces the object's data and has its old image
+ *    deleted between the load's read txn and its pins (a hook on the fault
+ *    point pver_read runs it): the load starts over and returns the new
+ *    version, whose bytes read back; the version cache then serves it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -344,6 +351,138 @@ static void test_off(void)
 	store_close(w);
 }
 
+/* ---- cold loads (pver.c (5)) ---- */
+
+struct loadjob {
+	struct store *st;
+	uint64_t ino;
+	int done, rc, obj, gen, holds;
+};
+
+static void *load_run(void *arg)
+{
+	struct loadjob *l = arg;
+
+	l->holds = holds(l->st, l->ino, l->obj, l->gen);
+	__atomic_store_n(&l->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_cold_open(void)
+{
+	struct store *w = open_local("cold");
+	struct job j[1];
+	struct loadjob l;
+	uint64_t inos[K];
+	pthread_t th;
+	double t0;
+
+	if (!w) {
+		CHECK(0, "cold: a local store");
+		return;
+	}
+	CHECK_EQ(make_objects(w, inos), 0, "cold: %d objects", K);
+	store_close(w);
+	w = open_local("cold");          /* an empty version cache */
+	if (!w) {
+		CHECK(0, "cold: opened again");
+		return;
+	}
+	CHECK_EQ(fault_hook("lmdb_commit", hold_hook, NULL), 0, "cold: a hook on lmdb_commit");
+	set_hold(1);
+	j[0] = (struct job){ .st = w, .ino = inos[0], .obj = 0, .gen = 2 };
+	pthread_create(&j[0].th, NULL, job_run, &j[0]);
+	CHECK(wait_held(), "cold: a commit of object 0 is held in its LMDB commit");
+	l = (struct loadjob){ .st = w, .ino = inos[1], .obj = 1, .gen = 1 };
+	pthread_create(&th, NULL, load_run, &l);
+	t0 = mono_s();
+	while (!__atomic_load_n(&l.done, __ATOMIC_ACQUIRE) && mono_s() - t0 < 5)
+		sleep_ms(5);
+	CHECK(__atomic_load_n(&l.done, __ATOMIC_ACQUIRE),
+	      "cold: a cold load of object 1 returned while that commit was in flight");
+	set_hold(0);
+	pthread_join(j[0].th, NULL);
+	pthread_join(th, NULL);
+	fault_reset();
+	CHECK(l.holds, "cold: it read object 1's bytes");
+	CHECK_EQ(j[0].rc, 0, "cold: the held commit then committed");
+	CHECK(holds(w, inos[0], 0, 2), "cold: object 0 serves its new version");
+	store_close(w);
+}
+
+static struct store *race_st;
+static uint64_t race_ino;
+static int race_fired, race_rc;
+
+/* On the loader's thread, between its read txn and its pins: replace the
+ * object's data and flush, so its old image is deleted. */
+static void race_hook(void *arg)
+{
+	char buf[OBJ_LEN];
+
+	(void)arg;
+	if (race_fired++)
+		return;
+	content(buf, 3, 9);
+	race_rc = tst_put_data(race_st, race_ino, buf, OBJ_LEN);
+	if (!race_rc)
+		race_rc = tst_sync(race_st);
+}
+
+static void test_load_retry(void)
+{
+	struct store *w = open_local("retry");
+	uint64_t inos[K];
+	struct store_stats s0, s1;
+	struct pver *pv = NULL;
+	char want[OBJ_LEN], got[OBJ_LEN + 1];
+	ssize_t n = -1;
+	int rc;
+
+	if (!w) {
+		CHECK(0, "retry: a local store");
+		return;
+	}
+	/* an object whose data is an image, not inline */
+	char *big = malloc(1 << 20);
+	struct idx_inode in;
+	memset(big, 'x', 1 << 20);
+	CHECK_EQ(make_objects(w, inos), 0, "retry: objects");
+	CHECK_EQ(store_mknod(w, IDX_ROOT_INO, "big", S_IFREG | 0644, 0, 0, 0, &in), 0, "retry: a file");
+	CHECK_EQ(tst_put_data(w, in.ino, big, 1 << 20), 0, "retry: 1 MiB in it (an image)");
+	store_close(w);
+	w = open_local("retry");
+	if (!w) {
+		free(big);
+		CHECK(0, "retry: opened again");
+		return;
+	}
+	race_st = w;
+	race_ino = in.ino;
+	race_fired = 0;
+	store_get_stats(w, &s0);
+	CHECK_EQ(fault_hook("pver_read", race_hook, NULL), 0, "retry: a hook on pver_read");
+	rc = store_pver_get(w, in.ino, &pv);
+	fault_reset();
+	CHECK_EQ(rc, 0, "retry: the load returned 0");
+	CHECK_EQ(race_rc, 0, "retry: the racing commit and flush (in the hook) returned 0");
+	content(want, 3, 9);
+	if (pv)
+		n = pver_read(pv, got, sizeof(got), 0);
+	CHECK(pv && n == OBJ_LEN && memcmp(got, want, OBJ_LEN) == 0,
+	      "retry: the load returned the new version, whose bytes read back (read %zd)", n);
+	pver_put(pv);
+	store_get_stats(w, &s1);
+	CHECK(s1.load_retries - s0.load_retries >= 1, "retry: the load started over (%" PRIu64 ")",
+	      s1.load_retries - s0.load_retries);
+	CHECK(holds(w, in.ino, 3, 9), "retry: the version cache serves the new version");
+	store_close(w);
+	w = open_local("retry");
+	CHECK(w && holds(w, in.ino, 3, 9), "retry: and so does the store opened again");
+	store_close(w);
+	free(big);
+}
+
 int main(void)
 {
 	if (tut_mkdtemp(tmp, sizeof(tmp), "gcommit-local")) {
@@ -352,6 +491,8 @@ int main(void)
 	}
 	test_batch();
 	test_off();
+	test_cold_open();
+	test_load_retry();
 	tut_rmrf(tmp);
 	return tap_done();
 }
