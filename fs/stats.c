@@ -2,6 +2,7 @@
  * readable with `cat MNT/.stats` or `getfattr -n user.payload.stats MNT`. */
 #include "fs/ops.h"
 #include "fs/fnode.h"
+#include "fs/notify.h"
 #include "index/store.h"
 #include "cache/fcache.h"
 #include "cache/log.h"
@@ -72,8 +73,10 @@ int pfs_stats_json(struct pfs *p, char **out, size_t *len)
 	fprintf(f, "  \"nodes\": {\n"
 		"    \"file_versions\": %" PRIu64 ",\n    \"views\": %" PRIu64 ",\n"
 		"    \"other\": %" PRIu64 ",\n    \"objects\": %" PRIu64 ",\n"
-		"    \"names\": %" PRIu64 ",\n    \"sealed\": %" PRIu64 "\n  },\n",
-		ns.file_nodes, ns.view_nodes, ns.real_nodes, ns.objects, ns.names, ns.sealed);
+		"    \"names\": %" PRIu64 ",\n    \"sealed\": %" PRIu64 ",\n"
+		"    \"notify_waits\": %" PRIu64 "\n  },\n",
+		ns.file_nodes, ns.view_nodes, ns.real_nodes, ns.objects, ns.names, ns.sealed,
+		notify_waits());
 	fprintf(f, "  \"memory\": {\n    \"rss\": %" PRIu64 ",\n    \"peak_rss\": %" PRIu64 "\n  }\n}\n",
 		rss, hwm);
 	if (fclose(f)) {
