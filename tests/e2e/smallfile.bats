@@ -85,13 +85,16 @@ assert sorted(os.listdir(d)) == ["b"], os.listdir(d)
 EOF
 }
 
-@test "fsync before close commits a new file: a daemon killed before the close keeps it" {
+@test "fsync before close commits a new file; a daemon killed before the close keeps it, and an unclosed one as an empty name" {
 	mount_pfs
 	"$PY" - "$MNT/kept.txt" "$TMP/fsynced" <<'EOF' &
 import os, sys, time
 w = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 os.write(w, b"made durable by fsync\n")
 os.fsync(w)
+# and one created and written, neither closed nor fsynced
+p = os.open(os.path.dirname(sys.argv[1]) + "/pending.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(p, b"never committed\n")
 open(sys.argv[2], "w").close()
 time.sleep(600)          # never closes: the daemon is killed first
 EOF
@@ -99,8 +102,14 @@ EOF
 	for i in $(seq 100); do [ -e "$TMP/fsynced" ] && break; sleep 0.1; done
 	[ -e "$TMP/fsynced" ]
 	crash_daemon
+	run "$PCTL" fsck "$STORE"
+	show_output
+	[ "$status" -eq 0 ]
 	mount_pfs
 	[ "$(cat "$MNT/kept.txt")" = "made durable by fsync" ]
+	# the file never closed is its name, empty: nothing else is lost
+	[ -e "$MNT/pending.txt" ]
+	[ "$(stat -c %s "$MNT/pending.txt")" -eq 0 ]
 }
 
 # notify_waits — the .stats count of closes that waited for notices.
