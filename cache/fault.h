@@ -53,6 +53,8 @@
  *   sweep_frag     before each unreferenced image is removed at mount
  *   rlog_appended  a log append acknowledged (durable), watchers not yet
  *                  notified (the writer dies with the entry in the log)
+ *   pver_read      a cold version load read the index, its images not
+ *                  pinned yet (unit tests hook it: index/pver.c (7))
  * lmdb_commit counts every index write txn, the mount's own (its sweep)
  * included: tests/crash/cases.py says which one it aims at. */
 #ifndef PFS_FAULT_H

@@ -65,6 +65,8 @@ struct fnode {
 				     * other thread opens it before it did */
 	int64_t owner_ns;           /* when (the reservation lapses after RETRY_NS) */
 	const struct wsess *ws;     /* K_FILE: its writer's session (fn_writer_size) */
+	int64_t attr_until;         /* K_FILE: the kernel may cache its attributes
+				     * until then (monotonic ns; fn_attr_cached) */
 	struct fnode_view view;     /* K_VIEW */
 	char *key;                  /* K_VIEW: "BASE@suffix" */
 	struct fobj *obj;           /* K_FILE */
@@ -797,6 +799,36 @@ int fn_writer_size(uint64_t nodeid, uint64_t *size)
 	}
 	pthread_mutex_unlock(&fn_lock);
 	return rc;
+}
+
+void fn_attr_cached(uint64_t nodeid, double timeout)
+{
+	struct fnode *f;
+	int64_t until;
+
+	if (timeout <= 0)
+		return;
+	/* a second of slack: the kernel starts the timeout when it gets the reply */
+	until = now_ns() + (int64_t)(timeout * 1e9) + 1000000000;
+	pthread_mutex_lock(&fn_lock);
+	f = node_find(nodeid);
+	if (f && f->kind == K_FILE && f->attr_until < until)
+		f->attr_until = until;
+	pthread_mutex_unlock(&fn_lock);
+}
+
+int fn_attrs_cached(uint64_t ino)
+{
+	struct fobj *o;
+	int64_t now = now_ns();
+	int cached = 0;
+
+	pthread_mutex_lock(&fn_lock);
+	o = obj_find(ino);
+	for (struct fnode *f = o ? o->nodes : NULL; f && !cached; f = f->onext)
+		cached = f->attr_until > now;
+	pthread_mutex_unlock(&fn_lock);
+	return cached;
 }
 
 int fn_writers(uint64_t ino)

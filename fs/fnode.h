@@ -203,6 +203,12 @@ void fn_close_write(uint64_t nodeid, uint64_t ino);
 /* Open write handles of object INO (attributes are then not cached: the
  * writer's direct writes move the kernel's size). */
 int fn_writers(uint64_t ino);
+/* The kernel was given node NODEID's attributes to cache for TIMEOUT
+ * seconds (0: not cached; a no-op for nodes other than file nodes). */
+void fn_attr_cached(uint64_t nodeid, double timeout);
+/* 1 when the kernel may still hold cached attributes of a file node of
+ * object INO (ops.c (3c)). */
+int fn_attrs_cached(uint64_t ino);
 
 /* Name bookkeeping for invalidation: the kernel moved / dropped the entry
  * PARENT/NAME (rename, unlink). EXCHANGE swaps the two names' objects. */

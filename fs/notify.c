@@ -123,12 +123,20 @@ uint64_t notify_entry(uint64_t parent, const char *name)
 	return copy ? enqueue((struct notice){ parent, copy }) : 0;
 }
 
+static uint64_t waits;                 /* atomic: notify_waits */
+
+uint64_t notify_waits(void)
+{
+	return __atomic_load_n(&waits, __ATOMIC_RELAXED);
+}
+
 void notify_wait(uint64_t ticket)
 {
 	struct timespec until;
 
 	if (!ticket)
 		return;
+	__atomic_add_fetch(&waits, 1, __ATOMIC_RELAXED);
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_nsec += (long)NOTIFY_WAIT_MS * 1000000;
 	until.tv_sec += until.tv_nsec / 1000000000;

@@ -35,5 +35,7 @@ uint64_t notify_entry(uint64_t parent, const char *name);
 /* Wait until every notice up to TICKET was delivered, or NOTIFY_WAIT_MS
  * passed. A ticket of 0 returns at once. */
 void notify_wait(uint64_t ticket);
+/* Calls of notify_wait that waited for something (.stats "notify_waits"). */
+uint64_t notify_waits(void);
 
 #endif

@@ -39,6 +39,17 @@
  *      NOTIFY_WAIT_MS). The next lookup then returns the new version's
  *      node. Correctness never depends on these notices: a stale node
  *      always opens the current version with direct I/O.
+ *  (3c) The close (or fsync) that committed waits for its notices only
+ *      when the kernel may hold unexpired attributes of one of the
+ *      object's nodes: fnode.h fn_attrs_cached, which knows every reply
+ *      that handed a node's attributes out with a timeout (entries made by
+ *      lookup, readdirplus, create; getattr). Those are what a stat by
+ *      anyone would show stale; a stale entry or a node without cached
+ *      attributes is answered right anyway (3a, 3b). A file created and
+ *      written through one fd, which nobody else looked up, is such a
+ *      case: its create's reply does not cache its attributes (it is a
+ *      writer's node), so its close returns without the wait (the notices
+ *      are still sent). Waits are counted: .stats "notify_waits".
  *  (3b) getattr of a node answers for its version while page-cache
  *      readers of that version are open (their i_size must stay theirs),
  *      else for the object's current version (so fstat of a writer's fd
@@ -368,8 +379,8 @@ static int do_stat(struct pfs *p, uint64_t nodeid, struct stat *s, double *timeo
  * counting one lookup of its node (fnode.h: a regular file's current
  * version, or a node reserved for TID's retry; else the inode).
  * @return 0 or -ENOMEM. */
-static int make_entry(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t tid,
-		      struct fuse_entry_param *e)
+static int make_entry_w(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t tid,
+			int writer, struct fuse_entry_param *e)
 {
 	uint64_t nodeid = in->ino;
 	int rc = S_ISREG(in->mode) ? fn_ref_file(parent, name, in, tid, &nodeid) : fn_ref_real(in->ino);
@@ -381,9 +392,16 @@ static int make_entry(uint64_t parent, const char *name, const struct idx_inode 
 	e->ino = nodeid;
 	e->generation = 1;
 	e->entry_timeout = ENTRY_TIMEOUT;
-	e->attr_timeout = S_ISREG(in->mode) && (reserved || fn_writers(in->ino)) ? 0 : ATTR_TIMEOUT;
+	e->attr_timeout = S_ISREG(in->mode) && (writer || reserved || fn_writers(in->ino)) ? 0 : ATTR_TIMEOUT;
 	fill_stat(in, &e->attr);
+	fn_attr_cached(nodeid, e->attr_timeout);   /* (3c) */
 	return 0;
+}
+
+static int make_entry(uint64_t parent, const char *name, const struct idx_inode *in, uint64_t tid,
+		      struct fuse_entry_param *e)
+{
+	return make_entry_w(parent, name, in, tid, 0, e);
 }
 
 /* Drop the lookup make_entry counted (the reply did not reach the kernel). */
@@ -615,6 +633,7 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		if (h->ws)
 			timeout = 0;
 	}
+	fn_attr_cached(ino, timeout);   /* (3c) */
 	fuse_reply_attr(req, &s, timeout);
 }
 
@@ -1086,7 +1105,9 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		return;
 	}
 	rc = store_mknod(p->st, parent, name, S_IFREG | (mode & 07777), 0, c->uid, c->gid, &in);
-	if (!rc && (rc = make_entry(parent, name, &in, 0, &e)) == 0) {
+	/* a new file opened for writing: its node is a writer's, whose
+	 * attributes are not cached (3b, 3c), already in the create's reply */
+	if (!rc && (rc = make_entry_w(parent, name, &in, 0, (fi->flags & O_ACCMODE) != O_RDONLY, &e)) == 0) {
 		rc = fh_open(p, e.ino, fi->flags, (uint64_t)c->pid, &h, &keep, &direct);
 		if (rc)
 			unmake_entry(p, &e);
@@ -1297,9 +1318,11 @@ static int commit_handle(struct pfs *p, struct fh *h)
 	dt = hist_now_ns() - t0;
 	h->failed = rc != 0;
 	if (!rc) {
+		uint64_t ino = pver_inode(wsess_base(h->ws))->ino;
+
 		hist_observe(&p->commit_lat, dt);
 		log_debug("object %llu: committed in %.3f ms", (unsigned long long)h->ino, (double)dt / 1e6);
-		after_commit(pver_inode(wsess_base(h->ws))->ino, 0, 1);
+		after_commit(ino, 0, fn_attrs_cached(ino));   /* (3c) */
 	}
 	return rc;
 }

@@ -2,6 +2,7 @@
  * readable with `cat MNT/.stats` or `getfattr -n user.payload.stats MNT`. */
 #include "fs/ops.h"
 #include "fs/fnode.h"
+#include "fs/notify.h"
 #include "index/store.h"
 #include "cache/fcache.h"
 #include "cache/log.h"
@@ -62,17 +63,20 @@ int pfs_stats_json(struct pfs *p, char **out, size_t *len)
 		"    \"damaged\": %" PRIu64 ",\n    \"inflight_bytes\": %" PRIu64 ",\n"
 		"    \"inflight_read_ahead_bytes\": %" PRIu64 ",\n    \"inflight_budget\": %" PRIu64 ",\n"
 		"    \"fragments_written\": %" PRIu64 ",\n    \"fragments_deleted\": %" PRIu64 ",\n"
-		"    \"commits\": %" PRIu64 ",\n    \"syncs\": %" PRIu64 ",\n"
+		"    \"commits\": %" PRIu64 ",\n    \"index_txns\": %" PRIu64 ",\n"
+		"    \"syncs\": %" PRIu64 ",\n"
 		"    \"sync_failures\": %" PRIu64 ",\n    \"deletes_pending\": %" PRIu64 "\n  },\n",
 		cs.batches, cs.fetched, cs.fetched_bytes, cs.parallel, cs.prefetched,
 		cs.prefetch_skipped, cs.damaged, cs.inflight_fg, cs.inflight_bg, cs.inflight_budget,
-		ss.frags_written, ss.frags_deleted, ss.commits, ss.syncs, ss.sync_failures,
+		ss.frags_written, ss.frags_deleted, ss.commits, ss.index_txns, ss.syncs, ss.sync_failures,
 		ss.deletes_pending);
 	fprintf(f, "  \"nodes\": {\n"
 		"    \"file_versions\": %" PRIu64 ",\n    \"views\": %" PRIu64 ",\n"
 		"    \"other\": %" PRIu64 ",\n    \"objects\": %" PRIu64 ",\n"
-		"    \"names\": %" PRIu64 ",\n    \"sealed\": %" PRIu64 "\n  },\n",
-		ns.file_nodes, ns.view_nodes, ns.real_nodes, ns.objects, ns.names, ns.sealed);
+		"    \"names\": %" PRIu64 ",\n    \"sealed\": %" PRIu64 ",\n"
+		"    \"notify_waits\": %" PRIu64 "\n  },\n",
+		ns.file_nodes, ns.view_nodes, ns.real_nodes, ns.objects, ns.names, ns.sealed,
+		notify_waits());
 	fprintf(f, "  \"views\": {\n    \"resolves\": %" PRIu64 ",\n    \"row_scans\": %" PRIu64
 		",\n    \"row_index_hits\": %" PRIu64 "\n  },\n",
 		ss.view_resolves, ss.row_scans, ss.rowidx_hits);
@@ -182,6 +186,8 @@ int pfs_metrics_text(struct pfs *p, char **out, size_t *len)
 	counter(f, "payloadfs_fragments_deleted_total", "Fragment images deleted.", ss.frags_deleted);
 	counter(f, "payloadfs_commits_total", "Committed transactions (new versions, namespace changes).",
 		ss.commits);
+	counter(f, "payloadfs_index_transactions_total", "Index write transactions that committed a change "
+		"(a commit round of several closers is one).", ss.index_txns);
 	counter(f, "payloadfs_syncs_total", "Index flushes (durability points).", ss.syncs);
 	counter(f, "payloadfs_sync_failures_total", "Index flushes that failed.", ss.sync_failures);
 	gauge(f, "payloadfs_deletes_pending", "Released fragment images not deleted yet.", ss.deletes_pending);
@@ -194,6 +200,12 @@ int pfs_metrics_text(struct pfs *p, char **out, size_t *len)
 	gauge(f, "payloadfs_kernel_objects", "Objects the kernel holds nodes of now.", ns.objects);
 	gauge(f, "payloadfs_kernel_names", "Names the kernel may cache now (invalidated on commit).", ns.names);
 	counter(f, "payloadfs_write_opens_sealed_total", "Write opens moved to a fresh node (ESTALE).", ns.sealed);
+	counter(f, "payloadfs_close_notify_waits_total", "Closes that waited for the kernel to drop cached "
+		"attributes of the committed file.", notify_waits());
+	counter(f, "payloadfs_view_resolves_total", "Row views resolved to a byte range.", ss.view_resolves);
+	counter(f, "payloadfs_view_row_scans_total", "Fragments decoded to find where a row starts.", ss.row_scans);
+	counter(f, "payloadfs_view_row_index_hits_total", "Row starts found in a fragment's row index "
+		"(nothing decoded).", ss.rowidx_hits);
 	gauge(f, "payloadfs_resident_memory_bytes", "The daemon's resident set size (VmRSS).", rss);
 	gauge(f, "payloadfs_resident_memory_peak_bytes", "The daemon's peak resident set size (VmHWM).", hwm);
 	histogram(f, "payloadfs_read_latency_seconds", "Time the daemon took to serve a READ of an object or "

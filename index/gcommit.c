@@ -1,18 +1,24 @@
 /* gcommit — the commit lock ("commit_lock") and group commit.
  *
  * commit_lock serializes commits and namespace changes (store_wbegin ..
- * store_wend), version loads (pver.c (2)), deletes (store_wbegin_freeing),
- * a follower's applier and base loads. It is a gate, not a mutex, because
- * on a RADOS writer (an index with a commit hook, idx_lmdb.c (7)) a commit
- * holds it across one log append, a cluster round trip: group commit lets
- * concurrent committers share that append.
+ * store_wend), a RADOS store's version loads (pver.c (7): a local store's
+ * take it no more), deletes (store_wbegin_freeing), a follower's applier
+ * and base loads. It is a gate, not a mutex, because a commit holds it
+ * across its flush: on a local store LMDB's fdatasync of the index, on a
+ * RADOS writer (an index with a commit hook, idx_lmdb.c (7)) also one log
+ * append, a cluster round trip. Group commit lets concurrent committers
+ * share that flush (and append).
  *
  * Two ways to hold the gate:
- *  - exclusively (store_xlock/store_xunlock; and store_wbegin on a store
- *    without a hook, and store_wbegin_freeing): as a mutex did;
- *  - as a member of a commit round (store_wbegin on a store with a hook).
+ *  - exclusively (store_xlock/store_xunlock; store_wbegin on a store that
+ *    is not grouped — a follower, or PAYLOADFS_GROUP_COMMIT=0 — and
+ *    store_wbegin_freeing): as a mutex did;
+ *  - as a member of a commit round (store_wbegin on a grouped store: every
+ *    writable store, local or a RADOS writer, by default).
  *
- * A round = one top-level LMDB write txn (the parent) + one log append.
+ * A round = one top-level LMDB write txn (the parent): one commit, so one
+ * flush of the index (+ one log append on a RADOS writer). Below, "the
+ * log append" reads "the LMDB commit" on a local store (G2, G4, G5).
  *
  * Invariants:
  *  (G1) The gate is held by at most one party: an exclusive holder, or
@@ -74,6 +80,7 @@
 #include "cache/log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GC_MAX_MEMBERS 64
@@ -88,6 +95,13 @@ static __thread struct {
 	int merged;      /* its change is in the parent */
 	uint64_t seq;    /* merged: its turn (G6) */
 } me;
+
+int gcommit_wanted(void)
+{
+	const char *e = getenv("PAYLOADFS_GROUP_COMMIT");
+
+	return !e || strcmp(e, "0") != 0;
+}
 
 void gate_init(struct cgate *g)
 {

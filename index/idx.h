@@ -230,6 +230,10 @@ int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_ino
 int idx_set_metasync(struct idx *x, int on);
 int idx_sync(struct idx *x);
 uint64_t idx_last_written(struct idx *x);
+/* Top-level write txns that committed having written something since
+ * open: each flushed the data file once (fdatasync; its meta page too with
+ * metasync on). A round of group commit is one (gcommit.c). */
+uint64_t idx_write_commits(struct idx *x);
 
 /* The clean-close marker (meta "clean"). idx_clean_mark(T, 1) records
  * T's own txn id: the store is clean as long as no txn committed after T.

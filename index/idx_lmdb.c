@@ -100,6 +100,7 @@ struct idx {
 	int grow_want;          /* atomic: the last write hit MDB_MAP_FULL */
 	uint64_t written;       /* atomic: LMDB id of the newest committed txn
 				 * that wrote something (durable.c (1)) */
+	uint64_t wcommits;      /* atomic: idx_write_commits */
 	idx_commit_hook hook;   /* invariant (7); set before any write txn */
 	void *hook_arg;
 	struct ilog_buf wbuf;   /* the write txn's entry (LMDB has one writer) */
@@ -349,6 +350,11 @@ int idx_sync(struct idx *x)
 	int rc = FAULT("lmdb_sync");
 
 	return rc ? rc : mdb_err(mdb_env_sync(x->env, 1), "sync");
+}
+
+uint64_t idx_write_commits(struct idx *x)
+{
+	return __atomic_load_n(&x->wcommits, __ATOMIC_RELAXED);
 }
 
 uint64_t idx_last_written(struct idx *x)
@@ -662,8 +668,10 @@ int idx_commit(struct idx_txn *t)
 			"the log until the store is opened again", mdb_strerror(rc));
 	}
 	rc = mdb_err(rc == EIO ? commit_eio(t->x) : rc, "commit");
-	if (!rc && t->dirty)
+	if (!rc && t->dirty) {
 		note_written(t->x, id);
+		__atomic_add_fetch(&t->x->wcommits, 1, __ATOMIC_RELAXED);
+	}
 	txn_done(t->x);
 	free(t);
 	if (!rc)

@@ -38,10 +38,34 @@
  *      once (compare-and-swap) and freed with the pver, so a pointer into
  *      it stays valid while the pver is held. Views serve their header
  *      from it (view.c) instead of decoding fragment 0.
+ *  (7) A cold load (a version not in st->pvcur) on a local store takes no
+ *      commit_lock, so an open never waits behind another file's commit
+ *      and its flush. It reads the two generations G_pv = st->pv_gen
+ *      (bumped, under st->lock, by every pvcur change a commit or delete
+ *      makes: store_pvcur_set/_drop/_drop_range, all after their txn
+ *      committed) and G_rel = st->release_gen (bumped under st->lock by
+ *      store_release_frag, after the releasing txn committed, in the same
+ *      critical section that looks for pins) BEFORE its read txn begins,
+ *      then reads and pins, then under st->lock:
+ *       - if G_rel moved, an image of what it read may have been released
+ *         (and deleted) before its pin: it unpins and starts over; once it
+ *         started over twice it loads under commit_lock as before (so a
+ *         load always ends). If G_rel did not move, any release of its
+ *         images comes after its pin and sees it (a zombie: store.c (1)).
+ *         A commit that committed before the read txn began released
+ *         nothing the read txn can see.
+ *       - it installs the version in pvcur only if G_pv did not move: a
+ *         commit of the object that committed after its read txn began
+ *         sets or drops the slot after that, and a stale version must not
+ *         replace it. The version it returns is still a consistent one: the
+ *         open ran concurrently with that commit.
+ *      A RADOS store (an applier and base loads change the index under
+ *      commit_lock) loads under commit_lock as before.
  */
 #include "index/store_int.h"
 #include "index/store_rados.h"
 #include "index/rowidx.h"
+#include "cache/fault.h"
 #include "cache/log.h"
 
 #include <assert.h>
@@ -96,12 +120,13 @@ static int pver_check(const struct pver *pv)
 /* The slot table is a small direct-mapped cache: a collision replaces. */
 #define PVCUR_SLOTS 1024
 
-void store_pvcur_set(struct store *st, struct pver *pv)
+/* With st->lock: put PV in its slot. @return the version it replaced
+ * (to pver_put once st->lock is released). */
+static struct pver *pvcur_install(struct store *st, struct pver *pv)
 {
 	struct pvslot *s;
 	struct pver *old = NULL;
 
-	pthread_mutex_lock(&st->lock);
 	if (!st->pvcur) {
 		st->pvcur = calloc(PVCUR_SLOTS, sizeof(*st->pvcur));
 		st->pvcur_cap = st->pvcur ? PVCUR_SLOTS : 0;
@@ -112,6 +137,16 @@ void store_pvcur_set(struct store *st, struct pver *pv)
 		s->ino = pv->in.ino;
 		s->pv = pver_ref(pv);
 	}
+	return old;
+}
+
+void store_pvcur_set(struct store *st, struct pver *pv)
+{
+	struct pver *old;
+
+	pthread_mutex_lock(&st->lock);
+	st->pv_gen++;                   /* (5) */
+	old = pvcur_install(st, pv);
 	pthread_mutex_unlock(&st->lock);
 	pver_put(old);
 }
@@ -140,6 +175,7 @@ void store_pvcur_drop(struct store *st, uint64_t ino)
 	struct pver *old = NULL;
 
 	pthread_mutex_lock(&st->lock);
+	st->pv_gen++;                   /* (5) */
 	if (st->pvcur_cap) {
 		struct pvslot *s = &st->pvcur[ino % st->pvcur_cap];
 		if (s->ino == ino) {
@@ -157,6 +193,7 @@ void store_pvcur_drop_range(struct store *st, uint64_t from, uint64_t to)
 	for (size_t i = 0; i < PVCUR_SLOTS; i++) {
 		struct pver *old = NULL;
 		pthread_mutex_lock(&st->lock);
+		st->pv_gen++;           /* (5) */
 		if (i < st->pvcur_cap && st->pvcur[i].ino >= from && st->pvcur[i].ino < to) {
 			old = st->pvcur[i].pv;
 			st->pvcur[i].pv = NULL;
@@ -181,23 +218,15 @@ static struct pver *pvcur_get(struct store *st, uint64_t ino)
 	return pv;
 }
 
-/* Load INO's current version from the index. */
-static int pver_load(struct store *st, uint64_t ino, struct pver **out)
+/* Read INO's current version from the index (in PV, which has st and
+ * refs set) and pin it. @return 0 or -errno (PV's lists freed). */
+static int pver_read_pin(struct store *st, uint64_t ino, struct pver *pv)
 {
 	struct idx_txn *t;
-	struct pver *pv = calloc(1, sizeof(*pv));
-	int rc;
+	int rc = idx_begin(st->idx, 1, &t);
 
-	*out = NULL;
-	if (!pv)
-		return -ENOMEM;
-	pv->st = st;
-	pv->refs = 1;
-	/* read + pin under commit_lock: store.c invariant (2) */
-	store_xlock(st);
-	rc = idx_begin(st->idx, 1, &t);
 	if (rc)
-		goto fail;
+		return rc;
 	rc = idx_inode_get(t, ino, &pv->in);
 	if (!rc && S_ISDIR(pv->in.mode))
 		rc = -EISDIR;
@@ -217,28 +246,76 @@ static int pver_load(struct store *st, uint64_t ino, struct pver **out)
 		rc = idx_frags_load(t, ino, &pv->frags, &pv->nfrags);
 	}
 	idx_abort(t);
-	if (!rc && !pv->inl && pv->nfrags == 0 && pv->in.size == 0)
-		pv->inl = calloc(1, 1);     /* empty object */
-	if (rc)
-		goto fail;
-	if (!pv->inl && !(pver_check(pv))) {
+	FAULT_CRASH("pver_read");      /* tests: a commit between read and pin */
+	if (!rc && !pv->inl && pv->nfrags == 0 && pv->in.size == 0 && !(pv->inl = calloc(1, 1)))
+		rc = -ENOMEM;           /* empty object */
+	if (!rc && !pv->inl && !(pver_check(pv))) {
 		log_err("object %llu: fragment list does not cover its size", (unsigned long long)ino);
 		rc = -EUCLEAN;
-		goto fail;
 	}
-	rc = store_pin_list(st, pv, NULL, 0);
-	if (rc)
-		goto fail;
-	store_pvcur_set(st, pv);   /* still under commit_lock: no commit in between */
-	store_xunlock(st);
+	if (!rc)
+		rc = store_pin_list(st, pv, NULL, 0);
+	if (rc) {
+		free(pv->frags);
+		free(pv->inl);
+		pv->frags = NULL;
+		pv->inl = NULL;
+		pv->nfrags = 0;
+	}
+	return rc;
+}
+
+/* Load INO's current version from the index: without commit_lock on a
+ * local store, under it on a RADOS one (invariant (7)). */
+static int pver_load(struct store *st, uint64_t ino, struct pver **out)
+{
+	struct pver *pv = calloc(1, sizeof(*pv)), *old = NULL;
+	int locked = st->rados != NULL, rc;
+
+	*out = NULL;
+	if (!pv)
+		return -ENOMEM;
+	pv->st = st;
+	pv->refs = 1;
+	for (int tries = 0;; tries++) {
+		uint64_t g_pv, g_rel;
+		int stale;
+
+		if (tries == 2)
+			locked = 1;     /* commits keep releasing: as before */
+		if (locked)
+			store_xlock(st);   /* store.c invariant (2) */
+		pthread_mutex_lock(&st->lock);
+		g_pv = st->pv_gen;
+		g_rel = st->release_gen;
+		pthread_mutex_unlock(&st->lock);
+		rc = pver_read_pin(st, ino, pv);
+		if (rc) {
+			if (locked)
+				store_xunlock(st);
+			free(pv);
+			return rc == -EUCLEAN ? -EIO : rc;
+		}
+		pthread_mutex_lock(&st->lock);
+		stale = !locked && st->release_gen != g_rel;
+		if (!stale && (locked || st->pv_gen == g_pv))
+			old = pvcur_install(st, pv);
+		pthread_mutex_unlock(&st->lock);
+		if (locked)
+			store_xunlock(st);
+		if (!stale)
+			break;
+		__atomic_add_fetch(&st->stats.load_retries, 1, __ATOMIC_RELAXED);
+		store_unpin_list(st, pv);   /* (7): start over */
+		free(pv->frags);
+		free(pv->inl);
+		memset(pv, 0, sizeof(*pv));
+		pv->st = st;
+		pv->refs = 1;
+	}
+	pver_put(old);
 	*out = pv;
 	return 0;
-fail:
-	store_xunlock(st);
-	free(pv->frags);
-	free(pv->inl);
-	free(pv);
-	return rc == -EUCLEAN ? -EIO : rc;
 }
 
 /* A read-only opener that applies no log (a tool or libpayload beside a

@@ -6,9 +6,13 @@
  *      0 (committed) and no pver pins it. A count reaching 0 while pinned
  *      marks it a zombie; the last unpin re-checks the count in a fresh
  *      read txn before deleting (a commit may have reused it meanwhile).
- *  (2) Loading a version (read txn + pin) and a commit's txn + release are
- *      serialized by commit_lock, so no image can be deleted between a
- *      version being read from the index and its fragments being pinned.
+ *  (2) No image can be deleted between a version being read from the
+ *      index and its fragments being pinned: on a RADOS store loading a
+ *      version (read txn + pin) and a commit's txn + release are
+ *      serialized by commit_lock; on a local store the load does not wait
+ *      for commits: it pins, then sees whether any image was released
+ *      since before its read txn began (st->release_gen) and if so starts
+ *      over (pver.c (7)).
  *  (3) Fragment ids are allocated from st->next_frag, which starts above
  *      every id in the index and on disk, and each commit (and the clean
  *      close) records the high-water mark in meta "next_frag": ids are
@@ -362,6 +366,7 @@ void store_release_frag(struct store *st, const struct frag_desc *d)
 	long i;
 
 	pthread_mutex_lock(&st->lock);
+	st->release_gen++;              /* pver.c (7) */
 	i = pm_find(&st->pins, d->id);
 	if (i >= 0)
 		st->pins.zombie[i] = 1;
@@ -986,6 +991,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = open_sweep(st, o->sweep);
 	if (!rc && (!st->rdonly || srados_follower(st)))
 		rc = dur_start(st, !o->sync);
+	if (!rc && !st->rados && !st->rdonly)
+		st->grouped = gcommit_wanted();   /* local group commit (gcommit.c) */
 	if (!rc)
 		rc = srados_start(st);
 	if (rc) {
@@ -1086,6 +1093,8 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->row_scans = __atomic_load_n(&st->stats.row_scans, __ATOMIC_RELAXED);
 	out->rowidx_hits = __atomic_load_n(&st->stats.rowidx_hits, __ATOMIC_RELAXED);
 	out->view_resolves = __atomic_load_n(&st->stats.view_resolves, __ATOMIC_RELAXED);
+	out->load_retries = __atomic_load_n(&st->stats.load_retries, __ATOMIC_RELAXED);
+	out->index_txns = st->idx ? idx_write_commits(st->idx) : 0;
 	fcache_get_stats(st->cache, &cs);
 	out->cache_hits = cs.hits;
 	out->cache_misses = cs.misses;

@@ -431,12 +431,17 @@ struct store_stats {
 	uint64_t syncs, sync_failures;   /* index flushes by store_sync */
 	uint64_t deletes_pending;  /* released images not deleted yet: waiting
 				    * for a flush, or for the reaper */
-	uint64_t log_rounds;       /* RADOS writer: commit rounds that reached the
-				    * log (one append each; index/gcommit.c) */
+	uint64_t log_rounds;       /* commit rounds that committed (index/gcommit.c):
+				    * one log append each on a RADOS writer, one
+				    * index flush each on a local store */
 	uint64_t log_round_members;   /* ... and the commits they carried */
 	uint64_t row_scans;        /* fragments decoded to find where a row starts */
 	uint64_t rowidx_hits;      /* rows found through a fragment's row index */
 	uint64_t view_resolves;    /* row views resolved (view_resolve) */
+	uint64_t load_retries;     /* cold version loads started over: an image was
+				    * released meanwhile (pver.c (7)) */
+	uint64_t index_txns;       /* LMDB write txns that committed a change (each
+				    * one fdatasync of the index; idx_write_commits) */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
 /* Committers waiting now to join a commit round, or in one for their turn

@@ -76,6 +76,8 @@ struct store {
 	struct pinmap pins;          /* protected by lock */
 	struct pvslot *pvcur;        /* protected by lock: ino -> current pver */
 	size_t pvcur_cap;
+	uint64_t pv_gen;             /* protected by lock: pvcur changes by commits (pver.c (7)) */
+	uint64_t release_gen;        /* protected by lock: images released (pver.c (7)) */
 	struct store_stats stats;    /* atomic fields */
 	/* durability and deferred deletion (durable.c) */
 	int dur_lazy;                /* NOMETASYNC index, the syncer; immutable while open */
@@ -205,7 +207,8 @@ int store_destroy_inode(struct idx_txn *t, uint64_t ino, struct frag_desc **free
 void store_release_list(struct store *st, struct frag_desc *freed, uint32_t n);
 
 /* Begin a write txn under commit_lock (released by store_wend). On a
- * RADOS writer it is a child txn in a commit round (gcommit.c). */
+ * writable store (a local one or a RADOS writer) it is a member of a
+ * commit round (gcommit.c) unless PAYLOADFS_GROUP_COMMIT=0. */
 int store_wbegin(struct store *st, struct idx_txn **t);
 /* The pieces of store_wend, for callers with a post-commit section under
  * commit_lock (commit.c): store_wcommit commits T and returns when it is
@@ -219,6 +222,8 @@ void store_wunlock(struct store *st);
 void store_xlock(struct store *st);
 void store_xunlock(struct store *st);
 void gate_init(struct cgate *g);
+/* PAYLOADFS_GROUP_COMMIT is not "0": a writable store commits in rounds. */
+int gcommit_wanted(void);
 void gate_destroy(struct cgate *g);
 
 /* The reserve that lets deletes run on a full file system (reserve.c).

@@ -720,7 +720,7 @@ int srados_open(struct store *st, const struct store_opts *o, int created)
 	idx_set_commit_hook(st->idx, append_hook, r);
 	/* group commit (gcommit.c); PAYLOADFS_GROUP_COMMIT=0: a round per
 	 * commit (measurements, docs/rados.md) */
-	st->grouped = !getenv("PAYLOADFS_GROUP_COMMIT") || strcmp(getenv("PAYLOADFS_GROUP_COMMIT"), "0");
+	st->grouped = gcommit_wanted();
 	return 0;
 }
 

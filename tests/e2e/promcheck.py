@@ -40,6 +40,7 @@ STATS_TO_METRIC = {
     "io.fragments_written": "payloadfs_fragments_written_total",
     "io.fragments_deleted": "payloadfs_fragments_deleted_total",
     "io.commits": "payloadfs_commits_total",
+    "io.index_txns": "payloadfs_index_transactions_total",
     "io.syncs": "payloadfs_syncs_total",
     "io.sync_failures": "payloadfs_sync_failures_total",
     "io.deletes_pending": "payloadfs_deletes_pending",
@@ -49,6 +50,10 @@ STATS_TO_METRIC = {
     "nodes.objects": "payloadfs_kernel_objects",
     "nodes.names": "payloadfs_kernel_names",
     "nodes.sealed": "payloadfs_write_opens_sealed_total",
+    "nodes.notify_waits": "payloadfs_close_notify_waits_total",
+    "views.resolves": "payloadfs_view_resolves_total",
+    "views.row_scans": "payloadfs_view_row_scans_total",
+    "views.row_index_hits": "payloadfs_view_row_index_hits_total",
     "memory.rss": "payloadfs_resident_memory_bytes",
     "memory.peak_rss": "payloadfs_resident_memory_peak_bytes",
 }
