@@ -80,6 +80,15 @@ static int mount_only_option(const char *arg)
 	static const char *const names[] = {
 		"defaults", "_netdev", "auto", "noauto", "nofail", "user", "nouser",
 		"users", "owner", "group", "comment", "loop",
+		/* atime policies. payloadfs never updates atime on read (only
+		 * utimensat(2) sets it: docs/design.md, "Not implemented"), and
+		 * the kernel never updates a FUSE inode's atime itself, so every
+		 * policy gives the same result: accepted, ignored. libfuse 3.14
+		 * refuses these in its own parser; it accepts noatime and atime
+		 * (the MS_NOATIME flag, shown in /proc/mounts), which are left
+		 * to it. */
+		"relatime", "norelatime", "strictatime", "nostrictatime",
+		"lazytime", "nolazytime", "nodiratime", "diratime",
 	};
 
 	if (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0)
@@ -152,6 +161,8 @@ static void usage(const char *prog)
 	       "    -o allow_other          let other users in (permissions are enforced)\n"
 	       "    -o defaults,_netdev,auto,noauto,nofail,user,users,x-*  mount(8)/fstab\n"
 	       "                            options: accepted and ignored\n"
+	       "    -o relatime,noatime,...  atime policies: accepted; atime changes only by\n"
+	       "                            utimensat(2), never on read, whichever is given\n"
 	       "    -f                      stay in the foreground, log to stderr\n"
 	       "    -d                      debug: foreground, log every request\n"
 	       "    -h, --help              this help\n"

@@ -97,6 +97,28 @@ echo done'
 	[[ $output == *done ]]
 }
 
+@test "fstab: a defaults,relatime,noatime,... line mounts (atime policies accepted; atime only by utimensat)" {
+	cat >"$TMP/fstab" <<-EOF
+	$STORE $MNT fuse.payloadfs defaults,relatime,noatime,lazytime,nodiratime,strictatime,diratime,pidfile=$TMP/pid1,logfile=$TMP/log1 0 0
+	EOF
+	run in_ns '
+mount -a -T "$TMP/fstab" || exit 1
+mountpoint -q "$MNT" && echo "atime line mounted"
+echo a >"$MNT/a" || exit 2
+touch -a -d @1000000000 "$MNT/a" || exit 3
+cat "$MNT/a" >/dev/null || exit 4
+stat -c "atime %X" "$MNT/a"
+umount "$MNT" || exit 5
+wait_gone "$TMP/pid1" || exit 6
+echo done'
+	show_output
+	[ "$status" -eq 0 ]
+	[[ $output == *"atime line mounted"* ]]
+	# a read leaves the atime that utimensat set, whatever the policy
+	[[ $output == *"atime 1000000000"* ]]
+	[[ $output == *done ]]
+}
+
 @test "payloadfs itself ignores the options of mount(8) and systemd (what mount.fuse3 may pass on)" {
 	mount_pfs "defaults,_netdev,auto,nofail,user,users,x-systemd.automount,x-systemd.requires=a.mount"
 	echo z >"$MNT/z"
