@@ -504,7 +504,7 @@ int backend_cached_open(struct frag_backend *inner, const char *dir, uint64_t bu
 	*out = &c->base;
 	return 0;
 fail:
-	log_err("%s: cannot open the image cache: %s", dir, strerror(-rc));
+	log_err("%s: cannot open the image cache: %s (%s)", dir, strerror(-rc), log_errname(rc));
 	c->inner = NULL;             /* the caller keeps it on failure */
 	c_destroy(&c->base);
 	return rc;

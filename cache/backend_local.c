@@ -243,7 +243,7 @@ static int ring_fsync(struct io_uring *ring, const int *fds, size_t n, int *brok
 		rc = io_uring_submit_and_wait(ring, 1);
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
 			unsigned left = io_uring_sq_ready(ring);   /* never submitted */
-			*broken = 1;
+			*broken = rc;                              /* < 0: the submit's error */
 			for (size_t i = next - left; i < n; i++)
 				if (fsync(fds[i]) < 0 && !err)
 					err = -errno;
@@ -294,7 +294,8 @@ static int uring_fsync_all(struct local_backend *b, const int *fds, size_t n)
 	if (ss->state == 1) {
 		rc = ring_fsync(&ss->ring, fds, n, &broken);
 		if (broken) {
-			log_err("io_uring fsync batch failed: this sync ring is given up");
+			log_err("io_uring fsync batch failed: submit: %s (%s): this sync ring is given up",
+				strerror(-broken), log_errname(broken));
 			io_uring_queue_exit(&ss->ring);
 			ss->state = -1;
 		}
@@ -338,7 +339,8 @@ static int syncfs_locked(struct local_backend *b, int fault)
 		b->all_err = rc;
 		__atomic_store_n(&b->sync_mode, SYNC_FSYNC, __ATOMIC_RELAXED);
 		log_err("fragments: syncfs failed (%s): images put before now cannot be vouched for; "
-			"syncs of all images fail from now on, commits sync file by file", strerror(-rc));
+			"syncs of all images fail from now on, commits sync file by file (%s)", strerror(-rc),
+			log_errname(rc));
 	}
 	return rc;
 }
@@ -417,7 +419,7 @@ static int sync_all(struct local_backend *b)
 		pthread_mutex_lock(&b->syncfs_lock);
 		if (!b->all_err)
 			log_err("fragments: fsync failed (%s): images put before now cannot be vouched for; "
-				"syncs of all images fail from now on", strerror(-rc));
+				"syncs of all images fail from now on (%s)", strerror(-rc), log_errname(rc));
 		b->all_err = rc;
 		pthread_mutex_unlock(&b->syncfs_lock);
 	}
@@ -768,7 +770,8 @@ static void uring_batch(struct local_backend *b, struct frag_get *reqs, size_t n
 	if (rs->ok) {
 		int rc = uring_read_all(&rs->ring, reqs, n, st, redo);
 		if (rc) {
-			log_err("io_uring read failed (%s): switching to pread", strerror(-rc));
+			log_err("io_uring read failed (%s): switching to pread (%s)", strerror(-rc),
+				log_errname(rc));
 			io_uring_queue_exit(&rs->ring);
 			rs->ok = 0;
 		}
@@ -960,7 +963,8 @@ static int local_sync_dels(struct frag_backend *fb)
 
 	if (syncfs(b->rootfd) < 0) {
 		int rc = -errno;
-		log_err("fragments: syncfs after deletions failed: %s", strerror(-rc));
+		log_err("fragments: syncfs after deletions failed: %s (%s)", strerror(-rc),
+			log_errname(rc));
 		return rc;
 	}
 	return 0;
@@ -1032,7 +1036,7 @@ static int local_open(const char *dir, int rdonly, struct frag_backend **out)
 	*out = &b->base;
 	return 0;
 fail:
-	log_err("%s: cannot open fragment store: %s", dir, strerror(-rc));
+	log_err("%s: cannot open fragment store: %s (%s)", dir, strerror(-rc), log_errname(rc));
 	local_destroy(&b->base);
 	return rc;
 }

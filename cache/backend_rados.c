@@ -648,8 +648,8 @@ int backend_rados_open_conn(struct rconn *conn, const char *pool, const char *ns
 	*out = &b->base;
 	return 0;
 fail:
-	log_err("rados: cannot open fragment store %s/%s: %s", pool ? pool : "(null)",
-		nspace ? nspace : "(null)", strerror(-rc));
+	log_err("rados: cannot open fragment store %s/%s: %s (%s)", pool ? pool : "(null)",
+		nspace ? nspace : "(null)", strerror(-rc), log_errname(rc));
 	rados_destroy(&b->base);
 	return rc;
 }

@@ -619,17 +619,19 @@ static void read_decode(struct fcache *c, struct load *ls, size_t m)
 		rc = frag_get_many_cb(ls[0].ref.backend, gv, m, arrived, &arr);
 		pool_group_wait(c->pool, &arr.g);    /* every decode queued ran */
 		if (!rc && arr.queued != m) {
-			log_err("fragments: batched read finished %zu of %zu images", arr.queued, m);
+			log_err("fragments: batched read finished %zu of %zu images (EIO)", arr.queued, m);
 			rc = -EIO;    /* a backend broke its contract: fail them all */
 		}
 		if (rc)
-			log_err("fragments: batched read of %zu failed: %s", m, strerror(-rc));
+			log_err("fragments: batched read of %zu failed: %s (%s)", m, strerror(-rc),
+				log_errname(rc));
 		else
 			stat_add(&c->parallel, m);
 	} else if (!rc) {
 		rc = frag_get_many(ls[0].ref.backend, gv, m);
 		if (rc)
-			log_err("fragments: batched read of %zu failed: %s", m, strerror(-rc));
+			log_err("fragments: batched read of %zu failed: %s (%s)", m, strerror(-rc),
+				log_errname(rc));
 	}
 	if (!rc) {
 		stat_add(&c->batches, 1);
@@ -783,7 +785,7 @@ static int ref_matches(const struct entry *e, const struct frag_ref *ref)
 	if (e->buf.len == ref->raw_len && e->checksum == ref->checksum)
 		return 1;
 	log_err("fragment %016" PRIx64 ": cached length %zu / checksum %016" PRIx64
-		" differ from the index (%" PRIu32 " / %016" PRIx64 ")",
+		" differ from the index (%" PRIu32 " / %016" PRIx64 "): read refused (EIO)",
 		ref->id, e->buf.len, e->checksum, ref->raw_len, ref->checksum);
 	return 0;
 }

@@ -143,7 +143,7 @@ struct pool *pool_new(unsigned nthreads)
 	for (unsigned i = 0; i < nthreads; i++) {
 		int rc = pthread_create(&p->threads[i], NULL, worker, p);
 		if (rc) {
-			log_err("pool: cannot start worker thread %u: %s", i, strerror(rc));
+			log_err("pool: cannot start worker thread %u: %s (%s)", i, strerror(rc), log_errname(rc));
 			pool_free(p);
 			return NULL;
 		}

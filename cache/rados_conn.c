@@ -30,7 +30,7 @@ static int conf_set_uint(rados_t cl, const char *key, unsigned val)
 	snprintf(buf, sizeof(buf), "%u", val);
 	rc = rados_conf_set(cl, key, buf);
 	if (rc)
-		log_err("rados: cannot set %s=%s: %s", key, buf, strerror(-rc));
+		log_err("rados: cannot set %s=%s: %s (%s)", key, buf, strerror(-rc), log_errname(rc));
 	return rc;
 }
 
@@ -48,19 +48,20 @@ int rconn_open(const struct rados_conf *c, struct rconn **out)
 	rc->refs = 1;
 	err = rados_create(&rc->cluster, id);
 	if (err) {
-		log_err("rados: cannot create a handle for client.%s: %s", id, strerror(-err));
+		log_err("rados: cannot create a handle for client.%s: %s (%s)", id, strerror(-err),
+			log_errname(err));
 		free(rc);
 		return err;
 	}
 	err = rados_conf_read_file(rc->cluster, c->conf_path);
 	if (err) {
-		log_err("rados: cannot read the Ceph configuration %s: %s",
-			c->conf_path ? c->conf_path : "(default search)", strerror(-err));
+		log_err("rados: cannot read the Ceph configuration %s: %s (%s)",
+			c->conf_path ? c->conf_path : "(default search)", strerror(-err), log_errname(err));
 		goto fail;
 	}
 	err = rados_conf_parse_env(rc->cluster, NULL);
 	if (err) {
-		log_err("rados: bad CEPH_ARGS: %s", strerror(-err));
+		log_err("rados: bad CEPH_ARGS: %s (%s)", strerror(-err), log_errname(err));
 		goto fail;
 	}
 	/* invariant 2 */
@@ -70,8 +71,9 @@ int rconn_open(const struct rados_conf *c, struct rconn **out)
 		goto fail;
 	err = rados_connect(rc->cluster);
 	if (err) {
-		log_err("rados: cannot connect to the cluster (%s) as client.%s: %s",
-			c->conf_path ? c->conf_path : "default configuration", id, strerror(-err));
+		log_err("rados: cannot connect to the cluster (%s) as client.%s: %s (%s)",
+			c->conf_path ? c->conf_path : "default configuration", id, strerror(-err),
+			log_errname(err));
 		goto fail;
 	}
 	*out = rc;
@@ -112,7 +114,8 @@ int rconn_ioctx(struct rconn *rc, const char *pool, const char *nspace, rados_io
 		return -EINVAL;
 	err = rados_ioctx_create(rc->cluster, pool, out);
 	if (err) {
-		log_err("rados: pool %s: %s", pool, strerror(-err));
+		log_err("rados: pool %s: opening an I/O context: %s (%s)", pool, strerror(-err),
+			log_errname(err));
 		*out = NULL;
 		return err;
 	}

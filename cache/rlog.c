@@ -316,10 +316,10 @@ int rlog_open(struct rconn *rc, const char *pool, const char *nspace, int create
 	return 0;
 fail:
 	if (err == -EPROTO)
-		log_err("rlog %s: %s is not a payloadfs head of format %d", l->name, RLOG_HEAD,
-			RLOG_FORMAT);
+		log_err("rlog %s: open: %s is not a payloadfs head of format %d (EPROTO)", l->name,
+			RLOG_HEAD, RLOG_FORMAT);
 	else if (err != -ENOENT || create)
-		log_err("rlog %s: cannot open: %s", l->name, strerror(-err));
+		log_err("rlog %s: cannot open: %s (%s)", l->name, strerror(-err), log_errname(err));
 	rlog_close(l);
 	return err;
 }
@@ -430,18 +430,18 @@ static int fetch_big(struct rlog *l, uint64_t lsn, const unsigned char *p, size_
 			int e = entry_exists(l, lsn);
 			rc = e < 0 ? e : e ? -EUCLEAN : -ERANGE;
 			if (rc == -EUCLEAN)
-				log_err("rlog %s: entry %" PRIu64 ": object part %u is missing",
+				log_err("rlog %s: entry %" PRIu64 ": read: object part %u is missing (EUCLEAN)",
 					l->name, lsn, i);
 		} else if (ret[i] < 0) {
 			rc = ret[i];
 		} else if ((size_t)ret[i] != n) {
-			log_err("rlog %s: entry %" PRIu64 ": object part %u is %d bytes, not %zu",
+			log_err("rlog %s: entry %" PRIu64 ": read: object part %u is %d bytes, not %zu (EUCLEAN)",
 				l->name, lsn, i, ret[i], n);
 			rc = -EUCLEAN;
 		}
 	}
 	if (rc == 0 && XXH64(buf, length, 0) != hash) {
-		log_err("rlog %s: entry %" PRIu64 ": its objects do not match its record (xxh64)",
+		log_err("rlog %s: entry %" PRIu64 ": read: its objects do not match its record (xxh64) (EUCLEAN)",
 			l->name, lsn);
 		rc = -EUCLEAN;
 	}
@@ -519,8 +519,8 @@ static int missing(struct rlog *l, const struct page *pg, uint64_t want)
 {
 	if (pg->first == 0 || pg->first > want)
 		return -ERANGE;
-	log_err("rlog %s: the log has a hole: entry %" PRIu64 " is missing (held %" PRIu64
-		"..%" PRIu64 ")", l->name, want, pg->first, pg->tail);
+	log_err("rlog %s: read: the log has a hole: entry %" PRIu64 " is missing (held %" PRIu64
+		"..%" PRIu64 ") (EUCLEAN)", l->name, want, pg->first, pg->tail);
 	return -EUCLEAN;
 }
 
@@ -543,7 +543,8 @@ static int deliver(struct rlog *l, uint64_t lsn, const char *v, size_t vl,
 		free(big);
 		return rc;
 	}
-	log_err("rlog %s: entry %" PRIu64 ": unknown value kind (%zu bytes)", l->name, lsn, vl);
+	log_err("rlog %s: entry %" PRIu64 ": read: unknown value kind (%zu bytes) (EUCLEAN)", l->name,
+		lsn, vl);
 	return -EUCLEAN;
 }
 
@@ -569,7 +570,8 @@ int rlog_read(struct rlog *l, uint64_t after, size_t max,
 			if (rc == 0 && lsn != pos + 1 && n == 0) {
 				rc = missing(l, &pg, pos + 1);
 			} else if (rc == 0 && lsn != pos + 1) {
-				log_err("rlog %s: the log has a hole after entry %" PRIu64, l->name, pos);
+				log_err("rlog %s: read: the log has a hole after entry %" PRIu64 " (EUCLEAN)", l->name,
+					pos);
 				rc = -EUCLEAN;
 			}
 			if (rc == 0)
@@ -584,7 +586,7 @@ int rlog_read(struct rlog *l, uint64_t after, size_t max,
 		if (rc == 0 && n == 0 && pg.tail > pos)
 			rc = missing(l, &pg, pos + 1);
 		if (rc == 0 && n < want && !pg.more && pos < pg.tail) {
-			log_err("rlog %s: the log ends at %" PRIu64 ", its tail says %" PRIu64,
+			log_err("rlog %s: read: the log ends at %" PRIu64 ", its tail says %" PRIu64 " (EUCLEAN)",
 				l->name, pos, pg.tail);
 			rc = -EUCLEAN;
 		}

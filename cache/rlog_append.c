@@ -238,7 +238,7 @@ static int append_failed(struct rlog *l, uint64_t epoch, uint64_t first, uint64_
 			l->state = S_DOUBT;
 		pthread_mutex_unlock(&l->lock);
 		log_err("rlog %s: the append of %" PRIu64 "..%" PRIu64 " timed out: in doubt until "
-			"a new session", l->name, first, last);
+			"a new session (%s)", l->name, first, last, log_errname(rc));
 		return rc;
 	}
 	if (rc != -ECANCELED && rc != -ESHUTDOWN)
@@ -247,18 +247,18 @@ static int append_failed(struct rlog *l, uint64_t epoch, uint64_t first, uint64_
 	if (r == -ESTALE)
 		return r;
 	if (r) {        /* cannot tell why: the append failed (nothing landed) */
-		log_err("rlog %s: the append of %" PRIu64 " failed its compare; reading the head: %s",
-			l->name, first, strerror(-r));
+		log_err("rlog %s: the append of %" PRIu64 " failed its compare; reading the head: %s (%s)",
+			l->name, first, strerror(-r), log_errname(r));
 		return r;
 	}
 	if (h.tail >= first) {
-		log_err("rlog %s: the append at %" PRIu64 " finds the log at %" PRIu64 " already",
+		log_err("rlog %s: the append at %" PRIu64 " finds the log at %" PRIu64 " already (EEXIST)",
 			l->name, first, h.tail);
 		return -EEXIST;
 	}
 	if (h.tail < first - 1) {
 		log_err("rlog %s: the append at %" PRIu64 " would leave a gap (the log ends at %"
-			PRIu64 ")", l->name, first, h.tail);
+			PRIu64 ") (ERANGE)", l->name, first, h.tail);
 		return -ERANGE;
 	}
 	return -EAGAIN;
@@ -353,7 +353,7 @@ static int trim_big(struct rlog *l, uint64_t upto, uint64_t epoch)
 			uint64_t lsn;
 			uint32_t parts;
 			if (strlen(k) != 35 || rlog_parse_hex16(k + 2, 16, &lsn) || vl != 4) {
-				log_err("rlog %s: a damaged intent key %s", l->name, k);
+				log_err("rlog %s: reading the intents: a damaged intent key %s (EUCLEAN)", l->name, k);
 				rc = -EUCLEAN;
 				break;
 			}
@@ -423,7 +423,7 @@ int rlog_trim(struct rlog *l, uint64_t upto)
 	if (rc)
 		return rc;
 	if (!h.has_base || upto > h.base.lsn) {
-		log_err("rlog %s: trim to %" PRIu64 " refused: the newest base is at %" PRIu64,
+		log_err("rlog %s: trim to %" PRIu64 " refused: the newest base is at %" PRIu64 " (EINVAL)",
 			l->name, upto, h.has_base ? h.base.lsn : 0);
 		return -EINVAL;
 	}

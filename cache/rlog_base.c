@@ -107,7 +107,7 @@ static void drop_others(struct rlog *l, uint64_t keep_lsn, uint64_t keep_epoch, 
 			snprintf(after, sizeof(after), "%s", k);
 			if (strlen(k) != 35 || vl != 4 || rlog_parse_hex16(k + 2, 16, &v[n].lsn) ||
 			    rlog_parse_hex16(k + 19, 16, &v[n].epoch)) {
-				log_err("rlog %s: a damaged base key %s", l->name, k);
+				log_err("rlog %s: listing the bases: a damaged base key %s: skipped", l->name, k);
 				continue;
 			}
 			v[n].count = rlog_get32((const unsigned char *)val);
@@ -181,7 +181,7 @@ static int write_chunks(struct rlog *l, uint64_t lsn, uint64_t epoch,
 		}
 		if (len > RLOG_CHUNK_MAX || rec->chunks >= CHUNKS_MAX) {
 			log_err("rlog %s: base chunk %u of %zu bytes: too big (%u bytes, %u chunks "
-				"at most)", l->name, rec->chunks, len, RLOG_CHUNK_MAX, CHUNKS_MAX);
+				"at most) (EFBIG)", l->name, rec->chunks, len, RLOG_CHUNK_MAX, CHUNKS_MAX);
 			rc = -EFBIG;
 			break;
 		}
@@ -243,7 +243,7 @@ int rlog_base_put(struct rlog *l, uint64_t lsn,
 		return 0;
 	if (lsn > h.tail || (h.has_base && lsn < h.base.lsn)) {
 		log_err("rlog %s: a base at %" PRIu64 " refused: the log ends at %" PRIu64
-			", the newest base is at %" PRIu64, l->name, lsn, h.tail,
+			", the newest base is at %" PRIu64 " (EINVAL)", l->name, lsn, h.tail,
 			h.has_base ? h.base.lsn : 0);
 		return -EINVAL;
 	}
@@ -256,7 +256,8 @@ int rlog_base_put(struct rlog *l, uint64_t lsn,
 	if (rc) {
 		if (bound && rc != -ESTALE)
 			drop_base(l, lsn, rec.epoch, bound, rec.epoch);
-		log_err("rlog %s: the base at %" PRIu64 " failed: %s", l->name, lsn, strerror(-rc));
+		log_err("rlog %s: the base at %" PRIu64 " failed: %s (%s)", l->name, lsn, strerror(-rc),
+			log_errname(rc));
 		return rc;
 	}
 	log_info("rlog %s: base at %" PRIu64 " recorded (%u chunks, %" PRIu64 " bytes)", l->name,
@@ -392,7 +393,7 @@ static int read_chunks(struct rlog *l, const struct rlog_base_rec *b,
 	}
 	if (rc == 0 && (bytes != b->bytes || XXH64_digest(st) != b->hash)) {
 		log_err("rlog %s: the base at %" PRIu64 " does not match its record (%" PRIu64
-			" bytes read, %" PRIu64 " recorded, or the xxh64 differs)", l->name, b->lsn,
+			" bytes read, %" PRIu64 " recorded, or the xxh64 differs) (EUCLEAN)", l->name, b->lsn,
 			bytes, b->bytes);
 		rc = -EUCLEAN;
 	}
@@ -441,7 +442,7 @@ int rlog_base_get(struct rlog *l, uint64_t *lsn,
 		if (rc)
 			return rc;
 		if (h2.has_base && h2.base.lsn == h.base.lsn && h2.base.epoch == h.base.epoch) {
-			log_err("rlog %s: the base at %" PRIu64 " lacks a chunk", l->name, h.base.lsn);
+			log_err("rlog %s: the base at %" PRIu64 " lacks a chunk (EUCLEAN)", l->name, h.base.lsn);
 			return -EUCLEAN;
 		}
 	}

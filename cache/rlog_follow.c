@@ -142,7 +142,8 @@ int rlog_watch(struct rlog *l, void (*cb)(void *arg), void *arg)
 		rados_watch_flush(l->cluster);
 	}
 	if (rc)
-		log_err("rlog %s: cannot watch the head: %s", l->name, strerror(-rc));
+		log_err("rlog %s: cannot watch the head: %s (%s)", l->name, strerror(-rc),
+			log_errname(rc));
 	return rc;
 }
 
@@ -278,8 +279,8 @@ int rlog_followers(struct rlog *l, int (*cb)(void *arg, const struct rlog_follow
 			snprintf(after, sizeof(after), "%s", k);
 			rc = record_decode(k, v, vl, &f);
 			if (rc)
-				log_err("rlog %s: follower record %s: %s", l->name, k,
-					rc == -EPROTO ? "a newer version" : "damaged");
+				log_err("rlog %s: follower record %s: %s (%s)", l->name, k,
+					rc == -EPROTO ? "a newer version" : "damaged", log_errname(rc));
 			else
 				rc = cb(arg, &f);
 		}

@@ -27,7 +27,8 @@ static void fence_locked(struct rlog *l, const char *why)
 {
 	if (l->state == S_FENCED)
 		return;
-	log_err("rlog %s: writer session of epoch %" PRIu64 " fenced: %s", l->name, l->epoch, why);
+	log_err("rlog %s: writer session of epoch %" PRIu64 " fenced: %s: appends fail (ESTALE)",
+		l->name, l->epoch, why);
 	l->state = S_FENCED;
 	pthread_cond_broadcast(&l->cond);
 }
@@ -296,7 +297,7 @@ static int take_lock(struct rlog *l, unsigned lease_ms, unsigned wait_s, int for
 			continue;
 		}
 		if (force || rlog_now_ms() >= deadline) {
-			log_err("rlog %s: store is being written by %s (lease held)", l->name,
+			log_err("rlog %s: taking the lease: store is being written by %s (lease held) (EBUSY)", l->name,
 				cookie_holder(k.cookie));
 			return -EBUSY;
 		}
@@ -448,7 +449,8 @@ int rlog_acquire(struct rlog *l, unsigned lease_s, unsigned wait_s, int force, c
 		rc = -ESTALE;                   /* bumped again by another: not ours */
 	if (rc) {
 		if (rc != -EBUSY)
-			log_err("rlog %s: cannot start a writer session: %s", l->name, strerror(-rc));
+			log_err("rlog %s: cannot start a writer session: %s (%s)", l->name, strerror(-rc),
+				log_errname(rc));
 		goto out;
 	}
 	pthread_mutex_lock(&l->lock);
