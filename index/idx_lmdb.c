@@ -133,28 +133,31 @@ static __thread unsigned tls_txns;   /* txns this thread holds (invariant 5) */
 
 /* ---- errors ---- */
 
-static int mdb_err(int rc, const char *what)
+/* The negative errno an LMDB return code RC stands for. */
+static int mdb_errno(int rc)
 {
 	switch (rc) {
 	case 0: return 0;
 	case MDB_NOTFOUND: return -ENOENT;
-	case MDB_MAP_FULL: case MDB_TXN_FULL:
-		log_err("index: %s: %s", what, mdb_strerror(rc));
-		return -ENOSPC;
-	case MDB_READERS_FULL: log_err("index: %s: %s", what, mdb_strerror(rc)); return -EAGAIN;
+	case MDB_MAP_FULL: case MDB_TXN_FULL: return -ENOSPC;
+	case MDB_READERS_FULL: return -EAGAIN;
 	case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_BAD_TXN:
 	case MDB_INVALID: case MDB_VERSION_MISMATCH:
-		log_err("index: %s: %s", what, mdb_strerror(rc));
 		return -EIO;
 	default:
-		if (rc > 0 && rc < 4096) {
-			if (rc != ENOENT)
-				log_err("index: %s: %s", what, mdb_strerror(rc));
-			return -rc;
-		}
-		log_err("index: %s: %s", what, mdb_strerror(rc));
-		return -EIO;
+		return rc > 0 && rc < 4096 ? -rc : -EIO;
 	}
+}
+
+/* mdb_errno(RC), logged (LMDB's text and the errno) unless it is a plain
+ * "not found", which callers expect. WHAT names the operation. */
+static int mdb_err(int rc, const char *what)
+{
+	int e = mdb_errno(rc);
+
+	if (rc && rc != MDB_NOTFOUND && rc != ENOENT)
+		log_err("index: %s: %s (%s)", what, mdb_strerror(rc), log_errname(e));
+	return e;
 }
 
 /* ---- environment ---- */
@@ -212,7 +215,7 @@ static int check_format(struct idx *x, int create)
 	}
 	if (rc == MDB_NOTFOUND) {
 		idx_abort(t);
-		log_err("index: no format record: not a payloadfs store");
+		log_err("index: open: no format record: not a payloadfs store (EPROTO)");
 		return -EPROTO;
 	}
 	if (rc) {
@@ -220,7 +223,7 @@ static int check_format(struct idx *x, int create)
 		return mdb_err(rc, "get format");
 	}
 	if (idx_rec_format_decode(v.mv_data, v.mv_size, &ver) || ver < IDX_FORMAT_MIN || ver > IDX_FORMAT_VERSION) {
-		log_err("index: store format version %u, this build reads versions %u to %u",
+		log_err("index: open: store format version %u, this build reads versions %u to %u (EPROTO)",
 			v.mv_size == 4 ? ver : 0, IDX_FORMAT_MIN, IDX_FORMAT_VERSION);
 		idx_abort(t);
 		return -EPROTO;
@@ -472,8 +475,8 @@ static void maybe_grow(struct idx *x)
 		return;
 	}
 	if (rc) {
-		log_err("index: growing the map from %zu to %zu MiB failed: %s", info.me_mapsize >> 20,
-			want >> 20, mdb_strerror(rc));
+		log_err("index: growing the map from %zu to %zu MiB failed: %s (%s)", info.me_mapsize >> 20,
+			want >> 20, mdb_strerror(rc), log_errname(mdb_errno(rc)));
 		return;
 	}
 	__atomic_store_n(&x->grow_want, 0, __ATOMIC_RELAXED);
@@ -500,7 +503,7 @@ int idx_begin(struct idx *x, int rdonly, struct idx_txn **out)
 	t->parent = NULL;
 	if (!rdonly && __atomic_load_n(&x->behind, __ATOMIC_RELAXED)) {
 		free(t);
-		log_err("index: behind the index log after a failed local commit: reopen the store");
+		log_err("index: begin: behind the index log after a failed local commit: reopen the store (EIO)");
 		return -EIO;
 	}
 	if (!rdonly && tls_txns == 0)
@@ -566,8 +569,8 @@ static int log_entry(struct idx_txn *t)
 	rc = mdb_put(t->txn, t->x->dbi[DB_META], &k, &v, 0);
 	if (rc) {
 		__atomic_store_n(&t->x->behind, 1, __ATOMIC_RELAXED);
-		log_err("index: entry %llu is in the log but the local index could not record it: %s",
-			(unsigned long long)lsn, mdb_strerror(rc));
+		log_err("index: entry %llu is in the log but the local index could not record it: %s (%s)",
+			(unsigned long long)lsn, mdb_strerror(rc), log_errname(mdb_errno(rc)));
 		return mdb_err(rc, "put log_lsn");
 	}
 	t->dirty = 1;
@@ -665,7 +668,8 @@ int idx_commit(struct idx_txn *t)
 	if (rc && t->logged) {
 		__atomic_store_n(&t->x->behind, 1, __ATOMIC_RELAXED);
 		log_err("index: the local commit of a logged txn failed (%s): the local index is behind "
-			"the log until the store is opened again", mdb_strerror(rc));
+			"the log until the store is opened again (%s)", mdb_strerror(rc),
+			log_errname(mdb_errno(rc)));
 	}
 	rc = mdb_err(rc == EIO ? commit_eio(t->x) : rc, "commit");
 	if (!rc && t->dirty) {
@@ -782,7 +786,8 @@ static int inode_decode(const MDB_val *v, uint64_t ino, struct idx_inode *in)
 	int rc = idx_rec_inode_decode(v->mv_data, v->mv_size, ino, in);
 
 	if (rc)
-		log_err("index: inode %llu: damaged record", (unsigned long long)ino);
+		log_err("index: inode %llu: damaged record (%s)", (unsigned long long)ino,
+			log_errname(rc));
 	return rc;
 }
 
@@ -1122,7 +1127,7 @@ int idx_ref_add(struct idx_txn *t, uint64_t frag_id, int delta, uint32_t *now)
 		return rc;
 	n = (int64_t)count + delta;
 	if (n < 0) {
-		log_err("index: fragment %016llx: reference count underflow (%u%+d)",
+		log_err("index: fragment %016llx: reference count underflow (%u%+d) (EUCLEAN)",
 			(unsigned long long)frag_id, count, delta);
 		return -EUCLEAN;
 	}
@@ -1442,7 +1447,7 @@ static int snap_decode(const MDB_val *k, const MDB_val *v, struct idx_snap *s)
 	if (!rc)
 		rc = idx_rec_snap_decode(v->mv_data, v->mv_size, first, s);
 	if (rc)
-		log_err("index: a damaged snapshot record");
+		log_err("index: a damaged snapshot record (%s)", log_errname(rc));
 	return rc;
 }
 
@@ -1640,7 +1645,7 @@ static int apply_ops(struct idx_txn *t, const void *data, size_t len)
 		} else {
 			rc = del(t, op.db, &k);
 			if (rc == -ENOENT) {
-				log_err("index log: a deleted record was not there (db %s): the copy diverged",
+				log_err("index log: a deleted record was not there (db %s): the copy diverged (EUCLEAN)",
 					db_names[op.db]);
 				rc = -EUCLEAN;
 			}
@@ -1676,7 +1681,7 @@ int idx_apply(struct idx *x, const void *data, size_t len,
 	int rc = ilog_check(data, len, &lsn, NULL, NULL);
 
 	if (rc) {
-		log_err("index log: a damaged entry (%zu bytes): not applied", len);
+		log_err("index log: a damaged entry (%zu bytes): not applied (%s)", len, log_errname(rc));
 		return rc;
 	}
 	rc = begin_uncaptured(x, &t);
@@ -1809,7 +1814,7 @@ int idx_base_add(struct idx_txn *t, const void *data, size_t len)
 	int rc = ilog_check(data, len, NULL, NULL, NULL);
 
 	if (rc) {
-		log_err("index base: a damaged chunk (%zu bytes)", len);
+		log_err("index base: a damaged chunk (%zu bytes) (%s)", len, log_errname(rc));
 		return rc;
 	}
 	return apply_ops(t, data, len);
