@@ -243,7 +243,7 @@ int store_sync(struct store *st)
 		uint64_t written = idx_last_written(st->idx);
 		rc = idx_sync(st->idx);
 		if (rc) {
-			log_err("index flush failed: %s", strerror(-rc));
+			log_err("index flush failed: %s (%s)", strerror(-rc), log_errname(rc));
 			__atomic_add_fetch(&st->stats.sync_failures, 1, __ATOMIC_RELAXED);
 		} else {
 			__atomic_add_fetch(&st->stats.syncs, 1, __ATOMIC_RELAXED);

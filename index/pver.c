@@ -250,7 +250,8 @@ static int pver_read_pin(struct store *st, uint64_t ino, struct pver *pv)
 	if (!rc && !pv->inl && pv->nfrags == 0 && pv->in.size == 0 && !(pv->inl = calloc(1, 1)))
 		rc = -ENOMEM;           /* empty object */
 	if (!rc && !pv->inl && !(pver_check(pv))) {
-		log_err("object %llu: fragment list does not cover its size", (unsigned long long)ino);
+		log_err("object %llu: open: fragment list does not cover its size (EUCLEAN)",
+			(unsigned long long)ino);
 		rc = -EUCLEAN;
 	}
 	if (!rc)

@@ -835,7 +835,7 @@ static int open_conf(struct store *st, const struct store_conf *conf, int create
 	if (have && !created) {
 		rc = storeconf_decode(buf, len, &st->conf);
 		if (rc) {
-			log_err("%s: the store's configuration record is %s", st->dir,
+			log_err("%s: open: the store's configuration record is %s (EPROTO)", st->dir,
 				rc == -EPROTO ? "of a newer build" : "damaged");
 			return -EPROTO;
 		}
@@ -894,12 +894,13 @@ static int open_sweep(struct store *st, int sweep_on)
 	if (sweep_on && clean)
 		log_info("%s: closed cleanly: the sweep looks at staging/ and the orphans only", st->dir);
 	if (sweep_on && (rc = sweep(st, clean)) != 0) {
-		log_err("%s: the sweep at open failed: %s", st->dir, strerror(-rc));
+		log_err("%s: the sweep at open failed: %s (%s)", st->dir, strerror(-rc), log_errname(rc));
 		return rc;
 	}
 	st->clean_base = clean || sweep_on;
 	if (clean && !sweep_on && (rc = mark_clean(st, 0)) != 0)
-		log_err("%s: clearing the clean-close marker failed: %s", st->dir, strerror(-rc));
+		log_err("%s: clearing the clean-close marker failed: %s (%s)", st->dir, strerror(-rc),
+			log_errname(rc));
 	return rc;
 }
 

@@ -153,7 +153,8 @@ static int apply_one(void *arg, uint64_t lsn, const void *data, size_t len)
 		astore(&r->tail, lsn);
 	store_xunlock(a->st);
 	if (rc < 0)
-		log_err("%s: index log entry %" PRIu64 ": %s", a->st->dir, lsn, strerror(-rc));
+		log_err("%s: index log entry %" PRIu64 ": applying: %s (%s)", a->st->dir, lsn,
+			strerror(-rc), log_errname(rc));
 	return rc < 0 ? rc : 0;
 }
 
@@ -184,7 +185,8 @@ static int load_base(struct store *st)
 		astore(&r->tail, lsn);
 	store_xunlock(st);
 	if (rc) {
-		log_err("%s: loading the store's base from the cluster failed: %s", st->dir, strerror(-rc));
+		log_err("%s: loading the store's base from the cluster failed: %s (%s)", st->dir,
+			strerror(-rc), log_errname(rc));
 		return rc;
 	}
 	store_pvcur_drop_range(st, 0, UINT64_MAX);
@@ -227,7 +229,8 @@ static int resession(struct srados *r)
 	int rc = rlog_acquire(r->log, r->lease_s, 0, 0, r->host, &epoch, &tail);
 
 	if (rc) {
-		log_err("%s: the writer's lease could not be taken again: %s", r->st->dir, strerror(-rc));
+		log_err("%s: the writer's lease could not be taken again: %s (%s)", r->st->dir,
+			strerror(-rc), log_errname(rc == -EBUSY ? -EROFS : rc));
 		return rc == -EBUSY ? -EROFS : rc;
 	}
 	r->epoch = epoch;
@@ -236,7 +239,7 @@ static int resession(struct srados *r)
 		return 0;
 	__atomic_store_n(&r->fenced, tail > aload(&r->tail) + 1 ? -EROFS : -EIO, __ATOMIC_RELAXED);
 	log_err("%s: the log holds entries this host did not apply (log at %" PRIu64 ", here %" PRIu64
-		"): %s; no more commits until the store is mounted again", r->st->dir, tail, aload(&r->tail),
+		"): %s; no more commits until the store is mounted again (EIO)", r->st->dir, tail, aload(&r->tail),
 		tail > aload(&r->tail) + 1 ? "another writer took over" : "an append that timed out landed");
 	return -EIO;
 }
@@ -263,7 +266,8 @@ static int append_hook(void *arg, struct ilog_buf *buf, uint64_t *lsn)
 	rc = rlog_append(r->log, next, &data, &len, 1);
 	if (rc == -ESTALE) {
 		__atomic_store_n(&r->fenced, -EROFS, __ATOMIC_RELAXED);
-		log_err("%s: another writer took this store over: no more commits here", r->st->dir);
+		log_err("%s: commit: another writer took this store over: no more commits here (EROFS)",
+			r->st->dir);
 		return -EROFS;
 	}
 	if (rc && rc != -EEXIST) {
@@ -272,13 +276,14 @@ static int append_hook(void *arg, struct ilog_buf *buf, uint64_t *lsn)
 			rc = last == next ? 0 : -EIO;
 		if (rc) {
 			r->uncertain = 1;
-			log_err("%s: appending index log entry %" PRIu64 " failed: %s", r->st->dir, next,
-				strerror(-rc));
+			log_err("%s: appending index log entry %" PRIu64 " failed: %s (%s)", r->st->dir, next,
+				strerror(-rc), log_errname(rc));
 		}
 	}
 	if (rc == -EEXIST) {
 		__atomic_store_n(&r->fenced, -EIO, __ATOMIC_RELAXED);
-		log_err("%s: index log position %" PRIu64 " is taken: this host is behind the log", r->st->dir,
+		log_err("%s: commit: index log position %" PRIu64 " is taken: this host is behind the log (EIO)",
+			r->st->dir,
 			next);
 		return -EIO;
 	}
@@ -669,7 +674,8 @@ int srados_open(struct store *st, const struct store_opts *o, int created)
 	rc = rlog_open(r->conn, st->conf.pool, st->conf.name, created && r->role == ROLE_WRITER && !o->takeover,
 		       &r->log);
 	if (rc == -ENOENT) {
-		log_err("%s: no payloadfs store %s/%s in the cluster", st->dir, st->conf.pool, st->conf.name);
+		log_err("%s: open: no payloadfs store %s/%s in the cluster (ENOENT)", st->dir, st->conf.pool,
+			st->conf.name);
 		store_set_open_detail(rc, "no payloadfs store %s/%s in the cluster (pool or store missing)",
 				      st->conf.pool, st->conf.name);
 	}
@@ -693,14 +699,14 @@ int srados_open(struct store *st, const struct store_opts *o, int created)
 		if (rlog_holder(r->log, who, sizeof(who)) == 1)
 			store_set_open_detail(rc, "RADOS store %s/%s is being written by %s (lease held): "
 					      "one writer at a time", st->conf.pool, st->conf.name, who);
-		log_err("%s: another writer holds the store's lease", st->dir);
+		log_err("%s: open: another writer holds the store's lease (EBUSY)", st->dir);
 	}
 	if (rc)
 		return rc;
 	if (created && !o->takeover) {
 		if (last || rlog_tail(r->log, &first, &last) || last) {
 			log_err("%s: the RADOS store %s/%s already holds a store: to make this host its writer, "
-				"use --takeover", st->dir, st->conf.pool, st->conf.name);
+				"use --takeover (EEXIST)", st->dir, st->conf.pool, st->conf.name);
 			store_set_open_detail(-EEXIST, "RADOS store %s/%s exists already (to write it from "
 					      "this host: init --takeover)", st->conf.pool, st->conf.name);
 			return -EEXIST;
@@ -711,8 +717,8 @@ int srados_open(struct store *st, const struct store_opts *o, int created)
 		if (rc)
 			return rc;
 		if (aload(&r->tail) != last) {
-			log_err("%s: the local index is at log position %" PRIu64 " but the log ends at %" PRIu64,
-				st->dir, aload(&r->tail), last);
+			log_err("%s: open: the local index is at log position %" PRIu64 " but the log ends at %"
+				PRIu64 " (EUCLEAN)", st->dir, aload(&r->tail), last);
 			return -EUCLEAN;
 		}
 	}
@@ -846,7 +852,7 @@ void srados_held(struct store *st, const struct frag_desc *d)
 				r->held_floor = at - 1;
 			pthread_mutex_unlock(&r->m);
 			log_err("%s: out of memory noting a held image: the horizon stays at %" PRIu64
-				" until this follower is mounted again", st->dir, at - 1);
+				" until this follower is mounted again (ENOMEM)", st->dir, at - 1);
 			return;
 		}
 		r->held = v;
@@ -883,8 +889,8 @@ static int tool_log(struct srados *r, struct rlog **out)
 	*out = r->log;
 	pthread_mutex_unlock(&r->m);
 	if (rc == -ENOENT)
-		log_err("%s: no payloadfs store %s/%s in the cluster", r->st->dir, r->st->conf.pool,
-			r->st->conf.name);
+		log_err("%s: opening the log: no payloadfs store %s/%s in the cluster (ENOENT)", r->st->dir,
+			r->st->conf.pool, r->st->conf.name);
 	return rc;
 }
 
