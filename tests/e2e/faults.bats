@@ -177,7 +177,9 @@ lmdb_sync_fault() {
 	echo "# lmdb_sync:1:$err: $output" >&3
 	[ "$output" = "fsync:$err old:DIFF close:OK" ]
 	fired lmdb_sync
-	tail -n "+$LOG_MARK" "$LOG" | grep -q "index flush failed: $(python3 -c "import os, errno; print(os.strerror(errno.$err))")"
+	# the error line names the operation and the errno (issue 15): its text
+	# and its name
+	tail -n "+$LOG_MARK" "$LOG" | grep -qF "index flush failed: $(python3 -c "import os, errno; print(os.strerror(errno.$err))") ($err)"
 	same_file "$MNT/d.csv" "$TMP/new.csv"
 	[ "$(xget "$MNT/d.csv" user.payload.version)" = $((V0 + 1)) ]
 	# the next fsync(2) flushes again (a failed flush covers nothing) and
@@ -343,7 +345,7 @@ read_fault() {
 	run fio read-twice "$MNT/d.csv" "$TWIN/d.csv"
 	[ "$output" = "OK OK" ]
 	fired uring_submit
-	grep -q "io_uring read failed (Resource temporarily unavailable): switching to pread" "$LOG"
+	grep -qF "io_uring read failed (Resource temporarily unavailable): switching to pread (EAGAIN)" "$LOG"
 	intact
 	serving
 }
@@ -502,7 +504,7 @@ PY
 		[ ! -s "$(printf '%s/s%05d.txt' "$MNT" "$k")" ]
 	fi
 	# the index itself ran out of room (LMDB's short write) and said ENOSPC
-	grep -q "index: commit: No space left on device" "$LOG"
+	grep -qF "index: commit: No space left on device (ENOSPC)" "$LOG"
 	[ "$(grep -c "Input/output error" "$LOG")" = 0 ]
 	# mkdir and setxattr are index transactions too: ENOSPC or OK, never EIO
 	# (on fill0 the index may have had no room for even the first small
