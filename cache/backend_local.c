@@ -294,7 +294,7 @@ static int uring_fsync_all(struct local_backend *b, const int *fds, size_t n)
 	if (ss->state == 1) {
 		rc = ring_fsync(&ss->ring, fds, n, &broken);
 		if (broken) {
-			log_err("io_uring fsync batch failed: submit: %s (%s): this sync ring is given up",
+			log_err("io_uring fsync batch failed: submit: %s: this sync ring is given up (%s)",
 				strerror(-broken), log_errname(broken));
 			io_uring_queue_exit(&ss->ring);
 			ss->state = -1;
