@@ -47,7 +47,7 @@ mount_store() { # [ENV=VALUE...] — mount $STORE on $MNT with the installed dae
 	mountpoint -q "$MNT"
 }
 
-# 5 — a clean root
+# 6 — a clean root
 for p in $PKGS; do
 	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q installed; then
 		echo "this machine has $p installed: purged inside the overlay"
@@ -62,7 +62,7 @@ done
 /usr/bin/python3 -c 'import payloadfs' 2>/dev/null && t_fail "python3 imports payloadfs before the install"
 t_ok clean
 
-# 6 — apt-get install
+# 7 — apt-get install
 # Every dependency is on the machine already (packaging/install-deps.sh):
 # apt must install the four packages alone, fetching nothing.
 debs=()
@@ -88,7 +88,7 @@ v=$(payloadfs --version 2>&1 | head -n 1)
 [[ $v == "payloadfs $VERSION "* ]] || t_fail "payloadfs --version: $v"
 t_ok "$v"
 
-# 7 — a mount with the installed daemon
+# 8 — a mount with the installed daemon
 mount_store || { tail -n 5 "$T/log" 2>/dev/null; t_fail "payloadfs $STORE $MNT did not mount"; }
 printf 'id,name\n0,zero\n1,one\n2,two\n3,three\n' >"$T/ref.csv"
 cp "$T/ref.csv" "$MNT/events.csv" || t_fail "cp to the mount"
@@ -98,7 +98,7 @@ view=$(cat "$MNT/events.csv@rows=1:3")
 stop || t_fail "the daemon did not exit after fusermount3 -u"
 t_ok mount
 
-# 8 — no fault points in the packaged daemon
+# 9 — no fault points in the packaged daemon
 mount_store PAYLOADFS_FAULT=frag_write:1:EIO || { tail -n 5 "$T/log"; t_fail "mount with PAYLOADFS_FAULT set"; }
 head -c 3000000 /dev/zero | tr '\0' 'x' | fold -w 99 >"$MNT/big.txt" ||
 	t_fail "a commit with PAYLOADFS_FAULT=frag_write:1:EIO set failed: the package has fault points"
@@ -106,14 +106,14 @@ grep -q "fault point" "$T/log" && t_fail "the daemon's log has a fault line: $(g
 stop || t_fail "the daemon did not exit after fusermount3 -u"
 t_ok faults
 
-# 9 — payloadctl on the unmounted store
+# 10 — payloadctl on the unmounted store
 ls_out=$(payloadctl ls "$STORE" 2>&1) || t_fail "payloadctl ls: $ls_out"
 grep -q events.csv <<<"$ls_out" || t_fail "payloadctl ls has no events.csv: $ls_out"
 payloadctl cat "$STORE" /events.csv >"$T/cat.csv" 2>"$T/cat.err" || t_fail "payloadctl cat: $(cat "$T/cat.err")"
 cmp "$T/ref.csv" "$T/cat.csv" || t_fail "payloadctl cat differs"
 t_ok payloadctl
 
-# 10 — the installed Python module reads the store through the installed
+# 11 — the installed Python module reads the store through the installed
 # library (libpayload.so.0 from the system's library path: no
 # PAYLOADFS_LIB, no build tree)
 files=$(for p in $PKGS; do dpkg -L "$p"; done | while read -r f; do [ -f "$f" ] && echo "$f"; done)
@@ -131,7 +131,7 @@ out=$(pycheck) || t_fail "python3 -c 'import payloadfs' ...: $out"
 [ "$out" = "$(cat "$T/ref.csv")"$'\n'"id,name"$'\n'"1,one"$'\n'"2,two" ] || t_fail "payloadfs.get/read_rows read: $out"
 t_ok python
 
-# 11 — a C program built with pkg-config against libpayload-dev
+# 12 — a C program built with pkg-config against libpayload-dev
 if ! command -v gcc >/dev/null || ! command -v pkg-config >/dev/null; then
 	t_skip "no gcc or pkg-config in the root"
 else
@@ -160,7 +160,7 @@ C
 	t_ok cprog
 fi
 
-# 12 — python3-payloadfs does not need libpayload-dev
+# 13 — python3-payloadfs does not need libpayload-dev
 out=$(apt-get purge -y -q libpayload-dev 2>&1) || { printf '%s\n' "$out" | tail -n 20; t_fail "apt-get purge libpayload-dev"; }
 for f in /usr/include/payload.h "/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x)/libpayload.so"; do
 	[ ! -e "$f" ] || t_fail "$f left after purging libpayload-dev"
@@ -170,7 +170,7 @@ dpkg-query -W -f='${Status}' python3-payloadfs 2>&1 | grep -q 'ok installed' ||
 out=$(pycheck) || t_fail "without libpayload-dev: python3 -c 'import payloadfs' ...: $out"
 t_ok nodev
 
-# 13 — purge (libpayload-dev went in 12)
+# 14 — purge (libpayload-dev went in 12)
 out=$(apt-get purge -y -q payloadfs libpayload0 python3-payloadfs 2>&1) || { printf '%s\n' "$out" | tail -n 20; t_fail "apt-get purge"; }
 left=$(for f in $files; do [ -e "$f" ] && echo "$f"; done)
 [ -z "$left" ] || t_fail "left after the purge: $left"
