@@ -288,7 +288,8 @@ demo: all
 # install: the binaries, man pages and docs; the mount helper (its man
 # page: a link to payloadfs.8), the systemd units and the bash completion
 # when packaging/ has them. debian/rules runs
-# it with PREFIX=/usr SBINDIR=/sbin UNITDIR=/lib/systemd/system.
+# it with PREFIX=/usr SBINDIR=/sbin UNITDIR=/lib/systemd/system
+# LIBDIR=/usr/lib/MULTIARCH PYDIR=/usr/lib/python3/dist-packages.
 SBINDIR ?= $(PREFIX)/sbin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR  ?= $(PREFIX)/share/doc/payloadfs
