@@ -121,7 +121,7 @@ packaging/systemd/payloadfs@.service=/lib/systemd/system/payloadfs@.service
 packaging/systemd/mnt-payload.mount=/usr/share/doc/payloadfs/examples/mnt-payload.mount
 packaging/bash-completion/payloadctl=/usr/share/bash-completion/completions/payloadctl"
 present=""
-while IFS== read -r src dst; do
+while IFS='=' read -r src dst; do
 	[ -e "$ROOT/$src" ] || continue
 	[[ " $present " == *" $src "* ]] || present="$present $src"
 	has "$dst" || missing="$missing $dst"
