@@ -825,8 +825,11 @@ int fn_attrs_cached(uint64_t ino)
 
 	pthread_mutex_lock(&fn_lock);
 	o = obj_find(ino);
+	/* a node with page-cache readers answers getattr for its own version
+	 * (ops.c (3b)), so a stat through a dentry the kernel still holds for
+	 * it shows that version's size until the entry notice lands */
 	for (struct fnode *f = o ? o->nodes : NULL; f && !cached; f = f->onext)
-		cached = f->attr_until > now;
+		cached = f->attr_until > now || f->f.pc_readers > 0;
 	pthread_mutex_unlock(&fn_lock);
 	return cached;
 }

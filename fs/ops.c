@@ -43,9 +43,11 @@
  *      when the kernel may hold unexpired attributes of one of the
  *      object's nodes: fnode.h fn_attrs_cached, which knows every reply
  *      that handed a node's attributes out with a timeout (entries made by
- *      lookup, readdirplus, create; getattr). Those are what a stat by
- *      anyone would show stale; a stale entry or a node without cached
- *      attributes is answered right anyway (3a, 3b). A file created and
+ *      lookup, readdirplus, create; getattr), or when one of its nodes has
+ *      page-cache readers open: such a node answers getattr for its own
+ *      version (3b), so a stat through an entry the kernel still holds for
+ *      it would show the old size until the entry notice lands. Otherwise
+ *      a stale entry is answered right anyway (3a, 3b). A file created and
  *      written through one fd, which nobody else looked up, is such a
  *      case: its create's reply does not cache its attributes (it is a
  *      writer's node), so its close returns without the wait (the notices

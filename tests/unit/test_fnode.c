@@ -132,6 +132,28 @@ static void test_writer_pages_dropped(void)
 	fn_close_read(nh, pc);
 }
 
+/* ops.c (3c): a close waits for its notices when the kernel may hold
+ * cached attributes of one of the object's nodes, or when a node has
+ * page-cache readers open (it answers getattr for its own version, so a
+ * stat through a dentry still pointing at it would show the old size).
+ * Found by isolation.bats in CI: a close that skipped the wait. */
+static void test_attrs_cached(void)
+{
+	struct idx_inode k = obj(800, 1);
+	uint64_t nk;
+	int pc;
+
+	CHECK_EQ(fn_ref_file(1, "k", &k, 60, &nk), 0, "lookup of k");
+	CHECK_EQ(fn_attrs_cached(k.ino), 0, "no reply cached k's attributes: no wait");
+	CHECK_EQ(fn_open_read(nk, &k, 1, 61, &pc), 0, "a reader opens k's node");
+	CHECK_EQ(pc, FN_PC_KEEP, "through the page cache");
+	CHECK_EQ(fn_attrs_cached(k.ino), 1, "a page-cache reader is open: the close waits");
+	fn_close_read(nk, pc);
+	CHECK_EQ(fn_attrs_cached(k.ino), 0, "the reader closed: no wait again");
+	fn_attr_cached(nk, 1.0);
+	CHECK_EQ(fn_attrs_cached(k.ino), 1, "a reply cached k's attributes: the close waits");
+}
+
 /* The interleaving of ops.c's forget path (fn_forget, then
  * store_forget_unused) with a lookup, an open for writing and an unlink. */
 static void test_forget_races_lookup(void)
@@ -187,6 +209,7 @@ int main(void)
 	test_stale_note_is_no_retry();
 	test_writer_pages_dropped();
 	test_forget_races_lookup();
+	test_attrs_cached();
 	fn_fini();
 	return tap_done();
 }
