@@ -1169,16 +1169,17 @@ int idx_refs_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t id, uint32_t 
 	return cbrc ? cbrc : (rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "iterate refs"));
 }
 
-/* ---- inline ---- */
+/* ---- records keyed by one id (inline bytes by inode, row indexes by
+ * fragment id): the value is an opaque blob ---- */
 
-int idx_inline_get(struct idx_txn *t, uint64_t ino, const void **data, size_t *len)
+static int blob_get(struct idx_txn *t, int db, uint64_t id, const void **data, size_t *len)
 {
 	unsigned char kb[8];
 	MDB_val k = { 8, kb }, v;
 	int rc;
 
-	idx_rec_put_be64(kb, ino);
-	rc = get(t, DB_INLINE, &k, &v);
+	idx_rec_put_be64(kb, id);
+	rc = get(t, db, &k, &v);
 	if (rc)
 		return rc;
 	*data = v.mv_data;
@@ -1186,24 +1187,42 @@ int idx_inline_get(struct idx_txn *t, uint64_t ino, const void **data, size_t *l
 	return 0;
 }
 
-int idx_inline_put(struct idx_txn *t, uint64_t ino, const void *data, size_t len)
+static int blob_put(struct idx_txn *t, int db, uint64_t id, const void *data, size_t len)
 {
 	unsigned char kb[8];
 	MDB_val k = { 8, kb }, v = { len, (void *)data };
 
-	idx_rec_put_be64(kb, ino);
-	return put(t, DB_INLINE, &k, &v);
+	idx_rec_put_be64(kb, id);
+	return put(t, db, &k, &v);
 }
 
-int idx_inline_del(struct idx_txn *t, uint64_t ino)
+/* A missing record is no error (del logs and captures only a removal). */
+static int blob_del(struct idx_txn *t, int db, uint64_t id)
 {
 	unsigned char kb[8];
 	MDB_val k = { 8, kb };
 	int rc;
 
-	idx_rec_put_be64(kb, ino);
-	rc = del(t, DB_INLINE, &k);
+	idx_rec_put_be64(kb, id);
+	rc = del(t, db, &k);
 	return rc == -ENOENT ? 0 : rc;
+}
+
+/* ---- inline ---- */
+
+int idx_inline_get(struct idx_txn *t, uint64_t ino, const void **data, size_t *len)
+{
+	return blob_get(t, DB_INLINE, ino, data, len);
+}
+
+int idx_inline_put(struct idx_txn *t, uint64_t ino, const void *data, size_t len)
+{
+	return blob_put(t, DB_INLINE, ino, data, len);
+}
+
+int idx_inline_del(struct idx_txn *t, uint64_t ino)
+{
+	return blob_del(t, DB_INLINE, ino);
 }
 
 /* ---- xattrs ---- */
@@ -1397,43 +1416,18 @@ int idx_format_raise(struct idx_txn *t)
 
 int idx_rowidx_get(struct idx_txn *t, uint64_t frag_id, const void **val, size_t *len)
 {
-	unsigned char kb[8];
-	MDB_val k = { 8, kb }, v;
-	int rc;
-
-	if (t->x->no_rowidx)
-		return -ENOENT;
-	idx_rec_put_be64(kb, frag_id);
-	rc = get(t, DB_ROWIDX, &k, &v);
-	if (!rc) {
-		*val = v.mv_data;
-		*len = v.mv_size;
-	}
-	return rc;
+	return t->x->no_rowidx ? -ENOENT : blob_get(t, DB_ROWIDX, frag_id, val, len);
 }
 
 int idx_rowidx_put(struct idx_txn *t, uint64_t frag_id, const void *val, size_t len)
 {
-	unsigned char kb[8];
-	MDB_val k = { 8, kb }, v = { len, (void *)val };
-
-	idx_rec_put_be64(kb, frag_id);
-	return put(t, DB_ROWIDX, &k, &v);
+	return blob_put(t, DB_ROWIDX, frag_id, val, len);
 }
 
+/* Most fragments of format-3 stores have no record: a missing one is fine. */
 int idx_rowidx_del(struct idx_txn *t, uint64_t frag_id)
 {
-	unsigned char kb[8];
-	MDB_val k = { 8, kb }, v;
-	int rc;
-
-	if (t->x->no_rowidx)
-		return 0;
-	idx_rec_put_be64(kb, frag_id);
-	rc = get(t, DB_ROWIDX, &k, &v);   /* most fragments of old stores have none */
-	if (rc)
-		return rc == -ENOENT ? 0 : rc;
-	return del(t, DB_ROWIDX, &k);
+	return t->x->no_rowidx ? 0 : blob_del(t, DB_ROWIDX, frag_id);
 }
 
 /* ---- snapshots ---- */
