@@ -32,20 +32,30 @@ static void memory_use(uint64_t *rss, uint64_t *hwm)
 	fclose(f);
 }
 
-int pfs_stats_json(struct pfs *p, char **out, size_t *len)
-{
+/* Every figure .stats and .metrics show, read once per scrape. */
+struct figures {
 	struct store_stats ss;
 	struct fcache_stats cs;
 	struct fn_stats ns;
 	uint64_t rss, hwm;
+};
+
+static void figures_read(struct pfs *p, struct figures *g)
+{
+	store_get_stats(p->st, &g->ss);
+	store_get_cache_stats(p->st, &g->cs);
+	fn_get_stats(&g->ns);
+	memory_use(&g->rss, &g->hwm);
+}
+
+int pfs_stats_json(struct pfs *p, char **out, size_t *len)
+{
+	struct figures g;
 	FILE *f;
 
 	*out = NULL;
 	*len = 0;
-	store_get_stats(p->st, &ss);
-	store_get_cache_stats(p->st, &cs);
-	fn_get_stats(&ns);
-	memory_use(&rss, &hwm);
+	figures_read(p, &g);
 	if (!(f = open_memstream(out, len)))
 		return -ENOMEM;
 	fprintf(f, "{\n  \"uptime_s\": %.3f,\n",
@@ -55,7 +65,7 @@ int pfs_stats_json(struct pfs *p, char **out, size_t *len)
 		"    \"evictions\": %" PRIu64 ",\n    \"bytes\": %" PRIu64 ",\n"
 		"    \"entries\": %" PRIu64 ",\n    \"budget\": %" PRIu64 ",\n"
 		"    \"waits\": %" PRIu64 "\n  },\n",
-		cs.hits, cs.misses, cs.evictions, cs.bytes, cs.entries, cs.budget, cs.waits);
+		g.cs.hits, g.cs.misses, g.cs.evictions, g.cs.bytes, g.cs.entries, g.cs.budget, g.cs.waits);
 	fprintf(f, "  \"io\": {\n"
 		"    \"batches\": %" PRIu64 ",\n    \"fragments_read\": %" PRIu64 ",\n"
 		"    \"bytes_read\": %" PRIu64 ",\n    \"decoded_in_parallel\": %" PRIu64 ",\n"
@@ -66,22 +76,22 @@ int pfs_stats_json(struct pfs *p, char **out, size_t *len)
 		"    \"commits\": %" PRIu64 ",\n    \"index_txns\": %" PRIu64 ",\n"
 		"    \"syncs\": %" PRIu64 ",\n"
 		"    \"sync_failures\": %" PRIu64 ",\n    \"deletes_pending\": %" PRIu64 "\n  },\n",
-		cs.batches, cs.fetched, cs.fetched_bytes, cs.parallel, cs.prefetched,
-		cs.prefetch_skipped, cs.damaged, cs.inflight_fg, cs.inflight_bg, cs.inflight_budget,
-		ss.frags_written, ss.frags_deleted, ss.commits, ss.index_txns, ss.syncs, ss.sync_failures,
-		ss.deletes_pending);
+		g.cs.batches, g.cs.fetched, g.cs.fetched_bytes, g.cs.parallel, g.cs.prefetched,
+		g.cs.prefetch_skipped, g.cs.damaged, g.cs.inflight_fg, g.cs.inflight_bg, g.cs.inflight_budget,
+		g.ss.frags_written, g.ss.frags_deleted, g.ss.commits, g.ss.index_txns, g.ss.syncs, g.ss.sync_failures,
+		g.ss.deletes_pending);
 	fprintf(f, "  \"nodes\": {\n"
 		"    \"file_versions\": %" PRIu64 ",\n    \"views\": %" PRIu64 ",\n"
 		"    \"other\": %" PRIu64 ",\n    \"objects\": %" PRIu64 ",\n"
 		"    \"names\": %" PRIu64 ",\n    \"sealed\": %" PRIu64 ",\n"
 		"    \"notify_waits\": %" PRIu64 "\n  },\n",
-		ns.file_nodes, ns.view_nodes, ns.real_nodes, ns.objects, ns.names, ns.sealed,
+		g.ns.file_nodes, g.ns.view_nodes, g.ns.real_nodes, g.ns.objects, g.ns.names, g.ns.sealed,
 		notify_waits());
 	fprintf(f, "  \"views\": {\n    \"resolves\": %" PRIu64 ",\n    \"row_scans\": %" PRIu64
 		",\n    \"row_index_hits\": %" PRIu64 "\n  },\n",
-		ss.view_resolves, ss.row_scans, ss.rowidx_hits);
+		g.ss.view_resolves, g.ss.row_scans, g.ss.rowidx_hits);
 	fprintf(f, "  \"memory\": {\n    \"rss\": %" PRIu64 ",\n    \"peak_rss\": %" PRIu64 "\n  }\n}\n",
-		rss, hwm);
+		g.rss, g.hwm);
 	if (fclose(f)) {
 		free(*out);
 		*out = NULL;
@@ -141,73 +151,67 @@ static void histogram(FILE *f, const char *name, const char *help, const struct 
 
 int pfs_metrics_text(struct pfs *p, char **out, size_t *len)
 {
-	struct store_stats ss;
-	struct fcache_stats cs;
-	struct fn_stats ns;
-	uint64_t rss, hwm;
+	struct figures g;
 	FILE *f;
 
 	*out = NULL;
 	*len = 0;
-	store_get_stats(p->st, &ss);
-	store_get_cache_stats(p->st, &cs);
-	fn_get_stats(&ns);
-	memory_use(&rss, &hwm);
+	figures_read(p, &g);
 	if (!(f = open_memstream(out, len)))
 		return -ENOMEM;
 	fprintf(f, "# HELP payloadfs_uptime_seconds Seconds since the daemon started serving.\n"
 		"# TYPE payloadfs_uptime_seconds gauge\npayloadfs_uptime_seconds %.3f\n",
 		(double)(store_now_ns() - p->started_ns) / 1e9);
-	counter(f, "payloadfs_cache_hits_total", "Fragment lookups served from the fragment cache.", cs.hits);
-	counter(f, "payloadfs_cache_misses_total", "Fragment lookups that had to read the fragment.", cs.misses);
+	counter(f, "payloadfs_cache_hits_total", "Fragment lookups served from the fragment cache.", g.cs.hits);
+	counter(f, "payloadfs_cache_misses_total", "Fragment lookups that had to read the fragment.", g.cs.misses);
 	counter(f, "payloadfs_cache_evictions_total", "Fragments evicted from the cache (LRU, byte budget).",
-		cs.evictions);
-	gauge(f, "payloadfs_cache_bytes", "Decompressed bytes in the fragment cache now.", cs.bytes);
-	gauge(f, "payloadfs_cache_entries", "Fragments in the cache now.", cs.entries);
-	gauge(f, "payloadfs_cache_budget_bytes", "The cache's byte budget (-o cache_size).", cs.budget);
+		g.cs.evictions);
+	gauge(f, "payloadfs_cache_bytes", "Decompressed bytes in the fragment cache now.", g.cs.bytes);
+	gauge(f, "payloadfs_cache_entries", "Fragments in the cache now.", g.cs.entries);
+	gauge(f, "payloadfs_cache_budget_bytes", "The cache's byte budget (-o cache_size).", g.cs.budget);
 	counter(f, "payloadfs_cache_waits_total", "Fetches that waited for another reader's load of the same "
-		"fragment.", cs.waits);
-	counter(f, "payloadfs_read_batches_total", "Batched backend reads (one I/O submission each).", cs.batches);
-	counter(f, "payloadfs_fragments_read_total", "Fragments read from the backend.", cs.fetched);
+		"fragment.", g.cs.waits);
+	counter(f, "payloadfs_read_batches_total", "Batched backend reads (one I/O submission each).", g.cs.batches);
+	counter(f, "payloadfs_fragments_read_total", "Fragments read from the backend.", g.cs.fetched);
 	counter(f, "payloadfs_fragment_read_bytes_total", "Stored (compressed) bytes read from the backend.",
-		cs.fetched_bytes);
+		g.cs.fetched_bytes);
 	counter(f, "payloadfs_fragments_decoded_in_parallel_total", "Fragments decoded on worker threads.",
-		cs.parallel);
+		g.cs.parallel);
 	counter(f, "payloadfs_read_ahead_fragments_total", "Fragments read ahead in the background.",
-		cs.prefetched);
+		g.cs.prefetched);
 	counter(f, "payloadfs_read_ahead_skipped_total", "Read-aheads skipped: in-flight budget full.",
-		cs.prefetch_skipped);
-	counter(f, "payloadfs_fragments_damaged_total", "Fragments that failed verification (EIO).", cs.damaged);
-	gauge(f, "payloadfs_inflight_bytes", "Bytes of foreground reads in flight now.", cs.inflight_fg);
-	gauge(f, "payloadfs_inflight_read_ahead_bytes", "Bytes of read-ahead in flight now.", cs.inflight_bg);
+		g.cs.prefetch_skipped);
+	counter(f, "payloadfs_fragments_damaged_total", "Fragments that failed verification (EIO).", g.cs.damaged);
+	gauge(f, "payloadfs_inflight_bytes", "Bytes of foreground reads in flight now.", g.cs.inflight_fg);
+	gauge(f, "payloadfs_inflight_read_ahead_bytes", "Bytes of read-ahead in flight now.", g.cs.inflight_bg);
 	gauge(f, "payloadfs_inflight_budget_bytes", "The in-flight byte budget (each of foreground, read-ahead).",
-		cs.inflight_budget);
-	counter(f, "payloadfs_fragments_written_total", "Fragment images written.", ss.frags_written);
-	counter(f, "payloadfs_fragments_deleted_total", "Fragment images deleted.", ss.frags_deleted);
+		g.cs.inflight_budget);
+	counter(f, "payloadfs_fragments_written_total", "Fragment images written.", g.ss.frags_written);
+	counter(f, "payloadfs_fragments_deleted_total", "Fragment images deleted.", g.ss.frags_deleted);
 	counter(f, "payloadfs_commits_total", "Committed transactions (new versions, namespace changes).",
-		ss.commits);
+		g.ss.commits);
 	counter(f, "payloadfs_index_transactions_total", "Index write transactions that committed a change "
-		"(a commit round of several closers is one).", ss.index_txns);
-	counter(f, "payloadfs_syncs_total", "Index flushes (durability points).", ss.syncs);
-	counter(f, "payloadfs_sync_failures_total", "Index flushes that failed.", ss.sync_failures);
-	gauge(f, "payloadfs_deletes_pending", "Released fragment images not deleted yet.", ss.deletes_pending);
+		"(a commit round of several closers is one).", g.ss.index_txns);
+	counter(f, "payloadfs_syncs_total", "Index flushes (durability points).", g.ss.syncs);
+	counter(f, "payloadfs_sync_failures_total", "Index flushes that failed.", g.ss.sync_failures);
+	gauge(f, "payloadfs_deletes_pending", "Released fragment images not deleted yet.", g.ss.deletes_pending);
 	fprintf(f, "# HELP payloadfs_kernel_nodes Node ids the kernel holds now, by kind.\n"
 		"# TYPE payloadfs_kernel_nodes gauge\n"
 		"payloadfs_kernel_nodes{kind=\"file_version\"} %" PRIu64 "\n"
 		"payloadfs_kernel_nodes{kind=\"view\"} %" PRIu64 "\n"
 		"payloadfs_kernel_nodes{kind=\"other\"} %" PRIu64 "\n",
-		ns.file_nodes, ns.view_nodes, ns.real_nodes);
-	gauge(f, "payloadfs_kernel_objects", "Objects the kernel holds nodes of now.", ns.objects);
-	gauge(f, "payloadfs_kernel_names", "Names the kernel may cache now (invalidated on commit).", ns.names);
-	counter(f, "payloadfs_write_opens_sealed_total", "Write opens moved to a fresh node (ESTALE).", ns.sealed);
+		g.ns.file_nodes, g.ns.view_nodes, g.ns.real_nodes);
+	gauge(f, "payloadfs_kernel_objects", "Objects the kernel holds nodes of now.", g.ns.objects);
+	gauge(f, "payloadfs_kernel_names", "Names the kernel may cache now (invalidated on commit).", g.ns.names);
+	counter(f, "payloadfs_write_opens_sealed_total", "Write opens moved to a fresh node (ESTALE).", g.ns.sealed);
 	counter(f, "payloadfs_close_notify_waits_total", "Closes that waited for the kernel to drop cached "
 		"attributes of the committed file.", notify_waits());
-	counter(f, "payloadfs_view_resolves_total", "Row views resolved to a byte range.", ss.view_resolves);
-	counter(f, "payloadfs_view_row_scans_total", "Fragments decoded to find where a row starts.", ss.row_scans);
+	counter(f, "payloadfs_view_resolves_total", "Row views resolved to a byte range.", g.ss.view_resolves);
+	counter(f, "payloadfs_view_row_scans_total", "Fragments decoded to find where a row starts.", g.ss.row_scans);
 	counter(f, "payloadfs_view_row_index_hits_total", "Row starts found in a fragment's row index "
-		"(nothing decoded).", ss.rowidx_hits);
-	gauge(f, "payloadfs_resident_memory_bytes", "The daemon's resident set size (VmRSS).", rss);
-	gauge(f, "payloadfs_resident_memory_peak_bytes", "The daemon's peak resident set size (VmHWM).", hwm);
+		"(nothing decoded).", g.ss.rowidx_hits);
+	gauge(f, "payloadfs_resident_memory_bytes", "The daemon's resident set size (VmRSS).", g.rss);
+	gauge(f, "payloadfs_resident_memory_peak_bytes", "The daemon's peak resident set size (VmHWM).", g.hwm);
 	histogram(f, "payloadfs_read_latency_seconds", "Time the daemon took to serve a READ of an object or "
 		"view (cache lookups, fetch and decode of missing fragments).", &p->read_lat);
 	histogram(f, "payloadfs_commit_latency_seconds", "Time of a commit at close(2) or fsync(2) that "
