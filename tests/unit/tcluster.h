@@ -7,14 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Seconds on the monotonic clock (bounded waits). */
-static inline double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "tests/unit/tclock.h"
 
 /* No cluster in the environment (PFS_CEPH_CONF): run this binary again
  * under tests/rados/with-cluster.sh (from the source root), which starts

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/unit/tclock.h"
+
 static uint64_t tut_rng_state;
 
 static inline uint64_t rnd(void)
