@@ -410,6 +410,18 @@ speedup() {
 	awk -v a="$a" -v b="$b" 'BEGIN { r = b / a
 		printf (r >= 10 ? "%.1f" : r >= 0.1 ? "%.2f" : "%.3f"), r }'
 }
+# best_ratio A_KEY B_KEY... — A's speedup over the fastest of the Bs that ran.
+best_ratio() {
+	local a=$1 k b best=
+	shift
+	for k in "$@"; do
+		b=$(med "$k") || continue
+		best=$(awk -v b="$b" -v m="${best:-}" 'BEGIN { print (m == "" || b < m) ? b : m }')
+	done
+	[ -n "$best" ] && a=$(med "$a") || return 1
+	awk -v a="$a" -v b="$best" 'BEGIN { r = b / a
+		printf (r >= 10 ? "%.1f" : r >= 0.1 ? "%.2f" : "%.3f"), r }'
+}
 # target NAME MEASURED OP GOAL UNIT — one row of the targets table.
 CHART_TARGETS=()
 target() {
@@ -1043,6 +1055,12 @@ R_END=$(speedup view_zero.payloadfs view_end.payloadfs || true)
 R_INGEST=$(speedup ingest.payloadfs ingest.ext4 || true)
 R_INGEST_B=$(speedup ingest.payloadfs ingest.bindfs || true)
 R_SMALL=$(speedup small.payloadfs small.bindfs || true)
+# issue 13: the view at each position against tail | head there; the seq
+# read against the best squashfuse; warm against the best FUSE peer
+R_VIEW0=$(speedup view_zero.payloadfs tailhead_zero.ext4 || true)
+R_VIEWEND=$(speedup view_end.payloadfs tailhead_end.ext4 || true)
+R_SEQBEST=$(best_ratio seq_cold.payloadfs seq_cold.squashfuse seq_cold.squashfuse_ll || true)
+R_WARMBEST=$(best_ratio seq_warm.payloadfs seq_warm.squashfuse seq_warm.squashfuse_ll || true)
 R_SMALL_E=$(speedup small.payloadfs small.ext4 || true)
 PEAK_KB=0
 for w in "${!RSS_KB[@]}"; do [ "${RSS_KB[$w]}" -gt "$PEAK_KB" ] && PEAK_KB=${RSS_KB[$w]}; done
@@ -1263,6 +1281,18 @@ cpu_cell() {
 	target "daemon peak RSS vs cache_size + 64 MiB" "$PEAK_MIB" "≤" "$LIMIT_MIB" " MiB"
 	echo
 	echo "Also: ingest vs bindfs ${R_INGEST_B:-—}x, small-file creates/s vs ext4 ${R_SMALL_E:-—}x."
+	echo
+	echo "## Targets (issue 13)"
+	echo
+	echo "| figure | measured | target | status |"
+	echo "| --- | ---: | ---: | --- |"
+	target "cold sequential read vs the faster squashfuse" "$R_SEQBEST" "≥" 1.5 x
+	target "warm re-read vs the faster squashfuse" "$R_WARMBEST" "≥" 0.97 x
+	target "100k-row view (cold) at row 0 vs tail -n +2 \\| head (warm ext4)" "$R_VIEW0" "≥" 1.0 x
+	target "100k-row view (cold) at row ${VIEW_AT_MID:-?} vs tail \\| head" "$R_VIEW" "≥" 30 x
+	target "100k-row view (cold) at row ${VIEW_AT_END:-?} vs tail \\| head" "$R_VIEWEND" "≥" 30 x
+	target "ingest (cp + close + sync) vs ext4" "$R_INGEST" "≥" 1.0 x
+	target "1 KiB files created + closed/s, 1 writer, vs bindfs" "$R_SMALL" "≥" 2.0 x
 	echo
 	fi
 	if wants rados; then rados_report; fi
