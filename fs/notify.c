@@ -20,6 +20,8 @@
 struct notice {
 	uint64_t id;        /* node id (attributes) or parent (entry) */
 	char *name;         /* entry notices; NULL for attributes */
+	int64_t off;        /* node notices: pages from this offset on go
+			     * too (notify_grow); -1: attributes only */
 };
 
 static pthread_mutex_t nq_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -39,7 +41,7 @@ static void deliver(const struct notice *n)
 	if (n->name)
 		rc = fuse_lowlevel_notify_inval_entry(nq_se, n->id, n->name, strlen(n->name));
 	else
-		rc = fuse_lowlevel_notify_inval_inode(nq_se, n->id, -1, 0);
+		rc = fuse_lowlevel_notify_inval_inode(nq_se, n->id, n->off, 0);
 	if (rc && rc != -ENOENT)
 		log_debug("%s %llu%s%s: invalidation notice: %s", n->name ? "entry" : "node",
 			  (unsigned long long)n->id, n->name ? "/" : "", n->name ? n->name : "",
@@ -113,14 +115,22 @@ static uint64_t enqueue(struct notice n)
 
 uint64_t notify_attr(uint64_t nodeid)
 {
-	return enqueue((struct notice){ nodeid, NULL });
+	return enqueue((struct notice){ nodeid, NULL, -1 });
+}
+
+uint64_t notify_grow(uint64_t nodeid, uint64_t old_size)
+{
+	/* from the page that holds the old end (the kernel rounds the
+	 * offset down to its page): its bytes past the old end were zeros
+	 * in the cache, and are data now */
+	return enqueue((struct notice){ nodeid, NULL, (int64_t)old_size });
 }
 
 uint64_t notify_entry(uint64_t parent, const char *name)
 {
 	char *copy = strdup(name);
 
-	return copy ? enqueue((struct notice){ parent, copy }) : 0;
+	return copy ? enqueue((struct notice){ parent, copy, -1 }) : 0;
 }
 
 static uint64_t waits;                 /* atomic: notify_waits */

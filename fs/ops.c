@@ -63,6 +63,50 @@
  *      direct I/O.
  *  (5) Reads are answered from pinned cache buffers (fuse_reply_iov, no
  *      copy); sequential readers get read-ahead (pver_readahead).
+ *  (6) Streams (DESIGN §5, §9; docs/design.md "Streams"): a reader follows
+ *      its object while it only grows, so `tail -f` and `less +F` work.
+ *      (a) Who moves. A commit whose new version N keeps every byte of the
+ *          version F = N - 1 it replaced (pver_extends: decided by the
+ *          commit from its segment list under commit_lock, commit.c (9))
+ *          moves every file node that shows F, has read handles and no
+ *          writer, to N (fn_follow), and every read handle of such a node
+ *          that pins F to N. Nothing else moves: after a rewrite, a shrink
+ *          or a commit whose base was overtaken, readers keep their
+ *          version as in (1); readers of an older version than F are on
+ *          older nodes and stay; views, @meta and writers never follow;
+ *          a RADOS follower's applied commits move nobody (not built).
+ *      (b) What a follower may see. At any moment a follower's handle pins
+ *          one version, and every version it ever pinned is a prefix of
+ *          the next (each move is to an append of the version it had): a
+ *          read never returns bytes that differ from what an earlier read
+ *          returned at the same offset, and never a byte no commit
+ *          published. A commit that moves a handle is one the writer's
+ *          close(2) or fsync(2) made: fsync publishes what was written so
+ *          far (it commits, (2)), including a last row without '\n'.
+ *      (c) Page cache. A node's pages stay valid across a move: they hold
+ *          a prefix of the new version, except the page that held the old
+ *          end (zeros past it). So a move queues notify_grow (the node's
+ *          attributes, and its pages from the old end's page on); the
+ *          committing close/fsync waits for delivery (NOTIFY_WAIT_MS at
+ *          most) when anything moved. The kernel's next size check (fstat
+ *          from tail's poll, or a page-cache read at the old end: the
+ *          mount has AUTO_INVAL_DATA) then asks GETATTR, which answers the
+ *          node's new size ((3b): it is the current version now), and the
+ *          kernel's size moves up; if it learnt the size from a GETATTR
+ *          instead, a size change drops the node's pages anyway. i_size of
+ *          a node only ever grows by a move, never shrinks: (3b) holds.
+ *      (d) Ordering. Handles move first, then the node: while the node
+ *          still shows F, GETATTR without a handle answers F's size, with
+ *          one the handle's (larger) size, uncached; so the kernel never
+ *          learns N's size while a handle of the node can still return
+ *          F's shorter bytes (a short read there would shrink i_size).
+ *          follow_lock (shared by every read open from its version pin to
+ *          its count on the node, exclusive across a move) keeps a reader
+ *          that pinned F but is not yet on the node's handle list from
+ *          being left behind on a moved node.
+ *      (e) A new open after the move reaches the moved node (it is the
+ *          current version's, unless sealed) with keep_cache: its pages
+ *          are N's prefix and the notice dropped the rest.
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
@@ -93,7 +137,9 @@ enum fh_kind { FH_OBJ, FH_VIEW, FH_META };
 
 struct fh {
 	enum fh_kind kind;
-	struct pver *pv;          /* pinned version (read-only handles) */
+	struct pver *pv;          /* pinned version (read-only handles); a
+				   * reader's moves on an append (6): read
+				   * it under ra_lock (fh_pver) */
 	struct wsess *ws;         /* write session, or NULL */
 	struct view_map vm;       /* FH_VIEW */
 	char *meta;               /* FH_META (and .stats): the JSON */
@@ -123,6 +169,10 @@ struct dh {
  * frees what is left (LeakSanitizer saw such handles, found by the crash
  * tests). */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+/* (6d) Shared: a read open, from its version pin to its count on the
+ * node. Exclusive: a follower move. Taken before live_lock, fn_lock and
+ * any store lock; never held while a commit runs. */
+static pthread_rwlock_t follow_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct fh *live_fh;     /* protected by live_lock */
 static struct dh *live_dh;     /* protected by live_lock */
 
@@ -593,6 +643,8 @@ static void pfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 	fuse_reply_none(req);
 }
 
+static uint64_t fh_size(struct fh *h);
+
 static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat s;
@@ -627,7 +679,7 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		 * its version); cache it only when it is the node's size */
 		off_t own = (off_t)(h->ws ? wsess_size(h->ws) :
 				    h->kind == FH_VIEW ? view_size(&h->vm) :
-				    h->kind == FH_META ? h->meta_len : pver_inode(h->pv)->size);
+				    h->kind == FH_META ? h->meta_len : fh_size(h));
 		if (own != s.st_size)
 			timeout = 0;
 		s.st_size = own;
@@ -1014,6 +1066,8 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 		return fh_open_stats(p, nodeid, flags, out);
 	if (!(h = fh_new(nodeid, flags)))
 		return -ENOMEM;
+	if (!wr)   /* (6d): from the version pin to the count on the node */
+		pthread_rwlock_rdlock(&follow_lock);
 	if (fn_is_view(nodeid) && (rc = fn_view(nodeid, &v)) == 0)
 		h->kind = v.spec.kind == VIEW_META ? FH_META : FH_VIEW;
 	if (!rc && !v.base)
@@ -1052,6 +1106,8 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 			*keep = h->pc == FN_PC_KEEP;
 		}
 	}
+	if (!wr)
+		pthread_rwlock_unlock(&follow_lock);
 	if (rc == -EISDIR && fn_is_view(nodeid))
 		rc = -ENOENT;
 	if (rc) {
@@ -1127,6 +1183,28 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	}
 }
 
+/* A reference to the version handle H reads now (a follower's moves, (6)). */
+static struct pver *fh_pver(struct fh *h)
+{
+	struct pver *pv;
+
+	pthread_mutex_lock(&h->ra_lock);
+	pv = h->pv ? pver_ref(h->pv) : NULL;
+	pthread_mutex_unlock(&h->ra_lock);
+	return pv;
+}
+
+/* The size of the version handle H reads now. */
+static uint64_t fh_size(struct fh *h)
+{
+	uint64_t size;
+
+	pthread_mutex_lock(&h->ra_lock);
+	size = pver_inode(h->pv)->size;
+	pthread_mutex_unlock(&h->ra_lock);
+	return size;
+}
+
 /* Read-ahead for handle H after a read of [OFF, OFF+N) of its content. */
 static void read_ahead(struct fh *h, uint64_t off, size_t n)
 {
@@ -1180,7 +1258,8 @@ static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 		return;
 	}
 	t0 = hist_now_ns();
-	pv = pver_ref(h->pv);       /* inline bytes live in the version */
+	pv = fh_pver(h);            /* inline bytes live in the version; a
+				     * follower's handle may move meanwhile (6) */
 	/* read-ahead first: the next fragments load while this READ's do */
 	if (size > 0)
 		read_ahead(h, (uint64_t)off, size);
@@ -1243,13 +1322,19 @@ static ssize_t copy_range_fh(struct fh *in, uint64_t off_in, struct fh *out, uin
 		int rc = n ? wsess_write(out->ws, in->meta + at, n, off_out) : 0;
 		return rc ? rc : (ssize_t)n;
 	}
+	struct pver *src;
+	ssize_t n;
+
 	in_ino = in->ws ? pver_inode(wsess_base(in->ws))->ino : pver_inode(in->pv)->ino;
 	if (in->kind == FH_OBJ && out->kind == FH_OBJ && in_ino == out_ino &&
 	    off_out < off_in + len && off_in < off_out + len)
 		return -EINVAL;      /* as the kernel says for one inode */
 	if (in->ws)
 		return wsess_copy_sess(out->ws, in->ws, off_in, len, off_out);
-	return wsess_copy(out->ws, in->pv, in->kind == FH_VIEW ? &in->vm : NULL, off_in, len, off_out);
+	src = fh_pver(in);           /* a follower's moves (6) */
+	n = wsess_copy(out->ws, src, in->kind == FH_VIEW ? &in->vm : NULL, off_in, len, off_out);
+	pver_put(src);
+	return n;
 }
 
 static void pfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *fi_in,
@@ -1306,8 +1391,80 @@ static void pfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, o
 	fuse_reply_err(req, -rc);
 }
 
+/* Whether handle H is a reader on one of NODES[0..N). */
+static int on_nodes(const struct fh *h, const uint64_t *nodes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (h->nodeid == nodes[i])
+			return 1;
+	return 0;
+}
+
+/* (6a) Move the read handles on NODES[0..N) of object INO that pin
+ * version FROM to NV. @return 0, or -ENOMEM (nothing moved). */
+static int follow_handles(uint64_t ino, uint64_t from, struct pver *nv, const uint64_t *nodes, size_t n)
+{
+	struct pver **old = NULL;
+	size_t cnt = 0, k = 0;
+	struct fh *h;
+
+	pthread_mutex_lock(&live_lock);
+	for (h = live_fh; h; h = h->next)
+		cnt += h->reader && h->ino == ino && on_nodes(h, nodes, n);
+	if (cnt && !(old = malloc(cnt * sizeof(*old)))) {
+		pthread_mutex_unlock(&live_lock);
+		return -ENOMEM;
+	}
+	for (h = live_fh; h && k < cnt; h = h->next) {
+		if (!h->reader || h->ino != ino || !on_nodes(h, nodes, n))
+			continue;
+		pthread_mutex_lock(&h->ra_lock);
+		if (pver_inode(h->pv)->version == from) {
+			old[k++] = h->pv;
+			h->pv = pver_ref(nv);
+		}
+		pthread_mutex_unlock(&h->ra_lock);
+	}
+	pthread_mutex_unlock(&live_lock);
+	for (size_t i = 0; i < k; i++)
+		pver_put(old[i]);    /* outside the locks: may unpin */
+	free(old);
+	return 0;
+}
+
+/* (6) Object INO's new version NV was committed: when it keeps every
+ * byte of the version it replaced, that version's readers follow it.
+ * @return the number of nodes that moved (their notices are queued). */
+static size_t follow_append(uint64_t ino, struct pver *nv)
+{
+	uint64_t from, old_size, *nodes = NULL;
+	size_t n = 0, moved = 0;
+
+	if (!pver_extends(nv))
+		return 0;
+	from = pver_inode(nv)->version - 1;
+	pthread_rwlock_wrlock(&follow_lock);
+	if (fn_followers(ino, from, &nodes, &n) == 0 && n &&
+	    follow_handles(ino, from, nv, nodes, n) == 0) {
+		/* (6d): the handles first, then their nodes */
+		for (size_t i = 0; i < n; i++)
+			if (fn_follow(nodes[i], from, pver_inode(nv), &old_size)) {
+				(void)notify_grow(nodes[i], old_size);
+				moved++;
+			}
+	}
+	pthread_rwlock_unlock(&follow_lock);
+	free(nodes);
+	if (moved)
+		log_debug("object %llu: version %llu appends to %llu: %zu node(s) follow",
+			  (unsigned long long)ino, (unsigned long long)(from + 1),
+			  (unsigned long long)from, moved);
+	return moved;
+}
+
 /* Commit a dirty handle, then tell the kernel the object changed (its
- * nodes' attributes and its names: ops.c (3a)). */
+ * nodes' attributes and its names: ops.c (3a)); readers of the replaced
+ * version follow an append (6). */
 static int commit_handle(struct pfs *p, struct fh *h)
 {
 	uint64_t t0, dt;
@@ -1324,7 +1481,10 @@ static int commit_handle(struct pfs *p, struct fh *h)
 
 		hist_observe(&p->commit_lat, dt);
 		log_debug("object %llu: committed in %.3f ms", (unsigned long long)h->ino, (double)dt / 1e6);
-		after_commit(ino, 0, fn_attrs_cached(ino));   /* (3c) */
+		/* (6c): a follower's next read or fstat must see the rows, so
+		 * wait when nodes moved (their notices come before these) */
+		size_t moved = follow_append(ino, wsess_base(h->ws));
+		after_commit(ino, 0, moved || fn_attrs_cached(ino));   /* (3c) */
 	}
 	return rc;
 }

@@ -264,6 +264,13 @@ struct pver *pver_ref(struct pver *pv);
 void pver_put(struct pver *pv);
 /* Attributes of the object at this version (valid while pinned). */
 const struct idx_inode *pver_inode(const struct pver *pv);
+/* 1 when PV was made by a commit that replaced version
+ * pver_inode(PV)->version - 1 with content that keeps every byte of it at
+ * the same offset (an append, checked on the commit's segment list under
+ * commit_lock: commit.c (9)); 0 otherwise (a rewrite, a shrink, a commit
+ * whose base was not the version it replaced, a version loaded from the
+ * index). Streams: fs/ops.c (6). */
+int pver_extends(const struct pver *pv);
 /* Read up to LEN bytes at OFF; all missing fragments in one batch.
  * @return bytes read (short at end of data), -EIO (damaged fragment:
  * logged with object and fragment), -ENOMEM. */

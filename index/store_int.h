@@ -118,6 +118,10 @@ struct pver {
 				      * from its first fragment's row index
 				      * (pver_head_load), or NULL */
 	uint32_t npins;
+	uint8_t extends;             /* set once, before it is published: its
+				      * commit kept every byte of version
+				      * in.version - 1 at the same offsets
+				      * (commit.c (9)); 0 for a loaded version */
 };
 
 struct pvhead {
