@@ -53,7 +53,10 @@
  *      bounded by a few fragments whatever the commit's size.
  *  (9) Streams (DESIGN §9, fs/ops.c (6)): the new version is marked
  *      `extends` (pver_extends) only when its content keeps every byte of
- *      the version it replaces at the same offset. That is decided from
+ *      the version it replaces at the same offset, and its session did
+ *      not truncate (truncate(2), ftruncate(2), O_TRUNC: a truncate is
+ *      never an append, even one that grows the object with zeros; the
+ *      caller says so: MAY_EXTEND). That is decided from
  *      the segment list, never from sizes or fragment ids: the content
  *      begins with SEG_BASE segments that map [0, base size) onto the
  *      base at the same offsets (keeps_base), AND the version the txn
@@ -992,13 +995,13 @@ static int plan_and_write(struct cut *c, const struct idx_inode *newin, uint64_t
  * run_txn. */
 static int commit_once(struct store *st, struct pver *base, const struct seg *segs, size_t n,
 		       struct stage *sg, const struct idx_inode *newin, int data,
-		       struct idx_inode *moved, int64_t mtime_ns, struct pver **newpv)
+		       struct idx_inode *moved, int64_t mtime_ns, int may_extend, struct pver **newpv)
 {
 	struct cut c = { .st = st, .base = base, .sg = sg, .segs = segs, .nsegs = n, .in = newin,
 			 .base_nl = -1 };
 	uint64_t size = content_size(segs, n), rows = 0;
 	struct frag_desc *list = NULL;
-	struct txn_out o = { .keeps_base = keeps_base(segs, n, base->in.size) };
+	struct txn_out o = { .keeps_base = may_extend && keeps_base(segs, n, base->in.size) };
 	struct cand *cands = NULL;
 	uint32_t nlist = 0, ncands = 0;
 	int mem = !!(newin->flags & INODE_F_MEMORY);
@@ -1054,7 +1057,7 @@ static int commit_once(struct store *st, struct pver *base, const struct seg *se
 
 int commit_segments(struct store *st, struct pver *base, const struct seg *segs, size_t n,
 		    struct stage *sg, const struct idx_inode *newin, int64_t mtime_ns,
-		    struct pver **newpv)
+		    int may_extend, struct pver **newpv)
 {
 	struct idx_inode moved;
 	int data = newin == &base->in, rc;
@@ -1063,7 +1066,7 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 	 * then the commit fails with EBUSY (settings changing all along) */
 	for (int tries = 0; tries < 8; tries++) {
 		struct idx_inode cur;
-		rc = commit_once(st, base, segs, n, sg, newin, data, &moved, mtime_ns, newpv);
+		rc = commit_once(st, base, segs, n, sg, newin, data, &moved, mtime_ns, may_extend, newpv);
 		/* a fixed:N size check failed on settings that moved meanwhile */
 		if (rc == -EINVAL && data && store_getattr(st, base->in.ino, &cur) == 0 &&
 		    settings_moved(&cur, newin)) {

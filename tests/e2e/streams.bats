@@ -151,7 +151,7 @@ for name, old in (("s.csv", b"a,1\nb,2\n"), ("l.csv", b"".join(b"%07d\n" % i for
 PY
 }
 
-@test "a truncate does not move the reader, neither shrinking nor growing back past its size" {
+@test "a truncate does not move the reader: shrinking, growing, or followed by writes" {
 	mount_pfs fragment_size=65536
 	python3 - "$MNT/t.csv" <<'PY'
 import os, subprocess, sys
@@ -166,17 +166,30 @@ with open(p, "ab") as a:
 assert os.path.getsize(p) == 200100
 assert os.fstat(r).st_size == len(old)
 assert os.pread(r, len(old) + 1000, 0) == old
-# ftruncate through a writer, and truncate(1) growing an object: a reader
-# of the shrunk version does not follow
+# truncate(1) growing the object (open, ftruncate, close): every byte is
+# kept, but a truncate is no append
 r2 = os.open(p, os.O_RDONLY)
-w = os.open(p, os.O_WRONLY)
-os.ftruncate(w, 50)
-os.close(w)
 subprocess.run(["truncate", "-s", "300000", p], check=True)
+assert os.path.getsize(p) == 300000
 assert os.fstat(r2).st_size == 200100, os.fstat(r2).st_size
-assert os.pread(r2, 10, 200090) == b"n" * 10
-os.close(r2)
-os.close(r)
+assert os.pread(r2, 100, 200090) == b"n" * 10
+# a writer that shrinks, then writes past the reader's end
+r3 = os.open(p, os.O_RDONLY)
+w = os.open(p, os.O_RDWR)
+os.ftruncate(w, 50)
+os.pwrite(w, b"x" * 400000, 50)
+os.close(w)
+assert os.path.getsize(p) == 400050
+assert os.fstat(r3).st_size == 300000, os.fstat(r3).st_size
+assert os.pread(r3, 10, 299990) == b"\0" * 10
+# after the truncating commit, the next plain append is followed again
+r4 = os.open(p, os.O_RDONLY)
+with open(p, "ab") as a:
+    a.write(b"end\n")
+assert os.fstat(r4).st_size == 400054, os.fstat(r4).st_size
+assert os.pread(r4, 4, 400050) == b"end\n"
+for fd in (r, r2, r3, r4):
+    os.close(fd)
 PY
 }
 
