@@ -95,15 +95,20 @@
  *          kernel's size moves up; if it learnt the size from a GETATTR
  *          instead, a size change drops the node's pages anyway. i_size of
  *          a node only ever grows by a move, never shrinks: (3b) holds.
- *      (d) Ordering. Handles move first, then the node: while the node
- *          still shows F, GETATTR without a handle answers F's size, with
- *          one the handle's (larger) size, uncached; so the kernel never
+ *      (d) Ordering. Handles move first, then the node, all under
+ *          follow_lock held exclusively; GETATTR computes its answer under
+ *          it shared, so it answers all-F or all-N, never the moved
+ *          handle's N beside the node's F (the kernel would take F after
+ *          N: i_size shrinking under a follower). And the kernel never
  *          learns N's size while a handle of the node can still return
  *          F's shorter bytes (a short read there would shrink i_size).
- *          follow_lock (shared by every read open from its version pin to
- *          its count on the node, exclusive across a move) keeps a reader
- *          that pinned F but is not yet on the node's handle list from
- *          being left behind on a moved node.
+ *          Every read open holds it shared from its version pin to its
+ *          count on the node, so a reader that pinned F but is not yet on
+ *          the node's handle list is never left behind on a moved node.
+ *          What remains: the kernel drops a GETATTR reply that crossed an
+ *          invalidation (attr_version), so for a moment after a move
+ *          fstat(2) and lseek(SEEK_END) of a follower may disagree, each
+ *          showing F's or N's size (docs/design.md "Streams").
  *      (e) A new open after the move reaches the moved node (it is the
  *          current version's, unless sealed) with keep_cache: its pages
  *          are N's prefix and the notice dropped the rest.
@@ -668,8 +673,11 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fuse_reply_attr(req, &s, 0);
 		return;
 	}
+	/* (6d): never answered halfway through a follower move */
+	pthread_rwlock_rdlock(&follow_lock);
 	rc = do_stat(pfs_of(req), ino, &s, &timeout);
 	if (rc) {
+		pthread_rwlock_unlock(&follow_lock);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -687,6 +695,7 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		if (h->ws)
 			timeout = 0;
 	}
+	pthread_rwlock_unlock(&follow_lock);
 	fn_attr_cached(ino, timeout);   /* (3c) */
 	fuse_reply_attr(req, &s, timeout);
 }
