@@ -109,9 +109,17 @@
  *          invalidation (attr_version), so for a moment after a move
  *          fstat(2) and lseek(SEEK_END) of a follower may disagree, each
  *          showing F's or N's size (docs/design.md "Streams").
- *      (e) A new open after the move reaches the moved node (it is the
- *          current version's, unless sealed) with keep_cache: its pages
- *          are N's prefix and the notice dropped the rest.
+ *      (e) A lookup after the move returns the moved node unless it is
+ *          sealed (it usually is: a writer's open refused on it sealed
+ *          it); an open through a cached dentry of it may use its page
+ *          cache (keep_cache): its pages are N's prefix and the notice
+ *          dropped the rest.
+ *      (f) Known gap: the kernel learns N's size at its next GETATTR
+ *          (fstat, lseek(SEEK_END), a read at the old end), not from the
+ *          notice. A follower that maps the file past F's size without
+ *          asking first (an mmap of a size it computed) faults with SIGBUS
+ *          there until then. tail, less and anything that fstats first
+ *          are not affected.
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
