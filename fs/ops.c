@@ -1342,14 +1342,20 @@ static ssize_t copy_range_fh(struct fh *in, uint64_t off_in, struct fh *out, uin
 	struct pver *src;
 	ssize_t n;
 
-	in_ino = in->ws ? pver_inode(wsess_base(in->ws))->ino : pver_inode(in->pv)->ino;
+	if (in->ws) {
+		in_ino = pver_inode(wsess_base(in->ws))->ino;
+		if (in->kind == FH_OBJ && out->kind == FH_OBJ && in_ino == out_ino &&
+		    off_out < off_in + len && off_in < off_out + len)
+			return -EINVAL;      /* as the kernel says for one inode */
+		return wsess_copy_sess(out->ws, in->ws, off_in, len, off_out);
+	}
+	src = fh_pver(in);           /* a follower's moves (6): never in->pv itself */
+	in_ino = pver_inode(src)->ino;
 	if (in->kind == FH_OBJ && out->kind == FH_OBJ && in_ino == out_ino &&
 	    off_out < off_in + len && off_in < off_out + len)
-		return -EINVAL;      /* as the kernel says for one inode */
-	if (in->ws)
-		return wsess_copy_sess(out->ws, in->ws, off_in, len, off_out);
-	src = fh_pver(in);           /* a follower's moves (6) */
-	n = wsess_copy(out->ws, src, in->kind == FH_VIEW ? &in->vm : NULL, off_in, len, off_out);
+		n = -EINVAL;                 /* as the kernel says for one inode */
+	else
+		n = wsess_copy(out->ws, src, in->kind == FH_VIEW ? &in->vm : NULL, off_in, len, off_out);
 	pver_put(src);
 	return n;
 }
