@@ -1472,7 +1472,7 @@ static size_t follow_append(uint64_t ino, struct pver *nv)
 		/* (6d): the handles first, then their nodes */
 		for (size_t i = 0; i < n; i++)
 			if (fn_follow(nodes[i], from, pver_inode(nv), &old_size)) {
-				(void)notify_grow(nodes[i], old_size);
+				(void)notify_grow(nodes[i], old_size, nv);
 				moved++;
 			}
 	}

@@ -299,3 +299,56 @@ os.close(u)
 os.close(v)
 PY
 }
+
+@test "copy_file_range from a reader that followed an append copies the new bytes" {
+	mount_pfs fragment_size=65536
+	python3 - "$MNT" <<'PY'
+import os, sys
+mnt = sys.argv[1]
+src, dst = os.path.join(mnt, "src.log"), os.path.join(mnt, "dst.log")
+old = b"".join(b"%07d\n" % i for i in range(20000))      # fragments
+open(src, "wb").write(old)
+r = os.open(src, os.O_RDONLY)
+with open(src, "ab") as a:
+    a.write(b"tail-row\n")
+w = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+n, at = 0, 0
+while True:
+    k = os.copy_file_range(r, w, 1 << 20, at, at)
+    if k == 0:
+        break
+    at += k
+os.close(w)
+assert at == len(old) + 9, at
+assert open(dst, "rb").read() == old + b"tail-row\n"
+os.close(r)
+PY
+}
+
+@test "a follower maps the appended bytes without asking the size first" {
+	mount_pfs fragment_size=65536
+	python3 - "$MNT/m.log" <<'PY'
+import ctypes, mmap, os, sys
+# libc's mmap, not Python's (which fstats the file first): nothing here
+# asks the kernel for the size after the append; a fault past the size
+# the kernel knows is SIGBUS, which kills python and fails the test
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+p = sys.argv[1]
+old = b"".join(b"%07d\n" % i for i in range(10000)) + b"x" * 100   # 80100 bytes
+open(p, "wb").write(old)
+r = os.open(p, os.O_RDONLY)
+assert os.read(r, len(old) + 1) == old
+add = b"y" * 20000 + b"\n"
+with open(p, "ab") as a:
+    a.write(add)
+n = len(old) + len(add)
+addr = libc.mmap(None, n, mmap.PROT_READ, mmap.MAP_SHARED, r, 0)
+assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+assert ctypes.string_at(addr, n) == old + add
+libc.munmap(addr, n)
+os.close(r)
+PY
+}
