@@ -86,7 +86,7 @@
  *      (c) Page cache. A node's pages stay valid across a move: they hold
  *          a prefix of the new version, except the page that held the old
  *          end (zeros past it). So a move queues notify_grow (the node's
- *          attributes, and its pages from the old end's page on); the
+ *          attributes, its pages from the old end's page on, then (f)); the
  *          committing close/fsync waits for delivery (NOTIFY_WAIT_MS at
  *          most) when anything moved. The kernel's next size check (fstat
  *          from tail's poll, or a page-cache read at the old end: the
@@ -114,12 +114,11 @@
  *          it); an open through a cached dentry of it may use its page
  *          cache (keep_cache): its pages are N's prefix and the notice
  *          dropped the rest.
- *      (f) Known gap: the kernel learns N's size at its next GETATTR
- *          (fstat, lseek(SEEK_END), a read at the old end), not from the
- *          notice. A follower that maps the file past F's size without
- *          asking first (an mmap of a size it computed) faults with SIGBUS
- *          there until then. tail, less and anything that fstats first
- *          are not affected.
+ *      (f) The kernel must know N's size before anyone asks: the
+ *          VFS clamps copy_file_range to the cached i_size and a mapping
+ *          faults with SIGBUS past it, neither asking GETATTR. So
+ *          notify_grow also stores N's last byte (FUSE_NOTIFY_STORE),
+ *          which moves the node's i_size to N's at once.
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"

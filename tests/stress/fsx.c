@@ -507,9 +507,8 @@ static void do_mmap(struct file *f)
 	     r->direct ? " (writer open)" : "");
 	if (r->v->size == 0)
 		return;
-	/* a program maps the size fstat(2) tells it: a reader that followed
-	 * an append (streams) has the kernel learn its new size there (the
-	 * commit only invalidated the old one; a fault past it is SIGBUS) */
+	/* a program maps the size fstat(2) tells it (which must be its
+	 * version's: a reader that followed an append too, streams) */
 	{
 		struct stat s;
 		if (fstat(r->fd, &s) || (size_t)s.st_size != r->v->size)
