@@ -184,7 +184,13 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 /* (6d) Shared: a read open, from its version pin to its count on the
  * node. Exclusive: a follower move. Taken before live_lock, fn_lock and
  * any store lock; never held while a commit runs. */
+#ifdef PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
+/* writer-preferring: a stream of GETATTRs and opens never holds a
+ * committing close off (nobody takes it twice in one thread) */
+static pthread_rwlock_t follow_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+#else
 static pthread_rwlock_t follow_lock = PTHREAD_RWLOCK_INITIALIZER;
+#endif
 static struct fh *live_fh;     /* protected by live_lock */
 static struct dh *live_dh;     /* protected by live_lock */
 
