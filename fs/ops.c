@@ -1495,25 +1495,29 @@ static size_t follow_append(uint64_t ino, struct pver *nv)
  * version follow an append (6). */
 static int commit_handle(struct pfs *p, struct fh *h)
 {
+	struct pver *nv = NULL;
 	uint64_t t0, dt;
 	int rc;
 
 	if (!h->ws || !wsess_dirty(h->ws))
 		return 0;
 	t0 = hist_now_ns();
-	rc = wsess_commit(h->ws);
+	rc = wsess_commit_ref(h->ws, &nv);
 	dt = hist_now_ns() - t0;
 	h->failed = rc != 0;
-	if (!rc) {
-		uint64_t ino = pver_inode(wsess_base(h->ws))->ino;
+	if (!rc && nv) {
+		/* NV, not the session's base: a concurrent flush of the same
+		 * handle (two duplicates closed at once) may move that on */
+		uint64_t ino = pver_inode(nv)->ino;
 
 		hist_observe(&p->commit_lat, dt);
 		log_debug("object %llu: committed in %.3f ms", (unsigned long long)h->ino, (double)dt / 1e6);
 		/* (6c): a follower's next read or fstat must see the rows, so
 		 * wait when nodes moved (their notices come before these) */
-		size_t moved = follow_append(ino, wsess_base(h->ws));
+		size_t moved = follow_append(ino, nv);
 		after_commit(ino, 0, moved || fn_attrs_cached(ino));   /* (3c) */
 	}
+	pver_put(nv);
 	return rc;
 }
 

@@ -1253,9 +1253,16 @@ static int view_to_object(struct wsess *ws, struct wsess *obj, uint64_t *hdr_new
 
 int wsess_commit(struct wsess *ws)
 {
+	return wsess_commit_ref(ws, NULL);
+}
+
+int wsess_commit_ref(struct wsess *ws, struct pver **out)
+{
 	struct pver *newpv = NULL;
 	int rc = 0, empty = 0;
 
+	if (out)
+		*out = NULL;
 	pthread_mutex_lock(&ws->lock);
 	if (!ws->dirty)
 		goto out;
@@ -1285,6 +1292,8 @@ int wsess_commit(struct wsess *ws)
 		goto out;
 	pver_put(ws->base);
 	ws->base = newpv;
+	if (out)
+		*out = pver_ref(newpv);
 	rc = wsess_reset(ws, empty);
 	ws->dirty = 0;
 	ws->truncated = 0;

@@ -371,6 +371,11 @@ int wsess_dirty(const struct wsess *ws);
  * @return 0, -ENOSPC, -EIO, -EINVAL (fixed:N size not a multiple of N,
  * view content without its header rows), -ENOENT (object deleted). */
 int wsess_commit(struct wsess *ws);
+/* wsess_commit, and *OUT = a reference to the version it committed (the
+ * caller puts it), or NULL when nothing was committed (clean, or failed).
+ * The version is the one this commit made, whatever commits the session
+ * makes next (streams: fs/ops.c (6) reads pver_extends of it). */
+int wsess_commit_ref(struct wsess *ws, struct pver **out);
 /* copy_file_range(2) into a session: content [OFF, OFF+n) becomes bytes
  * [SRC_OFF, SRC_OFF+n) of version SRC (of any object, or of a view of it:
  * VM is the view's byte map, NULL for the whole object), with n = LEN
