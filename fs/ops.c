@@ -119,6 +119,14 @@
  *          faults with SIGBUS past it, neither asking GETATTR. So
  *          notify_grow also stores N's last byte (FUSE_NOTIFY_STORE),
  *          which moves the node's i_size to N's at once.
+ *      (g) Moves in commit order: two appends N and N + 1 may both commit
+ *          before either moves anyone, and N + 1's move may run first,
+ *          finding nobody on N. So a move goes on from the version it
+ *          reached to the object's current one while that is the next
+ *          version and marked extends (follow_append); checked under the
+ *          exclusive hold, so an append that commits after the check
+ *          moves them itself. Three or more moves out of order, or a
+ *          current version loaded cold (no flag), stop them earlier.
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
@@ -126,6 +134,7 @@
 #include "fs/notify.h"
 #include "fs/snapshots.h"
 #include "index/store.h"
+#include "cache/fault.h"
 #include "cache/log.h"
 
 #include <errno.h>
@@ -139,6 +148,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #define ENTRY_TIMEOUT 60.0   /* long: every change that moves a name or a version is invalidated (3a) */
 #define ATTR_TIMEOUT  60.0
@@ -1460,33 +1470,68 @@ static int follow_handles(uint64_t ino, uint64_t from, struct pver *nv, const ui
 	return 0;
 }
 
-/* (6) Object INO's new version NV was committed: when it keeps every
- * byte of the version it replaced, that version's readers follow it.
- * @return the number of nodes that moved (their notices are queued). */
-static size_t follow_append(uint64_t ino, struct pver *nv)
+/* (6a) Move the followers of version TO - 1 of object INO (its nodes
+ * that show it, and their handles that pin it) to TO. Under follow_lock
+ * held exclusively. @return the number of nodes that moved (their
+ * notices are queued). */
+static size_t follow_step(uint64_t ino, struct pver *to)
 {
-	uint64_t from, old_size, *nodes = NULL;
+	uint64_t from = pver_inode(to)->version - 1, old_size, *nodes = NULL;
 	size_t n = 0, moved = 0;
 
-	if (!pver_extends(nv))
-		return 0;
-	from = pver_inode(nv)->version - 1;
-	pthread_rwlock_wrlock(&follow_lock);
 	if (fn_followers(ino, from, &nodes, &n) == 0 && n &&
-	    follow_handles(ino, from, nv, nodes, n) == 0) {
+	    follow_handles(ino, from, to, nodes, n) == 0) {
 		/* (6d): the handles first, then their nodes */
 		for (size_t i = 0; i < n; i++)
-			if (fn_follow(nodes[i], from, pver_inode(nv), &old_size)) {
-				(void)notify_grow(nodes[i], old_size, nv);
+			if (fn_follow(nodes[i], from, pver_inode(to), &old_size)) {
+				(void)notify_grow(nodes[i], old_size, to);
 				moved++;
 			}
 	}
-	pthread_rwlock_unlock(&follow_lock);
 	free(nodes);
+	return moved;
+}
+
+/* (6) Object INO's new version NV was committed: when it keeps every
+ * byte of the version it replaced, that version's readers follow it.
+ * (6g) Two appends N and N + 1 may commit before either moves anyone, and
+ * N + 1's move may run first (it finds nobody on N yet): so once readers
+ * reached a version, they go on to the object's current version while
+ * that is an append of the one they reached (the flag of the version the
+ * store holds as current; a version that no longer is the next one, or a
+ * cold one without the flag, stops them there). Checked under the same
+ * exclusive hold: an append that commits after the check moves them
+ * itself, since its move comes after this one.
+ * @return the number of node moves (their notices are queued). */
+static size_t follow_append(struct store *st, uint64_t ino, struct pver *nv)
+{
+	struct pver *at, *cur;
+	size_t moved = 0, step;
+
+	if (!pver_extends(nv))
+		return 0;
+	if (FAULT("follow_delay"))
+		sleep(1);    /* tests: this move comes after a later append's (6g) */
+	pthread_rwlock_wrlock(&follow_lock);
+	at = pver_ref(nv);
+	while ((step = follow_step(ino, at)) > 0) {
+		moved += step;
+		if (store_pver_get(st, ino, &cur))
+			break;
+		if (pver_inode(cur)->version != pver_inode(at)->version + 1 || !pver_extends(cur)) {
+			pver_put(cur);
+			break;
+		}
+		pver_put(at);
+		at = cur;
+	}
+	pthread_rwlock_unlock(&follow_lock);
 	if (moved)
-		log_debug("object %llu: version %llu appends to %llu: %zu node(s) follow",
-			  (unsigned long long)ino, (unsigned long long)(from + 1),
-			  (unsigned long long)from, moved);
+		log_debug("object %llu: version %llu appends to %llu: readers of it follow to %llu (%zu node move(s))",
+			  (unsigned long long)ino, (unsigned long long)pver_inode(nv)->version,
+			  (unsigned long long)pver_inode(nv)->version - 1,
+			  (unsigned long long)pver_inode(at)->version, moved);
+	pver_put(at);
 	return moved;
 }
 
@@ -1514,7 +1559,7 @@ static int commit_handle(struct pfs *p, struct fh *h)
 		log_debug("object %llu: committed in %.3f ms", (unsigned long long)h->ino, (double)dt / 1e6);
 		/* (6c): a follower's next read or fstat must see the rows, so
 		 * wait when nodes moved (their notices come before these) */
-		size_t moved = follow_append(ino, nv);
+		size_t moved = follow_append(p->st, ino, nv);
 		after_commit(ino, 0, moved || fn_attrs_cached(ino));   /* (3c) */
 	}
 	pver_put(nv);

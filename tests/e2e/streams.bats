@@ -352,3 +352,40 @@ libc.munmap(addr, n)
 os.close(r)
 PY
 }
+
+@test "readers follow two appends whose moves ran in the other order (the later append's first)" {
+	# follow_delay: the first append's move waits 1 s (fs/ops.c (6g)), so
+	# the second append, which opened after the first committed, moves
+	# first and finds nobody on the first append's version yet
+	PAYLOADFS_FAULT=follow_delay:1:EIO mount_pfs
+	python3 - "$MNT/f.log" <<'PY'
+import os, sys, threading, time
+p = sys.argv[1]
+old = b"base\n"
+open(p, "wb").write(old)
+r = os.open(p, os.O_RDONLY)
+assert os.read(r, 100) == old
+def append(data):
+    w = os.open(p, os.O_WRONLY | os.O_APPEND)
+    os.write(w, data)
+    os.close(w)
+a = threading.Thread(target=append, args=(b"a\n",))
+a.start()
+deadline = time.monotonic() + 0.9
+while True:          # the first append committed (its move still waits)
+    with open(p, "rb") as f:
+        if f.read() == old + b"a\n":
+            break
+    assert time.monotonic() < deadline, "the first append did not commit"
+    time.sleep(0.01)
+append(b"b\n")
+assert a.is_alive(), "the first append's move did not wait"
+a.join()
+assert os.read(r, 100) == b"a\nb\n"
+append(b"c\n")
+assert os.read(r, 100) == b"c\n"
+assert os.fstat(r).st_size == len(old) + 6
+os.close(r)
+PY
+	grep -q 'fault point follow_delay fired' "$LOG"
+}
