@@ -1498,8 +1498,8 @@ static size_t follow_step(uint64_t ino, struct pver *to)
  * N + 1's move may run first (it finds nobody on N yet): so once readers
  * reached a version, they go on to the object's current version while
  * that is an append of the one they reached (the flag of the version the
- * store holds as current; a version that no longer is the next one, or a
- * cold one without the flag, stops them there). Checked under the same
+ * store holds in memory as current, store_pver_cached; a version that is
+ * not the next one, or none in memory, stops them there). Checked under the same
  * exclusive hold: an append that commits after the check moves them
  * itself, since its move comes after this one.
  * @return the number of node moves (their notices are queued). */
@@ -1516,8 +1516,8 @@ static size_t follow_append(struct store *st, uint64_t ino, struct pver *nv)
 	at = pver_ref(nv);
 	while ((step = follow_step(ino, at)) > 0) {
 		moved += step;
-		if (store_pver_get(st, ino, &cur))
-			break;
+		if (!(cur = store_pver_cached(st, ino)))
+			break;       /* a cold one has no flag: no index read here */
 		if (pver_inode(cur)->version != pver_inode(at)->version + 1 || !pver_extends(cur)) {
 			pver_put(cur);
 			break;

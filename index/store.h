@@ -258,6 +258,10 @@ int store_resolve(struct store *st, const char *path, int follow, struct idx_ino
 
 /* Pin the current version of object INO. @return -ENOENT, -EISDIR. */
 int store_pver_get(struct store *st, uint64_t ino, struct pver **out);
+/* The current version of object INO if the store holds it in memory (a
+ * reference), else NULL: never loads one (a read-only store still checks
+ * it against the index, as store_pver_get). */
+struct pver *store_pver_cached(struct store *st, uint64_t ino);
 /* Take another reference. */
 struct pver *pver_ref(struct pver *pv);
 /* Drop a reference; the last one unpins the fragments. NULL-safe. */

@@ -2459,7 +2459,7 @@ static void test_extends(void)
 {
 	uint64_t ino = mkobj(&S, "ext.csv");
 	struct wsess *ws, *a;
-	struct pver *pv;
+	struct pver *pv, *pv2, *a_pv = NULL;
 	char big[200000];
 	int rc;
 
@@ -2515,6 +2515,24 @@ static void test_extends(void)
 	store_pver_get(S.st, ino, &pv);
 	CHECK(rc == 0 && pver_inode(pv)->size == 9000 && !pver_extends(pv),
 	      "extends not: store_truncate growing the object");
+	pver_put(pv);
+	/* store_pver_cached (fs/ops.c (6g) reads the flag of the current
+	 * version through it): the very version a commit made, or NULL */
+	ws = begin(&S, ino, NULL, 0);
+	wsess_write(ws, "8\n", 2, wsess_size(ws));
+	rc = wsess_commit_ref(ws, &a_pv);
+	pv = store_pver_cached(S.st, ino);
+	CHECK(rc == 0 && pv == a_pv && pver_extends(pv),
+	      "store_pver_cached: the version the commit made, with its flag");
+	pver_put(pv);
+	pver_put(a_pv);
+	wsess_free(ws);
+	store_pvcur_drop(S.st, ino);
+	CHECK(store_pver_cached(S.st, ino) == NULL, "store_pver_cached: NULL once the store holds no current version");
+	CHECK(store_pver_get(S.st, ino, &pv) == 0 && !pver_extends(pv), "a version loaded from the index has no flag");
+	pv2 = store_pver_cached(S.st, ino);
+	CHECK(pv2 == pv, "store_pver_cached: the version a load put in memory");
+	pver_put(pv2);
 	pver_put(pv);
 }
 
