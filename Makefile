@@ -163,6 +163,10 @@ $(BUILD)/bench/libget: $(BUILD)/tests/bench/libget.o $(LIB_SO)
 bench-lib: all $(BUILD)/bench/libget
 	$(Q)tests/bench/libget.sh $(BUILD)
 
+# bench-follow: the stream-follow figure alone (tests/bench/follow.sh).
+bench-follow: all $(BUILD)/bench/follow
+	$(Q)tests/bench/follow.sh $(BUILD)
+
 # pltool: a small client of the library for the end-to-end tests.
 $(BUILD)/tests/pltool: tests/lib/pltool.c $(LIB_SO)
 	@mkdir -p $(dir $@)
@@ -266,6 +270,7 @@ stress: all $(STRESS_BIN)
 bench: all $(BENCH_BIN) $(BUILD)/bench/commit_times.so
 	$(Q)packaging/install-deps.sh --bench
 	$(Q)tests/bench/libget.sh $(BUILD)
+	$(Q)tests/bench/follow.sh $(BUILD)
 	$(Q)tests/bench/run.sh $(BUILD)
 
 # bench-charts: publish the last `make bench` (BUILD/bench/chart.tsv) as
@@ -350,7 +355,7 @@ install-lib: lib
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: deb check-deb bench-charts all lib install-lib bench-lib FORCE unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
+.PHONY: deb check-deb bench-charts all lib install-lib bench-lib bench-follow FORCE unit check crash crash-rados powerloss bench bench-rados stress demo install clean fuzz fuzz-run fuzz-corpus valgrind
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

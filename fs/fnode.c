@@ -35,6 +35,11 @@
  *      reader's open drops the pages first (FN_PC_FRESH).
  *  (6) A node with an owner (reserved for that thread's retry) is opened
  *      by its owner first, or by nobody within RETRY_NS.
+ *  (7) A node's version changes only while nobody has it open (a reserved
+ *      node, fn_open_read), or by fn_follow to a version that keeps every
+ *      byte of the one it showed (an append), never while it has a writer:
+ *      so the pages the kernel cached for a node are always a prefix of
+ *      its current version's bytes (ops.c (6)).
  */
 #include "fs/fnode.h"
 #include "index/store.h"
@@ -721,6 +726,49 @@ void fn_close_read(uint64_t nodeid, int pc)
 			f->f.readers--;
 	}
 	pthread_mutex_unlock(&fn_lock);
+}
+
+int fn_followers(uint64_t ino, uint64_t from, uint64_t **nodes, size_t *n)
+{
+	struct fobj *o;
+	size_t k = 0, cnt = 0;
+	int rc = 0;
+
+	*nodes = NULL;
+	*n = 0;
+	pthread_mutex_lock(&fn_lock);
+	o = obj_find(ino);
+	for (struct fnode *f = o ? o->nodes : NULL; f; f = f->onext)
+		cnt += f->f.version == from && f->f.readers && !f->f.writers;
+	if (cnt && !(*nodes = malloc(cnt * sizeof(**nodes))))
+		rc = -ENOMEM;
+	for (struct fnode *f = o && !rc ? o->nodes : NULL; f; f = f->onext)
+		if (f->f.version == from && f->f.readers && !f->f.writers)
+			(*nodes)[k++] = f->id;
+	*n = k;
+	pthread_mutex_unlock(&fn_lock);
+	return rc;
+}
+
+int fn_follow(uint64_t nodeid, uint64_t from, const struct idx_inode *in, uint64_t *old_size)
+{
+	struct fnode *f;
+	int moved = 0;
+
+	pthread_mutex_lock(&fn_lock);
+	f = node_find(nodeid);
+	if (f && f->kind == K_FILE && f->f.version == from && !f->f.writers && in->version > from) {
+		struct fnode *cur = f->obj->cur_node ? node_find(f->obj->cur_node) : NULL;
+		*old_size = f->f.size;
+		f->f.version = in->version;      /* invariant (7) */
+		f->f.size = in->size;
+		f->f.mtime_ns = in->mtime_ns;
+		if (!f->f.sealed && (!cur || cur->f.sealed || cur->f.version < in->version))
+			f->obj->cur_node = f->id;    /* invariant (4) */
+		moved = 1;
+	}
+	pthread_mutex_unlock(&fn_lock);
+	return moved;
 }
 
 /* Seal F (invariant 4: it stops being the object's current node). */

@@ -21,7 +21,10 @@
  *    apart: the store refuses every change to them (EROFS).
  *  - FN_FILE_BIT | n: ONE VERSION of a regular file: (object ino,
  *    version). A lookup of a regular file returns the node of its current
- *    version; after a commit the next lookup gets a new node. The kernel
+ *    version; after a commit the next lookup gets a new node — except
+ *    after an append (streams, ops.c (6)): a node with readers of the
+ *    replaced version MOVES to the new version (fn_follow), since the
+ *    new bytes only extend its old ones; its readers move with it. The kernel
  *    keeps one inode, one i_size and one page cache per node, so every
  *    node's bytes are immutable: pages cached for it are never wrong for
  *    the readers that opened it, whatever is committed later (DESIGN §5
@@ -209,6 +212,17 @@ void fn_attr_cached(uint64_t nodeid, double timeout);
 /* 1 when the kernel may still hold cached attributes of a file node of
  * object INO (ops.c (3c)). */
 int fn_attrs_cached(uint64_t ino);
+
+/* Streams (ops.c (6)): the file nodes of object INO that show version
+ * FROM, have open read handles and no writer — the nodes whose readers
+ * follow a commit that appended to FROM. *NODES is malloc'd (the caller
+ * frees it; NULL when *N is 0). @return 0 or -ENOMEM (then nobody follows). */
+int fn_followers(uint64_t ino, uint64_t from, uint64_t **nodes, size_t *n);
+/* Move file node NODEID from version FROM to IN's version, size and mtime
+ * (IN keeps every byte of FROM: pver_extends), if it still shows FROM and
+ * has no writer; it then becomes the object's current node unless sealed.
+ * @param[out] old_size the size it showed. @return 1 moved, 0 not. */
+int fn_follow(uint64_t nodeid, uint64_t from, const struct idx_inode *in, uint64_t *old_size);
 
 /* Name bookkeeping for invalidation: the kernel moved / dropped the entry
  * PARENT/NAME (rename, unlink). EXCHANGE swaps the two names' objects. */

@@ -7,6 +7,7 @@
  *  (3) A queued entry notice owns its name copy; the notifier frees it.
  */
 #include "fs/notify.h"
+#include "index/store.h"
 #include "cache/log.h"
 
 #include <errno.h>
@@ -20,6 +21,10 @@
 struct notice {
 	uint64_t id;        /* node id (attributes) or parent (entry) */
 	char *name;         /* entry notices; NULL for attributes */
+	int64_t off;        /* node notices: pages from this offset on go
+			     * too (notify_grow); -1: attributes only */
+	struct pver *pv;    /* notify_grow: the version the node moved to
+			     * (a reference, dropped once delivered) */
 };
 
 static pthread_mutex_t nq_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -32,6 +37,23 @@ static int nq_stop, nq_running;        /* protected by nq_lock */
 static struct fuse_session *nq_se;
 static pthread_t nq_thread;
 
+/* Tell the kernel node N->id is N->pv's size now: store its last byte
+ * (FUSE_NOTIFY_STORE extends the inode's size to the end of what it
+ * stores). Without it the kernel would learn the size only at its next
+ * GETATTR, and until then clamp copy_file_range and fault mappings past
+ * the old end (SIGBUS). */
+static int store_end(const struct notice *n)
+{
+	uint64_t size = pver_inode(n->pv)->size;
+	char last;
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(1);
+
+	if (!size || pver_read(n->pv, &last, 1, size - 1) != 1)
+		return 0;       /* a failed read: the next GETATTR tells the size */
+	bv.buf[0].mem = &last;
+	return fuse_lowlevel_notify_store(nq_se, n->id, (off_t)(size - 1), &bv, 0);
+}
+
 static void deliver(const struct notice *n)
 {
 	int rc;
@@ -39,7 +61,9 @@ static void deliver(const struct notice *n)
 	if (n->name)
 		rc = fuse_lowlevel_notify_inval_entry(nq_se, n->id, n->name, strlen(n->name));
 	else
-		rc = fuse_lowlevel_notify_inval_inode(nq_se, n->id, -1, 0);
+		rc = fuse_lowlevel_notify_inval_inode(nq_se, n->id, n->off, 0);
+	if (!rc && n->pv)
+		rc = store_end(n);
 	if (rc && rc != -ENOENT)
 		log_debug("%s %llu%s%s: invalidation notice: %s", n->name ? "entry" : "node",
 			  (unsigned long long)n->id, n->name ? "/" : "", n->name ? n->name : "",
@@ -59,6 +83,7 @@ static void *notifier(void *arg)
 		pthread_mutex_unlock(&nq_lock);
 		deliver(&n);
 		free(n.name);
+		pver_put(n.pv);
 		pthread_mutex_lock(&nq_lock);
 		done_seq = ++nq_head;
 		pthread_cond_broadcast(&nq_done);
@@ -107,20 +132,29 @@ static uint64_t enqueue(struct notice n)
 		log_debug("invalidation notice for %llu dropped (queue full or stopped)",
 			  (unsigned long long)n.id);
 		free(n.name);
+		pver_put(n.pv);
 	}
 	return ticket;
 }
 
 uint64_t notify_attr(uint64_t nodeid)
 {
-	return enqueue((struct notice){ nodeid, NULL });
+	return enqueue((struct notice){ nodeid, NULL, -1, NULL });
+}
+
+uint64_t notify_grow(uint64_t nodeid, uint64_t old_size, struct pver *pv)
+{
+	/* from the page that holds the old end (the kernel rounds the
+	 * offset down to its page): its bytes past the old end were zeros
+	 * in the cache, and are data now */
+	return enqueue((struct notice){ nodeid, NULL, (int64_t)old_size, pver_ref(pv) });
 }
 
 uint64_t notify_entry(uint64_t parent, const char *name)
 {
 	char *copy = strdup(name);
 
-	return copy ? enqueue((struct notice){ parent, copy }) : 0;
+	return copy ? enqueue((struct notice){ parent, copy, -1, NULL }) : 0;
 }
 
 static uint64_t waits;                 /* atomic: notify_waits */

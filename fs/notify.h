@@ -25,10 +25,21 @@ int notify_start(struct fuse_session *se);
 void notify_stop(void);
 
 /* Queue: drop the kernel's cached attributes of node NODEID (its pages
- * stay: a node's bytes never change). @return a ticket for notify_wait,
+ * stay: a node's bytes never change; a node that follows an append keeps
+ * every byte it had, notify_grow). @return a ticket for notify_wait,
  * or 0 when nothing was queued (not running, queue full: the kernel then
  * drops the attributes within their timeout). */
 uint64_t notify_attr(uint64_t nodeid);
+/* Queue: node NODEID grew from OLD_SIZE to version PV (streams, ops.c
+ * (6): it moved to an append of the version it showed): drop its cached
+ * attributes and its cached pages from the one holding offset OLD_SIZE on
+ * (the bytes before stay valid: PV keeps them), then store PV's last byte
+ * in its page cache (FUSE_NOTIFY_STORE), which moves the kernel's size of
+ * the node to PV's at once. Takes its own reference to PV (the notifier
+ * reads that byte: a fragment load at most). @return a ticket or 0 as
+ * above. */
+struct pver;
+uint64_t notify_grow(uint64_t nodeid, uint64_t old_size, struct pver *pv);
 /* Queue: drop the kernel's directory entry PARENT/NAME (NAME is copied).
  * @return a ticket or 0 as above. */
 uint64_t notify_entry(uint64_t parent, const char *name);

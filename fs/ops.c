@@ -63,6 +63,70 @@
  *      direct I/O.
  *  (5) Reads are answered from pinned cache buffers (fuse_reply_iov, no
  *      copy); sequential readers get read-ahead (pver_readahead).
+ *  (6) Streams (DESIGN §5, §9; docs/design.md "Streams"): a reader follows
+ *      its object while it only grows, so `tail -f` and `less +F` work.
+ *      (a) Who moves. A commit whose new version N keeps every byte of the
+ *          version F = N - 1 it replaced (pver_extends: decided by the
+ *          commit from its segment list under commit_lock, commit.c (9))
+ *          moves every file node that shows F, has read handles and no
+ *          writer, to N (fn_follow), and every read handle of such a node
+ *          that pins F to N. Nothing else moves: after a rewrite, a shrink
+ *          or a commit whose base was overtaken, readers keep their
+ *          version as in (1); readers of an older version than F are on
+ *          older nodes and stay; views, @meta and writers never follow;
+ *          a RADOS follower's applied commits move nobody (not built).
+ *      (b) What a follower may see. At any moment a follower's handle pins
+ *          one version, and every version it ever pinned is a prefix of
+ *          the next (each move is to an append of the version it had): a
+ *          read never returns bytes that differ from what an earlier read
+ *          returned at the same offset, and never a byte no commit
+ *          published. A commit that moves a handle is one the writer's
+ *          close(2) or fsync(2) made: fsync publishes what was written so
+ *          far (it commits, (2)), including a last row without '\n'.
+ *      (c) Page cache. A node's pages stay valid across a move: they hold
+ *          a prefix of the new version, except the page that held the old
+ *          end (zeros past it). So a move queues notify_grow (the node's
+ *          attributes, its pages from the old end's page on, then (f)); the
+ *          committing close/fsync waits for delivery (NOTIFY_WAIT_MS at
+ *          most) when anything moved. The kernel's next size check (fstat
+ *          from tail's poll, or a page-cache read at the old end: the
+ *          mount has AUTO_INVAL_DATA) then asks GETATTR, which answers the
+ *          node's new size ((3b): it is the current version now), and the
+ *          kernel's size moves up; if it learnt the size from a GETATTR
+ *          instead, a size change drops the node's pages anyway. i_size of
+ *          a node only ever grows by a move, never shrinks: (3b) holds.
+ *      (d) Ordering. Handles move first, then the node, all under
+ *          follow_lock held exclusively; GETATTR computes its answer under
+ *          it shared, so it answers all-F or all-N, never the moved
+ *          handle's N beside the node's F (the kernel would take F after
+ *          N: i_size shrinking under a follower). And the kernel never
+ *          learns N's size while a handle of the node can still return
+ *          F's shorter bytes (a short read there would shrink i_size).
+ *          Every read open holds it shared from its version pin to its
+ *          count on the node, so a reader that pinned F but is not yet on
+ *          the node's handle list is never left behind on a moved node.
+ *          What remains: the kernel drops a GETATTR reply that crossed an
+ *          invalidation (attr_version), so for a moment after a move
+ *          fstat(2) and lseek(SEEK_END) of a follower may disagree, each
+ *          showing F's or N's size (docs/design.md "Streams").
+ *      (e) A lookup after the move returns the moved node unless it is
+ *          sealed (it usually is: a writer's open refused on it sealed
+ *          it); an open through a cached dentry of it may use its page
+ *          cache (keep_cache): its pages are N's prefix and the notice
+ *          dropped the rest.
+ *      (f) The kernel must know N's size before anyone asks: the
+ *          VFS clamps copy_file_range to the cached i_size and a mapping
+ *          faults with SIGBUS past it, neither asking GETATTR. So
+ *          notify_grow also stores N's last byte (FUSE_NOTIFY_STORE),
+ *          which moves the node's i_size to N's at once.
+ *      (g) Moves in commit order: two appends N and N + 1 may both commit
+ *          before either moves anyone, and N + 1's move may run first,
+ *          finding nobody on N. So a move goes on from the version it
+ *          reached to the object's current one while that is the next
+ *          version and marked extends (follow_append); checked under the
+ *          exclusive hold, so an append that commits after the check
+ *          moves them itself. Three or more moves out of order, or a
+ *          current version loaded cold (no flag), stop them earlier.
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
@@ -70,6 +134,7 @@
 #include "fs/notify.h"
 #include "fs/snapshots.h"
 #include "index/store.h"
+#include "cache/fault.h"
 #include "cache/log.h"
 
 #include <errno.h>
@@ -83,6 +148,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #define ENTRY_TIMEOUT 60.0   /* long: every change that moves a name or a version is invalidated (3a) */
 #define ATTR_TIMEOUT  60.0
@@ -93,7 +159,9 @@ enum fh_kind { FH_OBJ, FH_VIEW, FH_META };
 
 struct fh {
 	enum fh_kind kind;
-	struct pver *pv;          /* pinned version (read-only handles) */
+	struct pver *pv;          /* pinned version (read-only handles); a
+				   * reader's moves on an append (6): read
+				   * it under ra_lock (fh_pver) */
 	struct wsess *ws;         /* write session, or NULL */
 	struct view_map vm;       /* FH_VIEW */
 	char *meta;               /* FH_META (and .stats): the JSON */
@@ -123,6 +191,16 @@ struct dh {
  * frees what is left (LeakSanitizer saw such handles, found by the crash
  * tests). */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+/* (6d) Shared: a read open, from its version pin to its count on the
+ * node. Exclusive: a follower move. Taken before live_lock, fn_lock and
+ * any store lock; never held while a commit runs. */
+#ifdef PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
+/* writer-preferring: a stream of GETATTRs and opens never holds a
+ * committing close off (nobody takes it twice in one thread) */
+static pthread_rwlock_t follow_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+#else
+static pthread_rwlock_t follow_lock = PTHREAD_RWLOCK_INITIALIZER;
+#endif
 static struct fh *live_fh;     /* protected by live_lock */
 static struct dh *live_dh;     /* protected by live_lock */
 
@@ -593,6 +671,8 @@ static void pfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 	fuse_reply_none(req);
 }
 
+static uint64_t fh_size(struct fh *h);
+
 static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat s;
@@ -616,8 +696,11 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fuse_reply_attr(req, &s, 0);
 		return;
 	}
+	/* (6d): never answered halfway through a follower move */
+	pthread_rwlock_rdlock(&follow_lock);
 	rc = do_stat(pfs_of(req), ino, &s, &timeout);
 	if (rc) {
+		pthread_rwlock_unlock(&follow_lock);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -627,7 +710,7 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		 * its version); cache it only when it is the node's size */
 		off_t own = (off_t)(h->ws ? wsess_size(h->ws) :
 				    h->kind == FH_VIEW ? view_size(&h->vm) :
-				    h->kind == FH_META ? h->meta_len : pver_inode(h->pv)->size);
+				    h->kind == FH_META ? h->meta_len : fh_size(h));
 		if (own != s.st_size)
 			timeout = 0;
 		s.st_size = own;
@@ -635,6 +718,7 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		if (h->ws)
 			timeout = 0;
 	}
+	pthread_rwlock_unlock(&follow_lock);
 	fn_attr_cached(ino, timeout);   /* (3c) */
 	fuse_reply_attr(req, &s, timeout);
 }
@@ -1014,6 +1098,8 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 		return fh_open_stats(p, nodeid, flags, out);
 	if (!(h = fh_new(nodeid, flags)))
 		return -ENOMEM;
+	if (!wr)   /* (6d): from the version pin to the count on the node */
+		pthread_rwlock_rdlock(&follow_lock);
 	if (fn_is_view(nodeid) && (rc = fn_view(nodeid, &v)) == 0)
 		h->kind = v.spec.kind == VIEW_META ? FH_META : FH_VIEW;
 	if (!rc && !v.base)
@@ -1052,6 +1138,8 @@ static int fh_open(struct pfs *p, fuse_ino_t nodeid, int flags, uint64_t tid, st
 			*keep = h->pc == FN_PC_KEEP;
 		}
 	}
+	if (!wr)
+		pthread_rwlock_unlock(&follow_lock);
 	if (rc == -EISDIR && fn_is_view(nodeid))
 		rc = -ENOENT;
 	if (rc) {
@@ -1127,6 +1215,28 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	}
 }
 
+/* A reference to the version handle H reads now (a follower's moves, (6)). */
+static struct pver *fh_pver(struct fh *h)
+{
+	struct pver *pv;
+
+	pthread_mutex_lock(&h->ra_lock);
+	pv = h->pv ? pver_ref(h->pv) : NULL;
+	pthread_mutex_unlock(&h->ra_lock);
+	return pv;
+}
+
+/* The size of the version handle H reads now. */
+static uint64_t fh_size(struct fh *h)
+{
+	uint64_t size;
+
+	pthread_mutex_lock(&h->ra_lock);
+	size = pver_inode(h->pv)->size;
+	pthread_mutex_unlock(&h->ra_lock);
+	return size;
+}
+
 /* Read-ahead for handle H after a read of [OFF, OFF+N) of its content. */
 static void read_ahead(struct fh *h, uint64_t off, size_t n)
 {
@@ -1180,7 +1290,8 @@ static void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 		return;
 	}
 	t0 = hist_now_ns();
-	pv = pver_ref(h->pv);       /* inline bytes live in the version */
+	pv = fh_pver(h);            /* inline bytes live in the version; a
+				     * follower's handle may move meanwhile (6) */
 	/* read-ahead first: the next fragments load while this READ's do */
 	if (size > 0)
 		read_ahead(h, (uint64_t)off, size);
@@ -1243,13 +1354,25 @@ static ssize_t copy_range_fh(struct fh *in, uint64_t off_in, struct fh *out, uin
 		int rc = n ? wsess_write(out->ws, in->meta + at, n, off_out) : 0;
 		return rc ? rc : (ssize_t)n;
 	}
-	in_ino = in->ws ? pver_inode(wsess_base(in->ws))->ino : pver_inode(in->pv)->ino;
+	struct pver *src;
+	ssize_t n;
+
+	if (in->ws) {
+		in_ino = pver_inode(wsess_base(in->ws))->ino;
+		if (in->kind == FH_OBJ && out->kind == FH_OBJ && in_ino == out_ino &&
+		    off_out < off_in + len && off_in < off_out + len)
+			return -EINVAL;      /* as the kernel says for one inode */
+		return wsess_copy_sess(out->ws, in->ws, off_in, len, off_out);
+	}
+	src = fh_pver(in);           /* a follower's moves (6): never in->pv itself */
+	in_ino = pver_inode(src)->ino;
 	if (in->kind == FH_OBJ && out->kind == FH_OBJ && in_ino == out_ino &&
 	    off_out < off_in + len && off_in < off_out + len)
-		return -EINVAL;      /* as the kernel says for one inode */
-	if (in->ws)
-		return wsess_copy_sess(out->ws, in->ws, off_in, len, off_out);
-	return wsess_copy(out->ws, in->pv, in->kind == FH_VIEW ? &in->vm : NULL, off_in, len, off_out);
+		n = -EINVAL;                 /* as the kernel says for one inode */
+	else
+		n = wsess_copy(out->ws, src, in->kind == FH_VIEW ? &in->vm : NULL, off_in, len, off_out);
+	pver_put(src);
+	return n;
 }
 
 static void pfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *fi_in,
@@ -1306,26 +1429,140 @@ static void pfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, o
 	fuse_reply_err(req, -rc);
 }
 
+/* Whether handle H is a reader on one of NODES[0..N). */
+static int on_nodes(const struct fh *h, const uint64_t *nodes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (h->nodeid == nodes[i])
+			return 1;
+	return 0;
+}
+
+/* (6a) Move the read handles on NODES[0..N) of object INO that pin
+ * version FROM to NV. @return 0, or -ENOMEM (nothing moved). */
+static int follow_handles(uint64_t ino, uint64_t from, struct pver *nv, const uint64_t *nodes, size_t n)
+{
+	struct pver **old = NULL;
+	size_t cnt = 0, k = 0;
+	struct fh *h;
+
+	pthread_mutex_lock(&live_lock);
+	for (h = live_fh; h; h = h->next)
+		cnt += h->reader && h->ino == ino && on_nodes(h, nodes, n);
+	if (cnt && !(old = malloc(cnt * sizeof(*old)))) {
+		pthread_mutex_unlock(&live_lock);
+		return -ENOMEM;
+	}
+	for (h = live_fh; h && k < cnt; h = h->next) {
+		if (!h->reader || h->ino != ino || !on_nodes(h, nodes, n))
+			continue;
+		pthread_mutex_lock(&h->ra_lock);
+		if (pver_inode(h->pv)->version == from) {
+			old[k++] = h->pv;
+			h->pv = pver_ref(nv);
+		}
+		pthread_mutex_unlock(&h->ra_lock);
+	}
+	pthread_mutex_unlock(&live_lock);
+	for (size_t i = 0; i < k; i++)
+		pver_put(old[i]);    /* outside the locks: may unpin */
+	free(old);
+	return 0;
+}
+
+/* (6a) Move the followers of version TO - 1 of object INO (its nodes
+ * that show it, and their handles that pin it) to TO. Under follow_lock
+ * held exclusively. @return the number of nodes that moved (their
+ * notices are queued). */
+static size_t follow_step(uint64_t ino, struct pver *to)
+{
+	uint64_t from = pver_inode(to)->version - 1, old_size, *nodes = NULL;
+	size_t n = 0, moved = 0;
+
+	if (fn_followers(ino, from, &nodes, &n) == 0 && n &&
+	    follow_handles(ino, from, to, nodes, n) == 0) {
+		/* (6d): the handles first, then their nodes */
+		for (size_t i = 0; i < n; i++)
+			if (fn_follow(nodes[i], from, pver_inode(to), &old_size)) {
+				(void)notify_grow(nodes[i], old_size, to);
+				moved++;
+			}
+	}
+	free(nodes);
+	return moved;
+}
+
+/* (6) Object INO's new version NV was committed: when it keeps every
+ * byte of the version it replaced, that version's readers follow it.
+ * (6g) Two appends N and N + 1 may commit before either moves anyone, and
+ * N + 1's move may run first (it finds nobody on N yet): so once readers
+ * reached a version, they go on to the object's current version while
+ * that is an append of the one they reached (the flag of the version the
+ * store holds in memory as current, store_pver_cached; a version that is
+ * not the next one, or none in memory, stops them there). Checked under the same
+ * exclusive hold: an append that commits after the check moves them
+ * itself, since its move comes after this one.
+ * @return the number of node moves (their notices are queued). */
+static size_t follow_append(struct store *st, uint64_t ino, struct pver *nv)
+{
+	struct pver *at, *cur;
+	size_t moved = 0, step;
+
+	if (!pver_extends(nv))
+		return 0;
+	if (FAULT("follow_delay"))
+		sleep(1);    /* tests: this move comes after a later append's (6g) */
+	pthread_rwlock_wrlock(&follow_lock);
+	at = pver_ref(nv);
+	while ((step = follow_step(ino, at)) > 0) {
+		moved += step;
+		if (!(cur = store_pver_cached(st, ino)))
+			break;       /* a cold one has no flag: no index read here */
+		if (pver_inode(cur)->version != pver_inode(at)->version + 1 || !pver_extends(cur)) {
+			pver_put(cur);
+			break;
+		}
+		pver_put(at);
+		at = cur;
+	}
+	pthread_rwlock_unlock(&follow_lock);
+	if (moved)
+		log_debug("object %llu: version %llu appends to %llu: readers of it follow to %llu (%zu node move(s))",
+			  (unsigned long long)ino, (unsigned long long)pver_inode(nv)->version,
+			  (unsigned long long)pver_inode(nv)->version - 1,
+			  (unsigned long long)pver_inode(at)->version, moved);
+	pver_put(at);
+	return moved;
+}
+
 /* Commit a dirty handle, then tell the kernel the object changed (its
- * nodes' attributes and its names: ops.c (3a)). */
+ * nodes' attributes and its names: ops.c (3a)); readers of the replaced
+ * version follow an append (6). */
 static int commit_handle(struct pfs *p, struct fh *h)
 {
+	struct pver *nv = NULL;
 	uint64_t t0, dt;
 	int rc;
 
 	if (!h->ws || !wsess_dirty(h->ws))
 		return 0;
 	t0 = hist_now_ns();
-	rc = wsess_commit(h->ws);
+	rc = wsess_commit_ref(h->ws, &nv);
 	dt = hist_now_ns() - t0;
 	h->failed = rc != 0;
-	if (!rc) {
-		uint64_t ino = pver_inode(wsess_base(h->ws))->ino;
+	if (!rc && nv) {
+		/* NV, not the session's base: a concurrent flush of the same
+		 * handle (two duplicates closed at once) may move that on */
+		uint64_t ino = pver_inode(nv)->ino;
 
 		hist_observe(&p->commit_lat, dt);
 		log_debug("object %llu: committed in %.3f ms", (unsigned long long)h->ino, (double)dt / 1e6);
-		after_commit(ino, 0, fn_attrs_cached(ino));   /* (3c) */
+		/* (6c): a follower's next read or fstat must see the rows, so
+		 * wait when nodes moved (their notices come before these) */
+		size_t moved = follow_append(p->st, ino, nv);
+		after_commit(ino, 0, moved || fn_attrs_cached(ino));   /* (3c) */
 	}
+	pver_put(nv);
 	return rc;
 }
 

@@ -51,6 +51,21 @@
  *      store's pool, several at once, at most 2 x threads in flight (the
  *      committer waits for the oldest, helping to run it), so memory stays
  *      bounded by a few fragments whatever the commit's size.
+ *  (9) Streams (DESIGN §9, fs/ops.c (6)): the new version is marked
+ *      `extends` (pver_extends) only when its content keeps every byte of
+ *      the version it replaces at the same offset, and its session did
+ *      not truncate (truncate(2), ftruncate(2), O_TRUNC: a truncate is
+ *      never an append, even one that grows the object with zeros; the
+ *      caller says so: MAY_EXTEND). That is decided from
+ *      the segment list, never from sizes or fragment ids: the content
+ *      begins with SEG_BASE segments that map [0, base size) onto the
+ *      base at the same offsets (keeps_base), AND the version the txn
+ *      replaces (read under commit_lock) is the session's base. A
+ *      session whose base was overtaken by another commit (the last
+ *      commit wins, design.md) is never marked, even if it appended.
+ *      Fragment lists are not the test: an append re-cuts the base's
+ *      small last fragment (2) and inline objects have none, while their
+ *      bytes are kept all the same.
  */
 #include "index/store_int.h"
 #include "cache/bufpool.h"
@@ -686,6 +701,7 @@ static int sync_new(struct cut *c, const struct cand *v, uint32_t n)
 /* ---- the index transaction ---- */
 
 struct txn_out {
+	int keeps_base;       /* in: the content keeps the base's bytes (9) */
 	struct frag_desc *freed;
 	uint32_t nfreed;
 	uint64_t records;     /* fragment records put or deleted */
@@ -886,6 +902,8 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 		rc = idx_meta_put_u64(t, "next_frag", __atomic_load_n(&st->next_frag, __ATOMIC_RELAXED));
 	if (!rc)
 		rc = make_pver(st, &cur, list, n, inl, base, nshared, &pv);
+	if (!rc)    /* (9): it replaced the base itself (read under commit_lock) */
+		pv->extends = o->keeps_base && !own_old;
 	if (!rc)
 		rc = store_wcommit(st, t);     /* a round's outcome: gcommit.c (G4) */
 	else
@@ -905,6 +923,23 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	else
 		pver_put(pv);
 	return 0;
+}
+
+/* (9) Whether content SEGS[0..N) begins with the base's bytes
+ * [0, BASE_SIZE) at the same offsets: SEG_BASE segments mapping each
+ * offset to itself, back to back from 0 (an append, a growth with a hole,
+ * a copy_file_range past the end keep them; any write, truncate or copy
+ * into that range splits them off). */
+static int keeps_base(const struct seg *segs, size_t n, uint64_t base_size)
+{
+	uint64_t at = 0;
+
+	for (size_t i = 0; i < n && at < base_size; i++) {
+		if (segs[i].kind != SEG_BASE || segs[i].off != at || segs[i].src != at)
+			return 0;
+		at += segs[i].len;
+	}
+	return at >= base_size;
 }
 
 /* List positions [0, n) equal to the base's (its first run, unmoved). */
@@ -960,13 +995,13 @@ static int plan_and_write(struct cut *c, const struct idx_inode *newin, uint64_t
  * run_txn. */
 static int commit_once(struct store *st, struct pver *base, const struct seg *segs, size_t n,
 		       struct stage *sg, const struct idx_inode *newin, int data,
-		       struct idx_inode *moved, int64_t mtime_ns, struct pver **newpv)
+		       struct idx_inode *moved, int64_t mtime_ns, int may_extend, struct pver **newpv)
 {
 	struct cut c = { .st = st, .base = base, .sg = sg, .segs = segs, .nsegs = n, .in = newin,
 			 .base_nl = -1 };
 	uint64_t size = content_size(segs, n), rows = 0;
 	struct frag_desc *list = NULL;
-	struct txn_out o = { 0 };
+	struct txn_out o = { .keeps_base = may_extend && keeps_base(segs, n, base->in.size) };
 	struct cand *cands = NULL;
 	uint32_t nlist = 0, ncands = 0;
 	int mem = !!(newin->flags & INODE_F_MEMORY);
@@ -1022,7 +1057,7 @@ static int commit_once(struct store *st, struct pver *base, const struct seg *se
 
 int commit_segments(struct store *st, struct pver *base, const struct seg *segs, size_t n,
 		    struct stage *sg, const struct idx_inode *newin, int64_t mtime_ns,
-		    struct pver **newpv)
+		    int may_extend, struct pver **newpv)
 {
 	struct idx_inode moved;
 	int data = newin == &base->in, rc;
@@ -1031,7 +1066,7 @@ int commit_segments(struct store *st, struct pver *base, const struct seg *segs,
 	 * then the commit fails with EBUSY (settings changing all along) */
 	for (int tries = 0; tries < 8; tries++) {
 		struct idx_inode cur;
-		rc = commit_once(st, base, segs, n, sg, newin, data, &moved, mtime_ns, newpv);
+		rc = commit_once(st, base, segs, n, sg, newin, data, &moved, mtime_ns, may_extend, newpv);
 		/* a fixed:N size check failed on settings that moved meanwhile */
 		if (rc == -EINVAL && data && store_getattr(st, base->in.ino, &cur) == 0 &&
 		    settings_moved(&cur, newin)) {

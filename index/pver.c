@@ -345,6 +345,22 @@ int store_pver_get(struct store *st, uint64_t ino, struct pver **out)
 	return pver_load(st, ino, out);
 }
 
+struct pver *store_pver_cached(struct store *st, uint64_t ino)
+{
+	struct pver *pv = pvcur_get(st, ino);
+
+	if (pv && pvcur_stale(st, pv)) {
+		pver_put(pv);
+		return NULL;
+	}
+	return pv;
+}
+
+int pver_extends(const struct pver *pv)
+{
+	return pv->extends;
+}
+
 struct pver *pver_ref(struct pver *pv)
 {
 	__atomic_add_fetch(&pv->refs, 1, __ATOMIC_RELAXED);

@@ -110,6 +110,9 @@ struct wsess {
 	uint64_t pc_end;            /* content [0, pc_end) is not cut further (5) */
 	int stream;                 /* streaming allowed (not views, not disabled) */
 	int dirty;
+	int truncated;              /* truncated (or O_TRUNC) since the last
+				     * commit: that commit is no append
+				     * (commit.c (9)) */
 	int64_t changed_ns;         /* time of the last write or truncate */
 	int is_view;
 	int dup_stage;              /* two segments may name the same log bytes (10) */
@@ -839,6 +842,7 @@ int store_wsess_begin(struct store *st, struct pver *base, const struct view_spe
 	if (!rc)
 		rc = wsess_reset(ws, truncate);
 	ws->dirty = truncate && (ws->is_view ? view_size(&ws->vm) : pver_inode(base)->size) > 0;
+	ws->truncated = truncate;
 	ws->changed_ns = store_now_ns();
 	if (rc) {
 		wsess_free(ws);
@@ -901,6 +905,7 @@ int wsess_truncate(struct wsess *ws, uint64_t size)
 	}
 	if (!rc) {
 		ws->dirty = 1;
+		ws->truncated = 1;
 		ws->changed_ns = store_now_ns();
 	}
 	pthread_mutex_unlock(&ws->lock);
@@ -1248,9 +1253,16 @@ static int view_to_object(struct wsess *ws, struct wsess *obj, uint64_t *hdr_new
 
 int wsess_commit(struct wsess *ws)
 {
+	return wsess_commit_ref(ws, NULL);
+}
+
+int wsess_commit_ref(struct wsess *ws, struct pver **out)
+{
 	struct pver *newpv = NULL;
 	int rc = 0, empty = 0;
 
+	if (out)
+		*out = NULL;
 	pthread_mutex_lock(&ws->lock);
 	if (!ws->dirty)
 		goto out;
@@ -1260,7 +1272,7 @@ int wsess_commit(struct wsess *ws)
 		rc = view_to_object(ws, &obj, &hdr_new, &rows_off_new, &rows_new);
 		if (!rc)
 			rc = commit_segments(ws->st, ws->base, obj.segs, obj.n, &ws->sg,
-					     pver_inode(ws->base), ws->changed_ns, &newpv);
+					     pver_inode(ws->base), ws->changed_ns, !ws->truncated, &newpv);
 		free(obj.segs);
 		if (!rc) {
 			ws->vm.hdr_len = hdr_new;
@@ -1274,14 +1286,17 @@ int wsess_commit(struct wsess *ws)
 		}
 	} else {
 		rc = commit_segments(ws->st, ws->base, ws->segs, ws->n, &ws->sg,
-				     pver_inode(ws->base), ws->changed_ns, &newpv);
+				     pver_inode(ws->base), ws->changed_ns, !ws->truncated, &newpv);
 	}
 	if (rc)
 		goto out;
 	pver_put(ws->base);
 	ws->base = newpv;
+	if (out)
+		*out = pver_ref(newpv);
 	rc = wsess_reset(ws, empty);
 	ws->dirty = 0;
+	ws->truncated = 0;
 out:
 	pthread_mutex_unlock(&ws->lock);
 	return rc;

@@ -258,12 +258,23 @@ int store_resolve(struct store *st, const char *path, int follow, struct idx_ino
 
 /* Pin the current version of object INO. @return -ENOENT, -EISDIR. */
 int store_pver_get(struct store *st, uint64_t ino, struct pver **out);
+/* The current version of object INO if the store holds it in memory (a
+ * reference), else NULL: never loads one (a read-only store still checks
+ * it against the index, as store_pver_get). */
+struct pver *store_pver_cached(struct store *st, uint64_t ino);
 /* Take another reference. */
 struct pver *pver_ref(struct pver *pv);
 /* Drop a reference; the last one unpins the fragments. NULL-safe. */
 void pver_put(struct pver *pv);
 /* Attributes of the object at this version (valid while pinned). */
 const struct idx_inode *pver_inode(const struct pver *pv);
+/* 1 when PV was made by a commit that replaced version
+ * pver_inode(PV)->version - 1 with content that keeps every byte of it at
+ * the same offset (an append, checked on the commit's segment list under
+ * commit_lock: commit.c (9)); 0 otherwise (a rewrite, a shrink, a commit
+ * whose base was not the version it replaced, a version loaded from the
+ * index). Streams: fs/ops.c (6). */
+int pver_extends(const struct pver *pv);
 /* Read up to LEN bytes at OFF; all missing fragments in one batch.
  * @return bytes read (short at end of data), -EIO (damaged fragment:
  * logged with object and fragment), -ENOMEM. */
@@ -364,6 +375,11 @@ int wsess_dirty(const struct wsess *ws);
  * @return 0, -ENOSPC, -EIO, -EINVAL (fixed:N size not a multiple of N,
  * view content without its header rows), -ENOENT (object deleted). */
 int wsess_commit(struct wsess *ws);
+/* wsess_commit, and *OUT = a reference to the version it committed (the
+ * caller puts it), or NULL when nothing was committed (clean, or failed).
+ * The version is the one this commit made, whatever commits the session
+ * makes next (streams: fs/ops.c (6) reads pver_extends of it). */
+int wsess_commit_ref(struct wsess *ws, struct pver **out);
 /* copy_file_range(2) into a session: content [OFF, OFF+n) becomes bytes
  * [SRC_OFF, SRC_OFF+n) of version SRC (of any object, or of a view of it:
  * VM is the view's byte map, NULL for the whole object), with n = LEN

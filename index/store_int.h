@@ -118,6 +118,10 @@ struct pver {
 				      * from its first fragment's row index
 				      * (pver_head_load), or NULL */
 	uint32_t npins;
+	uint8_t extends;             /* set once, before it is published: its
+				      * commit kept every byte of version
+				      * in.version - 1 at the same offsets
+				      * (commit.c (9)); 0 for a loaded version */
 };
 
 struct pvhead {
@@ -360,9 +364,10 @@ ssize_t segs_read(struct pver *base, struct stage *sg, const struct seg *s, size
  * success *NEWPV is the new pinned version (may be NULL to skip). */
 /* MTIME_NS is when the content last changed (the session's last write);
  * the new version's mtime is that, unless mtime was set explicitly after
- * it (cp -p sets times before close). */
+ * it (cp -p sets times before close). MAY_EXTEND: the content may count as
+ * an append of BASE (commit.c (9)); 0 for a session that truncated. */
 int commit_segments(struct store *st, struct pver *base, const struct seg *segs, size_t n,
 		    struct stage *sg, const struct idx_inode *newin, int64_t mtime_ns,
-		    struct pver **newpv);
+		    int may_extend, struct pver **newpv);
 
 #endif

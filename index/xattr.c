@@ -85,7 +85,7 @@ static int recut(struct store *st, uint64_t ino, const struct idx_inode *newin)
 	s.len = pver_inode(pv)->size;
 	s.src = 0;
 	s.kind = SEG_BASE;
-	rc = commit_segments(st, pv, &s, s.len ? 1 : 0, NULL, newin, store_now_ns(), NULL);
+	rc = commit_segments(st, pv, &s, s.len ? 1 : 0, NULL, newin, store_now_ns(), 0, NULL);
 	pver_put(pv);
 	return rc;
 }

@@ -34,10 +34,12 @@ Objects (all names are fixed, so renames replace and creates reuse):
 Sizes: inline (< 4 KiB), mid (several 16 KiB fragments), big (dozens).
 
 A *held* reader (op "hold") keeps a descriptor open over later
-operations; closing it ("unhold") first reads it whole, which must give
-the bytes it opened (snapshot isolation), so renames, unlinks and
-rewrites of held objects leave pinned fragments and orphans behind for
-the crash and the sweep. A mismatch is journaled as {"k": "bad"}.
+operations; closing it ("unhold") first reads it up to the size it had
+at open, which must give the bytes it opened (snapshot isolation; a
+reader that followed an append, DESIGN §9, keeps those bytes too), so
+renames, unlinks and rewrites of held objects leave pinned fragments and
+orphans behind for the crash and the sweep. A mismatch is journaled as
+{"k": "bad"}.
 """
 
 import errno
@@ -155,7 +157,7 @@ class Workload:
         self.root, self.rng, self.max_ops = root, rng, max_ops
         self.j = Journal(journal_path)
         self.n = 0
-        self.held = []                      # [(fd, path, sha256)]
+        self.held = []                      # [(fd, path, sha256, size at open)]
         self.gen = rng.randrange(1 << 30)   # tags new content, for debugging
 
     # ---- model ----
@@ -417,16 +419,17 @@ class Workload:
         """Open PATH for reading and keep the descriptor (no tree change)."""
         with self.op("hold " + path, []) as o:
             fd = o.call(os.open, self.full(path), os.O_RDONLY | os.O_CLOEXEC)
-        self.held.append((fd, path, self.tree[path][0]))
+            size = o.call(os.fstat, fd).st_size
+        self.held.append((fd, path, self.tree[path][0], size))
 
     def do_unhold(self):
         """Read a held descriptor whole: it must still give what it opened."""
-        fd, path, want = self.held.pop(self.rng.randrange(len(self.held)))
+        fd, path, want, size = self.held.pop(self.rng.randrange(len(self.held)))
         with self.op("unhold " + path, []) as o:
             o.fds.append(fd)
             parts, off = [], 0
-            while True:
-                b = o.call(os.pread, fd, 1 << 20, off)
+            while off < size:
+                b = o.call(os.pread, fd, min(1 << 20, size - off), off)
                 if not b:
                     break
                 parts.append(b)

@@ -19,7 +19,17 @@
  *    its open and must read exactly that, through read(2), pread(2),
  *    lseek(SEEK_END) and mmap (MAP_SHARED and MAP_PRIVATE; a mapping is
  *    kept and checked again after later commits and truncations), whatever
- *    the writer does meanwhile.
+ *    the writer does meanwhile — except streams (DESIGN §5, §9; fs/ops.c
+ *    (6), index/commit.c (9)): a commit by the writer that only appended
+ *    to the version it replaced moves that version's readers to the new
+ *    one. The model knows exactly which commits those are: the writer's
+ *    session (since its open or its last commit) did nothing in
+ *    [0, base size) — no write, mapped write-back page, punched or zeroed
+ *    range starting there — and did not truncate (ftruncate, O_TRUNC);
+ *    truncate(2) never moves anyone (f->rewrote). A mapping of a reader
+ *    that moved keeps its length: its bytes are the new version's, and
+ *    past the old end, on the mapping's last page, zeros or the new
+ *    version's bytes (the page may not have been faulted in again).
  *  - fstat(2) of the writer and lseek(SEEK_END) show its staged size (the
  *    writer is alone on its node, fs/fnode.h); stat(2) of the path shows
  *    the committed size, or the staged size while the name still leads to
@@ -84,6 +94,7 @@ struct file {
 	char mpath[4096], tpath[4096];
 	int wm, wt;             /* writer: mount and twin descriptors, -1 */
 	int wappend;
+	int rewrote;            /* the writer's session is no append (streams) */
 	struct ver *committed;
 	struct reader r[NREADERS];
 	size_t maxsize;
@@ -114,6 +125,7 @@ static uint64_t seed, opno, nops = 20000;
 static size_t maxop = 65536, maxsize_arg = 0;
 static int quiet;
 static uint64_t counts[OP_N];
+static uint64_t follows;        /* readers moved to an append (streams) */
 static char hist[HIST][200];
 static const char *cur_file;    /* the file of the current op ("f2") */
 static uint64_t nhist;          /* notes written so far */
@@ -238,10 +250,35 @@ static struct ver *ver_from_twin(struct file *f)
 	return v;
 }
 
+/* A commit; FOLLOW: by the writer, so its readers of the replaced version
+ * follow it when the session only appended (f->rewrote: see the top). */
+static void commit_as(struct file *f, int follow)
+{
+	struct ver *old = f->committed;
+
+	f->committed = ver_from_twin(f);
+	if (follow && !f->rewrote)
+		for (int i = 0; i < NREADERS; i++)
+			if (f->r[i].fd >= 0 && f->r[i].v == old) {
+				f->r[i].v = ver_get(f->committed);
+				ver_put(old);
+				follows++;
+			}
+	f->rewrote = 0;         /* the session is rebased on the new version */
+	ver_put(old);
+}
+
 static void commit(struct file *f)
 {
-	ver_put(f->committed);
-	f->committed = ver_from_twin(f);
+	commit_as(f, 1);
+}
+
+/* The writer touches [OFF, ...) of its content: below the base's size,
+ * its next commit is no append. */
+static void touch_at(struct file *f, uint64_t off)
+{
+	if (off < f->committed->size)
+		f->rewrote = 1;
 }
 
 /* ---- data: printable rows whose bytes tell the op that wrote them ---- */
@@ -293,6 +330,7 @@ static void open_writer(struct file *f)
 		fl |= O_APPEND;
 	if (c == 9)
 		fl |= O_TRUNC;
+	f->rewrote = c == 9;
 	f->wm = open(f->mpath, fl, 0644);
 	f->wt = open(f->tpath, fl, 0644);
 	if (f->wm < 0 || f->wt < 0)
@@ -362,8 +400,9 @@ static struct reader *any_reader(struct file *f)
 /* The mapping of R must still show its version (SIGBUS is a difference). */
 static void check_map(struct file *f, struct reader *r, const char *when)
 {
-	size_t n = r->v->size, page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t tail_end = (n + page - 1) / page * page;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t n = r->v->size < r->maplen ? r->v->size : r->maplen;
+	size_t tail_end = (r->maplen + page - 1) / page * page;
 
 	if (!r->map)
 		return;
@@ -374,8 +413,10 @@ static void check_map(struct file *f, struct reader *r, const char *when)
 		     r->mapflags == MAP_SHARED ? "MAP_SHARED" : "MAP_PRIVATE", f->mpath, n);
 	}
 	same_bytes(r->map, r->v->data, n, 0, when);
-	for (size_t i = n; i < tail_end && i < r->maplen; i++)
-		if (r->map[i])
+	/* past the mapping's length, on its last page: zeros, or the bytes
+	 * of a version the reader followed to (streams) */
+	for (size_t i = n; i < tail_end; i++)
+		if (r->map[i] && (i >= r->v->size || r->map[i] != r->v->data[i]))
 			fail("%s: byte %zu past the end of the mapping's last page is 0x%02x, not 0",
 			     when, i, r->map[i]);
 	bus_armed = 0;
@@ -466,6 +507,14 @@ static void do_mmap(struct file *f)
 	     r->direct ? " (writer open)" : "");
 	if (r->v->size == 0)
 		return;
+	/* a program maps the size fstat(2) tells it (which must be its
+	 * version's: a reader that followed an append too, streams) */
+	{
+		struct stat s;
+		if (fstat(r->fd, &s) || (size_t)s.st_size != r->v->size)
+			fail("fstat of a reader before mmap: size %lld, want its version's %zu",
+			     (long long)s.st_size, r->v->size);
+	}
 	p = mmap(NULL, r->v->size, PROT_READ, flags, r->fd, 0);
 	if (p == MAP_FAILED)
 		fail("mmap %s of a reader of %zu bytes: %s",
@@ -496,6 +545,8 @@ static void do_write(struct file *f, int positional)
 	fill(buf_w, len, off);
 	note("%s %s off=%" PRIu64 " len=%zu%s", fname(f), positional ? "pwrite" : "lseek+write",
 	     off, len, f->wappend ? " (O_APPEND: at the end)" : "");
+	if (!f->wappend)
+		touch_at(f, off);
 	if (positional) {
 		m = R(pwrite(f->wm, buf_w, len, (off_t)off));
 		t = R(pwrite(f->wt, buf_w, len, (off_t)off));
@@ -536,6 +587,7 @@ static void do_trunc_w(struct file *f)
 
 	ensure_writer(f);
 	note("%s ftruncate %zu", fname(f), size);
+	f->rewrote = 1;         /* a truncate is no append */
 	same_res(R(ftruncate(f->wm, (off_t)size)), R(ftruncate(f->wt, (off_t)size)), "ftruncate");
 	check_maps(f, "mappings after a writer's ftruncate");
 }
@@ -551,7 +603,7 @@ static void do_trunc_path(struct file *f)
 	note("%s truncate(2) %zu", fname(f), size);
 	same_res(R(truncate(f->mpath, (off_t)size)), R(truncate(f->tpath, (off_t)size)),
 		 "truncate(2)");
-	commit(f);
+	commit_as(f, 0);        /* nobody follows a truncate */
 	check_maps(f, "mappings after truncate(2)");
 }
 
@@ -779,9 +831,13 @@ static void do_mapwrite(struct file *f)
 	note("%s mapwrite off=%" PRIu64 " len=%zu%s%s", fname(f), off, len,
 	     off + len > (uint64_t)st.st_size ? " (ftruncate to cover it first)" : "",
 	     sync ? ", msync(MS_SYNC)" : "");
-	if (off + len > (uint64_t)st.st_size)
+	if (off + len > (uint64_t)st.st_size) {
+		f->rewrote = 1;
 		same_res(R(ftruncate(f->wm, (off_t)(off + len))), R(ftruncate(f->wt, (off_t)(off + len))),
 			 "ftruncate before a mapped write");
+	}
+	/* dirty pages are written back whole (from their page's start) */
+	touch_at(f, off / (uint64_t)sysconf(_SC_PAGESIZE) * (uint64_t)sysconf(_SC_PAGESIZE));
 	pm = map_range(f->wm, off, len, PROT_READ | PROT_WRITE, &bm, &mlm);
 	if (!pm)
 		fail("mmap MAP_SHARED PROT_WRITE of the writer: %s", strerror(errno));
@@ -844,6 +900,8 @@ static void do_falloc(struct file *f)
 	if (off + len > f->maxsize + maxop)
 		len = 1;
 	note("%s fallocate %s off=%" PRIu64 " len=%zu", fname(f), names[k], off, len);
+	if (k >= 2)             /* zeros written over [off, ...): 0 and KEEP_SIZE only extend */
+		touch_at(f, off);
 	same_res(R(fallocate(f->wm, modes[k], (off_t)off, (off_t)len)),
 		 R(fallocate(f->wt, modes[k], (off_t)off, (off_t)len)), "fallocate");
 }
@@ -994,7 +1052,7 @@ int main(int argc, char **argv)
 	printf("fsx: per op:");
 	for (int i = 0; i < OP_N; i++)
 		printf(" %s=%" PRIu64, op_name[i], counts[i]);
-	printf("\n");
+	printf("\nfsx: %" PRIu64 " times a reader followed an append\n", follows);
 	for (int i = 0; i < nfiles; i++)
 		ver_put(files[i].committed);
 	free(buf_m);

@@ -2445,6 +2445,97 @@ static void test_random(const char *name, uint32_t fixed, int memory, int ops)
 	m_free(&r->cm);
 }
 
+/* commit.c (9): a new version is marked `extends` (pver_extends) exactly
+ * when its content keeps every byte of the version it replaced, that
+ * version was the session's base, and the session did not truncate. */
+static int ext_commit(struct wsess *ws)
+{
+	int rc = wsess_commit(ws);
+
+	return rc ? -1000 + rc : pver_extends(wsess_base(ws));
+}
+
+static void test_extends(void)
+{
+	uint64_t ino = mkobj(&S, "ext.csv");
+	struct wsess *ws, *a;
+	struct pver *pv, *pv2, *a_pv = NULL;
+	char big[200000];
+	int rc;
+
+	memset(big, 'b', sizeof(big));
+	for (size_t i = 99; i < sizeof(big); i += 100)
+		big[i] = '\n';
+	ws = begin(&S, ino, NULL, 0);
+	wsess_write(ws, "h\n", 2, 0);
+	CHECK_EQ(ext_commit(ws), 1, "extends: the first content of an empty object keeps its 0 bytes");
+	wsess_write(ws, "1\n", 2, wsess_size(ws));
+	CHECK_EQ(ext_commit(ws), 1, "extends: an inline append");
+	wsess_write(ws, big, sizeof(big), wsess_size(ws));
+	CHECK_EQ(ext_commit(ws), 1, "extends: an append past the inline size (fragments)");
+	wsess_write(ws, "2\n", 2, wsess_size(ws));
+	CHECK_EQ(ext_commit(ws), 1, "extends: a small append to an object of fragments");
+	wsess_write(ws, "3\n", 2, wsess_size(ws) + 10);
+	CHECK_EQ(ext_commit(ws), 1, "extends: a write past the end (a hole, then bytes)");
+	store_pver_get(S.st, ino, &pv);
+	rc = (int)wsess_copy(ws, pv, NULL, 0, 1000, wsess_size(ws));
+	pver_put(pv);
+	CHECK_EQ(rc, 1000, "copy_file_range of the object's start to its end");
+	CHECK_EQ(ext_commit(ws), 1, "extends: a copy appended at the end");
+	wsess_write(ws, "H", 1, 0);
+	wsess_write(ws, "4\n", 2, wsess_size(ws));
+	CHECK_EQ(ext_commit(ws), 0, "extends not: byte 0 rewritten, then an append");
+	wsess_write(ws, "H", 1, 0);
+	CHECK_EQ(ext_commit(ws), 0, "extends not: the same byte written again (a write is no append)");
+	wsess_truncate(ws, 1000);
+	CHECK_EQ(ext_commit(ws), 0, "extends not: a shrinking truncate");
+	wsess_truncate(ws, 5000);
+	CHECK_EQ(ext_commit(ws), 0, "extends not: a growing truncate (zeros after every byte kept)");
+	wsess_truncate(ws, 4000);
+	wsess_write(ws, big, 2000, 4000);
+	CHECK_EQ(ext_commit(ws), 0, "extends not: a truncate, then writes past the old end");
+	wsess_write(ws, "5\n", 2, wsess_size(ws));
+	CHECK_EQ(ext_commit(ws), 1, "extends: the session's next commit, an append again");
+	wsess_free(ws);
+	ws = begin(&S, ino, NULL, 1);
+	wsess_write(ws, big, 6002, 0);
+	CHECK_EQ(ext_commit(ws), 0, "extends not: O_TRUNC and a longer content");
+	wsess_free(ws);
+	/* a session whose base another commit overtook: the last commit wins */
+	a = begin(&S, ino, NULL, 0);
+	ws = begin(&S, ino, NULL, 0);
+	wsess_write(ws, "6\n", 2, wsess_size(ws));
+	CHECK_EQ(ext_commit(ws), 1, "extends: an append (B)");
+	wsess_write(a, "7\n", 2, wsess_size(a));
+	CHECK_EQ(ext_commit(a), 0, "extends not: an append (A) to a base B's commit replaced");
+	wsess_free(a);
+	wsess_free(ws);
+	/* a truncate(2) without a handle */
+	rc = store_truncate(S.st, ino, NULL, 9000);
+	store_pver_get(S.st, ino, &pv);
+	CHECK(rc == 0 && pver_inode(pv)->size == 9000 && !pver_extends(pv),
+	      "extends not: store_truncate growing the object");
+	pver_put(pv);
+	/* store_pver_cached (fs/ops.c (6g) reads the flag of the current
+	 * version through it): the very version a commit made, or NULL */
+	ws = begin(&S, ino, NULL, 0);
+	wsess_write(ws, "8\n", 2, wsess_size(ws));
+	rc = wsess_commit_ref(ws, &a_pv);
+	pv = store_pver_cached(S.st, ino);
+	CHECK(rc == 0 && pv == a_pv && pver_extends(pv),
+	      "store_pver_cached: the version the commit made, with its flag");
+	pver_put(pv);
+	pver_put(a_pv);
+	wsess_free(ws);
+	store_pvcur_drop(S.st, ino);
+	CHECK(store_pver_cached(S.st, ino) == NULL, "store_pver_cached: NULL once the store holds no current version");
+	CHECK(store_pver_get(S.st, ino, &pv) == 0 && !pver_extends(pv), "a version loaded from the index has no flag");
+	pv2 = store_pver_cached(S.st, ino);
+	CHECK(pv2 == pv, "store_pver_cached: the version a load put in memory");
+	pver_put(pv2);
+	pver_put(pv);
+}
+
 int main(void)
 {
 	seed_init();
@@ -2456,6 +2547,7 @@ int main(void)
 	if (open_tstore(&S, "store", 0, 0, 0))
 		return 1;
 	test_append();
+	test_extends();
 	test_small_changes();
 	test_truncate();
 	test_rewrite();

@@ -10,6 +10,7 @@
  * the object (found by tests/stress: close(2) failed with ENOENT). */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -201,6 +202,66 @@ out:
 	tut_rmrf(dir);
 }
 
+/* Streams (fnode.c (7), ops.c (6)): which nodes follow an append, and
+ * what a move changes. */
+static void test_follow(void)
+{
+	struct idx_inode v3 = obj(800, 3), v4 = obj(800, 4), v5 = obj(800, 5);
+	struct fnode_file f;
+	uint64_t nr, nw, nidle, *nodes, old = 0, again;
+	size_t n;
+	int pc, pcw;
+
+	v4.size = v3.size + 50;
+	v5.size = v4.size + 7;
+	CHECK_EQ(fn_ref_file(1, "s", &v3, 60, &nr), 0, "lookup of s (version 3)");
+	CHECK_EQ(fn_open_read(nr, &v3, 1, 60, &pc), 0, "a page-cache reader of version 3");
+	CHECK_EQ(fn_ref_file(0, NULL, &v3, 0, &nidle), 0, "a node nobody opened (by .by-id)");
+	/* a writer that came through a node of its own (an open by .by-id
+	 * of a node made before the reader's: here a reserved retry node) */
+	CHECK_EQ(fn_open_write(nr, v3.ino, 61, NULL), -ESTALE, "a writer is refused on the reader's node");
+	CHECK_EQ(fn_ref_file(1, "s", &v3, 61, &nw), 1, "the writer's retry gets a node of its own");
+	CHECK_EQ(fn_open_write(nw, v3.ino, 61, NULL), 0, "the writer opens it");
+	CHECK_EQ(fn_followers(v3.ino, 3, &nodes, &n), 0, "fn_followers of version 3");
+	CHECK(n == 1 && nodes[0] == nr, "only the node with readers and no writer follows (%zu nodes)", n);
+	free(nodes);
+	CHECK_EQ(fn_followers(v3.ino, 2, &nodes, &n), 0, "fn_followers of version 2");
+	CHECK(n == 0 && !nodes, "no node shows version 2");
+	CHECK_EQ(fn_follow(nw, 3, &v4, &old), 0, "a writer's node never moves");
+	CHECK_EQ(fn_follow(nr, 3, &v4, &old), 1, "the reader's node moves to version 4");
+	CHECK(old == v3.size, "it showed version 3's size (%llu)", (unsigned long long)old);
+	CHECK(fn_file(nr, &f) == 0 && f.version == 4 && f.size == v4.size && f.readers == 1,
+	      "it shows version 4 and its size, with its reader");
+	CHECK_EQ(fn_follow(nr, 3, &v5, &old), 0, "a move from a version it no longer shows does nothing");
+	/* the refused writer sealed the reader's node: it moved, but no lookup
+	 * hands it out (fnode.h); a reader that reaches it (a cached dentry)
+	 * may open it, with its page cache: its pages are version 4's prefix */
+	CHECK_EQ(fn_ref_file(1, "s", &v4, 62, &again), 0, "a lookup of version 4");
+	CHECK(again != nr && again != nw, "gets a node of its own: the moved node is sealed");
+	CHECK_EQ(fn_open_read(nr, &v4, 1, 62, &pcw), 0, "a new reader of version 4 opens the moved node");
+	CHECK_EQ(pcw, FN_PC_KEEP, "with the page cache");
+	fn_close_read(nr, pcw);
+	CHECK_EQ(fn_open_read(nr, &v3, 1, 63, &pcw), -ESTALE, "a reader of version 3 is refused there now");
+	/* an unsealed node that moves becomes the one lookups return */
+	{
+		struct idx_inode u1 = obj(900, 1), u2 = obj(900, 2);
+		uint64_t nu, nu2;
+		int pu;
+		u2.size = u1.size + 1;
+		CHECK_EQ(fn_ref_file(1, "u", &u1, 64, &nu), 0, "lookup of u (version 1)");
+		CHECK_EQ(fn_open_read(nu, &u1, 1, 64, &pu), 0, "a reader of u");
+		CHECK_EQ(fn_follow(nu, 1, &u2, &old), 1, "u's node follows version 2");
+		CHECK_EQ(fn_ref_file(1, "u", &u2, 65, &nu2), 0, "a lookup of version 2");
+		CHECK(nu2 == nu, "returns the moved node");
+		fn_close_read(nu, pu);
+	}
+	fn_close_read(nr, pc);
+	fn_close_write(nw, v3.ino);
+	CHECK_EQ(fn_followers(v3.ino, 4, &nodes, &n), 0, "fn_followers after the readers closed");
+	CHECK(n == 0, "a node without readers does not follow (%zu)", n);
+	free(nodes);
+}
+
 int main(void)
 {
 	CHECK_EQ(fn_init(0), 0, "fn_init");
@@ -210,6 +271,7 @@ int main(void)
 	test_writer_pages_dropped();
 	test_forget_races_lookup();
 	test_attrs_cached();
+	test_follow();
 	fn_fini();
 	return tap_done();
 }
