@@ -445,7 +445,8 @@ static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
 static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	(void)userdata;
-	(void)initflags_patch_reply(iov, count);
+	if (initflags_patch_reply(iov, count))
+		log_debug("INIT: granted FUSE_PARALLEL_DIROPS (lookups in one directory run in parallel)");
 	return writev(fd, iov, count);
 }
 
