@@ -118,6 +118,12 @@ $(BUILD)/tests/test_killpriv: $(BUILD)/tests/unit/test_killpriv.o $(BUILD)/fs/ki
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/fs/killpriv.o $(CORE_LIB) $(LDLIBS_CORE)
 
+# test_initflags tests the INIT reply patch (no FUSE headers in it).
+$(BUILD)/tests/test_initflags: $(BUILD)/tests/unit/test_initflags.o $(BUILD)/fs/initflags.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/fs/initflags.o $(CORE_LIB) $(LDLIBS_CORE)
+
 # ---- libpayload (lib/payload.h, docs/payload.3): the core compiled again
 # position-independent, with lib/payload.c, into one shared library that
 # exports only payload_* (lib/payload.map).

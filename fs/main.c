@@ -9,6 +9,7 @@
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
+#include "fs/initflags.h"
 #include "fs/notify.h"
 #include "index/store.h"
 #include "cache/fault.h"
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -427,6 +429,29 @@ static int serve(struct fuse_session *se, struct fuse_cmdline_opts *co)
 	return rc;
 }
 
+/* The device I/O of the session: plain read(2) and writev(2) that let
+ * initflags see the INIT request and grant parallel directory operations
+ * in the INIT reply, which libfuse 3.14 leaves out (fs/initflags.h). */
+static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
+{
+	ssize_t n = read(fd, buf, len);
+
+	(void)userdata;
+	if (n > 0)
+		initflags_seen_request(buf, (size_t)n);
+	return n;
+}
+
+static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	(void)userdata;
+	if (initflags_patch_reply(iov, count))
+		log_debug("INIT: granted FUSE_PARALLEL_DIROPS (lookups in one directory run in parallel)");
+	return writev(fd, iov, count);
+}
+
+static const struct fuse_custom_io dev_io = { .writev = dev_writev, .read = dev_read };
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -544,6 +569,11 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	mounted = 1;
+	if (fuse_session_custom_io(se, &dev_io, fuse_session_fd(se)) != 0) {
+		fail("start-up", "cannot set the session's device I/O");
+		rc = 1;
+		goto out;
+	}
 	find_read_ahead(&pfs, co.mountpoint, read_ahead);
 	if (o.pidfile && (rc = write_pidfile(o.pidfile)) < 0) {
 		fail(o.pidfile, strerror(-rc));

@@ -10,6 +10,12 @@
 #           end, against `tail -n +N | head -n M` on warm ext4
 #   ingest  cp + close + sync of the CSV
 #   small   3,000 files of 1 KiB created, written and closed (one process)
+#   readers 8 processes each reading its @part=K/8, cold, against 8
+#           `tail -n +A | head -n B` on cold ext4; then 8 workers opening a
+#           random 100-row @rows= view 8 times a second each for
+#           BENCH_READERS_SECS, cold (fresh mount, drop_caches, rows no
+#           request read before) and warm, against `tail | head` on warm
+#           ext4: latency median and p99 (tests/bench/readers.c, issue 13 §5)
 #   rados   on one throwaway Ceph cluster (tests/rados/cluster.sh, under the
 #           work directory, stopped by PID at the end): `rados bench` write
 #           and seq (1 MiB objects, 16 ops) against ingest and cold read of
@@ -33,6 +39,7 @@
 #   BENCH_BUDGET=60      ... stopping early once a figure has used this many s
 #   BENCH_SMALL_FILES=3000
 #   BENCH_SMALL_THREADS=8 the multi-thread small-file run of figure rados
+#   BENCH_READERS_SECS=30 length of each random-view run (figure readers)
 #   BENCH_LAG_N=300      commits timed for the follower lag (figure rados)
 #   BENCH_RADOS_SECS=120 bound of each `rados bench` run (it moves the CSV's
 #                        size in 1 MiB objects; a run cut short fails)
@@ -58,6 +65,7 @@ PFS=$BUILD/payloadfs
 PCTL=$BUILD/payloadctl
 GEN=$BUILD/bench/gencsv
 SMALLF=$BUILD/bench/smallfiles
+READERS=$BUILD/bench/readers
 RLAG=$BUILD/bench/rlag
 RLOGB=$BUILD/bench/bench_rlog
 SHIM=$BUILD/bench/commit_times.so
@@ -72,6 +80,7 @@ PFS_OPTS=${BENCH_PFS_OPTS:-}
 NSMALL=${BENCH_SMALL_FILES:-3000}
 SMALL_THREADS=${BENCH_SMALL_THREADS:-8}
 LAG_N=${BENCH_LAG_N:-300}
+READERS_SECS=${BENCH_READERS_SECS:-30}
 LAG_POLL_US=250
 RADOS_SECS=${BENCH_RADOS_SECS:-120}
 RLOG_N=500 # appends timed by bench_rlog
@@ -118,8 +127,8 @@ if [ "$PERF" != 0 ]; then
 fi
 for f in ${ONLY//,/ }; do
 	case "$f" in
-	seq | view | ingest | small | rados) ;;
-	*) die "BENCH_ONLY: unknown figure '$f' (seq, view, ingest, small, rados)" ;;
+	seq | view | ingest | small | rados | readers) ;;
+	*) die "BENCH_ONLY: unknown figure '$f' (seq, view, ingest, small, rados, readers)" ;;
 	esac
 done
 if wants rados; then
@@ -135,6 +144,10 @@ if wants rados; then
 	[[ $RADOS_SECS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RADOS_SECS must be a positive number of seconds"
 fi
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS must be a positive number"
+if wants readers; then
+	[ -x "$READERS" ] || die "$READERS is missing; run make bench (it builds it)"
+	[[ $READERS_SECS =~ ^[1-9][0-9]*$ ]] || die "BENCH_READERS_SECS must be a positive number of seconds"
+fi
 [[ $BUDGET =~ ^[0-9]+$ ]] || die "BENCH_BUDGET must be a number of seconds"
 [[ $NSMALL =~ ^[1-9][0-9]*$ ]] || die "BENCH_SMALL_FILES must be a positive number"
 if [ -n "${BENCH_ROWS:-}" ]; then
@@ -1028,6 +1041,94 @@ fig_rados() {
 	CLUSTER_UP=0
 }
 
+# ---- readers: many readers at once (issue 13 §5) ------------------------------
+
+# tests/bench/readers.c drops the page cache itself (after hashing what each
+# reader must return, which reads the CSV) and checks every reader's bytes.
+fig_readers() {
+	local t c0 out frags slot warm
+	ensure_pfs_data
+	say "readers: 8 @part=K/8 readers on a fresh mount, against 8 tail | head on ext4, both cold"
+	while more parts.payloadfs; do
+		pfs_mount
+		c0=$(pfs_cpu)
+		[ "$PERF" = 0 ] || perf_start readers_parts
+		t=$("$READERS" parts "$SRC" "$ROWS" 8 pfs "$MNT_PFS/events.csv") || die "readers parts on payloadfs failed"
+		[ "$PERF" = 0 ] || perf_stop
+		add parts.payloadfs "$t"
+		add cpu.parts "$(delta "$c0" "$(pfs_cpu)")"
+		pfs_umount readers
+		t=$("$READERS" parts "$SRC" "$ROWS" 8 ext4 "$SRC") || die "readers parts on ext4 failed"
+		add parts.ext4 "$t"
+		say "  payloadfs ${SAMP[parts.payloadfs]##* }s, ext4 ${t}s"
+	done
+	# cold views take rows from slots of one fragment's rows each, past the
+	# first 64 fragments; the warm run reads views of those first rows
+	pfs_mount
+	frags=$(getfattr --absolute-names --only-values -n user.payload.fragments "$MNT_PFS/events.csv") ||
+		die "getfattr user.payload.fragments failed"
+	slot=$((ROWS / frags))
+	warm=$((slot * 64))
+	[ "$warm" -le $((ROWS / 4)) ] || warm=$((ROWS / 4))
+	[ "$slot" -ge 200 ] || slot=200
+	RV_WARM_ROWS=$warm RV_SLOT=$slot
+	say "readers: 8 workers x 8 random 100-row views/s for ${READERS_SECS}s, payloadfs cold (rows $warm.. in slots of $slot rows)"
+	[ "$PERF" = 0 ] || perf_start readers_views_cold
+	out=$("$READERS" views "$SRC" "$ROWS" pfs "$MNT_PFS/events.csv" 8 8 "$READERS_SECS" 1 "$warm" "$ROWS" "$slot" 2>"$WORK/rv.err") ||
+		die "readers views (payloadfs, cold) failed: $(cat "$WORK/rv.err")"
+	[ "$PERF" = 0 ] || perf_stop
+	add rview_cold.payloadfs "$(echo $out)"
+	RV_N_COLD=$(sed -n 's/^# //p' "$WORK/rv.err")
+	say "  $RV_N_COLD: median $(ms rview_cold.payloadfs) ms, p99 $(pms rview_cold.payloadfs 0.99) ms"
+	cat "$MNT_PFS/events.csv@rows=0:$warm" >/dev/null || die "reading @rows=0:$warm failed"
+	say "readers: the same, warm (rows 0..$warm, read just before)"
+	[ "$PERF" = 0 ] || perf_start readers_views_warm
+	out=$("$READERS" views "$SRC" "$ROWS" pfs "$MNT_PFS/events.csv" 8 8 "$READERS_SECS" 2 0 "$warm" 0 2>"$WORK/rv.err") ||
+		die "readers views (payloadfs, warm) failed: $(cat "$WORK/rv.err")"
+	[ "$PERF" = 0 ] || perf_stop
+	add rview_warm.payloadfs "$(echo $out)"
+	RV_N_WARM=$(sed -n 's/^# //p' "$WORK/rv.err")
+	say "  $RV_N_WARM: median $(ms rview_warm.payloadfs) ms, p99 $(pms rview_warm.payloadfs 0.99) ms"
+	pfs_umount readers
+	say "readers: the same with tail | head on warm ext4 (rows $warm..)"
+	cat "$SRC" >/dev/null
+	out=$("$READERS" views "$SRC" "$ROWS" ext4 "$SRC" 8 8 "$READERS_SECS" 1 "$warm" "$ROWS" 0 2>"$WORK/rv.err") ||
+		die "readers views (ext4) failed: $(cat "$WORK/rv.err")"
+	add rview.ext4 "$(echo $out)"
+	RV_N_EXT4=$(sed -n 's/^# //p' "$WORK/rv.err")
+	say "  $RV_N_EXT4: median $(ms rview.ext4) ms, p99 $(pms rview.ext4 0.99) ms"
+}
+
+readers_report() {
+	echo "## Many readers at once (issue 13 §5)"
+	echo
+	echo "8 processes at once, each reading its \`events.csv@part=K/8\` (header + its rows, 1 MiB reads) on a"
+	echo "fresh mount after \`drop_caches\`, against 8 \`tail -n +A | head -n B\` of its own eighth on cold ext4;"
+	echo "wall time of all 8 (every reader's bytes hashed and compared with the CSV's). Then 8 workers, each"
+	echo "opening a random 100-row \`@rows=A:A+100\` view 8 times a second for ${READERS_SECS} s (open, read all, close;"
+	echo "the latency of each, its bytes checked): cold = a fresh mount, \`drop_caches\`, every view in a slot of"
+	echo "${RV_SLOT:-?} rows (one fragment's) no earlier view touched, past row ${RV_WARM_ROWS:-?}; warm = views of rows"
+	echo "0..${RV_WARM_ROWS:-?}, read through the mount just before; the peer runs \`tail -n +(A+2) | head -n 100\` on"
+	echo "warm ext4 at the same rate (a request due while its worker is busy starts late; none after ${READERS_SECS} s)."
+	echo
+	echo "| figure | ext4 \`tail \\| head\` | payloadfs |"
+	echo "| --- | ---: | ---: |"
+	echo "| 8 readers of their eighth, cold, wall ms | $(msn parts.ext4) | $(msn parts.payloadfs) |"
+	echo "| random 100-row views, cold: median / p99 ms | — | $(ms rview_cold.payloadfs) / $(pms rview_cold.payloadfs 0.99) (${RV_N_COLD:-not run}) |"
+	echo "| random 100-row views, warm: median / p99 ms | $(ms rview.ext4) / $(pms rview.ext4 0.99) (${RV_N_EXT4:-not run}) | $(ms rview_warm.payloadfs) / $(pms rview_warm.payloadfs 0.99) (${RV_N_WARM:-not run}) |"
+	echo
+	echo "payloadfs daemon CPU during the 8 partition readers (median s): $(cpu_cell parts)."
+	echo
+	echo "## Targets (issue 13 §5)"
+	echo
+	echo "| figure | measured | target | status |"
+	echo "| --- | ---: | ---: | --- |"
+	target "8 @part readers (cold) vs 8 tail \\| head readers on ext4" "$R_PARTS" "≥" 3 x
+	target "random 100-row views, warm, p99" "$R_RV_WARM" "≤" 5 " ms"
+	target "random 100-row views, cold, p99" "$R_RV_COLD" "≤" 20 " ms"
+	echo
+}
+
 # ---- run ---------------------------------------------------------------------
 
 if wants ingest; then fig_ingest; fi
@@ -1035,6 +1136,7 @@ if wants seq; then fig_seq; fi
 if wants view; then fig_view; fi
 if wants small; then fig_small; fi
 if wants rados; then fig_rados; fi
+if wants readers; then fig_readers; fi
 for p in bindfs squashfuse squashfuse_ll; do umount_peer "$p"; done
 T_RUN=$(awk -v a="$T_RUN" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -1092,6 +1194,12 @@ shim_cell() {
 		else if (w == "rest") printf "%.2f (%.0f%%)", (wall - sa - sl) / f * 1000, 100 * (wall - sa - sl) / wall
 	}' <<<"$v"
 }
+
+R_PARTS=$(speedup parts.payloadfs parts.ext4 || true)
+R_RV_WARM=$(pms rview_warm.payloadfs 0.99)
+[ "$R_RV_WARM" = "—" ] && R_RV_WARM=""
+R_RV_COLD=$(pms rview_cold.payloadfs 0.99)
+[ "$R_RV_COLD" = "—" ] && R_RV_COLD=""
 
 R_RCOLD="" R_RINGEST="" R_LAG99="" R_RFOLLOW="" R_RSMALL1="" R_RSMALLN="" R_RSEQ="" R_RDISK=""
 if wants rados; then
@@ -1218,7 +1326,7 @@ PFS_STORE=$(du -sb "$STORE/fragments" 2>/dev/null | cut -f1)
 N_SMALL=$NSMALL
 rss_rows() {
 	local w
-	for w in import ingest seq view small rados perf; do
+	for w in import ingest seq view small rados readers perf; do
 		[ -n "${RSS_KB[$w]:-}" ] || continue
 		echo "| $w | $(awk -v k="${RSS_KB[$w]}" 'BEGIN { printf "%.0f", k / 1024 }') |"
 	done
@@ -1296,6 +1404,7 @@ cpu_cell() {
 	echo
 	fi
 	if wants rados; then rados_report; fi
+	if wants readers; then readers_report; fi
 	echo "## Machine and set-up"
 	echo
 	echo "- CPU: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores"
@@ -1350,6 +1459,7 @@ chart_ms() { # FIGURE PEER KEY [PEER KEY]... — median times in ms
 		"payloadfs @rows= again" viewwarm_mid.payloadfs "tail | head, warm ext4" tailhead_mid.ext4
 	chart_bar "RADOS: cold sequential read" MB/s rados_cold "$SIZE" $MB local writer follower
 	chart_bar "RADOS: 1 KiB-file commits, 1 thread" files/s rados_small1 "$NSMALL" 1 local writer
+	chart_ms "8 readers of their eighth, cold" "ext4 tail | head" parts.ext4 "payloadfs @part=K/8" parts.payloadfs
 	printf '%s\n' "${CHART_TARGETS[@]}"
 } >"$OUT/chart.tsv"
 
