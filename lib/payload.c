@@ -25,8 +25,10 @@
 #include "lib/payload.h"
 #include "index/store.h"
 #include "index/view.h"
+#include "cache/fault.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,8 +89,17 @@ PL_API const char *payload_strerror(int err)
 	return s ? s : "Unknown error";
 }
 
+/* PAYLOADFS_FAULT arms the core's fault points, as for the daemon
+ * (cache/fault.h): read once, at the process's first payload_open. */
+static void arm_faults(void)
+{
+	if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
+		fprintf(stderr, "libpayload: PAYLOADFS_FAULT: bad spec ignored\n");
+}
+
 PL_API int payload_open(const char *dir, int mode, payload_store **out)
 {
+	static pthread_once_t faults_once = PTHREAD_ONCE_INIT;
 	struct store_opts o = { .rdonly = mode == PAYLOAD_RDONLY };
 	payload_store *ps;
 	int rc;
@@ -97,6 +108,7 @@ PL_API int payload_open(const char *dir, int mode, payload_store **out)
 		*out = NULL;
 	if (!dir || !out || (mode != PAYLOAD_RDONLY && mode != PAYLOAD_RDWR))
 		return fail(-EINVAL, "payload_open %s", dir ? dir : "(null)");
+	pthread_once(&faults_once, arm_faults);
 	ps = calloc(1, sizeof(*ps));
 	if (!ps || !(ps->dir = strdup(dir))) {
 		free(ps);

@@ -79,18 +79,22 @@ int payload_get_many(payload_store *st, struct payload_get *reqs, size_t n);
 struct payload_put {
 	const char *path;      /* created (its directory must exist) or replaced */
 	const void *data;
-	size_t len;            /* at most PAYLOAD_PUT_MAX bytes */
+	size_t len;            /* any size: up to 4096 bytes inline in the index,
+				* larger ones as fragments (row-aligned, lz4) */
 	int result;            /* out: 0, or this member's -errno */
 };
-#define PAYLOAD_PUT_MAX 4096   /* bytes per member in this version */
 /* Create or replace N regular files in ONE index transaction: after 0 all
  * of them are visible at once (to the next read of any opener); on failure
  * none changed, and the failing member's result says why (the others' are
  * 0). New files get mode 0644, the caller's uid and gid, and their
  * directory's payload settings (*.csv: one header row). A path given twice
  * is written twice: the later bytes win. Read-write handles only.
+ * Members over 4096 bytes are cut into fragments as a writer's close
+ * would cut them and every fragment of the batch is made durable (one
+ * sync) before the one index transaction; a failure deletes them all.
  * @return 0; -EROFS (a read-only handle, or a snapshot's path); -EFBIG (a
- * member over PAYLOAD_PUT_MAX); -EINVAL (an empty or reserved name, a view
+ * member needs more than the object limit of fragments); -EBUSY (an
+ * object's format changed during the call); -EINVAL (an empty or reserved name, a view
  * suffix, not a regular file, a storage=memory directory, a fixed:N size
  * mismatch, NULL arguments); -EISDIR (a directory's path); -ENOENT,
  * -ENOTDIR (the directory); -ENAMETOOLONG; -ENOSPC, -EIO, -ENOMEM. */

@@ -23,9 +23,8 @@ import errno as _errno
 import io
 import os
 
-__all__ = ["open", "Store", "Version", "partitions", "Partition", "PUT_MAX"]
+__all__ = ["open", "Store", "Version", "partitions", "Partition"]
 
-PUT_MAX = 4096          # bytes per put_many member (PAYLOAD_PUT_MAX)
 
 _WHOLE, _BYTES, _ROWS = 0, 1, 2
 _END = (1 << 63) - 1
@@ -231,7 +230,7 @@ class Store:
     def put_many(self, items):
         """Create or replace every PATH: BYTES of ITEMS (a dict, or pairs)
         in ONE transaction: all visible at once, or none on failure.
-        Members hold at most PUT_MAX bytes each."""
+        Members may be of any size (over 4096 bytes: fragments)."""
         items = list(items.items() if hasattr(items, "items") else items)
         n = len(items)
         if n == 0:
