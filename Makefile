@@ -153,14 +153,14 @@ $(BUILD)/tests/test_libpayload: $(BUILD)/tests/unit/test_libpayload.o $(LIB_SO) 
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) \
 		$(CORE_LIB) $(LDLIBS_CORE)
 
-# libget: the library's bench figure (tests/bench/libget.sh).
-$(BUILD)/bench/libget: $(BUILD)/tests/bench/libget.o $(LIB_SO)
+# libget, libbatch: the library's bench figures (tests/bench/libget.sh).
+$(BUILD)/bench/libget $(BUILD)/bench/libbatch: $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_SO)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD))
 
 # bench-lib: that figure alone (docs/benchmarks.md "The library").
-bench-lib: all $(BUILD)/bench/libget
+bench-lib: all $(BUILD)/bench/libget $(BUILD)/bench/libbatch
 	$(Q)tests/bench/libget.sh $(BUILD)
 
 # pltool: a small client of the library for the end-to-end tests.
