@@ -124,7 +124,7 @@ $(BUILD)/tests/test_killpriv: $(BUILD)/tests/unit/test_killpriv.o $(BUILD)/fs/ki
 LIB_SO_VERSION := 0.1.0
 LIB_SONAME := libpayload.so.0
 LIB_SO := $(BUILD)/libpayload.so.$(LIB_SO_VERSION)
-LIB_PIC_OBJ := $(CORE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/lib/payload.o
+LIB_PIC_OBJ := $(CORE_SRC:%.c=$(BUILD)/pic/%.o) $(patsubst %.c,$(BUILD)/pic/%.o,$(sort $(wildcard lib/*.c)))
 
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -147,7 +147,7 @@ FORCE:
 lib: $(LIB_SO) $(BUILD)/payload.pc
 
 # test_libpayload links the shared library (its public API only).
-$(BUILD)/tests/test_libpayload: $(BUILD)/tests/unit/test_libpayload.o $(LIB_SO) $(CORE_LIB)
+$(BUILD)/tests/test_libpayload $(BUILD)/tests/test_libasync: $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_SO) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) \

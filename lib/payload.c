@@ -23,6 +23,7 @@
  *      transaction, all members or none (index/ns.c (7)).
  */
 #include "lib/payload.h"
+#include "lib/payload_int.h"
 #include "index/store.h"
 #include "index/view.h"
 #include "cache/fault.h"
@@ -51,17 +52,24 @@ struct payload_version {
 
 static __thread char errmsg[512];
 
+static int vfail(int rc, const char *fmt, va_list ap)
+{
+	size_t n;
+
+	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	n = strlen(errmsg);
+	snprintf(errmsg + n, sizeof(errmsg) - n, ": %s", payload_strerror(rc));
+	return rc;
+}
+
 static int fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int rc, const char *fmt, ...)
 {
 	va_list ap;
-	size_t n;
 
 	va_start(ap, fmt);
-	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	rc = vfail(rc, fmt, ap);
 	va_end(ap);
-	n = strlen(errmsg);
-	snprintf(errmsg + n, sizeof(errmsg) - n, ": %s", payload_strerror(rc));
 	return rc;
 }
 
@@ -477,5 +485,22 @@ PL_API int payload_put_many(payload_store *ps, struct payload_put *reqs, size_t 
 		free(dirs[i]);
 	free(dirs);
 	free(sp);
+	return rc;
+}
+
+/* ---- for the library's other files (lib/payload_int.h) ---- */
+
+struct store *payload_core(payload_store *ps)
+{
+	return ps->st;
+}
+
+int payload_fail(int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rc = vfail(rc, fmt, ap);
+	va_end(ap);
 	return rc;
 }

@@ -127,6 +127,50 @@ const char *payload_strerror(int err);
  * thread's next payload_ call. */
 const char *payload_errmsg(void);
 
+/* ---- asynchronous batched get (lib/async.c) ----
+ * A queue runs whole payload_get_many batches on the store's worker pool.
+ * At most DEPTH batches and MAX_BYTES bytes (the sum of their requests'
+ * CAP: the caller's buffers) are in flight from the submit that accepts a
+ * batch until the poll or wait that returns its completion; completions
+ * come back in submission order. Every call may be made from any thread. */
+typedef struct payload_queue payload_queue;
+
+#define PAYLOAD_NOWAIT 1   /* payload_queue_submit: -EAGAIN instead of blocking */
+
+struct payload_completion {
+	void *tag;                  /* as submitted */
+	struct payload_get *reqs;   /* as submitted: each request's result is set */
+	size_t n;
+	int failed;                 /* what payload_get_many returned for the batch */
+};
+struct payload_queue_stat {
+	unsigned batches;           /* in flight now */
+	uint64_t bytes;             /* in flight now */
+	uint64_t peak_bytes;        /* the most ever in flight (<= MAX_BYTES) */
+	uint64_t submitted, completed;
+};
+/* A queue on ST of DEPTH batches (>= 1) and MAX_BYTES (0: no byte limit).
+ * @return 0 and *OUT; -EINVAL, -ENOMEM. */
+int payload_queue_open(payload_store *st, unsigned depth, uint64_t max_bytes, payload_queue **out);
+/* Queue N requests (REQS and their buffers stay the caller's and must live
+ * until the completion is returned) tagged TAG. Blocks while DEPTH batches
+ * or too many bytes are in flight (another thread must reap), or with
+ * FLAGS PAYLOAD_NOWAIT fails with -EAGAIN. @return 0; -EAGAIN; -E2BIG (the
+ * batch alone is over MAX_BYTES); -EINVAL; -ENOMEM. */
+int payload_queue_submit(payload_queue *q, struct payload_get *reqs, size_t n, void *tag, int flags);
+/* Up to MAX finished batches, oldest first, without blocking. @return how
+ * many (0: the oldest is not done), -EINVAL. */
+int payload_queue_poll(payload_queue *q, struct payload_completion *out, size_t max);
+/* As poll, but waits (at most TIMEOUT_MS ms; < 0: no limit) until the
+ * oldest batch is done, running it in the caller when no worker started
+ * it. @return how many (>= 1; 0 when nothing is in flight), -ETIMEDOUT,
+ * -EINVAL. */
+int payload_queue_wait(payload_queue *q, struct payload_completion *out, size_t max, int timeout_ms);
+int payload_queue_stat(payload_queue *q, struct payload_queue_stat *out);
+/* Wait for every batch in flight (their buffers are filled), drop their
+ * completions, free Q; NULL-safe. Before payload_close of its store. */
+void payload_queue_close(payload_queue *q);
+
 #ifdef __cplusplus
 }
 #endif
