@@ -217,6 +217,14 @@ class Store:
     def get(self, key):
         return self.get_many([key])[0]
 
+    def get_iter(self, keys, batch=256, depth=4, max_bytes=256 << 20):
+        """Yield the bytes of every key of KEYS in order, reading ahead:
+        batches of BATCH keys, up to DEPTH batches and MAX_BYTES bytes in
+        flight on the library's queue (payload_queue_*), the GIL released
+        while the library works. Raises OSError for a key that failed."""
+        from payloadfs import _queue
+        return _queue.get_iter(self, keys, batch, depth, max_bytes)
+
     def read_rows(self, path, start=None, stop=None):
         """The header rows, then data rows [start, stop) (Python slice
         bounds) of the object at PATH: the mount's PATH@rows=start:stop."""
