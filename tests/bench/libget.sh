@@ -82,14 +82,16 @@ echo "# cold: $COLD_N objects of 64 KiB ($(( COLD_N / 16 )) MiB), $COLD_K random
 best_lib=1e30 best_ext=1e30
 for _ in $(seq "$REPS_C"); do
 	drop_caches
-	t=$("$BUILD/bench/libbatch" cold lib "$W/store" "$COLD_N" 65536 "$COLD_K" 1000 | tee /dev/stderr |
-		awk '$1 == "cold_lib_s" { print $2 }')
+	out=$("$BUILD/bench/libbatch" cold lib "$W/store" "$COLD_N" 65536 "$COLD_K" 1000)
+	echo "$out"
+	t=$(echo "$out" | awk '$1 == "cold_lib_s" { print $2 }')
 	best_lib=$(awk -v a="$best_lib" -v b="$t" 'BEGIN { print (b < a ? b : a) }')
 	drop_caches
-	t=$("$BUILD/bench/libbatch" cold ext "$W/ext" "$COLD_N" 65536 "$COLD_K" 16 | tee /dev/stderr |
-		awk '$1 == "cold_ext4_s" { print $2 }')
+	out=$("$BUILD/bench/libbatch" cold ext "$W/ext" "$COLD_N" 65536 "$COLD_K" 16)
+	echo "$out"
+	t=$(echo "$out" | awk '$1 == "cold_ext4_s" { print $2 }')
 	best_ext=$(awk -v a="$best_ext" -v b="$t" 'BEGIN { print (b < a ? b : a) }')
-done 2>&1
+done
 {
 	echo "cold_chunks $COLD_K"
 	echo "cold_store_mib $(( COLD_N / 16 ))"

@@ -178,7 +178,10 @@ static void test_nowait(payload_store *ps)
 		CHECK_EQ(payload_queue_submit(q, big, 3, NULL, 0), -E2BIG, "a batch over the limit alone: E2BIG");
 	}
 	CHECK_EQ(payload_queue_submit(q, a.r, PER, NULL, 4), -EINVAL, "unknown flags: EINVAL");
-	CHECK_EQ(payload_queue_open(ps, 0, 0, &q) , -EINVAL, "depth 0: EINVAL");
+	{
+		payload_queue *q0;
+		CHECK_EQ(payload_queue_open(ps, 0, 0, &q0), -EINVAL, "depth 0: EINVAL");
+	}
 	payload_queue_close(q);
 	/* depth: the second batch waits for the first's reap */
 	CHECK(payload_queue_open(ps, 1, 0, &q) == 0, "a queue of depth 1");

@@ -452,7 +452,7 @@ static long images(void)
 static void test_put_big(payload_store *ps)
 {
 	size_t csvn = 3u << 20, binn = (5u << 19) + 17, rows = 0, n = 0, mid = 0, midrow = 0;
-	char *bcsv = malloc(csvn + 64), *bbin = malloc(binn), *got = malloc(64);
+	char *bcsv = malloc(csvn + 1024), *bbin = malloc(binn), *got = malloc(64);
 	struct payload_stat sb;
 	long before, after;
 
