@@ -130,7 +130,7 @@ $(BUILD)/tests/test_initflags: $(BUILD)/tests/unit/test_initflags.o $(BUILD)/fs/
 LIB_SO_VERSION := 0.1.0
 LIB_SONAME := libpayload.so.0
 LIB_SO := $(BUILD)/libpayload.so.$(LIB_SO_VERSION)
-LIB_PIC_OBJ := $(CORE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/lib/payload.o
+LIB_PIC_OBJ := $(CORE_SRC:%.c=$(BUILD)/pic/%.o) $(patsubst %.c,$(BUILD)/pic/%.o,$(sort $(wildcard lib/*.c)))
 
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -153,20 +153,20 @@ FORCE:
 lib: $(LIB_SO) $(BUILD)/payload.pc
 
 # test_libpayload links the shared library (its public API only).
-$(BUILD)/tests/test_libpayload: $(BUILD)/tests/unit/test_libpayload.o $(LIB_SO) $(CORE_LIB)
+$(BUILD)/tests/test_libpayload $(BUILD)/tests/test_libasync: $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_SO) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) \
 		$(CORE_LIB) $(LDLIBS_CORE)
 
-# libget: the library's bench figure (tests/bench/libget.sh).
-$(BUILD)/bench/libget: $(BUILD)/tests/bench/libget.o $(LIB_SO)
+# libget, libbatch: the library's bench figures (tests/bench/libget.sh).
+$(BUILD)/bench/libget $(BUILD)/bench/libbatch: $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_SO)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD))
 
 # bench-lib: that figure alone (docs/benchmarks.md "The library").
-bench-lib: all $(BUILD)/bench/libget
+bench-lib: all $(BUILD)/bench/libget $(BUILD)/bench/libbatch
 	$(Q)tests/bench/libget.sh $(BUILD)
 
 # bench-follow: the stream-follow figure alone (tests/bench/follow.sh).
@@ -355,7 +355,7 @@ install-lib: lib
 	install -m 644 $(BUILD)/payload.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 644 docs/payload.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	install -d $(DESTDIR)$(PYDIR)/payloadfs
-	install -m 644 python/payloadfs/__init__.py python/payloadfs/zarr.py $(DESTDIR)$(PYDIR)/payloadfs/
+	install -m 644 python/payloadfs/__init__.py python/payloadfs/zarr.py python/payloadfs/_queue.py $(DESTDIR)$(PYDIR)/payloadfs/
 	$(if $(DESTDIR),,-ldconfig)
 
 clean:

@@ -707,7 +707,7 @@ struct txn_out {
 	uint64_t records;     /* fragment records put or deleted */
 };
 
-static int ref_inc(struct store *st, struct idx_txn *t, uint64_t id)
+int store_ref_inc(struct store *st, struct idx_txn *t, uint64_t id)
 {
 	uint32_t now;
 	int rc = idx_ref_add(t, id, 1, &now);
@@ -759,7 +759,7 @@ static int swap_lists(struct store *st, struct idx_txn *t, uint64_t ino,
 			rc = idx_frag_put(t, ino, &nw[j]);
 			o->records++;
 			if (!rc)
-				rc = ref_inc(st, t, nw[j].id);
+				rc = store_ref_inc(st, t, nw[j].id);
 		}
 		j++;
 	}

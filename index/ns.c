@@ -670,17 +670,22 @@ int store_readdir(struct store *st, uint64_t ino, const char *after,
 	return rc;
 }
 
-/* ---- store_put_many: many small objects in one txn ----
+/* ---- store_put_many: many objects in one txn ----
  * Invariants: (7) the members of a batch change the index in ONE write txn
  * (one store_wbegin .. store_wcommit): all are visible at once, or, when
  * any member fails, nothing changed (the txn is aborted before anything
  * of it is seen). (8) A replaced object's old data goes in that txn as a
  * commit's does (store_drop_data: references dropped, images whose count
- * reached 0 released only after the txn committed); its new bytes are
- * inline (at most STORE_INLINE_MAX: no fragment image to make durable
- * first) and its version is bumped; its cached version is dropped under
- * commit_lock (pver.c (2)). */
+ * reached 0 released only after the txn committed); its version is
+ * bumped; its cached version is dropped under commit_lock (pver.c (2)).
+ * (9) A member of at most STORE_INLINE_MAX bytes is inline; a larger one
+ * is cut into fragments before the txn (putcut.c: row-aligned, encoded,
+ * ONE sync of every image of the batch), with the settings its object has
+ * (an existing one's, or those a new one gets from its directory); the
+ * txn refuses the member (-EBUSY) when those settings changed meanwhile.
+ * Any failure deletes every image of the batch (putcut.c (P3)). */
 static int put_member(struct idx_txn *t, struct store_put *p, int64_t now,
+		      struct putcut *pc, struct putcut_member *m,
 		      struct frag_desc **freed, uint32_t *nfreed)
 {
 	struct idx_inode dir, in;
@@ -692,8 +697,6 @@ static int put_member(struct idx_txn *t, struct store_put *p, int64_t now,
 		rc = -EINVAL;          /* "." and ".." */
 	if (!rc && reserved_at(p->parent, p->name))
 		rc = -EINVAL;
-	if (!rc && p->len > STORE_INLINE_MAX)
-		rc = -EFBIG;
 	if (!rc)
 		rc = get_dir(t, p->parent, &dir);
 	if (!rc)
@@ -725,16 +728,20 @@ static int put_member(struct idx_txn *t, struct store_put *p, int64_t now,
 		rc = -EINVAL;          /* storage=memory: not in the index */
 	if (!rc && inode_is_fixed(&in) && p->len % in.fmt_recsize)
 		rc = -EINVAL;          /* as a commit's check (commit.c) */
-	if (!rc && p->len)
+	if (!rc && m && (in.fmt_kind != m->fmt.fmt_kind || in.fmt_recsize != m->fmt.fmt_recsize))
+		rc = -EBUSY;           /* (9): cut with settings that moved */
+	if (!rc && m)
+		rc = putcut_fill(pc, t, in.ino, m);
+	else if (!rc && p->len)
 		rc = idx_inline_put(t, in.ino, p->data, p->len);
 	if (rc)
 		return rc;
 	if (in.fmt_kind == PFMT_FIXED)
 		in.header = 0;
 	in.size = p->len;
-	in.rows = rows_in(&in, p->data, p->len);
-	in.nfrags = 0;
-	in.flags = p->len ? in.flags | INODE_F_INLINE : in.flags & ~INODE_F_INLINE;
+	in.rows = m ? m->rows : rows_in(&in, p->data, p->len);
+	in.nfrags = m ? m->n : 0;
+	in.flags = p->len && !m ? in.flags | INODE_F_INLINE : in.flags & ~INODE_F_INLINE;
 	in.version = created ? 1 : in.version + 1;
 	in.ctime_ns = now;
 	if (in.mset_ns <= now)
@@ -743,30 +750,98 @@ static int put_member(struct idx_txn *t, struct store_put *p, int64_t now,
 	return idx_inode_put(t, &in);
 }
 
+/* The settings the object P names has now, or a new one would get
+ * (9); -EINVAL for what put_member refuses anyway (a check there too). */
+static int put_fmt(struct store *st, const struct store_put *p, struct idx_inode *fmt)
+{
+	struct idx_inode dir;
+	struct idx_txn *t;
+	uint64_t ino;
+	int rc = check_name(p->name);
+
+	if (rc)
+		return rc == -EEXIST ? -EINVAL : rc;
+	if (reserved_at(p->parent, p->name))
+		return -EINVAL;
+	if ((rc = idx_begin(st->idx, 1, &t)) != 0)
+		return rc;
+	rc = get_dir(t, p->parent, &dir);
+	if (!rc)
+		rc = inode_ro(&dir);
+	if (!rc) {
+		rc = idx_dirent_get(t, p->parent, p->name, &ino, NULL);
+		if (rc == 0) {
+			rc = idx_inode_get(t, ino, fmt);
+			if (!rc && !S_ISREG(fmt->mode))
+				rc = S_ISDIR(fmt->mode) ? -EISDIR : -EINVAL;
+		} else if (rc == -ENOENT) {
+			new_inode(fmt, &dir, p->name, S_IFREG | 0644, 0, 0, 0);
+			rc = 0;
+		}
+	}
+	idx_abort(t);
+	if (!rc && (fmt->flags & INODE_F_MEMORY))
+		rc = -EINVAL;          /* storage=memory: not in the index */
+	if (!rc && inode_is_fixed(fmt) && p->len % fmt->fmt_recsize)
+		rc = -EINVAL;
+	return rc;
+}
+
 int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *failed)
 {
 	struct frag_desc *freed = NULL;
+	struct putcut_member *ms = NULL;
+	struct putcut pc;
 	uint32_t nfreed = 0;
 	struct idx_txn *t;
 	int64_t now = store_now_ns();
-	int rc = 0;
+	int rc = 0, big = 0;
 
 	*failed = n;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		puts[i].ino = 0;
+		big |= puts[i].len > STORE_INLINE_MAX;
+	}
 	if (!n)
 		return 0;
-	rc = store_wbegin(st, &t);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < n && !rc; i++) {
-		rc = put_member(t, &puts[i], now, &freed, &nfreed);
+	if (st->rdonly)
+		return -EROFS;
+	putcut_init(&pc, st);
+	if (big && !(ms = calloc(n, sizeof(*ms))))
+		return -ENOMEM;
+	/* (9): every large member's images, then one sync, before the txn */
+	for (size_t i = 0; i < n && big && !rc; i++) {
+		struct idx_inode fmt;
+		if (puts[i].len <= STORE_INLINE_MAX)
+			continue;
+		rc = put_fmt(st, &puts[i], &fmt);
+		if (!rc)
+			rc = putcut_member(&pc, &fmt, puts[i].data, puts[i].len, &ms[i]);
 		if (rc)
 			*failed = i;
 	}
+	if (!rc && big)
+		rc = putcut_finish(&pc);
+	if (!rc)
+		rc = store_wbegin(st, &t);
+	if (rc) {
+		putcut_discard(&pc);
+		free(ms);
+		return rc;
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct putcut_member *m = ms && puts[i].len > STORE_INLINE_MAX ? &ms[i] : NULL;
+		rc = put_member(t, &puts[i], now, &pc, m, &freed, &nfreed);
+		if (rc)
+			*failed = i;
+	}
+	if (!rc && big)
+		rc = idx_meta_put_u64(t, "next_frag", __atomic_load_n(&st->next_frag, __ATOMIC_RELAXED));
 	if (rc) {
 		store_wabort(st, t);
 		store_wunlock(st);
+		putcut_discard(&pc);
+		free(ms);
 		free(freed);
 		return rc;
 	}
@@ -776,9 +851,13 @@ int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *f
 			store_pvcur_drop(st, puts[i].ino);   /* (8): under commit_lock */
 	store_wunlock(st);
 	if (rc) {
+		putcut_discard(&pc);
+		free(ms);
 		free(freed);
 		return rc;
 	}
+	putcut_free(&pc);
+	free(ms);
 	dur_after_commit(st);
 	store_release_list(st, freed, nfreed);
 	__atomic_add_fetch(&st->stats.commits, n, __ATOMIC_RELAXED);

@@ -299,6 +299,38 @@ int wjob_wait(struct wjob *j);
 /* Wait and free. NULL-safe. The image (if any) stays. */
 void wjob_free(struct wjob *j);
 
+/* One more reference to fragment ID in txn T (commit.c): a first one
+ * un-zombies it and puts its stashed row index. */
+int store_ref_inc(struct store *st, struct idx_txn *t, uint64_t id);
+
+/* store_put_many's members over STORE_INLINE_MAX (putcut.c): cut and put
+ * before the batch's txn, filled into it, discarded on any failure. */
+struct putcut {
+	struct store *st;
+	struct wjob **jobs;          /* every member's, in cut order */
+	uint32_t njobs, cap, waited;
+	unsigned max_inflight;
+};
+struct putcut_member {
+	struct idx_inode fmt;        /* the settings its bytes were cut with */
+	uint32_t first, n;           /* its jobs: jobs[first, first + n) */
+	uint64_t rows;               /* set by putcut_fill */
+	size_t len;
+};
+void putcut_init(struct putcut *pc, struct store *st);
+/* Cut DATA/LEN with FMT's settings into jobs. @return 0, -EFBIG, -ENOMEM,
+ * -errno of an earlier job. */
+int putcut_member(struct putcut *pc, const struct idx_inode *fmt, const void *data, size_t len,
+		  struct putcut_member *m);
+/* Wait for every job, then ONE sync of all images. @return 0 or -errno. */
+int putcut_finish(struct putcut *pc);
+/* Put M's fragment records of object INO and their references in T. */
+int putcut_fill(struct putcut *pc, struct idx_txn *t, uint64_t ino, struct putcut_member *m);
+/* Delete every image (nothing references them) and free; or only free
+ * (after the txn committed: the index owns them). */
+void putcut_discard(struct putcut *pc);
+void putcut_free(struct putcut *pc);
+
 /* Commit a new content described by a segment list over BASE (commit.c). */
 enum seg_kind { SEG_BASE = 0, SEG_STAGE = 1, SEG_ZERO = 2, SEG_PRECUT = 3, SEG_FOREIGN = 4 };
 struct seg {

@@ -23,10 +23,13 @@
  *      transaction, all members or none (index/ns.c (7)).
  */
 #include "lib/payload.h"
+#include "lib/payload_int.h"
 #include "index/store.h"
 #include "index/view.h"
+#include "cache/fault.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,17 +52,24 @@ struct payload_version {
 
 static __thread char errmsg[512];
 
+static int vfail(int rc, const char *fmt, va_list ap)
+{
+	size_t n;
+
+	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	n = strlen(errmsg);
+	snprintf(errmsg + n, sizeof(errmsg) - n, ": %s", payload_strerror(rc));
+	return rc;
+}
+
 static int fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int rc, const char *fmt, ...)
 {
 	va_list ap;
-	size_t n;
 
 	va_start(ap, fmt);
-	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	rc = vfail(rc, fmt, ap);
 	va_end(ap);
-	n = strlen(errmsg);
-	snprintf(errmsg + n, sizeof(errmsg) - n, ": %s", payload_strerror(rc));
 	return rc;
 }
 
@@ -87,8 +97,17 @@ PL_API const char *payload_strerror(int err)
 	return s ? s : "Unknown error";
 }
 
+/* PAYLOADFS_FAULT arms the core's fault points, as for the daemon
+ * (cache/fault.h): read once, at the process's first payload_open. */
+static void arm_faults(void)
+{
+	if (fault_arm_spec(getenv("PAYLOADFS_FAULT")) < 0)
+		fprintf(stderr, "libpayload: PAYLOADFS_FAULT: bad spec ignored\n");
+}
+
 PL_API int payload_open(const char *dir, int mode, payload_store **out)
 {
+	static pthread_once_t faults_once = PTHREAD_ONCE_INIT;
 	struct store_opts o = { .rdonly = mode == PAYLOAD_RDONLY };
 	payload_store *ps;
 	int rc;
@@ -97,6 +116,7 @@ PL_API int payload_open(const char *dir, int mode, payload_store **out)
 		*out = NULL;
 	if (!dir || !out || (mode != PAYLOAD_RDONLY && mode != PAYLOAD_RDWR))
 		return fail(-EINVAL, "payload_open %s", dir ? dir : "(null)");
+	pthread_once(&faults_once, arm_faults);
 	ps = calloc(1, sizeof(*ps));
 	if (!ps || !(ps->dir = strdup(dir))) {
 		free(ps);
@@ -465,5 +485,22 @@ PL_API int payload_put_many(payload_store *ps, struct payload_put *reqs, size_t 
 		free(dirs[i]);
 	free(dirs);
 	free(sp);
+	return rc;
+}
+
+/* ---- for the library's other files (lib/payload_int.h) ---- */
+
+struct store *payload_core(payload_store *ps)
+{
+	return ps->st;
+}
+
+int payload_fail(int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rc = vfail(rc, fmt, ap);
+	va_end(ap);
 	return rc;
 }

@@ -79,18 +79,22 @@ int payload_get_many(payload_store *st, struct payload_get *reqs, size_t n);
 struct payload_put {
 	const char *path;      /* created (its directory must exist) or replaced */
 	const void *data;
-	size_t len;            /* at most PAYLOAD_PUT_MAX bytes */
+	size_t len;            /* any size: up to 4096 bytes inline in the index,
+				* larger ones as fragments (row-aligned, lz4) */
 	int result;            /* out: 0, or this member's -errno */
 };
-#define PAYLOAD_PUT_MAX 4096   /* bytes per member in this version */
 /* Create or replace N regular files in ONE index transaction: after 0 all
  * of them are visible at once (to the next read of any opener); on failure
  * none changed, and the failing member's result says why (the others' are
  * 0). New files get mode 0644, the caller's uid and gid, and their
  * directory's payload settings (*.csv: one header row). A path given twice
  * is written twice: the later bytes win. Read-write handles only.
+ * Members over 4096 bytes are cut into fragments as a writer's close
+ * would cut them and every fragment of the batch is made durable (one
+ * sync) before the one index transaction; a failure deletes them all.
  * @return 0; -EROFS (a read-only handle, or a snapshot's path); -EFBIG (a
- * member over PAYLOAD_PUT_MAX); -EINVAL (an empty or reserved name, a view
+ * member needs more than the object limit of fragments); -EBUSY (an
+ * object's format changed during the call); -EINVAL (an empty or reserved name, a view
  * suffix, not a regular file, a storage=memory directory, a fixed:N size
  * mismatch, NULL arguments); -EISDIR (a directory's path); -ENOENT,
  * -ENOTDIR (the directory); -ENAMETOOLONG; -ENOSPC, -EIO, -ENOMEM. */
@@ -122,6 +126,50 @@ const char *payload_strerror(int err);
  * failed ("payload_open /srv/store: ..."); "" when none. Valid until the
  * thread's next payload_ call. */
 const char *payload_errmsg(void);
+
+/* ---- asynchronous batched get (lib/async.c) ----
+ * A queue runs whole payload_get_many batches on the store's worker pool.
+ * At most DEPTH batches and MAX_BYTES bytes (the sum of their requests'
+ * CAP: the caller's buffers) are in flight from the submit that accepts a
+ * batch until the poll or wait that returns its completion; completions
+ * come back in submission order. Every call may be made from any thread. */
+typedef struct payload_queue payload_queue;
+
+#define PAYLOAD_NOWAIT 1   /* payload_queue_submit: -EAGAIN instead of blocking */
+
+struct payload_completion {
+	void *tag;                  /* as submitted */
+	struct payload_get *reqs;   /* as submitted: each request's result is set */
+	size_t n;
+	int failed;                 /* what payload_get_many returned for the batch */
+};
+struct payload_queue_stat {
+	unsigned batches;           /* in flight now */
+	uint64_t bytes;             /* in flight now */
+	uint64_t peak_bytes;        /* the most ever in flight (<= MAX_BYTES) */
+	uint64_t submitted, completed;
+};
+/* A queue on ST of DEPTH batches (>= 1) and MAX_BYTES (0: no byte limit).
+ * @return 0 and *OUT; -EINVAL, -ENOMEM. */
+int payload_queue_open(payload_store *st, unsigned depth, uint64_t max_bytes, payload_queue **out);
+/* Queue N requests (REQS and their buffers stay the caller's and must live
+ * until the completion is returned) tagged TAG. Blocks while DEPTH batches
+ * or too many bytes are in flight (another thread must reap), or with
+ * FLAGS PAYLOAD_NOWAIT fails with -EAGAIN. @return 0; -EAGAIN; -E2BIG (the
+ * batch alone is over MAX_BYTES); -EINVAL; -ENOMEM. */
+int payload_queue_submit(payload_queue *q, struct payload_get *reqs, size_t n, void *tag, int flags);
+/* Up to MAX finished batches, oldest first, without blocking. @return how
+ * many (0: the oldest is not done), -EINVAL. */
+int payload_queue_poll(payload_queue *q, struct payload_completion *out, size_t max);
+/* As poll, but waits (at most TIMEOUT_MS ms; < 0: no limit) until the
+ * oldest batch is done, running it in the caller when no worker started
+ * it. @return how many (>= 1; 0 when nothing is in flight), -ETIMEDOUT,
+ * -EINVAL. */
+int payload_queue_wait(payload_queue *q, struct payload_completion *out, size_t max, int timeout_ms);
+int payload_queue_stat(payload_queue *q, struct payload_queue_stat *out);
+/* Wait for every batch in flight (their buffers are filled), drop their
+ * completions, free Q; NULL-safe. Before payload_close of its store. */
+void payload_queue_close(payload_queue *q);
 
 #ifdef __cplusplus
 }

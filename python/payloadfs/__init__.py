@@ -23,9 +23,8 @@ import errno as _errno
 import io
 import os
 
-__all__ = ["open", "Store", "Version", "partitions", "Partition", "PUT_MAX"]
+__all__ = ["open", "Store", "Version", "partitions", "Partition"]
 
-PUT_MAX = 4096          # bytes per put_many member (PAYLOAD_PUT_MAX)
 
 _WHOLE, _BYTES, _ROWS = 0, 1, 2
 _END = (1 << 63) - 1
@@ -218,6 +217,14 @@ class Store:
     def get(self, key):
         return self.get_many([key])[0]
 
+    def get_iter(self, keys, batch=256, depth=4, max_bytes=256 << 20):
+        """Yield the bytes of every key of KEYS in order, reading ahead:
+        batches of BATCH keys, up to DEPTH batches and MAX_BYTES bytes in
+        flight on the library's queue (payload_queue_*), the GIL released
+        while the library works. Raises OSError for a key that failed."""
+        from payloadfs import _queue
+        return _queue.get_iter(self, keys, batch, depth, max_bytes)
+
     def read_rows(self, path, start=None, stop=None):
         """The header rows, then data rows [start, stop) (Python slice
         bounds) of the object at PATH: the mount's PATH@rows=start:stop."""
@@ -231,7 +238,7 @@ class Store:
     def put_many(self, items):
         """Create or replace every PATH: BYTES of ITEMS (a dict, or pairs)
         in ONE transaction: all visible at once, or none on failure.
-        Members hold at most PUT_MAX bytes each."""
+        Members may be of any size (over 4096 bytes: fragments)."""
         items = list(items.items() if hasattr(items, "items") else items)
         n = len(items)
         if n == 0:

@@ -10,10 +10,9 @@ put_many transaction.
     z[:] = data
 
 Limits of this version: keys must be flat (zarr arrays with the default
-"." separator, no groups: ROOT must exist and a key holds no "/"), each
-encoded chunk and metadata document holds at most payloadfs.PUT_MAX
-bytes, and keys can be neither listed nor deleted (so open arrays with
-mode "w-", "r" or "a", not "w", which deletes first).
+"." separator, no groups: ROOT must exist and a key holds no "/"), and
+keys can be neither listed nor deleted (so open arrays with mode "w-",
+"r" or "a", not "w", which deletes first).
 """
 from zarr.storage import BaseStore
 

@@ -102,11 +102,42 @@ C
 	printf 'hello' >"$TMP/h"
 	head -c 5000 /dev/zero >"$TMP/big"
 	run -0 "$PLTOOL" put "$STORE" n.csv="$TMP/x.csv" d.csv="$TMP/h"
-	run -1 "$PLTOOL" put "$STORE" m.csv="$TMP/x.csv" d.csv="$TMP/x.csv" big="$TMP/big"
-	[[ $output == *"member 2 (big)"*"File too large"* ]]
+	run -1 "$PLTOOL" put "$STORE" m.csv="$TMP/x.csv" d.csv="$TMP/x.csv" no/big="$TMP/big"
+	[[ $output == *"member 2 (no/big)"*"No such file or directory"* ]]
 	mount_pfs
 	same_file "$MNT/n.csv" "$TMP/x.csv"
 	same_file "$MNT/d.csv" "$TMP/h"
 	[ ! -e "$MNT/m.csv" ]
 	[ "$(cat "$MNT/n.csv@rows=0:1")" = "$(printf 'a,b\n1,2')" ]
+}
+
+@test "put_many of large members: fragments, one transaction; an ENOSPC mid-batch leaves nothing, fsck clean" {
+	unmount_pfs
+	gen_csv "$TMP/big.csv" 60000
+	gen_bin "$TMP/big.bin" 2500000
+	printf 'x' >"$TMP/small"
+	local before
+	before=$(find "$STORE/fragments" -name '*.frag' | wc -l)
+	# the 3rd fragment image of the batch fails to write
+	PAYLOADFS_FAULT=frag_write:3:ENOSPC run -1 "$PLTOOL" put "$STORE" s="$TMP/small" c.csv="$TMP/big.csv" b.bin="$TMP/big.bin"
+	[[ $output == *"No space left on device"* ]]
+	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -eq "$before" ]
+	# the sync of the batch's images fails
+	PAYLOADFS_FAULT=frag_fsync:1:EIO run -1 "$PLTOOL" put "$STORE" c.csv="$TMP/big.csv" b.bin="$TMP/big.bin"
+	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -eq "$before" ]
+	# the index transaction itself fails after every image was synced
+	PAYLOADFS_FAULT=lmdb_commit:1:EIO run -1 "$PLTOOL" put "$STORE" c.csv="$TMP/big.csv" b.bin="$TMP/big.bin"
+	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -eq "$before" ]
+	run "$PCTL" fsck "$STORE"
+	echo "$output" | sed 's/^/# /' >&3
+	[ "$status" -eq 0 ]
+	run -0 "$PLTOOL" put "$STORE" s="$TMP/small" c.csv="$TMP/big.csv" b.bin="$TMP/big.bin"
+	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -gt "$before" ]
+	run "$PCTL" fsck "$STORE"
+	[ "$status" -eq 0 ]
+	mount_pfs
+	same_file "$MNT/c.csv" "$TMP/big.csv"
+	same_file "$MNT/b.bin" "$TMP/big.bin"
+	same_file "$MNT/s" "$TMP/small"
+	[ "$(cat "$MNT/c.csv@rows=59999:60000")" = "$(head -n 1 "$TMP/big.csv"; tail -n 1 "$TMP/big.csv")" ]
 }

@@ -114,9 +114,17 @@ static int put(payload_store *st, char **args, int n)
 		}
 		*eq = '\0';
 		p[i].path = args[i];
-		bufs[i] = malloc(1 << 16);
+		for (size_t cap = 0, got = 1; got;) {      /* the whole file */
+			if (p[i].len == cap) {
+				char *nb = realloc(bufs[i], cap = cap ? 2 * cap : 1 << 16);
+				if (!nb)
+					break;
+				bufs[i] = nb;
+			}
+			got = fread(bufs[i] + p[i].len, 1, cap - p[i].len, f);
+			p[i].len += got;
+		}
 		p[i].data = bufs[i];
-		p[i].len = fread(bufs[i], 1, 1 << 16, f);
 		fclose(f);
 	}
 	if (!rc && payload_put_many(st, p, (size_t)n))

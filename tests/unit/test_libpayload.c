@@ -13,6 +13,7 @@
 #include "tests/unit/tap.h"
 #include "lib/payload.h"
 #include "index/store.h"
+#include "index/store_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -394,8 +395,8 @@ static void test_put(payload_store *ps)
 			{ .path = "n4", .data = "4", .len = 1 },
 			{ .path = "n5", .data = big, .len = sizeof(big) },
 		};
-		CHECK_EQ(payload_put_many(ps, p, 2), -EFBIG, "a member over PAYLOAD_PUT_MAX: EFBIG");
-		CHECK(payload_stat(ps, "n4", &sb) == -ENOENT, "... nothing created");
+		CHECK_EQ(payload_put_many(ps, p, 2), 0, "a member over 4096 bytes beside a small one");
+		CHECK(has(ps, "n5", big, sizeof(big)) && has(ps, "n4", "4", 1), "... both read back");
 	}
 	{
 		struct payload_put p[] = { { .path = "n6", .data = "6", .len = 1 }, { .path = "d", .data = "x", .len = 1 } };
@@ -430,6 +431,115 @@ static void test_put(payload_store *ps)
 	payload_close(ro);
 }
 
+/* Fragment images in the store directory now. */
+static long images(void)
+{
+	char cmd[400];
+	long n = -1;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "find '%s/fragments' -name '*.frag' | wc -l", dir);
+	if ((f = popen(cmd, "r"))) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		pclose(f);
+	}
+	return n;
+}
+
+/* Members over 4096 bytes (ns.c (9), putcut.c): fragments cut at row
+ * ends, one transaction, and a failed batch leaves no image behind. */
+static void test_put_big(payload_store *ps)
+{
+	size_t csvn = 3u << 20, binn = (5u << 19) + 17, rows = 0, n = 0, mid = 0, midrow = 0;
+	char *bcsv = malloc(csvn + 1024), *bbin = malloc(binn), *got = malloc(64);
+	struct payload_stat sb;
+	long before, after;
+
+	if (!bcsv || !bbin || !got) {
+		printf("Bail out! malloc\n");
+		exit(1);
+	}
+	n = (size_t)sprintf(bcsv, "k,v\n");
+	while (n < csvn) {       /* rows of 5 to ~300 bytes: cuts fall inside */
+		size_t len = 3 + (rows * 2654435761u >> 7) % 297;
+		if (!mid && n >= csvn / 2) {
+			mid = n;
+			midrow = rows;
+		}
+		n += (size_t)sprintf(bcsv + n, "%zu,", rows);
+		memset(bcsv + n, 'a' + (char)(rows % 26), len);
+		n += len;
+		bcsv[n++] = '\n';
+		rows++;
+	}
+	for (size_t i = 0; i < binn; i++)
+		bbin[i] = (char)((i * 2654435761u) >> 11 ^ i >> 17);
+	before = images();
+	{
+		struct payload_put p[] = {
+			{ .path = "big.csv", .data = bcsv, .len = n },
+			{ .path = "tiny", .data = "t", .len = 1 },
+			{ .path = "d/big.bin", .data = bbin, .len = binn },
+		};
+		CHECK_EQ(payload_put_many(ps, p, 3), 0, "put_many of a 3 MiB csv, a tiny and a 2.5 MiB binary (%s)",
+			 payload_errmsg());
+	}
+	after = images();
+	CHECK(after >= before + 7, "... the large members went to fragments (%ld -> %ld images)", before, after);
+	CHECK(has(ps, "big.csv", bcsv, n) && has(ps, "d/big.bin", bbin, binn) && has(ps, "tiny", "t", 1),
+	      "... every member reads back byte for byte");
+	CHECK(payload_stat(ps, "big.csv", &sb) == 0 && sb.rows == rows + 1 && sb.header_rows == 1 && sb.size == n,
+	      "... the csv's rows are counted over its fragments (%llu of %zu)", (unsigned long long)sb.rows, rows + 1);
+	{
+		/* one row in the middle, read as a row range: the header + that row */
+		size_t end = (size_t)((char *)memchr(bcsv + mid, '\n', n - mid) - bcsv) + 1;
+		struct payload_get r = { .path = "big.csv", .range = PAYLOAD_ROWS, .start = (int64_t)midrow,
+					 .stop = (int64_t)midrow + 1 };
+		char *b = malloc(end - mid + 4);
+		r.buf = b;
+		r.cap = end - mid + 4;
+		CHECK(payload_get_many(ps, &r, 1) == 0 && r.len == 4 + end - mid && memcmp(b, "k,v\n", 4) == 0 &&
+		      memcmp(b + 4, bcsv + mid, end - mid) == 0, "... a row range of it reads that row");
+		free(b);
+	}
+	/* a failure after large members were cut: none of their images stays */
+	before = images();
+	{
+		struct payload_put p[] = {
+			{ .path = "big2.bin", .data = bbin, .len = binn },
+			{ .path = "big.csv", .data = bbin, .len = binn },
+			{ .path = "bad@rows=1:2", .data = "x", .len = 1 },
+		};
+		CHECK_EQ(payload_put_many(ps, p, 3), -EINVAL, "a bad member after two large ones: EINVAL");
+		CHECK(p[2].result == -EINVAL, "... the member says which");
+	}
+	CHECK(payload_stat(ps, "big2.bin", &sb) == -ENOENT && has(ps, "big.csv", bcsv, n),
+	      "... nothing created, the replaced object kept its bytes");
+	CHECK_EQ(images(), before, "... and no fragment image of the batch stays");
+	{
+		struct payload_put p[] = {
+			{ .path = "big3.bin", .data = bbin, .len = binn },
+			{ .path = "d", .data = bbin, .len = binn },
+		};
+		CHECK_EQ(payload_put_many(ps, p, 2), -EISDIR, "a large member naming a directory: EISDIR");
+		CHECK(payload_stat(ps, "big3.bin", &sb) == -ENOENT, "... nothing created");
+	}
+	CHECK_EQ(images(), before, "... and no image stays");
+	/* replace a large object by a large one, twice in one batch */
+	{
+		struct payload_put p[] = {
+			{ .path = "big.csv", .data = bbin, .len = binn },
+			{ .path = "big.csv", .data = bcsv, .len = n / 2 },
+		};
+		CHECK_EQ(payload_put_many(ps, p, 2), 0, "a large object replaced twice in one batch");
+		CHECK(has(ps, "big.csv", bcsv, n / 2), "... the later bytes win");
+	}
+	free(bcsv);
+	free(bbin);
+	free(got);
+}
+
 int main(void)
 {
 	payload_store *ps = NULL;
@@ -450,9 +560,34 @@ int main(void)
 	store_close(W);
 	rc = payload_open(dir, PAYLOAD_RDWR, &ps);
 	CHECK(rc == 0, "read-write open once the writer is gone (%s)", payload_errmsg());
-	if (ps)
+	if (ps) {
 		test_put(ps);
+		test_put_big(ps);
+	}
 	payload_close(ps);
+	{
+		/* the core's view of big.csv (1.5 MiB of rows): its fragments
+		 * were cut at row ends, as a writer's close cuts (putcut.c (P1)) */
+		struct store_opts o = { .rdonly = 1 };
+		struct store *r = NULL;
+		struct idx_inode in;
+		struct pver *pv = NULL;
+		int cont = 0, ends = 1;
+		rc = store_open(dir, &o, &r);
+		if (!rc)
+			rc = store_resolve(r, "big.csv", 1, &in);
+		if (!rc)
+			rc = store_pver_get(r, in.ino, &pv);
+		CHECK(rc == 0 && pv && pv->nfrags >= 2, "big.csv is in %u fragments", pv ? pv->nfrags : 0);
+		for (uint32_t i = 0; pv && i + 1 < pv->nfrags; i++) {     /* the last: n / 2 ends mid-row */
+			char last;
+			cont |= !!(pv->frags[i].flags & FRAG_F_CONT);
+			ends &= pver_read(pv, &last, 1, pv->frags[i].off + pv->frags[i].len - 1) == 1 && last == '\n';
+		}
+		CHECK(pv && !cont && ends, "... each ends at a row end, none continues a row");
+		pver_put(pv);
+		store_close(r);
+	}
 	{
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strrchr(dir, '/') - dir), dir);
