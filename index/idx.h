@@ -160,6 +160,8 @@ int idx_frags_iter_all(struct idx_txn *t,
 int idx_rowidx_get(struct idx_txn *t, uint64_t frag_id, const void **val, size_t *len);
 int idx_rowidx_put(struct idx_txn *t, uint64_t frag_id, const void *val, size_t len);
 int idx_rowidx_del(struct idx_txn *t, uint64_t frag_id);
+/* Every fragment id that has a row index, in id order (fsck). */
+int idx_rowidx_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t frag_id), void *arg);
 
 /* reference counts; DELTA may be negative. @param[out] now new count.
  * A count reaching 0 deletes the record (and the fragment's row index). Underflow is -EUCLEAN (corrupt). */

@@ -1430,6 +1430,30 @@ int idx_rowidx_del(struct idx_txn *t, uint64_t frag_id)
 	return t->x->no_rowidx ? 0 : blob_del(t, DB_ROWIDX, frag_id);
 }
 
+int idx_rowidx_iter(struct idx_txn *t, int (*cb)(void *arg, uint64_t frag_id), void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, op = MDB_FIRST, cbrc = 0;
+
+	if (t->x->no_rowidx)
+		return 0;
+	rc = mdb_cursor_open(t->txn, t->x->dbi[DB_ROWIDX], &c);
+	if (rc)
+		return mdb_err(rc, "cursor");
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		uint64_t id;
+		op = MDB_NEXT;
+		cbrc = idx_rec_id_key_decode(k.mv_data, k.mv_size, &id);
+		if (!cbrc)
+			cbrc = cb(arg, id);
+		if (cbrc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return cbrc ? cbrc : (rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "iterate rowidx"));
+}
+
 /* ---- snapshots ---- */
 
 /* Decode the snapshots record K/V (idx_rec.c); a damaged one is logged. */

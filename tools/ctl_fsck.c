@@ -386,6 +386,9 @@ void fk_free(struct fsck *f)
 	free(f->byid);
 	free(f->refs);
 	free(f->snaps);
+	free(f->bad_rowidx);
+	f->bad_rowidx = NULL;
+	f->nbad_rowidx = f->cap_bad_rowidx = 0;
 	f->snaps = NULL;
 	f->nsnaps = f->cap_snaps = 0;
 	f->dirents = NULL, f->inos = NULL, f->frags = NULL, f->byid = NULL, f->refs = NULL;
@@ -406,6 +409,8 @@ int fk_check_all(struct fsck *f)
 		fk_check_rows_span(f);
 	if (!rc)
 		rc = fk_check_unreferenced(f);
+	if (!rc)
+		rc = fk_check_rowidx_orphans(f);
 	return rc;
 }
 

@@ -91,6 +91,9 @@ struct fsck {
 	unsigned long problems, warnings;
 	uint64_t objects, checked;      /* objects seen, fragment images read */
 	uint64_t skipped_memory;        /* fragments of storage=memory objects */
+	uint64_t rowidx_checked;        /* row indexes rebuilt and compared */
+	uint64_t *bad_rowidx;           /* fragment ids whose row index is wrong or */
+	size_t nbad_rowidx, cap_bad_rowidx; /* no fragment has (--repair drops them) */
 	int quiet;                      /* print nothing (the re-check after a repair) */
 	/* --repair */
 	const char *dir;                /* the store directory */
@@ -151,6 +154,9 @@ int fk_check_images(struct fsck *f);
  * '\n'. */
 void fk_check_rows_span(struct fsck *f);
 int fk_check_unreferenced(struct fsck *f);
+/* Row indexes (format.md rule 7) that no fragment of the snapshot
+ * references, also in a fresh txn: warnings, dropped by --repair. */
+int fk_check_rowidx_orphans(struct fsck *f);
 
 /* ctl_fsck_plan_ns.c: decide the repair on a checked snapshot (nothing is
  * written). @return 0, -ENOMEM, or -EUCLEAN for damage it cannot repair

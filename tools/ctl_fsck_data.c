@@ -6,7 +6,12 @@
  * verified) and the rows starting in it counted; a fragment continues a
  * row (FRAG_F_CONT) exactly when it should (lines: the bytes before it do
  * not end a row; fixed:N: its offset is inside a record; never the first);
- * images nothing references are warnings.
+ * images nothing references are warnings. A fragment's row index (format
+ * 4, rule 7), when it has one, must be what rowidx_build makes of the
+ * verified bytes with the record's FRAG_F_CONT (rowidx.c (1): it depends
+ * on nothing else); one that differs, or one whose fragment nothing
+ * references, is dropped by --repair (a missing index is allowed: readers
+ * scan the fragment).
  *
  * While a mount commits, a fragment of the snapshot may be deleted before
  * it is read: a fragment that fails to read is reported only if a fresh
@@ -15,6 +20,7 @@
 #include "cache/backend.h"
 #include "cache/codec.h"
 #include "cache/fcache.h"
+#include "index/rowidx.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -303,6 +309,64 @@ static void check_rows(struct fsck *f, const struct fk_frag *fr, uint32_t nls, i
 			   FRAG_ARGS(d), rows, d->rows);
 }
 
+/* Remember fragment ID's row index as one --repair drops. @return 0 or
+ * -ENOMEM. */
+static int bad_rowidx(struct fsck *f, uint64_t id)
+{
+	if (f->nbad_rowidx == f->cap_bad_rowidx) {
+		size_t cap = f->cap_bad_rowidx ? 2 * f->cap_bad_rowidx : 16;
+		uint64_t *v = realloc(f->bad_rowidx, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		f->bad_rowidx = v;
+		f->cap_bad_rowidx = cap;
+	}
+	f->bad_rowidx[f->nbad_rowidx++] = id;
+	return 0;
+}
+
+/* The row index of the image of record FR (its verified bytes BUF) against
+ * what its bytes make, as record FR reads them (lines only). A read txn of
+ * its own: a mount may have committed since the snapshot, but a fragment
+ * id is never reused and its index never rewritten, only deleted with its
+ * last reference (then it is absent, which is allowed). @return 0 or
+ * -errno (the check cannot go on). */
+static int check_rowidx(struct fsck *f, const struct fk_frag *fr, const struct fbuf *buf)
+{
+	const struct fk_ino *r = fk_find(f, fr->ino);
+	const struct frag_desc *d = &fr->d;
+	unsigned char *want = NULL;
+	size_t want_len = 0, have_len;
+	const void *have;
+	struct idx_txn *t;
+	int rc;
+
+	if (!r || !S_ISREG(r->in.mode) || r->in.fmt_kind == PFMT_FIXED || (d->flags & FRAG_F_MEMORY))
+		return 0;
+	rc = idx_begin(store_idx(f->st), 1, &t);
+	if (rc)
+		return rc;
+	rc = idx_rowidx_get(t, d->id, &have, &have_len);
+	if (rc == -ENOENT) {
+		idx_abort(t);
+		return 0;
+	}
+	if (!rc)
+		rc = rowidx_build(buf->data, buf->len, !!(d->flags & FRAG_F_CONT), &want, &want_len, NULL);
+	if (!rc) {
+		f->rowidx_checked++;
+		if (!want || want_len != have_len || memcmp(want, have, have_len)) {
+			fk_problem(f, fr->ino, FRAG_FMT ": its row index (%zu bytes) is not that of its bytes "
+				   "(%s): views would read the wrong rows", FRAG_ARGS(d), have_len,
+				   want ? "which make another" : "in which no row starts");
+			rc = bad_rowidx(f, d->id);
+		}
+	}
+	idx_abort(t);
+	free(want);
+	return rc;
+}
+
 /* Records A and B describe the same image (FRAG_F_CONT is where a record
  * puts it, not what the image holds). */
 static int same_desc(const struct frag_desc *a, const struct frag_desc *b)
@@ -331,12 +395,17 @@ static int verify_record(struct fsck *f, struct fk_frag *fr, size_t i, size_t e)
 		     p < end && (p = memchr(p, '\n', (size_t)(end - p))); p++)
 			fr->nls++;
 		fr->nl_end = buf->len && buf->data[buf->len - 1] == '\n';
+		rc = 0;
 		for (size_t k = i; k < e; k++)
-			if (same_desc(&f->frags[f->byid[k]].d, d))
+			if (same_desc(&f->frags[f->byid[k]].d, d)) {
 				check_rows(f, &f->frags[f->byid[k]], fr->nls, fr->nl_end);
+				/* one verdict per image: a bad index is dropped once */
+				if (!rc && (!f->nbad_rowidx || f->bad_rowidx[f->nbad_rowidx - 1] != d->id))
+					rc = check_rowidx(f, &f->frags[f->byid[k]], buf);
+			}
 		fbuf_put(buf);
 		fcache_drop(store_cache(f->st), d->id);   /* each image is read once */
-		return 0;
+		return rc;
 	}
 	if (!still_listed(f, i, e))
 		return 1;
@@ -482,5 +551,55 @@ int fk_check_unreferenced(struct fsck *f)
 	}
 	idx_abort(t);
 	free(u.ids);
+	return rc;
+}
+
+/* ---- row indexes nothing references ---- */
+
+struct orphan_idx {
+	struct fsck *f;
+	uint64_t *ids;
+	size_t n, cap;
+};
+
+static int rowidx_id_cb(void *arg, uint64_t id)
+{
+	struct orphan_idx *o = arg;
+
+	if (fk_find_ref(o->f, id))
+		return 0;
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? 2 * o->cap : 16;
+		uint64_t *v = realloc(o->ids, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		o->ids = v;
+		o->cap = cap;
+	}
+	o->ids[o->n++] = id;
+	return 0;
+}
+
+int fk_check_rowidx_orphans(struct fsck *f)
+{
+	struct orphan_idx o = { .f = f };
+	struct idx_txn *t;
+	int rc = idx_begin(store_idx(f->st), 1, &t);
+
+	if (!rc)
+		rc = idx_rowidx_iter(t, rowidx_id_cb, &o);
+	/* the iteration's txn is newer than the snapshot: a mount may have
+	 * committed a fragment since; it counts only if this txn agrees */
+	for (size_t i = 0; !rc && i < o.n; i++) {
+		uint32_t count = 0;
+		rc = idx_ref_get(t, o.ids[i], &count);
+		if (rc || count)
+			continue;
+		fk_warn(f, 0, "fragment %016llx: a row index without a fragment (format.md rule 7; "
+			"fsck --repair drops it)", (unsigned long long)o.ids[i]);
+		rc = bad_rowidx(f, o.ids[i]);
+	}
+	idx_abort(t);
+	free(o.ids);
 	return rc;
 }

@@ -88,6 +88,9 @@ static int fix_records(struct fsck *f, struct idx_txn *t, const struct fk_ino *r
 		d.rows = fr->nrows;
 		d.flags = fr->nflags;
 		rc = idx_frag_put(t, r->in.ino, &d);
+		/* a row index holds for one FRAG_F_CONT (rowidx.c (1)) */
+		if (!rc && ((fr->d.flags ^ fr->nflags) & FRAG_F_CONT))
+			rc = idx_rowidx_del(t, d.id);
 	}
 	return rc;
 }
@@ -255,6 +258,19 @@ static int fix_stray_orphans(struct fsck *f, struct idx_txn *t)
 	return rc;
 }
 
+/* Drop the row indexes the check found wrong or without a fragment
+ * (readers then scan those fragments, as without format 4). */
+static int fix_rowidx(struct fsck *f, struct idx_txn *t)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < f->nbad_rowidx && !rc; i++)
+		rc = idx_rowidx_del(t, f->bad_rowidx[i]);
+	if (!rc && f->nbad_rowidx)
+		fk_action(f, 0, "%zu row index(es) dropped (wrong, or without a fragment)", f->nbad_rowidx);
+	return rc;
+}
+
 static int fix_meta(struct fsck *f, struct idx_txn *t)
 {
 	int rc = 0;
@@ -384,6 +400,8 @@ int fk_fix(struct fsck *f)
 		rc = fix_refs(f, t, &live, &nlive);
 	if (!rc)
 		rc = fix_stray_orphans(f, t);
+	if (!rc)
+		rc = fix_rowidx(f, t);
 	if (!rc)
 		rc = fix_meta(f, t);
 	rc = rc ? (idx_abort(t), rc) : idx_commit(t);

@@ -892,6 +892,76 @@ static void test_spans(void)
 	free_fixture(&x);
 }
 
+/* Row indexes (format 4, rule 7): a.csv's fragment 1 gets fragment 2's
+ * index; an index is put for an id no fragment has. */
+static struct fr ri1, ri2;
+#define RI_ORPHAN 0x7fff1234ull
+
+static int edit_rowidx(struct idx_txn *t, const struct fixture *x)
+{
+	const void *v;
+	size_t len;
+	unsigned char *copy;
+	int rc = idx_rowidx_get(t, ri2.id, &v, &len);
+
+	(void)x;
+	if (rc)
+		return printf("Bail out! a.csv fragment 2 has no row index\n"), rc;
+	copy = malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, v, len);
+	rc = idx_rowidx_put(t, ri1.id, copy, len);
+	if (!rc)
+		rc = idx_rowidx_put(t, RI_ORPHAN, copy, len);
+	free(copy);
+	return rc;
+}
+
+static int rowidx_present(uint64_t id)
+{
+	struct store *st = open_ro();
+	struct idx_txn *t;
+	const void *v;
+	size_t len;
+	int have = 0;
+
+	if (idx_begin(store_idx(st), 1, &t) == 0) {
+		have = idx_rowidx_get(t, id, &v, &len) == 0;
+		idx_abort(t);
+	}
+	store_close(st);
+	return have;
+}
+
+static void test_rowidx(void)
+{
+	struct fixture x;
+	struct objsum before[NHEALTHY];
+	int rc;
+
+	make_store(&x, "rowidx");
+	take_sums(before);
+	ri1 = frag_of(x.a, 1);
+	ri2 = frag_of(x.a, 2);
+	CHECK(ri1.id && ri2.id && rowidx_present(ri1.id) && rowidx_present(ri2.id),
+	      "a.csv: fragments 1 and 2 have row indexes");
+	edit_index(&x, edit_rowidx);
+	rc = run_fsck(0);
+	CHECK_EQ(rc, 1, "a wrong row index: fsck finds it (exit 1)");
+	CHECK(strstr(out, "its row index") && strstr(out, "is not that of its bytes"),
+	      "a wrong row index: fsck says the index is not that of the bytes");
+	CHECK(strstr(out, "warning: fragment 000000007fff1234: a row index without a fragment") != NULL,
+	      "a row index of no fragment: fsck warns");
+	check_repair_check("a wrong row index", "is not that of its bytes",
+			   "2 row index(es) dropped (wrong, or without a fragment)");
+	CHECK(!rowidx_present(ri1.id), "a wrong row index: the repair dropped it");
+	CHECK(!rowidx_present(RI_ORPHAN), "a row index of no fragment: the repair dropped it");
+	CHECK(rowidx_present(ri2.id), "the right row index of fragment 2 stays");
+	check_healthy(before, NULL, "a wrong row index");
+	free_fixture(&x);
+}
+
 static void test_clean_and_locked(void)
 {
 	struct fixture x;
@@ -943,6 +1013,7 @@ int main(void)
 	test_recut();
 	test_spans();
 	test_inline_missing();
+	test_rowidx();
 	test_clean_and_locked();
 	tut_rmrf(tmp);
 	return tap_done();
