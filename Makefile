@@ -124,7 +124,7 @@ $(BUILD)/tests/test_killpriv: $(BUILD)/tests/unit/test_killpriv.o $(BUILD)/fs/ki
 LIB_SO_VERSION := 0.1.0
 LIB_SONAME := libpayload.so.0
 LIB_SO := $(BUILD)/libpayload.so.$(LIB_SO_VERSION)
-LIB_PIC_OBJ := $(CORE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/lib/payload.o
+LIB_PIC_OBJ := $(CORE_SRC:%.c=$(BUILD)/pic/%.o) $(patsubst %.c,$(BUILD)/pic/%.o,$(sort $(wildcard lib/*.c)))
 
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)

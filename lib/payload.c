@@ -22,7 +22,7 @@
  *      is written, then hands the batch to store_put_many: one index
  *      transaction, all members or none (index/ns.c (7)).
  */
-#include "lib/payload.h"
+#include "lib/payload_int.h"
 #include "index/store.h"
 #include "index/view.h"
 
@@ -36,12 +36,6 @@
 
 #define PL_API __attribute__((visibility("default")))
 
-struct payload_store {
-	struct store *st;
-	int rdwr;
-	char *dir;
-};
-
 struct payload_version {
 	payload_store *ps;
 	struct pver *pv;
@@ -49,8 +43,8 @@ struct payload_version {
 
 static __thread char errmsg[512];
 
-static int fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int rc, const char *fmt, ...)
+#define fail pl_fail
+int pl_fail(int rc, const char *fmt, ...)
 {
 	va_list ap;
 	size_t n;
@@ -82,6 +76,9 @@ PL_API const char *payload_strerror(int err)
 	case -EXDEV: return "symbolic link with an absolute target (a path of the mount, not of the store)";
 	case -EPROTO: return "the store has an unknown format version (a newer payloadfs made it)";
 	case -EIO: return "Input/output error (a damaged or missing fragment; see payloadctl fsck)";
+	case -ESTALE: return "the followed object was rewritten, truncated or replaced: not an append "
+			     "(payload_follow_tell gives the position to resume from)";
+	case -ECANCELED: return "the follower was cancelled (payload_follow_cancel)";
 	}
 	s = err < 0 ? strerrordesc_np(-err) : NULL;
 	return s ? s : "Unknown error";
