@@ -146,8 +146,8 @@ FORCE:
 
 lib: $(LIB_SO) $(BUILD)/payload.pc
 
-# test_libpayload links the shared library (its public API only).
-$(BUILD)/tests/test_libpayload: $(BUILD)/tests/unit/test_libpayload.o $(LIB_SO) $(CORE_LIB)
+# test_libpayload and test_follow link the shared library (its public API only).
+$(BUILD)/tests/test_libpayload $(BUILD)/tests/test_follow: $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_SO) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) \
