@@ -153,15 +153,16 @@ $(BUILD)/tests/test_libpayload $(BUILD)/tests/test_follow: $(BUILD)/tests/%: $(B
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) \
 		$(CORE_LIB) $(LDLIBS_CORE)
 
-# libget: the library's bench figure (tests/bench/libget.sh).
-$(BUILD)/bench/libget: $(BUILD)/tests/bench/libget.o $(LIB_SO)
+# libget, libfollow: the library's bench figures (tests/bench/libget.sh, libfollow.sh).
+$(BUILD)/bench/libget $(BUILD)/bench/libfollow: $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_SO)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD))
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) -pthread
 
 # bench-lib: that figure alone (docs/benchmarks.md "The library").
-bench-lib: all $(BUILD)/bench/libget
+bench-lib: all $(BUILD)/bench/libget $(BUILD)/bench/libfollow
 	$(Q)tests/bench/libget.sh $(BUILD)
+	$(Q)tests/bench/libfollow.sh $(BUILD)
 
 # pltool: a small client of the library for the end-to-end tests.
 $(BUILD)/tests/pltool: tests/lib/pltool.c $(LIB_SO)
@@ -266,6 +267,7 @@ stress: all $(STRESS_BIN)
 bench: all $(BENCH_BIN) $(BUILD)/bench/commit_times.so
 	$(Q)packaging/install-deps.sh --bench
 	$(Q)tests/bench/libget.sh $(BUILD)
+	$(Q)tests/bench/libfollow.sh $(BUILD)
 	$(Q)tests/bench/run.sh $(BUILD)
 
 # bench-charts: publish the last `make bench` (BUILD/bench/chart.tsv) as
