@@ -31,7 +31,11 @@
  *      written with pwrite (no MDB_WRITEMAP, index/idx_lmdb.c), so every
  *      commit of any process raises IN_MODIFY on STORE/index/data.mdb;
  *      the follower drains its inotify queue before it checks the index,
- *      so a commit between the check and the wait wakes the wait. RADOS
+ *      so a commit between the check and the wait wakes the wait. The
+ *      last write (the meta page) comes just before LMDB shows the
+ *      transaction to new readers (the lock file's txnid, no event), so
+ *      after a wake that found nothing it looks again every 1 ms, up to
+ *      SETTLE times. RADOS
  *      stores (and PAYLOAD_FOLLOW_POLL) check every 5 ms instead.
  *  (7) One thread uses a follower at a time; payload_follow_cancel may be
  *      called from any thread (an atomic flag and an eventfd).
@@ -58,6 +62,7 @@
 #define POLL_MS   5         /* without inotify */
 #define RECHECK_MS 1000     /* with inotify: a check at least this often */
 #define SCAN      65536     /* ROWS: scan buffer to size a row past CAP */
+#define SETTLE    20        /* after a wake: checks 1 ms apart */
 #define RETRIES   4         /* reads of a version the writer released meanwhile */
 
 struct payload_follow {
@@ -316,8 +321,8 @@ static ssize_t take(struct payload_follow *f, char *buf, size_t cap)
 	return (ssize_t)n;
 }
 
-/* Wait up to MS for a commit (6). */
-static void wait_commit(struct payload_follow *f, int ms)
+/* Wait up to MS for a commit (6). @return 1 when inotify woke it. */
+static int wait_commit(struct payload_follow *f, int ms)
 {
 	struct pollfd p[2] = { { .fd = f->efd, .events = POLLIN }, { .fd = f->ifd, .events = POLLIN } };
 	int nfds = f->ifd >= 0 ? 2 : 1;
@@ -326,7 +331,7 @@ static void wait_commit(struct payload_follow *f, int ms)
 		ms = POLL_MS;
 	else if (ms > RECHECK_MS)
 		ms = RECHECK_MS;
-	(void)poll(p, (nfds_t)nfds, ms);
+	return poll(p, (nfds_t)nfds, ms) > 0 && nfds == 2 && (p[1].revents & POLLIN);
 }
 
 static void drain(int fd)
@@ -341,7 +346,7 @@ static void drain(int fd)
 PL_API ssize_t payload_follow_next(payload_follow *f, void *buf, size_t cap, int timeout_ms)
 {
 	uint64_t deadline = timeout_ms > 0 ? now_ms() + (uint64_t)timeout_ms : 0;
-	int retries = 0;
+	int retries = 0, settle = 0;
 
 	if (!f || !buf || !cap)
 		return pl_fail(-EINVAL, "payload_follow_next%s%s", f ? " " : "", f ? f->path : "");
@@ -375,13 +380,23 @@ PL_API ssize_t payload_follow_next(payload_follow *f, void *buf, size_t cap, int
 			return n;
 		if (timeout_ms == 0)
 			return 0;
-		if (timeout_ms > 0) {
-			uint64_t t = now_ms();
-			if (t >= deadline)
-				return 0;
-			wait_commit(f, (int)(deadline - t));
-		} else {
-			wait_commit(f, RECHECK_MS);
+		{
+			/* an event came but the commit was not visible yet:
+			 * LMDB publishes a transaction to new readers (the lock
+			 * file's txnid) just after it wrote the meta page, so
+			 * look again shortly, a few times (6) */
+			int ms = settle > 0 ? 1 : RECHECK_MS;
+			if (timeout_ms > 0) {
+				uint64_t t = now_ms();
+				if (t >= deadline)
+					return 0;
+				if (deadline - t < (uint64_t)ms)
+					ms = (int)(deadline - t);
+			}
+			if (settle > 0)
+				settle--;
+			if (wait_commit(f, ms))
+				settle = SETTLE;
 		}
 	}
 }
