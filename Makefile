@@ -346,7 +346,7 @@ install-lib: lib
 	install -m 644 $(BUILD)/payload.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 644 docs/payload.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	install -d $(DESTDIR)$(PYDIR)/payloadfs
-	install -m 644 python/payloadfs/__init__.py python/payloadfs/zarr.py $(DESTDIR)$(PYDIR)/payloadfs/
+	install -m 644 python/payloadfs/__init__.py python/payloadfs/zarr.py python/payloadfs/follow.py $(DESTDIR)$(PYDIR)/payloadfs/
 	$(if $(DESTDIR),,-ldconfig)
 
 clean:
