@@ -91,6 +91,8 @@ class Follower:
         self._busy = True
         try:
             while True:
+                if self._closed:
+                    return 0
                 ms = _SLICE_MS if left is None else min(left, _SLICE_MS)
                 n = self._lib.payload_follow_next(self._h, self._buf, len(self._buf), ms)
                 if n == -_errno.ERANGE:         # a row longer than the buffer
