@@ -12,7 +12,7 @@
  * rows, ERANGE with the row's length for a longer row; (5) an incomplete
  * row is withheld in ROWS mode and returned in BYTES mode; (6) a waiting
  * call wakes at a commit (inotify and polling), times out, (7) and is
- * cancelled from another thread. */
+ * cancelled from another thread; fixed:N records are returned whole. */
 #include "tests/unit/tap.h"
 #include "lib/payload.h"
 #include "index/store.h"
@@ -317,6 +317,43 @@ static void test_wait(payload_store *ps)
 	}
 }
 
+/* fixed:8 records (commits are whole records): ROWS mode returns whole
+ * records only, ERANGE below one record; a BYTES follower fills its cap. */
+static void test_fixed(payload_store *ps)
+{
+	struct idx_inode in;
+	payload_follow *f, *fb;
+	struct payload_follow_pos pos;
+	char got[64];
+	ssize_t n;
+	int rc;
+
+	wr("r.bin", "AAAAAAAA", 8, 0, -1);
+	rc = store_lookup(W, IDX_ROOT_INO, "r.bin", &in);
+	if (!rc)
+		rc = store_setxattr(W, in.ino, "user.payload.format", "fixed:8", 7, 0);
+	CHECK(rc == 0, "r.bin as fixed:8 (%d)", rc);
+	append("r.bin", "BBBBBBBB");
+	rc = payload_follow_open(ps, "r.bin", PAYLOAD_FOLLOW_ROWS, 0, &f);
+	CHECK(rc == 0, "follow r.bin (%s)", payload_errmsg());
+	if (rc)
+		return;
+	rc = payload_follow_open(ps, "r.bin", PAYLOAD_FOLLOW_BYTES, 0, &fb);
+	n = payload_follow_next(f, got, 4, 0);
+	payload_follow_tell(f, &pos);
+	CHECK(n == -ERANGE && pos.row_len == 8, "cap 4 < a record of 8: ERANGE (%zd)", n);
+	n = payload_follow_next(f, got, 15, 0);
+	CHECK(n == 8 && memcmp(got, "AAAAAAAA", 8) == 0, "cap 15: one whole record (%zd)", n);
+	n = rc ? -1 : payload_follow_next(fb, got, 15, 0);
+	CHECK(n == 15 && memcmp(got, "AAAAAAAABBBBBBB", 15) == 0, "BYTES, cap 15: 15 bytes (%zd)", n);
+	append("r.bin", "CCCCCCCCDDDDDDDD");
+	n = payload_follow_next(f, got, sizeof(got), 0);
+	CHECK(n == 24 && memcmp(got, "BBBBBBBBCCCCCCCCDDDDDDDD", 24) == 0,
+	      "then the rest, three whole records (%zd)", n);
+	payload_follow_close(fb);
+	payload_follow_close(f);
+}
+
 static void test_errors(payload_store *ps)
 {
 	payload_follow *f = (payload_follow *)1;
@@ -362,6 +399,7 @@ int main(void)
 	test_appends(ps);
 	test_not_appends(ps);
 	test_wait(ps);
+	test_fixed(ps);
 	test_errors(ps);
 	payload_close(ps);
 	store_close(W);
