@@ -152,22 +152,23 @@ FORCE:
 
 lib: $(LIB_SO) $(BUILD)/payload.pc
 
-# test_libpayload links the shared library (its public API only).
-$(BUILD)/tests/test_libpayload $(BUILD)/tests/test_libasync: $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_SO) $(CORE_LIB)
+# test_libpayload, test_libasync and test_follow link the shared library (its public API only).
+$(BUILD)/tests/test_libpayload $(BUILD)/tests/test_libasync $(BUILD)/tests/test_follow: $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_SO) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) \
 		$(CORE_LIB) $(LDLIBS_CORE)
 
-# libget, libbatch: the library's bench figures (tests/bench/libget.sh).
-$(BUILD)/bench/libget $(BUILD)/bench/libbatch: $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_SO)
+# libget, libbatch, libfollow: the library's bench figures (tests/bench/libget.sh, libfollow.sh).
+$(BUILD)/bench/libget $(BUILD)/bench/libbatch $(BUILD)/bench/libfollow: $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_SO)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD))
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lpayload -Wl,-rpath,$(abspath $(BUILD)) -pthread
 
 # bench-lib: that figure alone (docs/benchmarks.md "The library").
-bench-lib: all $(BUILD)/bench/libget $(BUILD)/bench/libbatch
+bench-lib: all $(BUILD)/bench/libget $(BUILD)/bench/libbatch $(BUILD)/bench/libfollow
 	$(Q)tests/bench/libget.sh $(BUILD)
+	$(Q)tests/bench/libfollow.sh $(BUILD)
 
 # bench-follow: the stream-follow figure alone (tests/bench/follow.sh).
 bench-follow: all $(BUILD)/bench/follow
@@ -277,6 +278,7 @@ bench: all $(BENCH_BIN) $(BUILD)/bench/commit_times.so
 	$(Q)packaging/install-deps.sh --bench
 	$(Q)tests/bench/libget.sh $(BUILD)
 	$(Q)tests/bench/follow.sh $(BUILD)
+	$(Q)tests/bench/libfollow.sh $(BUILD)
 	$(Q)tests/bench/run.sh $(BUILD)
 
 # bench-charts: publish the last `make bench` (BUILD/bench/chart.tsv) as
@@ -355,7 +357,7 @@ install-lib: lib
 	install -m 644 $(BUILD)/payload.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 644 docs/payload.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	install -d $(DESTDIR)$(PYDIR)/payloadfs
-	install -m 644 python/payloadfs/__init__.py python/payloadfs/zarr.py python/payloadfs/_queue.py $(DESTDIR)$(PYDIR)/payloadfs/
+	install -m 644 python/payloadfs/__init__.py python/payloadfs/zarr.py python/payloadfs/_queue.py python/payloadfs/follow.py $(DESTDIR)$(PYDIR)/payloadfs/
 	$(if $(DESTDIR),,-ldconfig)
 
 clean:

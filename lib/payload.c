@@ -39,12 +39,6 @@
 
 #define PL_API __attribute__((visibility("default")))
 
-struct payload_store {
-	struct store *st;
-	int rdwr;
-	char *dir;
-};
-
 struct payload_version {
 	payload_store *ps;
 	struct pver *pv;
@@ -92,6 +86,9 @@ PL_API const char *payload_strerror(int err)
 	case -EXDEV: return "symbolic link with an absolute target (a path of the mount, not of the store)";
 	case -EPROTO: return "the store has an unknown format version (a newer payloadfs made it)";
 	case -EIO: return "Input/output error (a damaged or missing fragment; see payloadctl fsck)";
+	case -ESTALE: return "the followed object was rewritten, truncated or replaced: not an append "
+			     "(payload_follow_tell gives the position to resume from)";
+	case -ECANCELED: return "the follower was cancelled (payload_follow_cancel)";
 	}
 	s = err < 0 ? strerrordesc_np(-err) : NULL;
 	return s ? s : "Unknown error";

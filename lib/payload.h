@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -170,6 +171,57 @@ int payload_queue_stat(payload_queue *q, struct payload_queue_stat *out);
 /* Wait for every batch in flight (their buffers are filled), drop their
  * completions, free Q; NULL-safe. Before payload_close of its store. */
 void payload_queue_close(payload_queue *q);
+
+/* ---- following a growing object (streams): lib/follow.c ---- */
+
+typedef struct payload_follow payload_follow;
+
+/* payload_follow_open flags */
+#define PAYLOAD_FOLLOW_ROWS  0   /* return whole rows only: a row whose '\n'
+				  * (or fixed:N record whose last byte) is not
+				  * committed yet is withheld until it is */
+#define PAYLOAD_FOLLOW_BYTES 1   /* return bytes as they are committed */
+#define PAYLOAD_FOLLOW_POLL  2   /* wait by polling every 5 ms, not inotify */
+
+/* Follow the object at PATH (no view suffix) of ST from byte START (0:
+ * its beginning; PAYLOAD_END: its current end, in ROWS mode after its
+ * last complete row; else an offset from payload_follow_tell, to resume).
+ * The follower pins the object's current version; it keeps at most one
+ * fragment of it (its last) to check later versions.
+ * @return 0 and *OUT; -ENOENT, -ENOTDIR, -EISDIR, -EINVAL (a view, not a
+ * regular file, bad FLAGS, START past the end), -EREMOTE
+ * (storage=memory), -EMFILE, -ENOMEM, -EIO. */
+int payload_follow_open(payload_store *st, const char *path, int flags, int64_t start,
+			payload_follow **out);
+/* Copy into BUF the bytes committed after the last call's (whole rows in
+ * ROWS mode, as many as fit in CAP), waiting up to TIMEOUT_MS for a commit
+ * when there are none (< 0: without limit; 0: not at all). A new version
+ * is followed only when it keeps every byte of the one followed (an
+ * append, checked against the stored fragments and bytes).
+ * @return bytes copied (> 0); 0: none before the timeout; -ESTALE (the
+ * object was rewritten, truncated or replaced by another object at PATH),
+ * -ENOENT (PATH was unlinked or renamed): both final, nothing returned
+ * before is lost, payload_follow_tell says where to resume; -ERANGE (ROWS:
+ * the next complete row is longer than CAP; payload_follow_tell's row_len
+ * says how long; nothing consumed); -ECANCELED (payload_follow_cancel);
+ * -EINVAL (NULL BUF or CAP 0); -EIO (a damaged fragment), -ENOMEM. */
+ssize_t payload_follow_next(payload_follow *f, void *buf, size_t cap, int timeout_ms);
+
+/* Where a follower is. */
+struct payload_follow_pos {
+	uint64_t offset;       /* the next byte it returns */
+	uint64_t version;      /* the version it follows (returned up to offset) */
+	uint64_t size;         /* that version's size */
+	uint64_t row_len;      /* after -ERANGE: the length of the row that
+				* did not fit; else 0 */
+};
+int payload_follow_tell(const payload_follow *f, struct payload_follow_pos *out);
+/* Make a waiting payload_follow_next (in another thread) and every later
+ * one return -ECANCELED. Async-signal-safe. */
+void payload_follow_cancel(payload_follow *f);
+/* Release the follower and its version; NULL-safe; not while another
+ * thread is in payload_follow_next (cancel it first). */
+void payload_follow_close(payload_follow *f);
 
 #ifdef __cplusplus
 }

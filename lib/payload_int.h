@@ -6,9 +6,16 @@
 
 struct store;
 
+struct payload_store {
+	struct store *st;
+	int rdwr;
+	char *dir;
+};
+
 /* The core store behind PS. */
 struct store *payload_core(payload_store *ps);
-/* Set the calling thread's payload_errmsg (printf FMT) and return RC. */
+/* Set the calling thread's payload_errmsg() to FMT...: strerror(RC);
+ * @return RC. */
 int payload_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -76,6 +76,8 @@ def _load():
 
 
 _lib = _load()
+from .follow import _setup as _follow_setup  # noqa: E402 (needs _lib)
+_follow_setup(_lib)
 
 
 def _error(rc, msg=None):
@@ -272,6 +274,21 @@ class Store:
         v = Version(self, h)
         self._versions.add(v)
         return v
+
+    def follow(self, path, timeout=None, rows=True, start=None, poll=False):
+        """Follow PATH while writers append to it: a Follower (an iterator;
+        close() it, or use it in a with statement) yielding the bytes of
+        each whole row as it is committed (rows=False: bytes as committed,
+        an incomplete last row too). TIMEOUT: seconds to wait for the next
+        row before the iteration ends (None: no limit; close() from another
+        thread ends it). START: a byte offset (None: the current end, after
+        its last complete row; 0: from the beginning; tell().offset of an
+        earlier follower: resume). POLL: check every 5 ms instead of being
+        woken by inotify. Raises OSError(ESTALE) when a commit rewrites or
+        truncates it, FileNotFoundError when it is unlinked or renamed:
+        after every row before it was yielded. payload_follow_next(3)."""
+        from .follow import Follower
+        return Follower(self, path, timeout=timeout, rows=rows, start=start, poll=poll)
 
     def open(self, path):
         """A read-only binary file object over PATH (or its view): reads

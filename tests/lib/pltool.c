@@ -9,6 +9,11 @@
  *                                FILE exists, read PATH again: both to
  *                                stdout, one open of the store
  *   pltool put STORE PATH=SRC... one payload_put_many of the SRC files
+ *   pltool tail STORE PATH START N [bytes|poll]   follow PATH from byte
+ *                                START ("end": its end) with payload_follow_*,
+ *                                each piece to stdout as it comes, until N
+ *                                rows came (N < 0: until an error); exit 3
+ *                                when 10 s pass without a row
  * Exit 0, or 1 with payload_errmsg() on stderr. */
 #include "lib/payload.h"
 
@@ -98,6 +103,45 @@ static int batch(payload_store *st, struct payload_get *r, int n)
 	return 0;
 }
 
+static int tail(payload_store *st, char **a, int n)
+{
+	static char buf[1 << 16];
+	payload_follow *f;
+	int64_t start;
+	long want, rows = 0;
+	int flags;
+	ssize_t k;
+
+	if (n < 3)
+		return fprintf(stderr, "pltool: tail STORE PATH START N [bytes|poll]\n"), 2;
+	flags = n > 3 && strcmp(a[3], "bytes") == 0 ? PAYLOAD_FOLLOW_BYTES
+	      : n > 3 && strcmp(a[3], "poll") == 0 ? PAYLOAD_FOLLOW_POLL : PAYLOAD_FOLLOW_ROWS;
+	start = strcmp(a[1], "end") == 0 ? PAYLOAD_END : strtoll(a[1], NULL, 10);
+	want = strtol(a[2], NULL, 10);
+	if (payload_follow_open(st, a[0], flags, start, &f))
+		return die();
+	while (want < 0 || rows < want) {
+		k = payload_follow_next(f, buf, sizeof(buf), 10000);
+		if (k < 0) {
+			fflush(stdout);
+			die();
+			payload_follow_close(f);
+			return 1;
+		}
+		if (k == 0) {
+			fprintf(stderr, "pltool: no row for 10 s\n");
+			payload_follow_close(f);
+			return 3;
+		}
+		for (ssize_t i = 0; i < k; i++)
+			rows += buf[i] == '\n';
+		fwrite(buf, 1, (size_t)k, stdout);
+		fflush(stdout);
+	}
+	payload_follow_close(f);
+	return 0;
+}
+
 static int put(payload_store *st, char **args, int n)
 {
 	struct payload_put *p = calloc((size_t)n, sizeof(*p));
@@ -142,7 +186,7 @@ int main(int argc, char **argv)
 	int rc = 0;
 
 	if (argc < 3)
-		return fprintf(stderr, "usage: pltool get|open|follow|put STORE ...\n"), 2;
+		return fprintf(stderr, "usage: pltool get|open|follow|put|tail STORE ...\n"), 2;
 	if (strcmp(argv[1], "open") == 0) {
 		if (payload_open(argv[2], argc > 3 && argv[3][0] == 'w' ? PAYLOAD_RDWR : PAYLOAD_RDONLY, &st))
 			return die();
@@ -162,6 +206,8 @@ int main(int argc, char **argv)
 			rc = get(st, argv + 3, 1);
 	} else if (strcmp(argv[1], "put") == 0) {
 		rc = put(st, argv + 3, argc - 3);
+	} else if (strcmp(argv[1], "tail") == 0) {
+		rc = tail(st, argv + 3, argc - 3);
 	} else {
 		fprintf(stderr, "pltool: unknown command %s\n", argv[1]);
 		rc = 2;
