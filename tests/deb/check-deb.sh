@@ -157,7 +157,7 @@ for f in /usr/include/payload.h "/usr/lib/$MA/pkgconfig/payload.pc" "/usr/lib/$M
 	grep -qxF "$f" <<<"$dev_list" || missing="$missing libpayload-dev:$f"
 done
 for f in /usr/lib/python3/dist-packages/payloadfs/__init__.py /usr/lib/python3/dist-packages/payloadfs/zarr.py \
-	/usr/lib/python3/dist-packages/payloadfs/follow.py; do
+	/usr/lib/python3/dist-packages/payloadfs/follow.py /usr/lib/python3/dist-packages/payloadfs/_queue.py; do
 	grep -qxF "$f" <<<"$py_list" || missing="$missing python3-payloadfs:$f"
 done
 # each file in one package only (the .so link not in libpayload0, ...)
