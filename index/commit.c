@@ -1009,6 +1009,11 @@ static int commit_once(struct store *st, struct pver *base, const struct seg *se
 				stage_precut_keep(sg, cands[i].idx);
 		__atomic_add_fetch(&st->stats.commits, 1, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&st->stats.frag_records, o.records, __ATOMIC_RELAXED);
+		for (uint32_t i = 0; i < nlist; i++)
+			if (list[i].flags & FRAG_F_STAGED) {
+				store_recompress_kick(st);   /* recompress.c */
+				break;
+			}
 		FAULT_CRASH("commit_release");    /* (4) committed, (6) not done */
 		store_release_list(st, o.freed, o.nfreed);
 		o.freed = NULL;

@@ -29,6 +29,8 @@
 static void wjob_run(void *arg)
 {
 	struct wjob *j = arg;
+	/* encode jobs still queued behind this one (recompress.c (P1)) */
+	unsigned behind = __atomic_sub_fetch(&j->st->enc_queued, 1, __ATOMIC_RELAXED);
 	size_t cap = frag_encode_bound(j->len), enc_len = 0;
 	char *enc = bp_get(cap, &cap);     /* fault point "alloc" */
 	struct frag_info info;
@@ -43,8 +45,13 @@ static void wjob_run(void *arg)
 		(void)rowidx_build(j->raw, j->len, j->phase != 0, &rec, &rlen, &rows);
 	else
 		rows = frag_rows(&j->fmt, j->raw, j->len, j->phase);
-	if (!rc)
-		rc = frag_encode(j->d.id, j->raw, j->len, (uint32_t)rows, enc, cap, &enc_len, &info);
+	if (!rc) {
+		int raw = store_stage_raw_now(j->st, &j->d, behind);
+
+		rc = frag_encode_mode(j->d.id, j->raw, j->len, (uint32_t)rows, enc, cap, &enc_len, &info, !raw);
+		if (!rc && raw)
+			j->d.flags |= FRAG_F_STAGED;
+	}
 	if (!rc)
 		rc = frag_put(j->be, j->d.id, enc, enc_len);
 	bp_put(enc, cap);
@@ -94,6 +101,7 @@ void wjob_submit(struct wjob *j, char *raw, size_t raw_cap)
 	j->raw = raw;
 	j->raw_cap = raw_cap;
 	j->waited = 0;
+	__atomic_add_fetch(&j->st->enc_queued, 1, __ATOMIC_RELAXED);
 	pool_group_init(&j->g);
 	pool_group_submit(j->st->pool, &j->g, wjob_run, j);
 }
