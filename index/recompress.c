@@ -108,7 +108,8 @@ int store_stage_raw_now(struct store *st, const struct frag_desc *d, unsigned be
 
 /* Write the compressed image of staged D (its bytes read through the
  * cache: verified) under new id *NEWID. @return 0, 1 when lz4 does not
- * shrink it (nothing written), -errno. */
+ * shrink it (nothing written), 2 when D's image cannot be read (released
+ * meanwhile, or damaged: the reader's and fsck's business), -errno. */
 static int write_compressed(struct store *st, const struct frag_desc *d, uint64_t *newid,
 			    struct frag_info *info)
 {
@@ -119,7 +120,7 @@ static int write_compressed(struct store *st, const struct frag_desc *d, uint64_
 	int rc = fcache_fetch(st->cache, &ref, 1, &b);
 
 	if (rc)
-		return rc;
+		return rc == -ENOENT || rc == -EIO ? 2 : rc;
 	enc = bp_get(cap, &cap);
 	if (!enc) {
 		fbuf_put(b);
@@ -223,6 +224,22 @@ static int swap_txn(struct store *st, uint64_t ino, const struct frag_desc *d, u
 	return swapped;
 }
 
+/* 1 when A's count is 1 (else counted skipped): a shared image is left
+ * raw before anything is written for it. swap_txn checks again. */
+static int shared_ok(struct store *st, const struct frag_desc *d)
+{
+	struct idx_txn *t;
+	uint32_t count = 0;
+
+	if (idx_begin(st->idx, 1, &t))
+		return 1;                       /* swap_txn decides */
+	(void)idx_ref_get(t, d->id, &count);
+	idx_abort(t);
+	if (count > 1)
+		__atomic_add_fetch(&st->stats.recompress_skipped, 1, __ATOMIC_RELAXED);
+	return count <= 1;
+}
+
 int store_recompress_one(struct store *st, uint64_t ino, const struct frag_desc *d)
 {
 	struct frag_info info;
@@ -233,6 +250,8 @@ int store_recompress_one(struct store *st, uint64_t ino, const struct frag_desc 
 		return -EROFS;
 	if (!(d->flags & FRAG_F_STAGED) || (d->flags & FRAG_F_MEMORY))
 		return 0;
+	if (!shared_ok(st, d))                   /* (S4), before any work */
+		return 0;
 	rc = store_pin_frags(st, d, 1);          /* (S1): A outlives our read */
 	if (rc)
 		return rc;
@@ -241,7 +260,7 @@ int store_recompress_one(struct store *st, uint64_t ino, const struct frag_desc 
 		rc = swap_txn(st, ino, d, 0, &info);
 		goto out;
 	}
-	if (rc == -ENOENT || rc == -EIO) {
+	if (rc == 2) {
 		rc = 0;                                  /* released meanwhile, or damaged: not ours */
 		goto out;
 	}
@@ -305,13 +324,13 @@ int store_recompress_pass(struct store *st, size_t max, uint64_t *left)
 		if (st->recomp && __atomic_load_n(&st->recomp->stop, __ATOMIC_RELAXED))
 			break;
 		rc = store_recompress_one(st, s.v[i].ino, &s.v[i].d);
-		if (rc > 0)
+		if (rc > 0) {
 			swapped++;
-		if (rc >= 0) {
-			rc = 0;
 			done++;
 			__atomic_sub_fetch(&st->stats.staged_pending, 1, __ATOMIC_RELAXED);
 		}
+		if (rc >= 0)
+			rc = 0;
 	}
 	free(s.v);
 	if (left)
