@@ -227,3 +227,31 @@ wait_compressed() {
 	fsck_clean
 	[ "$(frag_count)" -eq "$nfrags" ]     # the raw images are gone
 }
+
+@test "payloadctl compress: fragments staged raw by an import are compressed offline, same bytes, fsck clean; it refuses a mounted store" {
+	local_only "RADOS stores never stage raw (docs/format.md, Format 5)"
+	local nfrags
+	gen_csv "$TMP/src.csv" 100000
+	PAYLOADFS_STAGE_RAW=always run "$PCTL" import "$STORE" "$TMP/src.csv" /
+	[ "$status" -eq 0 ]
+	run "$PCTL" stat -v "$STORE" /src.csv
+	nfrags=$(grep -cE '^ +[0-9]+ +[0-9]+ ' <<<"$output")
+	[ "$nfrags" -ge 4 ]
+	[ "$(grep -c '(staged: to be compressed)' <<<"$output")" -eq "$nfrags" ]
+	run "$PCTL" compress "$STORE"
+	[ "$status" -eq 0 ]
+	[ "$output" = "compress: $nfrags fragments compressed, 0 left raw (shared by a copy or a snapshot)" ]
+	run "$PCTL" stat -v "$STORE" /src.csv
+	[ "$(grep -c ' lz4$' <<<"$output")" -eq "$nfrags" ]
+	"$PCTL" cat "$STORE" /src.csv >"$TMP/got.csv"
+	cmp "$TMP/src.csv" "$TMP/got.csv"
+	run "$PCTL" compress "$STORE"
+	[ "$output" = "compress: 0 fragments compressed, 0 left raw (shared by a copy or a snapshot)" ]
+	run "$PCTL" fsck "$STORE"
+	[ "$status" -eq 0 ]
+	[ "$(frag_count)" -eq "$nfrags" ]     # the raw images are gone
+	mount_pfs
+	run "$PCTL" compress "$STORE"
+	[ "$status" -eq 2 ]                  # in use: the daemon holds it
+	[[ $output == *"the store is in use"* ]]
+}
