@@ -3,12 +3,16 @@
  * background pass later swaps each staged image for a compressed one.
  *
  * Policy:
- *  (P1) A wjob stages raw when, as it starts, another encode job of the
- *       store is queued behind it and not started (st->enc_queued > 0
- *       after its own decrement): the writers are ahead of the encoders,
- *       so compressing now would make them wait. Raw jobs are fast, the
- *       queue drains, and the next jobs compress again: the share staged
- *       raw follows how far behind the encoders are. PAYLOADFS_STAGE_RAW
+ *  (P1) A wjob stages raw when, as it starts, the store has at least as
+ *       many OTHER encode jobs in flight (submitted, not finished:
+ *       st->enc_inflight) as the pool has workers: the writers keep more
+ *       work in flight than the encoders can run at once, so they are
+ *       ahead, and compressing now would make them wait (a writer keeps
+ *       up to 2 jobs per worker in flight: stage.c, commit.c). A lone
+ *       commit or a slow writer (a job or two in flight) compresses at
+ *       once. (A first policy, "another job queued and not started",
+ *       staged only a quarter of a 1 GB cp and gained little:
+ *       docs/benchmarks.md.) PAYLOADFS_STAGE_RAW
  *       = 0 never stages, = always stages every disk fragment (tests);
  *       unset: the daemon stages when behind, tools never do (no pass
  *       runs in them). Never for storage=memory images, RADOS stores
@@ -98,7 +102,9 @@ int store_stage_raw_now(struct store *st, const struct frag_desc *d, unsigned be
 
 	if (d->flags & FRAG_F_MEMORY)
 		return 0;
-	raw = st->stage_raw == 2 || (st->stage_raw == 1 && behind > 0);
+	unsigned workers = pool_threads(st->pool);
+
+	raw = st->stage_raw == 2 || (st->stage_raw == 1 && behind >= (workers ? workers : 1));
 	if (raw) {
 		__atomic_add_fetch(&st->stats.frags_staged_raw, 1, __ATOMIC_RELAXED);
 		store_recompress_kick(st);
@@ -385,7 +391,7 @@ static void *recomp_main(void *arg)
 		}
 		pthread_mutex_unlock(&r->m);
 		/* writers first: wait while their encode jobs are queued */
-		for (int i = 0; i < 50 && __atomic_load_n(&st->enc_queued, __ATOMIC_RELAXED) &&
+		for (int i = 0; i < 50 && __atomic_load_n(&st->enc_inflight, __ATOMIC_RELAXED) &&
 				!__atomic_load_n(&r->stop, __ATOMIC_RELAXED); i++)
 			sleep_ms(RECOMP_BUSY_MS);
 		/* go on at once while a pass made progress and left work;

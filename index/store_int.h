@@ -64,7 +64,7 @@ struct store {
 				      * (read-only, or a store of format < 4) */
 	uint32_t format;             /* the store's format version after open */
 	int stage_raw;               /* recompress.c (P1): 0 never, 1 when behind, 2 always; set at open */
-	unsigned enc_queued;         /* atomic: wjobs submitted, not started (recompress.c (P1)) */
+	unsigned enc_inflight;       /* atomic: wjobs submitted, not finished (recompress.c (P1)) */
 	struct recomp *recomp;       /* the background compressor (recompress.c), or NULL */
 	size_t frag_size, spill_size;
 	int rdonly;
@@ -165,7 +165,7 @@ void store_note_leftover(struct store *st);
 
 /* Staging raw and the background compressor (recompress.c).
  * store_stage_raw_init: the policy (P1), after the format is known;
- * store_stage_raw_now: a wjob with BEHIND jobs queued after it stores D
+ * store_stage_raw_now: a wjob with BEHIND other jobs in flight stores D
  * raw (1) or compresses (0); recomp_start/stop: the daemon's thread. */
 void store_stage_raw_init(struct store *st, int daemon);
 int store_stage_raw_now(struct store *st, const struct frag_desc *d, unsigned behind);
