@@ -3,16 +3,17 @@
  * background pass later swaps each staged image for a compressed one.
  *
  * Policy:
- *  (P1) A wjob stages raw when, as it starts, the store has at least as
- *       many OTHER encode jobs in flight (submitted, not finished:
- *       st->enc_inflight) as the pool has workers: the writers keep more
- *       work in flight than the encoders can run at once, so they are
- *       ahead, and compressing now would make them wait (a writer keeps
- *       up to 2 jobs per worker in flight: stage.c, commit.c). A lone
- *       commit or a slow writer (a job or two in flight) compresses at
- *       once. (A first policy, "another job queued and not started",
- *       staged only a quarter of a 1 GB cp and gained little:
- *       docs/benchmarks.md.) PAYLOADFS_STAGE_RAW
+ *  (P1) A wjob stages raw when, as it starts, another encode job of the
+ *       store is still in flight (submitted, not finished:
+ *       st->enc_inflight > 1): a writer cut the next fragment before the
+ *       encoders finished the previous one, so they are behind it, and
+ *       compressing now would make it wait (a writer keeps up to 2 jobs
+ *       per worker in flight: stage.c, commit.c). A lone small commit or
+ *       a writer slower than the encoders (one job at a time) compresses
+ *       at once. Measured on a 1 GB cp (docs/benchmarks.md): the rules
+ *       "another job queued, not started" and "as many others in flight
+ *       as workers" staged only a quarter to a half of the fragments and
+ *       left the ingest 4-5x slower than staging all of them. PAYLOADFS_STAGE_RAW
  *       = 0 never stages, = always stages every disk fragment (tests);
  *       unset: the daemon stages when behind, tools never do (no pass
  *       runs in them). Never for storage=memory images, RADOS stores
@@ -102,9 +103,7 @@ int store_stage_raw_now(struct store *st, const struct frag_desc *d, unsigned be
 
 	if (d->flags & FRAG_F_MEMORY)
 		return 0;
-	unsigned workers = pool_threads(st->pool);
-
-	raw = st->stage_raw == 2 || (st->stage_raw == 1 && behind >= (workers ? workers : 1));
+	raw = st->stage_raw == 2 || (st->stage_raw == 1 && behind >= 1);
 	if (raw) {
 		__atomic_add_fetch(&st->stats.frags_staged_raw, 1, __ATOMIC_RELAXED);
 		store_recompress_kick(st);
