@@ -56,7 +56,11 @@
  *       was.
  *  (S6) Work is bounded: one fragment per txn, a pass handles at most MAX
  *       fragments, and the daemon's thread runs at the lowest priority
- *       and waits while encode jobs are queued (writers come first).
+ *       and waits (up to 1 s) while encode jobs are in flight (writers
+ *       come first). A pass scans the frags db, so it runs only at mount,
+ *       when a commit with staged fragments kicks it, while the previous
+ *       pass made progress and left work, and 30 s after a failed one:
+ *       an idle daemon scans nothing.
  * The store ends up compressed once the pass ran over every staged
  * record: staged_pending in .stats says how many are left.
  */
@@ -356,7 +360,7 @@ void store_recompress_kick(struct store *st)
 }
 
 #define RECOMP_BATCH 64          /* fragments per pass (S6) */
-#define RECOMP_IDLE_MS 5000      /* a pass this often even when not kicked */
+#define RECOMP_RETRY_MS 30000    /* a failed pass is tried again this much later */
 #define RECOMP_BUSY_MS 20        /* wait while writers' encode jobs are queued */
 
 static void sleep_ms(unsigned ms)
@@ -372,16 +376,21 @@ static void *recomp_main(void *arg)
 	struct recomp *r = st->recomp;
 	uint64_t left = 0;
 	int again = 1;           /* the first pass counts what an earlier mount left */
+	int failed = 0;
 
 	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);   /* (S6) */
 	for (;;) {
 		pthread_mutex_lock(&r->m);
-		if (!again && !r->kicked && !r->stop) {
+		/* a pass scans the whole frags db: only when kicked (a commit
+		 * with staged fragments), at mount, or to retry a failure */
+		if (!again && !r->kicked && !r->stop && failed) {
 			struct timespec ts;
 
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += RECOMP_IDLE_MS / 1000;
+			ts.tv_sec += RECOMP_RETRY_MS / 1000;
 			pthread_cond_timedwait(&r->cv, &r->m, &ts);
+		} else if (!again && !r->kicked && !r->stop) {
+			pthread_cond_wait(&r->cv, &r->m);
 		}
 		r->kicked = 0;
 		if (r->stop) {
@@ -398,8 +407,7 @@ static void *recomp_main(void *arg)
 		int rc = store_recompress_pass(st, RECOMP_BATCH, &left);
 
 		again = rc > 0 && left > 0;
-		if (rc < 0)
-			sleep_ms(1000);
+		failed = rc < 0;
 	}
 	return NULL;
 }
