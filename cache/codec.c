@@ -131,6 +131,12 @@ static size_t try_lz4(const void *raw, size_t raw_len, void *dst, size_t dst_cap
 int frag_encode(uint64_t id, const void *raw, size_t raw_len, uint32_t rows,
 		void *out, size_t out_cap, size_t *out_len, struct frag_info *info)
 {
+	return frag_encode_mode(id, raw, raw_len, rows, out, out_cap, out_len, info, 1);
+}
+
+int frag_encode_mode(uint64_t id, const void *raw, size_t raw_len, uint32_t rows,
+		     void *out, size_t out_cap, size_t *out_len, struct frag_info *info, int compress)
+{
 	unsigned char *o = out;
 	struct frag_info fi = { .id = id, .raw_len = (uint32_t)raw_len, .rows = rows };
 	size_t n;
@@ -145,7 +151,7 @@ int frag_encode(uint64_t id, const void *raw, size_t raw_len, uint32_t rows,
 	if (out_cap < FRAG_HDR_SIZE || out_cap - FRAG_HDR_SIZE < raw_len)
 		return -ERANGE;
 	fi.checksum = frag_checksum(raw, raw_len);
-	n = try_lz4(raw, raw_len, o + FRAG_HDR_SIZE, out_cap - FRAG_HDR_SIZE);
+	n = compress ? try_lz4(raw, raw_len, o + FRAG_HDR_SIZE, out_cap - FRAG_HDR_SIZE) : 0;
 	if (n) {
 		fi.codec = FRAG_CODEC_LZ4;
 		fi.stored_len = (uint32_t)n;

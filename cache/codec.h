@@ -45,6 +45,11 @@ size_t frag_encode_bound(size_t raw_len);
  *         an injected -errno from fault point "lz4". */
 int frag_encode(uint64_t id, const void *raw, size_t raw_len, uint32_t rows,
 		void *out, size_t out_cap, size_t *out_len, struct frag_info *info);
+/* frag_encode, but with !COMPRESS the bytes are stored raw without trying
+ * lz4 (a writer staging raw when the encoders fall behind: the image is
+ * compressed later by index/recompress.c). */
+int frag_encode_mode(uint64_t id, const void *raw, size_t raw_len, uint32_t rows,
+		     void *out, size_t out_cap, size_t *out_len, struct frag_info *info, int compress);
 
 /* Decode and check a header only (magic, version, header check, codec,
  * lengths consistent with LEN when LEN >= FRAG_HDR_SIZE).

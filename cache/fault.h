@@ -55,6 +55,9 @@
  *   sweep_frag     before each unreferenced image is removed at mount
  *   rlog_appended  a log append acknowledged (durable), watchers not yet
  *                  notified (the writer dies with the entry in the log)
+ *   recompress_txn the background pass's compressed image is durable, its
+ *                  swap txn not begun (index/recompress.c (S5))
+ *   recompress_release  the swap txn committed, the raw image not released
  *   pver_read      a cold version load read the index, its images not
  *                  pinned yet (unit tests hook it: index/pver.c (7))
  * lmdb_commit counts every index write txn, the mount's own (its sweep)

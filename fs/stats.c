@@ -90,6 +90,9 @@ int pfs_stats_json(struct pfs *p, char **out, size_t *len)
 	fprintf(f, "  \"views\": {\n    \"resolves\": %" PRIu64 ",\n    \"row_scans\": %" PRIu64
 		",\n    \"row_index_hits\": %" PRIu64 "\n  },\n",
 		g.ss.view_resolves, g.ss.row_scans, g.ss.rowidx_hits);
+	fprintf(f, "  \"ingest\": {\n    \"staged_raw\": %" PRIu64 ",\n    \"recompressed\": %" PRIu64
+		",\n    \"recompress_skipped\": %" PRIu64 ",\n    \"staged_pending\": %" PRIu64 "\n  },\n",
+		g.ss.frags_staged_raw, g.ss.frags_recompressed, g.ss.recompress_skipped, g.ss.staged_pending);
 	fprintf(f, "  \"memory\": {\n    \"rss\": %" PRIu64 ",\n    \"peak_rss\": %" PRIu64 "\n  }\n}\n",
 		g.rss, g.hwm);
 	if (fclose(f)) {
@@ -207,6 +210,14 @@ int pfs_metrics_text(struct pfs *p, char **out, size_t *len)
 	counter(f, "payloadfs_close_notify_waits_total", "Closes that waited for the kernel to drop cached "
 		"attributes of the committed file.", notify_waits());
 	counter(f, "payloadfs_view_resolves_total", "Row views resolved to a byte range.", g.ss.view_resolves);
+	counter(f, "payloadfs_fragments_staged_raw_total", "Fragment images written raw because the encoders "
+		"were behind (compressed later in the background).", g.ss.frags_staged_raw);
+	counter(f, "payloadfs_fragments_recompressed_total", "Staged raw images swapped for compressed ones "
+		"by the background pass.", g.ss.frags_recompressed);
+	counter(f, "payloadfs_recompress_skipped_total", "Staged raw images left raw: shared by a copy or a "
+		"snapshot.", g.ss.recompress_skipped);
+	gauge(f, "payloadfs_fragments_staged_pending", "Staged raw images the background pass has still to "
+		"compress (as of its last scan).", g.ss.staged_pending);
 	counter(f, "payloadfs_view_row_scans_total", "Fragments decoded to find where a row starts.", g.ss.row_scans);
 	counter(f, "payloadfs_view_row_index_hits_total", "Row starts found in a fragment's row index "
 		"(nothing decoded).", g.ss.rowidx_hits);

@@ -1006,7 +1006,7 @@ static int commit_once(struct store *st, struct pver *base, const struct seg *se
 	uint32_t nlist = 0, ncands = 0;
 	int mem = !!(newin->flags & INODE_F_MEMORY);
 	int inl = size <= STORE_INLINE_MAX && !mem;
-	int rc = 0;
+	int rc = 0, staged = 0;
 
 	if (newpv)
 		*newpv = NULL;
@@ -1027,6 +1027,8 @@ static int commit_once(struct store *st, struct pver *base, const struct seg *se
 	} else if (!rc) {
 		rc = plan_and_write(&c, newin, size, &list, &nlist, &rows, &cands, &ncands);
 	}
+	for (uint32_t i = 0; !rc && i < nlist && !staged; i++)
+		staged = !!(list[i].flags & FRAG_F_STAGED);
 	FAULT_CRASH("commit_txn");        /* (3) done, (4) not begun */
 	if (!rc)
 		rc = run_txn(st, base, newin, data, moved, &list, nlist, shared_prefix(cands, ncands),
@@ -1044,6 +1046,8 @@ static int commit_once(struct store *st, struct pver *base, const struct seg *se
 				stage_precut_keep(sg, cands[i].idx);
 		__atomic_add_fetch(&st->stats.commits, 1, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&st->stats.frag_records, o.records, __ATOMIC_RELAXED);
+		if (staged)
+			store_recompress_kick(st);   /* recompress.c */
 		FAULT_CRASH("commit_release");    /* (4) committed, (6) not done */
 		store_release_list(st, o.freed, o.nfreed);
 		o.freed = NULL;

@@ -29,11 +29,12 @@
  * store has, or had, snapshots: inodes of reserved ranges that a reader
  * of format 1 would take for lost ones), 3 (the store record; fragments
  * that continue a row, FRAG_F_CONT), 4 (the rowidx db: a sparse row index
- * per fragment; fragments written before it have none). New stores are
- * made as 4, and a read-write open raises an older store to 4 before
- * anything else. */
+ * per fragment; fragments written before it have none), 5 (FRAG_F_STAGED:
+ * fragments stored raw at ingest, compressed later by index/recompress.c).
+ * New stores are made as 5, and a read-write open raises an older store
+ * to 5 before anything else. */
 #define IDX_FORMAT_MIN     1
-#define IDX_FORMAT_VERSION 4
+#define IDX_FORMAT_VERSION 5
 #define IDX_ROOT_INO  1
 #define IDX_FIRST_INO 16          /* 2..15 reserved for synthetic entries */
 #define IDX_NAME_MAX  255
@@ -78,6 +79,8 @@ struct idx_inode {
  * it (if any: rows may be 0 for a fragment wholly inside a row). */
 #define FRAG_F_MEMORY 0x1     /* image lives in the memory backend */
 #define FRAG_F_CONT   0x2     /* its first byte continues the previous fragment's row */
+#define FRAG_F_STAGED 0x4     /* stored raw because the encoders fell behind: to be
+                               * compressed by the background pass (format 5) */
 struct frag_desc {
 	uint64_t off;           /* byte offset in the object */
 	uint64_t first_row;     /* rows starting before it (its first row's number) */

@@ -279,6 +279,7 @@ int idx_rec_frag_decode(const void *rec, size_t len, uint64_t off, struct frag_d
 	d->flags = get_le16(p + FR_FLAGS);
 	d->checksum = idx_rec_get_le64(p + FR_CHECKSUM);
 	if (d->id == 0 || (d->flags & ~IDX_REC_FRAG_FLAGS) || !frag_lengths_ok(d) ||
+	    ((d->flags & FRAG_F_STAGED) && (d->codec != 0 || (d->flags & FRAG_F_MEMORY))) ||
 	    d->len > UINT64_MAX - off || d->rows > UINT64_MAX - d->first_row)
 		return -EUCLEAN;
 	return 0;

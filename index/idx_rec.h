@@ -27,7 +27,7 @@
 #define IDX_REC_RAW_MAX    0x7fffffffu  /* a fragment's raw length (FRAG_MAX_RAW) */
 #define IDX_REC_RECSIZE_MAX (1u << 24)  /* largest N of fixed:N */
 #define IDX_REC_INODE_FLAGS 0x3fu       /* the INODE_F_* bits */
-#define IDX_REC_FRAG_FLAGS  0x3u        /* the FRAG_F_* bits (0x2: format 3) */
+#define IDX_REC_FRAG_FLAGS  0x7u        /* the FRAG_F_* bits (0x2: format 3, 0x4: format 5) */
 #define IDX_REC_SNAP_VER   1
 #define IDX_REC_SNAP_HDR   48    /* §Snapshot record, then the name */
 #define IDX_REC_SNAP_MAX   (IDX_REC_SNAP_HDR + IDX_NAME_MAX)

@@ -242,6 +242,7 @@ static void pc_settle(struct stage *sg, size_t i)
 	p->d.stored_len = p->job->out.stored_len;
 	p->d.codec = p->job->out.codec;
 	p->d.checksum = p->job->out.checksum;
+	p->d.flags |= p->job->out.flags & FRAG_F_STAGED;   /* recompress.c (P1) */
 	wjob_free(p->job);
 	p->job = NULL;
 }

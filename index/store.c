@@ -995,6 +995,10 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	if (!rc && !st->rados && !st->rdonly)
 		st->grouped = gcommit_wanted();   /* local group commit (gcommit.c) */
 	if (!rc)
+		store_stage_raw_init(st, o->daemon);
+	if (!rc && o->daemon)
+		rc = recomp_start(st);        /* recompress.c: before srados_start, after dur_start */
+	if (!rc)
 		rc = srados_start(st);
 	if (rc) {
 		store_close(st);
@@ -1014,6 +1018,7 @@ void store_close(struct store *st)
 		log_warn("storage=memory objects could not be emptied at close; the next mount does it");
 		store_note_leftover(st);
 	}
+	recomp_stop(st);         /* its swaps pin, commit and release: before the rest */
 	pool_free(st->pool);     /* first: read-ahead jobs hold versions */
 	if (st->pvcur) {
 		for (size_t i = 0; i < st->pvcur_cap; i++)
@@ -1096,6 +1101,10 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->view_resolves = __atomic_load_n(&st->stats.view_resolves, __ATOMIC_RELAXED);
 	out->load_retries = __atomic_load_n(&st->stats.load_retries, __ATOMIC_RELAXED);
 	out->index_txns = st->idx ? idx_write_commits(st->idx) : 0;
+	out->frags_staged_raw = __atomic_load_n(&st->stats.frags_staged_raw, __ATOMIC_RELAXED);
+	out->frags_recompressed = __atomic_load_n(&st->stats.frags_recompressed, __ATOMIC_RELAXED);
+	out->recompress_skipped = __atomic_load_n(&st->stats.recompress_skipped, __ATOMIC_RELAXED);
+	out->staged_pending = __atomic_load_n(&st->stats.staged_pending, __ATOMIC_RELAXED);
 	fcache_get_stats(st->cache, &cs);
 	out->cache_hits = cs.hits;
 	out->cache_misses = cs.misses;

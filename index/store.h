@@ -458,8 +458,28 @@ struct store_stats {
 				    * released meanwhile (pver.c (7)) */
 	uint64_t index_txns;       /* LMDB write txns that committed a change (each
 				    * one fdatasync of the index; idx_write_commits) */
+	uint64_t frags_staged_raw; /* images written raw because the encoders were
+				    * behind (index/recompress.c (P1)) */
+	uint64_t frags_recompressed;   /* staged images the background pass swapped
+					* for compressed ones (recompress.c) */
+	uint64_t recompress_skipped;   /* staged images it left raw: shared by
+					* several records (a copy, a snapshot) */
+	uint64_t staged_pending;   /* staged images the pass has not handled yet
+				    * (counted at open, then kept up to date) */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
+
+/* Compress staged fragments (index/recompress.c). store_recompress_pass
+ * scans the index and swaps at most MAX staged images for compressed
+ * ones, one small txn each; *LEFT (may be NULL): staged records it did not
+ * swap (beyond MAX, shared, or failed). @return the number swapped, or
+ * -EROFS, -errno. store_recompress_one: the swap of record (INO, D->off),
+ * D as read from the index: @return 1 swapped, 0 not (no longer staged,
+ * shared, released), -errno. store_recompress_kick: wake the daemon's
+ * pass (no-op without one). */
+int store_recompress_pass(struct store *st, size_t max, uint64_t *left);
+int store_recompress_one(struct store *st, uint64_t ino, const struct frag_desc *d);
+void store_recompress_kick(struct store *st);
 /* Committers waiting now to join a commit round, or in one for their turn
  * to run (RADOS writer; tests). */
 unsigned store_commit_waiting(struct store *st);

@@ -63,6 +63,9 @@ struct store {
 	struct rowidx_stash *ris;    /* new fragments' row indexes (rowidx.c (3)); NULL: none
 				      * (read-only, or a store of format < 4) */
 	uint32_t format;             /* the store's format version after open */
+	int stage_raw;               /* recompress.c (P1): 0 never, 1 when behind, 2 always; set at open */
+	unsigned enc_inflight;       /* atomic: wjobs submitted, not finished (recompress.c (P1)) */
+	struct recomp *recomp;       /* the background compressor (recompress.c), or NULL */
 	size_t frag_size, spill_size;
 	int rdonly;
 	int no_stream;               /* opts.no_stream */
@@ -163,6 +166,15 @@ void store_discard_image(struct store *st, struct frag_backend *be, uint64_t id)
 /* Something that only the next full sweep removes was left behind: the
  * store is not marked clean at close (store.c (S2)). */
 void store_note_leftover(struct store *st);
+
+/* Staging raw and the background compressor (recompress.c).
+ * store_stage_raw_init: the policy (P1), after the format is known;
+ * store_stage_raw_now: a wjob with BEHIND other jobs in flight stores D
+ * raw (1) or compresses (0); recomp_start/stop: the daemon's thread. */
+void store_stage_raw_init(struct store *st, int daemon);
+int store_stage_raw_now(struct store *st, const struct frag_desc *d, unsigned behind);
+int recomp_start(struct store *st);
+void recomp_stop(struct store *st);
 
 /* The store's worker pool (never NULL once open; may have 0 threads). */
 struct pool *store_pool(struct store *st);

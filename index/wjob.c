@@ -29,6 +29,8 @@
 static void wjob_run(void *arg)
 {
 	struct wjob *j = arg;
+	/* the store's other encode jobs in flight now (recompress.c (P1)) */
+	unsigned behind = __atomic_load_n(&j->st->enc_inflight, __ATOMIC_RELAXED) - 1;
 	size_t cap = frag_encode_bound(j->len), enc_len = 0;
 	char *enc = bp_get(cap, &cap);     /* fault point "alloc" */
 	struct frag_info info;
@@ -43,8 +45,13 @@ static void wjob_run(void *arg)
 		(void)rowidx_build(j->raw, j->len, j->phase != 0, &rec, &rlen, &rows);
 	else
 		rows = frag_rows(&j->fmt, j->raw, j->len, j->phase);
-	if (!rc)
-		rc = frag_encode(j->d.id, j->raw, j->len, (uint32_t)rows, enc, cap, &enc_len, &info);
+	if (!rc) {
+		int raw = store_stage_raw_now(j->st, &j->d, behind);
+
+		rc = frag_encode_mode(j->d.id, j->raw, j->len, (uint32_t)rows, enc, cap, &enc_len, &info, !raw);
+		if (!rc && raw)
+			j->d.flags |= FRAG_F_STAGED;
+	}
 	if (!rc)
 		rc = frag_put(j->be, j->d.id, enc, enc_len);
 	bp_put(enc, cap);
@@ -63,6 +70,7 @@ static void wjob_run(void *arg)
 		__atomic_add_fetch(&j->st->stats.frags_written, 1, __ATOMIC_RELAXED);
 	}
 	j->rc = rc;
+	__atomic_sub_fetch(&j->st->enc_inflight, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
 }
 
@@ -94,6 +102,7 @@ void wjob_submit(struct wjob *j, char *raw, size_t raw_cap)
 	j->raw = raw;
 	j->raw_cap = raw_cap;
 	j->waited = 0;
+	__atomic_add_fetch(&j->st->enc_inflight, 1, __ATOMIC_RELAXED);
 	pool_group_init(&j->g);
 	pool_group_submit(j->st->pool, &j->g, wjob_run, j);
 }

@@ -171,6 +171,7 @@ int ctl_fsck(int argc, char **argv);
 int ctl_import(int argc, char **argv);
 int ctl_export(int argc, char **argv);
 int ctl_gc(int argc, char **argv);
+int ctl_compress(int argc, char **argv);
 int ctl_snapshot(int argc, char **argv);
 int ctl_bench(int argc, char **argv);
 int ctl_stats(int argc, char **argv);

@@ -40,11 +40,12 @@ static void print_frags(struct pver *pv)
 	for (uint32_t i = 0; i < n; i++) {
 		const struct frag_desc *d = pver_frag(pv, i);
 		printf("  %6" PRIu32 " %14" PRIu64 " %10" PRIu32 " %12" PRIu64 " %8" PRIu32
-		       "  %016llx %10" PRIu32 "  %s%s%s\n",
+		       "  %016llx %10" PRIu32 "  %s%s%s%s\n",
 		       i, d->off, d->len, d->first_row, d->rows, (unsigned long long)d->id,
 		       d->stored_len, codec_name(d->codec),
 		       d->flags & FRAG_F_MEMORY ? " (memory)" : "",
-		       d->flags & FRAG_F_CONT ? " (continues a row)" : "");
+		       d->flags & FRAG_F_CONT ? " (continues a row)" : "",
+		       d->flags & FRAG_F_STAGED ? " (staged: to be compressed)" : "");
 	}
 }
 

@@ -27,6 +27,8 @@ static const char usage_text[] =
 	"  export STORE PATH... DEST  copy objects, views and directories out to DEST\n"
 	"  gc [-n] STORE              remove unreferenced images, staging files,\n"
 	"                             unlinked inodes (unmounted; -n: only list)\n"
+	"  compress STORE             compress fragments staged raw at ingest\n"
+	"                             (unmounted; the daemon does it in the background)\n"
 	"  snapshot STORE DEST        a consistent copy of the whole store in DEST\n"
 	"                             (hard links of the images; also while mounted)\n"
 	"  bench DIR                  measure the store library in a scratch store\n"
@@ -57,6 +59,7 @@ static const struct {
 	{ "import", ctl_import },
 	{ "export", ctl_export },
 	{ "gc", ctl_gc },
+	{ "compress", ctl_compress },
 	{ "snapshot", ctl_snapshot },
 	{ "bench", ctl_bench },
 	{ "stats", ctl_stats },

@@ -352,6 +352,9 @@ pfs_remount() {
 # CPU seconds (user + system, all threads) the daemon has used so far.
 CLK_TCK=$(getconf CLK_TCK)
 pfs_cpu() { awk -v hz="$CLK_TCK" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$PFS_PID/stat"; }
+# pfs_statf NAME — one figure of the mount's .stats by its (unique) leaf
+# name, e.g. recompressed; cheap enough to poll.
+pfs_statf() { awk -F'[:,]' -v k="\"$1\"" '$1 ~ k { gsub(/ /, "", $2); print $2; exit }' "$MNT_PFS/.stats"; }
 
 # Drop the page cache (all of it: the data, the stores, LMDB), then load the
 # measuring tools again, so a cold figure pays for cold data, not for
@@ -558,7 +561,7 @@ ingest_one() {
 }
 
 fig_ingest() {
-	local c0 n
+	local c0 n s0 r0
 	say "ingest (cp + close + sync), source warm in the page cache"
 	cat "$SRC" >/dev/null
 	while more ingest.ext4; do
@@ -576,8 +579,22 @@ fig_ingest() {
 			rm -f "$MNT_PFS/events.csv"
 		fi
 		c0=$(pfs_cpu)
+		s0=$(pfs_statf staged_raw)
+		r0=$(pfs_statf recompressed)
 		ingest_one ingest.payloadfs "$MNT_PFS/events.csv"
 		add cpu.ingest "$(awk -v a="$c0" -v b="$(pfs_cpu)" 'BEGIN { print b - a }')"
+		# fragments staged raw (index/recompress.c), and the time from the
+		# end of the sync until the background pass compressed them all
+		n=$(($(pfs_statf staged_raw) - s0))
+		add staged.ingest "$n"
+		tick
+		while [ $(($(pfs_statf recompressed) - r0)) -lt "$n" ]; do
+			[ "$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { print (b - a > 300) }')" = 0 ] ||
+				die "staged fragments not compressed after 300 s"
+			sleep 0.05
+		done
+		add compressed_after.ingest "$(tock)"
+		say "  staged raw: $n fragments, compressed $(med compressed_after.ingest)s after the sync"
 	done
 	pfs_check_rows
 	PFS_HAS_DATA=1
@@ -1374,6 +1391,10 @@ cpu_cell() {
 	rss_rows
 	echo
 	echo "payloadfs daemon CPU (user + system, all threads, median s): cold read $(cpu_cell seq_cold), warm re-read $(cpu_cell seq_warm), ingest $(cpu_cell ingest)."
+	if wants ingest; then
+		echo
+		echo "ingest: fragments staged raw (medians) $(med staged.ingest || echo —), all compressed by the background pass $(med compressed_after.ingest || echo —) s after the sync (index/recompress.c)."
+	fi
 	echo
 	echo "## Targets (issue 3)"
 	echo

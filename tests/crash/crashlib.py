@@ -73,6 +73,10 @@ class Mount:
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
             e[k] = (e[k] + ":" if e.get(k) else "") + "log_path=" + san
         e.pop("PAYLOADFS_FAULT", None)
+        # the cases count fault-point calls (frag_write, lmdb_commit, ...):
+        # no staging raw, so no background swaps take calls in between
+        # (index/recompress.c; test_recompress kills inside the pass)
+        e.setdefault("PAYLOADFS_STAGE_RAW", "0")
         if self.fault:
             e["PAYLOADFS_FAULT"] = self.fault
         return e

@@ -122,6 +122,7 @@ def run_traced(a, sc, work, rng, say):
     os.mkdir(mnt)
     open(trace, "wb").close()
     env = dict(os.environ)
+    env.setdefault("PAYLOADFS_STAGE_RAW", "0")   # as crashlib.py: no background swaps
     env.update({"LD_PRELOAD": a.shim, "PFS_TRACE": trace, "PFS_TRACE_ROOT": store,
                 "PFS_SHIM_META_SYNC_DELAY_MS": str(sc.delay_ms)})
     if a.asan:

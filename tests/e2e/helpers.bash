@@ -10,6 +10,10 @@
 bats_require_minimum_version 1.5.0
 
 PAYLOADFS_BUILD=${PAYLOADFS_BUILD:-$BATS_TEST_DIRNAME/../../build}
+# Fault-point tests count calls (frag_write:5, lmdb_commit:3): daemons do
+# not stage raw unless a test asks (PAYLOADFS_STAGE_RAW=always, ingest.bats),
+# so no background swap (index/recompress.c) takes a call in between.
+export PAYLOADFS_STAGE_RAW=${PAYLOADFS_STAGE_RAW:-0}
 PFS=$PAYLOADFS_BUILD/payloadfs
 PCTL=$PAYLOADFS_BUILD/payloadctl
 E2E=$BATS_TEST_DIRNAME

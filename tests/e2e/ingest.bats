@@ -183,3 +183,75 @@ PY
 	fsck_clean
 	[ "$(frag_count)" -eq "$n" ]
 }
+
+# wait_compressed — wait up to ~30 s until the background pass compressed
+# every staged fragment (.stats ingest.staged_pending 0 and recompressed
+# equal to staged_raw); fails otherwise.
+wait_compressed() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		if [ "$(stat_field ingest.staged_pending)" -eq 0 ] &&
+			[ "$(stat_field ingest.recompressed)" -eq "$(stat_field ingest.staged_raw)" ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "# still pending: $(stat_field ingest.staged_pending), recompressed $(stat_field ingest.recompressed) of $(stat_field ingest.staged_raw)" >&3
+	return 1
+}
+
+@test "fragments staged raw at ingest are compressed in the background: same bytes, an open reader unaffected, fsck clean" {
+	local_only "RADOS stores never stage raw (docs/format.md, Format 5)"
+	local nfrags
+	gen_csv "$TMP/src.csv" 200000
+	PAYLOADFS_STAGE_RAW=always mount_pfs fragment_size=256K
+	cp "$TMP/src.csv" "$MNT/a.csv"
+	sync
+	exec 4<"$MNT/a.csv"              # a reader holding the file across the swaps
+	[ "$(stat_field ingest.staged_raw)" -ge 30 ]
+	wait_compressed
+	cmp "$TMP/src.csv" - <&4
+	exec 4<&-
+	cmp "$TMP/src.csv" "$MNT/a.csv"
+	[ "$(xget "$MNT/a.csv" user.payload.fragments)" -eq "$(stat_field ingest.staged_raw)" ]
+	unmount_pfs
+	run "$PCTL" stat -v "$STORE" /a.csv
+	[ "$status" -eq 0 ]
+	nfrags=$(grep -cE '^ +[0-9]+ +[0-9]+ ' <<<"$output")
+	[ "$nfrags" -ge 30 ]
+	[ "$(grep -c ' lz4$' <<<"$output")" -eq "$nfrags" ]
+	[ "$(grep -c 'staged' <<<"$output")" -eq 0 ]
+	mount_pfs
+	[ "$(stat_field ingest.staged_pending)" -eq 0 ]
+	cmp "$TMP/src.csv" "$MNT/a.csv"
+	fsck_clean
+	[ "$(frag_count)" -eq "$nfrags" ]     # the raw images are gone
+}
+
+@test "payloadctl compress: fragments staged raw by an import are compressed offline, same bytes, fsck clean; it refuses a mounted store" {
+	local_only "RADOS stores never stage raw (docs/format.md, Format 5)"
+	local nfrags
+	gen_csv "$TMP/src.csv" 100000
+	PAYLOADFS_STAGE_RAW=always run "$PCTL" import "$STORE" "$TMP/src.csv" /
+	[ "$status" -eq 0 ]
+	run "$PCTL" stat -v "$STORE" /src.csv
+	nfrags=$(grep -cE '^ +[0-9]+ +[0-9]+ ' <<<"$output")
+	[ "$nfrags" -ge 4 ]
+	[ "$(grep -c '(staged: to be compressed)' <<<"$output")" -eq "$nfrags" ]
+	run "$PCTL" compress "$STORE"
+	[ "$status" -eq 0 ]
+	[ "$output" = "compress: $nfrags fragments compressed, 0 left raw (shared by a copy or a snapshot)" ]
+	run "$PCTL" stat -v "$STORE" /src.csv
+	[ "$(grep -c ' lz4$' <<<"$output")" -eq "$nfrags" ]
+	"$PCTL" cat "$STORE" /src.csv >"$TMP/got.csv"
+	cmp "$TMP/src.csv" "$TMP/got.csv"
+	run "$PCTL" compress "$STORE"
+	[ "$output" = "compress: 0 fragments compressed, 0 left raw (shared by a copy or a snapshot)" ]
+	run "$PCTL" fsck "$STORE"
+	[ "$status" -eq 0 ]
+	[ "$(frag_count)" -eq "$nfrags" ]     # the raw images are gone
+	mount_pfs
+	run "$PCTL" compress "$STORE"
+	[ "$status" -eq 2 ]                  # in use: the daemon holds it
+	[[ $output == *"the store is in use"* ]]
+}

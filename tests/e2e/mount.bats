@@ -151,14 +151,14 @@ print(repr(v))
 PY
 }
 
-@test "stores of formats 1 and 2 are upgraded to 4 at their first read-write mount; read-only opens leave them" {
+@test "stores of formats 1 and 2 are upgraded to 5 at their first read-write mount; read-only opens leave them" {
 	local_only "stores of formats 1 and 2 are local stores (RADOS stores began with format 3)"
 	local v
 	mount_pfs
 	echo hello >"$MNT/a.txt"
 	mkdir "$MNT/d"
 	unmount_pfs
-	[ "$(get_store_format)" = 4 ]
+	[ "$(get_store_format)" = 5 ]
 	[ "$(store_record)" = "b'kind=local\\n'" ]
 	for v in 1 2; do
 		make_old_store "$v"
@@ -172,9 +172,9 @@ PY
 		[ "$(cat "$MNT/a.txt")" = hello ]
 		[ -d "$MNT/d" ]
 		unmount_pfs
-		[ "$(get_store_format)" = 4 ]
+		[ "$(get_store_format)" = 5 ]
 		[ "$(store_record)" = "b'kind=local\\n'" ]
-		grep -q "store format $v upgraded to 4" "$LOG"
+		grep -q "store format $v upgraded to 5" "$LOG"
 	done
 }
 

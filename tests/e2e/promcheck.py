@@ -54,6 +54,10 @@ STATS_TO_METRIC = {
     "views.resolves": "payloadfs_view_resolves_total",
     "views.row_scans": "payloadfs_view_row_scans_total",
     "views.row_index_hits": "payloadfs_view_row_index_hits_total",
+    "ingest.staged_raw": "payloadfs_fragments_staged_raw_total",
+    "ingest.recompressed": "payloadfs_fragments_recompressed_total",
+    "ingest.recompress_skipped": "payloadfs_recompress_skipped_total",
+    "ingest.staged_pending": "payloadfs_fragments_staged_pending",
     "memory.rss": "payloadfs_resident_memory_bytes",
     "memory.peak_rss": "payloadfs_resident_memory_peak_bytes",
 }

@@ -396,7 +396,7 @@ PY
 @test "format 3 (no row indexes): views are the same read-only and after the upgrade to 4 at the first read-write mount; new fragments get indexes" {
 	local_only "the fixture edits a local index (a RADOS store's is a copy of its log)"
 	big_store
-	[ "$(store_fmt)" = 4 ]
+	[ "$(store_fmt)" = 5 ]
 	# what a format-3 build leaves: no rowidx db, format 3
 	python3 - "$STORE/index" <<'PY'
 import lmdb, struct, sys
@@ -412,7 +412,7 @@ PY
 	same_file "$TMP/got" "$TMP/want"
 	[ "$(store_fmt)" = 3 ]           # a read-only open changed nothing
 	mount_pfs fragment_size=65536
-	grep -q "store format 3 upgraded to 4" "$LOG"
+	grep -q "store format 3 upgraded to 5" "$LOG"
 	cold_view 0 100
 	[ "$VIEW_HITS" -eq 0 ]           # old fragments: scanned, as format 3 did
 	[ "$VIEW_SCANS" -ge 1 ]
@@ -431,7 +431,7 @@ PY
 	[ "$VIEW_HITS" -ge 1 ]
 	cold_view 9950 10050
 	unmount_pfs
-	[ "$(store_fmt)" = 4 ]
+	[ "$(store_fmt)" = 5 ]
 }
 
 @test "GETATTR with a view's handle answers from the handle: no new resolution after the object changed" {

@@ -154,7 +154,8 @@ static void test_frag(void)
 	BAD_FRAG(id, 0, "fragment id 0: -EUCLEAN");
 	BAD_FRAG(len, 0, "raw length 0: -EUCLEAN");
 	BAD_FRAG(codec, 2, "codec 2: -EUCLEAN");
-	BAD_FRAG(flags, 4, "unknown flag 0x4: -EUCLEAN");
+	BAD_FRAG(flags, FRAG_F_STAGED, "staged (0x4, format 5) with codec lz4: -EUCLEAN");
+	BAD_FRAG(flags, 0x8, "unknown flag 0x8: -EUCLEAN");
 	BAD_FRAG(flags, 0x8000, "unknown flag 0x8000: -EUCLEAN");
 	BAD_FRAG(stored_len, 1000, "lz4 not smaller than raw: -EUCLEAN");
 	BAD_FRAG(stored_len, 0, "lz4 stored length 0: -EUCLEAN");
@@ -176,6 +177,13 @@ static void test_frag(void)
 	CHECK(frag_rt(&e, &got) == 0 && frag_eq(&got, &e), "FRAG_F_CONT (0x2, format 3) with 0 rows decodes");
 	e.flags = FRAG_F_CONT | FRAG_F_MEMORY;
 	CHECK(frag_rt(&e, &got) == 0 && got.flags == 3, "flags 0x3 (continues a row, memory backend) decode");
+	e = sample_frag();
+	e.codec = 0;
+	e.stored_len = e.len;
+	e.flags = FRAG_F_STAGED | FRAG_F_CONT;
+	CHECK(frag_rt(&e, &got) == 0 && frag_eq(&got, &e), "staged (0x4, format 5) raw fragment decodes");
+	e.flags = FRAG_F_STAGED | FRAG_F_MEMORY;
+	CHECK_EQ(frag_rt(&e, &got), -EUCLEAN, "staged with the memory flag: -EUCLEAN");
 	e = sample_frag();
 	e.off = UINT64_MAX - e.len;
 	e.first_row = UINT64_MAX - e.rows;
