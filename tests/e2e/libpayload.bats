@@ -117,22 +117,22 @@ C
 	gen_bin "$TMP/big.bin" 2500000
 	printf 'x' >"$TMP/small"
 	local before
-	before=$(find "$STORE/fragments" -name '*.frag' | wc -l)
+	before=$(store_images | wc -l)
 	# the 3rd fragment image of the batch fails to write
 	PAYLOADFS_FAULT=frag_write:3:ENOSPC run -1 "$PLTOOL" put "$STORE" s="$TMP/small" c.csv="$TMP/big.csv" b.bin="$TMP/big.bin"
 	[[ $output == *"No space left on device"* ]]
-	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -eq "$before" ]
+	[ "$(store_images | wc -l)" -eq "$before" ]
 	# the sync of the batch's images fails
 	PAYLOADFS_FAULT=frag_fsync:1:EIO run -1 "$PLTOOL" put "$STORE" c.csv="$TMP/big.csv" b.bin="$TMP/big.bin"
-	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -eq "$before" ]
+	[ "$(store_images | wc -l)" -eq "$before" ]
 	# the index transaction itself fails after every image was synced
 	PAYLOADFS_FAULT=lmdb_commit:1:EIO run -1 "$PLTOOL" put "$STORE" c.csv="$TMP/big.csv" b.bin="$TMP/big.bin"
-	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -eq "$before" ]
+	[ "$(store_images | wc -l)" -eq "$before" ]
 	run "$PCTL" fsck "$STORE"
 	echo "$output" | sed 's/^/# /' >&3
 	[ "$status" -eq 0 ]
 	run -0 "$PLTOOL" put "$STORE" s="$TMP/small" c.csv="$TMP/big.csv" b.bin="$TMP/big.bin"
-	[ "$(find "$STORE/fragments" -name '*.frag' | wc -l)" -gt "$before" ]
+	[ "$(store_images | wc -l)" -gt "$before" ]
 	run "$PCTL" fsck "$STORE"
 	[ "$status" -eq 0 ]
 	mount_pfs
