@@ -146,13 +146,14 @@ class Workload:
 
     def create(self, p, b, fsync=False):
         """A new file: open(O_CREAT) is one step, the close (or the fsync)
-        the next."""
+        the next. The open acknowledges nothing: the name is pending until
+        the close (index/ns.c P6), so the empty file is allowed in flight
+        only."""
         t1 = self.after({p: sha(b"")})
         t2 = dict(t1)
         t2[p] = sha(b)
         self.begin("create " + p, [t1, t2])
         fd = os.open(self.full(p), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self.ack(0)
         self.write_all(fd, b)
         if fsync:
             self.fsync_fd(fd, 1)
