@@ -84,6 +84,11 @@ static void test_visible_and_one_txn(void)
 	CHECK_EQ(store_getattr(st, ino, &in), 0, "getattr of the pending inode");
 	CHECK_EQ(store_create_pending(st, ROOT, "f.txt", S_IFREG | 0644, 0, 0, &in), -EEXIST,
 		 "a second create of a pending name: EEXIST (O_EXCL)");
+	{
+		uint64_t i2 = pcreate(st, ROOT, "f2"), i3 = pcreate(st, ROOT, "f3");
+		CHECK(i2 && i3 && i2 != ino && i3 != ino && i2 != i3,
+		      "three pending files, three inode numbers (P5): %" PRIu64 " %" PRIu64 " %" PRIu64, ino, i2, i3);
+	}
 	CHECK_EQ(store_mkdir(st, ROOT, "d", 0755, 0, 0, &d), 0, "mkdir of another name");
 	CHECK(d.ino != ino, "the directory gets a number of its own (P5)");
 	CHECK(!store_pending(st, ino), "a namespace change merged the pending name (P2)");
