@@ -1194,7 +1194,9 @@ static void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	rc = store_mknod(p->st, parent, name, S_IFREG | (mode & 07777), 0, c->uid, c->gid, &in);
+	/* the name is pending until the first close or fsync commits it
+	 * with the content: one txn per small file (index/ns.c P1-P6) */
+	rc = store_create_pending(p->st, parent, name, S_IFREG | (mode & 07777), c->uid, c->gid, &in);
 	/* a new file opened for writing: its node is a writer's, whose
 	 * attributes are not cached (3b, 3c), already in the create's reply */
 	if (!rc && (rc = make_entry_w(parent, name, &in, 0, (fi->flags & O_ACCMODE) != O_RDONLY, &e)) == 0) {
@@ -1544,8 +1546,8 @@ static int commit_handle(struct pfs *p, struct fh *h)
 	uint64_t t0, dt;
 	int rc;
 
-	if (!h->ws || !wsess_dirty(h->ws))
-		return 0;
+	if (!h->ws || !wsess_dirty(h->ws))   /* a pending name still gets committed */
+		return h->ino && !p->rdonly ? store_pend_commit(p->st, h->ino) : 0;
 	t0 = hist_now_ns();
 	rc = wsess_commit_ref(h->ws, &nv);
 	dt = hist_now_ns() - t0;
@@ -1593,11 +1595,19 @@ static void pfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct fh *h = fh_of(fi);
 	int rc = 0;
 
-	if (h->ws && wsess_dirty(h->ws) && h->failed)
+	if (h->ws && wsess_dirty(h->ws) && h->failed) {
 		log_warn("object %llu: discarding writes whose commit failed at close",
 			 (unsigned long long)h->ino);
-	else
+		/* a new file's name stays: committed empty, or kept pending
+		 * (visible here, retried by the next namespace change and at
+		 * unmount) when that fails too (index/ns.c P6) */
+		if (h->ino && (rc = store_pend_commit(pfs_of(req)->st, h->ino)) != 0)
+			log_err("object %llu: its new name could not be committed either: %s",
+				(unsigned long long)h->ino, strerror(-rc));
+		rc = 0;
+	} else {
 		rc = commit_handle(pfs_of(req), h);
+	}
 	if (rc)
 		log_err("object %llu: commit at release failed: %s (%s)", (unsigned long long)h->ino,
 			strerror(-rc), log_errname(rc));

@@ -871,11 +871,15 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	struct idx_inode cur;
 	struct idx_txn *t;
 	struct pver *pv = NULL;
+	struct nsw w = { 0 };
 	int rc = store_wbegin(st, &t), own_old = 0;
 
 	if (rc)
 		return rc;
-	rc = idx_inode_get(t, base->in.ino, &cur);
+	/* a pending name goes in with its first content (ns.c P1-P6) */
+	rc = store_pend_merge_one(st, t, base->in.ino, &w);
+	if (!rc)
+		rc = idx_inode_get(t, base->in.ino, &cur);
 	if (!rc)
 		rc = inode_ro(&cur);     /* snapshots never change (snap.c (2)) */
 	if (!rc && data && settings_moved(&cur, newin)) {
@@ -910,6 +914,7 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 		store_wabort(st, t);
 	if (!rc)
 		store_pvcur_set(st, pv);   /* under commit_lock: see pver.c (2), gcommit.c (G6) */
+	store_pend_done(st, &w, rc == 0);     /* under commit_lock: ns.c (P4) */
 	store_wunlock(st);
 	if (own_old)
 		free(old);

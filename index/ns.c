@@ -17,8 +17,53 @@
  *      a directory also its setgid bit (the BSD group rule ext4 follows).
  *  (6) Nothing here changes an inode of a snapshot (INODE_F_SNAP) or an
  *      entry of one of its directories: EROFS (snap.c invariant 2).
+ *
+ * Pending names (store_create_pending: a file created through the mount).
+ * A create does not write the index: the new name and its empty inode are
+ * held in st->pend until a write txn puts them in ("merges" them). So a
+ * create + write + close is one durable txn: the close's commit
+ * (commit.c run_txn) merges the name with the content and the times.
+ *  (P1) A pending name is visible in this process as an empty file:
+ *       store_lookup and store_getattr answer from st->pend (checked
+ *       before the index, so a name merged meanwhile — in the index before
+ *       it leaves st->pend (P4) — is never missed). Readers in another
+ *       process (the library, payloadctl) read only the index: they do not
+ *       see it. store_readdir merges every pending name first (so `ls` and
+ *       readdir see them, durably).
+ *  (P2) Every namespace write txn (create_entry, link, unlink, rmdir,
+ *       rename, setattr, put_many, xattr writes, snapshots:
+ *       store_nswbegin) holds st->pend_ns for writing across its txn and
+ *       first merges every pending name. So it sees them exactly as if
+ *       they had been created in the index: rmdir of their parent is
+ *       ENOTEMPTY, mkdir/link/rename onto them is EEXIST (or replaces
+ *       them, as rename does), unlink/chmod/utimes/setxattr act on them.
+ *  (P3) A deferred create holds st->pend_ns for reading; it checks that
+ *       the name is free in st->pend and in the index and adds it, with a
+ *       retry when a merge left st->pend meanwhile (pend_gen). Holding
+ *       pend_ns excludes every namespace txn (P2); the only other txns
+ *       that add names are merges of pending ones, which leave st->pend
+ *       only after they committed (P4): so two live entries never share a
+ *       name (O_EXCL fails while one is pending: EEXIST).
+ *  (P4) A merge runs inside a write txn under the gate; it skips an inode
+ *       already in the txn's view (an earlier member of the round or txn
+ *       put it). A merged name leaves st->pend only after its txn
+ *       committed and before the gate is released (store_pend_done in the
+ *       post-commit section, gcommit.c (G6)); if the txn fails it stays
+ *       pending. So at any time a name is in st->pend or in the index.
+ *  (P5) Inode numbers of pending files come from st->ino_mem, kept above
+ *       every number handed out and above the index's next_ino (read in
+ *       the create's txn); a merge raises next_ino past its inode. Every
+ *       other allocation (create_entry, put_many, snapshots) runs after a
+ *       full merge (P2), so next_ino is above every pending inode then.
+ *       A crash loses pending numbers with their names; none is reused
+ *       while the process lives.
+ *  (P6) A crash (process or power) before the merge loses only the
+ *       pending name: nothing of it is in the index, no image refers to
+ *       it. store_close merges what is still pending (a file whose commit
+ *       failed keeps its name pending, visible, until then).
  */
 #include "index/store_int.h"
+#include "cache/log.h"
 
 #include <errno.h>
 #include <linux/fs.h>
@@ -70,11 +115,276 @@ static void touch_dir(struct idx_inode *dir, int64_t now)
 	dir->mtime_ns = dir->ctime_ns = now;
 }
 
+/* ---- Pending names: invariants P1-P6 at the top ---- */
+
+void store_pend_init(struct store *st, int on)
+{
+	pthread_rwlockattr_t a;
+
+	pthread_rwlockattr_init(&a);
+	/* namespace txns must not starve behind a stream of creates */
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&st->pend_ns, &a);
+	pthread_rwlockattr_destroy(&a);
+	pthread_mutex_init(&st->pend_lock, NULL);
+	st->pend_on = on;
+}
+
+void store_pend_fini(struct store *st)
+{
+	struct pend_ent *e;
+
+	while ((e = st->pend)) {
+		st->pend = e->next;
+		free(e);
+	}
+	pthread_rwlock_destroy(&st->pend_ns);
+	pthread_mutex_destroy(&st->pend_lock);
+}
+
+/* Caller holds pend_lock. */
+static struct pend_ent *pend_by_ino(struct store *st, uint64_t ino)
+{
+	for (struct pend_ent *e = st->pend; e; e = e->next)
+		if (e->in.ino == ino)
+			return e;
+	return NULL;
+}
+
+static struct pend_ent *pend_by_name(struct store *st, uint64_t parent, const char *name)
+{
+	for (struct pend_ent *e = st->pend; e; e = e->next)
+		if (e->parent == parent && strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+static int pend_get_ino(struct store *st, uint64_t ino, struct idx_inode *out)
+{
+	struct pend_ent *e;
+
+	if (!st->pend_on)
+		return 0;
+	pthread_mutex_lock(&st->pend_lock);
+	if ((e = pend_by_ino(st, ino)) && out)
+		*out = e->in;
+	pthread_mutex_unlock(&st->pend_lock);
+	return e != NULL;
+}
+
+static int pend_get_name(struct store *st, uint64_t parent, const char *name, struct idx_inode *out)
+{
+	struct pend_ent *e;
+
+	if (!st->pend_on)
+		return 0;
+	pthread_mutex_lock(&st->pend_lock);
+	if ((e = pend_by_name(st, parent, name)))
+		*out = e->in;
+	pthread_mutex_unlock(&st->pend_lock);
+	return e != NULL;
+}
+
+int store_pending(struct store *st, uint64_t ino)
+{
+	return pend_get_ino(st, ino, NULL);
+}
+
+/* Put E into T unless T already has its inode (P4). */
+static int pend_insert(struct idx_txn *t, const struct pend_ent *e)
+{
+	struct idx_inode cur, dir;
+	uint64_t existing, next;
+	int rc = idx_inode_get(t, e->in.ino, &cur);
+
+	if (rc != -ENOENT)
+		return rc;             /* 0: merged already */
+	rc = get_dir(t, e->parent, &dir);
+	if (!rc) {
+		rc = idx_dirent_get(t, e->parent, e->name, &existing, NULL);
+		rc = rc == 0 ? -EEXIST : (rc == -ENOENT ? 0 : rc);
+	}
+	if (!rc)
+		rc = idx_inode_put(t, &e->in);
+	if (!rc)
+		rc = idx_dirent_put(t, e->parent, e->name, e->in.ino, e->in.mode & S_IFMT);
+	if (!rc) {
+		touch_dir(&dir, store_now_ns());
+		rc = idx_inode_put(t, &dir);
+	}
+	if (!rc)
+		rc = idx_meta_get_u64(t, "next_ino", &next);
+	if (!rc && next <= e->in.ino)
+		rc = idx_meta_put_u64(t, "next_ino", e->in.ino + 1);
+	if (rc == -EEXIST || rc == -ENOENT || rc == -ENOTDIR) {
+		/* P2/P3 make this impossible: say so loudly, keep it pending */
+		log_err("pending name %llu/%s (inode %llu) cannot be merged: %s",
+			(unsigned long long)e->parent, e->name, (unsigned long long)e->in.ino, strerror(-rc));
+		rc = -EIO;
+	}
+	return rc;
+}
+
+/* Merge INO's pending name (0: every one) into T; W collects them. */
+static int pend_merge(struct store *st, struct idx_txn *t, uint64_t ino, struct nsw *w)
+{
+	size_t cap = 0;
+	int rc = 0;
+
+	w->inos = NULL;
+	w->n = 0;
+	if (!st->pend_on)
+		return 0;
+	pthread_mutex_lock(&st->pend_lock);
+	for (struct pend_ent *e = st->pend; e && !rc; e = e->next) {
+		if (ino && e->in.ino != ino)
+			continue;
+		if (w->n == cap) {
+			uint64_t *n = realloc(w->inos, (cap = cap ? 2 * cap : 8) * sizeof(*n));
+			if (!n) {
+				rc = -ENOMEM;
+				break;
+			}
+			w->inos = n;
+		}
+		rc = pend_insert(t, e);
+		if (!rc)
+			w->inos[w->n++] = e->in.ino;
+	}
+	pthread_mutex_unlock(&st->pend_lock);
+	if (rc) {
+		free(w->inos);
+		w->inos = NULL;
+		w->n = 0;
+	}
+	return rc;
+}
+
+int store_pend_merge_one(struct store *st, struct idx_txn *t, uint64_t ino, struct nsw *w)
+{
+	return pend_merge(st, t, ino, w);
+}
+
+void store_pend_done(struct store *st, struct nsw *w, int committed)
+{
+	if (committed && w->n) {
+		pthread_mutex_lock(&st->pend_lock);
+		for (size_t i = 0; i < w->n; i++)
+			for (struct pend_ent **pp = &st->pend; *pp; pp = &(*pp)->next)
+				if ((*pp)->in.ino == w->inos[i]) {
+					struct pend_ent *e = *pp;
+					*pp = e->next;
+					free(e);
+					st->pend_gen++;
+					break;
+				}
+		pthread_mutex_unlock(&st->pend_lock);
+	}
+	free(w->inos);
+	w->inos = NULL;
+	w->n = 0;
+}
+
+int store_nswbegin(struct store *st, struct idx_txn **t, int freeing, struct nsw *w)
+{
+	int rc;
+
+	w->inos = NULL;
+	w->n = 0;
+	if (st->pend_on)
+		pthread_rwlock_wrlock(&st->pend_ns);
+	rc = freeing ? store_wbegin_freeing(st, t) : store_wbegin(st, t);
+	if (!rc && (rc = pend_merge(st, *t, 0, w)) != 0) {
+		store_wabort(st, *t);
+		store_wunlock(st);
+	}
+	if (rc && st->pend_on)
+		pthread_rwlock_unlock(&st->pend_ns);
+	return rc;
+}
+
+void store_nswunlock(struct store *st, struct nsw *w, int committed)
+{
+	store_pend_done(st, w, committed);     /* before the gate opens: P4 */
+	store_wunlock(st);
+	if (st->pend_on)
+		pthread_rwlock_unlock(&st->pend_ns);
+}
+
+int store_nswend(struct store *st, struct idx_txn *t, int rc, struct nsw *w)
+{
+	if (rc == 0)
+		rc = store_wcommit(st, t);
+	else
+		store_wabort(st, t);
+	store_nswunlock(st, w, rc == 0);
+	if (rc == 0)
+		dur_after_commit(st);
+	return rc;
+}
+
+int store_pend_flush(struct store *st)
+{
+	struct idx_txn *t;
+	struct nsw w;
+	int rc;
+
+	if (!st->pend_on)
+		return 0;
+	pthread_mutex_lock(&st->pend_lock);
+	rc = st->pend != NULL;
+	pthread_mutex_unlock(&st->pend_lock);
+	if (!rc)
+		return 0;
+	rc = store_nswbegin(st, &t, 0, &w);
+	return rc ? rc : store_nswend(st, t, 0, &w);
+}
+
+int store_pend_commit(struct store *st, uint64_t ino)
+{
+	struct idx_txn *t;
+	struct nsw w;
+	int rc;
+
+	if (!store_pending(st, ino))
+		return 0;
+	rc = store_wbegin(st, &t);     /* no pend_ns: a merge, as a commit's (P3) */
+	if (rc)
+		return rc;
+	rc = pend_merge(st, t, ino, &w);
+	if (!rc)
+		rc = store_wcommit(st, t);
+	else
+		store_wabort(st, t);
+	store_pend_done(st, &w, rc == 0);
+	store_wunlock(st);
+	if (!rc)
+		dur_after_commit(st);
+	return rc;
+}
+
+/* A pending child of DIR? */
+static int pend_has_child(struct store *st, uint64_t dir)
+{
+	int found = 0;
+
+	if (!st->pend_on)
+		return 0;
+	pthread_mutex_lock(&st->pend_lock);
+	for (struct pend_ent *e = st->pend; e && !found; e = e->next)
+		found = e->parent == dir;
+	pthread_mutex_unlock(&st->pend_lock);
+	return found;
+}
+
 int store_getattr(struct store *st, uint64_t ino, struct idx_inode *out)
 {
 	struct idx_txn *t;
-	int rc = idx_begin(st->idx, 1, &t);
+	int rc;
 
+	if (pend_get_ino(st, ino, out))    /* P1: before the index */
+		return 0;
+	rc = idx_begin(st->idx, 1, &t);
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, out);
@@ -91,6 +401,8 @@ int store_lookup(struct store *st, uint64_t parent, const char *name, struct idx
 
 	if (strlen(name) > IDX_NAME_MAX)
 		return -ENAMETOOLONG;
+	if (pend_get_name(st, parent, name, out))    /* P1: before the index */
+		return 0;
 	rc = idx_begin(st->idx, 1, &t);
 	if (rc)
 		return rc;
@@ -151,13 +463,14 @@ static int create_entry(struct store *st, uint64_t parent, const char *name, uin
 	struct idx_inode dir, in;
 	uint64_t existing;
 	int64_t now = store_now_ns();
+	struct nsw w;
 	int rc = check_name(name);
 
 	if (rc)
 		return rc;
 	if (reserved_at(parent, name))
 		return -EEXIST;
-	rc = store_wbegin(st, &t);
+	rc = store_nswbegin(st, &t, 0, &w);
 	if (rc)
 		return rc;
 	rc = get_dir(t, parent, &dir);
@@ -200,7 +513,7 @@ static int create_entry(struct store *st, uint64_t parent, const char *name, uin
 	}
 	if (rc) {
 		store_wabort(st, t);
-		store_wunlock(st);
+		store_nswunlock(st, &w, 0);
 		return rc;
 	}
 	rc = store_wcommit(st, t);
@@ -208,12 +521,83 @@ static int create_entry(struct store *st, uint64_t parent, const char *name, uin
 	 * pver.c (2), gcommit.c (G6)) */
 	if (!rc && S_ISREG(mode) && in.size == 0)
 		store_pvcur_set_empty(st, &in);
-	store_wunlock(st);
+	store_nswunlock(st, &w, rc == 0);
 	if (rc)
 		return rc;
 	dur_after_commit(st);
 	if (out)
 		*out = in;
+	return 0;
+}
+
+int store_create_pending(struct store *st, uint64_t parent, const char *name, uint32_t mode,
+			 uint32_t uid, uint32_t gid, struct idx_inode *out)
+{
+	struct pend_ent *e;
+	struct idx_txn *t;
+	struct idx_inode dir;
+	uint64_t existing, next = 0, gen;
+	int64_t now = store_now_ns();
+	int rc = check_name(name), tries = 0;
+
+	if (!st->pend_on || !S_ISREG(mode))
+		return store_mknod(st, parent, name, mode, 0, uid, gid, out);
+	if (rc)
+		return rc;
+	if (reserved_at(parent, name))
+		return -EEXIST;
+	if (!(e = calloc(1, sizeof(*e) + strlen(name) + 1)))
+		return -ENOMEM;
+	strcpy(e->name, name);
+	e->parent = parent;
+	pthread_rwlock_rdlock(&st->pend_ns);      /* P3 */
+again:
+	pthread_mutex_lock(&st->pend_lock);
+	rc = pend_by_name(st, parent, name) ? -EEXIST : 0;
+	gen = st->pend_gen;
+	pthread_mutex_unlock(&st->pend_lock);
+	if (!rc)
+		rc = idx_begin(st->idx, 1, &t);
+	if (!rc) {
+		rc = get_dir(t, parent, &dir);
+		if (!rc)
+			rc = inode_ro(&dir);
+		if (!rc) {
+			rc = idx_dirent_get(t, parent, name, &existing, NULL);
+			rc = rc == 0 ? -EEXIST : (rc == -ENOENT ? 0 : rc);
+		}
+		if (!rc)
+			rc = idx_meta_get_u64(t, "next_ino", &next);
+		idx_abort(t);
+	}
+	if (!rc) {
+		uint32_t gid2 = gid;
+		if (dir.mode & S_ISGID)
+			gid2 = dir.gid;          /* invariant (5) */
+		new_inode(&e->in, &dir, name, mode, uid, gid2, now);
+		pthread_mutex_lock(&st->pend_lock);
+		if (pend_by_name(st, parent, name)) {
+			rc = -EEXIST;
+		} else if (st->pend_gen != gen && tries++ < 100) {
+			/* a merge left st->pend since the read began: its name
+			 * may be in the index now but not in what we read */
+			pthread_mutex_unlock(&st->pend_lock);
+			goto again;
+		} else {
+			e->in.ino = next > st->ino_mem ? next : st->ino_mem;   /* P5 */
+			st->ino_mem = e->in.ino + 1;
+			e->next = st->pend;
+			st->pend = e;
+		}
+		pthread_mutex_unlock(&st->pend_lock);
+	}
+	pthread_rwlock_unlock(&st->pend_ns);
+	if (rc) {
+		free(e);
+		return rc;
+	}
+	*out = e->in;
+	store_pvcur_set_empty(st, out);    /* the creator's open finds its version */
 	return 0;
 }
 
@@ -273,6 +657,7 @@ ssize_t store_readlink(struct store *st, uint64_t ino, char *buf, size_t cap)
 int store_link(struct store *st, uint64_t ino, uint64_t newparent, const char *newname,
 	       struct idx_inode *out)
 {
+	struct nsw w;
 	struct idx_txn *t;
 	struct idx_inode dir, in;
 	uint64_t existing;
@@ -283,7 +668,7 @@ int store_link(struct store *st, uint64_t ino, uint64_t newparent, const char *n
 		return rc;
 	if (reserved_at(newparent, newname))
 		return -EEXIST;
-	rc = store_wbegin(st, &t);
+	rc = store_nswbegin(st, &t, 0, &w);
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
@@ -314,7 +699,7 @@ int store_link(struct store *st, uint64_t ino, uint64_t newparent, const char *n
 		touch_dir(&dir, now);
 		rc = idx_inode_put(t, &dir);
 	}
-	rc = store_wend(st, t, rc);
+	rc = store_nswend(st, t, rc, &w);
 	if (!rc && out)
 		*out = in;
 	return rc;
@@ -352,6 +737,7 @@ static int drop_dir(struct idx_txn *t, struct idx_inode *dir, struct idx_inode *
 
 static int remove_entry(struct store *st, uint64_t parent, const char *name, int want_dir)
 {
+	struct nsw w;
 	struct idx_txn *t;
 	struct idx_inode dir, in;
 	uint64_t child;
@@ -360,7 +746,7 @@ static int remove_entry(struct store *st, uint64_t parent, const char *name, int
 
 	if (strlen(name) > IDX_NAME_MAX)
 		return -ENAMETOOLONG;
-	rc = store_wbegin_freeing(st, &t);   /* works on a full file system */
+	rc = store_nswbegin(st, &t, 1, &w);   /* works on a full file system */
 	if (rc)
 		return rc;
 	rc = get_dir(t, parent, &dir);
@@ -382,7 +768,7 @@ static int remove_entry(struct store *st, uint64_t parent, const char *name, int
 		touch_dir(&dir, now);
 		rc = idx_inode_put(t, &dir);
 	}
-	rc = store_wend(st, t, rc);
+	rc = store_nswend(st, t, rc, &w);
 	if (!rc && !want_dir && in.nlink == 0)
 		store_pvcur_drop(st, in.ino);
 	return rc;
@@ -549,6 +935,7 @@ int store_rename(struct store *st, uint64_t parent, const char *name,
 	struct rn r = { .parent = parent, .newparent = newparent, .name = name,
 			.newname = newname, .flags = flags, .now = store_now_ns() };
 	struct idx_txn *t;
+	struct nsw w;
 	int rc;
 
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
@@ -561,17 +948,19 @@ int store_rename(struct store *st, uint64_t parent, const char *name,
 		return rc == -EEXIST ? -EBUSY : rc;
 	if (reserved_at(newparent, newname))
 		return -EBUSY;
-	rc = store_wbegin(st, &t);
+	rc = store_nswbegin(st, &t, 0, &w);
 	if (rc)
 		return rc;
 	rc = rename_check(t, &r);
 	if (!rc && r.have_dst && r.dst.ino == r.src.ino) {
-		/* same inode (hard links or same name): nothing to do */
-		return store_wend(st, t, -EALREADY) == -EALREADY ? 0 : -EIO;
+		/* same inode (hard links or same name): nothing to do but
+		 * commit the merged names, if any */
+		rc = store_nswend(st, t, w.n ? 0 : -EALREADY, &w);
+		return rc == -EALREADY ? 0 : rc;
 	}
 	if (!rc)
 		rc = (flags & RENAME_EXCHANGE) ? rename_exchange(t, &r) : rename_move(t, &r);
-	rc = store_wend(st, t, rc);
+	rc = store_nswend(st, t, rc, &w);
 	if (!rc && r.have_dst && !(flags & RENAME_EXCHANGE) && !S_ISDIR(r.dst.mode) && r.dst.nlink == 0)
 		store_pvcur_drop(st, r.dst.ino);
 	if (!rc && S_ISREG(r.src.mode))
@@ -618,15 +1007,19 @@ int store_setattr(struct store *st, uint64_t ino, const struct idx_inode *a, uns
 {
 	struct idx_txn *t;
 	struct idx_inode in;
-	int rc = store_wbegin(st, &t);
+	struct nsw w;
+	int rc = store_nswbegin(st, &t, 0, &w);
 
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
 	if (!rc)
 		rc = inode_ro(&in);
-	if (!rc && (mask & STORE_CLEAR_MODE) && !(in.mode & a->mode & 07777))
-		return store_wend(st, t, -EALREADY) == -EALREADY ? 0 : -EIO;   /* already clear */
+	if (!rc && (mask & STORE_CLEAR_MODE) && !(in.mode & a->mode & 07777)) {
+		/* already clear: commit only the merged names, if any */
+		rc = store_nswend(st, t, w.n ? 0 : -EALREADY, &w);
+		return rc == -EALREADY ? 0 : rc;
+	}
 	if (!rc) {
 		if (mask & STORE_SET_MODE)
 			in.mode = (in.mode & S_IFMT) | (a->mode & 07777);
@@ -645,7 +1038,7 @@ int store_setattr(struct store *st, uint64_t ino, const struct idx_inode *a, uns
 		in.ctime_ns = (mask & STORE_SET_CTIME) ? a->ctime_ns : store_now_ns();
 		rc = idx_inode_put(t, &in);
 	}
-	rc = store_wend(st, t, rc);
+	rc = store_nswend(st, t, rc, &w);
 	if (!rc) {
 		store_pvcur_drop(st, ino);
 		if (out)
@@ -659,8 +1052,13 @@ int store_readdir(struct store *st, uint64_t ino, const char *after,
 {
 	struct idx_txn *t;
 	struct idx_inode dir;
-	int rc = idx_begin(st->idx, 1, &t);
+	int rc = 0;
 
+	if (!after && pend_has_child(st, ino))
+		rc = store_pend_flush(st);     /* P1: a listing shows them, durably */
+	if (rc)
+		return rc;
+	rc = idx_begin(st->idx, 1, &t);
 	if (rc)
 		return rc;
 	rc = get_dir(t, ino, &dir);
@@ -795,6 +1193,7 @@ int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *f
 	uint32_t nfreed = 0;
 	struct idx_txn *t;
 	int64_t now = store_now_ns();
+	struct nsw w;
 	int rc = 0, big = 0;
 
 	*failed = n;
@@ -823,7 +1222,7 @@ int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *f
 	if (!rc && big)
 		rc = putcut_finish(&pc);
 	if (!rc)
-		rc = store_wbegin(st, &t);
+		rc = store_nswbegin(st, &t, 0, &w);
 	if (rc) {
 		putcut_discard(&pc);
 		free(ms);
@@ -839,7 +1238,7 @@ int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *f
 		rc = idx_meta_put_u64(t, "next_frag", __atomic_load_n(&st->next_frag, __ATOMIC_RELAXED));
 	if (rc) {
 		store_wabort(st, t);
-		store_wunlock(st);
+		store_nswunlock(st, &w, 0);
 		putcut_discard(&pc);
 		free(ms);
 		free(freed);
@@ -849,7 +1248,7 @@ int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *f
 	if (!rc)
 		for (size_t i = 0; i < n; i++)
 			store_pvcur_drop(st, puts[i].ino);   /* (8): under commit_lock */
-	store_wunlock(st);
+	store_nswunlock(st, &w, rc == 0);
 	if (rc) {
 		putcut_discard(&pc);
 		free(ms);

@@ -151,12 +151,13 @@ void store_pvcur_set(struct store *st, struct pver *pv)
 	pver_put(old);
 }
 
-void store_pvcur_set_empty(struct store *st, const struct idx_inode *in)
+/* A version of IN as an empty object (one reference), or NULL. */
+static struct pver *pver_empty(struct store *st, const struct idx_inode *in)
 {
 	struct pver *pv = calloc(1, sizeof(*pv));
 
 	if (!pv)
-		return;
+		return NULL;
 	pv->st = st;
 	pv->refs = 1;
 	pv->in = *in;
@@ -164,8 +165,17 @@ void store_pvcur_set_empty(struct store *st, const struct idx_inode *in)
 	if (!pv->inl || store_pin_list(st, pv, NULL, 0)) {
 		free(pv->inl);
 		free(pv);
-		return;
+		return NULL;
 	}
+	return pv;
+}
+
+void store_pvcur_set_empty(struct store *st, const struct idx_inode *in)
+{
+	struct pver *pv = pver_empty(st, in);
+
+	if (!pv)
+		return;
 	store_pvcur_set(st, pv);
 	pver_put(pv);
 }
@@ -334,6 +344,9 @@ static int pvcur_stale(struct store *st, const struct pver *pv)
 
 int store_pver_get(struct store *st, uint64_t ino, struct pver **out)
 {
+	struct idx_inode in;
+	int rc;
+
 	*out = pvcur_get(st, ino);
 	if (*out && pvcur_stale(st, *out)) {
 		pver_put(*out);
@@ -342,7 +355,15 @@ int store_pver_get(struct store *st, uint64_t ino, struct pver **out)
 	}
 	if (*out)
 		return 0;
-	return pver_load(st, ino, out);
+	rc = pver_load(st, ino, out);
+	if (rc == -ENOENT && store_getattr(st, ino, &in) == 0 && store_pending(st, ino)) {
+		/* a pending name (ns.c P1) whose empty version left pvcur */
+		*out = pver_empty(st, &in);
+		rc = *out ? 0 : -ENOMEM;
+	} else if (rc == -ENOENT && store_getattr(st, ino, &in) == 0) {
+		rc = pver_load(st, ino, out);   /* merged meanwhile (ns.c P4) */
+	}
+	return rc;
 }
 
 struct pver *store_pver_cached(struct store *st, uint64_t ino)

@@ -323,6 +323,7 @@ static int find_snap(struct idx_txn *t, const char *name, struct idx_snap *out)
 
 int store_snap_create(struct store *st, const char *name, struct idx_snap *out)
 {
+	struct nsw w;
 	struct idx_snap s;
 	struct idx_txn *t;
 	int rc = check_snap_name(name);
@@ -332,7 +333,8 @@ int store_snap_create(struct store *st, const char *name, struct idx_snap *out)
 	memset(&s, 0, sizeof(s));
 	strcpy(s.name, name);
 	s.created_ns = store_now_ns();
-	rc = store_wbegin(st, &t);
+	/* pending names first (ns.c P2, P5): next_ino is above them */
+	rc = store_nswbegin(st, &t, 0, &w);
 	if (rc)
 		return rc;
 	rc = find_snap(t, name, NULL);
@@ -347,7 +349,7 @@ int store_snap_create(struct store *st, const char *name, struct idx_snap *out)
 		rc = idx_snap_put(t, &s);
 	if (!rc)
 		rc = idx_format_raise(t);
-	rc = store_wend(st, t, rc);
+	rc = store_nswend(st, t, rc, &w);
 	if (rc) {
 		if (rc != -EEXIST)
 			log_warn("snapshot %s: not taken: %s", name, strerror(-rc));

@@ -922,6 +922,7 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		return -ENOMEM;
 	pthread_mutex_init(&st->lock, NULL);
 	gate_init(&st->commit_lock);
+	store_pend_init(st, 0);
 	pthread_mutex_init(&st->sync_lock, NULL);
 	pthread_mutex_init(&st->sync_wlock, NULL);
 	pthread_cond_init(&st->sync_cond, NULL);
@@ -994,6 +995,8 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 		rc = dur_start(st, !o->sync);
 	if (!rc && !st->rados && !st->rdonly)
 		st->grouped = gcommit_wanted();   /* local group commit (gcommit.c) */
+	if (!rc && !st->rados && !st->rdonly)  /* deferred creates (ns.c P1-P6) */
+		st->pend_on = !getenv("PAYLOADFS_DEFER_CREATE") || strcmp(getenv("PAYLOADFS_DEFER_CREATE"), "0");
 	if (!rc)
 		store_stage_raw_init(st, o->daemon);
 	if (!rc && o->daemon)
@@ -1013,6 +1016,8 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	srados_stop(st);         /* no applier or follower pass from here on */
+	if (st->pend_on && store_pend_flush(st))   /* ns.c P6 */
+		log_err("%s: pending names could not be committed at close: they are lost", st->dir);
 	storelock_unmark(&st->markfd);   /* exiting: openers now wait (storelock.h) */
 	if (st->sweep && st->idx && mem_in_use(st) && sweep_inodes(st, 1, 0)) {
 		log_warn("storage=memory objects could not be emptied at close; the next mount does it");
@@ -1047,6 +1052,7 @@ void store_close(struct store *st)
 	free(st->pins.zombie);
 	pthread_mutex_destroy(&st->lock);
 	gate_destroy(&st->commit_lock);
+	store_pend_fini(st);
 	pthread_mutex_destroy(&st->sync_lock);
 	pthread_mutex_destroy(&st->sync_wlock);
 	pthread_cond_destroy(&st->sync_cond);

@@ -147,6 +147,24 @@ int store_lookup(struct store *st, uint64_t parent, const char *name, struct idx
  * -ENAMETOOLONG, -ENOTDIR, -ENOENT. */
 int store_mknod(struct store *st, uint64_t parent, const char *name, uint32_t mode,
 		uint64_t rdev, uint32_t uid, uint32_t gid, struct idx_inode *out);
+/* A regular file created by the mount (fs/ops.c create): like store_mknod,
+ * but the name is only *pending* — held in memory, not in the index — until
+ * the first commit of the file (its first close or fsync) puts it in the
+ * index in the same transaction as the content, or a namespace change of
+ * this store or store_pend_flush puts it there first, as an empty file. A
+ * crash before that loses the pending name (ns.c "Pending names"). Falls
+ * back to store_mknod on a store that does not defer (RADOS, or
+ * PAYLOADFS_DEFER_CREATE=0). Same errors as store_mknod. */
+int store_create_pending(struct store *st, uint64_t parent, const char *name, uint32_t mode,
+			 uint32_t uid, uint32_t gid, struct idx_inode *out);
+/* Put every pending name in the index (one txn). @return 0 or -errno
+ * (the names stay pending). */
+int store_pend_flush(struct store *st);
+/* Put INO's pending name (if it is one) in the index as an empty file:
+ * one txn of its own, for a close or fsync that commits no content. */
+int store_pend_commit(struct store *st, uint64_t ino);
+/* 1 when INO's name is pending. */
+int store_pending(struct store *st, uint64_t ino);
 int store_mkdir(struct store *st, uint64_t parent, const char *name, uint32_t mode,
 		uint32_t uid, uint32_t gid, struct idx_inode *out);
 int store_symlink(struct store *st, uint64_t parent, const char *name, const char *target,

@@ -107,6 +107,20 @@ struct store {
 	int reserve_fd;              /* index/reserve (reserve.c); -1 none; immutable */
 	uint64_t reserve_size;       /* immutable after open */
 	int reserve_held;            /* protected by commit_lock: the reserve is allocated */
+	/* deferred creates (ns.c, "Pending names") */
+	int pend_on;                 /* immutable after open: creates may be deferred */
+	pthread_rwlock_t pend_ns;    /* read: a deferred create; write: a namespace txn */
+	pthread_mutex_t pend_lock;   /* leaf: pend, ino_mem */
+	struct pend_ent *pend;       /* protected by pend_lock: names not yet in the index */
+	uint64_t ino_mem;            /* protected by pend_lock: > every number handed out */
+	uint64_t pend_gen;           /* protected by pend_lock: names that left pend */
+};
+
+struct pend_ent {
+	struct pend_ent *next;
+	uint64_t parent;
+	struct idx_inode in;         /* the inode as created: an empty file */
+	char name[];
 };
 
 struct pver {
@@ -254,6 +268,26 @@ void store_reserve_open(struct store *st);
 void store_reserve_close(struct store *st);
 /* Commit (rc == 0) or abort T and release commit_lock; returns the result. */
 int store_wend(struct store *st, struct idx_txn *t, int rc);
+
+/* Pending names (ns.c): a namespace write txn. store_nswbegin is
+ * store_wbegin (FREEING: store_wbegin_freeing) that first excludes
+ * deferred creates and puts every pending name into T; store_nswend is
+ * store_wend for it (it forgets the names T committed). NSW carries what
+ * was merged between the two. */
+struct nsw { uint64_t *inos; size_t n; };
+int store_nswbegin(struct store *st, struct idx_txn **t, int freeing, struct nsw *w);
+int store_nswend(struct store *st, struct idx_txn *t, int rc, struct nsw *w);
+/* The pieces of store_nswend, for callers with a post-commit section:
+ * after store_wcommit/store_wabort, store_nswunlock(committed) replaces
+ * store_wunlock. */
+void store_nswunlock(struct store *st, struct nsw *w, int committed);
+/* Inside a write txn T (the gate held): put INO's pending name into T if
+ * it is pending; *W says what to forget once T committed (store_pend_done,
+ * before store_wunlock). */
+int store_pend_merge_one(struct store *st, struct idx_txn *t, uint64_t ino, struct nsw *w);
+void store_pend_done(struct store *st, struct nsw *w, int committed);
+void store_pend_init(struct store *st, int on);
+void store_pend_fini(struct store *st);
 
 /* -EROFS when IN belongs to a snapshot (snap.c invariant 2), else 0. */
 static inline int inode_ro(const struct idx_inode *in) { return (in->flags & INODE_F_SNAP) ? -EROFS : 0; }

@@ -50,6 +50,9 @@ ssize_t store_getxattr(struct store *st, uint64_t ino, const char *name, void *b
 		return -EINVAL;
 	if (strlen(name) > IDX_NAME_MAX)
 		return -ERANGE;
+	/* a pending name's attributes are read from the index (ns.c P1) */
+	if (store_pending(st, ino) && (rc = store_pend_flush(st)) != 0)
+		return rc;
 	rc = idx_begin(st->idx, 1, &t);
 	if (rc)
 		return rc;
@@ -95,7 +98,8 @@ static int set_setting(struct store *st, uint64_t ino, enum xattr_kind k, const 
 {
 	struct idx_txn *t;
 	struct idx_inode in, nin;
-	int rc = store_wbegin(st, &t);
+	struct nsw w;
+	int rc = store_nswbegin(st, &t, 0, &w);
 
 	if (rc)
 		return rc;
@@ -115,14 +119,14 @@ static int set_setting(struct store *st, uint64_t ino, enum xattr_kind k, const 
 	    (nin.fmt_kind != in.fmt_kind || nin.fmt_recsize != in.fmt_recsize ||
 	     (nin.flags & INODE_F_MEMORY) != (in.flags & INODE_F_MEMORY))) {
 		/* data must be re-cut: leave this txn, commit separately */
-		store_wend(st, t, -EAGAIN);
+		store_nswend(st, t, w.n ? 0 : -EAGAIN, &w);   /* keeps merged names */
 		return recut(st, ino, &nin);
 	}
 	if (!rc) {
 		nin.ctime_ns = store_now_ns();
 		rc = idx_inode_put(t, &nin);
 	}
-	rc = store_wend(st, t, rc);
+	rc = store_nswend(st, t, rc, &w);
 	if (!rc)
 		store_pvcur_drop(st, ino);
 	return rc;
@@ -171,6 +175,7 @@ static int xattr_room(struct idx_txn *t, uint64_t ino, const char *name, size_t 
 int store_setxattr(struct store *st, uint64_t ino, const char *name, const void *val,
 		   size_t len, int flags)
 {
+	struct nsw w;
 	struct idx_txn *t;
 	struct idx_inode in;
 	enum xattr_kind k = xattr_kind_of(name);
@@ -190,7 +195,7 @@ int store_setxattr(struct store *st, uint64_t ino, const char *name, const void 
 		return -E2BIG;
 	if (k != XK_OTHER)
 		return set_setting(st, ino, k, val, len, flags);
-	rc = store_wbegin(st, &t);
+	rc = store_nswbegin(st, &t, 0, &w);
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
@@ -211,7 +216,7 @@ int store_setxattr(struct store *st, uint64_t ino, const char *name, const void 
 		in.ctime_ns = store_now_ns();
 		rc = idx_inode_put(t, &in);
 	}
-	return store_wend(st, t, rc);
+	return store_nswend(st, t, rc, &w);
 }
 
 struct xlist {
@@ -238,7 +243,11 @@ ssize_t store_listxattr(struct store *st, uint64_t ino, char *buf, size_t cap)
 	struct xlist l = { buf, cap, 0 };
 	struct idx_txn *t;
 	struct idx_inode in;
-	int rc = idx_begin(st->idx, 1, &t);
+	/* a pending name's attributes are read from the index (ns.c P1) */
+	int rc = store_pending(st, ino) ? store_pend_flush(st) : 0;
+
+	if (!rc)
+		rc = idx_begin(st->idx, 1, &t);
 
 	if (rc)
 		return rc;
@@ -258,6 +267,7 @@ ssize_t store_listxattr(struct store *st, uint64_t ino, char *buf, size_t cap)
 
 int store_removexattr(struct store *st, uint64_t ino, const char *name)
 {
+	struct nsw w;
 	struct idx_txn *t;
 	struct idx_inode in;
 	enum xattr_kind k = xattr_kind_of(name);
@@ -271,7 +281,7 @@ int store_removexattr(struct store *st, uint64_t ino, const char *name)
 		return -ERANGE;
 	if (xattr_is_figure(k))
 		return -EPERM;
-	rc = store_wbegin(st, &t);
+	rc = store_nswbegin(st, &t, 0, &w);
 	if (rc)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
@@ -294,5 +304,5 @@ int store_removexattr(struct store *st, uint64_t ino, const char *name)
 		in.ctime_ns = store_now_ns();
 		rc = idx_inode_put(t, &in);
 	}
-	return store_wend(st, t, rc);
+	return store_nswend(st, t, rc, &w);
 }

@@ -146,13 +146,14 @@ class Workload:
 
     def create(self, p, b, fsync=False):
         """A new file: open(O_CREAT) is one step, the close (or the fsync)
-        the next."""
+        the next. The open acknowledges nothing: the name is pending until
+        the close (index/ns.c P6), so the empty file is allowed in flight
+        only."""
         t1 = self.after({p: sha(b"")})
         t2 = dict(t1)
         t2[p] = sha(b)
         self.begin("create " + p, [t1, t2])
         fd = os.open(self.full(p), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self.ack(0)
         self.write_all(fd, b)
         if fsync:
             self.fsync_fd(fd, 1)
@@ -218,13 +219,13 @@ class Workload:
 
     def copy(self, src, dst):
         """cp SRC DST (coreutils: copy_file_range): creating DST is one
-        step, its close the next."""
+        step, its close the next; only the close acknowledges (the created
+        name is pending until then: index/ns.c P6)."""
         t1 = self.after({dst: sha(b"")})
         t2 = dict(t1)
         t2[dst] = self.tree[src]
         self.begin("cp %s %s" % (src, dst), [t1, t2])
         subprocess.run(["cp", self.full(src), self.full(dst)], check=True)
-        self.ack(0)
         self.ack(1)
         self.end()
         self.data[dst] = self.data[src]
