@@ -454,6 +454,22 @@ static void new_inode(struct idx_inode *in, const struct idx_inode *dir, const c
 		in->flags |= dir->flags & (INODE_F_FMT_SET | INODE_F_HDR_SET | INODE_F_STORAGE_SET);
 }
 
+/* In T, PARENT is a writable directory (*DIR) without an entry NAME.
+ * @return 0, -EEXIST, -ENOTDIR, -EROFS, -errno. */
+static int name_free(struct idx_txn *t, uint64_t parent, const char *name, struct idx_inode *dir)
+{
+	uint64_t existing;
+	int rc = get_dir(t, parent, dir);
+
+	if (!rc)
+		rc = inode_ro(dir);
+	if (!rc) {
+		rc = idx_dirent_get(t, parent, name, &existing, NULL);
+		rc = rc == 0 ? -EEXIST : (rc == -ENOENT ? 0 : rc);
+	}
+	return rc;
+}
+
 /* Create NAME in PARENT; FILL completes the inode inside the txn. */
 static int create_entry(struct store *st, uint64_t parent, const char *name, uint32_t mode,
 			uint32_t uid, uint32_t gid, uint64_t rdev, const char *target,
@@ -461,7 +477,6 @@ static int create_entry(struct store *st, uint64_t parent, const char *name, uin
 {
 	struct idx_txn *t;
 	struct idx_inode dir, in;
-	uint64_t existing;
 	int64_t now = store_now_ns();
 	struct nsw w;
 	int rc = check_name(name);
@@ -473,13 +488,7 @@ static int create_entry(struct store *st, uint64_t parent, const char *name, uin
 	rc = store_nswbegin(st, &t, 0, &w);
 	if (rc)
 		return rc;
-	rc = get_dir(t, parent, &dir);
-	if (!rc)
-		rc = inode_ro(&dir);
-	if (!rc) {
-		rc = idx_dirent_get(t, parent, name, &existing, NULL);
-		rc = rc == 0 ? -EEXIST : (rc == -ENOENT ? 0 : rc);
-	}
+	rc = name_free(t, parent, name, &dir);
 	if (!rc && (dir.mode & S_ISGID)) {
 		/* a setgid directory gives its group, and to a new directory
 		 * also its setgid bit (as ext4's inode_init_owner); the kernel
@@ -536,9 +545,9 @@ int store_create_pending(struct store *st, uint64_t parent, const char *name, ui
 	struct pend_ent *e;
 	struct idx_txn *t;
 	struct idx_inode dir;
-	uint64_t existing, next = 0, gen;
+	uint64_t next = 0, gen;
 	int64_t now = store_now_ns();
-	int rc = check_name(name), tries = 0;
+	int rc = check_name(name);
 
 	if (!st->pend_on || !S_ISREG(mode))
 		return store_mknod(st, parent, name, mode, 0, uid, gid, out);
@@ -559,13 +568,7 @@ again:
 	if (!rc)
 		rc = idx_begin(st->idx, 1, &t);
 	if (!rc) {
-		rc = get_dir(t, parent, &dir);
-		if (!rc)
-			rc = inode_ro(&dir);
-		if (!rc) {
-			rc = idx_dirent_get(t, parent, name, &existing, NULL);
-			rc = rc == 0 ? -EEXIST : (rc == -ENOENT ? 0 : rc);
-		}
+		rc = name_free(t, parent, name, &dir);
 		if (!rc)
 			rc = idx_meta_get_u64(t, "next_ino", &next);
 		idx_abort(t);
@@ -578,9 +581,10 @@ again:
 		pthread_mutex_lock(&st->pend_lock);
 		if (pend_by_name(st, parent, name)) {
 			rc = -EEXIST;
-		} else if (st->pend_gen != gen && tries++ < 100) {
+		} else if (st->pend_gen != gen) {
 			/* a merge left st->pend since the read began: its name
-			 * may be in the index now but not in what we read */
+			 * may be in the index now but not in what we read (each
+			 * retry follows another name's merge: no livelock) */
 			pthread_mutex_unlock(&st->pend_lock);
 			goto again;
 		} else {

@@ -212,9 +212,7 @@ uint64_t fk_count_rows(const struct idx_inode *in, const char *buf, size_t len)
 
 /* ---- collecting the snapshot ---- */
 
-/* Make room for one more element in V (N used, *CAP allocated).
- * @return V or its reallocation; NULL when out of memory (V unchanged). */
-static void *grow(void *v, size_t *cap, size_t n, size_t size)
+void *fk_grow(void *v, size_t *cap, size_t n, size_t size)
 {
 	size_t ncap;
 
@@ -230,7 +228,7 @@ static void *grow(void *v, size_t *cap, size_t n, size_t size)
 static int inode_cb(void *arg, const struct idx_inode *in)
 {
 	struct fsck *f = arg;
-	struct fk_ino *v = grow(f->inos, &f->cap_inos, f->ninos, sizeof(*v));
+	struct fk_ino *v = fk_grow(f->inos, &f->cap_inos, f->ninos, sizeof(*v));
 
 	if (!v)
 		return -ENOMEM;
@@ -249,7 +247,7 @@ static int dirent_cb(void *arg, const char *name, uint64_t child, uint32_t type)
 {
 	struct dirent_ctx *c = arg;
 	struct fsck *f = c->f;
-	struct fk_dirent *e = grow(f->dirents, &f->cap_dirents, f->ndirents, sizeof(*e));
+	struct fk_dirent *e = fk_grow(f->dirents, &f->cap_dirents, f->ndirents, sizeof(*e));
 
 	if (!e)
 		return -ENOMEM;
@@ -268,7 +266,7 @@ static int dirent_cb(void *arg, const char *name, uint64_t child, uint32_t type)
 static int frag_cb(void *arg, uint64_t ino, const struct frag_desc *d)
 {
 	struct fsck *f = arg;
-	struct fk_frag *v = grow(f->frags, &f->cap_frags, f->nfrags, sizeof(*v));
+	struct fk_frag *v = fk_grow(f->frags, &f->cap_frags, f->nfrags, sizeof(*v));
 
 	if (!v)
 		return -ENOMEM;
@@ -283,7 +281,7 @@ static int frag_cb(void *arg, uint64_t ino, const struct frag_desc *d)
 static int ref_cb(void *arg, uint64_t id, uint32_t count)
 {
 	struct fsck *f = arg;
-	struct fk_ref *v = grow(f->refs, &f->cap_refs, f->nrefs, sizeof(*v));
+	struct fk_ref *v = fk_grow(f->refs, &f->cap_refs, f->nrefs, sizeof(*v));
 
 	if (!v)
 		return -ENOMEM;
@@ -296,7 +294,7 @@ static int ref_cb(void *arg, uint64_t id, uint32_t count)
 static int snap_cb(void *arg, const struct idx_snap *s)
 {
 	struct fsck *f = arg;
-	struct idx_snap *v = grow(f->snaps, &f->cap_snaps, f->nsnaps, sizeof(*v));
+	struct idx_snap *v = fk_grow(f->snaps, &f->cap_snaps, f->nsnaps, sizeof(*v));
 
 	if (!v)
 		return -ENOMEM;

@@ -134,6 +134,9 @@ int fk_path(struct fsck *f, uint64_t ino, char *buf, size_t cap);
 /* Print one repair line "repair: OBJ: WHAT" (counted in f->actions). */
 void fk_action(struct fsck *f, uint64_t ino, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Make room for one more element in V (N used, *CAP allocated).
+ * @return V or its reallocation; NULL when out of memory (V unchanged). */
+void *fk_grow(void *v, size_t *cap, size_t n, size_t size);
 /* Collect the snapshot into F (fresh). @return 0 or -errno. */
 int fk_collect(struct fsck *f);
 /* Run every check on the collected snapshot. @return 0, or -errno when a

@@ -313,15 +313,12 @@ static void check_rows(struct fsck *f, const struct fk_frag *fr, uint32_t nls, i
  * -ENOMEM. */
 static int bad_rowidx(struct fsck *f, uint64_t id)
 {
-	if (f->nbad_rowidx == f->cap_bad_rowidx) {
-		size_t cap = f->cap_bad_rowidx ? 2 * f->cap_bad_rowidx : 16;
-		uint64_t *v = realloc(f->bad_rowidx, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		f->bad_rowidx = v;
-		f->cap_bad_rowidx = cap;
-	}
-	f->bad_rowidx[f->nbad_rowidx++] = id;
+	uint64_t *v = fk_grow(f->bad_rowidx, &f->cap_bad_rowidx, f->nbad_rowidx, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	f->bad_rowidx = v;
+	v[f->nbad_rowidx++] = id;
 	return 0;
 }
 
@@ -566,17 +563,14 @@ static int rowidx_id_cb(void *arg, uint64_t id)
 {
 	struct orphan_idx *o = arg;
 
+	uint64_t *v;
+
 	if (fk_find_ref(o->f, id))
 		return 0;
-	if (o->n == o->cap) {
-		size_t cap = o->cap ? 2 * o->cap : 16;
-		uint64_t *v = realloc(o->ids, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		o->ids = v;
-		o->cap = cap;
-	}
-	o->ids[o->n++] = id;
+	if (!(v = fk_grow(o->ids, &o->cap, o->n, sizeof(*v))))
+		return -ENOMEM;
+	o->ids = v;
+	v[o->n++] = id;
 	return 0;
 }
 
