@@ -1,20 +1,26 @@
-/* initflags — grant the kernel FUSE_PARALLEL_DIROPS, which libfuse 3.14
- * does not pass on (issue 13 §5).
+/* initflags — grant the kernel FUSE_PARALLEL_DIROPS and
+ * FUSE_HANDLE_KILLPRIV, which libfuse 3.14 does not pass on (issue 13 §5;
+ * fs/killpriv.h).
  *
- * pfs_init asks for FUSE_CAP_PARALLEL_DIROPS, but libfuse 3.14 never sets
- * FUSE_PARALLEL_DIROPS in its INIT reply (measured: the kernel offers
- * flags 0x73fffffb, libfuse replies 0x4040f029, bit 18 clear). The kernel
- * then serializes every LOOKUP in a directory behind the directory's
- * fuse_inode mutex (fuse_lock_inode), so N readers opening views of one
- * object wait for each other's lookups, a cold view's lookup holding the
- * mutex for its fragment read (docs/benchmarks.md "Many readers at once").
+ * pfs_init asks for FUSE_CAP_PARALLEL_DIROPS and FUSE_CAP_HANDLE_KILLPRIV,
+ * but libfuse 3.14.0's do_init sets neither in its INIT reply (it marks
+ * them capable and has no reply line for them; measured: the kernel
+ * offers flags 0x73fffffb, libfuse replies 0x4040f029, bits 18 and 19
+ * clear). Without PARALLEL_DIROPS the kernel serializes every LOOKUP in a
+ * directory behind the directory's fuse_inode mutex (fuse_lock_inode), so
+ * N readers opening views of one object wait for each other's lookups, a
+ * cold view's lookup holding the mutex for its fragment read
+ * (docs/benchmarks.md "Many readers at once"). Without HANDLE_KILLPRIV
+ * the kernel also clears setuid/setgid itself, from its cached mode, on
+ * top of the daemon's rule (killpriv.h), and hides any error of the
+ * daemon's own.
  *
  * The daemon's device I/O goes through fuse_session_custom_io (fs/main.c):
  * initflags_seen_request() sees every request read, initflags_patch_reply()
  * every reply and notice written. Invariants:
  *  (1) Only the reply to the INIT request (same unique, error 0, an
- *      fuse_init_out) is ever changed, and only by setting
- *      FUSE_PARALLEL_DIROPS in its flags, and only when that INIT request
+ *      fuse_init_out) is ever changed, and only by setting bits of
+ *      INITFLAGS_GRANT in its flags, each only when that INIT request
  *      offered it (the kernel supports it). Every other byte written is
  *      the caller's.
  *  (2) The daemon is safe with parallel lookups and readdirs in one
@@ -25,6 +31,9 @@
  *      read transactions).
  *  (3) It happens at most once per session; with a libfuse that already
  *      sets the flag the patch changes nothing.
+ *  (4) With HANDLE_KILLPRIV the kernel leaves setuid/setgid on write,
+ *      truncate and chown to the daemon, which applies Linux's rule from
+ *      the caller's credentials (killpriv.h; ops.c).
  * No FUSE headers here: the structs are the kernel's (linux/fuse.h), so
  * the logic is unit-tested without a mount (tests/unit/test_initflags.c).
  */
@@ -43,6 +52,8 @@ int initflags_patch_reply(struct iovec *iov, int count);
 
 /* 1 once the INIT reply granted parallel directory operations (.stats). */
 int initflags_parallel_dirops(void);
+/* 1 once it granted FUSE_HANDLE_KILLPRIV. */
+int initflags_handle_killpriv(void);
 
 /* Forget the session (tests). */
 void initflags_reset(void);

@@ -32,6 +32,19 @@ uint32_t kp_kill_mask(uint32_t mode, uint32_t gid, const struct kp_caller *c)
 	return kill;
 }
 
+uint32_t kp_chown_mask(uint32_t mode, uint32_t gid, const struct kp_caller *c)
+{
+	uint32_t kill = 0;
+
+	if (S_ISDIR(mode))
+		return 0;
+	if (mode & S_ISUID)
+		kill |= S_ISUID;                            /* (4) */
+	if ((mode & S_ISGID) && ((mode & S_IXGRP) || (!c->capable && !in_group(gid, c))))
+		kill |= S_ISGID;                            /* (4) */
+	return kill;
+}
+
 int kp_need_groups(uint32_t mode, uint32_t gid, uint32_t fsgid)
 {
 	return S_ISREG(mode) && (mode & S_ISGID) && !(mode & S_IXGRP) && gid != fsgid;

@@ -21,6 +21,11 @@
  *      or when the caller is not in the file's group (neither its fsgid
  *      nor a supplementary group); a setgid file without group execute is
  *      a mandatory-locking mark its group's members keep.
+ *  (4) chown(2) (a new owner or group, not a directory) clears S_ISUID
+ *      whoever the caller (CAP_FSETID too), and S_ISGID as (3) says but
+ *      for any caller when S_IXGRP is set (the kernel's chown_common and
+ *      setattr_should_drop_sgid). With FUSE_HANDLE_KILLPRIV granted
+ *      (initflags.h) the kernel leaves this to the daemon as well.
  * No FUSE header here: the rule is unit-tested (tests/unit/test_killpriv.c).
  */
 #ifndef PFS_KILLPRIV_H
@@ -40,6 +45,10 @@ struct kp_caller {
 /* The bits (S_ISUID | S_ISGID, or 0) a data change by caller C clears
  * from a file of MODE (type bits included) and group GID: rules (1)-(3). */
 uint32_t kp_kill_mask(uint32_t mode, uint32_t gid, const struct kp_caller *c);
+
+/* The bits a chown by caller C clears from a file of MODE and group GID
+ * (its group before the chown): rule (4). */
+uint32_t kp_chown_mask(uint32_t mode, uint32_t gid, const struct kp_caller *c);
 
 /* 1 when kp_kill_mask must see the caller's supplementary groups to
  * decide for a file of MODE and group GID owned by a caller of FSGID

@@ -446,7 +446,9 @@ static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	(void)userdata;
 	if (initflags_patch_reply(iov, count))
-		log_debug("INIT: granted FUSE_PARALLEL_DIROPS (lookups in one directory run in parallel)");
+		log_debug("INIT: granted%s%s", initflags_parallel_dirops() ?
+			  " FUSE_PARALLEL_DIROPS (lookups in one directory run in parallel)" : "",
+			  initflags_handle_killpriv() ? " FUSE_HANDLE_KILLPRIV (setuid/setgid are the daemon's)" : "");
 	return writev(fd, iov, count);
 }
 

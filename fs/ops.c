@@ -761,14 +761,45 @@ static atomic_uint_fast64_t mode_epoch = 1;
  * epoch at which the object had neither bit.
  * @return 0, or -errno from the store (the change must then fail, as a
  *   failed file_remove_privs fails it on ext4). */
+/* The caller of REQ for the rule, about a file of MODE and group GID
+ * (GROUPS: room for 256 supplementary groups, read only when needed). */
+static struct kp_caller kp_caller_of(fuse_req_t req, uint32_t mode, uint32_t gid, uint32_t *groups)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct kp_caller c = { .fsgid = (uint32_t)ctx->gid };
+	gid_t gl[256];
+
+	c.capable = kp_capable((uint32_t)ctx->pid);
+	if (!c.capable && kp_need_groups(mode, gid, c.fsgid)) {
+		int n = fuse_req_getgroups(req, 256, gl);
+		for (int i = 0; i < n && i < 256; i++)
+			groups[i] = (uint32_t)gl[i];
+		c.groups = groups;
+		c.ngroups = n > 0 ? (size_t)(n < 256 ? n : 256) : 0;
+	}
+	return c;
+}
+
+/* The setuid/setgid bits a chown of INO by REQ's caller clears (rule (4)
+ * of killpriv.h), or 0. */
+static uint32_t chown_kill(fuse_req_t req, uint64_t ino)
+{
+	struct idx_inode in;
+	uint32_t groups[256];
+	struct kp_caller c;
+
+	if (store_getattr(pfs_of(req)->st, ino, &in) || !(in.mode & (S_ISUID | S_ISGID)))
+		return 0;
+	c = kp_caller_of(req, in.mode, in.gid, groups);
+	return kp_chown_mask(in.mode, in.gid, &c);
+}
+
 static int kill_privs(fuse_req_t req, uint64_t ino, uint64_t *seen)
 {
 	struct pfs *p = pfs_of(req);
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	uint64_t epoch = atomic_load(&mode_epoch);
-	struct kp_caller c = { .fsgid = (uint32_t)ctx->gid };
+	struct kp_caller c;
 	struct idx_inode in, a;
-	gid_t gl[256];
 	uint32_t groups[256], kill;
 	int rc;
 
@@ -782,14 +813,7 @@ static int kill_privs(fuse_req_t req, uint64_t ino, uint64_t *seen)
 			*seen = epoch;
 		return 0;
 	}
-	c.capable = kp_capable((uint32_t)ctx->pid);
-	if (!c.capable && kp_need_groups(in.mode, in.gid, c.fsgid)) {
-		int n = fuse_req_getgroups(req, 256, gl);
-		for (int i = 0; i < n && i < 256; i++)
-			groups[i] = (uint32_t)gl[i];
-		c.groups = groups;
-		c.ngroups = n > 0 ? (size_t)(n < 256 ? n : 256) : 0;
-	}
+	c = kp_caller_of(req, in.mode, in.gid, groups);
 	if (!(kill = kp_kill_mask(in.mode, in.gid, &c)))
 		return 0;
 	memset(&a, 0, sizeof(a));
@@ -885,6 +909,11 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		mask |= STORE_SET_UID, a.uid = attr->st_uid;
 	if (to_set & FUSE_SET_ATTR_GID)
 		mask |= STORE_SET_GID, a.gid = attr->st_gid;
+	/* chown: setuid/setgid as the kernel clears them (killpriv.h (4);
+	 * with FUSE_HANDLE_KILLPRIV it leaves that to us), in the same txn */
+	if ((mask & (STORE_SET_UID | STORE_SET_GID)) && !(mask & STORE_SET_MODE) && !fn_is_view(ino) &&
+	    fn_ino(ino) && (a.mode = chown_kill(req, fn_ino(ino))) != 0)
+		mask |= STORE_CLEAR_MODE;
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
 		mask |= STORE_SET_ATIME, a.atime_ns = store_now_ns();
 	else if (to_set & FUSE_SET_ATTR_ATIME)
@@ -898,7 +927,7 @@ static void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 	if (!rc && (mask || (to_set & FUSE_SET_ATTR_CTIME)) && !fn_is_view(ino)) {
 		uint64_t target = fn_ino(ino);
 		rc = target ? store_setattr(p->st, target, &a, mask, NULL) : -ENOENT;
-		if (mask & STORE_SET_MODE)
+		if (mask & (STORE_SET_MODE | STORE_CLEAR_MODE))
 			atomic_fetch_add(&mode_epoch, 1);   /* and after: see kill_privs */
 		if (!rc && fn_is_file(ino))
 			after_commit(target, ino, 0);   /* other nodes of the object: mode, times */

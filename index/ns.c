@@ -1019,7 +1019,7 @@ int store_setattr(struct store *st, uint64_t ino, const struct idx_inode *a, uns
 	rc = idx_inode_get(t, ino, &in);
 	if (!rc)
 		rc = inode_ro(&in);
-	if (!rc && (mask & STORE_CLEAR_MODE) && !(in.mode & a->mode & 07777)) {
+	if (!rc && mask == STORE_CLEAR_MODE && !(in.mode & a->mode & 07777)) {
 		/* already clear: commit only the merged names, if any */
 		rc = store_nswend(st, t, w.n ? 0 : -EALREADY, &w);
 		return rc == -EALREADY ? 0 : rc;

@@ -50,8 +50,10 @@ static void test_grant(void)
 	CHECK_EQ(initflags_patch_reply(iov, 1), 0, "a reply without an init_out is not touched");
 	CHECK_EQ(initflags_parallel_dirops(), 0, "nothing granted yet");
 	CHECK_EQ(initflags_patch_reply(iov, 2), 1, "the INIT reply is patched");
-	CHECK_EQ(o.flags, lib | FUSE_PARALLEL_DIROPS, "it grants FUSE_PARALLEL_DIROPS and keeps the rest");
+	CHECK_EQ(o.flags, lib | FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV,
+		 "it grants FUSE_PARALLEL_DIROPS and FUSE_HANDLE_KILLPRIV and keeps the rest");
 	CHECK_EQ(initflags_parallel_dirops(), 1, "granted");
+	CHECK_EQ(initflags_handle_killpriv(), 1, "killpriv granted");
 	o.flags = lib;
 	CHECK_EQ(initflags_patch_reply(iov, 2), 0, "(3) once per session");
 	CHECK_EQ(o.flags, lib, "a second reply of that unique is not touched");
@@ -64,12 +66,21 @@ static void test_not_offered(void)
 	struct iovec iov[2] = { { &h, sizeof(h) }, { &o, sizeof(o) } };
 
 	initflags_reset();
-	seen_init(2, 0x73fffffb & ~(uint32_t)FUSE_PARALLEL_DIROPS);
+	seen_init(2, 0x73fffffb & ~(uint32_t)(FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV));
 	memset(&o, 0, sizeof(o));
 	o.flags = 0x29;
-	CHECK_EQ(initflags_patch_reply(iov, 2), 0, "a kernel that does not offer it is not granted it");
+	CHECK_EQ(initflags_patch_reply(iov, 2), 0, "a kernel that offers neither is granted neither");
 	CHECK_EQ(o.flags, 0x29, "the reply stays");
 	CHECK_EQ(initflags_parallel_dirops(), 0, "not granted");
+
+	/* each bit only when offered */
+	initflags_reset();
+	seen_init(2, 0x73fffffb & ~(uint32_t)FUSE_PARALLEL_DIROPS);
+	o.flags = 0x29;
+	CHECK_EQ(initflags_patch_reply(iov, 2), 1, "a kernel that offers only killpriv gets it");
+	CHECK_EQ(o.flags, 0x29 | FUSE_HANDLE_KILLPRIV, "killpriv granted, parallel dirops not");
+	CHECK_EQ(initflags_parallel_dirops(), 0, "parallel dirops not granted");
+	CHECK_EQ(initflags_handle_killpriv(), 1, "killpriv granted");
 
 	initflags_reset();
 	o.flags = 0x29;

@@ -1,4 +1,4 @@
-/* test_killpriv — which setuid/setgid bits a data change clears
+/* test_killpriv — which setuid/setgid bits a data change or a chown clears
  * (fs/killpriv.c): the rule of killpriv.h, checked case by case, and the
  * capability probe on this process and on a thread that is gone. */
 #include <stdint.h>
@@ -31,6 +31,23 @@ static void test_rule(void)
 	CHECK_EQ(kp_need_groups(S_IFREG | 02767, 100, 100), 0, "not for the caller's own fsgid");
 	CHECK_EQ(kp_need_groups(S_IFREG | 02777, 900, 100), 0, "nor with group execute");
 	CHECK_EQ(kp_need_groups(S_IFREG | 04777, 900, 100), 0, "nor without setgid");
+}
+
+/* Rule (4): chown. */
+static void test_chown(void)
+{
+	uint32_t grp[] = { 700, 800 };
+	struct kp_caller user = { .capable = 0, .fsgid = 100, .groups = grp, .ngroups = 2 };
+	struct kp_caller root = { .capable = 1, .fsgid = 0 };
+
+	CHECK_EQ(kp_chown_mask(S_IFREG | 04755, 100, &root), S_ISUID, "(4) a chown by root clears setuid too");
+	CHECK_EQ(kp_chown_mask(S_IFREG | 04755, 100, &user), S_ISUID, "(4) and by a user");
+	CHECK_EQ(kp_chown_mask(S_IFREG | 02755, 100, &root), S_ISGID, "(4) setgid with group execute: for root too");
+	CHECK_EQ(kp_chown_mask(S_IFREG | 02745, 100, &root), 0, "(4) a locking mark stays for CAP_FSETID");
+	CHECK_EQ(kp_chown_mask(S_IFREG | 02745, 800, &user), 0, "(4) and for a member of the group");
+	CHECK_EQ(kp_chown_mask(S_IFREG | 02745, 900, &user), S_ISGID, "(4) not for a caller outside it");
+	CHECK_EQ(kp_chown_mask(S_IFDIR | 06755, 100, &user), 0, "(4) never a directory");
+	CHECK_EQ(kp_chown_mask(S_IFREG | 0755, 100, &user), 0, "no bit, nothing to clear");
 }
 
 /* A child that drops CAP_FSETID from its effective set: not capable. */
@@ -70,6 +87,7 @@ static void test_capable(void)
 int main(void)
 {
 	test_rule();
+	test_chown();
 	test_capable();
 	return tap_done();
 }
