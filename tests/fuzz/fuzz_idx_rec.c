@@ -81,7 +81,9 @@ static int ref_inode(const unsigned char *p, size_t n)
 static int ref_frag_fields(uint64_t off, uint64_t id, uint64_t first_row, uint32_t len,
 			   uint32_t rows, uint32_t stored, uint16_t codec, uint16_t flags)
 {
-	if (id == 0 || (flags & ~3u) || len == 0 || len > 0x7fffffffu)   /* 0x2 continues a row: format 3 */
+	if (id == 0 || (flags & ~7u) || len == 0 || len > 0x7fffffffu)   /* 0x2 continues a row: format 3 */
+		return 0;
+	if ((flags & 4u) && (codec != 0 || (flags & 1u)))   /* 0x4 staged (format 5): raw, not memory */
 		return 0;
 	if (codec == 0 ? stored != len : codec != 1 || stored == 0 || stored >= len)
 		return 0;
