@@ -68,7 +68,10 @@ PY
 	same_file "$MNT/a.csv" "$TWIN/a.csv"
 	cat "$MNT/a.csv" >/dev/null
 	after=$(settled_reads)
-	[ "$after" -eq "$before" ] || { echo "# re-reads reached the daemon: $before -> $after" >&2; return 1; }
+	# the kernel may drop a page or two under memory pressure (seen once
+	# in CI's RADOS pass, right after bigrows.bats); re-reading through
+	# the daemon would look up every one of the file's ~28 fragments
+	[ $((after - before)) -le 2 ] || { echo "# re-reads reached the daemon: $before -> $after" >&2; return 1; }
 	echo "extra,row" >>"$TWIN/a.csv"
 	echo "extra,row" >>"$MNT/a.csv"
 	same_file "$MNT/a.csv" "$TWIN/a.csv"
