@@ -14,9 +14,11 @@
  *       "another job queued, not started" and "as many others in flight
  *       as workers" staged only a quarter to a half of the fragments and
  *       left the ingest 4-5x slower than staging all of them. PAYLOADFS_STAGE_RAW
- *       = 0 never stages, = always stages every disk fragment (tests);
- *       unset: the daemon stages when behind, tools never do (no pass
- *       runs in them). Never for storage=memory images, RADOS stores
+ *       = behind: the daemon stages when behind (tools never do: no pass
+ *       runs in them); = always stages every disk fragment; unset or 0
+ *       never stages (the default for now: a swap bumps the object's
+ *       version without marking it an append, so readers following the
+ *       object stop at the swapped version; fs/ops.c (6)). Never for storage=memory images, RADOS stores
  *       (out of scope: their log would carry format-5 records to hosts
  *       of older builds) or stores below format 5. The .stats figure
  *       frags_staged_raw counts them.
@@ -93,12 +95,15 @@ void store_stage_raw_init(struct store *st, int daemon)
 	st->stage_raw = 0;
 	if (st->rdonly || st->rados || st->conf.kind != STORE_LOCAL || st->format < 5)
 		return;
+	/* opt-in until a swap moves followers (streams: a swap's new version
+	 * is not an append, so readers of the replaced one stop following
+	 * the object; fsx showed it): unset or 0 never stages */
 	if (e && strcmp(e, "always") == 0)
 		st->stage_raw = 2;
-	else if (e && strcmp(e, "0") == 0)
-		st->stage_raw = 0;
-	else
+	else if (e && strcmp(e, "behind") == 0)
 		st->stage_raw = daemon ? 1 : 0;
+	else
+		st->stage_raw = 0;
 }
 
 int store_stage_raw_now(struct store *st, const struct frag_desc *d, unsigned behind)

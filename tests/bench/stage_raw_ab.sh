@@ -51,7 +51,7 @@ for m in "${MODES[@]}"; do
 	mkdir "$W/mnt.$m"
 	"$PCTL" init "$W/store.$m" >/dev/null || exit 1
 	if [ "$m" = auto ]; then
-		env -u PAYLOADFS_STAGE_RAW "$PFS" "$W/store.$m" "$W/mnt.$m" -o "pidfile=$W/pid.$m,logfile=$W/log.$m" || exit 1
+		PAYLOADFS_STAGE_RAW=behind "$PFS" "$W/store.$m" "$W/mnt.$m" -o "pidfile=$W/pid.$m,logfile=$W/log.$m" || exit 1
 	else
 		PAYLOADFS_STAGE_RAW=$m "$PFS" "$W/store.$m" "$W/mnt.$m" -o "pidfile=$W/pid.$m,logfile=$W/log.$m" || exit 1
 	fi
