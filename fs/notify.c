@@ -166,19 +166,13 @@ uint64_t notify_waits(void)
 
 void notify_wait(uint64_t ticket)
 {
-	notify_wait_ms(ticket, NOTIFY_WAIT_MS);
-}
-
-void notify_wait_ms(uint64_t ticket, unsigned ms)
-{
 	struct timespec until;
 
 	if (!ticket)
 		return;
 	__atomic_add_fetch(&waits, 1, __ATOMIC_RELAXED);
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	until.tv_nsec += (long)NOTIFY_WAIT_MS * 1000000;
 	until.tv_sec += until.tv_nsec / 1000000000;
 	until.tv_nsec %= 1000000000;
 	pthread_mutex_lock(&nq_lock);

@@ -17,12 +17,6 @@
 #include <fuse_lowlevel.h>
 
 #define NOTIFY_WAIT_MS 200
-/* A commit that moved followers (streams, ops.c (6c)) waits longer: a
- * follower's next fstat or mmap must see the new size, and on a loaded
- * machine the notices ahead of its own can take more than 200 ms. The
- * waiter holds no lock a notice can wait for, so the bound only caps a
- * pathological kernel wait. */
-#define NOTIFY_WAIT_FOLLOW_MS 5000
 
 /* Start the thread for session SE. @return 0 or -errno. */
 int notify_start(struct fuse_session *se);
@@ -52,8 +46,6 @@ uint64_t notify_entry(uint64_t parent, const char *name);
 /* Wait until every notice up to TICKET was delivered, or NOTIFY_WAIT_MS
  * passed. A ticket of 0 returns at once. */
 void notify_wait(uint64_t ticket);
-/* The same with a bound of MS milliseconds. */
-void notify_wait_ms(uint64_t ticket, unsigned ms);
 /* Calls of notify_wait that waited for something (.stats "notify_waits"). */
 uint64_t notify_waits(void);
 

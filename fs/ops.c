@@ -87,7 +87,7 @@
  *          a prefix of the new version, except the page that held the old
  *          end (zeros past it). So a move queues notify_grow (the node's
  *          attributes, its pages from the old end's page on, then (f)); the
- *          committing close/fsync waits for delivery (NOTIFY_WAIT_FOLLOW_MS at
+ *          committing close/fsync waits for delivery (NOTIFY_WAIT_MS at
  *          most) when anything moved. The kernel's next size check (fstat
  *          from tail's poll, or a page-cache read at the old end: the
  *          mount has AUTO_INVAL_DATA) then asks GETATTR, which answers the
@@ -727,9 +727,8 @@ static void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 /* Object INO has a new version: queue attribute notices for its nodes and
  * entry notices for its names (ops.c (3a)); with WAIT, return once they
- * were delivered (at most NOTIFY_WAIT_MS; WAIT == 2, followers moved:
- * NOTIFY_WAIT_FOLLOW_MS). EXCEPT (0 = none) is a node whose attributes
- * the caller's own reply refreshes. */
+ * were delivered (at most NOTIFY_WAIT_MS). EXCEPT (0 = none) is a node
+ * whose attributes the caller's own reply refreshes. */
 static void after_commit(uint64_t ino, uint64_t except, int wait)
 {
 	struct fn_names n;
@@ -744,7 +743,7 @@ static void after_commit(uint64_t ino, uint64_t except, int wait)
 		ticket = notify_entry(n.parents[i], n.names[i]);
 	fn_names_free(&n);
 	if (wait)
-		notify_wait_ms(ticket, wait == 2 ? NOTIFY_WAIT_FOLLOW_MS : NOTIFY_WAIT_MS);
+		notify_wait(ticket);
 }
 
 /* ---- setuid and setgid on data changes (killpriv.h) ---- */
@@ -1592,7 +1591,7 @@ static int commit_handle(struct pfs *p, struct fh *h)
 		/* (6c): a follower's next read or fstat must see the rows, so
 		 * wait when nodes moved (their notices come before these) */
 		size_t moved = follow_append(p->st, ino, nv);
-		after_commit(ino, 0, moved ? 2 : fn_attrs_cached(ino));   /* (3c), (6c) */
+		after_commit(ino, 0, moved || fn_attrs_cached(ino));   /* (3c) */
 	}
 	pver_put(nv);
 	return rc;
