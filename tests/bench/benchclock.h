@@ -3,16 +3,8 @@
 #define PFS_BENCHCLOCK_H
 
 #include <sys/resource.h>
-#include <time.h>
 
-/* Seconds on the monotonic clock. */
-static inline double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "tests/unit/tclock.h"   /* now_s */
 
 /* This process's CPU time (user + system), in seconds. */
 static inline double cpu_s(void)

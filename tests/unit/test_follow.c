@@ -14,6 +14,7 @@
  * call wakes at a commit (inotify and polling), times out, (7) and is
  * cancelled from another thread; fixed:N records are returned whole. */
 #include "tests/unit/tap.h"
+#include "tests/unit/tstore.h"
 #include "lib/payload.h"
 #include "index/store.h"
 
@@ -34,28 +35,11 @@ static struct store *W;
  * TRUNC first when TRUNC >= 0; one commit. */
 static void wr(const char *name, const void *data, size_t len, uint64_t off, int64_t trunc)
 {
-	struct idx_inode in;
-	struct pver *pv;
-	struct wsess *ws;
-	int rc = store_lookup(W, IDX_ROOT_INO, name, &in);
+	uint64_t ino;
+	int rc = tst_obj(W, name, &ino);
 
-	if (rc == -ENOENT)
-		rc = store_mknod(W, IDX_ROOT_INO, name, S_IFREG | 0644, 0, 0, 0, &in);
 	if (!rc)
-		rc = store_pver_get(W, in.ino, &pv);
-	if (!rc) {
-		rc = store_wsess_begin(W, pv, NULL, 0, &ws);
-		pver_put(pv);
-	}
-	if (!rc) {
-		if (trunc >= 0)
-			rc = wsess_truncate(ws, (uint64_t)trunc);
-		if (!rc && len)
-			rc = wsess_write(ws, data, len, off);
-		if (!rc)
-			rc = wsess_commit(ws);
-		wsess_free(ws);
-	}
+		rc = tst_write(W, ino, data, len, off, trunc);
 	if (rc) {
 		printf("Bail out! writing %s: %d\n", name, rc);
 		exit(1);

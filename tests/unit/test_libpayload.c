@@ -11,6 +11,7 @@
  * requests served and nothing copied into a short buffer; pinned versions
  * and snapshots read the old bytes; (5) threads share one handle. */
 #include "tests/unit/tap.h"
+#include "tests/unit/tstore.h"
 #include "lib/payload.h"
 #include "index/store.h"
 #include "index/store_int.h"
@@ -35,30 +36,16 @@ static uint64_t bin_ino, csv_ino;
 
 static uint64_t put(const char *name, const void *data, size_t len)
 {
-	struct idx_inode in;
-	struct pver *pv;
-	struct wsess *ws;
-	int rc = store_lookup(W, IDX_ROOT_INO, name, &in);
+	uint64_t ino;
+	int rc = tst_obj(W, name, &ino);
 
-	if (rc == -ENOENT)
-		rc = store_mknod(W, IDX_ROOT_INO, name, S_IFREG | 0644, 0, 0, 0, &in);
 	if (!rc)
-		rc = store_pver_get(W, in.ino, &pv);
-	if (!rc) {
-		rc = store_wsess_begin(W, pv, NULL, 1, &ws);
-		pver_put(pv);
-	}
-	if (!rc) {
-		rc = wsess_write(ws, data, len, 0);
-		if (!rc)
-			rc = wsess_commit(ws);
-		wsess_free(ws);
-	}
+		rc = tst_put_data(W, ino, data, len);
 	if (rc) {
 		printf("Bail out! writing %s: %d\n", name, rc);
 		exit(1);
 	}
-	return in.ino;
+	return ino;
 }
 
 static void setup(void)
