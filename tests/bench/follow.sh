@@ -17,28 +17,17 @@ BUILD=$(cd "${1:-build}" && pwd)
 ROWS=${BENCH_FOLLOW_ROWS:-200}
 MS=${BENCH_FOLLOW_MS:-5}
 TARGET_MS=10
-W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/pfs-benchfollow.XXXXXX")
-mkdir "$W/store" "$W/mnt" "$W/ext"
-pid=
-cleanup() {
-	if mountpoint -q "$W/mnt"; then fusermount3 -u "$W/mnt" || fusermount3 -uz "$W/mnt"; fi
-	if [ -n "$pid" ]; then
-		for _ in $(seq 1000); do kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
-	fi
-	rm -rf --one-file-system "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "$0")/benchwork.sh"
+bench_work follow store mnt ext
 
 out=$BUILD/bench/follow-results.txt
 {
-	echo "# bench follow: $ROWS rows, one append + fsync every $MS ms, follower polls read(2) (1 ms sleep); $(df -T "$W" | awk 'NR == 2 { print $2 }') under $W; load: $(uptime | sed 's/.*load/load/')"
+	echo "# bench follow: $ROWS rows, one append + fsync every $MS ms, follower polls read(2) (1 ms sleep); $(bench_where)"
 	echo "# ms: lag = fsync(2) returned .. the follower read the row (negative: read before fsync returned); seen = write(2) called .. read; fsync = the writer's fsync call"
 	printf '%-10s %5s %10s %10s %10s %10s %10s %10s %7s\n' way rows lag_p50 lag_p99 seen_p50 seen_p99 fsync_p50 fsync_p99 early
 } | tee "$out"
 "$BUILD/payloadctl" init "$W/store" >/dev/null
-"$BUILD/payloadfs" "$W/store" "$W/mnt" -o "logfile=$W/log,pidfile=$W/pid"
-pid=$(cat "$W/pid")
+bench_mount
 res=()
 for way in payloadfs ext4; do
 	dir=$W/mnt

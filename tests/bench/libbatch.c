@@ -170,7 +170,8 @@ static int mkcold(const char *store, const char *ext, unsigned n, size_t size)
 	return 0;
 }
 
-/* K distinct random indexes of [0, N): the same every run. */
+/* K distinct random indexes of [0, N): the same every run. The callers
+ * clamp K to N (there are no more distinct chunks than that). */
 static unsigned *pick(unsigned n, unsigned k)
 {
 	unsigned *all = malloc(n * sizeof(*all)), x = 4242;
@@ -282,6 +283,10 @@ int main(int argc, char **argv)
 		return put_figure(argv[2], argv[3], (unsigned)atoi(argv[4]), (size_t)atol(argv[5]));
 	if (argc == 6 && strcmp(argv[1], "mkcold") == 0)
 		return mkcold(argv[2], argv[3], (unsigned)atoi(argv[4]), (size_t)atol(argv[5]));
+	if (argc == 8 && strcmp(argv[1], "cold") == 0 && (unsigned)atoi(argv[6]) > (unsigned)atoi(argv[4])) {
+		fprintf(stderr, "libbatch: cold: K %s > N %s: there are only N distinct chunks\n", argv[6], argv[4]);
+		return 2;
+	}
 	if (argc == 8 && strcmp(argv[1], "cold") == 0 && strcmp(argv[2], "lib") == 0)
 		return cold_lib(argv[3], (unsigned)atoi(argv[4]), (size_t)atol(argv[5]), (unsigned)atoi(argv[6]),
 				(unsigned)atoi(argv[7]));

@@ -6,7 +6,7 @@
 # each row; BUILD/bench/libfollow prints the latency from the writer's
 # fsync return to the follower's return of the row (median, p90, p99, max;
 # target: median <= 10 ms), once waking by inotify and once by polling.
-# Every row is checked. Results also in BUILD/bench/follow-results.txt.
+# Every row is checked. Results also in BUILD/bench/libfollow-results.txt.
 # The mount is unmounted on exit; only the daemon started here is waited
 # for. Not part of `make check`.
 set -eu -o pipefail
@@ -14,26 +14,15 @@ set -eu -o pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 N=${BENCH_FOLLOW_ROWS:-200}
 PERIOD=${BENCH_FOLLOW_PERIOD:-5}
-W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/pfs-benchfollow.XXXXXX")
-mkdir "$W/store" "$W/mnt"
-pid=
-cleanup() {
-	if mountpoint -q "$W/mnt"; then fusermount3 -u "$W/mnt" || fusermount3 -uz "$W/mnt"; fi
-	if [ -n "$pid" ]; then
-		for _ in $(seq 1000); do kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
-	fi
-	rm -rf --one-file-system "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "$0")/benchwork.sh"
+bench_work libfollow store mnt
 
-echo "# bench follow: $N rows, one every $PERIOD ms + fsync, $(df -T "$W" | awk 'NR == 2 { print $2 }') under $W; load: $(uptime | sed 's/.*load/load/')"
+echo "# bench follow: $N rows, one every $PERIOD ms + fsync, $(bench_where)"
 "$BUILD/payloadctl" init "$W/store" >/dev/null
-"$BUILD/payloadfs" "$W/store" "$W/mnt" -o "logfile=$W/log,pidfile=$W/pid"
-pid=$(cat "$W/pid")
-: >"$BUILD/bench/follow-results.txt"
+bench_mount
+: >"$BUILD/bench/libfollow-results.txt"
 for mode in inotify poll; do
 	printf 'id,val,pad\n' >"$W/mnt/s-$mode.csv"
 	"$BUILD/bench/libfollow" "$W/store" "$W/mnt" "s-$mode.csv" "$N" "$PERIOD" "$mode" |
-		tee -a "$BUILD/bench/follow-results.txt"
+		tee -a "$BUILD/bench/libfollow-results.txt"
 done

@@ -30,20 +30,10 @@ N=${BENCH_LIB_CHUNKS:-100000}
 SIZE=${BENCH_LIB_SIZE:-4096}
 BATCH=${BENCH_LIB_BATCH:-1000}
 REPS=${BENCH_LIB_REPS:-3}
-W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/pfs-benchlib.XXXXXX")
-mkdir "$W/store" "$W/mnt" "$W/ext"
-pid=
-cleanup() {
-	if mountpoint -q "$W/mnt"; then fusermount3 -u "$W/mnt" || fusermount3 -uz "$W/mnt"; fi
-	if [ -n "$pid" ]; then
-		for _ in $(seq 1000); do kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
-	fi
-	rm -rf --one-file-system "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "$0")/benchwork.sh"
+bench_work lib store mnt ext
 
-echo "# bench lib: $N chunks of $SIZE bytes, batches of $BATCH, $(df -T "$W" | awk 'NR == 2 { print $2 }') under $W; load: $(uptime | sed 's/.*load/load/')"
+echo "# bench lib: $N chunks of $SIZE bytes, batches of $BATCH, $(bench_where)"
 "$BUILD/payloadctl" init "$W/store" >/dev/null
 mkdir "$W/c"
 "$BUILD/payloadctl" import "$W/store" "$W/c" /c >/dev/null   # put_many makes no directories
@@ -51,15 +41,12 @@ mkdir "$W/c"
 "$BUILD/payloadctl" import "$W/store" "$W/c" /k >/dev/null
 "$BUILD/bench/libget" put "$W/store" "$N" "$SIZE"
 "$BUILD/bench/libget" files "$W/ext" "$N" "$SIZE"
-"$BUILD/payloadfs" "$W/store" "$W/mnt" -o "logfile=$W/log,pidfile=$W/pid"
-pid=$(cat "$W/pid")
+bench_mount
 "$BUILD/bench/libget" read "$W/store" "$W/mnt" "$W/ext" "$N" "$SIZE" "$BATCH" "$REPS" |
 	tee "$BUILD/bench/lib-results.txt"
 
 # ---- put_many and cold batched gets (libbatch): the store unmounted ----
-fusermount3 -u "$W/mnt"
-for _ in $(seq 1000); do kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
-pid=
+bench_unmount
 R=$BUILD/bench/lib-results.txt
 PUT_N=${BENCH_LIB_PUT_N:-100000}
 echo "# put: one payload_put_many of $PUT_N objects of 1 KiB vs ext4 files; load: $(uptime | sed 's/.*load/load/')"
@@ -76,6 +63,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 COLD_N=$(( ${BENCH_LIB_COLD_MB:-2048} * 16 ))     # 64 KiB objects
 COLD_K=${BENCH_LIB_COLD_K:-10000}
+[ "$COLD_K" -le "$COLD_N" ] || COLD_K=$COLD_N      # no more distinct chunks than objects
 REPS_C=${BENCH_LIB_COLD_REPS:-2}
 echo "# cold: $COLD_N objects of 64 KiB ($(( COLD_N / 16 )) MiB), $COLD_K random chunks; load: $(uptime | sed 's/.*load/load/')"
 "$BUILD/bench/libbatch" mkcold "$W/store" "$W/ext" "$COLD_N" 65536 | tee -a "$R"
