@@ -30,6 +30,12 @@
  *       process (the library, payloadctl) read only the index: they do not
  *       see it. store_readdir merges every pending name first (so `ls` and
  *       readdir see them, durably).
+ *  (P1a) When nothing is pending (the common case for readers) a lookup
+ *       takes no lock: st->pend's head is read with acquire and written
+ *       with release under pend_lock. A reader that sees it NULL after a
+ *       merge took the last name out also sees that merge's txn, which
+ *       committed before the release store (P4); one that misses a name
+ *       being added is ordered before the create, as with the lock.
  *  (P2) Every namespace write txn (create_entry, link, unlink, rmdir,
  *       rename, setattr, put_many, xattr writes, snapshots:
  *       store_nswbegin) holds st->pend_ns for writing across its txn and
@@ -159,11 +165,17 @@ static struct pend_ent *pend_by_name(struct store *st, uint64_t parent, const ch
 	return NULL;
 }
 
+/* Nothing pending (P1a): no lock. */
+static int pend_none(struct store *st)
+{
+	return !st->pend_on || !__atomic_load_n(&st->pend, __ATOMIC_ACQUIRE);
+}
+
 static int pend_get_ino(struct store *st, uint64_t ino, struct idx_inode *out)
 {
 	struct pend_ent *e;
 
-	if (!st->pend_on)
+	if (pend_none(st))
 		return 0;
 	pthread_mutex_lock(&st->pend_lock);
 	if ((e = pend_by_ino(st, ino)) && out)
@@ -176,7 +188,7 @@ static int pend_get_name(struct store *st, uint64_t parent, const char *name, st
 {
 	struct pend_ent *e;
 
-	if (!st->pend_on)
+	if (pend_none(st))
 		return 0;
 	pthread_mutex_lock(&st->pend_lock);
 	if ((e = pend_by_name(st, parent, name)))
@@ -233,7 +245,7 @@ static int pend_merge(struct store *st, struct idx_txn *t, uint64_t ino, struct 
 
 	w->inos = NULL;
 	w->n = 0;
-	if (!st->pend_on)
+	if (pend_none(st))
 		return 0;
 	pthread_mutex_lock(&st->pend_lock);
 	for (struct pend_ent *e = st->pend; e && !rc; e = e->next) {
@@ -273,7 +285,7 @@ void store_pend_done(struct store *st, struct nsw *w, int committed)
 			for (struct pend_ent **pp = &st->pend; *pp; pp = &(*pp)->next)
 				if ((*pp)->in.ino == w->inos[i]) {
 					struct pend_ent *e = *pp;
-					*pp = e->next;
+					__atomic_store_n(pp, e->next, __ATOMIC_RELEASE);   /* P1a */
 					free(e);
 					st->pend_gen++;
 					break;
@@ -329,12 +341,7 @@ int store_pend_flush(struct store *st)
 	struct nsw w;
 	int rc;
 
-	if (!st->pend_on)
-		return 0;
-	pthread_mutex_lock(&st->pend_lock);
-	rc = st->pend != NULL;
-	pthread_mutex_unlock(&st->pend_lock);
-	if (!rc)
+	if (pend_none(st))
 		return 0;
 	rc = store_nswbegin(st, &t, 0, &w);
 	return rc ? rc : store_nswend(st, t, 0, &w);
@@ -368,7 +375,7 @@ static int pend_has_child(struct store *st, uint64_t dir)
 {
 	int found = 0;
 
-	if (!st->pend_on)
+	if (pend_none(st))
 		return 0;
 	pthread_mutex_lock(&st->pend_lock);
 	for (struct pend_ent *e = st->pend; e && !found; e = e->next)
@@ -591,7 +598,7 @@ again:
 			e->in.ino = next > st->ino_mem ? next : st->ino_mem;   /* P5 */
 			st->ino_mem = e->in.ino + 1;
 			e->next = st->pend;
-			st->pend = e;
+			__atomic_store_n(&st->pend, e, __ATOMIC_RELEASE);   /* P1a */
 		}
 		pthread_mutex_unlock(&st->pend_lock);
 	}
