@@ -228,18 +228,14 @@ struct strays {
 static int stray_cb(void *arg, uint64_t ino)
 {
 	struct strays *s = arg;
+	uint64_t *v;
 
 	if (fk_find(s->f, ino))
 		return 0;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-		uint64_t *v = realloc(s->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = ino;
+	if (!(v = fk_grow(s->v, &s->cap, s->n, sizeof(*v))))
+		return -ENOMEM;
+	s->v = v;
+	v[s->n++] = ino;
 	return 0;
 }
 
