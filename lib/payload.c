@@ -444,10 +444,18 @@ PL_API int payload_put_many(payload_store *ps, struct payload_put *reqs, size_t 
 		free(dirs);
 		return fail(-ENOMEM, "payload_put_many of %zu objects", n);
 	}
-	/* resolve every directory first: nothing is written before all are */
+	/* resolve every directory first: nothing is written before all are;
+	 * a member in the same directory as the one before it reuses that
+	 * resolution (a batch's members mostly share one) */
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	const char *pdir = NULL;
+	size_t pdlen = 0;
+	uint64_t pino = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct idx_inode dir;
 		const char *path = reqs[i].path, *slash;
+		size_t dlen;
 
 		failed = i;
 		if (!path || (!reqs[i].data && reqs[i].len)) {
@@ -455,17 +463,25 @@ PL_API int payload_put_many(payload_store *ps, struct payload_put *reqs, size_t 
 			break;
 		}
 		slash = strrchr(path, '/');
-		dirs[i] = strndup(path, slash ? (size_t)(slash - path) : 0);
-		if (!dirs[i]) {
-			rc = -ENOMEM;
-			break;
+		dlen = slash ? (size_t)(slash - path) : 0;
+		if (pdir && dlen == pdlen && !memcmp(path, pdir, dlen)) {
+			dir.ino = pino;
+		} else {
+			dirs[i] = strndup(path, dlen);
+			if (!dirs[i]) {
+				rc = -ENOMEM;
+				break;
+			}
+			rc = store_resolve(ps->st, dirs[i], 1, &dir);
+			if (!rc && !S_ISDIR(dir.mode))
+				rc = -ENOTDIR;
+			pdir = path;
+			pdlen = dlen;
+			pino = dir.ino;
 		}
-		rc = store_resolve(ps->st, dirs[i], 1, &dir);
-		if (!rc && !S_ISDIR(dir.mode))
-			rc = -ENOTDIR;
 		sp[i] = (struct store_put){ .parent = dir.ino, .name = slash ? slash + 1 : path,
 					    .data = reqs[i].data, .len = reqs[i].len, .mode = 0644,
-					    .uid = getuid(), .gid = getgid() };
+					    .uid = uid, .gid = gid };
 	}
 	if (!rc) {
 		failed = n;

@@ -396,6 +396,27 @@ static void test_put(payload_store *ps)
 		CHECK(p[1].result == -ENOENT && payload_stat(ps, "n7", &sb) == -ENOENT, "... nothing created");
 	}
 	{
+		/* members reuse the resolution of the member before them only
+		 * when their directory is the same one */
+		struct payload_put p[] = {
+			{ .path = "d/m1", .data = "m1", .len = 2 }, { .path = "d/m2", .data = "m2", .len = 2 },
+			{ .path = "m3", .data = "m3", .len = 2 }, { .path = "d/m4", .data = "m4", .len = 2 },
+		};
+		CHECK_EQ(payload_put_many(ps, p, 4), 0, "members in d, the root, d again");
+		CHECK(has(ps, "d/m1", "m1", 2), "... d/m1 in d");
+		CHECK(has(ps, "d/m2", "m2", 2), "... d/m2 in d");
+		CHECK(has(ps, "m3", "m3", 2), "... m3 in the root");
+		CHECK(payload_stat(ps, "d/m3", &sb) == -ENOENT, "... and not in d");
+		CHECK(has(ps, "d/m4", "m4", 2), "... d/m4 in d");
+	}
+	{
+		struct payload_put p[] = { { .path = "d/m5", .data = "5", .len = 1 }, { .path = "d/m6", .data = "6", .len = 1 },
+					   { .path = "dd/m7", .data = "7", .len = 1 } };
+		CHECK_EQ(payload_put_many(ps, p, 3), -ENOENT, "after two members of d, one in a missing dd: ENOENT");
+		CHECK_EQ(p[2].result, -ENOENT, "... the result is on that member");
+		CHECK(payload_stat(ps, "d/m5", &sb) == -ENOENT, "... nothing created");
+	}
+	{
 		struct payload_put p[] = { { .path = "n8", .data = "8", .len = 1 }, { .path = "n1/x", .data = "x", .len = 1 } };
 		CHECK_EQ(payload_put_many(ps, p, 2), -ENOTDIR, "a file as directory: ENOTDIR");
 	}
