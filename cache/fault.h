@@ -46,6 +46,8 @@
  * on them is counted and ignored):
  *   commit_txn     a commit's images are written and synced, its index txn
  *                  not begun
+ *   put_txn        a store_put_many's large members' images are written
+ *                  and synced, its index txn not begun (index/ns.c (9))
  *   commit_release its txn committed, the images it freed not released yet
  *   frag_release   before each freed image is deleted (at once with -o sync
  *                  or storage=memory, else once a flush covers its release)

@@ -63,6 +63,7 @@
  *       failed keeps its name pending, visible, until then).
  */
 #include "index/store_int.h"
+#include "cache/fault.h"
 #include "cache/log.h"
 
 #include <errno.h>
@@ -1223,8 +1224,11 @@ int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *f
 		if (rc)
 			*failed = i;
 	}
-	if (!rc && big)
+	if (!rc && big) {
 		rc = putcut_finish(&pc);
+		if (!rc)
+			FAULT_CRASH("put_txn");   /* images durable, the txn not begun */
+	}
 	if (!rc)
 		rc = store_nswbegin(st, &t, 0, &w);
 	if (rc) {
