@@ -151,7 +151,7 @@ C
 }
 
 @test "put_many killed between its images' sync and its txn: no member visible, the next mount sweeps the images, fsck clean" {
-	rados_mode && skip "the RADOS writer's sweep of unreferenced images follows its followers (rados.md): not a kill-and-remount check"
+	rados_mode && skip "local stores only: a RADOS writer sweeps unreferenced images only while no follower holds any back (docs/rados.md)"
 	unmount_pfs
 	gen_csv "$TMP/big.csv" 20000
 	printf 'x' >"$TMP/small"
