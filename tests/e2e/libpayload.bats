@@ -162,6 +162,8 @@ C
 	[[ $output == *"fault: put_txn: killing the process"* ]]
 	# its images were written and synced: left behind, named by nothing
 	[ "$(store_images | wc -l)" -gt "$before" ]
+	run -0 "$PCTL" fsck "$STORE"
+	[[ $output == *"is not referenced (left by an interrupted commit; removed at the next mount)"* ]]
 	mount_pfs
 	[ ! -e "$MNT/c2.csv" ]
 	[ ! -e "$MNT/s2" ]
