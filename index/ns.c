@@ -573,6 +573,7 @@ again:
 		if (!rc)
 			rc = idx_meta_get_u64(t, "next_ino", &next);
 		idx_abort(t);
+		FAULT_CRASH("pend_read");   /* read done, not re-checked (test_pend hooks it) */
 	}
 	if (!rc) {
 		uint32_t gid2 = gid;
