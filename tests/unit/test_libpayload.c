@@ -562,12 +562,14 @@ static void test_put_big(payload_store *ps)
  * changes and no image stays. Reachable through the core only (the
  * library has no setxattr and a read-write handle holds the store): a
  * hook at the sync of the batch's images changes the format then. */
-static struct { uint64_t ino; int calls, rc; } moved;
+static struct { uint64_t ino; int calls, rc; pthread_t self; } moved;
 
 static void move_format(void *arg)
 {
 	(void)arg;
-	if (moved.calls++ == 0)
+	/* only the put's own sync (putcut_finish, on the caller's thread):
+	 * the store's syncer thread may sync earlier commits meanwhile */
+	if (pthread_equal(pthread_self(), moved.self) && moved.calls++ == 0)
 		moved.rc = store_setxattr(W, moved.ino, "user.payload.format", "fixed:4", 7, 0);
 }
 
@@ -588,6 +590,7 @@ static void test_put_format_moved(void)
 		exit(1);
 	}
 	before = images();
+	moved.self = pthread_self();
 	fault_hook("frag_fsync", move_format, NULL);
 	rc = store_put_many(W, &p, 1, &failed);
 	fault_reset();
