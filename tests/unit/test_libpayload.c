@@ -433,7 +433,8 @@ static void test_put(payload_store *ps)
 		};
 		CHECK_EQ(payload_put_many(ps, p, 2), -EINVAL, "a small member into a storage=memory directory: EINVAL");
 		CHECK_EQ(p[1].result, -EINVAL, "... the member says which");
-		CHECK(strstr(payload_errmsg(), "member 1 (mem/small)") != NULL, "... message: %s", payload_errmsg());
+		CHECK(strstr(payload_errmsg(), "member 1 (mem/small): its directory has storage=memory") != NULL,
+		      "... message: %s", payload_errmsg());
 		CHECK_EQ(payload_stat(ps, "mem/small", &sb), -ENOENT, "... it is not created");
 		CHECK_EQ(payload_stat(ps, "n11", &sb), -ENOENT, "... nor the other member");
 		p[1].path = "mem/big";
@@ -602,6 +603,22 @@ static void test_put_format_moved(void)
 	CHECK(in.size == 0 && in.fmt_kind == PFMT_FIXED && in.fmt_recsize == 4,
 	      "... the object is unchanged but for the new format (size %llu)", (unsigned long long)in.size);
 	CHECK_EQ(images(), before, "... no image of the batch stays");
+	{
+		/* the core refuses storage=memory too (ns.c put_member,
+		 * put_fmt), small or large, whatever its caller checked */
+		struct store_put m[] = {
+			{ .parent = IDX_ROOT_INO, .name = "c1", .data = "c", .len = 1, .mode = 0644 },
+			{ .parent = mem.ino, .name = "c2", .data = "c", .len = 1, .mode = 0644 },
+		};
+		CHECK_EQ(store_put_many(W, m, 2, &failed), -EINVAL, "core: a small member into storage=memory: EINVAL");
+		CHECK_EQ(failed, 1, "... the member is named");
+		m[1].data = data;
+		m[1].len = sizeof(data);
+		CHECK_EQ(store_put_many(W, m, 2, &failed), -EINVAL, "core: a large member into storage=memory: EINVAL");
+		CHECK(store_lookup(W, IDX_ROOT_INO, "c1", &in) == -ENOENT && store_lookup(W, mem.ino, "c2", &in) == -ENOENT,
+		      "... nothing created");
+		CHECK_EQ(images(), before, "... no image stays");
+	}
 	CHECK_EQ(store_put_many(W, &p, 1, &failed), 0, "the retry succeeds");
 	CHECK_EQ(store_getattr(W, moved.ino, &in), 0, "getattr");
 	CHECK(in.size == sizeof(data) && in.rows == sizeof(data) / 4, "... cut as fixed:4 records (%llu rows)",
