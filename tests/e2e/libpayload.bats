@@ -2,9 +2,11 @@
 # libpayload.bats — the library (lib/payload.h) beside a real mount, through
 # tests/lib/pltool (BUILD/tests/pltool): batched gets equal the bytes the
 # mount serves; read-write opens are refused while mounted; a read-only
-# handle sees a commit made through the mount after it opened; and a
+# handle sees a commit made through the mount after it opened; a
 # ten-line program builds with `pkg-config --cflags --libs payload` against
-# a `make install DESTDIR=...` tree.
+# a `make install DESTDIR=...` tree; put_many is all or none, also when it
+# fails mid-batch or is killed between its images' sync and its txn
+# (crash point put_txn: the next mount sweeps what it left).
 
 load helpers
 

@@ -9,7 +9,11 @@
  * read-only handle sees a commit made after it opened, and read-write is
  * refused while the store is held; (4) per-request errors leave the other
  * requests served and nothing copied into a short buffer; pinned versions
- * and snapshots read the old bytes; (5) threads share one handle. */
+ * and snapshots read the old bytes; (5) threads share one handle; (6)
+ * put_many: one txn, all or none, large members cut like a commit, a
+ * storage=memory directory refused (EINVAL, library and core), a member
+ * whose format changed between its cut and the txn refused (EBUSY, core:
+ * ns.c (9)), no image left behind by a failed batch. */
 #include "tests/unit/tap.h"
 #include "tests/unit/tstore.h"
 #include "lib/payload.h"
