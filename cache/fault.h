@@ -46,6 +46,8 @@
  * on them is counted and ignored):
  *   commit_txn     a commit's images are written and synced, its index txn
  *                  not begun
+ *   put_txn        a store_put_many's large members' images are written
+ *                  and synced, its index txn not begun (index/ns.c (9))
  *   commit_release its txn committed, the images it freed not released yet
  *   frag_release   before each freed image is deleted (at once with -o sync
  *                  or storage=memory, else once a flush covers its release)
@@ -58,6 +60,8 @@
  *   recompress_txn the background pass's compressed image is durable, its
  *                  swap txn not begun (index/recompress.c (S5))
  *   recompress_release  the swap txn committed, the raw image not released
+ *   pend_read      a pending create (index/ns.c (P3)) read the index, its
+ *                  name not re-checked in st->pend yet (unit tests hook it)
  *   pver_read      a cold version load read the index, its images not
  *                  pinned yet (unit tests hook it: index/pver.c (7))
  * lmdb_commit counts every index write txn, the mount's own (its sweep)

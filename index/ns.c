@@ -69,6 +69,7 @@
  *       failed keeps its name pending, visible, until then).
  */
 #include "index/store_int.h"
+#include "cache/fault.h"
 #include "cache/log.h"
 
 #include <errno.h>
@@ -579,6 +580,7 @@ again:
 		if (!rc)
 			rc = idx_meta_get_u64(t, "next_ino", &next);
 		idx_abort(t);
+		FAULT_CRASH("pend_read");   /* read done, not re-checked (test_pend hooks it) */
 	}
 	if (!rc) {
 		uint32_t gid2 = gid;
@@ -1230,8 +1232,11 @@ int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *f
 		if (rc)
 			*failed = i;
 	}
-	if (!rc && big)
+	if (!rc && big) {
 		rc = putcut_finish(&pc);
+		if (!rc)
+			FAULT_CRASH("put_txn");   /* images durable, the txn not begun */
+	}
 	if (!rc)
 		rc = store_nswbegin(st, &t, 0, &w);
 	if (rc) {

@@ -20,7 +20,9 @@
  *  (3) Any other new version (rewritten, truncated), or PATH naming
  *      another object, is final: -ESTALE; PATH naming nothing: -ENOENT.
  *      POS is unchanged, so nothing returned is lost and the caller
- *      resumes with a new follower (payload_follow_tell).
+ *      resumes with a new follower (payload_follow_tell). A read error
+ *      (-EIO: a damaged or missing fragment) is not final: POS stays and
+ *      the next call reads again (test_follow's test_eio).
  *  (4) Back-pressure: the caller pulls. A call reads at most CAP bytes
  *      into the caller's buffer (plus, in ROWS mode when no row end is in
  *      them, a 64 KiB scan buffer to size the next row); the follower

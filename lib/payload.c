@@ -427,6 +427,7 @@ PL_API int payload_put_many(payload_store *ps, struct payload_put *reqs, size_t 
 	struct store_put *sp;
 	char **dirs;
 	size_t failed = n;
+	const char *why = "";
 	int rc = 0;
 
 	if (!ps || (!reqs && n))
@@ -475,6 +476,11 @@ PL_API int payload_put_many(payload_store *ps, struct payload_put *reqs, size_t 
 			rc = store_resolve(ps->st, dirs[i], 1, &dir);
 			if (!rc && !S_ISDIR(dir.mode))
 				rc = -ENOTDIR;
+			if (!rc && (dir.flags & INODE_F_MEMORY)) {
+				/* its objects would live in a daemon's memory only */
+				rc = -EINVAL;
+				why = ": its directory has storage=memory";
+			}
 			pdir = path;
 			pdlen = dlen;
 			pino = dir.ino;
@@ -489,8 +495,8 @@ PL_API int payload_put_many(payload_store *ps, struct payload_put *reqs, size_t 
 	}
 	if (rc && failed < n) {
 		reqs[failed].result = rc;
-		fail(rc, "payload_put_many: member %zu (%s)", failed,
-		     reqs[failed].path ? reqs[failed].path : "(null)");
+		fail(rc, "payload_put_many: member %zu (%s)%s", failed,
+		     reqs[failed].path ? reqs[failed].path : "(null)", why);
 	} else if (rc) {
 		fail(rc, "payload_put_many of %zu objects", n);
 	}

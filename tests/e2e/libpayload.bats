@@ -2,9 +2,11 @@
 # libpayload.bats — the library (lib/payload.h) beside a real mount, through
 # tests/lib/pltool (BUILD/tests/pltool): batched gets equal the bytes the
 # mount serves; read-write opens are refused while mounted; a read-only
-# handle sees a commit made through the mount after it opened; and a
+# handle sees a commit made through the mount after it opened; a
 # ten-line program builds with `pkg-config --cflags --libs payload` against
-# a `make install DESTDIR=...` tree.
+# a `make install DESTDIR=...` tree; put_many is all or none, also when it
+# fails mid-batch or is killed between its images' sync and its txn
+# (crash point put_txn: the next mount sweeps what it left).
 
 load helpers
 
@@ -41,6 +43,14 @@ teardown() { pfs_teardown; }
 	run -1 "$PLTOOL" open "$STORE" w
 	[[ $output == *"payload_open $STORE read-write: the store is in use"* ]]
 	run -0 "$PLTOOL" open "$STORE" r
+	# a put_many is refused the same way, and writes nothing
+	printf 'other\n' >"$TMP/other"
+	run -1 "$PLTOOL" put "$STORE" d.csv="$TMP/other" new.csv="$TMP/other"
+	[[ $output == *"payload_open $STORE read-write: the store is in use"* ]]
+	same_file "$MNT/d.csv" "$TWIN/d.csv"
+	[ ! -e "$MNT/new.csv" ]
+	run -0 "$PCTL" cat "$STORE" d.csv
+	[ "$output" = "$(cat "$TWIN/d.csv")" ]
 }
 
 @test "a read-only handle sees a commit made through the mount after it opened" {
@@ -140,4 +150,29 @@ C
 	same_file "$MNT/b.bin" "$TMP/big.bin"
 	same_file "$MNT/s" "$TMP/small"
 	[ "$(cat "$MNT/c.csv@rows=59999:60000")" = "$(head -n 1 "$TMP/big.csv"; tail -n 1 "$TMP/big.csv")" ]
+}
+
+@test "put_many killed between its images' sync and its txn: no member visible, the next mount sweeps the images, fsck clean" {
+	rados_mode && skip "local stores only: a RADOS writer sweeps unreferenced images only while no follower holds any back (docs/rados.md)"
+	unmount_pfs
+	gen_csv "$TMP/big.csv" 20000
+	printf 'x' >"$TMP/small"
+	local before
+	before=$(store_images | wc -l)
+	PAYLOADFS_FAULT=put_txn:1:KILL run "$PLTOOL" put "$STORE" s2="$TMP/small" c2.csv="$TMP/big.csv" d.csv="$TMP/big.csv"
+	[ "$status" -eq 137 ]
+	[[ $output == *"fault: put_txn: killing the process"* ]]
+	# its images were written and synced: left behind, named by nothing
+	[ "$(store_images | wc -l)" -gt "$before" ]
+	run -0 "$PCTL" fsck "$STORE"
+	[[ $output == *"is not referenced (left by an interrupted commit; removed at the next mount)"* ]]
+	mount_pfs
+	[ ! -e "$MNT/c2.csv" ]
+	[ ! -e "$MNT/s2" ]
+	same_file "$MNT/d.csv" "$TWIN/d.csv"
+	[ "$(store_images | wc -l)" -eq "$before" ]
+	unmount_pfs
+	run "$PCTL" fsck "$STORE"
+	echo "$output" | sed 's/^/# /' >&3
+	[ "$status" -eq 0 ]
 }

@@ -8,7 +8,8 @@
  * in order, across appends that re-cut the last fragment; (2) a version
  * that keeps the bytes through new fragments is followed, (3) a rewrite in
  * an inner or the last fragment, a truncate, a replacement and an unlink
- * are final errors that keep the position; (4) a short buffer gets whole
+ * are final errors that keep the position, EIO (a damaged fragment) is not
+ * final: the position stays and a later call goes on; (4) a short buffer gets whole
  * rows, ERANGE with the row's length for a longer row; (5) an incomplete
  * row is withheld in ROWS mode and returned in BYTES mode; (6) a waiting
  * call wakes at a commit (inotify and polling), times out, (7) and is
@@ -338,6 +339,86 @@ static void test_fixed(payload_store *ps)
 	payload_follow_close(f);
 }
 
+/* Read the file PATH whole into *OUT (malloc'd). @return its length, -1. */
+static long slurp(const char *path, char **out)
+{
+	FILE *fp = fopen(path, "rb");
+	long n = -1;
+
+	*out = NULL;
+	if (fp && fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) > 0 && fseek(fp, 0, SEEK_SET) == 0 &&
+	    (*out = malloc((size_t)n)) && fread(*out, 1, (size_t)n, fp) != (size_t)n)
+		n = -1;
+	if (fp)
+		fclose(fp);
+	return n;
+}
+
+static int spill(const char *path, const char *data, long n)
+{
+	FILE *fp;
+	int ok;
+
+	chmod(path, 0644);
+	fp = fopen(path, "wb");
+	ok = fp && fwrite(data, 1, (size_t)n, fp) == (size_t)n;
+	if (fp)
+		ok &= fclose(fp) == 0;
+	return ok ? 0 : -1;
+}
+
+/* EIO is not final (payload(3)): a damaged fragment of the followed
+ * version fails the call, nothing is consumed, the next call reads again;
+ * once the image is whole again the calls return every byte from where
+ * they stopped, and what was appended meanwhile. */
+static void test_eio(payload_store *ps)
+{
+	static char want[64 << 10], got[64 << 10];
+	size_t wlen = gen_rows(want, 0, 300), glen = 0, a;
+	struct payload_follow_pos pos = { .offset = 99 };
+	char path[400], *orig = NULL, *bad = NULL;
+	payload_follow *f = NULL;
+	struct pver *pv = NULL;
+	uint64_t ino, id = 0;
+	long len;
+	ssize_t n;
+
+	wr("eio.log", want, wlen, 0, -1);
+	if (!tst_obj(W, "eio.log", &ino) && !store_pver_get(W, ino, &pv) && pver_nfrags(pv) > 2)
+		id = pver_frag(pv, 0)->id;
+	pver_put(pv);
+	snprintf(path, sizeof(path), "%s/fragments/%02x/%016llx.frag", dir, (unsigned)(id & 0xff),
+		 (unsigned long long)id);
+	len = id ? slurp(path, &orig) : -1;
+	CHECK(len > 64, "eio.log in fragments, the first one's image read (%ld bytes)", len);
+	if (len <= 64 || payload_follow_open(ps, "eio.log", PAYLOAD_FOLLOW_ROWS, 0, &f)) {
+		free(orig);
+		return;
+	}
+	bad = malloc((size_t)len);
+	memcpy(bad, orig, (size_t)len);
+	for (long i = len / 2; i < len / 2 + 16; i++)
+		bad[i] ^= 0x5a;
+	CHECK_EQ(spill(path, bad, len), 0, "the image is damaged on disk");
+	n = payload_follow_next(f, got, sizeof(got), 0);
+	CHECK_EQ(n, -EIO, "next over the damaged fragment: EIO");
+	CHECK(strstr(payload_errmsg(), "eio.log at byte 0") != NULL, "... naming the path and byte: %s",
+	      payload_errmsg());
+	CHECK(payload_follow_tell(f, &pos) == 0 && pos.offset == 0, "... nothing consumed (offset %llu)",
+	      (unsigned long long)pos.offset);
+	CHECK_EQ(payload_follow_next(f, got, sizeof(got), 0), -EIO, "the next call reads again: EIO while damaged");
+	CHECK_EQ(spill(path, orig, len), 0, "the image is whole again");
+	a = gen_rows(want + wlen, 300, 7);
+	wr("eio.log", want + wlen, a, wlen, -1);
+	wlen += a;
+	drain(f, got, &glen, sizeof(got));
+	CHECK(glen == wlen && memcmp(got, want, wlen) == 0,
+	      "then the calls return every byte from 0, and the rows appended meanwhile (%zu of %zu)", glen, wlen);
+	payload_follow_close(f);
+	free(orig);
+	free(bad);
+}
+
 static void test_errors(payload_store *ps)
 {
 	payload_follow *f = (payload_follow *)1;
@@ -384,6 +465,7 @@ int main(void)
 	test_not_appends(ps);
 	test_wait(ps);
 	test_fixed(ps);
+	test_eio(ps);
 	test_errors(ps);
 	payload_close(ps);
 	store_close(W);

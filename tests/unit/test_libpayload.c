@@ -9,12 +9,17 @@
  * read-only handle sees a commit made after it opened, and read-write is
  * refused while the store is held; (4) per-request errors leave the other
  * requests served and nothing copied into a short buffer; pinned versions
- * and snapshots read the old bytes; (5) threads share one handle. */
+ * and snapshots read the old bytes; (5) threads share one handle; (6)
+ * put_many: one txn, all or none, large members cut like a commit, a
+ * storage=memory directory refused (EINVAL, library and core), a member
+ * whose format changed between its cut and the txn refused (EBUSY, core:
+ * ns.c (9)), no image left behind by a failed batch. */
 #include "tests/unit/tap.h"
 #include "tests/unit/tstore.h"
 #include "lib/payload.h"
 #include "index/store.h"
 #include "index/store_int.h"
+#include "cache/fault.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -33,6 +38,8 @@ static size_t csv_len;
 static size_t row_at[ROWS + 2]; /* byte offset of data row i (row_at[ROWS] = end) */
 static char bin[50000];
 static uint64_t bin_ino, csv_ino;
+static struct idx_inode mem;    /* directory "mem", storage=memory */
+static long images(void);
 
 static uint64_t put(const char *name, const void *data, size_t len)
 {
@@ -79,6 +86,10 @@ static void setup(void)
 	csv_ino = put("e.csv", csv, csv_len);
 	bin_ino = put("b.bin", bin, sizeof(bin));
 	rc = store_mkdir(W, IDX_ROOT_INO, "d", 0755, 0, 0, NULL);
+	if (!rc)    /* a storage=memory directory: put_many refuses it (test_put) */
+		rc = store_mkdir(W, IDX_ROOT_INO, "mem", 0755, 0, 0, &mem);
+	if (!rc)
+		rc = store_setxattr(W, mem.ino, "user.payload.storage", "memory", 6, 0);
 	if (rc) {
 		printf("Bail out! mkdir: %d\n", rc);
 		exit(1);
@@ -436,6 +447,30 @@ static void test_put(payload_store *ps)
 		struct payload_put p[] = { { .path = "n1", .data = "A", .len = 1 }, { .path = "n1", .data = "B", .len = 1 } };
 		CHECK(payload_put_many(ps, p, 2) == 0 && has(ps, "n1", "B", 1), "a path given twice: the later wins");
 	}
+	/* storage=memory: its bytes would live only in a daemon's memory,
+	 * and a read-write handle means no daemon: refused (payload(3)) */
+	memset(big, 'm', sizeof(big));
+	{
+		long before = images();
+		struct payload_put p[] = {
+			{ .path = "n11", .data = "11", .len = 2 },
+			{ .path = "mem/small", .data = "s", .len = 1 },
+		};
+		CHECK_EQ(payload_put_many(ps, p, 2), -EINVAL, "a small member into a storage=memory directory: EINVAL");
+		CHECK_EQ(p[1].result, -EINVAL, "... the member says which");
+		CHECK(strstr(payload_errmsg(), "member 1 (mem/small): its directory has storage=memory") != NULL,
+		      "... message: %s", payload_errmsg());
+		CHECK_EQ(payload_stat(ps, "mem/small", &sb), -ENOENT, "... it is not created");
+		CHECK_EQ(payload_stat(ps, "n11", &sb), -ENOENT, "... nor the other member");
+		p[1].path = "mem/big";
+		p[1].data = big;
+		p[1].len = sizeof(big);
+		CHECK_EQ(payload_put_many(ps, p, 2), -EINVAL, "a large member into a storage=memory directory: EINVAL");
+		CHECK_EQ(p[1].result, -EINVAL, "... the member says which");
+		CHECK_EQ(payload_stat(ps, "mem/big", &sb), -ENOENT, "... it is not created");
+		CHECK_EQ(payload_stat(ps, "n11", &sb), -ENOENT, "... nor the other member");
+		CHECK_EQ(images(), before, "... and no fragment image was left");
+	}
 	payload_close(ro);
 }
 
@@ -548,6 +583,73 @@ static void test_put_big(payload_store *ps)
 	free(got);
 }
 
+/* ns.c (9): a large member is cut with its object's settings before the
+ * txn; when they change meanwhile the txn refuses it (EBUSY), nothing
+ * changes and no image stays. Reachable through the core only (the
+ * library has no setxattr and a read-write handle holds the store): a
+ * hook at the sync of the batch's images changes the format then. */
+static struct { uint64_t ino; int calls, rc; pthread_t self; } moved;
+
+static void move_format(void *arg)
+{
+	(void)arg;
+	/* only the put's own sync (putcut_finish, on the caller's thread):
+	 * the store's syncer thread may sync earlier commits meanwhile */
+	if (pthread_equal(pthread_self(), moved.self) && moved.calls++ == 0)
+		moved.rc = store_setxattr(W, moved.ino, "user.payload.format", "fixed:4", 7, 0);
+}
+
+static void test_put_format_moved(void)
+{
+	static char data[3 * 4096];
+	struct store_put p = { .parent = IDX_ROOT_INO, .name = "fx.bin", .data = data, .len = sizeof(data),
+			       .mode = 0644 };
+	struct idx_inode in;
+	size_t failed = 99;
+	long before;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 2654435761u >> 9);
+	if (tst_obj(W, "fx.bin", &moved.ino)) {
+		printf("Bail out! fx.bin\n");
+		exit(1);
+	}
+	before = images();
+	moved.self = pthread_self();
+	fault_hook("frag_fsync", move_format, NULL);
+	rc = store_put_many(W, &p, 1, &failed);
+	fault_reset();
+	CHECK(moved.calls >= 1 && moved.rc == 0, "the format changed while the member's images were synced (%d)",
+	      moved.rc);
+	CHECK_EQ(rc, -EBUSY, "store_put_many: EBUSY (cut with settings that moved)");
+	CHECK_EQ(failed, 0, "... the member is named");
+	CHECK_EQ(store_getattr(W, moved.ino, &in), 0, "getattr");
+	CHECK(in.size == 0 && in.fmt_kind == PFMT_FIXED && in.fmt_recsize == 4,
+	      "... the object is unchanged but for the new format (size %llu)", (unsigned long long)in.size);
+	CHECK_EQ(images(), before, "... no image of the batch stays");
+	{
+		/* the core refuses storage=memory too (ns.c put_member,
+		 * put_fmt), small or large, whatever its caller checked */
+		struct store_put m[] = {
+			{ .parent = IDX_ROOT_INO, .name = "c1", .data = "c", .len = 1, .mode = 0644 },
+			{ .parent = mem.ino, .name = "c2", .data = "c", .len = 1, .mode = 0644 },
+		};
+		CHECK_EQ(store_put_many(W, m, 2, &failed), -EINVAL, "core: a small member into storage=memory: EINVAL");
+		CHECK_EQ(failed, 1, "... the member is named");
+		m[1].data = data;
+		m[1].len = sizeof(data);
+		CHECK_EQ(store_put_many(W, m, 2, &failed), -EINVAL, "core: a large member into storage=memory: EINVAL");
+		CHECK(store_lookup(W, IDX_ROOT_INO, "c1", &in) == -ENOENT && store_lookup(W, mem.ino, "c2", &in) == -ENOENT,
+		      "... nothing created");
+		CHECK_EQ(images(), before, "... no image stays");
+	}
+	CHECK_EQ(store_put_many(W, &p, 1, &failed), 0, "the retry succeeds");
+	CHECK_EQ(store_getattr(W, moved.ino, &in), 0, "getattr");
+	CHECK(in.size == sizeof(data) && in.rows == sizeof(data) / 4, "... cut as fixed:4 records (%llu rows)",
+	      (unsigned long long)in.rows);
+}
+
 int main(void)
 {
 	payload_store *ps = NULL;
@@ -564,6 +666,7 @@ int main(void)
 	test_open_errors();
 	test_versions(ps);
 	test_threads(ps);
+	test_put_format_moved();
 	payload_close(ps);
 	store_close(W);
 	rc = payload_open(dir, PAYLOAD_RDWR, &ps);

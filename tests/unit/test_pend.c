@@ -1,7 +1,10 @@
 /* test_pend — pending names (index/ns.c P1-P6): a file created through
  * store_create_pending is in memory only until its first commit puts the
  * name, the content and the times in one txn; every namespace change sees
- * it as if it were in the index; a crash before the commit loses only it. */
+ * it as if it were in the index; a crash before the commit loses only it;
+ * a failed name-only commit keeps the name for the next namespace change
+ * or the close; a create that read the index before a merge of its name
+ * reads again (pend_gen). */
 #include <errno.h>
 #include <signal.h>
 #include <inttypes.h>
@@ -203,6 +206,76 @@ static void test_crash_loses_only_the_name(void)
 	store_close(st);
 }
 
+/* A name-only commit (a release without writes, fs/ops.c) that fails:
+ * the name stays pending and visible (P4), and the next namespace change
+ * (P2) or store_close (P6) commits it, empty. */
+static void test_failed_name_commit(void)
+{
+	struct store *st = open_at("e");
+	struct idx_inode in, d;
+	uint64_t a = pcreate(st, ROOT, "a"), b = pcreate(st, ROOT, "b"), c;
+
+	fault_arm("lmdb_commit", 1, EIO);
+	CHECK_EQ(store_pend_commit(st, a), -EIO, "a name-only commit that fails: its error");
+	fault_reset();
+	CHECK(store_pending(st, a), "the name stays pending (P4)");
+	CHECK_EQ(store_lookup(st, ROOT, "a", &in), 0, "still visible");
+	CHECK_EQ(in.size, 0, "as an empty file");
+	fault_arm("lmdb_commit", 1, ENOSPC);
+	CHECK_EQ(store_pend_commit(st, b), -ENOSPC, "another one fails: ENOSPC, not flattened");
+	fault_reset();
+	CHECK(store_pending(st, b), "that name stays pending too");
+	CHECK_EQ(store_mkdir(st, ROOT, "d", 0755, 0, 0, &d), 0, "the next namespace change");
+	CHECK(!store_pending(st, a) && !store_pending(st, b), "... merged both names (P2)");
+	c = pcreate(st, ROOT, "c");
+	fault_arm("lmdb_commit", 1, EIO);
+	CHECK_EQ(store_pend_commit(st, c), -EIO, "a third fails");
+	fault_reset();
+	CHECK(store_pending(st, c), "... and stays pending until the close");
+	store_close(st);
+	st = open_at("e");
+	CHECK_EQ(store_lookup(st, ROOT, "a", &in), 0, "after a reopen: the first name is in the index");
+	CHECK(in.ino == a && in.size == 0, "... the same inode, empty");
+	CHECK_EQ(store_lookup(st, ROOT, "b", &in), 0, "the second too");
+	CHECK_EQ(store_lookup(st, ROOT, "c", &in), 0, "the third: store_close merged it (P6)");
+	CHECK(in.ino == c && in.size == 0, "... the same inode, empty");
+	store_close(st);
+}
+
+/* P3's retry: a create read the index just before another create of the
+ * same name was merged (committed, then gone from st->pend): the name is
+ * in neither what it read nor st->pend, only pend_gen moved. It must read
+ * again (EEXIST), never add a second entry of the name. The point
+ * pend_read sits between the read and the re-check. */
+static struct { struct store *st; int calls, rc; uint64_t ino; } race;
+
+static void race_hook(void *arg)
+{
+	(void)arg;
+	if (race.calls++ != 0)
+		return;          /* the nested create and the retry pass here too */
+	race.ino = pcreate(race.st, ROOT, "same");
+	race.rc = race.ino ? store_pend_commit(race.st, race.ino) : -1;
+}
+
+static void test_create_retries_after_merge(void)
+{
+	struct store *st = open_at("f");
+	struct idx_inode in;
+	int rc;
+
+	race.st = st;
+	fault_hook("pend_read", race_hook, NULL);
+	rc = store_create_pending(st, ROOT, "same", S_IFREG | 0644, 0, 0, &in);
+	fault_reset();
+	CHECK(race.ino && race.rc == 0, "between a create's read and its re-check, a create of the name merged");
+	CHECK_EQ(rc, -EEXIST, "the create reads the index again (pend_gen moved): EEXIST");
+	CHECK_EQ(race.calls, 3, "... after a second read (the nested create read once)");
+	CHECK_EQ(store_lookup(st, ROOT, "same", &in), 0, "the name ...");
+	CHECK(in.ino == race.ino && !store_pending(st, in.ino), "... is the merged create's, in the index");
+	store_close(st);
+}
+
 int main(void)
 {
 	if (tut_mkdtemp(tmp, sizeof(tmp), "pend"))
@@ -211,6 +284,8 @@ int main(void)
 	test_namespace_rules();
 	test_failed_commit_keeps_name();
 	test_crash_loses_only_the_name();
+	test_failed_name_commit();
+	test_create_retries_after_merge();
 	tut_rmrf(tmp);
 	return tap_done();
 }
