@@ -419,6 +419,22 @@ ra_idle() {
 	[ $(($(stat_field io.fragments_read) - f0)) -le 2 ]
 }
 
+@test "a cold view's LOOKUP starts loading all its fragments, not only the two it scans" {
+	local v="$MNT/big.csv@rows=9950:12950" f0 n
+	big_store
+	mount_pfs fragment_size=65536    # an empty fragment cache
+	f0=$(stat_field io.fragments_read)
+	stat "$v" >/dev/null             # LOOKUP (and GETATTR): no open, no read
+	ra_idle
+	n=$(($(stat_field io.fragments_read) - f0))
+	echo "# fragments read by the lookup: $n" >&3
+	# ~177 KB of rows: at least 3 fragments of 64 KiB, of which the
+	# resolution alone scans at most 2 (those of rows 9950 and 12950)
+	[ "$n" -ge 3 ]
+	th_view "$TWIN/big.csv" 9950 12950 >"$TMP/want"
+	same_file "$v" "$TMP/want"
+}
+
 @test "format 3 (no row indexes): views are the same read-only and after the upgrade to 4 at the first read-write mount; new fragments get indexes" {
 	local_only "the fixture edits a local index (a RADOS store's is a copy of its log)"
 	big_store
