@@ -349,10 +349,14 @@ static int view_attr(struct pver *pv, uint64_t nodeid, const struct fnode_view *
 	return rc;
 }
 
-/* Attributes of view INO (object BASE). */
-/* LOOKUP of a row view: start loading its first rows (at most this many
- * bytes, read-ahead budget permitting) while the kernel goes on to open. */
-#define VIEW_LOOKUP_PREFETCH ((uint64_t)4 << 20)
+/* LOOKUP of a row view: start loading its fragments (at most this many
+ * bytes of them, read-ahead budget permitting) before resolving it, so
+ * that the two the resolve scans and the ones between go out together
+ * and keep loading while the kernel goes on to open and read
+ * (docs/benchmarks.md, views). */
+#define VIEW_LOOKUP_PREFETCH ((uint64_t)8 << 20)
+
+/* Attributes of view INO (object BASE); PREFETCH: a LOOKUP (see above). */
 
 static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, struct stat *s,
 		     int prefetch)
@@ -374,10 +378,9 @@ static int view_stat(struct pfs *p, uint64_t ino, const struct fnode_view *v, st
 		pver_put(pv);
 		return 0;
 	}
+	if (prefetch)   /* rows and part views only; present fragments are skipped */
+		view_prefetch(pv, &v->spec, VIEW_LOOKUP_PREFETCH);
 	rc = view_attr(pv, ino, v, &size, &vm, NULL, NULL);
-	if (!rc && prefetch && v->spec.kind != VIEW_META)
-		pver_prefetch(pv, vm.rows_off,
-			      vm.rows_off + (vm.rows_len < VIEW_LOOKUP_PREFETCH ? vm.rows_len : VIEW_LOOKUP_PREFETCH));
 	if (!rc) {
 		fill_stat(pver_inode(pv), s);
 		s->st_ino = ino;
@@ -1274,8 +1277,15 @@ static void read_ahead(struct fh *h, uint64_t off, size_t n)
 	uint64_t a = off, limit = UINT64_MAX;
 
 	if (h->kind == FH_VIEW) {
+		/* the rows part of [OFF, OFF+N), in object bytes: a read that
+		 * starts in the header (the first READ) reads rows from
+		 * rows_off on, not the object's own first bytes */
 		if (off + n <= h->vm.hdr_len)
 			return;     /* header bytes: nothing sequential yet */
+		if (off < h->vm.hdr_len) {
+			n -= (size_t)(h->vm.hdr_len - off);
+			off = h->vm.hdr_len;
+		}
 		a = view_object_offset(&h->vm, off);
 		limit = h->vm.rows_off + h->vm.rows_len;
 	}

@@ -821,6 +821,25 @@ void pver_prefetch(struct pver *pv, uint64_t a, uint64_t b)
 		free(refs);
 }
 
+void pver_prefetch_rows(struct pver *pv, uint64_t row_a, uint64_t row_b, uint64_t max)
+{
+	uint64_t a, b;
+	uint32_t j;
+
+	if (pv->inl || !pv->nfrags || row_a >= pv->in.rows || row_b < row_a || !max)
+		return;
+	a = pv->frags[frag_by_row(pv, row_a)].off;
+	if (row_b >= pv->in.rows) {
+		b = pv->in.size;
+	} else {
+		j = frag_by_row(pv, row_b);   /* where ROW_B starts: scanned too */
+		b = pv->frags[j].off + pv->frags[j].len;
+	}
+	if (b - a > max)
+		b = a + max;
+	pver_prefetch(pv, a, b);
+}
+
 void pver_readahead(struct pver *pv, struct readahead *ra, uint64_t off, size_t len, uint64_t limit)
 {
 	uint64_t end = off + len, slack = 2 * (uint64_t)pv->st->frag_size + ((uint64_t)1 << 20);

@@ -335,6 +335,12 @@ void pver_readahead(struct pver *pv, struct readahead *ra, uint64_t off, size_t 
 /* Start loading the fragments of bytes [A, B) of PV in the background
  * (read-ahead budget permitting; never blocks). */
 void pver_prefetch(struct pver *pv, uint64_t a, uint64_t b);
+/* The same for the fragments holding rows [ROW_A, ROW_B) (0-based over all
+ * rows, header included), from the fragment where ROW_A starts through the
+ * one where ROW_B starts, at most MAX bytes of fragments from the first:
+ * found with the fragment list alone (no row index, no decoding), so it
+ * can run before the rows' exact offsets are known (view.c: view_prefetch). */
+void pver_prefetch_rows(struct pver *pv, uint64_t row_a, uint64_t row_b, uint64_t max);
 
 /* Byte offsets OFFS[k] where rows ROWS[k] start (N <= 8), with every
  * fragment to scan fetched in ONE batch. @return 0, -EIO, -EINVAL. */

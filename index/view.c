@@ -167,6 +167,20 @@ void view_row_range(const struct view_spec *sp, uint64_t r, uint64_t *a, uint64_
 		*b = *a;
 }
 
+void view_prefetch(struct pver *pv, const struct view_spec *sp, uint64_t max)
+{
+	const struct idx_inode *in = pver_inode(pv);
+	uint64_t hdr = inode_is_fixed(in) ? 0 : in->header, a, b;
+
+	if (sp->kind != VIEW_ROWS && sp->kind != VIEW_PART)
+		return;
+	if (hdr > in->rows)
+		hdr = in->rows;
+	view_row_range(sp, in->rows - hdr, &a, &b);
+	if (a < b)
+		pver_prefetch_rows(pv, hdr + a, hdr + b, max);
+}
+
 int view_resolve(struct pver *pv, const struct view_spec *sp, struct view_map *m)
 {
 	const struct idx_inode *in = pver_inode(pv);

@@ -56,6 +56,13 @@ struct view_map {
 /* Resolve a rows/part SPEC of PV. @return 0, -EIO, -EINVAL (not a rows or
  * part view). */
 int view_resolve(struct pver *pv, const struct view_spec *spec, struct view_map *out);
+/* Start loading (in the background, read-ahead budget permitting; never
+ * blocks, decodes nothing) the fragments a rows/part SPEC of PV covers,
+ * at most MAX bytes of them from the first, including the two that
+ * view_resolve scans for the exact row offsets: called just before
+ * view_resolve, all of a view's fragments go out together instead of
+ * the scanned ones first and the rest after the lookup. */
+void view_prefetch(struct pver *pv, const struct view_spec *spec, uint64_t max);
 static inline uint64_t view_size(const struct view_map *m) { return m->hdr_len + m->rows_len; }
 /* Read LEN bytes at OFF of the view. @return bytes read or -errno. */
 ssize_t view_read(struct pver *pv, const struct view_map *m, void *buf, size_t len, uint64_t off);

@@ -393,6 +393,48 @@ PY
 	same_file "$MNT/big.csv@part=1/4" "$TMP/want"
 }
 
+# ra_idle — wait (at most 5 s) until no read-ahead is in flight.
+ra_idle() {
+	local i
+	for i in $(seq 50); do
+		[ "$(stat_field io.inflight_read_ahead_bytes)" -eq 0 ] && return 0
+		sleep 0.1
+	done
+	echo "# read-ahead still in flight after 5 s" >&2
+	return 1
+}
+
+@test "a cold view read in small pieces loads only its own fragments: its read-ahead follows its rows, not the object's first bytes" {
+	local v="$MNT/big.csv@rows=9950:10950" f0
+	big_store
+	mount_pfs fragment_size=65536    # an empty fragment cache
+	th_view "$TWIN/big.csv" 9950 10950 >"$TMP/want"
+	f0=$(stat_field io.fragments_read)
+	# 16 KiB READs: the first one (header and first rows) starts the
+	# handle's read-ahead; ~59 KB of rows lie in at most 2 fragments
+	dd if="$v" of="$TMP/got" bs=16k status=none
+	ra_idle
+	same_file "$TMP/got" "$TMP/want"
+	echo "# fragments read: $(($(stat_field io.fragments_read) - f0))" >&3
+	[ $(($(stat_field io.fragments_read) - f0)) -le 2 ]
+}
+
+@test "a cold view's LOOKUP starts loading all its fragments, not only the two it scans" {
+	local v="$MNT/big.csv@rows=9950:12950" f0 n
+	big_store
+	mount_pfs fragment_size=65536    # an empty fragment cache
+	f0=$(stat_field io.fragments_read)
+	stat "$v" >/dev/null             # LOOKUP (and GETATTR): no open, no read
+	ra_idle
+	n=$(($(stat_field io.fragments_read) - f0))
+	echo "# fragments read by the lookup: $n" >&3
+	# ~177 KB of rows: at least 3 fragments of 64 KiB, of which the
+	# resolution alone scans at most 2 (those of rows 9950 and 12950)
+	[ "$n" -ge 3 ]
+	th_view "$TWIN/big.csv" 9950 12950 >"$TMP/want"
+	same_file "$v" "$TMP/want"
+}
+
 @test "format 3 (no row indexes): views are the same read-only and after the upgrade to 4 at the first read-write mount; new fragments get indexes" {
 	local_only "the fixture edits a local index (a RADOS store's is a copy of its log)"
 	big_store
