@@ -559,8 +559,9 @@ int main(int argc, char *argv[])
 	pfs.rdonly = o.ro;
 	if (store_get_conf(pfs.st)->kind == STORE_RADOS && store_get_conf(pfs.st)->role == STORE_FOLLOWER) {
 		pfs.rdonly = 1;               /* a follower: every change is EROFS */
-		store_set_change_cb(pfs.st, pfs_applied, &pfs);
 	}
+	/* a follower's applied changes; a writer's swaps (ops.c (6h)) */
+	store_set_change_cb(pfs.st, pfs_applied, &pfs);
 	pfs.page_cache = !o.direct_io;
 	pfs.cache_size = so.cache_size;
 	pfs.started_ns = store_now_ns();
@@ -593,6 +594,8 @@ int main(int argc, char *argv[])
 	rc = serve(se, &co) ? 1 : 0;
 	log_info("unmounted %s", co.mountpoint);
 out:
+	if (pfs.st)      /* no callback once the notifier and the nodes go */
+		store_set_change_cb(pfs.st, NULL, NULL);
 	notify_stop();
 	if (se) {
 		if (mounted)

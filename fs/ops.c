@@ -824,13 +824,14 @@ static int kill_privs(fuse_req_t req, uint64_t ino, uint64_t *seen)
 	return rc;
 }
 
-/* ---- a follower of a RADOS store (docs/rados.md) ---- */
+/* ---- a follower of a RADOS store (docs/rados.md), and swaps ---- */
+
+static size_t follow_append(struct store *st, uint64_t ino, struct pver *nv);
 
 void pfs_applied(void *arg, const struct store_change *c)
 {
 	char name[IDX_NAME_MAX + 1];
 
-	(void)arg;
 	switch (c->kind) {
 	case STORE_CHANGE_INODE:
 		after_commit(c->ino, 0, 0);      /* a file object's nodes and names */
@@ -847,6 +848,10 @@ void pfs_applied(void *arg, const struct store_change *c)
 	case STORE_CHANGE_ALL:
 		log_info("the index was replaced (a base was loaded, or a snapshot changed): names and "
 			 "attributes the kernel caches are refreshed at their next lookup");
+		break;
+	case STORE_CHANGE_SWAP:          /* (6h): followers move as after an append */
+		(void)follow_append(((struct pfs *)arg)->st, c->ino, c->pv);
+		after_commit(c->ino, 0, 0);      /* next lookups: the new version's node */
 		break;
 	}
 }
@@ -1469,9 +1474,9 @@ static int on_nodes(const struct fh *h, const uint64_t *nodes, size_t n)
 	return 0;
 }
 
-/* (6a) Move the read handles on NODES[0..N) of object INO that pin
- * version FROM to NV. @return 0, or -ENOMEM (nothing moved). */
-static int follow_handles(uint64_t ino, uint64_t from, struct pver *nv, const uint64_t *nodes, size_t n)
+/* (6a) Move the read handles on NODES[0..N) of object INO that pin a
+ * version in [LO, NV's - 1] to NV. @return 0, or -ENOMEM (nothing moved). */
+static int follow_handles(uint64_t ino, uint64_t lo, struct pver *nv, const uint64_t *nodes, size_t n)
 {
 	struct pver **old = NULL;
 	size_t cnt = 0, k = 0;
@@ -1488,7 +1493,7 @@ static int follow_handles(uint64_t ino, uint64_t from, struct pver *nv, const ui
 		if (!h->reader || h->ino != ino || !on_nodes(h, nodes, n))
 			continue;
 		pthread_mutex_lock(&h->ra_lock);
-		if (pver_inode(h->pv)->version == from) {
+		if (pver_inode(h->pv)->version >= lo && pver_inode(h->pv)->version < pver_inode(nv)->version) {
 			old[k++] = h->pv;
 			h->pv = pver_ref(nv);
 		}
@@ -1501,21 +1506,25 @@ static int follow_handles(uint64_t ino, uint64_t from, struct pver *nv, const ui
 	return 0;
 }
 
-/* (6a) Move the followers of version TO - 1 of object INO (its nodes
- * that show it, and their handles that pin it) to TO. Under follow_lock
- * held exclusively. @return the number of nodes that moved (their
- * notices are queued). */
+/* (6a) Move the followers of versions [pver_extends_from(TO), TO - 1]
+ * of object INO (its nodes that show one, and their handles that pin
+ * one) to TO. Under follow_lock held exclusively. @return the number of
+ * nodes that moved (their notices are queued). */
 static size_t follow_step(uint64_t ino, struct pver *to)
 {
-	uint64_t from = pver_inode(to)->version - 1, old_size, *nodes = NULL;
+	uint64_t hi = pver_inode(to)->version - 1, lo = pver_extends_from(to), old_size, *nodes = NULL;
 	size_t n = 0, moved = 0;
 
-	if (fn_followers(ino, from, &nodes, &n) == 0 && n &&
-	    follow_handles(ino, from, to, nodes, n) == 0) {
+	if (fn_followers(ino, lo, hi, &nodes, &n) == 0 && n &&
+	    follow_handles(ino, lo, to, nodes, n) == 0) {
 		/* (6d): the handles first, then their nodes */
 		for (size_t i = 0; i < n; i++)
-			if (fn_follow(nodes[i], from, pver_inode(to), &old_size)) {
-				(void)notify_grow(nodes[i], old_size, to);
+			if (fn_follow(nodes[i], lo, hi, pver_inode(to), &old_size)) {
+				/* (6h): a swap's same size: attributes only */
+				if (old_size == pver_inode(to)->size)
+					(void)notify_attr(nodes[i]);
+				else
+					(void)notify_grow(nodes[i], old_size, to);
 				moved++;
 			}
 	}
@@ -1549,7 +1558,8 @@ static size_t follow_append(struct store *st, uint64_t ino, struct pver *nv)
 		moved += step;
 		if (!(cur = store_pver_cached(st, ino)))
 			break;       /* a cold one has no flag: no index read here */
-		if (pver_inode(cur)->version != pver_inode(at)->version + 1 || !pver_extends(cur)) {
+		if (pver_inode(cur)->version <= pver_inode(at)->version || !pver_extends(cur) ||
+		    pver_extends_from(cur) > pver_inode(at)->version) {
 			pver_put(cur);
 			break;
 		}

@@ -155,6 +155,58 @@ static int write_compressed(struct store *st, const struct frag_desc *d, uint64_
 	return rc;
 }
 
+/* (S7) The version the swap makes: PREV's list (the cached current
+ * version when it is version IN->version - 1, else the index's, read in
+ * T after R was put) with ND at ND->off; same bytes as PREV, so marked
+ * extends of the whole run of byte-identical versions PREV ends. @return
+ * a version (one reference) or NULL (no memory: nobody follows). */
+static struct pver *swapped_pver(struct store *st, struct idx_txn *t, const struct idx_inode *in,
+				 const struct frag_desc *nd)
+{
+	struct pver *prev = store_pver_cached(st, in->ino), *pv = calloc(1, sizeof(*pv));
+	uint64_t pver_no = in->version - 1;
+	uint32_t at = 0;
+	int rc = pv ? 0 : -ENOMEM;
+
+	if (prev && (prev->in.version != pver_no || !prev->nfrags)) {
+		pver_put(prev);
+		prev = NULL;
+	}
+	if (!rc && prev) {
+		if (!(pv->frags = malloc(prev->nfrags * sizeof(*pv->frags))))
+			rc = -ENOMEM;
+		else
+			memcpy(pv->frags, prev->frags, prev->nfrags * sizeof(*pv->frags));
+		pv->nfrags = prev->nfrags;
+		while (!rc && at < pv->nfrags && pv->frags[at].off != nd->off)
+			at++;
+		if (!rc && at < pv->nfrags)
+			pv->frags[at] = *nd;
+		else if (!rc)
+			rc = -EIO;                        /* not the list R is in */
+	} else if (!rc) {
+		rc = idx_frags_load(t, in->ino, &pv->frags, &pv->nfrags);
+	}
+	if (!rc) {
+		pv->st = st;
+		pv->refs = 1;
+		pv->in = *in;
+		rc = store_pin_list(st, pv, prev, prev ? at : 0);
+	}
+	if (rc) {
+		if (pv)
+			free(pv->frags);
+		free(pv);
+		pver_put(prev);
+		return NULL;
+	}
+	pv->same_since = store_same_since(st, prev, in->ino, pver_no);
+	pv->extends = 1;
+	pv->ext_from = pv->same_since;
+	pver_put(prev);
+	return pv;
+}
+
 /* (S4): swap R = (INO, D->off) from D->id to NEWID; NEWID 0 (lz4 does
  * not shrink A) only clears R's flag: A is final as it is. @return 1
  * swapped, 0 not (R moved on, or A is shared), -errno. */
@@ -164,6 +216,7 @@ static int swap_txn(struct store *st, uint64_t ino, const struct frag_desc *d, u
 	struct idx_txn *t;
 	struct frag_desc cur, nd;
 	struct idx_inode in;
+	struct pver *pv = NULL;
 	uint32_t count = 0, now;
 	const void *ri;
 	size_t rilen;
@@ -216,6 +269,8 @@ static int swap_txn(struct store *st, uint64_t ino, const struct frag_desc *d, u
 		rc = idx_inode_put(t, &in);
 	}
 	if (!rc)
+		pv = swapped_pver(st, t, &in, &nd);       /* (S7) */
+	if (!rc)
 		rc = idx_meta_put_u64(t, "next_frag", __atomic_load_n(&st->next_frag, __ATOMIC_RELAXED));
 	free(copy);
 	if (rc == 1) {
@@ -228,13 +283,21 @@ static int swap_txn(struct store *st, uint64_t ino, const struct frag_desc *d, u
 	else
 		store_wabort(st, t);
 	if (!rc) {
-		store_pvcur_drop(st, ino);               /* under commit_lock: pver.c (2) */
+		if (pv)                                  /* under commit_lock: pver.c (2) */
+			store_pvcur_set(st, pv);
+		else
+			store_pvcur_drop(st, ino);
 		swapped = 1;
 	}
 	store_wunlock(st);
-	if (rc)
+	if (rc) {
+		pver_put(pv);
 		return rc;
+	}
 	dur_after_commit(st);
+	if (pv)                                      /* (S7): followers move */
+		store_changed_swap(st, ino, pv);
+	pver_put(pv);
 	return swapped;
 }
 
