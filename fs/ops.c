@@ -70,7 +70,8 @@
  *          commit from its segment list under commit_lock, commit.c (9))
  *          moves every file node that shows F, has read handles and no
  *          writer, to N (fn_follow), and every read handle of such a node
- *          that pins F to N. Nothing else moves: after a rewrite, a shrink
+ *          that pins F to N. F is a range [pver_extends_from(N), N - 1]
+ *          when recompression swaps made the versions before N (h). Nothing else moves: after a rewrite, a shrink
  *          or a commit whose base was overtaken, readers keep their
  *          version as in (1); readers of an older version than F are on
  *          older nodes and stay; views, @meta and writers never follow;
@@ -127,6 +128,21 @@
  *          exclusive hold, so an append that commits after the check
  *          moves them itself. Three or more moves out of order, or a
  *          current version loaded cold (no flag), stop them earlier.
+ *      (h) Swaps (index/recompress.c (S7)). The background recompression
+ *          gives an object a new version N with exactly the bytes and
+ *          size of N - 1; it is marked extends like an append, with
+ *          pver_extends_from(N) the first of the run of such versions,
+ *          and announced through the store's change callback
+ *          (STORE_CHANGE_SWAP, on the recompressor's thread, after its
+ *          txn and commit_lock, as a commit's close announces its own),
+ *          which moves followers exactly as (a), (d), (g) say, from any
+ *          version of the run. The size does not change, so a moved node
+ *          gets an attribute notice only (its pages are N's bytes). A
+ *          commit overtaken by swaps only is an append of the whole run
+ *          (commit.c (9)): a writer held open across a swap, or a swap's
+ *          move that runs after a later append's, still moves everyone
+ *          (the chase goes on to any current version whose run covers
+ *          the version reached). RADOS stores never stage: no swaps.
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
