@@ -559,9 +559,10 @@ int main(int argc, char *argv[])
 	pfs.rdonly = o.ro;
 	if (store_get_conf(pfs.st)->kind == STORE_RADOS && store_get_conf(pfs.st)->role == STORE_FOLLOWER) {
 		pfs.rdonly = 1;               /* a follower: every change is EROFS */
+		store_set_change_cb(pfs.st, pfs_applied, &pfs);
+	} else if (store_get_conf(pfs.st)->kind == STORE_LOCAL) {
+		store_set_change_cb(pfs.st, pfs_applied, &pfs);   /* swaps: ops.c (6h) */
 	}
-	/* a follower's applied changes; a writer's swaps (ops.c (6h)) */
-	store_set_change_cb(pfs.st, pfs_applied, &pfs);
 	pfs.page_cache = !o.direct_io;
 	pfs.cache_size = so.cache_size;
 	pfs.started_ns = store_now_ns();
