@@ -289,6 +289,44 @@ PY
 	[ "$status" -eq 0 ]
 }
 
+@test "an append whose base a swap overtook moves the swap's readers before the swap's own move runs (ops.c (6h), (6g))" {
+	local_only "RADOS stores never stage raw (docs/format.md, Format 5)"
+	# follow_delay: the 1st move (the swap's: a new file's first commit,
+	# O_TRUNC, is no append) waits 1 s before it looks for followers
+	PAYLOADFS_FAULT=follow_delay:1:EIO PAYLOADFS_STAGE_RAW=always mount_pfs fragment_size=64K
+	python3 - "$MNT" <<'PY'
+import json, os, sys, time
+mnt = sys.argv[1]
+p = os.path.join(mnt, "s.csv")
+def stats():
+    return json.load(open(os.path.join(mnt, ".stats")))["ingest"]
+base = b"".join(b"%07d,row\n" % i for i in range(2000))       # 24 KB: one fragment
+open(p, "wb").write(base)
+v1 = int(os.getxattr(p, "user.payload.version"))
+r = os.open(p, os.O_RDONLY)
+assert os.read(r, len(base) + 100) == base
+w = os.open(p, os.O_WRONLY | os.O_APPEND)                      # its base: v1
+end = time.monotonic() + 10
+while int(os.getxattr(p, "user.payload.version")) == v1:       # the swap committed
+    assert time.monotonic() < end, "no swap"
+    time.sleep(0.01)
+row = b"appended," + b"x" * 100 + b"\n"
+os.write(w, row)
+os.fsync(w)                        # an append of v1 and of the swap's version
+assert stats()["recompressed"] == 0, "the swap's move already ran"
+assert os.read(r, 1000) == row     # moved by the append, from v1
+assert os.fstat(r).st_size == len(base) + len(row)
+os.close(w)
+end = time.monotonic() + 10
+while stats()["recompressed"] < 1:
+    assert time.monotonic() < end, "the swap did not finish"
+    time.sleep(0.05)
+assert os.pread(r, 100000, 0) == base + row
+os.close(r)
+PY
+	grep -q 'fault point follow_delay fired' "$LOG"
+}
+
 @test "payloadctl compress: fragments staged raw by an import are compressed offline, same bytes, fsck clean; it refuses a mounted store" {
 	local_only "RADOS stores never stage raw (docs/format.md, Format 5)"
 	local nfrags
