@@ -4,6 +4,8 @@
 # (nothing is spilled to staging/), random writes, truncates and rewrites
 # over those pre-cut ranges before close stay exact, and failures while
 # streaming reach close(2) with their errno and leave no image behind.
+# Staged raw fragments are compressed in the background, and readers that
+# follow the object move across those swaps (index/recompress.c (S7)).
 
 load helpers
 
