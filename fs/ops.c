@@ -70,8 +70,9 @@
  *          commit from its segment list under commit_lock, commit.c (9))
  *          moves every file node that shows F, has read handles and no
  *          writer, to N (fn_follow), and every read handle of such a node
- *          that pins F to N. F is a range [pver_extends_from(N), N - 1]
- *          when recompression swaps made the versions before N (h). Nothing else moves: after a rewrite, a shrink
+ *          that pins F to N (F is a range [pver_extends_from(N), N - 1]
+ *          when recompression swaps made the versions before N: (h)).
+ *          Nothing else moves: after a rewrite, a shrink
  *          or a commit whose base was overtaken, readers keep their
  *          version as in (1); readers of an older version than F are on
  *          older nodes and stay; views, @meta and writers never follow;
