@@ -36,7 +36,7 @@
  *   rlog_renew     each renewal of the writer's lease (cache/rlog_writer.c)
  *   rlog_base      a base's chunks written, the base not yet recorded
  *   rlog_watch     each new attempt of the watch keeper to watch the head
- *   follow_delay   a commit's follower move (fs/ops.c (6g)): when it
+ *   follow_delay   a commit's or a swap's follower move (fs/ops.c (6g), (6h)): when it
  *                  fires, the move waits 1 s first (the errno is ignored)
  *   commit_member  a commit round's member (RADOS writer, index/gcommit.c)
  *                  has its txn and is about to run its operation (the

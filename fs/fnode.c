@@ -728,7 +728,7 @@ void fn_close_read(uint64_t nodeid, int pc)
 	pthread_mutex_unlock(&fn_lock);
 }
 
-int fn_followers(uint64_t ino, uint64_t from, uint64_t **nodes, size_t *n)
+int fn_followers(uint64_t ino, uint64_t lo, uint64_t hi, uint64_t **nodes, size_t *n)
 {
 	struct fobj *o;
 	size_t k = 0, cnt = 0;
@@ -739,25 +739,26 @@ int fn_followers(uint64_t ino, uint64_t from, uint64_t **nodes, size_t *n)
 	pthread_mutex_lock(&fn_lock);
 	o = obj_find(ino);
 	for (struct fnode *f = o ? o->nodes : NULL; f; f = f->onext)
-		cnt += f->f.version == from && f->f.readers && !f->f.writers;
+		cnt += f->f.version >= lo && f->f.version <= hi && f->f.readers && !f->f.writers;
 	if (cnt && !(*nodes = malloc(cnt * sizeof(**nodes))))
 		rc = -ENOMEM;
 	for (struct fnode *f = o && !rc ? o->nodes : NULL; f; f = f->onext)
-		if (f->f.version == from && f->f.readers && !f->f.writers)
+		if (f->f.version >= lo && f->f.version <= hi && f->f.readers && !f->f.writers)
 			(*nodes)[k++] = f->id;
 	*n = k;
 	pthread_mutex_unlock(&fn_lock);
 	return rc;
 }
 
-int fn_follow(uint64_t nodeid, uint64_t from, const struct idx_inode *in, uint64_t *old_size)
+int fn_follow(uint64_t nodeid, uint64_t lo, uint64_t hi, const struct idx_inode *in, uint64_t *old_size)
 {
 	struct fnode *f;
 	int moved = 0;
 
 	pthread_mutex_lock(&fn_lock);
 	f = node_find(nodeid);
-	if (f && f->kind == K_FILE && f->f.version == from && !f->f.writers && in->version > from) {
+	if (f && f->kind == K_FILE && f->f.version >= lo && f->f.version <= hi && !f->f.writers &&
+	    in->version > hi) {
 		struct fnode *cur = f->obj->cur_node ? node_find(f->obj->cur_node) : NULL;
 		*old_size = f->f.size;
 		f->f.version = in->version;      /* invariant (7) */

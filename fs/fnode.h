@@ -213,16 +213,18 @@ void fn_attr_cached(uint64_t nodeid, double timeout);
  * object INO (ops.c (3c)). */
 int fn_attrs_cached(uint64_t ino);
 
-/* Streams (ops.c (6)): the file nodes of object INO that show version
- * FROM, have open read handles and no writer — the nodes whose readers
- * follow a commit that appended to FROM. *NODES is malloc'd (the caller
+/* Streams (ops.c (6)): the file nodes of object INO that show a version
+ * in [LO, HI], have open read handles and no writer — the nodes whose
+ * readers follow a commit that appended to HI (and kept every byte of LO
+ * .. HI - 1: swaps, pver_extends_from). *NODES is malloc'd (the caller
  * frees it; NULL when *N is 0). @return 0 or -ENOMEM (then nobody follows). */
-int fn_followers(uint64_t ino, uint64_t from, uint64_t **nodes, size_t *n);
-/* Move file node NODEID from version FROM to IN's version, size and mtime
- * (IN keeps every byte of FROM: pver_extends), if it still shows FROM and
- * has no writer; it then becomes the object's current node unless sealed.
+int fn_followers(uint64_t ino, uint64_t lo, uint64_t hi, uint64_t **nodes, size_t *n);
+/* Move file node NODEID from its version in [LO, HI] to IN's version,
+ * size and mtime (IN keeps every byte of those: pver_extends_from), if it
+ * still shows one of them (HI < IN's version) and has no writer; it then
+ * becomes the object's current node unless sealed.
  * @param[out] old_size the size it showed. @return 1 moved, 0 not. */
-int fn_follow(uint64_t nodeid, uint64_t from, const struct idx_inode *in, uint64_t *old_size);
+int fn_follow(uint64_t nodeid, uint64_t lo, uint64_t hi, const struct idx_inode *in, uint64_t *old_size);
 
 /* Name bookkeeping for invalidation: the kernel moved / dropped the entry
  * PARENT/NAME (rename, unlink). EXCHANGE swaps the two names' objects. */

@@ -560,6 +560,8 @@ int main(int argc, char *argv[])
 	if (store_get_conf(pfs.st)->kind == STORE_RADOS && store_get_conf(pfs.st)->role == STORE_FOLLOWER) {
 		pfs.rdonly = 1;               /* a follower: every change is EROFS */
 		store_set_change_cb(pfs.st, pfs_applied, &pfs);
+	} else if (store_get_conf(pfs.st)->kind == STORE_LOCAL) {
+		store_set_change_cb(pfs.st, pfs_applied, &pfs);   /* swaps: ops.c (6h) */
 	}
 	pfs.page_cache = !o.direct_io;
 	pfs.cache_size = so.cache_size;
@@ -593,6 +595,8 @@ int main(int argc, char *argv[])
 	rc = serve(se, &co) ? 1 : 0;
 	log_info("unmounted %s", co.mountpoint);
 out:
+	if (pfs.st)      /* no callback once the notifier and the nodes go */
+		store_set_change_cb(pfs.st, NULL, NULL);
 	notify_stop();
 	if (se) {
 		if (mounted)

@@ -70,7 +70,9 @@
  *          commit from its segment list under commit_lock, commit.c (9))
  *          moves every file node that shows F, has read handles and no
  *          writer, to N (fn_follow), and every read handle of such a node
- *          that pins F to N. Nothing else moves: after a rewrite, a shrink
+ *          that pins F to N (F is a range [pver_extends_from(N), N - 1]
+ *          when recompression swaps made the versions before N: (h)).
+ *          Nothing else moves: after a rewrite, a shrink
  *          or a commit whose base was overtaken, readers keep their
  *          version as in (1); readers of an older version than F are on
  *          older nodes and stay; views, @meta and writers never follow;
@@ -127,6 +129,21 @@
  *          exclusive hold, so an append that commits after the check
  *          moves them itself. Three or more moves out of order, or a
  *          current version loaded cold (no flag), stop them earlier.
+ *      (h) Swaps (index/recompress.c (S7)). The background recompression
+ *          gives an object a new version N with exactly the bytes and
+ *          size of N - 1; it is marked extends like an append, with
+ *          pver_extends_from(N) the first of the run of such versions,
+ *          and announced through the store's change callback
+ *          (STORE_CHANGE_SWAP, on the recompressor's thread, after its
+ *          txn and commit_lock, as a commit's close announces its own),
+ *          which moves followers exactly as (a), (d), (g) say, from any
+ *          version of the run. The size does not change, so a moved node
+ *          gets an attribute notice only (its pages are N's bytes). A
+ *          commit overtaken by swaps only is an append of the whole run
+ *          (commit.c (9)): a writer held open across a swap, or a swap's
+ *          move that runs after a later append's, still moves everyone
+ *          (the chase goes on to any current version whose run covers
+ *          the version reached). RADOS stores never stage: no swaps.
  */
 #include "fs/ops.h"
 #include "fs/fnode.h"
@@ -827,13 +844,14 @@ static int kill_privs(fuse_req_t req, uint64_t ino, uint64_t *seen)
 	return rc;
 }
 
-/* ---- a follower of a RADOS store (docs/rados.md) ---- */
+/* ---- a follower of a RADOS store (docs/rados.md), and swaps ---- */
+
+static size_t follow_append(struct store *st, uint64_t ino, struct pver *nv);
 
 void pfs_applied(void *arg, const struct store_change *c)
 {
 	char name[IDX_NAME_MAX + 1];
 
-	(void)arg;
 	switch (c->kind) {
 	case STORE_CHANGE_INODE:
 		after_commit(c->ino, 0, 0);      /* a file object's nodes and names */
@@ -850,6 +868,10 @@ void pfs_applied(void *arg, const struct store_change *c)
 	case STORE_CHANGE_ALL:
 		log_info("the index was replaced (a base was loaded, or a snapshot changed): names and "
 			 "attributes the kernel caches are refreshed at their next lookup");
+		break;
+	case STORE_CHANGE_SWAP:          /* (6h): followers move as after an append */
+		(void)follow_append(((struct pfs *)arg)->st, c->ino, c->pv);
+		after_commit(c->ino, 0, 0);      /* next lookups: the new version's node */
 		break;
 	}
 }
@@ -1479,9 +1501,9 @@ static int on_nodes(const struct fh *h, const uint64_t *nodes, size_t n)
 	return 0;
 }
 
-/* (6a) Move the read handles on NODES[0..N) of object INO that pin
- * version FROM to NV. @return 0, or -ENOMEM (nothing moved). */
-static int follow_handles(uint64_t ino, uint64_t from, struct pver *nv, const uint64_t *nodes, size_t n)
+/* (6a) Move the read handles on NODES[0..N) of object INO that pin a
+ * version in [LO, NV's - 1] to NV. @return 0, or -ENOMEM (nothing moved). */
+static int follow_handles(uint64_t ino, uint64_t lo, struct pver *nv, const uint64_t *nodes, size_t n)
 {
 	struct pver **old = NULL;
 	size_t cnt = 0, k = 0;
@@ -1498,7 +1520,7 @@ static int follow_handles(uint64_t ino, uint64_t from, struct pver *nv, const ui
 		if (!h->reader || h->ino != ino || !on_nodes(h, nodes, n))
 			continue;
 		pthread_mutex_lock(&h->ra_lock);
-		if (pver_inode(h->pv)->version == from) {
+		if (pver_inode(h->pv)->version >= lo && pver_inode(h->pv)->version < pver_inode(nv)->version) {
 			old[k++] = h->pv;
 			h->pv = pver_ref(nv);
 		}
@@ -1511,21 +1533,25 @@ static int follow_handles(uint64_t ino, uint64_t from, struct pver *nv, const ui
 	return 0;
 }
 
-/* (6a) Move the followers of version TO - 1 of object INO (its nodes
- * that show it, and their handles that pin it) to TO. Under follow_lock
- * held exclusively. @return the number of nodes that moved (their
- * notices are queued). */
+/* (6a) Move the followers of versions [pver_extends_from(TO), TO - 1]
+ * of object INO (its nodes that show one, and their handles that pin
+ * one) to TO. Under follow_lock held exclusively. @return the number of
+ * nodes that moved (their notices are queued). */
 static size_t follow_step(uint64_t ino, struct pver *to)
 {
-	uint64_t from = pver_inode(to)->version - 1, old_size, *nodes = NULL;
+	uint64_t hi = pver_inode(to)->version - 1, lo = pver_extends_from(to), old_size, *nodes = NULL;
 	size_t n = 0, moved = 0;
 
-	if (fn_followers(ino, from, &nodes, &n) == 0 && n &&
-	    follow_handles(ino, from, to, nodes, n) == 0) {
+	if (fn_followers(ino, lo, hi, &nodes, &n) == 0 && n &&
+	    follow_handles(ino, lo, to, nodes, n) == 0) {
 		/* (6d): the handles first, then their nodes */
 		for (size_t i = 0; i < n; i++)
-			if (fn_follow(nodes[i], from, pver_inode(to), &old_size)) {
-				(void)notify_grow(nodes[i], old_size, to);
+			if (fn_follow(nodes[i], lo, hi, pver_inode(to), &old_size)) {
+				/* (6h): a swap's same size: attributes only */
+				if (old_size == pver_inode(to)->size)
+					(void)notify_attr(nodes[i]);
+				else
+					(void)notify_grow(nodes[i], old_size, to);
 				moved++;
 			}
 	}
@@ -1559,7 +1585,8 @@ static size_t follow_append(struct store *st, uint64_t ino, struct pver *nv)
 		moved += step;
 		if (!(cur = store_pver_cached(st, ino)))
 			break;       /* a cold one has no flag: no index read here */
-		if (pver_inode(cur)->version != pver_inode(at)->version + 1 || !pver_extends(cur)) {
+		if (pver_inode(cur)->version <= pver_inode(at)->version || !pver_extends(cur) ||
+		    pver_extends_from(cur) > pver_inode(at)->version) {
 			pver_put(cur);
 			break;
 		}

@@ -62,7 +62,11 @@
  *      base at the same offsets (keeps_base), AND the version the txn
  *      replaces (read under commit_lock) is the session's base. A
  *      session whose base was overtaken by another commit (the last
- *      commit wins, design.md) is never marked, even if it appended.
+ *      commit wins, design.md) is never marked, even if it appended;
+ *      overtaken only by recompression swaps (recompress.c (S7): versions
+ *      with exactly the base's bytes, known from the version cache's
+ *      same_since, store_same_since) it is marked, and ext_from says
+ *      from which version on every version's bytes are kept.
  *      Fragment lists are not the test: an append re-cuts the base's
  *      small last fragment (2) and inline objects have none, while their
  *      bytes are kept all the same.
@@ -872,6 +876,7 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 	struct idx_txn *t;
 	struct pver *pv = NULL;
 	struct nsw w = { 0 };
+	uint64_t same = 0;
 	int rc = store_wbegin(st, &t), own_old = 0;
 
 	if (rc)
@@ -882,6 +887,8 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 		rc = idx_inode_get(t, base->in.ino, &cur);
 	if (!rc)
 		rc = inode_ro(&cur);     /* snapshots never change (snap.c (2)) */
+	if (!rc)    /* (9): the first version with the replaced one's bytes */
+		same = store_same_since(st, base, base->in.ino, cur.version);
 	if (!rc && data && settings_moved(&cur, newin)) {
 		with_settings(moved, base, &cur);
 		rc = -EAGAIN;
@@ -906,8 +913,10 @@ static int run_txn(struct store *st, struct pver *base, const struct idx_inode *
 		rc = idx_meta_put_u64(t, "next_frag", __atomic_load_n(&st->next_frag, __ATOMIC_RELAXED));
 	if (!rc)
 		rc = make_pver(st, &cur, list, n, inl, base, nshared, &pv);
-	if (!rc)    /* (9): it replaced the base itself (read under commit_lock) */
-		pv->extends = o->keeps_base && !own_old;
+	if (!rc) {  /* (9): it replaced the base, or a swap of it (read under commit_lock) */
+		pv->extends = o->keeps_base && base->in.version >= same;
+		pv->ext_from = pv->extends ? same : 0;
+	}
 	if (!rc)
 		rc = store_wcommit(st, t);     /* a round's outcome: gcommit.c (G4) */
 	else

@@ -382,6 +382,26 @@ int pver_extends(const struct pver *pv)
 	return pv->extends;
 }
 
+uint64_t pver_extends_from(const struct pver *pv)
+{
+	return pv->extends ? pv->ext_from : 0;
+}
+
+uint64_t store_same_since(struct store *st, const struct pver *hint, uint64_t ino, uint64_t version)
+{
+	struct pver *c;
+	uint64_t since = version;
+
+	if (hint && hint->in.ino == ino && hint->in.version == version && hint->same_since)
+		return hint->same_since;
+	if ((c = pvcur_get(st, ino)) != NULL) {
+		if (c->in.version == version && c->same_since)
+			since = c->same_since;
+		pver_put(c);
+	}
+	return since;
+}
+
 struct pver *pver_ref(struct pver *pv)
 {
 	__atomic_add_fetch(&pv->refs, 1, __ATOMIC_RELAXED);

@@ -16,9 +16,9 @@
  *       left the ingest 4-5x slower than staging all of them. PAYLOADFS_STAGE_RAW
  *       = behind: the daemon stages when behind (tools never do: no pass
  *       runs in them); = always stages every disk fragment; unset or 0
- *       never stages (the default for now: a swap bumps the object's
- *       version without marking it an append, so readers following the
- *       object stop at the swapped version; fs/ops.c (6)). Never for storage=memory images, RADOS stores
+ *       never stages (the default for now: the lead decides; since (S7)
+ *       readers following the object move across swaps). Never for
+ *       storage=memory images, RADOS stores
  *       (out of scope: their log would carry format-5 records to hosts
  *       of older builds) or stores below format 5. The .stats figure
  *       frags_staged_raw counts them.
@@ -45,8 +45,9 @@
  *       bytes: rowidx.c (1)), next_frag, and the inode's version bumped
  *       so that a commit whose base listed A reloads the list from the
  *       index instead of diffing against a stale one (commit.c run_txn).
- *       The object's cached version is dropped under commit_lock
- *       (pver.c (2)); pinned versions are untouched.
+ *       The object's cached version is replaced by the swapped one
+ *       (S7) under commit_lock (pver.c (2)); pinned versions are
+ *       untouched.
  *  (S5) Crash at any point leaves a readable store and nothing the mount
  *       sweep does not remove: before the txn commits, B is an image no
  *       `refs` record names (swept; R still names A, raw and readable);
@@ -63,6 +64,25 @@
  *       when a commit with staged fragments kicks it, while the previous
  *       pass made progress and left work, and 30 s after a failed one:
  *       an idle daemon scans nothing.
+ *  (S7) Streams (DESIGN §9, fs/ops.c (6), (6h)): the swap's version N
+ *       has exactly the bytes of the version N - 1 it replaced (same
+ *       size, same bytes at every offset: S2), so it keeps every byte of
+ *       it, as an append does: it is marked extends (pver_extends), with
+ *       ext_from = same_since = the first version of the run of
+ *       byte-identical versions N - 1 ends (N - 1 itself unless N - 1 is
+ *       a swap's version the version cache holds: store_same_since). The
+ *       version is built in the txn (N - 1's cached list with R -> B, or
+ *       the index's list), installed as the cached current version under
+ *       commit_lock like a commit's (pver.c (2)), and announced after the
+ *       commit lock is released, as a commit announces its version to
+ *       fs/ops.c: the store's change callback gets STORE_CHANGE_SWAP with
+ *       it (store_changed_swap), and ops.c moves the followers of
+ *       [ext_from, N - 1] to N (follow_append). A commit whose base was
+ *       overtaken only by swaps (base version >= same_since of the version
+ *       it replaces) is still an append (commit.c (9)), so a writer held
+ *       open across a swap keeps its readers following. Without a cached
+ *       N - 1 (evicted, cold) the run is N - 1 alone: fewer moves, never a
+ *       wrong one. Nothing changes for RADOS stores (they never stage).
  * The store ends up compressed once the pass ran over every staged
  * record: staged_pending in .stats says how many are left.
  */
@@ -95,9 +115,8 @@ void store_stage_raw_init(struct store *st, int daemon)
 	st->stage_raw = 0;
 	if (st->rdonly || st->rados || st->conf.kind != STORE_LOCAL || st->format < 5)
 		return;
-	/* opt-in until a swap moves followers (streams: a swap's new version
-	 * is not an append, so readers of the replaced one stop following
-	 * the object; fsx showed it): unset or 0 never stages */
+	/* opt-in (P1): unset or 0 never stages; a swap moves followers
+	 * (S7) */
 	if (e && strcmp(e, "always") == 0)
 		st->stage_raw = 2;
 	else if (e && strcmp(e, "behind") == 0)
@@ -155,6 +174,58 @@ static int write_compressed(struct store *st, const struct frag_desc *d, uint64_
 	return rc;
 }
 
+/* (S7) The version the swap makes: PREV's list (the cached current
+ * version when it is version IN->version - 1, else the index's, read in
+ * T after R was put) with ND at ND->off; same bytes as PREV, so marked
+ * extends of the whole run of byte-identical versions PREV ends. @return
+ * a version (one reference) or NULL (no memory: nobody follows). */
+static struct pver *swapped_pver(struct store *st, struct idx_txn *t, const struct idx_inode *in,
+				 const struct frag_desc *nd)
+{
+	struct pver *prev = store_pver_cached(st, in->ino), *pv = calloc(1, sizeof(*pv));
+	uint64_t pver_no = in->version - 1;
+	uint32_t at = 0;
+	int rc = pv ? 0 : -ENOMEM;
+
+	if (prev && (prev->in.version != pver_no || !prev->nfrags)) {
+		pver_put(prev);
+		prev = NULL;
+	}
+	if (!rc && prev) {
+		if (!(pv->frags = malloc(prev->nfrags * sizeof(*pv->frags))))
+			rc = -ENOMEM;
+		else
+			memcpy(pv->frags, prev->frags, prev->nfrags * sizeof(*pv->frags));
+		pv->nfrags = prev->nfrags;
+		while (!rc && at < pv->nfrags && pv->frags[at].off != nd->off)
+			at++;
+		if (!rc && at < pv->nfrags)
+			pv->frags[at] = *nd;
+		else if (!rc)
+			rc = -EIO;                        /* not the list R is in */
+	} else if (!rc) {
+		rc = idx_frags_load(t, in->ino, &pv->frags, &pv->nfrags);
+	}
+	if (!rc) {
+		pv->st = st;
+		pv->refs = 1;
+		pv->in = *in;
+		rc = store_pin_list(st, pv, prev, prev ? at : 0);
+	}
+	if (rc) {
+		if (pv)
+			free(pv->frags);
+		free(pv);
+		pver_put(prev);
+		return NULL;
+	}
+	pv->same_since = store_same_since(st, prev, in->ino, pver_no);
+	pv->extends = 1;
+	pv->ext_from = pv->same_since;
+	pver_put(prev);
+	return pv;
+}
+
 /* (S4): swap R = (INO, D->off) from D->id to NEWID; NEWID 0 (lz4 does
  * not shrink A) only clears R's flag: A is final as it is. @return 1
  * swapped, 0 not (R moved on, or A is shared), -errno. */
@@ -164,6 +235,7 @@ static int swap_txn(struct store *st, uint64_t ino, const struct frag_desc *d, u
 	struct idx_txn *t;
 	struct frag_desc cur, nd;
 	struct idx_inode in;
+	struct pver *pv = NULL;
 	uint32_t count = 0, now;
 	const void *ri;
 	size_t rilen;
@@ -216,6 +288,8 @@ static int swap_txn(struct store *st, uint64_t ino, const struct frag_desc *d, u
 		rc = idx_inode_put(t, &in);
 	}
 	if (!rc)
+		pv = swapped_pver(st, t, &in, &nd);       /* (S7) */
+	if (!rc)
 		rc = idx_meta_put_u64(t, "next_frag", __atomic_load_n(&st->next_frag, __ATOMIC_RELAXED));
 	free(copy);
 	if (rc == 1) {
@@ -228,13 +302,21 @@ static int swap_txn(struct store *st, uint64_t ino, const struct frag_desc *d, u
 	else
 		store_wabort(st, t);
 	if (!rc) {
-		store_pvcur_drop(st, ino);               /* under commit_lock: pver.c (2) */
+		if (pv)                                  /* under commit_lock: pver.c (2) */
+			store_pvcur_set(st, pv);
+		else
+			store_pvcur_drop(st, ino);
 		swapped = 1;
 	}
 	store_wunlock(st);
-	if (rc)
+	if (rc) {
+		pver_put(pv);
 		return rc;
+	}
 	dur_after_commit(st);
+	if (pv)                                      /* (S7): followers move */
+		store_changed_swap(st, ino, pv);
+	pver_put(pv);
 	return swapped;
 }
 

@@ -383,18 +383,35 @@ void store_release_frag(struct store *st, const struct frag_desc *d)
 
 void store_set_change_cb(struct store *st, void (*cb)(void *arg, const struct store_change *c), void *arg)
 {
+	pthread_mutex_lock(&st->change_lock);       /* none runs once it returns */
 	__atomic_store_n(&st->change_arg, arg, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->change_cb, cb, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&st->change_lock);
+}
+
+static void change_call(struct store *st, const struct store_change *c)
+{
+	if (!__atomic_load_n(&st->change_cb, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&st->change_lock);
+	if (st->change_cb)
+		st->change_cb(st->change_arg, c);
+	pthread_mutex_unlock(&st->change_lock);
 }
 
 void store_changed(struct store *st, enum store_change_kind kind, uint64_t ino, uint64_t parent,
 		   const char *name, size_t name_len)
 {
-	void (*cb)(void *, const struct store_change *) = __atomic_load_n(&st->change_cb, __ATOMIC_ACQUIRE);
-	struct store_change c = { kind, ino, parent, name, name_len };
+	struct store_change c = { kind, ino, parent, name, name_len, NULL };
 
-	if (cb)
-		cb(__atomic_load_n(&st->change_arg, __ATOMIC_RELAXED), &c);
+	change_call(st, &c);
+}
+
+void store_changed_swap(struct store *st, uint64_t ino, struct pver *pv)
+{
+	struct store_change c = { STORE_CHANGE_SWAP, ino, 0, NULL, 0, pv };
+
+	change_call(st, &c);
 }
 
 void store_unzombie(struct store *st, uint64_t id)
@@ -921,6 +938,7 @@ int store_open(const char *dir, const struct store_opts *o, struct store **out)
 	if (!st)
 		return -ENOMEM;
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->change_lock, NULL);
 	gate_init(&st->commit_lock);
 	store_pend_init(st, 0);
 	pthread_mutex_init(&st->sync_lock, NULL);
@@ -1051,6 +1069,7 @@ void store_close(struct store *st)
 	free(st->pins.vals);
 	free(st->pins.zombie);
 	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->change_lock);
 	gate_destroy(&st->commit_lock);
 	store_pend_fini(st);
 	pthread_mutex_destroy(&st->sync_lock);

@@ -70,14 +70,20 @@ struct store_opts {
 };
 
 /* What an applied log entry changed on a follower (store_set_change_cb):
- * the daemon drops what the kernel caches for it. */
-enum store_change_kind { STORE_CHANGE_INODE, STORE_CHANGE_DIRENT, STORE_CHANGE_ALL };
+ * the daemon drops what the kernel caches for it. And, on the store that
+ * writes (local only), SWAP: the background recompression gave object INO
+ * a new version PV with exactly the bytes of the one before
+ * (recompress.c (S7)); PV is marked extends (pver_extends_from), so
+ * readers follow it as after an append commit (fs/ops.c (6)). */
+enum store_change_kind { STORE_CHANGE_INODE, STORE_CHANGE_DIRENT, STORE_CHANGE_ALL, STORE_CHANGE_SWAP };
+struct pver;
 struct store_change {
 	enum store_change_kind kind;
-	uint64_t ino;            /* INODE */
+	uint64_t ino;            /* INODE, SWAP */
 	uint64_t parent;         /* DIRENT: the directory and the name (not */
 	const char *name;        /*   NUL-terminated, valid during the call) */
 	size_t name_len;
+	struct pver *pv;         /* SWAP: the new version (valid during the call) */
 };
 
 #define STORE_INLINE_MAX 4096   /* objects up to this size live in the index */
@@ -124,9 +130,10 @@ int store_sync(struct store *st);
  * and tools that count image files; returns at once on read-only stores. */
 void store_reap_wait(struct store *st);
 
-/* Call CB(ARG, change) (on the store's thread that applies the log) for
- * every change a follower applies. Set it right after store_open, before
- * the store is used; NULL stops. */
+/* Call CB(ARG, change) (on the store's thread that applies the log, or
+ * the background recompressor's for SWAP) for every change a follower
+ * applies and every swap. Set it right after store_open, before the store
+ * is used; NULL stops (once it returns, no call runs or comes). */
 void store_set_change_cb(struct store *st, void (*cb)(void *arg, const struct store_change *c), void *arg);
 
 /* The kind of store ST is (its "store" record; local for a read-only open
@@ -293,6 +300,11 @@ const struct idx_inode *pver_inode(const struct pver *pv);
  * whose base was not the version it replaced, a version loaded from the
  * index). Streams: fs/ops.c (6). */
 int pver_extends(const struct pver *pv);
+/* With pver_extends: the lowest version F such that PV keeps every byte
+ * of each version in [F, version) at the same offset (version - 1, or the
+ * first of a run of byte-identical versions a recompression swap made
+ * before it: recompress.c (S7)); 0 without. Streams: fs/ops.c (6). */
+uint64_t pver_extends_from(const struct pver *pv);
 /* Read up to LEN bytes at OFF; all missing fragments in one batch.
  * @return bytes read (short at end of data), -EIO (damaged fragment:
  * logged with object and fragment), -ENOMEM. */

@@ -56,6 +56,8 @@ struct store {
 	struct rconn *rados_conn;    /* dropped at close, after the backend */
 	void (*change_cb)(void *arg, const struct store_change *c);   /* set before use */
 	void *change_arg;
+	pthread_mutex_t change_lock; /* held across a callback: store_set_change_cb
+				      * returns once none runs */
 	struct idx *idx;
 	struct frag_backend *disk, *mem;
 	struct fcache *cache;
@@ -139,6 +141,12 @@ struct pver {
 				      * commit kept every byte of version
 				      * in.version - 1 at the same offsets
 				      * (commit.c (9)); 0 for a loaded version */
+	uint64_t ext_from;           /* with extends: it keeps every byte of each
+				      * version in [ext_from, in.version) (a run
+				      * of swaps before it: recompress.c (S7)) */
+	uint64_t same_since;         /* 0, or a swap's version (recompress.c
+				      * (S7)): every version in [same_since,
+				      * in.version] has exactly its bytes */
 };
 
 struct pvhead {
@@ -172,6 +180,14 @@ void store_reap_kick(struct store *st);
 /* Tell the daemon what an applied log entry changed (store_change). */
 void store_changed(struct store *st, enum store_change_kind kind, uint64_t ino, uint64_t parent,
 		   const char *name, size_t name_len);
+/* Tell the daemon that INO's new version PV has the bytes of the one
+ * before (STORE_CHANGE_SWAP: recompress.c (S7)). */
+void store_changed_swap(struct store *st, uint64_t ino, struct pver *pv);
+/* Under commit_lock: the first version of the run of byte-identical
+ * versions (swaps, recompress.c (S7)) that ends at version VERSION of
+ * INO, as far as HINT (may be NULL) or the version cache knows; VERSION
+ * itself when neither knows it. */
+uint64_t store_same_since(struct store *st, const struct pver *hint, uint64_t ino, uint64_t version);
 /* Delete image D now (and drop it from the cache). */
 void store_delete_image(struct store *st, const struct frag_desc *d);
 /* Delete image ID of backend BE that no index record names (a failed

@@ -4,6 +4,8 @@
 # (nothing is spilled to staging/), random writes, truncates and rewrites
 # over those pre-cut ranges before close stay exact, and failures while
 # streaming reach close(2) with their errno and leave no image behind.
+# Staged raw fragments are compressed in the background, and readers that
+# follow the object move across those swaps (index/recompress.c (S7)).
 
 load helpers
 
@@ -226,6 +228,105 @@ wait_compressed() {
 	cmp "$TMP/src.csv" "$MNT/a.csv"
 	fsck_clean
 	[ "$(frag_count)" -eq "$nfrags" ]     # the raw images are gone
+}
+
+@test "a reader following an object staged raw moves with each swap and still follows appends (ops.c (6h))" {
+	local_only "RADOS stores never stage raw (docs/format.md, Format 5)"
+	PAYLOADFS_STAGE_RAW=always mount_pfs fragment_size=64K
+	python3 - "$MNT" "$STORE" <<'PY'
+import json, os, sys, time
+mnt, store = sys.argv[1], sys.argv[2]
+p = os.path.join(mnt, "s.csv")
+def stats():
+    return json.load(open(os.path.join(mnt, ".stats")))["ingest"]
+def compressed(what):
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        s = stats()
+        if s["staged_pending"] == 0 and s["recompressed"] == s["staged_raw"]:
+            return
+        time.sleep(0.05)
+    sys.exit("%s: still staged: %r" % (what, stats()))
+def images():
+    return sum(f.endswith(".frag") for _, _, fs in os.walk(os.path.join(store, "fragments")) for f in fs)
+def only_listed(r, what):
+    # the reader moved off the raw images: once their release is durable
+    # (an fsync flushes; a writer's last pin may go in its FUSE release,
+    # after its close returned) they are gone, though the reader is open
+    want = int(os.getxattr(p, "user.payload.fragments"))
+    end = time.monotonic() + 20
+    while images() != want and time.monotonic() < end:
+        os.fsync(r)
+        time.sleep(0.1)
+    assert images() == want, (what, images(), want)
+base = b"".join(b"%07d,row,%d\n" % (i, i * 7 % 1000) for i in range(20000))   # ~330 KB
+open(p, "wb").write(base)
+assert stats()["staged_raw"] >= 5
+r = os.open(p, os.O_RDONLY)
+assert os.read(r, len(base) + 100) == base
+compressed("the ingest")
+only_listed(r, "after the swaps")
+assert os.fstat(r).st_size == len(base)
+assert os.read(r, 100) == b""
+# a writer held open across a swap: its appends are appends of the
+# swapped versions, so the reader follows them
+w = os.open(p, os.O_WRONLY | os.O_APPEND)
+got = base
+for i in range(3):
+    row = b"appended-%d,%s\n" % (i, b"abc" * 1000)     # compressible: swapped
+    os.write(w, row)
+    got += row
+    os.fsync(w)                         # a small raw fragment, then its swap
+    assert os.read(r, 10000) == row, i
+    assert os.fstat(r).st_size == len(got), i
+    compressed("append %d" % i)
+os.close(w)
+only_listed(r, "after the appends' swaps")
+assert os.pread(r, len(got) + 10, 0) == got
+os.close(r)
+assert open(p, "rb").read() == got
+PY
+	unmount_pfs
+	run "$PCTL" fsck "$STORE"
+	[ "$status" -eq 0 ]
+}
+
+@test "an append whose base a swap overtook moves the swap's readers before the swap's own move runs (ops.c (6h), (6g))" {
+	local_only "RADOS stores never stage raw (docs/format.md, Format 5)"
+	# follow_delay: the 1st move (the swap's: a new file's first commit,
+	# O_TRUNC, is no append) waits 1 s before it looks for followers
+	PAYLOADFS_FAULT=follow_delay:1:EIO PAYLOADFS_STAGE_RAW=always mount_pfs fragment_size=64K
+	python3 - "$MNT" <<'PY'
+import json, os, sys, time
+mnt = sys.argv[1]
+p = os.path.join(mnt, "s.csv")
+def stats():
+    return json.load(open(os.path.join(mnt, ".stats")))["ingest"]
+base = b"".join(b"%07d,row\n" % i for i in range(2000))       # 24 KB: one fragment
+open(p, "wb").write(base)
+v1 = int(os.getxattr(p, "user.payload.version"))
+r = os.open(p, os.O_RDONLY)
+assert os.read(r, len(base) + 100) == base
+w = os.open(p, os.O_WRONLY | os.O_APPEND)                      # its base: v1
+end = time.monotonic() + 10
+while int(os.getxattr(p, "user.payload.version")) == v1:       # the swap committed
+    assert time.monotonic() < end, "no swap"
+    time.sleep(0.01)
+row = b"appended," + b"x" * 100 + b"\n"
+os.write(w, row)
+os.fsync(w)                        # an append of v1 and of the swap's version
+assert stats()["recompressed"] == 0, "the swap's move already ran"
+assert os.read(r, 1000) == row     # moved by the append, from v1
+assert os.fstat(r).st_size == len(base) + len(row)
+os.close(w)
+end = time.monotonic() + 10
+while stats()["recompressed"] < 1:
+    assert time.monotonic() < end, "the swap did not finish"
+    time.sleep(0.05)
+assert os.pread(r, 100000, 0) == base + row
+os.close(r)
+PY
+	grep -q 'fault point follow_delay fired' "$LOG"
 }
 
 @test "payloadctl compress: fragments staged raw by an import are compressed offline, same bytes, fsck clean; it refuses a mounted store" {

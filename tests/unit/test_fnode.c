@@ -222,17 +222,17 @@ static void test_follow(void)
 	CHECK_EQ(fn_open_write(nr, v3.ino, 61, NULL), -ESTALE, "a writer is refused on the reader's node");
 	CHECK_EQ(fn_ref_file(1, "s", &v3, 61, &nw), 1, "the writer's retry gets a node of its own");
 	CHECK_EQ(fn_open_write(nw, v3.ino, 61, NULL), 0, "the writer opens it");
-	CHECK_EQ(fn_followers(v3.ino, 3, &nodes, &n), 0, "fn_followers of version 3");
+	CHECK_EQ(fn_followers(v3.ino, 3, 3, &nodes, &n), 0, "fn_followers of version 3");
 	CHECK(n == 1 && nodes[0] == nr, "only the node with readers and no writer follows (%zu nodes)", n);
 	free(nodes);
-	CHECK_EQ(fn_followers(v3.ino, 2, &nodes, &n), 0, "fn_followers of version 2");
+	CHECK_EQ(fn_followers(v3.ino, 2, 2, &nodes, &n), 0, "fn_followers of version 2");
 	CHECK(n == 0 && !nodes, "no node shows version 2");
-	CHECK_EQ(fn_follow(nw, 3, &v4, &old), 0, "a writer's node never moves");
-	CHECK_EQ(fn_follow(nr, 3, &v4, &old), 1, "the reader's node moves to version 4");
+	CHECK_EQ(fn_follow(nw, 3, 3, &v4, &old), 0, "a writer's node never moves");
+	CHECK_EQ(fn_follow(nr, 3, 3, &v4, &old), 1, "the reader's node moves to version 4");
 	CHECK(old == v3.size, "it showed version 3's size (%llu)", (unsigned long long)old);
 	CHECK(fn_file(nr, &f) == 0 && f.version == 4 && f.size == v4.size && f.readers == 1,
 	      "it shows version 4 and its size, with its reader");
-	CHECK_EQ(fn_follow(nr, 3, &v5, &old), 0, "a move from a version it no longer shows does nothing");
+	CHECK_EQ(fn_follow(nr, 3, 3, &v5, &old), 0, "a move from a version it no longer shows does nothing");
 	/* the refused writer sealed the reader's node: it moved, but no lookup
 	 * hands it out (fnode.h); a reader that reaches it (a cached dentry)
 	 * may open it, with its page cache: its pages are version 4's prefix */
@@ -250,14 +250,14 @@ static void test_follow(void)
 		u2.size = u1.size + 1;
 		CHECK_EQ(fn_ref_file(1, "u", &u1, 64, &nu), 0, "lookup of u (version 1)");
 		CHECK_EQ(fn_open_read(nu, &u1, 1, 64, &pu), 0, "a reader of u");
-		CHECK_EQ(fn_follow(nu, 1, &u2, &old), 1, "u's node follows version 2");
+		CHECK_EQ(fn_follow(nu, 1, 1, &u2, &old), 1, "u's node follows version 2");
 		CHECK_EQ(fn_ref_file(1, "u", &u2, 65, &nu2), 0, "a lookup of version 2");
 		CHECK(nu2 == nu, "returns the moved node");
 		fn_close_read(nu, pu);
 	}
 	fn_close_read(nr, pc);
 	fn_close_write(nw, v3.ino);
-	CHECK_EQ(fn_followers(v3.ino, 4, &nodes, &n), 0, "fn_followers after the readers closed");
+	CHECK_EQ(fn_followers(v3.ino, 4, 4, &nodes, &n), 0, "fn_followers after the readers closed");
 	CHECK(n == 0, "a node without readers does not follow (%zu)", n);
 	free(nodes);
 }

@@ -11,7 +11,11 @@
  * step, also when the swap fails (lz4, frag_write, frag_fsync,
  * lmdb_commit) or races a commit of the same object (fault hook at
  * "recompress_txn") (S4, S5); a session whose base listed the raw images
- * commits correctly after the swap (the version bump, S4); a fragment
+ * commits correctly after the swap (the version bump, S4); a swap's
+ * version is marked extends of the byte-identical run before it and
+ * announced to the change callback, and a session that appends to a base
+ * overtaken by swaps only is an append, one overtaken by a commit is not
+ * (S7); a fragment
  * shared by a copy is left raw and counted; an incompressible one is
  * unflagged and keeps its image; a process killed at "recompress_txn" or
  * "recompress_release" leaves a store that opens (sweep), reads the same
@@ -331,6 +335,96 @@ static void test_stale_base(void)
 	free(b);
 }
 
+/* (S7) A swap's version counts as an append of the run of byte-identical
+ * versions before it, and is announced (STORE_CHANGE_SWAP); a session that
+ * appends to a base swaps overtook is still an append. */
+struct swaps {
+	int n, kind_ok, ext_ok, bytes_ok;
+	uint64_t ino, ver[4], from[4];
+	const char *b;
+	size_t len;
+};
+
+static void on_change(void *arg, const struct store_change *c)
+{
+	struct swaps *w = arg;
+
+	if (c->kind != STORE_CHANGE_SWAP || c->ino != w->ino || !c->pv || w->n >= 4) {
+		w->kind_ok = 0;
+		return;
+	}
+	w->ver[w->n] = pver_inode(c->pv)->version;
+	w->from[w->n] = pver_extends_from(c->pv);
+	w->ext_ok &= pver_extends(c->pv) == 1;
+	w->bytes_ok &= reads_as(c->pv, w->b, w->len);
+	w->n++;
+}
+
+static void test_follow(void)
+{
+	char *b = gen_rows(6 * FRAG + 200);
+	uint64_t ino = mkobj("follow.csv"), left, v1;
+	struct swaps w = { .kind_ok = 1, .ext_ok = 1, .bytes_ok = 1, .ino = ino, .b = b, .len = 6 * FRAG };
+	struct pver *pv, *nv = NULL;
+	struct wsess *ws = NULL, *ws2 = NULL;
+	int rc;
+
+	(void)store_recompress_pass(st, 1000, &left);     /* earlier tests' leftovers */
+	CHECK_EQ(write_at(ino, b, 6 * FRAG, 0, 1), 0, "a 6-fragment object commits staged");
+	store_pver_get(st, ino, &pv);
+	v1 = pver_inode(pv)->version;
+	rc = store_wsess_begin(st, pv, NULL, 0, &ws);
+	pver_put(pv);
+	CHECK_EQ(rc, 0, "a writer's session begins on it");
+	store_set_change_cb(st, on_change, &w);
+	CHECK_EQ(store_recompress_pass(st, 1, &left), 1, "a pass of one swaps one fragment");
+	CHECK_EQ(store_recompress_pass(st, 1, &left), 1, "and another one");
+	store_set_change_cb(st, NULL, NULL);
+	CHECK_EQ(w.n, 2, "each swap is announced once");
+	CHECK(w.kind_ok, "as STORE_CHANGE_SWAP of the object, with its version");
+	CHECK(w.ver[0] == v1 + 1 && w.ver[1] == v1 + 2, "versions %" PRIu64 ", %" PRIu64 " follow %" PRIu64,
+	      w.ver[0], w.ver[1], v1);
+	CHECK(w.ext_ok, "a swap's version is marked extends");
+	CHECK(w.from[0] == v1 && w.from[1] == v1,
+	      "it keeps the bytes of every version since %" PRIu64 " (from %" PRIu64 ", %" PRIu64 ")", v1,
+	      w.from[0], w.from[1]);
+	CHECK(w.bytes_ok, "and reads the same bytes");
+	pv = store_pver_cached(st, ino);
+	CHECK(pv && pver_inode(pv)->version == v1 + 2 && pver_extends_from(pv) == v1,
+	      "the version cache holds the last swap's version, marked");
+	pver_put(pv);
+
+	/* the writer's base (v1) was overtaken by swaps only: an append */
+	rc = wsess_write(ws, b + 6 * FRAG, 200, 6 * FRAG);
+	if (!rc)
+		rc = wsess_commit_ref(ws, &nv);
+	CHECK_EQ(rc, 0, "the writer appends 200 bytes");
+	CHECK(nv && pver_extends(nv) && pver_extends_from(nv) == v1,
+	      "its commit is an append of versions %" PRIu64 "..%" PRIu64 " (extends %d from %" PRIu64 ")", v1,
+	      v1 + 2, nv ? pver_extends(nv) : -1, nv ? pver_extends_from(nv) : 0);
+	CHECK(obj_reads_as(ino, b, 6 * FRAG + 200), "the object reads the appended bytes");
+	pver_put(nv);
+	nv = NULL;
+
+	/* overtaken by a real commit (an append of its own): not an append */
+	store_pver_get(st, ino, &pv);
+	rc = store_wsess_begin(st, pv, NULL, 0, &ws2);
+	pver_put(pv);
+	CHECK_EQ(write_at(ino, "x\n", 2, 6 * FRAG + 200, 0), 0, "another writer appends a row");
+	rc = rc ? rc : wsess_write(ws2, "y\n", 2, 6 * FRAG + 200);
+	if (!rc)
+		rc = wsess_commit_ref(ws2, &nv);
+	CHECK_EQ(rc, 0, "a session based before it commits");
+	CHECK(nv && !pver_extends(nv) && pver_extends_from(nv) == 0,
+	      "and is no append: its base was overtaken by a commit, not a swap");
+	pver_put(nv);
+	wsess_free(ws2);
+	wsess_free(ws);
+	(void)store_recompress_pass(st, 1000, &left);
+	CHECK_AUDIT("after the followed swaps");
+	free(b);
+}
+
 /* Shared (a copy) and incompressible fragments. */
 static void test_shared_incompressible(void)
 {
@@ -444,6 +538,7 @@ int main(void)
 	test_faults();
 	test_race();
 	test_stale_base();
+	test_follow();
 	test_shared_incompressible();
 	test_crash("recompress_txn");
 	test_crash("recompress_release");
