@@ -370,6 +370,35 @@ static void test_inline(payload_store *ps)
 	      "commits made after the last batch are seen by the next one (%s)", payload_errmsg());
 }
 
+/* index/pver.c (8): a cached current version (not inline) is handed out
+ * without a txn while nothing commits, and a commit made by another
+ * writer (here W, another environment of the store) is seen at the next
+ * call. */
+static void test_cached_fresh(payload_store *ps)
+{
+	static char want[3][20000], got[20000];
+	struct payload_get r;
+	struct idx_inode in;
+	int ok = 1;
+
+	for (int k = 0; k < 3; k++)
+		for (size_t i = 0; i < sizeof(want[k]); i++)
+			want[k][i] = (char)('a' + (i * 7 + (size_t)k * 3) % 26);
+	for (int k = 0; k < 3; k++) {
+		put_small("big", "f.bin", "", &in);
+		if (tst_put_data(W, in.ino, want[k], sizeof(want[k])) || store_getattr(W, in.ino, &in) ||
+		    (in.flags & INODE_F_INLINE))
+			ok = 0;
+		for (int rep = 0; rep < 3; rep++) {   /* the first loads it, the others hit */
+			r = (struct payload_get){ .path = "big/f.bin", .buf = got, .cap = sizeof(got) };
+			if (payload_get_many(ps, &r, 1) || r.len != sizeof(got) ||
+			    memcmp(got, want[k], sizeof(got)) || r.obj_version != in.version)
+				ok = 0;
+		}
+	}
+	CHECK(ok, "a cached version of 20000 bytes: every rewrite by the other writer is seen at the next call");
+}
+
 static void test_threads(payload_store *ps)
 {
 	pthread_t th[4];
@@ -637,6 +666,7 @@ int main(void)
 	test_versions(ps);
 	test_threads(ps);
 	test_inline(ps);
+	test_cached_fresh(ps);
 	payload_close(ps);
 	store_close(W);
 	rc = payload_open(dir, PAYLOAD_RDWR, &ps);
