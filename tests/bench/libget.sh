@@ -52,6 +52,7 @@ mkdir "$W/c"
 "$BUILD/payloadctl" import "$W/store" "$W/c" /k >/dev/null
 "$BUILD/bench/libget" put "$W/store" "$N" "$SIZE"
 "$BUILD/bench/libget" files "$W/ext" "$N" "$SIZE"
+sync    # no writeback of the fresh store and files during the timed passes
 "$BUILD/payloadfs" "$W/store" "$W/mnt" -o "logfile=$W/log,pidfile=$W/pid"
 pid=$(cat "$W/pid")
 "$BUILD/bench/libget" read "$W/store" "$W/mnt" "$W/ext" "$N" "$SIZE" "$BATCH" "$REPS" |
