@@ -31,7 +31,8 @@
  *      its inode's). Row ranges and views of inline objects, and pinned
  *      versions, take the pver path. Without a view (a store with
  *      pending names, or a failed begin) every request takes the pver
- *      path.
+ *      path. The view ends before any version is loaded (a txn of its
+ *      own): only .snapshots/ lookups and link reads nest a txn in it.
  */
 #include "lib/payload.h"
 #include "lib/payload_int.h"
@@ -252,6 +253,8 @@ PL_API void payload_version_release(payload_version *v)
 /* One request's plan: its pinned version and the bytes it reads. */
 struct plan {
 	int done;               /* served while planned (an inline object, (7)) */
+	uint64_t ino;           /* resolved (not done, no pinned version) */
+	struct view_spec spec;  /* the path's view suffix */
 	struct pver *pv;
 	int view;               /* read through VM */
 	struct view_map vm;
@@ -297,33 +300,44 @@ static int plan_inline(struct store_rview *v, struct payload_get *r, const struc
 	return rc;
 }
 
-static int plan_one(payload_store *ps, struct store_rview *v, struct payload_get *r, struct plan *p)
+/* First step of a request, through view V: resolve it (P->ino, P->spec),
+ * or serve it when it is an inline object (7). @return 0 or -errno. */
+static int plan_resolve(payload_store *ps, struct store_rview *v, struct payload_get *r, struct plan *p)
 {
-	struct view_spec spec = { .kind = VIEW_NONE };
+	struct idx_inode node;
+	int rc;
+
+	p->spec.kind = VIEW_NONE;
+	if (r->version)
+		return r->version->ps != ps ? -EINVAL : 0;
+	if (r->path)
+		rc = resolve(ps, v, r->path, &p->spec, &node);
+	else if (r->id < IDX_FIRST_INO)
+		rc = -ENOENT;
+	else if (!(rc = store_rview_getattr(ps->st, v, r->id, &node)) && !S_ISREG(node.mode))
+		rc = S_ISDIR(node.mode) ? -EISDIR : -EINVAL;
+	if (rc)
+		return rc;
+	if (v && (node.flags & INODE_F_INLINE) && p->spec.kind == VIEW_NONE &&
+	    (r->range == PAYLOAD_WHOLE || r->range == PAYLOAD_BYTES))
+		return plan_inline(v, r, &node, p);
+	p->ino = node.ino;
+	return 0;
+}
+
+/* Second step, after the view ended: pin the version, work out the
+ * bytes. @return 0 or -errno. */
+static int plan_one(struct payload_get *r, struct plan *p, struct store *st)
+{
+	struct view_spec spec = p->spec;
 	const struct idx_inode *in;
 	uint64_t total;
 	int rc = 0;
 
-	if (r->version) {
-		if (r->version->ps != ps)
-			return -EINVAL;
+	if (r->version)
 		p->pv = pver_ref(r->version->pv);
-	} else {
-		struct idx_inode node;
-		if (r->path)
-			rc = resolve(ps, v, r->path, &spec, &node);
-		else if (r->id < IDX_FIRST_INO)
-			rc = -ENOENT;
-		else if (!(rc = store_rview_getattr(ps->st, v, r->id, &node)) && !S_ISREG(node.mode))
-			rc = S_ISDIR(node.mode) ? -EISDIR : -EINVAL;
-		if (!rc && v && (node.flags & INODE_F_INLINE) && spec.kind == VIEW_NONE &&
-		    (r->range == PAYLOAD_WHOLE || r->range == PAYLOAD_BYTES))
-			return plan_inline(v, r, &node, p);
-		if (!rc)
-			rc = store_pver_get(ps->st, node.ino, &p->pv);
-		if (rc)
-			return rc;
-	}
+	else if ((rc = store_pver_get(st, p->ino, &p->pv)) != 0)
+		return rc;
 	in = pver_inode(p->pv);
 	r->obj_version = in->version;
 	if ((in->flags & INODE_F_MEMORY) && in->size && !(in->flags & INODE_F_INLINE))
@@ -437,9 +451,12 @@ PL_API int payload_get_many(payload_store *ps, struct payload_get *reqs, size_t 
 		reqs[i].size = 0;
 		reqs[i].len = 0;
 		reqs[i].obj_version = 0;
-		reqs[i].result = plan_one(ps, v, &reqs[i], &plans[i]);
+		reqs[i].result = plan_resolve(ps, v, &reqs[i], &plans[i]);
 	}
-	store_rview_end(v);
+	store_rview_end(v);     /* before any version loads: no txn nests in it */
+	for (size_t i = 0; i < n; i++)
+		if (!reqs[i].result && !plans[i].done)
+			reqs[i].result = plan_one(&reqs[i], &plans[i], ps->st);
 	for (size_t i = 0; i < n; i++)
 		if (!reqs[i].result)
 			prefetch(&plans[i]);
