@@ -235,6 +235,14 @@ int idx_inodes_iter(struct idx_txn *t, int (*cb)(void *arg, const struct idx_ino
 int idx_set_metasync(struct idx *x, int on);
 int idx_sync(struct idx *x);
 uint64_t idx_last_written(struct idx *x);
+/* LMDB's id of the newest committed txn, of this process or any other
+ * (the newer meta page, mdb_env_info's me_last_txnid): it grows with
+ * every commit that wrote something. A commit's meta page is written
+ * before a new read txn can see the commit, so once a read txn sees a
+ * commit this value is at least that commit's id. No txn needed. */
+uint64_t idx_last_txnid(struct idx *x);
+/* T's id: for a read txn, the id of the commit whose snapshot it reads. */
+uint64_t idx_txn_id(const struct idx_txn *t);
 /* Top-level write txns that committed having written something since
  * open: each flushed the data file once (fdatasync; its meta page too with
  * metasync on). A round of group commit is one (gcommit.c). */

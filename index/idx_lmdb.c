@@ -441,6 +441,22 @@ static int remap(struct idx *x, size_t size)
 	return rc;
 }
 
+uint64_t idx_last_txnid(struct idx *x)
+{
+	MDB_envinfo info;
+	uint64_t id;
+
+	txn_enter(x);           /* the meta pages are in the map: no remap now (5) */
+	id = mdb_env_info(x->env, &info) == 0 ? (uint64_t)info.me_last_txnid : 0;
+	txn_done(x);
+	return id;
+}
+
+uint64_t idx_txn_id(const struct idx_txn *t)
+{
+	return (uint64_t)mdb_txn_id(t->txn);
+}
+
 size_t idx_map_size(struct idx *x)
 {
 	MDB_envinfo info;

@@ -8,7 +8,8 @@
  *      A commit or delete drops the slot (store_pvcur_drop) after its txn
  *      committed; pvers handed out earlier stay valid. A read-only opener
  *      that applies no log sees no commit: store_pver_get checks its slot
- *      against the index's version (pvcur_stale).
+ *      against the index's version (pvcur_stale), at most once per commit
+ *      (8).
  *  (3) Fragments are sorted by offset with no gaps: frags[i].off +
  *      frags[i].len == frags[i+1].off, the last ends at in.size; first_row
  *      likewise accumulates rows. Lookups are binary searches: O(log F).
@@ -61,6 +62,19 @@
  *         open ran concurrently with that commit.
  *      A RADOS store (an applier and base loads change the index under
  *      commit_lock) loads under commit_lock as before.
+ *  (8) A read-only opener's slot records `checked`: the id of the commit
+ *      whose snapshot showed its version to be the object's current one
+ *      (the read txn that loaded it, or that re-checked it). A cached
+ *      current version is valid while the index's last committed txn id
+ *      (idx_last_txnid: LMDB's newest meta page, written by a commit of
+ *      this process or any other before any new read txn can see that
+ *      commit) equals `checked`: then no commit exists that a read txn
+ *      begun now would see and that snapshot did not. Otherwise it is
+ *      checked against the index as before — one read txn — and either
+ *      dropped (another version, or gone) or re-stamped with that txn's
+ *      id. So a commit by the daemon is seen at the library's next call,
+ *      and while nothing commits a hit costs no txn. `checked` 0 means
+ *      unknown (a slot set by a commit: a writer's, never checked).
  */
 #include "index/store_int.h"
 #include "index/store_rados.h"
@@ -122,7 +136,7 @@ static int pver_check(const struct pver *pv)
 
 /* With st->lock: put PV in its slot. @return the version it replaced
  * (to pver_put once st->lock is released). */
-static struct pver *pvcur_install(struct store *st, struct pver *pv)
+static struct pver *pvcur_install(struct store *st, struct pver *pv, uint64_t checked)
 {
 	struct pvslot *s;
 	struct pver *old = NULL;
@@ -136,6 +150,7 @@ static struct pver *pvcur_install(struct store *st, struct pver *pv)
 		old = s->pv;
 		s->ino = pv->in.ino;
 		s->pv = pver_ref(pv);
+		s->checked = checked;
 	}
 	return old;
 }
@@ -146,7 +161,7 @@ void store_pvcur_set(struct store *st, struct pver *pv)
 
 	pthread_mutex_lock(&st->lock);
 	st->pv_gen++;                   /* (5) */
-	old = pvcur_install(st, pv);
+	old = pvcur_install(st, pv, 0);
 	pthread_mutex_unlock(&st->lock);
 	pver_put(old);
 }
@@ -214,29 +229,35 @@ void store_pvcur_drop_range(struct store *st, uint64_t from, uint64_t to)
 	}
 }
 
-static struct pver *pvcur_get(struct store *st, uint64_t ino)
+/* INO's slot's version (a reference) and its `checked` (8), or NULL. */
+static struct pver *pvcur_get(struct store *st, uint64_t ino, uint64_t *checked)
 {
 	struct pver *pv = NULL;
 
+	*checked = 0;
 	pthread_mutex_lock(&st->lock);
 	if (st->pvcur_cap) {
 		struct pvslot *s = &st->pvcur[ino % st->pvcur_cap];
-		if (s->ino == ino && s->pv)
+		if (s->ino == ino && s->pv) {
 			pv = pver_ref(s->pv);
+			*checked = s->checked;
+		}
 	}
 	pthread_mutex_unlock(&st->lock);
 	return pv;
 }
 
 /* Read INO's current version from the index (in PV, which has st and
- * refs set) and pin it. @return 0 or -errno (PV's lists freed). */
-static int pver_read_pin(struct store *st, uint64_t ino, struct pver *pv)
+ * refs set) and pin it; *SEEN: the commit id its read txn saw. @return 0
+ * or -errno (PV's lists freed). */
+static int pver_read_pin(struct store *st, uint64_t ino, struct pver *pv, uint64_t *seen)
 {
 	struct idx_txn *t;
 	int rc = idx_begin(st->idx, 1, &t);
 
 	if (rc)
 		return rc;
+	*seen = idx_txn_id(t);
 	rc = idx_inode_get(t, ino, &pv->in);
 	if (!rc && S_ISDIR(pv->in.mode))
 		rc = -EISDIR;
@@ -289,7 +310,7 @@ static int pver_load(struct store *st, uint64_t ino, struct pver **out)
 	pv->st = st;
 	pv->refs = 1;
 	for (int tries = 0;; tries++) {
-		uint64_t g_pv, g_rel;
+		uint64_t g_pv, g_rel, seen = 0;
 		int stale;
 
 		if (tries == 2)
@@ -300,7 +321,7 @@ static int pver_load(struct store *st, uint64_t ino, struct pver **out)
 		g_pv = st->pv_gen;
 		g_rel = st->release_gen;
 		pthread_mutex_unlock(&st->lock);
-		rc = pver_read_pin(st, ino, pv);
+		rc = pver_read_pin(st, ino, pv, &seen);
 		if (rc) {
 			if (locked)
 				store_xunlock(st);
@@ -310,7 +331,7 @@ static int pver_load(struct store *st, uint64_t ino, struct pver **out)
 		pthread_mutex_lock(&st->lock);
 		stale = !locked && st->release_gen != g_rel;
 		if (!stale && (locked || st->pv_gen == g_pv))
-			old = pvcur_install(st, pv);
+			old = pvcur_install(st, pv, seen);
 		pthread_mutex_unlock(&st->lock);
 		if (locked)
 			store_xunlock(st);
@@ -333,22 +354,43 @@ static int pver_load(struct store *st, uint64_t ino, struct pver **out)
  * mounted daemon) is told of no commit: its cached current version is
  * checked against the index's before it is handed out (invariant (2) there
  * holds by this check, not by a drop). */
-static int pvcur_stale(struct store *st, const struct pver *pv)
+static int pvcur_stale(struct store *st, const struct pver *pv, uint64_t checked)
 {
 	struct idx_inode in;
+	struct idx_txn *t;
+	uint64_t id;
+	int rc;
 
 	if (!st->rdonly || srados_follower(st))
 		return 0;
-	return store_getattr(st, pv->in.ino, &in) != 0 || in.version != pv->in.version;
+	if (checked && checked == idx_last_txnid(st->idx))
+		return 0;               /* (8): nothing committed since */
+	rc = idx_begin(st->idx, 1, &t);
+	if (rc)
+		return 1;
+	id = idx_txn_id(t);
+	rc = idx_inode_get(t, pv->in.ino, &in);
+	idx_abort(t);
+	if (rc || in.version != pv->in.version)
+		return 1;
+	pthread_mutex_lock(&st->lock);          /* (8): current as of ID */
+	if (st->pvcur_cap) {
+		struct pvslot *s = &st->pvcur[pv->in.ino % st->pvcur_cap];
+		if (s->pv == pv && s->checked < id)
+			s->checked = id;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return 0;
 }
 
 int store_pver_get(struct store *st, uint64_t ino, struct pver **out)
 {
 	struct idx_inode in;
+	uint64_t checked;
 	int rc;
 
-	*out = pvcur_get(st, ino);
-	if (*out && pvcur_stale(st, *out)) {
+	*out = pvcur_get(st, ino, &checked);
+	if (*out && pvcur_stale(st, *out, checked)) {
 		pver_put(*out);
 		store_pvcur_drop(st, ino);
 		*out = NULL;
@@ -368,9 +410,10 @@ int store_pver_get(struct store *st, uint64_t ino, struct pver **out)
 
 struct pver *store_pver_cached(struct store *st, uint64_t ino)
 {
-	struct pver *pv = pvcur_get(st, ino);
+	uint64_t checked;
+	struct pver *pv = pvcur_get(st, ino, &checked);
 
-	if (pv && pvcur_stale(st, pv)) {
+	if (pv && pvcur_stale(st, pv, checked)) {
 		pver_put(pv);
 		return NULL;
 	}
@@ -390,11 +433,11 @@ uint64_t pver_extends_from(const struct pver *pv)
 uint64_t store_same_since(struct store *st, const struct pver *hint, uint64_t ino, uint64_t version)
 {
 	struct pver *c;
-	uint64_t since = version;
+	uint64_t since = version, checked;
 
 	if (hint && hint->in.ino == ino && hint->in.version == version && hint->same_since)
 		return hint->same_since;
-	if ((c = pvcur_get(st, ino)) != NULL) {
+	if ((c = pvcur_get(st, ino, &checked)) != NULL) {   /* a hint: no freshness check */
 		if (c->in.version == version && c->same_since)
 			since = c->same_since;
 		pver_put(c);

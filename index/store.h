@@ -279,6 +279,25 @@ int store_put_many(struct store *st, struct store_put *puts, size_t n, size_t *f
  * -ENAMETOOLONG, -EXDEV (a link with an absolute target), -errno. */
 int store_resolve(struct store *st, const char *path, int follow, struct idx_inode *out);
 
+/* A read view: one read txn for a batch of lookups (index/path.c R1-R4).
+ * store_rview_begin sets *OUT to NULL (and returns 0) for a store whose
+ * names may be pending (the daemon's): every call below then takes V ==
+ * NULL and answers as the plain call does. End a view on the thread that
+ * began it, soon (it holds a reader slot and old pages). @return 0,
+ * -ENOMEM, -errno. */
+struct store_rview;
+int store_rview_begin(struct store *st, struct store_rview **out);
+void store_rview_end(struct store_rview *v);
+/* store_resolve / store_getattr as of V's begin. */
+int store_rview_resolve(struct store *st, struct store_rview *v, const char *path, int follow,
+			struct idx_inode *out);
+int store_rview_getattr(struct store *st, struct store_rview *v, uint64_t ino, struct idx_inode *out);
+/* Copy bytes [OFF, OFF + LEN) of inline object IN (read through V, so
+ * of V's snapshot; V non-NULL) into BUF. @return 0, -EINVAL (past its
+ * end), -EIO (the record does not match IN's size), -errno. */
+int store_rview_read_inline(struct store_rview *v, const struct idx_inode *in, void *buf,
+			    uint64_t off, size_t len);
+
 /* ---- versions: immutable, pinned views of an object's data ---- */
 
 /* Pin the current version of object INO. @return -ENOENT, -EISDIR. */

@@ -157,6 +157,8 @@ struct pvhead {
 struct pvslot {
 	uint64_t ino;
 	struct pver *pv;             /* holds one reference */
+	uint64_t checked;            /* a read-only opener's: pv is current as of
+					* this commit id (pver.c (8)); 0: unknown */
 };
 
 /* Durability (durable.c). dur_start: the reaper, and with LAZY the

@@ -21,6 +21,18 @@
  *  (6) payload_put_many resolves every member's directory before anything
  *      is written, then hands the batch to store_put_many: one index
  *      transaction, all members or none (index/ns.c (7)).
+ *  (7) A batch resolves its paths and ids through ONE read view of the
+ *      index (store_rview, index/path.c R1-R4), begun when the call
+ *      begins: so every commit made before the call, by any process, is
+ *      seen (2). A whole object or byte range of an inline object (in the
+ *      index, STORE_INLINE_MAX) is copied from that view straight into
+ *      the caller's buffer while planning — one copy, no version loaded
+ *      or pinned: the view's snapshot is the version read (obj_version is
+ *      its inode's). Row ranges and views of inline objects, and pinned
+ *      versions, take the pver path. Without a view (a store with
+ *      pending names, or a failed begin) every request takes the pver
+ *      path. The view ends before any version is loaded (a txn of its
+ *      own): only .snapshots/ lookups and link reads nest a txn in it.
  */
 #include "lib/payload.h"
 #include "lib/payload_int.h"
@@ -143,7 +155,7 @@ PL_API void payload_close(payload_store *ps)
 
 /* Resolve PATH (with its view suffix, split into SPEC) to a regular file's
  * inode. @return 0, -errno. */
-static int resolve(payload_store *ps, const char *path, struct view_spec *spec,
+static int resolve(payload_store *ps, struct store_rview *v, const char *path, struct view_spec *spec,
 		   struct idx_inode *in)
 {
 	size_t blen;
@@ -155,7 +167,7 @@ static int resolve(payload_store *ps, const char *path, struct view_spec *spec,
 	base = strndup(path, blen);
 	if (!base)
 		return -ENOMEM;
-	rc = store_resolve(ps->st, base, 1, in);
+	rc = store_rview_resolve(ps->st, v, base, 1, in);
 	free(base);
 	if (rc)
 		return rc;
@@ -185,7 +197,7 @@ PL_API int payload_stat(payload_store *ps, const char *path, struct payload_stat
 
 	if (!ps || !path || !out)
 		return fail(-EINVAL, "payload_stat %s", path ? path : "(null)");
-	rc = resolve(ps, path, &spec, &in);
+	rc = resolve(ps, NULL, path, &spec, &in);
 	if (!rc && spec.kind != VIEW_NONE)
 		rc = -EINVAL;
 	if (rc)
@@ -205,7 +217,7 @@ PL_API int payload_version_get(payload_store *ps, const char *path, payload_vers
 		*out = NULL;
 	if (!ps || !path || !out)
 		return fail(-EINVAL, "payload_version_get %s", path ? path : "(null)");
-	rc = resolve(ps, path, &spec, &in);
+	rc = resolve(ps, NULL, path, &spec, &in);
 	if (!rc && spec.kind != VIEW_NONE)
 		rc = -EINVAL;
 	v = rc ? NULL : calloc(1, sizeof(*v));
@@ -240,6 +252,9 @@ PL_API void payload_version_release(payload_version *v)
 
 /* One request's plan: its pinned version and the bytes it reads. */
 struct plan {
+	int done;               /* served while planned (an inline object, (7)) */
+	uint64_t ino;           /* resolved (not done, no pinned version) */
+	struct view_spec spec;  /* the path's view suffix */
 	struct pver *pv;
 	int view;               /* read through VM */
 	struct view_map vm;
@@ -247,30 +262,82 @@ struct plan {
 	uint64_t off, len;      /* of the object, or of the view */
 };
 
-static int plan_one(payload_store *ps, struct payload_get *r, struct plan *p)
+/* The bytes [P->off, P->off + P->len) R asks of an object (or view) of
+ * TOTAL bytes; R->size set. @return 0, -EINVAL, -ERANGE. */
+static int plan_bounds(struct payload_get *r, uint64_t total, struct plan *p)
 {
-	struct view_spec spec = { .kind = VIEW_NONE };
+	p->off = 0;
+	p->len = total;
+	if (r->range == PAYLOAD_BYTES) {
+		if (r->start < 0 || r->stop < r->start)
+			return -EINVAL;
+		p->off = (uint64_t)r->start < total ? (uint64_t)r->start : total;
+		p->len = (uint64_t)r->stop < total ? (uint64_t)r->stop - p->off : total - p->off;
+		if ((uint64_t)r->stop < p->off)
+			p->len = 0;
+	}
+	r->size = p->len;
+	if (r->buf && r->cap < p->len)
+		return -ERANGE;
+	if (!r->buf && r->cap)
+		return -EINVAL;
+	return 0;
+}
+
+/* Invariant (7): serve inline object IN (resolved through V) now. */
+static int plan_inline(struct store_rview *v, struct payload_get *r, const struct idx_inode *in,
+		       struct plan *p)
+{
+	int rc;
+
+	r->obj_version = in->version;
+	p->done = 1;
+	rc = plan_bounds(r, in->size, p);
+	if (!rc && r->buf && p->len)
+		rc = store_rview_read_inline(v, in, r->buf, p->off, (size_t)p->len);
+	if (!rc && r->buf)
+		r->len = p->len;
+	return rc;
+}
+
+/* First step of a request, through view V: resolve it (P->ino, P->spec),
+ * or serve it when it is an inline object (7). @return 0 or -errno. */
+static int plan_resolve(payload_store *ps, struct store_rview *v, struct payload_get *r, struct plan *p)
+{
+	struct idx_inode node;
+	int rc;
+
+	p->spec.kind = VIEW_NONE;
+	if (r->version)
+		return r->version->ps != ps ? -EINVAL : 0;
+	if (r->path)
+		rc = resolve(ps, v, r->path, &p->spec, &node);
+	else if (r->id < IDX_FIRST_INO)
+		rc = -ENOENT;
+	else if (!(rc = store_rview_getattr(ps->st, v, r->id, &node)) && !S_ISREG(node.mode))
+		rc = S_ISDIR(node.mode) ? -EISDIR : -EINVAL;
+	if (rc)
+		return rc;
+	if (v && (node.flags & INODE_F_INLINE) && p->spec.kind == VIEW_NONE &&
+	    (r->range == PAYLOAD_WHOLE || r->range == PAYLOAD_BYTES))
+		return plan_inline(v, r, &node, p);
+	p->ino = node.ino;
+	return 0;
+}
+
+/* Second step, after the view ended: pin the version, work out the
+ * bytes. @return 0 or -errno. */
+static int plan_one(struct payload_get *r, struct plan *p, struct store *st)
+{
+	struct view_spec spec = p->spec;
 	const struct idx_inode *in;
 	uint64_t total;
 	int rc = 0;
 
-	if (r->version) {
-		if (r->version->ps != ps)
-			return -EINVAL;
+	if (r->version)
 		p->pv = pver_ref(r->version->pv);
-	} else {
-		struct idx_inode node;
-		if (r->path)
-			rc = resolve(ps, r->path, &spec, &node);
-		else if (r->id < IDX_FIRST_INO)
-			rc = -ENOENT;
-		else if (!(rc = store_getattr(ps->st, r->id, &node)) && !S_ISREG(node.mode))
-			rc = S_ISDIR(node.mode) ? -EISDIR : -EINVAL;
-		if (!rc)
-			rc = store_pver_get(ps->st, node.ino, &p->pv);
-		if (rc)
-			return rc;
-	}
+	else if ((rc = store_pver_get(st, p->ino, &p->pv)) != 0)
+		return rc;
 	in = pver_inode(p->pv);
 	r->obj_version = in->version;
 	if ((in->flags & INODE_F_MEMORY) && in->size && !(in->flags & INODE_F_INLINE))
@@ -305,28 +372,13 @@ static int plan_one(payload_store *ps, struct payload_get *r, struct plan *p)
 	}
 	if (rc)
 		return rc;
-	p->off = 0;
-	p->len = total;
-	if (r->range == PAYLOAD_BYTES) {
-		if (r->start < 0 || r->stop < r->start)
-			return -EINVAL;
-		p->off = (uint64_t)r->start < total ? (uint64_t)r->start : total;
-		p->len = (uint64_t)r->stop < total ? (uint64_t)r->stop - p->off : total - p->off;
-		if ((uint64_t)r->stop < p->off)
-			p->len = 0;
-	}
-	r->size = p->len;
-	if (r->buf && r->cap < p->len)
-		return -ERANGE;
-	if (!r->buf && r->cap)
-		return -EINVAL;
-	return 0;
+	return plan_bounds(r, total, p);
 }
 
 /* Queue the fragments P reads for loading (never blocks). */
 static void prefetch(const struct plan *p)
 {
-	if (!p->len || p->meta)
+	if (p->done || !p->len || p->meta)
 		return;
 	if (!p->view) {
 		pver_prefetch(p->pv, p->off, p->off + p->len);
@@ -348,7 +400,7 @@ static int copy_one(struct payload_get *r, const struct plan *p)
 	char *buf = r->buf;
 	uint64_t done = 0;
 
-	if (!buf || !p->len)
+	if (p->done || !buf || !p->len)
 		return 0;
 	if (p->meta) {
 		memcpy(buf, p->meta + p->off, p->len);
@@ -382,6 +434,7 @@ static const char *req_name(const struct payload_get *r, char *b, size_t cap)
 
 PL_API int payload_get_many(payload_store *ps, struct payload_get *reqs, size_t n)
 {
+	struct store_rview *v = NULL;
 	struct plan *plans;
 	int failed = 0, first = -1;
 
@@ -392,12 +445,18 @@ PL_API int payload_get_many(payload_store *ps, struct payload_get *reqs, size_t 
 	plans = calloc(n, sizeof(*plans));
 	if (!plans)
 		return fail(-ENOMEM, "payload_get_many of %zu requests", n);
+	if (store_rview_begin(ps->st, &v))
+		v = NULL;       /* no view: each lookup reads on its own */
 	for (size_t i = 0; i < n; i++) {
 		reqs[i].size = 0;
 		reqs[i].len = 0;
 		reqs[i].obj_version = 0;
-		reqs[i].result = plan_one(ps, &reqs[i], &plans[i]);
+		reqs[i].result = plan_resolve(ps, v, &reqs[i], &plans[i]);
 	}
+	store_rview_end(v);     /* before any version loads: no txn nests in it */
+	for (size_t i = 0; i < n; i++)
+		if (!reqs[i].result && !plans[i].done)
+			reqs[i].result = plan_one(&reqs[i], &plans[i], ps->st);
 	for (size_t i = 0; i < n; i++)
 		if (!reqs[i].result)
 			prefetch(&plans[i]);

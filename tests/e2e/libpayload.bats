@@ -55,15 +55,20 @@ teardown() { pfs_teardown; }
 
 @test "a read-only handle sees a commit made through the mount after it opened" {
 	local pid
-	"$PLTOOL" follow "$STORE" d.csv:rows=-1: "$TMP/go" >"$TMP/got" 2>"$TMP/err" &
+	# d.csv: a cached version (index/pver.c (8)); s.txt: an inline object,
+	# read through the batch's view of the index (lib/payload.c (7))
+	printf 'small one\n' >"$MNT/s.txt"
+	"$PLTOOL" follow "$STORE" d.csv:rows=-1: s.txt "$TMP/go" >"$TMP/got" 2>"$TMP/err" &
 	pid=$!
 	BG_PIDS+=("$pid")
-	# wait for its first read (one line of header, one row)
-	for _ in $(seq 500); do [ "$(wc -l <"$TMP/got")" -ge 2 ] && break; sleep 0.01; done
+	# wait for its first read (one line of header, one row, s.txt)
+	for _ in $(seq 500); do [ "$(wc -l <"$TMP/got")" -ge 3 ] && break; sleep 0.01; done
 	printf 'new,row,here\n' >>"$MNT/d.csv"
+	printf 'rewritten by the daemon\n' >"$MNT/s.txt"
 	touch "$TMP/go"
 	wait "$pid"
-	{ slice_lines "$TWIN/d.csv" -1 ''; head -1 "$TWIN/d.csv"; printf 'new,row,here\n'; } >"$TMP/want"
+	{ slice_lines "$TWIN/d.csv" -1 ''; printf 'small one\n'; head -1 "$TWIN/d.csv"; printf 'new,row,here\n'
+	  printf 'rewritten by the daemon\n'; } >"$TMP/want"
 	same_file "$TMP/got" "$TMP/want"
 }
 

@@ -5,9 +5,10 @@
  *                                order; SPEC is PATH (whole, or its view),
  *                                PATH:bytes=A:B, PATH:rows=A:B or id=N
  *   pltool open STORE r|w        open and close
- *   pltool follow STORE PATH FILE   read PATH, wait (10 s at most) until
- *                                FILE exists, read PATH again: both to
- *                                stdout, one open of the store
+ *   pltool follow STORE PATH... FILE   read the PATHs (one batch), wait
+ *                                (10 s at most) until FILE exists, read
+ *                                them again: both to stdout, one open of
+ *                                the store
  *   pltool put STORE PATH=SRC... one payload_put_many of the SRC files
  *   pltool tail STORE PATH START N [bytes|poll]   follow PATH from byte
  *                                START ("end": its end) with payload_follow_*,
@@ -197,13 +198,13 @@ int main(int argc, char **argv)
 		return die();
 	if (strcmp(argv[1], "get") == 0) {
 		rc = get(st, argv + 3, argc - 3);
-	} else if (strcmp(argv[1], "follow") == 0 && argc == 5) {
-		rc = get(st, argv + 3, 1);
+	} else if (strcmp(argv[1], "follow") == 0 && argc >= 5) {
+		rc = get(st, argv + 3, argc - 4);
 		fflush(stdout);
-		for (int i = 0; i < 1000 && access(argv[4], F_OK); i++)
+		for (int i = 0; i < 1000 && access(argv[argc - 1], F_OK); i++)
 			usleep(10000);
 		if (!rc)
-			rc = get(st, argv + 3, 1);
+			rc = get(st, argv + 3, argc - 4);
 	} else if (strcmp(argv[1], "put") == 0) {
 		rc = put(st, argv + 3, argc - 3);
 	} else if (strcmp(argv[1], "tail") == 0) {

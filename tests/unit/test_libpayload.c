@@ -13,7 +13,9 @@
  * put_many: one txn, all or none, large members cut like a commit, a
  * storage=memory directory refused (EINVAL, library and core), a member
  * whose format changed between its cut and the txn refused (EBUSY, core:
- * ns.c (9)), no image left behind by a failed batch. */
+ * ns.c (9)), no image left behind by a failed batch; (7) inline objects
+ * served from one read view per batch, and commits after a batch seen by
+ * the next. */
 #include "tests/unit/tap.h"
 #include "tests/unit/tstore.h"
 #include "lib/payload.h"
@@ -286,6 +288,126 @@ static void *reader(void *arg)
 	}
 	free(buf);
 	return NULL;
+}
+
+/* A small object ("NAME" in directory DIR of the root, made if missing)
+ * holding DATA, written by W; its inode in *IN. */
+static void put_small(const char *dirname, const char *name, const char *data, struct idx_inode *in)
+{
+	struct idx_inode d;
+	int rc = store_lookup(W, IDX_ROOT_INO, dirname, &d);
+
+	if (rc == -ENOENT)
+		rc = store_mkdir(W, IDX_ROOT_INO, dirname, 0755, 0, 0, &d);
+	if (!rc && (rc = store_lookup(W, d.ino, name, in)) == -ENOENT)
+		rc = store_mknod(W, d.ino, name, S_IFREG | 0644, 0, 0, 0, in);
+	if (!rc)
+		rc = tst_put_data(W, in->ino, data, strlen(data));
+	if (!rc)
+		rc = store_getattr(W, in->ino, in);
+	if (rc) {
+		printf("Bail out! writing %s/%s: %d\n", dirname, name, rc);
+		exit(1);
+	}
+}
+
+/* Invariant (7): inline objects served from one read view per batch —
+ * paths of one directory after another, a directory of the same name
+ * length, by id, byte ranges, size queries, short buffers; rows still
+ * through the version; and a commit made after a batch is seen by the
+ * next one. */
+static void test_inline(payload_store *ps)
+{
+	struct idx_inode a, b, c, e;
+	struct payload_get r[10];
+	char buf[10][64], idpath[64];
+	int rc;
+
+	put_small("s", "a.txt", "alpha\nbeta\ngamma\n", &a);
+	put_small("s", "b.txt", "0123456789abcdefghij", &b);
+	put_small("t", "b.txt", "another directory, same name", &c);
+	put_small("s", "e.txt", "", &e);
+	CHECK((a.flags & INODE_F_INLINE) && (b.flags & INODE_F_INLINE) && (c.flags & INODE_F_INLINE),
+	      "the small objects are inline (in the index)");
+	snprintf(idpath, sizeof(idpath), ".by-id/%llu", (unsigned long long)b.ino);
+	memset(r, 0, sizeof(r));
+	memset(buf, '#', sizeof(buf));
+	r[0] = (struct payload_get){ .path = "s/a.txt" };
+	r[1] = (struct payload_get){ .path = "s/b.txt" };
+	r[2] = (struct payload_get){ .path = "t/b.txt" };
+	r[3] = (struct payload_get){ .path = "s/b.txt", .range = PAYLOAD_BYTES, .start = 10, .stop = 14 };
+	r[4] = (struct payload_get){ .id = c.ino };
+	r[5] = (struct payload_get){ .path = "s/a.txt", .range = PAYLOAD_ROWS, .start = 1, .stop = 2 };
+	r[6] = (struct payload_get){ .path = "s/../s/b.txt", .range = PAYLOAD_BYTES, .start = 18,
+				     .stop = PAYLOAD_END };
+	r[7] = (struct payload_get){ .path = "s/nope.txt" };
+	r[8] = (struct payload_get){ .path = idpath };
+	r[9] = (struct payload_get){ .path = "s/e.txt" };
+	for (int i = 0; i < 10; i++) {
+		r[i].buf = buf[i];
+		r[i].cap = sizeof(buf[i]);
+	}
+	r[1].cap = 5;           /* too short: -ERANGE, nothing copied */
+	rc = payload_get_many(ps, r, 10);
+	CHECK_EQ(rc, 2, "a batch of 10 over inline objects: the short buffer and the missing name fail");
+	CHECK(r[0].result == 0 && r[0].len == 17 && memcmp(buf[0], "alpha\nbeta\ngamma\n", 17) == 0 &&
+	      r[0].obj_version == a.version, "whole inline object, and its version");
+	CHECK(r[1].result == -ERANGE && r[1].size == 20 && r[1].len == 0 && buf[1][0] == '#',
+	      "a short buffer: -ERANGE, the size, nothing copied");
+	CHECK(r[2].result == 0 && r[2].len == 28 && memcmp(buf[2], "another directory, same name", 28) == 0,
+	      "the same name in another directory of the same length: that directory's object");
+	CHECK(r[3].result == 0 && r[3].len == 4 && memcmp(buf[3], "abcd", 4) == 0 && buf[3][4] == '#',
+	      "byte range [10, 14) of an inline object");
+	CHECK(r[4].result == 0 && r[4].len == 28 && memcmp(buf[4], "another", 7) == 0, "an inline object by id");
+	CHECK(r[5].result == 0 && r[5].len == 5 && memcmp(buf[5], "beta\n", 5) == 0, "rows 1:2 of an inline object");
+	CHECK(r[6].result == 0 && r[6].len == 2 && memcmp(buf[6], "ij", 2) == 0, "s/../s/b.txt, bytes 18: to the end");
+	CHECK(r[7].result == -ENOENT && r[7].len == 0, "a missing name in a known directory: -ENOENT");
+	CHECK(r[8].result == 0 && r[8].len == 20 && memcmp(buf[8], "0123456789abcdefghij", 20) == 0,
+	      ".by-id path of an inline object");
+	CHECK(r[9].result == 0 && r[9].len == 0 && r[9].size == 0, "an empty object");
+	/* size queries: no buffer */
+	r[0] = (struct payload_get){ .path = "t/b.txt" };
+	rc = payload_get_many(ps, r, 1);
+	CHECK(rc == 0 && r[0].size == 28 && r[0].len == 0, "a size query of an inline object");
+	/* a commit after a batch: the next batch sees it (payload.c (2), (7)) */
+	put_small("s", "b.txt", "rewritten", &b);
+	put_small("t", "b.txt", "grown beyond what it held before", &c);
+	memset(r, 0, 2 * sizeof(r[0]));
+	r[0] = (struct payload_get){ .path = "s/b.txt", .buf = buf[0], .cap = sizeof(buf[0]) };
+	r[1] = (struct payload_get){ .path = "t/b.txt", .buf = buf[1], .cap = sizeof(buf[1]) };
+	rc = payload_get_many(ps, r, 2);
+	CHECK(rc == 0 && r[0].len == 9 && memcmp(buf[0], "rewritten", 9) == 0 && r[0].obj_version == b.version &&
+	      r[1].len == 32 && memcmp(buf[1], "grown beyond what it held before", 32) == 0,
+	      "commits made after the last batch are seen by the next one (%s)", payload_errmsg());
+}
+
+/* index/pver.c (8): a cached current version (not inline) is handed out
+ * without a txn while nothing commits, and a commit made by another
+ * writer (here W, another environment of the store) is seen at the next
+ * call. */
+static void test_cached_fresh(payload_store *ps)
+{
+	static char want[3][20000], got[20000];
+	struct payload_get r;
+	struct idx_inode in;
+	int ok = 1;
+
+	for (int k = 0; k < 3; k++)
+		for (size_t i = 0; i < sizeof(want[k]); i++)
+			want[k][i] = (char)('a' + (i * 7 + (size_t)k * 3) % 26);
+	for (int k = 0; k < 3; k++) {
+		put_small("big", "f.bin", "", &in);
+		if (tst_put_data(W, in.ino, want[k], sizeof(want[k])) || store_getattr(W, in.ino, &in) ||
+		    (in.flags & INODE_F_INLINE))
+			ok = 0;
+		for (int rep = 0; rep < 3; rep++) {   /* the first loads it, the others hit */
+			r = (struct payload_get){ .path = "big/f.bin", .buf = got, .cap = sizeof(got) };
+			if (payload_get_many(ps, &r, 1) || r.len != sizeof(got) ||
+			    memcmp(got, want[k], sizeof(got)) || r.obj_version != in.version)
+				ok = 0;
+		}
+	}
+	CHECK(ok, "a cached version of 20000 bytes: every rewrite by the other writer is seen at the next call");
 }
 
 static void test_threads(payload_store *ps)
@@ -667,6 +789,8 @@ int main(void)
 	test_versions(ps);
 	test_threads(ps);
 	test_put_format_moved();
+	test_inline(ps);
+	test_cached_fresh(ps);
 	payload_close(ps);
 	store_close(W);
 	rc = payload_open(dir, PAYLOAD_RDWR, &ps);
