@@ -5,13 +5,27 @@
  *      it reaches zero, and never used after (an underflow aborts).
  *  (2) Every timeout option is set before rados_connect(): from then on
  *      each OSD operation, monitor command and reconnection is bounded.
+ *  (3) The caller's stderr keeps its file status flags. Ceph's logging
+ *      sets O_NONBLOCK on fd 2 when it is a pipe (seen in librados 16 on
+ *      Debian 12: fcntl(2, F_SETFL, O_WRONLY|O_NONBLOCK) in rados_create's
+ *      context set-up). The flags belong to the open file description, so
+ *      with `2>&1` into a pipe stdout became non-blocking too, and a
+ *      program writing more than the pipe holds got EAGAIN: `payloadctl
+ *      cat STORE f 2>&1 | slow-reader` of a RADOS store stopped after
+ *      64 KiB with status 1 and its message lost. rconn_open saves fd 2's
+ *      flags first and puts them back once librados is set up (also on
+ *      failure). Writers on that pipe during the set-up itself (a few ms)
+ *      can still see EAGAIN: tools/ctl_util.c's ctl_write_all waits for
+ *      POLLOUT then.
  */
 #include "cache/rados_conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/log.h"
 
@@ -34,23 +48,48 @@ static int conf_set_uint(rados_t cl, const char *key, unsigned val)
 	return rc;
 }
 
+/* Invariant 3: put back fd 2's file status flags saved as FL (-1: none). */
+static void stderr_restore(int fl)
+{
+	if (fl >= 0 && fcntl(STDERR_FILENO, F_GETFL) != fl)
+		(void)fcntl(STDERR_FILENO, F_SETFL, fl);
+}
+
+static int rconn_connect(const struct rados_conf *c, struct rconn *rc);
+
 int rconn_open(const struct rados_conf *c, struct rconn **out)
 {
-	const char *id = c->client_id && *c->client_id ? c->client_id : "admin";
 	struct rconn *rc;
-	int err;
+	int err, fl;
 
 	*out = NULL;
 	rc = calloc(1, sizeof(*rc));
 	if (!rc)
 		return -ENOMEM;
+	fl = fcntl(STDERR_FILENO, F_GETFL);       /* invariant 3 */
+	err = rconn_connect(c, rc);
+	stderr_restore(fl);
+	if (err) {
+		free(rc);
+		return err;
+	}
+	*out = rc;
+	return 0;
+}
+
+/* rados_create .. rados_connect into RC. @return 0 or -errno (logged;
+ * nothing left to shut down). */
+static int rconn_connect(const struct rados_conf *c, struct rconn *rc)
+{
+	const char *id = c->client_id && *c->client_id ? c->client_id : "admin";
+	int err;
+
 	rc->timeout = c->timeout ? c->timeout : RADOS_DEFAULT_TIMEOUT;
 	rc->refs = 1;
 	err = rados_create(&rc->cluster, id);
 	if (err) {
 		log_err("rados: cannot create a handle for client.%s: %s (%s)", id, strerror(-err),
 			log_errname(err));
-		free(rc);
 		return err;
 	}
 	err = rados_conf_read_file(rc->cluster, c->conf_path);
@@ -76,11 +115,9 @@ int rconn_open(const struct rados_conf *c, struct rconn **out)
 			log_errname(err));
 		goto fail;
 	}
-	*out = rc;
 	return 0;
 fail:
 	rados_shutdown(rc->cluster);
-	free(rc);
 	return err;
 }
 

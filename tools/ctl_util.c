@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -159,6 +160,13 @@ int ctl_write_all(int fd, const void *buf, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/* a non-blocking pipe (another process's flags:
+				 * cache/rados_conn.c (3)): wait until it drains */
+				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+				if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+					continue;
+			}
 			return -errno;
 		}
 		p += n;

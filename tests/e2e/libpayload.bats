@@ -53,6 +53,16 @@ teardown() { pfs_teardown; }
 	[ "$output" = "$(cat "$TWIN/d.csv")" ]
 }
 
+@test "stdout and stderr into one pipe, read slowly: every byte arrives (librados keeps stderr's flags)" {
+	# librados set O_NONBLOCK on a pipe on fd 2, and so on a 2>&1 stdout:
+	# writes past the pipe's 64 KiB failed with EAGAIN (cache/rados_conn.c (3))
+	[ "$(stat -c %s "$TWIN/d.csv")" -gt 65536 ]   # more than a pipe holds
+	"$PLTOOL" get "$STORE" d.csv 2>&1 | { sleep 0.5; cat; } >"$TMP/lib"
+	same_file "$TMP/lib" "$TWIN/d.csv"
+	"$PCTL" cat "$STORE" d.csv 2>&1 | { sleep 0.5; cat; } >"$TMP/ctl"
+	same_file "$TMP/ctl" "$TWIN/d.csv"
+}
+
 @test "a read-only handle sees a commit made through the mount after it opened" {
 	local pid
 	# d.csv: a cached version (index/pver.c (8)); s.txt: an inline object,

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -979,6 +980,44 @@ out:
 	free(next);
 }
 
+/* ctl_write_all into a pipe whose write end is O_NONBLOCK (as librados
+ * left stderr, and so a `2>&1` stdout: cache/rados_conn.c (3)) with a
+ * reader slower than the pipe: every byte arrives, nothing fails. */
+static void test_write_nonblocking(void)
+{
+	enum { LEN = 300000 };
+	char *buf = malloc(LEN), *got = malloc(LEN);
+	int fds[2], rc, st = -1;
+	size_t have = 0;
+	pid_t pid;
+
+	for (size_t i = 0; i < LEN; i++)
+		buf[i] = (char)('a' + i % 23);
+	if (!buf || !got || pipe(fds)) {
+		CHECK(0, "pipe: %s", strerror(errno));
+		return;
+	}
+	fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(ctl_write_all(fds[1], buf, LEN) ? 1 : 0);
+	}
+	close(fds[1]);
+	usleep(200 * 1000);          /* the writer fills the pipe and waits */
+	for (ssize_t n; have < LEN && (n = read(fds[0], got + have, LEN - have)) > 0;) {
+		have += (size_t)n;
+		usleep(1000);
+	}
+	close(fds[0]);
+	rc = waitpid(pid, &st, 0);
+	CHECK(rc == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "ctl_write_all into a full non-blocking pipe returns 0 (status %d)", st);
+	CHECK(have == LEN && !memcmp(got, buf, LEN), "... and the reader got all %d bytes (%zu)", LEN, have);
+	free(buf);
+	free(got);
+}
+
 int main(void)
 {
 	log_init("test_ctl", LOG_TO_STDERR, -1);
@@ -988,6 +1027,7 @@ int main(void)
 		return 1;
 	}
 	test_parse();
+	test_write_nonblocking();
 	test_figures();
 	test_roundtrip();
 	test_import_options();
