@@ -43,9 +43,8 @@
 struct store_rview {
 	struct store *st;
 	struct idx_txn *t;
-	char *pfx;              /* (R3): the remembered directory's path */
-	size_t pfx_len, pfx_cap;
-	int have_pfx;
+	char *pfx;              /* (R3): the remembered directory's path, or NULL */
+	size_t pfx_len;
 	struct idx_inode pdir;  /* ... and its inode */
 };
 
@@ -219,22 +218,21 @@ int store_rview_resolve(struct store *st, struct store_rview *v, const char *pat
 	/* (R3): a plain last component of a directory resolved before */
 	if (!slash || !*last || strcmp(last, ".") == 0 || strcmp(last, "..") == 0)
 		return resolve_root(st, v, path, follow, out);
-	if (!v->have_pfx || v->pfx_len != plen || memcmp(v->pfx, path, plen) != 0) {
+	if (!v->pfx || v->pfx_len != plen || memcmp(v->pfx, path, plen) != 0) {
 		char *dir = strndup(path, plen);
 		int rc;
 
 		if (!dir)
 			return -ENOMEM;
-		v->have_pfx = 0;
+		free(v->pfx);           /* pdir is overwritten below */
+		v->pfx = NULL;
 		rc = resolve_root(st, v, dir, 1, &v->pdir);
 		if (rc || !S_ISDIR(v->pdir.mode)) {
 			free(dir);
 			return resolve_root(st, v, path, follow, out);
 		}
-		free(v->pfx);
 		v->pfx = dir;
 		v->pfx_len = plen;
-		v->have_pfx = 1;
 	}
 	return resolve_from(st, v, &v->pdir, last, follow, &links, out);
 }
